@@ -1,0 +1,210 @@
+#pragma once
+
+// Backend and Transaction: the seam between the POSIX logic (namespace.cc,
+// written once) and a database dialect (sqlite_backend.cc,
+// pg_backend.cc). A Backend hands out Transactions; a Transaction has one
+// small typed method per table access the POSIX logic needs, so each dialect
+// writes its best SQL for it (PostgreSQL joins and lateral subqueries,
+// SQLite's rowid tricks) and the logic above never sees SQL.
+//
+// Private to libnamespace; tests include it to wrap a backend with faults.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "libnamespace/include/namespace/namespace.h"
+#include "libnamespace/include/namespace/status.h"
+#include "libnamespace/include/namespace/types.h"
+
+namespace ns {
+
+// Row locks a transaction takes on an inode it reads. Locks are always taken
+// in ascending inode order by the caller (LockInodes sorts), so two
+// transactions never wait on each other in a cycle; the backend still
+// retries if the database reports a deadlock.
+enum class LockMode {
+  kNone,
+  // The caller adds or removes entries in this directory, or needs it to
+  // exist until commit. Many transactions hold it at once (PostgreSQL FOR
+  // KEY SHARE): concurrent creates in one directory do not wait on each
+  // other. Conflicts only with kExclusive.
+  kShared,
+  // The caller updates or deletes this row (PostgreSQL FOR UPDATE).
+  kExclusive,
+};
+
+// A directory entry as stored.
+struct EntryRow {
+  InodeId child = 0;
+  FileType type = FileType::kRegular;
+  uint64_t cookie = 0;
+};
+
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // The inode's attributes, locked as asked. For a directory, nlink, mtime,
+  // ctime and change include pending entry-change records (DirChanged).
+  // Errors: Stale if there is no such inode.
+  virtual Result<Attr> GetInode(InodeId ino, LockMode lock) = 0;
+
+  // Directory `parent` and, if `name` exists in it, the child's attributes —
+  // in one round trip (the hot path of LOOKUP and path walks). No locks.
+  // Errors: Stale if parent does not exist.
+  virtual Result<std::pair<Attr, std::optional<Attr>>> LookupWithParent(
+      InodeId parent, std::string_view name) = 0;
+
+  // Inserts a new inode from `attr` (attr.ino is ignored) and returns the id
+  // the database assigned: never one used before.
+  virtual Result<InodeId> InsertInode(const Attr& attr) = 0;
+
+  // Writes mode, uid, gid, size, rdev, atime, mtime, ctime and parent from
+  // `attr`; nlink too unless the inode is a directory (a directory's nlink
+  // changes only through DirChanged). Sets change to its effective value + 1
+  // (attr.change is ignored). For a directory the backend first folds
+  // pending entry-change records into the row.
+  // REQUIRES: the row is locked kExclusive in this transaction.
+  virtual Status UpdateInode(const Attr& attr) = 0;
+
+  // Deletes the inode row and its symlink target / side rows.
+  virtual Status DeleteInode(InodeId ino) = 0;
+
+  // The entry `name` in `parent`, or nullopt.
+  virtual Result<std::optional<EntryRow>> LookupEntry(InodeId parent,
+                                                      std::string_view name) = 0;
+
+  // Adds an entry with a fresh cookie (larger than every cookie handed out
+  // before in this namespace). Errors: Exists if the name is taken —
+  // including by a concurrent transaction that commits first.
+  virtual Status InsertEntry(InodeId parent, std::string_view name,
+                             InodeId child, FileType type) = 0;
+
+  // Errors: NotFound if there is no such entry.
+  virtual Status DeleteEntry(InodeId parent, std::string_view name) = 0;
+
+  // Whether the directory has any entry.
+  virtual Result<bool> HasEntries(InodeId dir) = 0;
+
+  // Up to `limit` entries of `dir` with cookie > `after_cookie`, in cookie
+  // order; with attributes when `with_attrs`. Cost independent of the
+  // directory's size (an index range scan).
+  virtual Result<std::vector<DirEntry>> ListEntries(InodeId dir,
+                                                    uint64_t after_cookie,
+                                                    uint32_t limit,
+                                                    bool with_attrs) = 0;
+
+  // Records that an entry of `dir` changed: mtime = ctime = now, change + 1,
+  // nlink + nlink_delta. A backend may record this apart from the row
+  // (PostgreSQL appends to dir_deltas) so that concurrent creates in one
+  // directory never wait on its row lock. REQUIRES: `dir` locked kShared or
+  // kExclusive.
+  virtual Status DirChanged(InodeId dir, int nlink_delta, TimeNs now) = 0;
+
+  virtual Status InsertSymlink(InodeId ino, std::string_view target) = 0;
+  // Errors: Corruption if the symlink has no target row.
+  virtual Result<std::string> ReadSymlink(InodeId ino) = 0;
+
+  // The orphan list: inodes with no name kept alive for an open file.
+  virtual Status AddOrphan(InodeId ino, TimeNs now) = 0;
+  virtual Status RemoveOrphan(InodeId ino) = 0;
+
+  // Serializes directory renames that change a directory's parent, so two
+  // of them cannot together make a cycle (the ancestry check of one would
+  // not see the other's move). Held until commit. PostgreSQL: a
+  // transaction-level advisory lock; SQLite: nothing (one writer).
+  virtual Status LockTopology() = 0;
+
+  virtual Result<FsStats> Stats() = 0;
+};
+
+// A function run inside one transaction. It may run more than once (the
+// backend retries on transient conflicts), so it must have no effect outside
+// the transaction besides what it returns through captured variables that it
+// resets on entry.
+using TxnFn = std::function<Status(Transaction&)>;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "sqlite" or "postgresql": selects the migrations in schema/.
+  virtual std::string_view Dialect() const = 0;
+
+  // Runs `fn` in a read-write transaction and commits durably (SQLite: maybe
+  // together with other callers' transactions in one group commit). On a
+  // transient conflict the transaction is rolled back and `fn` runs again;
+  // Retry never reaches the caller. If `fn` returns an error the
+  // transaction is rolled back and that error returned.
+  virtual Status Write(const TxnFn& fn) = 0;
+
+  // Runs `fn` in a read-only transaction (one consistent snapshot).
+  virtual Status Read(const TxnFn& fn) = 0;
+
+  // The cookie verifier of this namespace (fs_info.verifier): cookies stay
+  // valid across changes, so it only changes if the namespace is rebuilt.
+  virtual uint64_t CookieVerifier() = 0;
+
+  // --- schema management (used by schema.cc and nsadmin) ---
+  // The highest version recorded in schema_version; 0 for an empty
+  // database. Errors: Corruption (tables exist but no schema_version).
+  virtual Result<int> SchemaVersion() = 0;
+  // Runs a migration script and records `version` in schema_version, in one
+  // transaction: either all of it applies or none.
+  virtual Status ApplyMigration(int version, std::string_view name,
+                                std::string_view sql) = 0;
+  // Called once the schema is known to be current (loads fs_info, starts
+  // background work such as folding dir_deltas).
+  virtual Status Start() = 0;
+};
+
+// Forwards every call to another backend, so a test double overrides only
+// what it needs (fault injection) and a cache can sit in front.
+class BackendWrapper : public Backend {
+ public:
+  explicit BackendWrapper(std::unique_ptr<Backend> target)
+      : target_(std::move(target)) {}
+  std::string_view Dialect() const override { return target_->Dialect(); }
+  Status Write(const TxnFn& fn) override { return target_->Write(fn); }
+  Status Read(const TxnFn& fn) override { return target_->Read(fn); }
+  uint64_t CookieVerifier() override { return target_->CookieVerifier(); }
+  Result<int> SchemaVersion() override { return target_->SchemaVersion(); }
+  Status ApplyMigration(int version, std::string_view name,
+                        std::string_view sql) override {
+    return target_->ApplyMigration(version, name, sql);
+  }
+  Status Start() override { return target_->Start(); }
+  Backend& target() { return *target_; }
+
+ private:
+  std::unique_ptr<Backend> target_;
+};
+
+// Creates the backend for a URI without touching the schema.
+// sqlite:... and postgresql://... / postgres://... are registered.
+// Errors: Invalid (unknown scheme or malformed URI), Unavailable.
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& uri,
+                                             const NamespaceOptions& options);
+
+// Registry: a backend factory per URI scheme (the part before ':').
+using BackendFactory = std::function<Result<std::unique_ptr<Backend>>(
+    const std::string& uri, const NamespaceOptions& options)>;
+void RegisterBackend(const std::string& scheme, BackendFactory factory);
+
+// Defined by each backend's .cc; called by OpenBackend so the registrations
+// survive static linking.
+Result<std::unique_ptr<Backend>> OpenSqliteBackend(
+    const std::string& uri, const NamespaceOptions& options);
+Result<std::unique_ptr<Backend>> OpenPostgresBackend(
+    const std::string& uri, const NamespaceOptions& options);
+
+// Current wall clock in nanoseconds since the epoch.
+TimeNs NowNs();
+
+}  // namespace ns
