@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, from Debian 12's packages.
+# Idempotent: when everything is already installed it changes nothing and
+# needs no network.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libsqlite3-dev sqlite3           # embedded backend (and its CLI for debugging)
+  libpqxx-dev libpq-dev            # PostgreSQL backend
+  postgresql postgresql-contrib    # real servers for tests; pgbench for benchmarks
+  libfmt-dev libcli11-dev          # formatting; command-line parsing in tools
+  libgtest-dev libgmock-dev        # tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

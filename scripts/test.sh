@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, builds, runs every test.
+# PostgreSQL tests start their own throwaway cluster; nothing is skipped.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/build.sh"
+cd "$ROOT/build"
+ctest --output-on-failure --timeout 1200 -j1
