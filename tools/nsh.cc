@@ -155,20 +155,43 @@ struct LsFlags {
   bool recursive = false;
 };
 
-void PrintLong(Shell& sh, const Attr& a, const std::string& name) {
-  std::string size = (a.type == FileType::kBlockDevice ||
-                      a.type == FileType::kCharDevice)
-                         ? fmt::format("{}, {}", a.rdev_major, a.rdev_minor)
-                         : std::to_string(a.size);
-  std::string line = fmt::format(
-      "{} {} {} {} {:>8} {} {}", ModeString(a), a.nlink,
-      UserName(a.uid, sh.numeric_ids), GroupName(a.gid, sh.numeric_ids), size,
-      LsTime(a.mtime), name);
+// One `ls -l` line, split in columns so a listing can align them.
+struct LongRow {
+  std::string mode, links, user, group, size, time, name;
+};
+
+LongRow MakeLongRow(Shell& sh, const Attr& a, const std::string& name) {
+  LongRow r;
+  r.mode = ModeString(a);
+  r.links = std::to_string(a.nlink);
+  r.user = UserName(a.uid, sh.numeric_ids);
+  r.group = GroupName(a.gid, sh.numeric_ids);
+  r.size = (a.type == FileType::kBlockDevice || a.type == FileType::kCharDevice)
+               ? fmt::format("{}, {}", a.rdev_major, a.rdev_minor)
+               : std::to_string(a.size);
+  r.time = LsTime(a.mtime);
+  r.name = name;
   if (a.type == FileType::kSymlink) {
     auto target = sh.fs->ReadLink(sh.cred, a.ino);
-    if (target.ok()) line += " -> " + *target;
+    if (target.ok()) r.name += " -> " + *target;
   }
-  fmt::print("{}\n", line);
+  return r;
+}
+
+// Prints rows as coreutils does: numbers right-aligned, names left-aligned,
+// each column as wide as its widest cell.
+void PrintLongRows(const std::vector<LongRow>& rows) {
+  size_t w[4] = {0, 0, 0, 0};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.links.size());
+    w[1] = std::max(w[1], r.user.size());
+    w[2] = std::max(w[2], r.group.size());
+    w[3] = std::max(w[3], r.size.size());
+  }
+  for (const auto& r : rows) {
+    fmt::print("{} {:>{}} {:<{}} {:<{}} {:>{}} {} {}\n", r.mode, r.links, w[0],
+               r.user, w[1], r.group, w[2], r.size, w[3], r.time, r.name);
+  }
 }
 
 void ListDir(Shell& sh, const std::string& path, const Attr& dir,
@@ -188,9 +211,10 @@ void ListDir(Shell& sh, const std::string& path, const Attr& dir,
     for (const auto& e : *entries) blocks += (e.attr->size + 1023) / 1024;
     fmt::print("total {}\n", blocks);
   }
+  std::vector<LongRow> rows;
   auto show = [&](const Attr& a, const std::string& name) {
     if (f.long_format) {
-      PrintLong(sh, a, name);
+      rows.push_back(MakeLongRow(sh, a, name));
     } else {
       fmt::print("{}\n", name);
     }
@@ -204,6 +228,7 @@ void ListDir(Shell& sh, const std::string& path, const Attr& dir,
     if (!f.all && e.name[0] == '.') continue;
     show(*e.attr, e.name);
   }
+  PrintLongRows(rows);
   if (f.recursive) {
     for (const auto& e : *entries) {
       if (e.type != FileType::kDirectory) continue;
@@ -226,7 +251,7 @@ void CmdLs(Shell& sh, std::vector<std::string> paths, const LsFlags& f) {
     }
     if (a->type != FileType::kDirectory) {
       if (f.long_format) {
-        PrintLong(sh, *a, p);
+        PrintLongRows({MakeLongRow(sh, *a, p)});
       } else {
         fmt::print("{}\n", p);
       }
