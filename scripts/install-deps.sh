@@ -11,6 +11,7 @@ PACKAGES=(
   postgresql postgresql-contrib    # real servers for tests; pgbench for benchmarks
   libfmt-dev libcli11-dev          # formatting; command-line parsing in tools
   libgtest-dev libgmock-dev        # tests
+  libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
 )
 
 missing=()

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <climits>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,6 +70,11 @@ std::string Quote(std::string_view name) {
 struct LockSpec {
   InodeId ino;
   LockMode mode;
+  // The id came from a directory entry read before the lock: if the inode
+  // is gone by the time we lock it, a concurrent transaction removed it and
+  // the whole operation must start over (and will then see the entry gone),
+  // rather than report a stale id the caller never gave.
+  bool from_entry = false;
 };
 
 // Locks (and reads) the given inodes in ascending id order; an id named
@@ -79,14 +86,33 @@ Result<std::map<InodeId, Attr>> LockInodes(Transaction& t,
   std::map<InodeId, Attr> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     LockMode mode = specs[i].mode;
+    bool from_entry = specs[i].from_entry;
     while (i + 1 < specs.size() && specs[i + 1].ino == specs[i].ino) {
       ++i;
       mode = std::max(mode, specs[i].mode);
+      from_entry = from_entry && specs[i].from_entry;
     }
-    NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(specs[i].ino, mode));
-    out[a.ino] = a;
+    Result<Attr> a = t.GetInode(specs[i].ino, mode);
+    if (!a.ok()) {
+      if (a.status().IsStale() && from_entry) {
+        return Status::Retry("inode " + std::to_string(specs[i].ino),
+                             "removed concurrently");
+      }
+      return a.status();
+    }
+    out[a->ino] = *a;
   }
   return out;
+}
+
+// Inode ids are stored as signed 64-bit integers: larger ones cannot exist.
+Status CheckIds(std::initializer_list<InodeId> ids) {
+  for (InodeId id : ids) {
+    if (id == 0 || id > static_cast<InodeId>(INT64_MAX)) {
+      return Status::Stale("inode " + std::to_string(id), "no such inode");
+    }
+  }
+  return Status::Ok();
 }
 
 Status RequireDir(const Attr& a, std::string_view ctx) {
@@ -157,6 +183,7 @@ Namespace::~Namespace() = default;
 
 Result<Attr> Namespace::Lookup(const Credentials& cred, InodeId parent,
                                std::string_view name) {
+  NS_RETURN_IF_ERROR(CheckIds({parent}));
   bool dot = name == ".";
   bool dotdot = name == "..";
   if (!dot && !dotdot) NS_RETURN_IF_ERROR(ValidateName(name));
@@ -182,6 +209,7 @@ Result<Attr> Namespace::Lookup(const Credentials& cred, InodeId parent,
 }
 
 Result<Attr> Namespace::GetAttr(const Credentials& /*cred*/, InodeId ino) {
+  NS_RETURN_IF_ERROR(CheckIds({ino}));
   Attr out;
   Status s = backend_->Read([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(out, t.GetInode(ino, LockMode::kNone));
@@ -193,6 +221,7 @@ Result<Attr> Namespace::GetAttr(const Credentials& /*cred*/, InodeId ino) {
 
 Result<Attr> Namespace::SetAttr(const Credentials& cred, InodeId ino,
                                 const SetAttrRequest& req) {
+  NS_RETURN_IF_ERROR(CheckIds({ino}));
   Attr out;
   Status s = backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(ino, LockMode::kExclusive));
@@ -245,6 +274,7 @@ class Namespace::Ops {
                                InodeId parent, std::string_view name,
                                FileType type, uint32_t mode, uint32_t major,
                                uint32_t minor, std::string_view target) {
+    NS_RETURN_IF_ERROR(CheckIds({parent}));
     NS_RETURN_IF_ERROR(ValidateName(name));
     const std::string ctx = "create " + Quote(name);
     Attr out;
@@ -333,6 +363,7 @@ Result<Attr> Namespace::Symlink(const Credentials& cred, InodeId parent,
 
 Result<std::string> Namespace::ReadLink(const Credentials& /*cred*/,
                                         InodeId ino) {
+  NS_RETURN_IF_ERROR(CheckIds({ino}));
   std::string out;
   Status s = backend_->Read([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(ino, LockMode::kNone));
@@ -349,6 +380,7 @@ Result<std::string> Namespace::ReadLink(const Credentials& /*cred*/,
 
 Result<Attr> Namespace::Link(const Credentials& cred, InodeId ino,
                              InodeId new_parent, std::string_view new_name) {
+  NS_RETURN_IF_ERROR(CheckIds({ino, new_parent}));
   NS_RETURN_IF_ERROR(ValidateName(new_name));
   const std::string ctx = "link " + Quote(new_name);
   Attr out;
@@ -382,6 +414,7 @@ Result<Attr> Namespace::Link(const Credentials& cred, InodeId ino,
 Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
                                        std::string_view name,
                                        const UnlinkOptions& options) {
+  NS_RETURN_IF_ERROR(CheckIds({parent}));
   NS_RETURN_IF_ERROR(ValidateName(name));
   const std::string ctx = "unlink " + Quote(name);
   UnlinkResult out;
@@ -395,7 +428,7 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
     if (entry->type == FileType::kDirectory) return Status::IsDir(ctx);
     NS_ASSIGN_OR_RETURN(auto locked,
                         LockInodes(t, {{parent, LockMode::kShared},
-                                       {entry->child, LockMode::kExclusive}}));
+                                       {entry->child, LockMode::kExclusive, true}}));
     // The entry was read before the locks: make sure it still names the
     // inode we locked, else start over.
     NS_ASSIGN_OR_RETURN(auto again, t.LookupEntry(parent, name));
@@ -415,6 +448,7 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
 
 Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
                         std::string_view name) {
+  NS_RETURN_IF_ERROR(CheckIds({parent}));
   NS_RETURN_IF_ERROR(ValidateName(name));
   const std::string ctx = "rmdir " + Quote(name);
   return backend_->Write([&](Transaction& t) -> Status {
@@ -427,7 +461,7 @@ Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
     if (entry->type != FileType::kDirectory) return Status::NotDir(ctx);
     NS_ASSIGN_OR_RETURN(auto locked,
                         LockInodes(t, {{parent, LockMode::kShared},
-                                       {entry->child, LockMode::kExclusive}}));
+                                       {entry->child, LockMode::kExclusive, true}}));
     NS_ASSIGN_OR_RETURN(auto again, t.LookupEntry(parent, name));
     if (!again || again->child != entry->child) return Status::Retry(ctx);
     const Attr& p = locked[parent];
@@ -450,6 +484,7 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
                                        InodeId dst_parent,
                                        std::string_view dst_name,
                                        const UnlinkOptions& options) {
+  NS_RETURN_IF_ERROR(CheckIds({src_parent, dst_parent}));
   NS_RETURN_IF_ERROR(ValidateName(src_name));
   NS_RETURN_IF_ERROR(ValidateName(dst_name));
   const std::string ctx =
@@ -492,8 +527,8 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
     }
     std::vector<LockSpec> specs = {{src_parent, LockMode::kShared},
                                    {dst_parent, LockMode::kShared},
-                                   {src->child, LockMode::kExclusive}};
-    if (dst) specs.push_back({dst->child, LockMode::kExclusive});
+                                   {src->child, LockMode::kExclusive, true}};
+    if (dst) specs.push_back({dst->child, LockMode::kExclusive, true});
     NS_ASSIGN_OR_RETURN(auto locked, LockInodes(t, specs));
     NS_ASSIGN_OR_RETURN(auto src2, t.LookupEntry(src_parent, src_name));
     NS_ASSIGN_OR_RETURN(auto dst2, t.LookupEntry(dst_parent, dst_name));
@@ -530,7 +565,11 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
       }
     }
     NS_RETURN_IF_ERROR(t.DeleteEntry(src_parent, src_name));
-    NS_RETURN_IF_ERROR(t.InsertEntry(dst_parent, dst_name, moved.ino, moved.type));
+    Status inserted = t.InsertEntry(dst_parent, dst_name, moved.ino, moved.type);
+    // The target name was free when we looked but a concurrent create took
+    // it: rename(2) replaces, so start over and replace it this time.
+    if (inserted.IsExists()) return Status::Retry(ctx, "target appeared");
+    NS_RETURN_IF_ERROR(inserted);
     moved.ctime = now;
     if (moves_dir) moved.parent = dst_parent;
     NS_RETURN_IF_ERROR(t.UpdateInode(moved));
@@ -546,6 +585,7 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
 
 Result<DirPage> Namespace::ReadDir(const Credentials& cred, InodeId dir,
                                    const ReadDirRequest& req) {
+  NS_RETURN_IF_ERROR(CheckIds({dir}));
   const std::string ctx = "readdir inode " + std::to_string(dir);
   if (req.max_entries == 0) return Status::Invalid(ctx, "page of 0 entries");
   if (req.cookie == 1 || req.cookie == 2) {
@@ -647,6 +687,7 @@ Result<FsStats> Namespace::StatFs(const Credentials& /*cred*/) {
 }
 
 Status Namespace::ReleaseOrphan(InodeId ino) {
+  NS_RETURN_IF_ERROR(CheckIds({ino}));
   return backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(ino, LockMode::kExclusive));
     if (a.nlink != 0) {

@@ -15,6 +15,8 @@ std::string OneLine(std::string_view msg) {
   for (char c : msg) {
     if (c == '\n') {
       if (!out.empty() && out.back() != ' ') out += "; ";
+    } else if (c == '\t' || c == ' ') {
+      if (!out.empty() && out.back() != ' ') out += ' ';
     } else {
       out += c;
     }
@@ -40,6 +42,8 @@ bool IsUnavailableState(std::string_view state) {
 
 }  // namespace
 
+std::string PgMessage(const std::exception& e) { return OneLine(e.what()); }
+
 std::string_view PgSqlState(const std::exception& e) {
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     return sql->sqlstate();
@@ -48,7 +52,7 @@ std::string_view PgSqlState(const std::exception& e) {
 }
 
 Status PgStatus(const std::exception& e, std::string_view ctx) {
-  const std::string detail = OneLine(e.what());
+  const std::string detail = PgMessage(e);
   // libpqxx 6 raises transaction_rollback and its subclasses without a
   // SQLSTATE (they are not sql_errors), so the class decides for them.
   if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr ||

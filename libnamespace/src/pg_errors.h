@@ -19,6 +19,7 @@
 // go to the caller as they are.
 
 #include <exception>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -29,6 +30,9 @@ namespace ns {
 // Translates an exception caught while talking to PostgreSQL. `ctx` names
 // the operation ("pg insert entry"); the detail is the server's message.
 Status PgStatus(const std::exception& e, std::string_view ctx);
+
+// e.what() on one line (libpq messages span several), for a Status detail.
+std::string PgMessage(const std::exception& e);
 
 // The SQLSTATE carried by `e`, or "" when it carries none (libpqxx 6 keeps
 // it only on pqxx::sql_error and its subclasses).

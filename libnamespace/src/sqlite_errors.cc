@@ -1,12 +1,11 @@
 #include "libnamespace/src/sqlite_errors.h"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace ns {
 namespace {
@@ -82,9 +81,9 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view ctx) {
                                  Detail(code, db, ctx));
     }
     case SQLITE_FULL:
-      return Status::IOError("disk full",
-                             fmt::format("{} ({})", Detail(code, db, ctx),
-                                         DbPath(db)));
+      return Status::IOError(
+          "disk full",
+          fmt::format("{} ({})", Detail(code, db, ctx), DbPath(db)));
     default:
       return Status::IOError(ctx, Detail(code, db, {}));
   }

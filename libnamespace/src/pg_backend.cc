@@ -1,0 +1,1353 @@
+// The PostgreSQL backend: Backend and Transaction over libpqxx 6.
+//
+// Shape:
+//   - ConnPool hands out connections (made lazily, at most pool_size), each
+//     with every statement of Statements() registered by name. libpqxx 6
+//     sends the PREPARE on a statement's first use on a connection, so
+//     statements naming tables that a migration has yet to create cost
+//     nothing until the schema exists.
+//   - Read runs fn in a pqxx::nontransaction: every statement is its own
+//     snapshot and one round trip, with no BEGIN/COMMIT.
+//   - Write runs fn in one READ COMMITTED transaction that PgTxn opens and
+//     ends itself (on a nontransaction), because on a loopback connection
+//     the context switches of each round trip are most of a write's CPU
+//     time (measured with perf): BEGIN travels with the first statement,
+//     and statements whose result the caller does not need (DirChanged,
+//     InsertInode with an inode number reserved in advance, ...) travel with
+//     the next statement or with COMMIT. A create is three round trips
+//     instead of six. The first SELECT also returns the transaction id, so
+//     that a COMMIT cut off by a lost connection can be looked up
+//     (txid_status) instead of reported as "outcome unknown".
+//   - RunOnConnection retries serialization failures and deadlocks (Retry)
+//     with jittered backoff, and rides out a lost or restarting server
+//     (Unavailable) on fresh connections for up to kUnavailableBudget.
+//   - The hot directory: DirChanged appends to dir_deltas instead of
+//     updating the directory row, so concurrent creates in one directory
+//     only share a FOR KEY SHARE lock on it. Readers add the pending deltas
+//     in the same statement; a background thread folds them into the row.
+//   - Every exception is caught here and translated by PgStatus
+//     (pg_errors.h); none reaches the core.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "libnamespace/src/backend.h"
+#include "libnamespace/src/pg_errors.h"
+
+namespace ns {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Advisory lock keys (pg_advisory_xact_lock takes one bigint). Fixed so
+// that every process on the database agrees; the ASCII spells what they
+// guard, which makes them recognisable in pg_locks.
+constexpr int64_t kTopologyLockKey = 0x6e732d746f706f31;  // "ns-topo1"
+constexpr int64_t kSchemaLockKey = 0x6e732d736368656d;    // "ns-schem"
+
+// Serialization failures and deadlocks are retried this often before the
+// caller sees Unavailable (a caller never sees Retry).
+constexpr int kMaxConflictRetries = 1000;
+// How long an operation keeps trying to reach a server that went away
+// (restart, failover) before Unavailable reaches the caller.
+constexpr auto kUnavailableBudget = std::chrono::seconds(20);
+// The folding thread wakes this often, and folds at most this many
+// directories before looking again.
+constexpr auto kFoldInterval = std::chrono::milliseconds(50);
+constexpr int kFoldBatch = 256;
+// Inode numbers reserved from inode_ino_seq per round trip (see InoCache).
+constexpr int kInoBatch = 64;
+// Above this many inodes (pg_class.reltuples), Stats estimates from a
+// sample instead of counting every row.
+constexpr double kExactStatsRows = 1e6;
+// Rows the Stats sample aims to read when estimating.
+constexpr double kStatsSampleRows = 50000;
+
+// --- SQL -------------------------------------------------------------------
+//
+// Attribute columns are always selected in Attr field order, 16 of them,
+// so RowToAttr can read any statement's row from a column offset.
+
+// A directory's pending entry changes as one row (c = changes, n = nlink
+// delta, t = latest time), computed inside the statement that reads the
+// directory so row and deltas come from one snapshot. The `type = 2` test
+// becomes a one-time filter: files never probe dir_deltas.
+std::string DeltasOf(const std::string& i) {
+  return "(SELECT count(*) AS c, coalesce(sum(nlink_delta), 0) AS n, "
+         "max(time_ns) AS t FROM dir_deltas WHERE parent = " +
+         i + ".ino AND " + i + ".type = 2)";
+}
+
+// The effective attributes of inode alias `i` with deltas alias `d`:
+// nlink + n, change + c, mtime/ctime raised to the newest delta
+// (greatest() ignores the NULL max of no deltas).
+std::string EffectiveCols(const std::string& i, const std::string& d) {
+  return i + ".ino, " + i + ".type, " + i + ".mode, " + i + ".nlink + " + d +
+         ".n, " + i + ".uid, " + i + ".gid, " + i + ".size, " + i +
+         ".rdev_major, " + i + ".rdev_minor, " + i + ".atime_ns, greatest(" +
+         i + ".mtime_ns, " + d + ".t), greatest(" + i + ".ctime_ns, " + d +
+         ".t), " + i + ".btime_ns, " + i + ".change + " + d + ".c, " + i +
+         ".generation, " + i + ".parent";
+}
+
+// A locking read returns, besides the attributes, whether the row it
+// locked is the version its snapshot saw. In READ COMMITTED, when the row
+// was updated after the statement's snapshot was taken (a fold, or a
+// writer we waited for), PostgreSQL locks and returns the newest version
+// while the deltas subquery still reflects the older snapshot; the two
+// would then count the folded deltas twice. The scalar subquery reads the
+// snapshot's version, so a differing xmin tells the caller to read again
+// (with the lock now held, from a fresh snapshot).
+std::string LockingGet(const std::string& clause) {
+  return "SELECT " + EffectiveCols("i", "d") +
+         ", i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1) "
+         "FROM inodes i CROSS JOIN LATERAL " +
+         DeltasOf("i") + " d WHERE i.ino = $1 " + clause;
+}
+
+// Statement names, shared by the table below and the call sites.
+const std::string kGet = "get";
+const std::string kGetKeyShare = "get_ks";
+const std::string kGetUpdate = "get_upd";
+const std::string kLookupWithParent = "lookup_wp";
+const std::string kNextInos = "next_inos";
+const std::string kInsertInode = "ins_inode";
+const std::string kUpdateInode = "upd_inode";
+const std::string kDeleteInode = "del_inode";
+const std::string kLookupEntry = "lookup_ent";
+const std::string kInsertEntry = "ins_ent";
+const std::string kDeleteEntry = "del_ent";
+const std::string kHasEntries = "has_ent";
+const std::string kList = "list";
+const std::string kListAttrs = "list_attrs";
+const std::string kDirChanged = "dir_changed";
+const std::string kInsertSymlink = "ins_symlink";
+const std::string kReadSymlink = "read_symlink";
+const std::string kAddOrphan = "add_orphan";
+const std::string kRemoveOrphan = "rm_orphan";
+const std::string kLockTopology = "lock_topo";
+const std::string kFoldList = "fold_list";
+const std::string kFold = "fold";
+const std::string kVerifier = "verifier";
+const std::string kStatsMeta = "stats_meta";
+const std::string kStatsExact = "stats_exact";
+const std::string kStatsSample = "stats_sample";
+
+struct StatementDef {
+  std::string name;
+  std::string sql;
+};
+
+// SELECT statements that may open a Write transaction; each gets a twin,
+// name + kXidSuffix, returning two extra last columns: txid_current() and
+// the transaction's start in whole seconds (server clock). That is how a
+// Write learns who it is without a round trip of its own; it needs both to
+// find out, if the connection breaks during COMMIT, whether the
+// transaction committed (see PgBackend::CommitOutcome).
+const std::string kXidSuffix = "_x";
+const std::vector<std::string>& XidVariantOf() {
+  static const std::vector<std::string>* const names =
+      new std::vector<std::string>{kGet,        kGetKeyShare, kGetUpdate,
+                                   kLookupWithParent, kNextInos,
+                                   kLookupEntry, kHasEntries, kList,
+                                   kListAttrs,  kReadSymlink};
+  return *names;
+}
+
+bool HasXidVariant(const std::string& name) {
+  const auto& v = XidVariantOf();
+  return std::find(v.begin(), v.end(), name) != v.end();
+}
+
+const std::vector<StatementDef>& Statements() {
+  static const std::vector<StatementDef>* const defs = [] {
+    auto* v = new std::vector<StatementDef>;
+    v->push_back({kGet, "SELECT " + EffectiveCols("i", "d") +
+                             " FROM inodes i CROSS JOIN LATERAL " +
+                             DeltasOf("i") + " d WHERE i.ino = $1"});
+    v->push_back({kGetKeyShare, LockingGet("FOR KEY SHARE OF i")});
+    v->push_back({kGetUpdate, LockingGet("FOR UPDATE OF i")});
+    v->push_back(
+        {kLookupWithParent,
+         "SELECT " + EffectiveCols("p", "pd") + ", e.child, " +
+             EffectiveCols("c", "cd") +
+             " FROM inodes p CROSS JOIN LATERAL " + DeltasOf("p") +
+             " pd LEFT JOIN dirents e ON e.parent = p.ino AND e.name = $2"
+             " LEFT JOIN inodes c ON c.ino = e.child"
+             " LEFT JOIN LATERAL " +
+             DeltasOf("c") + " cd ON true WHERE p.ino = $1"});
+    v->push_back({kNextInos,
+                  "SELECT nextval('inode_ino_seq') "
+                  "FROM generate_series(1, $1::int)"});
+    v->push_back(
+        {kInsertInode,
+         "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, size, "
+         "rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, btime_ns, "
+         "change, generation, parent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+         "$9, $10, $11, $12, $13, $14, $15, $16)"});
+    // Folds the directory's pending deltas and writes the row in one
+    // statement. The caller holds FOR UPDATE, which keeps DirChanged (it
+    // needs FOR KEY SHARE) and the folder (it skips locked rows) away, so
+    // the deltas deleted here are exactly those the caller's attributes
+    // already include. For files the DELETE finds nothing.
+    v->push_back(
+        {kUpdateInode,
+         "WITH d AS (DELETE FROM dir_deltas WHERE parent = $1 "
+         "RETURNING nlink_delta), "
+         "s AS (SELECT count(*) AS c, coalesce(sum(nlink_delta), 0) AS n "
+         "FROM d) "
+         "UPDATE inodes i SET mode = $2, uid = $3, gid = $4, size = $5, "
+         "rdev_major = $6, rdev_minor = $7, atime_ns = $8, mtime_ns = $9, "
+         "ctime_ns = $10, parent = $11, "
+         "nlink = CASE WHEN i.type = 2 THEN i.nlink + s.n ELSE $12 END, "
+         "change = i.change + s.c + 1 FROM s WHERE i.ino = $1"});
+    v->push_back({kDeleteInode,
+                  "WITH s AS (DELETE FROM symlinks WHERE ino = $1), "
+                  "o AS (DELETE FROM orphans WHERE ino = $1), "
+                  "d AS (DELETE FROM dir_deltas WHERE parent = $1) "
+                  "DELETE FROM inodes WHERE ino = $1"});
+    v->push_back({kLookupEntry,
+                  "SELECT child, type, cookie FROM dirents "
+                  "WHERE parent = $1 AND name = $2"});
+    // ON CONFLICT DO NOTHING rather than catching unique_violation: the
+    // transaction stays usable, and a concurrent insert of the same name
+    // is still waited for and reported (no row inserted -> Exists).
+    v->push_back({kInsertEntry,
+                  "INSERT INTO dirents (parent, name, child, type, cookie) "
+                  "VALUES ($1, $2, $3, $4, nextval('dirent_cookie_seq')) "
+                  "ON CONFLICT (parent, name) DO NOTHING"});
+    v->push_back({kDeleteEntry,
+                  "DELETE FROM dirents WHERE parent = $1 AND name = $2"});
+    v->push_back({kHasEntries,
+                  "SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = $1)"});
+    v->push_back({kList,
+                  "SELECT name, child, type, cookie FROM dirents "
+                  "WHERE parent = $1 AND cookie > $2 ORDER BY cookie "
+                  "LIMIT $3"});
+    // One statement, one snapshot: the page (an index range scan on
+    // dirents_parent_cookie joined to inodes), then the deltas of just the
+    // directories on it with a single = ANY probe instead of a lateral
+    // subquery per entry.
+    v->push_back(
+        {kListAttrs,
+         "WITH page AS (SELECT e.name, e.child, e.type AS etype, e.cookie, "
+         "i.ino, i.type, i.mode, i.nlink, i.uid, i.gid, i.size, "
+         "i.rdev_major, i.rdev_minor, i.atime_ns, i.mtime_ns, i.ctime_ns, "
+         "i.btime_ns, i.change, i.generation, i.parent "
+         "FROM dirents e LEFT JOIN inodes i ON i.ino = e.child "
+         "WHERE e.parent = $1 AND e.cookie > $2 ORDER BY e.cookie LIMIT $3), "
+         "dd AS (SELECT parent, count(*) AS c, sum(nlink_delta) AS n, "
+         "max(time_ns) AS t FROM dir_deltas WHERE parent = ANY (ARRAY("
+         "SELECT child FROM page WHERE etype = 2)) GROUP BY parent) "
+         "SELECT p.name, p.child, p.etype, p.cookie, p.ino, p.type, p.mode, "
+         "p.nlink + coalesce(dd.n, 0), p.uid, p.gid, p.size, p.rdev_major, "
+         "p.rdev_minor, p.atime_ns, greatest(p.mtime_ns, dd.t), "
+         "greatest(p.ctime_ns, dd.t), p.btime_ns, p.change + "
+         "coalesce(dd.c, 0), p.generation, p.parent "
+         "FROM page p LEFT JOIN dd ON dd.parent = p.child "
+         "ORDER BY p.cookie"});
+    v->push_back({kDirChanged,
+                  "INSERT INTO dir_deltas (parent, nlink_delta, time_ns) "
+                  "VALUES ($1, $2, $3)"});
+    v->push_back({kInsertSymlink,
+                  "INSERT INTO symlinks (ino, target) VALUES ($1, $2)"});
+    v->push_back({kReadSymlink, "SELECT target FROM symlinks WHERE ino = $1"});
+    v->push_back({kAddOrphan,
+                  "INSERT INTO orphans (ino, since_ns) VALUES ($1, $2) "
+                  "ON CONFLICT (ino) DO NOTHING"});
+    v->push_back({kRemoveOrphan, "DELETE FROM orphans WHERE ino = $1"});
+    v->push_back({kLockTopology, "SELECT pg_advisory_xact_lock(" +
+                                      std::to_string(kTopologyLockKey) + ")"});
+    v->push_back({kFoldList,
+                  "SELECT parent FROM dir_deltas GROUP BY parent LIMIT $1"});
+    // Folds one directory's deltas into its row, atomically (one
+    // statement). It locks the row FOR NO KEY UPDATE, which does not
+    // conflict with the FOR KEY SHARE of concurrent creates, and SKIPs a
+    // row someone holds FOR UPDATE: that transaction folds in UpdateInode
+    // itself, and waiting on it while holding the delta rows this DELETE
+    // took would deadlock with that fold. Deltas of an inode that no
+    // longer exists are dropped.
+    v->push_back(
+        {kFold,
+         "WITH l AS (SELECT ino FROM inodes WHERE ino = $1 "
+         "FOR NO KEY UPDATE SKIP LOCKED), "
+         "d AS (DELETE FROM dir_deltas WHERE parent = $1 AND "
+         "(EXISTS (SELECT 1 FROM l) OR "
+         "NOT EXISTS (SELECT 1 FROM inodes WHERE ino = $1)) "
+         "RETURNING nlink_delta, time_ns), "
+         "s AS (SELECT count(*) AS c, coalesce(sum(nlink_delta), 0) AS n, "
+         "max(time_ns) AS t FROM d) "
+         "UPDATE inodes i SET nlink = i.nlink + s.n, change = i.change + s.c, "
+         "mtime_ns = greatest(i.mtime_ns, s.t), "
+         "ctime_ns = greatest(i.ctime_ns, s.t) "
+         "FROM s WHERE i.ino = $1 AND s.c > 0"});
+    v->push_back({kVerifier, "SELECT verifier FROM fs_info WHERE id = 1"});
+    // pg_relation_size rather than relpages: relpages stays 0 until the
+    // first VACUUM/ANALYZE, e.g. right after a bulk load.
+    v->push_back(
+        {kStatsMeta,
+         "SELECT c.reltuples::float8, "
+         "pg_relation_size(c.oid) / current_setting('block_size')::int8, "
+         "(SELECT last_value FROM inode_ino_seq) "
+         "FROM pg_class c WHERE c.oid = 'inodes'::regclass"});
+    v->push_back({kStatsExact,
+                  "SELECT count(*), coalesce(sum(size) FILTER "
+                  "(WHERE type = 1), 0)::int8 FROM inodes"});
+    v->push_back({kStatsSample,
+                  "SELECT count(*), coalesce(sum(size) FILTER "
+                  "(WHERE type = 1), 0)::float8 FROM inodes "
+                  "TABLESAMPLE SYSTEM ($1::float4)"});
+    const size_t base = v->size();
+    for (size_t k = 0; k < base; ++k) {
+      if (!HasXidVariant((*v)[k].name)) continue;
+      v->push_back({(*v)[k].name + kXidSuffix,
+                    "SELECT q.*, txid_current(), "
+                    "floor(extract(epoch FROM now()))::int8 FROM (" +
+                        (*v)[k].sql + ") q"});
+    }
+    return v;
+  }();
+  return *defs;
+}
+
+// --- Connections -----------------------------------------------------------
+
+// One server connection with every statement registered.
+struct PgConn {
+  explicit PgConn(const std::string& uri) : conn(uri), quiet(conn) {
+    // libpqxx 6 silently reconnects a broken connection on its next use.
+    // Inside a transaction that would run the remaining statements in
+    // autocommit on a new session and commit half of it; the pool replaces
+    // broken connections instead. (Deprecated in libpqxx 6 for removal in
+    // 7, where reconnection is gone altogether.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn.inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    for (const StatementDef& s : Statements()) conn.prepare(s.name, s.sql);
+    // Every statement here is an index probe, and the plans are cached
+    // per connection. dir_deltas is a queue whose size swings between
+    // empty and thousands of rows between autovacuum runs; a generic plan
+    // made while it was empty would seq-scan it on every lookup until the
+    // next ANALYZE. Disabling seq scans pins the index plans; jit stays
+    // off because a disabled seq scan (where one is unavoidable) inflates
+    // costs past the JIT thresholds.
+    pqxx::nontransaction n(conn);
+    n.exec("SET enable_seqscan = off; SET jit = off");
+  }
+  pqxx::connection conn;
+  // libpqxx's default handler prints every server notice to stderr; a
+  // library must not write to its host's stderr.
+  pqxx::quiet_errorhandler quiet;
+};
+
+// At most `max` connections, made on demand; callers beyond that wait.
+// Idle connections are reused last-in first-out so the busiest ones stay
+// warm (statements already prepared on the server).
+class ConnPool {
+ public:
+  ConnPool(std::string uri, int max) : uri_(std::move(uri)), max_(max) {}
+
+  // An idle connection, or a new one. Throws what pqxx::connection throws
+  // when the server cannot be reached.
+  std::unique_ptr<PgConn> Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConn> c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++open_;
+    lock.unlock();
+    try {
+      return std::make_unique<PgConn>(uri_);
+    } catch (...) {
+      lock.lock();
+      --open_;
+      cv_.notify_one();
+      throw;
+    }
+  }
+
+  // Returns a connection; a broken one is closed and its slot freed.
+  void Release(std::unique_ptr<PgConn> c, bool broken) {
+    if (broken || !c->conn.is_open()) {
+      c.reset();  // disconnect outside the lock
+      std::lock_guard<std::mutex> lock(mu_);
+      --open_;
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      idle_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  }
+
+  // Closes every idle connection. After one connection broke the server
+  // most likely restarted, and the idle ones are dead too; dropping them
+  // spares the next callers a failed round trip each.
+  void DropIdle() {
+    std::vector<std::unique_ptr<PgConn>> dead;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dead.swap(idle_);
+      open_ -= static_cast<int>(dead.size());
+    }
+    cv_.notify_all();
+  }
+
+  const std::string& uri() const { return uri_; }
+
+ private:
+  const std::string uri_;
+  const int max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConn>> idle_;  // guarded by mu_
+  int open_ = 0;  // idle + lent out + being made; guarded by mu_
+};
+
+// Inode numbers taken from inode_ino_seq ahead of need, shared by all
+// connections. With a number in hand, InsertInode needs no answer from the
+// server and travels with the next statement (see PgTxn::Defer). Numbers
+// reserved but never used leave gaps, which the sequence already allows.
+class InoCache {
+ public:
+  std::optional<InodeId> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return std::nullopt;
+    const InodeId ino = free_.back();
+    free_.pop_back();
+    return ino;
+  }
+  void Add(std::vector<InodeId> inos) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.insert(free_.end(), inos.begin(), inos.end());
+    // Hand out the smallest first: numbers then grow with time, as a
+    // reader of the table would expect.
+    std::sort(free_.begin(), free_.end(), std::greater<InodeId>());
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<InodeId> free_;  // descending; guarded by mu_
+};
+
+// The URI for messages: scheme, user, host, port and database only, so a
+// password (in the userinfo or as ?password=) never reaches a log.
+std::string SafeUri(const std::string& uri) {
+  const size_t scheme_end = uri.find("://");
+  if (scheme_end == std::string::npos) return "(unparsable URI)";
+  const std::string scheme = uri.substr(0, scheme_end);
+  std::string rest = uri.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find('?'));
+  const size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  const std::string db =
+      slash == std::string::npos ? "" : rest.substr(slash + 1);
+  std::string user;
+  const size_t at = authority.rfind('@');
+  if (at != std::string::npos) {
+    user = authority.substr(0, at);
+    user = user.substr(0, user.find(':'));
+    authority = authority.substr(at + 1);
+  }
+  std::string out = scheme + "://";
+  if (!user.empty()) out += user + "@";
+  out += authority.empty() ? "(local socket)" : authority;
+  out += "/" + db;
+  return out;
+}
+
+// --- Row conversion --------------------------------------------------------
+
+template <typename T>
+T Get(const pqxx::field& f) {
+  return static_cast<T>(f.as<int64_t>());
+}
+
+// Reads the 16 attribute columns starting at `base` (see EffectiveCols).
+Attr RowToAttr(const pqxx::row& r, int base) {
+  Attr a;
+  a.ino = Get<InodeId>(r[base + 0]);
+  a.type = static_cast<FileType>(Get<int>(r[base + 1]));
+  a.mode = Get<uint32_t>(r[base + 2]);
+  a.nlink = Get<uint32_t>(r[base + 3]);
+  a.uid = Get<uint32_t>(r[base + 4]);
+  a.gid = Get<uint32_t>(r[base + 5]);
+  a.size = Get<uint64_t>(r[base + 6]);
+  a.rdev_major = Get<uint32_t>(r[base + 7]);
+  a.rdev_minor = Get<uint32_t>(r[base + 8]);
+  a.atime = Get<TimeNs>(r[base + 9]);
+  a.mtime = Get<TimeNs>(r[base + 10]);
+  a.ctime = Get<TimeNs>(r[base + 11]);
+  a.btime = Get<TimeNs>(r[base + 12]);
+  a.change = Get<uint64_t>(r[base + 13]);
+  a.generation = Get<uint32_t>(r[base + 14]);
+  a.parent = Get<InodeId>(r[base + 15]);
+  return a;
+}
+
+std::string Text(const pqxx::field& f) {
+  return std::string(f.c_str(), f.size());
+}
+
+int TypeCode(FileType t) { return static_cast<int>(t); }
+
+// --- Transaction -----------------------------------------------------------
+
+// A Transaction over one connection. For a Write it opens, commits and
+// rolls back the transaction itself so that BEGIN, COMMIT and statements
+// whose answer nobody waits for share round trips with other statements:
+// `pending_` holds SQL (EXECUTE of a prepared statement, parameters as
+// quoted literals) that goes out in front of the next statement, or in
+// front of COMMIT. For a Read nothing is ever pending and each statement
+// is a plain exec_prepared. Not thread-safe, like the connection.
+//
+// After a statement fails inside a transaction, PostgreSQL refuses every
+// further statement and turns COMMIT into ROLLBACK; the first failure is
+// therefore remembered and the runner reports it even if `fn` carries on
+// and returns Ok, so no write is ever silently lost. A failure of deferred
+// SQL surfaces at the statement it travelled with.
+class PgTxn final : public Transaction {
+ public:
+  PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos)
+      : t_(t), writable_(writable), inos_(inos) {
+    if (writable_) pending_ = "BEGIN;";
+  }
+
+  const Status& first_error() const { return first_error_; }
+  // The transaction's id (txid_current) and start (seconds since the
+  // epoch, server clock), once a statement told them.
+  std::optional<int64_t> xid() const { return xid_; }
+  int64_t start_s() const { return start_s_; }
+  // Whether the connection broke while COMMIT was under way.
+  bool in_doubt() const { return in_doubt_; }
+
+  // Sends what is pending followed by COMMIT. Errors: IOError "commit
+  // outcome unknown" if the connection broke while COMMIT was under way,
+  // else as PgStatus maps them.
+  Status Commit() {
+    // Nothing ran and nothing is queued: there is no transaction.
+    if (!begin_sent_ && pending_ == "BEGIN;") return Status::Ok();
+    // A connection the server closed while this transaction sat idle
+    // (a restart terminates idle sessions) shows up here without sending
+    // anything; then COMMIT was certainly never seen and the whole
+    // transaction can be retried.
+    const Status alive = PgGuard("pg commit", [&] {
+      t_.conn().get_notifs();
+      return t_.conn().is_open()
+                 ? Status::Ok()
+                 : Status::Unavailable("pg commit", "connection lost");
+    });
+    if (!alive.ok()) return alive;
+    std::string sql;
+    sql.swap(pending_);
+    sql += "COMMIT";
+    begin_sent_ = true;
+    try {
+      t_.exec(sql);
+      begin_sent_ = false;
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      if (!t_.conn().is_open()) {
+        in_doubt_ = true;
+        return Status::IOError(
+            "pg commit",
+            "commit outcome unknown: connection lost during COMMIT: " +
+                PgMessage(e));
+      }
+      const Status s = PgStatus(e, "pg commit");
+      Rollback();
+      return s;
+    }
+  }
+
+  // Ends the transaction without applying it; best effort (a failure means
+  // the connection is gone, which rolls back too).
+  void Rollback() {
+    pending_.clear();
+    if (!begin_sent_) return;
+    begin_sent_ = false;
+    try {
+      t_.exec("ROLLBACK");
+    } catch (const std::exception&) {
+    }
+  }
+
+  Result<Attr> GetInode(InodeId ino, LockMode lock) override {
+    return Run("pg get inode", [&]() -> Result<Attr> {
+      // Row locks only mean something inside a Write; in a Read each
+      // statement commits on its own, and a lock would only dirty the row.
+      if (!writable_ || lock == LockMode::kNone) return PlainGet(ino);
+      const pqxx::result r =
+          Exec(lock == LockMode::kShared ? kGetKeyShare : kGetUpdate, ino);
+      if (r.empty()) return NoInode(ino);
+      if (r[0][16].as<bool>()) return RowToAttr(r[0], 0);
+      return PlainGet(ino);
+    });
+  }
+
+  Result<std::pair<Attr, std::optional<Attr>>> LookupWithParent(
+      InodeId parent, std::string_view name) override {
+    using Pair = std::pair<Attr, std::optional<Attr>>;
+    return Run("pg lookup", [&]() -> Result<Pair> {
+      const pqxx::result r =
+          Exec(kLookupWithParent, parent, std::string(name));
+      if (r.empty()) return NoInode(parent);
+      Pair out{RowToAttr(r[0], 0), std::nullopt};
+      if (!r[0][16].is_null()) {
+        if (r[0][17].is_null()) {
+          return Status::Corruption(
+              "pg lookup", "entry " + std::string(name) + " in " +
+                               std::to_string(parent) +
+                               " names missing inode " + r[0][16].c_str());
+        }
+        out.second = RowToAttr(r[0], 17);
+      }
+      return out;
+    });
+  }
+
+  Result<InodeId> InsertInode(const Attr& a) override {
+    return RunWrite("pg insert inode", [&]() -> Result<InodeId> {
+      std::optional<InodeId> ino = inos_->Take();
+      if (!ino) {
+        const pqxx::result r = Exec(kNextInos, kInoBatch);
+        std::vector<InodeId> got;
+        got.reserve(r.size());
+        for (const pqxx::row& row : r) got.push_back(Get<InodeId>(row[0]));
+        ino = got.front();
+        got.erase(got.begin());
+        inos_->Add(std::move(got));
+      }
+      Defer(kInsertInode, *ino, TypeCode(a.type), a.mode, a.nlink, a.uid,
+            a.gid, a.size, a.rdev_major, a.rdev_minor, a.atime, a.mtime,
+            a.ctime, a.btime, std::max<uint64_t>(a.change, 1), a.generation,
+            a.parent);
+      return *ino;
+    });
+  }
+
+  // Deferred: the caller holds the row FOR UPDATE, so it exists and the
+  // statement cannot miss; its errors surface with the next statement.
+  Status UpdateInode(const Attr& a) override {
+    return RunWrite("pg update inode", [&]() -> Status {
+      Defer(kUpdateInode, a.ino, a.mode, a.uid, a.gid, a.size, a.rdev_major,
+            a.rdev_minor, a.atime, a.mtime, a.ctime, a.parent, a.nlink);
+      return Status::Ok();
+    });
+  }
+
+  // Deferred like UpdateInode; every caller locks the inode first.
+  Status DeleteInode(InodeId ino) override {
+    return RunWrite("pg delete inode", [&]() -> Status {
+      Defer(kDeleteInode, ino);
+      return Status::Ok();
+    });
+  }
+
+  Result<std::optional<EntryRow>> LookupEntry(InodeId parent,
+                                              std::string_view name) override {
+    using Out = std::optional<EntryRow>;
+    return Run("pg lookup entry", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kLookupEntry, parent, std::string(name));
+      if (r.empty()) return Out();
+      EntryRow e;
+      e.child = Get<InodeId>(r[0][0]);
+      e.type = static_cast<FileType>(Get<int>(r[0][1]));
+      e.cookie = Get<uint64_t>(r[0][2]);
+      return Out(e);
+    });
+  }
+
+  Status InsertEntry(InodeId parent, std::string_view name, InodeId child,
+                     FileType type) override {
+    return RunWrite("pg insert entry", [&]() -> Status {
+      const pqxx::result r =
+          Exec(kInsertEntry, parent, std::string(name), child, TypeCode(type));
+      if (r.affected_rows() == 0) {
+        return Status::Exists("pg insert entry", std::string(name));
+      }
+      return Status::Ok();
+    });
+  }
+
+  Status DeleteEntry(InodeId parent, std::string_view name) override {
+    return RunWrite("pg delete entry", [&]() -> Status {
+      const pqxx::result r = Exec(kDeleteEntry, parent, std::string(name));
+      if (r.affected_rows() == 0) {
+        return Status::NotFound("pg delete entry", std::string(name));
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> HasEntries(InodeId dir) override {
+    return Run("pg has entries", [&]() -> Result<bool> {
+      return Exec(kHasEntries, dir)[0][0].as<bool>();
+    });
+  }
+
+  Result<std::vector<DirEntry>> ListEntries(InodeId dir, uint64_t after_cookie,
+                                            uint32_t limit,
+                                            bool with_attrs) override {
+    using Out = std::vector<DirEntry>;
+    return Run("pg list entries", [&]() -> Result<Out> {
+      // Cookies are bigint: nothing lies beyond the largest one.
+      if (after_cookie >
+          static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return Out();
+      }
+      const pqxx::result r =
+          Exec(with_attrs ? kListAttrs : kList, dir, after_cookie, limit);
+      Out out;
+      out.reserve(r.size());
+      for (const pqxx::row& row : r) {
+        DirEntry e;
+        e.name = Text(row[0]);
+        e.ino = Get<InodeId>(row[1]);
+        e.type = static_cast<FileType>(Get<int>(row[2]));
+        e.cookie = Get<uint64_t>(row[3]);
+        if (with_attrs) {
+          if (row[4].is_null()) {
+            return Status::Corruption(
+                "pg list entries", "entry " + e.name + " in " +
+                                       std::to_string(dir) +
+                                       " names missing inode " +
+                                       std::to_string(e.ino));
+          }
+          e.attr = RowToAttr(row, 4);
+        }
+        out.push_back(std::move(e));
+      }
+      return out;
+    });
+  }
+
+  Status DirChanged(InodeId dir, int nlink_delta, TimeNs now) override {
+    return RunWrite("pg dir changed", [&]() -> Status {
+      Defer(kDirChanged, dir, nlink_delta, now);
+      return Status::Ok();
+    });
+  }
+
+  Status InsertSymlink(InodeId ino, std::string_view target) override {
+    return RunWrite("pg insert symlink", [&]() -> Status {
+      Defer(kInsertSymlink, ino, std::string(target));
+      return Status::Ok();
+    });
+  }
+
+  Result<std::string> ReadSymlink(InodeId ino) override {
+    return Run("pg read symlink", [&]() -> Result<std::string> {
+      const pqxx::result r = Exec(kReadSymlink, ino);
+      if (r.empty()) {
+        return Status::Corruption("pg read symlink",
+                                  "no target for inode " + std::to_string(ino));
+      }
+      return Text(r[0][0]);
+    });
+  }
+
+  Status AddOrphan(InodeId ino, TimeNs now) override {
+    return RunWrite("pg add orphan", [&]() -> Status {
+      Defer(kAddOrphan, ino, now);
+      return Status::Ok();
+    });
+  }
+
+  Status RemoveOrphan(InodeId ino) override {
+    return RunWrite("pg remove orphan", [&]() -> Status {
+      Defer(kRemoveOrphan, ino);
+      return Status::Ok();
+    });
+  }
+
+  // Deferred too: whatever the caller reads next goes out behind it, so
+  // the lock is held before that read runs.
+  Status LockTopology() override {
+    return RunWrite("pg lock topology", [&]() -> Status {
+      Defer(kLockTopology);
+      return Status::Ok();
+    });
+  }
+
+  Result<FsStats> Stats() override {
+    return Run("pg stats", [&]() -> Result<FsStats> {
+      const pqxx::result meta = Exec(kStatsMeta);
+      const double reltuples = meta[0][0].as<double>();
+      const int64_t pages = meta[0][1].as<int64_t>();
+      const int64_t last_ino = meta[0][2].as<int64_t>();
+      FsStats st;
+      st.files_free = static_cast<uint64_t>(
+          std::numeric_limits<int64_t>::max() - last_ino);
+      // reltuples is -1 until the first VACUUM/ANALYZE; then the table's
+      // size on disk decides (8192 pages hold roughly half a million rows).
+      const bool small =
+          reltuples >= 0 ? reltuples < kExactStatsRows : pages < 8192;
+      if (small) {
+        // The one full scan this backend makes: allow the seq scan that
+        // PgConn disables, for this statement only.
+        t_.exec("SET enable_seqscan = on");
+        const pqxx::result r = Exec(kStatsExact);
+        t_.exec("SET enable_seqscan = off");
+        st.files = Get<uint64_t>(r[0][0]);
+        st.bytes = Get<uint64_t>(r[0][1]);
+        return st;
+      }
+      // Big table: count from the planner's statistics, and scale the
+      // byte total of a block sample of about kStatsSampleRows rows.
+      const double percent =
+          reltuples > 0
+              ? std::clamp(100.0 * kStatsSampleRows / reltuples, 0.001, 100.0)
+              : 1.0;
+      const pqxx::result r = Exec(kStatsSample, percent);
+      const double sample_rows = r[0][0].as<double>();
+      const double sample_bytes = r[0][1].as<double>();
+      const double files =
+          reltuples > 0 ? reltuples : sample_rows * 100.0 / percent;
+      st.files = static_cast<uint64_t>(files);
+      st.bytes = sample_rows > 0
+                     ? static_cast<uint64_t>(sample_bytes * files / sample_rows)
+                     : 0;
+      return st;
+    });
+  }
+
+ private:
+  Result<Attr> PlainGet(InodeId ino) {
+    const pqxx::result r = Exec(kGet, ino);
+    if (r.empty()) return NoInode(ino);
+    return RowToAttr(r[0], 0);
+  }
+
+  static Status NoInode(InodeId ino) {
+    return Status::Stale("pg", "no inode " + std::to_string(ino));
+  }
+
+  // SQL literals for EXECUTE parameters. Numbers print as themselves;
+  // text goes through the connection's escaping (PQescapeStringConn).
+  template <typename T>
+  void AppendLiteral(std::string& sql, const T& v) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      sql += t_.quote(v);
+    } else {
+      static_assert(std::is_arithmetic_v<T>, "numbers and strings only");
+      sql += std::to_string(v);
+    }
+  }
+
+  template <typename... Args>
+  void AppendExecute(std::string& sql, const std::string& stmt,
+                     const Args&... args) {
+    sql += "EXECUTE ";
+    sql += stmt;
+    if constexpr (sizeof...(Args) > 0) {
+      sql += '(';
+      bool first = true;
+      ((sql += first ? "" : ", ", first = false, AppendLiteral(sql, args)),
+       ...);
+      sql += ')';
+    }
+  }
+
+  // Runs a prepared statement: directly when nothing is pending, else as
+  // EXECUTE behind the pending SQL in one simple query (whose result is
+  // that of its last statement). prepare_now makes sure the server knows
+  // the statement before a plain-SQL EXECUTE names it (libpqxx otherwise
+  // prepares on first exec_prepared only).
+  //
+  // Until a Write knows its transaction id, SELECTs run as their xid
+  // variant (see XidVariantOf) and the id is read off the extra column.
+  template <typename... Args>
+  pqxx::result Exec(const std::string& stmt, const Args&... args) {
+    const bool want_xid = writable_ && !xid_ && HasXidVariant(stmt);
+    const std::string& name = want_xid ? stmt + kXidSuffix : stmt;
+    pqxx::result r;
+    if (pending_.empty()) {
+      r = t_.exec_prepared(name, args...);
+    } else {
+      t_.conn().prepare_now(name);
+      std::string sql;
+      sql.swap(pending_);
+      AppendExecute(sql, name, args...);
+      begin_sent_ = true;  // pending SQL in a Write always starts with BEGIN
+      r = t_.exec(sql);
+    }
+    if (want_xid && !r.empty()) {
+      const int cols = static_cast<int>(r.columns());
+      xid_ = r[0][cols - 2].as<int64_t>();
+      start_s_ = r[0][cols - 1].as<int64_t>();
+    }
+    return r;
+  }
+
+  // Queues a statement whose result is not needed; it goes out with the
+  // next Exec or with COMMIT.
+  template <typename... Args>
+  void Defer(const std::string& stmt, const Args&... args) {
+    t_.conn().prepare_now(stmt);
+    AppendExecute(pending_, stmt, args...);
+    pending_ += ';';
+  }
+
+  // Runs one method's work, turning exceptions into a Status and
+  // remembering the first of them (see the class comment).
+  template <typename Fn>
+  auto Run(std::string_view ctx, Fn&& fn) -> decltype(fn()) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      return Remember(PgStatus(e, ctx));
+    } catch (...) {
+      return Remember(Status::IOError(ctx, "unknown exception"));
+    }
+  }
+
+  // Like Run, for methods that change rows: refused in a Read, where each
+  // statement would commit on its own and the change could not be undone.
+  template <typename Fn>
+  auto RunWrite(std::string_view ctx, Fn&& fn) -> decltype(fn()) {
+    if (!writable_) {
+      return Status::Invalid(ctx, "write inside Backend::Read");
+    }
+    return Run(ctx, std::forward<Fn>(fn));
+  }
+
+  Status Remember(Status s) {
+    if (first_error_.ok()) first_error_ = s;
+    return s;
+  }
+
+  pqxx::transaction_base& t_;
+  const bool writable_;
+  InoCache* const inos_;
+  std::string pending_;      // SQL not yet sent, each statement ';'-ended
+  bool begin_sent_ = false;  // a transaction is open on the server
+  std::optional<int64_t> xid_;
+  int64_t start_s_ = 0;
+  bool in_doubt_ = false;
+  Status first_error_;
+};
+
+// What a Read or Write attempt ends with: fn's status unless a statement
+// failed in a way that decides the attempt (the database's view wins over
+// what fn made of it: a conflict or lost server means retry, and a failed
+// statement in a Write means nothing will commit).
+Status Outcome(const Status& fn_status, const Status& first_error) {
+  if (first_error.IsRetry() || first_error.IsUnavailable()) return first_error;
+  if (!fn_status.ok()) return fn_status;
+  return first_error;
+}
+
+Status CallFn(const TxnFn& fn, PgTxn& txn) {
+  try {
+    return fn(txn);
+  } catch (const std::exception& e) {
+    return Status::IOError("transaction function threw", e.what());
+  } catch (...) {
+    return Status::IOError("transaction function threw", "unknown exception");
+  }
+}
+
+// --- Backend ---------------------------------------------------------------
+
+class PgBackend final : public Backend {
+ public:
+  PgBackend(const std::string& uri, int pool_size)
+      : pool_(uri, pool_size), rng_(std::random_device{}()) {}
+
+  ~PgBackend() override {
+    {
+      std::lock_guard<std::mutex> lock(fold_mu_);
+      stop_ = true;
+    }
+    fold_cv_.notify_all();
+    if (folder_.joinable()) folder_.join();
+  }
+
+  // Makes the first connection, so a wrong URI or a server that is down
+  // is reported by Open rather than by the first operation.
+  Status Connect() {
+    try {
+      pool_.Release(pool_.Acquire(), false);
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Unavailable(
+          "cannot connect to PostgreSQL at " + SafeUri(pool_.uri()),
+          PgMessage(e));
+    }
+  }
+
+  std::string_view Dialect() const override { return "postgresql"; }
+
+  // A connection that breaks while COMMIT is under way (a server restart
+  // terminating sessions does that) leaves the outcome unknown. If the
+  // transaction told its id, a fresh connection asks txid_status: not
+  // committed means `fn` runs again as after any lost connection, committed
+  // means done; only if that cannot be learned within kUnavailableBudget
+  // does the caller get IOError "commit outcome unknown".
+  Status Write(const TxnFn& fn) override {
+    const Clock::time_point start = Clock::now();
+    for (;;) {
+      std::optional<int64_t> doubt_xid;
+      int64_t doubt_start_s = 0;
+      bool in_doubt = false;
+      const Status s = RunOnConnection("pg write", [&](PgConn& c) -> Status {
+        in_doubt = false;
+        std::optional<pqxx::nontransaction> n;
+        const Status opened = PgGuard("pg write", [&] {
+          n.emplace(c.conn);
+          return Status::Ok();
+        });
+        if (!opened.ok()) return opened;
+        PgTxn txn(*n, /*writable=*/true, &inos_);
+        const Status fs = Outcome(CallFn(fn, txn), txn.first_error());
+        if (!fs.ok()) {
+          txn.Rollback();
+          return fs;
+        }
+        const Status cs = txn.Commit();
+        in_doubt = txn.in_doubt();
+        doubt_xid = txn.xid();
+        doubt_start_s = txn.start_s();
+        return cs;
+      });
+      if (!in_doubt || !doubt_xid) return s;
+      const Result<bool> committed =
+          CommitOutcome(*doubt_xid, doubt_start_s, start);
+      if (!committed.ok()) {
+        return Status::IOError("pg write", s.ToString() + "; resolving it: " +
+                                               committed.status().ToString());
+      }
+      if (*committed) return Status::Ok();
+      if (Clock::now() - start >= kUnavailableBudget) {
+        return Status::Unavailable("pg write", "lost the connection at " +
+                                                   std::string("commit"));
+      }
+    }
+  }
+
+  Status Read(const TxnFn& fn) override {
+    return RunOnConnection("pg read", [&](PgConn& c) -> Status {
+      std::optional<pqxx::nontransaction> n;
+      const Status opened = PgGuard("pg read", [&] {
+        n.emplace(c.conn);
+        return Status::Ok();
+      });
+      if (!opened.ok()) return opened;
+      PgTxn txn(*n, /*writable=*/false, &inos_);
+      return Outcome(CallFn(fn, txn), txn.first_error());
+    });
+  }
+
+  uint64_t CookieVerifier() override { return verifier_.load(); }
+
+  Result<int> SchemaVersion() override {
+    int version = 0;
+    const Status s = RunOnConnection("pg schema version", [&](PgConn& c) {
+      return PgGuard("pg schema version", [&]() -> Status {
+        pqxx::nontransaction n(c.conn);
+        NS_ASSIGN_OR_RETURN(version, ReadVersion(n));
+        return Status::Ok();
+      });
+    });
+    if (!s.ok()) return s;
+    return version;
+  }
+
+  Status ApplyMigration(int version, std::string_view name,
+                        std::string_view sql) override {
+    const std::string ctx = "pg migration " + std::to_string(version);
+    return RunOnConnection(ctx, [&](PgConn& c) {
+      return PgGuard(ctx, [&]() -> Status {
+        pqxx::work w(c.conn);
+        // Two upgraders at once (two daemons starting on an empty
+        // database) queue here; the second then sees the version recorded
+        // and does nothing.
+        w.exec("SELECT pg_advisory_xact_lock(" +
+               std::to_string(kSchemaLockKey) + ")");
+        NS_ASSIGN_OR_RETURN(const int current, ReadVersion(w));
+        if (current >= version) return Status::Ok();
+        if (current != version - 1) {
+          return Status::Invalid(ctx, "database is at version " +
+                                          std::to_string(current));
+        }
+        w.exec(std::string(sql));
+        w.exec_params(
+            "INSERT INTO schema_version (version, name, applied_ns) "
+            "VALUES ($1, $2, $3)",
+            version, std::string(name), NowNs());
+        w.commit();
+        return Status::Ok();
+      });
+    });
+  }
+
+  Status Start() override {
+    uint64_t verifier = 0;
+    NS_RETURN_IF_ERROR(RunOnConnection("pg start", [&](PgConn& c) {
+      return PgGuard("pg read fs_info", [&]() -> Status {
+        pqxx::nontransaction n(c.conn);
+        const pqxx::result r = n.exec_prepared(kVerifier);
+        if (r.empty()) {
+          return Status::Corruption("pg start", "fs_info has no row");
+        }
+        verifier = static_cast<uint64_t>(r[0][0].as<int64_t>());
+        return Status::Ok();
+      });
+    }));
+    verifier_.store(verifier);
+    std::lock_guard<std::mutex> lock(fold_mu_);
+    if (!folder_.joinable() && !stop_) {
+      folder_ = std::thread([this] { FoldLoop(); });
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Whether transaction `xid`, begun at `start_s` (server clock, seconds),
+  // committed; asked on a fresh connection until the server answers or
+  // kUnavailableBudget (from `start`) runs out. "in progress" means the
+  // server has not yet noticed the lost client and is waited out.
+  //
+  // "aborted" and "in the future" are always believed: had the
+  // transaction committed, its commit record would have carried the id past
+  // any crash, and nobody else could hold it now. "committed" is believed
+  // only if no checkpoint has completed since the transaction began. Crash
+  // recovery hands out again the ids that never reached the WAL (seen here
+  // with pg_ctl stop -m immediate: acknowledged-by-lookup creates that were
+  // lost), and every restart or recovery ends with a checkpoint; after one,
+  // "committed" may describe another transaction, so the caller gets
+  // IOError "commit outcome unknown". A clean restart terminates sessions
+  // before they commit, so its in-doubt transactions come back "aborted".
+  Result<bool> CommitOutcome(int64_t xid, int64_t start_s,
+                             Clock::time_point start) {
+    for (;;) {
+      std::string state;
+      bool trusted = false;
+      const Status s = RunOnConnection("pg commit outcome", [&](PgConn& c) {
+        return PgGuard("pg commit outcome", [&]() -> Status {
+          pqxx::nontransaction n(c.conn);
+          try {
+            const pqxx::result r =
+                n.exec_params("SELECT txid_status($1)", xid);
+            state = r[0][0].is_null() ? "" : r[0][0].c_str();
+          } catch (const pqxx::sql_error& e) {
+            if (e.sqlstate() != "22023") throw;
+            state = "in the future";
+          }
+          if (state == "committed") {
+            const pqxx::result r = n.exec_params(
+                "SELECT checkpoint_time < to_timestamp($1) "
+                "FROM pg_control_checkpoint()",
+                start_s);
+            trusted = r[0][0].as<bool>();
+          }
+          return Status::Ok();
+        });
+      });
+      if (!s.ok()) return s;
+      if (state == "committed") {
+        if (trusted) return true;
+        return Status::IOError(
+            "pg commit outcome",
+            "the server restarted or checkpointed since the transaction "
+            "began; its id " +
+                std::to_string(xid) + " may have been reused");
+      }
+      if (state == "aborted" || state == "in the future") return false;
+      if (state != "in progress") {
+        return Status::IOError("pg commit outcome",
+                               "txid_status(" + std::to_string(xid) +
+                                   ") = '" + state + "'");
+      }
+      if (Clock::now() - start >= kUnavailableBudget) {
+        return Status::IOError("pg commit outcome",
+                               "transaction still in progress");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // The schema version as SchemaVersion() defines it.
+  static Result<int> ReadVersion(pqxx::transaction_base& t) {
+    const pqxx::result r = t.exec(
+        "SELECT to_regclass('schema_version') IS NOT NULL, "
+        "(SELECT count(*) FROM pg_class c JOIN pg_namespace s "
+        "ON s.oid = c.relnamespace WHERE s.nspname = current_schema() "
+        "AND c.relkind IN ('r', 'p'))");
+    if (!r[0][0].as<bool>()) {
+      if (r[0][1].as<int64_t>() == 0) return 0;
+      return Status::Corruption(
+          "not a namespace database",
+          "the schema has tables but no schema_version table");
+    }
+    const pqxx::result v =
+        t.exec("SELECT coalesce(max(version), 0) FROM schema_version");
+    const int version = v[0][0].as<int>();
+    if (version == 0) {
+      return Status::Corruption("not a namespace database",
+                                "schema_version is empty");
+    }
+    return version;
+  }
+
+  // Runs `body` on a pooled connection until it ends with something other
+  // than Retry (at most kMaxConflictRetries times) or Unavailable (for at
+  // most kUnavailableBudget). `body` must not throw.
+  Status RunOnConnection(std::string_view ctx,
+                         const std::function<Status(PgConn&)>& body) {
+    const Clock::time_point start = Clock::now();
+    int conflicts = 0;
+    int outages = 0;
+    for (;;) {
+      Status s;
+      std::unique_ptr<PgConn> c;
+      try {
+        c = pool_.Acquire();
+      } catch (const std::exception& e) {
+        s = Status::Unavailable(
+            "cannot connect to PostgreSQL at " + SafeUri(pool_.uri()),
+            PgMessage(e));
+      }
+      if (c != nullptr) {
+        s = body(*c);
+        const bool lost = s.IsUnavailable() || !c->conn.is_open();
+        pool_.Release(std::move(c), lost);
+        if (lost) pool_.DropIdle();
+      }
+      if (s.IsRetry()) {
+        if (++conflicts >= kMaxConflictRetries) {
+          return Status::Unavailable(
+              ctx, "still conflicting after " + std::to_string(conflicts) +
+                       " attempts: " + s.ToString());
+        }
+        SleepConflict(conflicts);
+        continue;
+      }
+      if (s.IsUnavailable()) {
+        if (Clock::now() - start >= kUnavailableBudget) return s;
+        SleepOutage(outages++);
+        continue;
+      }
+      return s;
+    }
+  }
+
+  // Jittered exponential backoff, 100 us doubling to 50 ms: conflicts
+  // clear in about one transaction's time, and jitter keeps the losers of
+  // one conflict from colliding again in lockstep.
+  void SleepConflict(int attempt) {
+    const int64_t cap_us =
+        std::min<int64_t>(50'000, int64_t{100} << std::min(attempt, 9));
+    std::this_thread::sleep_for(std::chrono::microseconds(Jitter(cap_us)));
+  }
+
+  // The first retry after a lost connection is immediate (a pooled
+  // connection that died in a restart says nothing about the server now);
+  // then 25 ms doubling to 1 s, jittered.
+  void SleepOutage(int attempt) {
+    if (attempt == 0) return;
+    const int64_t cap_ms =
+        std::min<int64_t>(1000, int64_t{25} << std::min(attempt - 1, 6));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(Jitter(cap_ms * 1000)));
+  }
+
+  // Uniform in [cap/2, cap].
+  int64_t Jitter(int64_t cap) {
+    std::lock_guard<std::mutex> lock(rng_mu_);
+    return std::uniform_int_distribution<int64_t>(cap / 2, cap)(rng_);
+  }
+
+  // The folding thread: every kFoldInterval, folds the pending deltas of up
+  // to kFoldBatch directories, each in its own autocommit statement so no
+  // lock is held longer than one fold. Errors are ignored (the next round
+  // tries again); a broken connection is replaced next round. It has its
+  // own connection so that a busy pool never delays folding.
+  void FoldLoop() {
+    std::unique_ptr<PgConn> conn;
+    std::unique_lock<std::mutex> lock(fold_mu_);
+    bool more = false;
+    while (!stop_) {
+      if (!more) {
+        fold_cv_.wait_for(lock, kFoldInterval, [&] { return stop_.load(); });
+        if (stop_) break;
+      }
+      lock.unlock();
+      more = false;
+      try {
+        if (conn == nullptr || !conn->conn.is_open()) {
+          conn.reset();
+          conn = std::make_unique<PgConn>(pool_.uri());
+        }
+        pqxx::nontransaction n(conn->conn);
+        const pqxx::result dirs = n.exec_prepared(kFoldList, kFoldBatch);
+        for (const pqxx::row& row : dirs) {
+          if (stop_.load()) break;
+          n.exec_prepared(kFold, row[0].as<int64_t>());
+        }
+        more = dirs.size() == static_cast<size_t>(kFoldBatch);
+      } catch (const std::exception&) {
+        if (conn != nullptr && !conn->conn.is_open()) conn.reset();
+      }
+      lock.lock();
+    }
+  }
+
+  ConnPool pool_;
+  InoCache inos_;
+  std::atomic<uint64_t> verifier_{0};
+
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;  // guarded by rng_mu_
+
+  std::mutex fold_mu_;
+  std::condition_variable fold_cv_;
+  std::atomic<bool> stop_{false};  // written under fold_mu_
+  std::thread folder_;             // guarded by fold_mu_
+};
+
+bool HasScheme(const std::string& uri, std::string_view scheme) {
+  return uri.size() > scheme.size() &&
+         std::string_view(uri).substr(0, scheme.size()) == scheme;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> OpenPostgresBackend(
+    const std::string& uri, const NamespaceOptions& options) {
+  if (!HasScheme(uri, "postgresql://") && !HasScheme(uri, "postgres://")) {
+    return Status::Invalid("open PostgreSQL backend",
+                           "expected a postgresql:// or postgres:// URI");
+  }
+  int pool_size = options.pool_size;
+  if (pool_size <= 0) {
+    pool_size =
+        std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+  }
+  auto backend = std::make_unique<PgBackend>(uri, pool_size);
+  NS_RETURN_IF_ERROR(backend->Connect());
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+}  // namespace ns

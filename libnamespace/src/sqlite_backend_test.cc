@@ -1,0 +1,637 @@
+// Unit tests of the SQLite backend below the Namespace: URI handling, opening
+// odd files, schema management, every Transaction method, and the group
+// commit's promises (one caller's failure never undoes another's work,
+// Retry and exceptions never reach the caller, BUSY from another process is
+// waited out). Namespace-level behaviour is in tests/conformance_test.cc.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "libnamespace/include/namespace/namespace.h"
+#include "libnamespace/src/backend.h"
+#include "libnamespace/src/sqlite_errors.h"
+#include "schema/migrations.h"
+
+namespace ns {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SqliteBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ns_sqlite_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/ns.db";
+    uri_ = "sqlite://" + path_;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static NamespaceOptions Opts(bool create = true) {
+    NamespaceOptions o;
+    o.create_if_missing = create;
+    o.durable = false;
+    return o;
+  }
+
+  // A backend with the whole schema applied and started.
+  std::unique_ptr<Backend> Fresh() {
+    auto b = OpenSqliteBackend(uri_, Opts());
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    if (!b.ok()) return nullptr;
+    for (const Migration& m : Migrations_sqlite()) {
+      Status s = (*b)->ApplyMigration(m.version, m.name, m.sql);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+    EXPECT_TRUE((*b)->Start().ok());
+    return std::move(b).value();
+  }
+
+  static Attr NewAttr(FileType type, InodeId parent = 0) {
+    Attr a;
+    a.type = type;
+    a.mode = 0644;
+    a.nlink = type == FileType::kDirectory ? 2 : 1;
+    a.uid = 1000;
+    a.gid = 100;
+    a.atime = a.mtime = a.ctime = a.btime = 1'000'000'000;
+    a.parent = parent;
+    return a;
+  }
+
+  // Creates file `name` in `dir`; returns its inode.
+  static InodeId MakeFile(Backend& b, InodeId dir, const std::string& name) {
+    InodeId ino = 0;
+    Status s = b.Write([&](Transaction& t) -> Status {
+      NS_ASSIGN_OR_RETURN(ino, t.InsertInode(NewAttr(FileType::kRegular)));
+      NS_RETURN_IF_ERROR(t.InsertEntry(dir, name, ino, FileType::kRegular));
+      return t.DirChanged(dir, 0, 2'000'000'000);
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return ino;
+  }
+
+  std::string dir_;
+  std::string path_;
+  std::string uri_;
+};
+
+TEST_F(SqliteBackendTest, BadUrisAreInvalid) {
+  for (const char* uri :
+       {"sqlite:", "sqlite://", "sqlite://host/x.db", "sqlite:///tmp/x.db?a=b",
+        "sqlite:/tmp/dir/", "sqlite::memory:", "sqlite:file:x.db",
+        "postgresql://h/db"}) {
+    auto b = OpenSqliteBackend(uri, Opts());
+    EXPECT_TRUE(b.status().IsInvalid()) << uri << ": " << b.status().ToString();
+  }
+}
+
+TEST_F(SqliteBackendTest, AllUriFormsOpenTheSameFile) {
+  ASSERT_NE(Fresh(), nullptr);
+  char cwd[4096];
+  ASSERT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  ASSERT_EQ(chdir(dir_.c_str()), 0);
+  for (const std::string& uri :
+       {"sqlite://" + path_, "sqlite:" + path_, std::string("sqlite:ns.db")}) {
+    auto b = OpenSqliteBackend(uri, Opts(false));
+    ASSERT_TRUE(b.ok()) << uri << ": " << b.status().ToString();
+    EXPECT_EQ((*b)->Dialect(), "sqlite");
+    auto v = (*b)->SchemaVersion();
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*v, static_cast<int>(Migrations_sqlite().size()));
+  }
+  ASSERT_EQ(chdir(cwd), 0);
+}
+
+TEST_F(SqliteBackendTest, MissingFileIsNotFoundAndNotCreated) {
+  auto b = OpenSqliteBackend(uri_, Opts(false));
+  ASSERT_TRUE(b.status().IsNotFound()) << b.status().ToString();
+  EXPECT_NE(b.status().ToString().find("nsadmin init"), std::string::npos);
+  EXPECT_FALSE(fs::exists(path_));
+  EXPECT_TRUE(fs::is_empty(dir_));
+  // Also when a directory on the way is missing.
+  auto c = OpenSqliteBackend("sqlite://" + dir_ + "/no/such.db", Opts(false));
+  EXPECT_TRUE(c.status().IsNotFound()) << c.status().ToString();
+}
+
+TEST_F(SqliteBackendTest, CreateIfMissingMakesAnEmptyDatabase) {
+  auto b = OpenSqliteBackend(uri_, Opts());
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto v = (*b)->SchemaVersion();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 0);
+}
+
+TEST_F(SqliteBackendTest, EmptyFileIsUntouchedUntilTheFirstMigration) {
+  { std::ofstream f(path_); }
+  {
+    auto b = OpenSqliteBackend(uri_, Opts(false));
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    auto v = (*b)->SchemaVersion();
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*v, 0);
+  }
+  EXPECT_EQ(fs::file_size(path_), 0u);
+  EXPECT_FALSE(fs::exists(path_ + "-wal"));
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(fs::exists(path_ + "-wal"));  // WAL mode from the first write
+}
+
+TEST_F(SqliteBackendTest, NonDatabaseFileIsCorruption) {
+  {
+    std::ofstream f(path_);
+    f << "this is not a SQLite database, just some text long enough to "
+         "fill a header and then some more bytes for good measure.\n";
+    for (int i = 0; i < 100; ++i) f << "filler line " << i << "\n";
+  }
+  const auto size_before = fs::file_size(path_);
+  for (bool create : {false, true}) {
+    auto b = OpenSqliteBackend(uri_, Opts(create));
+    ASSERT_TRUE(b.status().IsCorruption()) << b.status().ToString();
+    EXPECT_NE(b.status().ToString().find(path_), std::string::npos)
+        << b.status().ToString();
+  }
+  EXPECT_EQ(fs::file_size(path_), size_before);
+}
+
+TEST_F(SqliteBackendTest, DirectoryIsInvalid) {
+  auto b = OpenSqliteBackend("sqlite://" + dir_, Opts());
+  EXPECT_TRUE(b.status().IsInvalid()) << b.status().ToString();
+}
+
+TEST_F(SqliteBackendTest, ForeignDatabaseIsCorruptionAndLeftAlone) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  {
+    auto b = OpenSqliteBackend(uri_, Opts(false));
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    auto v = (*b)->SchemaVersion();
+    EXPECT_TRUE(v.status().IsCorruption()) << v.status().ToString();
+  }
+  // Still in rollback-journal mode: the backend did not convert it to WAL.
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+               "delete");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteBackendTest, MigrationsApplyAndRecordVersions) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  auto v = b->SchemaVersion();
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, static_cast<int>(Migrations_sqlite().size()));
+  // The verifier comes from fs_info and stays put.
+  EXPECT_EQ(b->CookieVerifier(), b->CookieVerifier());
+}
+
+TEST_F(SqliteBackendTest, FailedMigrationAppliesNothing) {
+  auto b = OpenSqliteBackend(uri_, Opts());
+  ASSERT_TRUE(b.ok());
+  const Migration& m1 = Migrations_sqlite().at(0);
+  ASSERT_TRUE((*b)->ApplyMigration(1, m1.name, m1.sql).ok());
+  Status s = (*b)->ApplyMigration(
+      2, "broken", "CREATE TABLE half (x); INSERT INTO nowhere VALUES (1);");
+  EXPECT_FALSE(s.ok());
+  auto v = (*b)->SchemaVersion();
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 1);
+  // `half` was rolled back with the rest: applying a script that creates it
+  // again works.
+  EXPECT_TRUE((*b)->ApplyMigration(2, "ok", "CREATE TABLE half (x);").ok());
+  EXPECT_EQ(*(*b)->SchemaVersion(), 2);
+}
+
+TEST_F(SqliteBackendTest, InodeRoundTrip) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  Attr in = NewAttr(FileType::kCharDevice);
+  in.rdev_major = 4;
+  in.rdev_minor = 7;
+  in.size = uint64_t{1} << 40;
+  in.uid = 4'000'000'000u;  // above INT32_MAX: stored as int64
+  InodeId ino = 0;
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(ino, t.InsertInode(in));
+                 return Status::Ok();
+               }).ok());
+  EXPECT_GT(ino, kRootInode);
+  Attr out;
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(out, t.GetInode(ino, LockMode::kNone));
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(out.ino, ino);
+  EXPECT_EQ(out.type, FileType::kCharDevice);
+  EXPECT_EQ(out.mode, 0644u);
+  EXPECT_EQ(out.uid, 4'000'000'000u);
+  EXPECT_EQ(out.size, uint64_t{1} << 40);
+  EXPECT_EQ(out.rdev_major, 4u);
+  EXPECT_EQ(out.rdev_minor, 7u);
+  EXPECT_EQ(out.btime, 1'000'000'000);
+  EXPECT_EQ(out.change, 1u);
+
+  // Update writes the listed fields and bumps change.
+  out.mode = 0600;
+  out.size = 5;
+  out.nlink = 3;
+  out.mtime = 42;
+  ASSERT_TRUE(
+      b->Write([&](Transaction& t) { return t.UpdateInode(out); }).ok());
+  Attr after;
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(after, t.GetInode(ino, LockMode::kNone));
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(after.mode, 0600u);
+  EXPECT_EQ(after.size, 5u);
+  EXPECT_EQ(after.nlink, 3u);
+  EXPECT_EQ(after.mtime, 42);
+  EXPECT_EQ(after.change, 2u);
+
+  // Ids are never reused, even after the highest is deleted.
+  ASSERT_TRUE(
+      b->Write([&](Transaction& t) { return t.DeleteInode(ino); }).ok());
+  Status gone = b->Read([&](Transaction& t) {
+    return t.GetInode(ino, LockMode::kNone).status();
+  });
+  EXPECT_TRUE(gone.IsStale()) << gone.ToString();
+  InodeId next = 0;
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(next,
+                                     t.InsertInode(NewAttr(FileType::kFifo)));
+                 return Status::Ok();
+               }).ok());
+  EXPECT_GT(next, ino);
+  Status missing = b->Write([&](Transaction& t) {
+    Attr a = NewAttr(FileType::kRegular);
+    a.ino = 999999;
+    return t.UpdateInode(a);
+  });
+  EXPECT_TRUE(missing.IsStale()) << missing.ToString();
+}
+
+TEST_F(SqliteBackendTest, DirectoryNlinkChangesOnlyThroughDirChanged) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  Attr root;
+  ASSERT_TRUE(
+      b->Write([&](Transaction& t) -> Status {
+         NS_ASSIGN_OR_RETURN(root, t.GetInode(kRootInode, LockMode::kShared));
+         Attr a = root;
+         a.nlink = 99;  // ignored for a directory
+         a.mode = 0700;
+         NS_RETURN_IF_ERROR(t.UpdateInode(a));
+         NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 1, 77));
+         NS_ASSIGN_OR_RETURN(root, t.GetInode(kRootInode, LockMode::kNone));
+         return Status::Ok();
+       }).ok());
+  EXPECT_EQ(root.nlink, 3u);
+  EXPECT_EQ(root.mode, 0700u);
+  EXPECT_EQ(root.mtime, 77);
+  EXPECT_EQ(root.ctime, 77);
+  EXPECT_EQ(root.change, 3u);
+  EXPECT_EQ(root.parent, kRootInode);
+  Status s = b->Write([](Transaction& t) { return t.DirChanged(12345, 0, 1); });
+  EXPECT_TRUE(s.IsStale()) << s.ToString();
+}
+
+TEST_F(SqliteBackendTest, EntriesAndListing) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  std::vector<InodeId> inos;
+  for (int i = 0; i < 10; ++i) {
+    inos.push_back(MakeFile(*b, kRootInode, "f" + std::to_string(i)));
+  }
+  // Duplicate name: Exists, and nothing of that transaction stays.
+  InodeId orphan_candidate = 0;
+  Status dup = b->Write([&](Transaction& t) -> Status {
+    NS_ASSIGN_OR_RETURN(orphan_candidate,
+                        t.InsertInode(NewAttr(FileType::kRegular)));
+    return t.InsertEntry(kRootInode, "f3", orphan_candidate,
+                         FileType::kRegular);
+  });
+  EXPECT_TRUE(dup.IsExists()) << dup.ToString();
+  Status rolled_back = b->Read([&](Transaction& t) {
+    return t.GetInode(orphan_candidate, LockMode::kNone).status();
+  });
+  EXPECT_TRUE(rolled_back.IsStale());
+
+  ASSERT_TRUE(
+      b->Read([&](Transaction& t) -> Status {
+         NS_ASSIGN_OR_RETURN(auto e, t.LookupEntry(kRootInode, "f3"));
+         EXPECT_TRUE(e.has_value());
+         if (e) {
+           EXPECT_EQ(e->child, inos[3]);
+           EXPECT_GT(e->cookie, 2u);
+         }
+         NS_ASSIGN_OR_RETURN(auto none, t.LookupEntry(kRootInode, "x"));
+         EXPECT_FALSE(none.has_value());
+         NS_ASSIGN_OR_RETURN(auto pc, t.LookupWithParent(kRootInode, "f7"));
+         EXPECT_EQ(pc.first.ino, kRootInode);
+         EXPECT_TRUE(pc.second.has_value());
+         if (pc.second) {
+           EXPECT_EQ(pc.second->ino, inos[7]);
+         }
+         NS_ASSIGN_OR_RETURN(auto pn, t.LookupWithParent(kRootInode, "zz"));
+         EXPECT_FALSE(pn.second.has_value());
+         EXPECT_TRUE(t.LookupWithParent(777, "f").status().IsStale());
+         NS_ASSIGN_OR_RETURN(bool has, t.HasEntries(kRootInode));
+         EXPECT_TRUE(has);
+         NS_ASSIGN_OR_RETURN(bool empty, t.HasEntries(inos[0]));
+         EXPECT_FALSE(empty);
+         return Status::Ok();
+       }).ok());
+
+  // Pages of 3 in cookie order, resumable at any cookie.
+  std::vector<DirEntry> all;
+  uint64_t cookie = 0;
+  while (true) {
+    std::vector<DirEntry> page;
+    ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                   NS_ASSIGN_OR_RETURN(
+                       page, t.ListEntries(kRootInode, cookie, 3, true));
+                   return Status::Ok();
+                 }).ok());
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 3u);
+    for (auto& e : page) {
+      EXPECT_GT(e.cookie, cookie);
+      cookie = e.cookie;
+      ASSERT_TRUE(e.attr.has_value());
+      EXPECT_EQ(e.attr->ino, e.ino);
+      all.push_back(e);
+    }
+  }
+  ASSERT_EQ(all.size(), 10u);
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].name, "f" + std::to_string(i));
+    EXPECT_EQ(all[i].ino, inos[i]);
+  }
+  ASSERT_TRUE(
+      b->Read([&](Transaction& t) -> Status {
+         NS_ASSIGN_OR_RETURN(
+             auto none, t.ListEntries(kRootInode, ~uint64_t{0}, 10, false));
+         EXPECT_TRUE(none.empty());
+         NS_ASSIGN_OR_RETURN(auto zero, t.ListEntries(kRootInode, 0, 0, false));
+         EXPECT_TRUE(zero.empty());
+         return Status::Ok();
+       }).ok());
+
+  // A name removed and added again gets a fresh, larger cookie.
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 NS_RETURN_IF_ERROR(t.DeleteEntry(kRootInode, "f0"));
+                 return t.InsertEntry(kRootInode, "f0", inos[0],
+                                      FileType::kRegular);
+               }).ok());
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(auto e, t.LookupEntry(kRootInode, "f0"));
+                 EXPECT_TRUE(e.has_value());
+                 if (e) {
+                   EXPECT_GT(e->cookie, all.back().cookie);
+                 }
+                 return Status::Ok();
+               }).ok());
+  Status nf = b->Write(
+      [](Transaction& t) { return t.DeleteEntry(kRootInode, "nope"); });
+  EXPECT_TRUE(nf.IsNotFound()) << nf.ToString();
+}
+
+TEST_F(SqliteBackendTest, SymlinksOrphansStats) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  InodeId link = 0;
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 Attr a = NewAttr(FileType::kSymlink);
+                 a.size = 6;
+                 NS_ASSIGN_OR_RETURN(link, t.InsertInode(a));
+                 NS_RETURN_IF_ERROR(t.InsertSymlink(link, "a/b/c"));
+                 NS_RETURN_IF_ERROR(t.AddOrphan(link, 5));
+                 return t.AddOrphan(link, 6);  // twice is fine
+               }).ok());
+  InodeId file = MakeFile(*b, kRootInode, "data");
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(file, LockMode::kNone));
+                 a.size = 1000;
+                 return t.UpdateInode(a);
+               }).ok());
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(std::string target, t.ReadSymlink(link));
+                 EXPECT_EQ(target, "a/b/c");
+                 EXPECT_TRUE(t.ReadSymlink(file).status().IsCorruption());
+                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
+                 EXPECT_EQ(st.files, 3u);     // root, link, file
+                 EXPECT_EQ(st.bytes, 1000u);  // regular files only
+                 EXPECT_GT(st.bytes_total, 0u);
+                 EXPECT_GT(st.files_free, 0u);
+                 return Status::Ok();
+               }).ok());
+  ASSERT_TRUE(b->Write([&](Transaction& t) -> Status {
+                 NS_RETURN_IF_ERROR(t.RemoveOrphan(link));
+                 NS_RETURN_IF_ERROR(t.RemoveOrphan(link));  // idempotent
+                 NS_RETURN_IF_ERROR(t.LockTopology());
+                 return t.DeleteInode(link);
+               }).ok());
+  Status gone =
+      b->Read([&](Transaction& t) { return t.ReadSymlink(link).status(); });
+  EXPECT_TRUE(gone.IsCorruption());
+}
+
+TEST_F(SqliteBackendTest, ReadCannotWrite) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  Status s = b->Read([&](Transaction& t) {
+    return t.InsertInode(NewAttr(FileType::kRegular)).status();
+  });
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(s.IsRetry());
+}
+
+TEST_F(SqliteBackendTest, RetryAndExceptionsNeverReachTheCaller) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  int runs = 0;
+  InodeId ino = 0;
+  Status s = b->Write([&](Transaction& t) -> Status {
+    ++runs;
+    NS_ASSIGN_OR_RETURN(ino, t.InsertInode(NewAttr(FileType::kRegular)));
+    if (runs < 3) return Status::Retry("test", "conflict");
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(runs, 3);
+  // The two rolled-back attempts left nothing behind.
+  auto stats = [&] {
+    FsStats st;
+    EXPECT_TRUE(b->Read([&](Transaction& t) -> Status {
+                   NS_ASSIGN_OR_RETURN(st, t.Stats());
+                   return Status::Ok();
+                 }).ok());
+    return st.files;
+  };
+  EXPECT_EQ(stats(), 2u);
+
+  Status thrown = b->Write([&](Transaction& t) -> Status {
+    (void)t.InsertInode(NewAttr(FileType::kRegular));
+    throw std::runtime_error("boom");
+  });
+  EXPECT_TRUE(thrown.IsIOError()) << thrown.ToString();
+  EXPECT_EQ(stats(), 2u);
+  Status thrown_read = b->Read([](Transaction&) -> Status { throw 42; });
+  EXPECT_TRUE(thrown_read.IsIOError());
+
+  Status nested = b->Write([&](Transaction&) {
+    return b->Write([](Transaction&) { return Status::Ok(); });
+  });
+  EXPECT_TRUE(nested.IsInvalid()) << nested.ToString();
+}
+
+// Concurrent writers share group commits; a failing caller's work is undone
+// without touching the others'.
+TEST_F(SqliteBackendTest, GroupCommitIsolatesFailures) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::atomic<int> failures_seen{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string name =
+            "t" + std::to_string(th) + "_" + std::to_string(i);
+        const bool fail = i % 10 == 0;
+        Status s = b->Write([&](Transaction& t) -> Status {
+          NS_ASSIGN_OR_RETURN(InodeId ino,
+                              t.InsertInode(NewAttr(FileType::kRegular)));
+          NS_RETURN_IF_ERROR(
+              t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
+          NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
+          if (fail) return Status::Invalid("test", "injected");
+          return Status::Ok();
+        });
+        if (fail) {
+          if (s.IsInvalid()) ++failures_seen;
+        } else {
+          EXPECT_TRUE(s.ok()) << s.ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures_seen.load(), kThreads * kPerThread / 10);
+  const uint64_t expected = kThreads * kPerThread * 9 / 10;
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
+                 EXPECT_EQ(st.files, expected + 1);
+                 NS_ASSIGN_OR_RETURN(
+                     auto list, t.ListEntries(kRootInode, 0, 100000, false));
+                 EXPECT_EQ(list.size(), expected);
+                 NS_ASSIGN_OR_RETURN(Attr root,
+                                     t.GetInode(kRootInode, LockMode::kNone));
+                 EXPECT_EQ(root.change, 1 + expected);
+                 return Status::Ok();
+               }).ok());
+}
+
+// Another process holding the write lock for a while delays a Write; it
+// does not fail it.
+TEST_F(SqliteBackendTest, WaitsOutAnotherWriter) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::thread release([other] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  InodeId ino = MakeFile(*b, kRootInode, "after_lock");
+  EXPECT_GT(ino, 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(250));
+  release.join();
+  sqlite3_close(other);
+}
+
+TEST_F(SqliteBackendTest, WritesSurviveCloseAndReopen) {
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  {
+    auto b = Fresh();
+    ASSERT_NE(b, nullptr);
+    for (int th = 0; th < kThreads; ++th) {
+      threads.emplace_back([&, th] {
+        for (int i = 0; i < 50; ++i) {
+          if (MakeFile(*b, kRootInode,
+                       std::to_string(th) + "." + std::to_string(i)) != 0) {
+            ++ok;
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  EXPECT_EQ(ok.load(), kThreads * 50);
+  auto b = OpenSqliteBackend(uri_, Opts(false));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE((*b)->Read([&](Transaction& t) -> Status {
+                    NS_ASSIGN_OR_RETURN(
+                        auto list, t.ListEntries(kRootInode, 0, 1000, false));
+                    EXPECT_EQ(list.size(), size_t{kThreads * 50});
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST(SqliteStatusTest, MapsResultCodes) {
+  EXPECT_TRUE(SqliteStatus(SQLITE_OK, nullptr, "x").ok());
+  EXPECT_TRUE(SqliteStatus(SQLITE_DONE, nullptr, "x").ok());
+  EXPECT_TRUE(SqliteStatus(SQLITE_BUSY, nullptr, "x").IsRetry());
+  EXPECT_TRUE(SqliteStatus(SQLITE_BUSY_SNAPSHOT, nullptr, "x").IsRetry());
+  EXPECT_TRUE(SqliteStatus(SQLITE_LOCKED, nullptr, "x").IsRetry());
+  EXPECT_TRUE(SqliteStatus(SQLITE_CONSTRAINT_UNIQUE, nullptr, "x").IsExists());
+  EXPECT_TRUE(
+      SqliteStatus(SQLITE_CONSTRAINT_PRIMARYKEY, nullptr, "x").IsExists());
+  EXPECT_TRUE(
+      SqliteStatus(SQLITE_CONSTRAINT_NOTNULL, nullptr, "x").IsIOError());
+  EXPECT_TRUE(SqliteStatus(SQLITE_NOTADB, nullptr, "x").IsCorruption());
+  EXPECT_TRUE(SqliteStatus(SQLITE_CORRUPT, nullptr, "x").IsCorruption());
+  EXPECT_TRUE(SqliteStatus(SQLITE_CANTOPEN, nullptr, "x").IsUnavailable());
+  Status full = SqliteStatus(SQLITE_FULL, nullptr, "x");
+  EXPECT_TRUE(full.IsIOError());
+  EXPECT_NE(full.ToString().find("disk full"), std::string::npos);
+  EXPECT_TRUE(SqliteStatus(SQLITE_IOERR_FSYNC, nullptr, "x").IsIOError());
+}
+
+}  // namespace
+}  // namespace ns

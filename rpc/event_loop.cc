@@ -1,0 +1,410 @@
+#include "rpc/event_loop.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+
+#include "rpc/log.h"
+#include "rpc/net.h"
+
+namespace rpc {
+namespace {
+
+// epoll tags: connection ids count up from 1 and never reach these.
+constexpr uint64_t kWakeTag = 0;
+constexpr uint64_t kListenerTag = uint64_t{1} << 63;
+
+constexpr size_t kScratchBytes = 256 * 1024;
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptsPerEvent = 64;
+// How long accepting pauses when the process is out of descriptors.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// Upper bound of one epoll_wait, so paused listeners resume on time.
+constexpr int kMaxWaitMs = 1000;
+
+std::atomic<uint64_t> g_next_connection_id{1};
+
+}  // namespace
+
+EventLoop::EventLoop(EndpointOptions options, const Registry* registry,
+                     WorkerPool* pool)
+    : options_(std::move(options)),
+      registry_(registry),
+      pool_(pool),
+      scratch_(kScratchBytes) {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epfd_ >= 0 && wakefd_ >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  }
+}
+
+EventLoop::~EventLoop() {
+  Stop();
+  for (Listener& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
+  }
+  if (wakefd_ >= 0) ::close(wakefd_);
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
+  if (epfd_ < 0 || wakefd_ < 0) return Status::IoError("epoll unavailable");
+  if (started_) return Status::InvalidArgument("Listen after Start");
+  Result<int> fd = ListenTcp(host, port);
+  if (!fd.ok()) return fd.status();
+  Result<uint16_t> bound = LocalPort(*fd);
+  if (!bound.ok()) {
+    ::close(*fd);
+    return bound.status();
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerTag | listeners_.size();
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, *fd, &ev) != 0) {
+    int err = errno;
+    ::close(*fd);
+    return Status::IoError(std::string("epoll_ctl: ") + std::strerror(err));
+  }
+  listeners_.push_back(Listener{*fd, false});
+  return *bound;
+}
+
+Status EventLoop::Start() {
+  if (epfd_ < 0 || wakefd_ < 0) return Status::IoError("epoll unavailable");
+  if (started_) return Status::Ok();
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+  std::string tname = (options_.name + "-loop").substr(0, 15);
+  pthread_setname_np(thread_.native_handle(), tname.c_str());
+  return Status::Ok();
+}
+
+void EventLoop::Stop() {
+  if (started_) {
+    stopping_ = true;
+    Wake();
+    if (thread_.joinable()) thread_.join();
+    started_ = false;
+    return;
+  }
+  // Never started: close what Adopt may have registered.
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    closed_for_new_ = true;
+  }
+  CloseAll();
+  RunPosted();
+}
+
+bool EventLoop::InLoopThread() const {
+  return loop_thread_id_.load() == std::this_thread::get_id();
+}
+
+void EventLoop::Wake() {
+  uint64_t one = 1;
+  // A full eventfd counter still wakes the loop; nothing to handle.
+  [[maybe_unused]] ssize_t n = ::write(wakefd_, &one, sizeof one);
+}
+
+void EventLoop::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  Wake();
+}
+
+void EventLoop::RunPosted() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void EventLoop::Run() {
+  loop_thread_id_ = std::this_thread::get_id();
+  epoll_event events[kMaxEvents];
+  while (!stopping_) {
+    int n = ::epoll_wait(epfd_, events, kMaxEvents, NextTimeoutMs());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log::Error("rpc: {}: epoll_wait: {}", options_.name,
+                 std::strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      uint32_t ev = events[i].events;
+      if (tag == kWakeTag) {
+        uint64_t v;
+        [[maybe_unused]] ssize_t r = ::read(wakefd_, &v, sizeof v);
+        continue;
+      }
+      if (tag & kListenerTag) {
+        AcceptReady(static_cast<size_t>(tag & ~kListenerTag));
+        continue;
+      }
+      std::shared_ptr<Connection> conn = Lookup(tag);
+      if (!conn) continue;
+      if (ev & (EPOLLHUP | EPOLLERR)) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(conn->fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+        conn->CloseWithReason(err ? std::strerror(err) : "connection hung up",
+                              false);
+        continue;
+      }
+      if (ev & EPOLLOUT) conn->HandleWritable();
+      if (ev & (EPOLLIN | EPOLLRDHUP)) conn->HandleReadable();
+    }
+    RunPosted();
+    ExpireTimers();
+    if (listeners_resume_at_ != std::chrono::steady_clock::time_point{} &&
+        std::chrono::steady_clock::now() >= listeners_resume_at_) {
+      listeners_resume_at_ = {};
+      for (size_t i = 0; i < listeners_.size(); ++i) {
+        if (!listeners_[i].paused) continue;
+        epoll_event e{};
+        e.events = EPOLLIN;
+        e.data.u64 = kListenerTag | i;
+        ::epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &e);
+        listeners_[i].paused = false;
+      }
+    }
+  }
+
+  // Shutdown: no new connections, close every open one (failing their
+  // pending calls), run the on-close hooks.
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    closed_for_new_ = true;
+  }
+  for (Listener& l : listeners_) {
+    if (l.fd < 0) continue;
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
+    ::close(l.fd);
+    l.fd = -1;
+  }
+  CloseAll();
+  RunPosted();
+  loop_thread_id_ = std::thread::id();
+}
+
+void EventLoop::CloseAll() {
+  std::vector<std::shared_ptr<Connection>> all = Connections();
+  for (auto& c : all) c->CloseWithReason("endpoint stopping", false);
+  // Connections closed by other threads whose finalization was posted too
+  // late to run: finalize them here so every on-close hook runs once.
+  RunPosted();
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    for (auto& [id, c] : conns_) ids.push_back(id);
+  }
+  for (uint64_t id : ids) Finalize(id);
+}
+
+void EventLoop::AcceptReady(size_t index) {
+  if (index >= listeners_.size() || listeners_[index].fd < 0) return;
+  int lfd = listeners_[index].fd;
+  for (int i = 0; i < kAcceptsPerEvent; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: a server fault. Level-triggered epoll
+      // would report the pending connection again at once, so stop
+      // accepting for a moment instead of spinning.
+      log::Error("rpc: {}: accept: {}; pausing accepts for {} ms",
+                 options_.name, std::strerror(errno), kAcceptBackoff.count());
+      epoll_event e{};
+      e.events = 0;
+      e.data.u64 = kListenerTag | index;
+      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd, &e);
+      listeners_[index].paused = true;
+      listeners_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
+      return;
+    }
+    std::string peer = FormatSockaddr(reinterpret_cast<const sockaddr*>(&ss));
+    size_t open;
+    {
+      std::lock_guard<std::mutex> lock(conns_mu_);
+      open = conns_.size();
+    }
+    if (open >= options_.max_connections) {
+      log::Warning("rpc: {}: refusing connection from {}: {} connections open",
+                   options_.name, peer, open);
+      ::close(fd);
+      continue;
+    }
+    SetTcpOptions(fd);
+    Status error;
+    std::shared_ptr<Connection> conn = Register(fd, peer, &error);
+    if (!conn) {
+      log::Error("rpc: {}: cannot serve {}: {}", options_.name, peer,
+                 error.ToString());
+      continue;
+    }
+    log::Debug("rpc: {}: accepted {} as connection {}", options_.name, peer,
+               conn->id());
+    if (options_.on_open) options_.on_open(conn);
+  }
+}
+
+Result<std::shared_ptr<Connection>> EventLoop::Adopt(int fd, std::string peer) {
+  Status error;
+  std::shared_ptr<Connection> conn = Register(fd, std::move(peer), &error);
+  if (!conn) return error;
+  return conn;
+}
+
+std::shared_ptr<Connection> EventLoop::Register(int fd, std::string peer,
+                                                Status* error) {
+  // The connection owns fd from here on: its destructor closes it.
+  std::shared_ptr<Connection> conn(
+      new Connection(this, fd, g_next_connection_id.fetch_add(1),
+                     std::move(peer), options_.max_record_size));
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    if (closed_for_new_) {
+      *error = Status::Closed("endpoint stopping");
+      return nullptr;
+    }
+    conns_.emplace(conn->id(), conn);
+  }
+  std::lock_guard<std::mutex> lock(conn->mu_);
+  conn->interest_ = EPOLLIN | EPOLLRDHUP;
+  epoll_event ev{};
+  ev.events = conn->interest_;
+  ev.data.u64 = conn->id();
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    *error = Status::IoError(std::string("epoll_ctl: ") + std::strerror(errno));
+    conn->closed_ = true;
+    std::lock_guard<std::mutex> l2(conns_mu_);
+    conns_.erase(conn->id());
+    return nullptr;
+  }
+  return conn;
+}
+
+std::shared_ptr<Connection> EventLoop::Lookup(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(conns_mu_);
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Connection>> EventLoop::Connections() const {
+  std::lock_guard<std::mutex> lock(conns_mu_);
+  std::vector<std::shared_ptr<Connection>> out;
+  out.reserve(conns_.size());
+  for (const auto& [id, c] : conns_) out.push_back(c);
+  return out;
+}
+
+void EventLoop::Finalize(uint64_t id) {
+  std::shared_ptr<Connection> conn;
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    conn = std::move(it->second);
+    conns_.erase(it);
+  }
+  if (!options_.on_close) return;
+  try {
+    options_.on_close(conn);
+  } catch (const std::exception& e) {
+    log::Error("rpc: {}: on-close hook threw: {}", options_.name, e.what());
+  } catch (...) {
+    log::Error("rpc: {}: on-close hook threw", options_.name);
+  }
+}
+
+int EventLoop::NextTimeoutMs() {
+  auto now = std::chrono::steady_clock::now();
+  auto wait = std::chrono::milliseconds(kMaxWaitMs);
+  if (listeners_resume_at_ != std::chrono::steady_clock::time_point{}) {
+    wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                              listeners_resume_at_ - now));
+  }
+  {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    if (!timers_.empty()) {
+      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                                timers_.begin()->first - now));
+    }
+  }
+  return static_cast<int>(std::max<int64_t>(wait.count(), 0));
+}
+
+void EventLoop::ExpireTimers() {
+  std::vector<std::pair<uint64_t, uint32_t>> expired;
+  {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    auto now = std::chrono::steady_clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      expired.push_back(timers_.begin()->second);
+      timers_.erase(timers_.begin());
+    }
+  }
+  // Connection locks are taken only after timers_mu_ is released: the
+  // connection side takes them in the opposite order.
+  for (auto [id, xid] : expired) {
+    if (std::shared_ptr<Connection> c = Lookup(id)) c->ExpireCall(xid);
+  }
+}
+
+void EventLoop::AddTimer(std::chrono::steady_clock::time_point deadline,
+                         uint64_t id, uint32_t xid) {
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    earliest = timers_.empty() || deadline < timers_.begin()->first;
+    timers_.emplace(deadline, std::make_pair(id, xid));
+  }
+  if (earliest && !InLoopThread()) Wake();
+}
+
+void EventLoop::CancelTimer(std::chrono::steady_clock::time_point deadline,
+                            uint64_t id, uint32_t xid) {
+  std::lock_guard<std::mutex> lock(timers_mu_);
+  auto [begin, end] = timers_.equal_range(deadline);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == std::make_pair(id, xid)) {
+      timers_.erase(it);
+      return;
+    }
+  }
+}
+
+void EventLoop::SetInterest(int fd, uint64_t id, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = id;
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EventLoop::Unregister(int fd) {
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+}  // namespace rpc

@@ -1,0 +1,152 @@
+#pragma once
+
+// The epoll event loop shared by Server and Client.
+//
+// One thread waits on epoll for: listening sockets (accept), connections
+// (readable: parse records and hand CALLs to the worker pool, route REPLYs to
+// waiters; writable: flush queued replies), an eventfd (wake-ups for posted
+// tasks and timers). Workers write their replies directly when the socket
+// takes them and leave the rest to the loop (EPOLLOUT), so a reply costs no
+// thread hop in the common case.
+//
+// Backpressure, per connection: while `max_inflight_per_connection` calls are
+// being served, or `max_output_bytes_per_connection` reply bytes wait to be
+// written (a client that does not read its replies), the loop stops reading
+// from that connection, so TCP flow control pushes back on the client. The
+// exception is a connection with our own outgoing calls pending (callbacks on
+// the backchannel): it keeps being read, up to a hard cap of queued calls, so
+// that their REPLYs can arrive even when every worker waits for one.
+//
+// Most users want Server or Client; this header is for them and for tests.
+//
+// Thread safety: Listen before Start; Adopt, Post and the timer methods from
+// any thread; Stop from the owner.
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "rpc/connection.h"
+#include "rpc/program.h"
+#include "rpc/status.h"
+#include "rpc/worker_pool.h"
+
+namespace rpc {
+
+// Knobs shared by Server and Client (defaults suit an NFS server).
+struct EndpointOptions {
+  // Names threads ("name-loop", "name-N") and prefixes logs.
+  std::string name = "rpc";
+  // Largest record accepted from a peer; a larger one is a protocol violation
+  // and closes that connection (with a warning). It must exceed the largest
+  // request a session negotiates (NFSv4.1 ca_maxrequestsize plus RPC
+  // header); nfs41d checks the per-session limit itself.
+  size_t max_record_size = 4u << 20;
+  // Calls served concurrently per connection before reading pauses.
+  size_t max_inflight_per_connection = 64;
+  // Unwritten reply bytes per connection before reading pauses.
+  size_t max_output_bytes_per_connection = 16u << 20;
+  // Accepted connections beyond this are closed at once (with a warning).
+  size_t max_connections = 4096;
+  // Run on the event-loop thread when a connection is accepted (on_open;
+  // not for Adopt, whose caller already holds the connection), and once
+  // when any connection closes, for whatever reason (on_close). Must not
+  // block; must not call Connection::Call (its reply would be delivered by
+  // this same thread).
+  std::function<void(const std::shared_ptr<Connection>&)> on_open = nullptr;
+  std::function<void(const std::shared_ptr<Connection>&)> on_close = nullptr;
+};
+
+class EventLoop {
+ public:
+  // `registry` and `pool` must outlive the loop.
+  EventLoop(EndpointOptions options, const Registry* registry,
+            WorkerPool* pool);
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  ~EventLoop();  // Stop()
+
+  // Binds and listens on host:port (port 0: any free port). Returns the
+  // bound port. REQUIRES: before Start.
+  Result<uint16_t> Listen(const std::string& host, uint16_t port);
+  // Starts the loop thread.
+  Status Start();
+  // Closes listeners and every connection (on-close hooks run), stops and
+  // joins the loop thread. The worker pool is the owner's to stop. Idempotent.
+  void Stop();
+
+  // Takes ownership of a connected socket and serves it.
+  Result<std::shared_ptr<Connection>> Adopt(int fd, std::string peer);
+
+  // Currently open connections.
+  std::vector<std::shared_ptr<Connection>> Connections() const;
+  bool InLoopThread() const;
+
+  const EndpointOptions& options() const { return options_; }
+
+ private:
+  friend class Connection;
+
+  struct Listener {
+    int fd = -1;
+    bool paused = false;
+  };
+
+  void Run();
+  void Wake();
+  void Post(std::function<void()> fn);
+  void RunPosted();
+  void AcceptReady(size_t index);
+  std::shared_ptr<Connection> Register(int fd, std::string peer, Status* error);
+  std::shared_ptr<Connection> Lookup(uint64_t id) const;
+  void Finalize(uint64_t id);
+  int NextTimeoutMs();
+  void ExpireTimers();
+  void AddTimer(std::chrono::steady_clock::time_point deadline, uint64_t id,
+                uint32_t xid);
+  void CancelTimer(std::chrono::steady_clock::time_point deadline, uint64_t id,
+                   uint32_t xid);
+  void SetInterest(int fd, uint64_t id, uint32_t events);
+  void Unregister(int fd);
+  void CloseAll();
+
+  const EndpointOptions options_;
+  const Registry* const registry_;
+  WorkerPool* const pool_;
+
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  std::vector<Listener> listeners_;  // loop thread after Start
+  std::vector<uint8_t> scratch_;     // loop thread: read buffer
+  std::thread thread_;
+  std::atomic<std::thread::id> loop_thread_id_{};
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::chrono::steady_clock::time_point listeners_resume_at_{};
+
+  mutable std::mutex conns_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Connection>> conns_;
+  bool closed_for_new_ = false;  // guarded by conns_mu_
+
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+
+  std::mutex timers_mu_;
+  // deadline -> (connection id, xid) of an outgoing call.
+  std::multimap<std::chrono::steady_clock::time_point,
+                std::pair<uint64_t, uint32_t>>
+      timers_;  // guarded by timers_mu_
+};
+
+}  // namespace rpc

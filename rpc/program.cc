@@ -1,0 +1,179 @@
+#include "rpc/program.h"
+
+#include <exception>
+#include <mutex>
+#include <string>
+
+#include "rpc/connection.h"
+#include "rpc/log.h"
+
+namespace rpc {
+
+Reply Reply::Success(std::vector<uint8_t> results) {
+  Reply r(Kind::kAccepted, kSuccess);
+  r.results_ = std::move(results);
+  return r;
+}
+Reply Reply::GarbageArgs() { return Reply(Kind::kAccepted, kGarbageArgs); }
+Reply Reply::SystemErr() { return Reply(Kind::kAccepted, kSystemErr); }
+Reply Reply::ProcUnavail() { return Reply(Kind::kAccepted, kProcUnavail); }
+Reply Reply::AuthError(uint32_t auth_stat) {
+  return Reply(Kind::kAuthError, auth_stat);
+}
+Reply Reply::Drop() { return Reply(Kind::kDrop, 0); }
+
+Program::Program(uint32_t number, uint32_t low_version, uint32_t high_version)
+    : number_(number), low_(low_version), high_(high_version) {}
+
+Program& Program::WithNull() {
+  return On(0, [](const CallContext&, std::span<const uint8_t>) {
+    return Reply::Void();
+  });
+}
+
+Program& Program::On(uint32_t proc, Handler handler) {
+  procs_[proc] = std::move(handler);
+  return *this;
+}
+
+Reply Program::Dispatch(const CallContext& ctx,
+                        std::span<const uint8_t> args) const {
+  auto it = procs_.find(ctx.proc);
+  if (it == procs_.end()) return Reply::ProcUnavail();
+  return it->second(ctx, args);
+}
+
+void Registry::Add(Program program) {
+  auto p = std::make_shared<const Program>(std::move(program));
+  std::unique_lock lock(mu_);
+  auto [begin, end] = programs_.equal_range(p->number());
+  for (auto it = begin; it != end;) {
+    const Program& old = *it->second;
+    bool overlaps = old.low_version() <= p->high_version() &&
+                    p->low_version() <= old.high_version();
+    it = overlaps ? programs_.erase(it) : std::next(it);
+  }
+  programs_.emplace(p->number(), std::move(p));
+}
+
+void Registry::Remove(uint32_t number) {
+  std::unique_lock lock(mu_);
+  programs_.erase(number);
+}
+
+std::shared_ptr<const Program> Registry::Find(uint32_t prog, uint32_t vers,
+                                              bool* known, uint32_t* low,
+                                              uint32_t* high) const {
+  std::shared_lock lock(mu_);
+  auto [begin, end] = programs_.equal_range(prog);
+  *known = begin != end;
+  *low = UINT32_MAX;
+  *high = 0;
+  for (auto it = begin; it != end; ++it) {
+    const Program& p = *it->second;
+    if (vers >= p.low_version() && vers <= p.high_version()) return it->second;
+    *low = std::min(*low, p.low_version());
+    *high = std::max(*high, p.high_version());
+  }
+  if (!*known) *low = 0;
+  return nullptr;
+}
+
+namespace {
+
+std::string PeerOf(const std::shared_ptr<Connection>& c) {
+  return c ? c->peer() : std::string("(no connection)");
+}
+
+ReplyMessage Accepted(uint32_t xid, uint32_t stat, uint32_t low = 0,
+                      uint32_t high = 0) {
+  return ReplyMessage{EncodeAcceptedReply(xid, stat, low, high), {}};
+}
+
+}  // namespace
+
+std::optional<ReplyMessage> ProcessCall(const Registry& registry,
+                                        std::span<const uint8_t> record,
+                                        std::shared_ptr<Connection> connection,
+                                        size_t worker_index) {
+  CallHeaderDecode d = DecodeCallHeader(record);
+  const CallHeader& h = d.header;
+  switch (d.outcome) {
+    case CallHeaderDecode::Outcome::kDrop:
+      log::Warning("rpc: {}: dropped a {}-byte call: {}", PeerOf(connection),
+                   record.size(), d.reason);
+      return std::nullopt;
+    case CallHeaderDecode::Outcome::kRpcMismatch:
+      log::Warning("rpc: {}: xid {:#x}: RPC version {} (only 2 is spoken)",
+                   PeerOf(connection), h.xid, h.rpcvers);
+      return ReplyMessage{
+          EncodeRpcMismatchReply(h.xid, kRpcVersion, kRpcVersion), {}};
+    case CallHeaderDecode::Outcome::kAuthError:
+      log::Warning("rpc: {}: xid {:#x}: {}", PeerOf(connection), h.xid,
+                   d.reason);
+      return ReplyMessage{EncodeAuthErrorReply(h.xid, d.auth_stat), {}};
+    case CallHeaderDecode::Outcome::kOk:
+      break;
+  }
+
+  AuthCheck auth = Authenticate(h);
+  if (!auth.ok()) {
+    log::Warning(
+        "rpc: {}: xid {:#x}: credential flavor {} refused (auth_stat {})",
+        PeerOf(connection), h.xid, h.cred.flavor, auth.auth_stat);
+    return ReplyMessage{EncodeAuthErrorReply(h.xid, auth.auth_stat), {}};
+  }
+
+  bool known;
+  uint32_t low, high;
+  std::shared_ptr<const Program> program =
+      registry.Find(h.prog, h.vers, &known, &low, &high);
+  if (!program) {
+    if (!known) {
+      log::Debug("rpc: {}: xid {:#x}: program {} not offered",
+                 PeerOf(connection), h.xid, h.prog);
+      return Accepted(h.xid, kProgUnavail);
+    }
+    log::Debug("rpc: {}: xid {:#x}: program {} version {} not offered",
+               PeerOf(connection), h.xid, h.prog, h.vers);
+    return Accepted(h.xid, kProgMismatch, low, high);
+  }
+
+  CallContext ctx;
+  ctx.xid = h.xid;
+  ctx.prog = h.prog;
+  ctx.vers = h.vers;
+  ctx.proc = h.proc;
+  ctx.record_size = record.size();
+  ctx.cred = std::move(auth.creds);
+  ctx.connection = std::move(connection);
+  ctx.worker_index = worker_index;
+
+  std::optional<Reply> reply;
+  try {
+    reply.emplace(program->Dispatch(ctx, record.subspan(h.args_offset)));
+  } catch (const std::exception& e) {
+    // Handlers report errors as values; an exception is a server bug.
+    log::Error("rpc: program {} proc {} threw: {}", h.prog, h.proc, e.what());
+    return Accepted(h.xid, kSystemErr);
+  } catch (...) {
+    log::Error("rpc: program {} proc {} threw a non-exception", h.prog, h.proc);
+    return Accepted(h.xid, kSystemErr);
+  }
+  if (reply->dropped()) return std::nullopt;
+  if (reply->is_auth_error()) {
+    return ReplyMessage{EncodeAuthErrorReply(h.xid, reply->stat()), {}};
+  }
+  if (reply->stat() != kSuccess) {
+    if (reply->stat() == kGarbageArgs) {
+      log::Warning(
+          "rpc: {}: xid {:#x}: program {} proc {}: arguments do not decode",
+          PeerOf(ctx.connection), h.xid, h.prog, h.proc);
+    }
+    return Accepted(h.xid, reply->stat());
+  }
+  return ReplyMessage{EncodeAcceptedReply(h.xid, kSuccess),
+                      reply->TakeResults()};
+}
+
+}  // namespace rpc
