@@ -1,0 +1,190 @@
+// Runs the real nsh and nsadmin binaries against both backends and checks
+// what a shell user sees: coreutils-shaped output, coreutils-shaped errors,
+// exit codes, and --as honoured.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace ns {
+using namespace ns::testing;  // NOLINT: test helpers
+namespace {
+
+struct Ran {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Ran RunTool(const std::string& binary, const std::vector<std::string>& args) {
+  static int counter = 0;
+  std::string err_path = ScratchDir() + "/stderr-" + std::to_string(++counter);
+  std::string cmd = ShellQuote(binary);
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  cmd += " 2>" + ShellQuote(err_path);
+  Ran r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+class NshTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    uri_ = FreshUri(GetParam());
+    ASSERT_FALSE(uri_.empty());
+    Ran init = RunTool(NS_NSADMIN, {"--db", uri_, "init"});
+    ASSERT_EQ(init.code, 0) << init.err;
+    EXPECT_NE(init.out.find("at schema version"), std::string::npos);
+  }
+
+  Ran Nsh(std::vector<std::string> args, const std::string& as = "") {
+    std::vector<std::string> full = {"--db", uri_};
+    if (!as.empty()) {
+      full.push_back("--as");
+      full.push_back(as);
+    }
+    full.insert(full.end(), args.begin(), args.end());
+    return RunTool(NS_NSH, full);
+  }
+
+  std::string uri_;
+};
+
+TEST_P(NshTest, NsadminReportsVersionAndRefusesSecondInit) {
+  Ran v = RunTool(NS_NSADMIN, {"--db", uri_, "version"});
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("database schema version: "), std::string::npos);
+  Ran again = RunTool(NS_NSADMIN, {"--db", uri_, "init"});
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("already initialised"), std::string::npos) << again.err;
+  Ran up = RunTool(NS_NSADMIN, {"--db", uri_, "upgrade"});
+  EXPECT_EQ(up.code, 0);
+  EXPECT_NE(up.out.find("already at schema version"), std::string::npos);
+}
+
+TEST_P(NshTest, MkdirLsAndCoreutilsErrors) {
+  EXPECT_EQ(Nsh({"mkdir", "-p", "/a/b/c"}).code, 0);
+  EXPECT_EQ(Nsh({"mkdir", "-p", "/a/b/c"}).code, 0);  // -p: existing is fine
+  Ran ls = Nsh({"ls", "/a"});
+  EXPECT_EQ(ls.code, 0);
+  EXPECT_EQ(ls.out, "b\n");
+  Ran dup = Nsh({"mkdir", "/a/b"});
+  EXPECT_EQ(dup.code, 1);
+  EXPECT_EQ(dup.err, "nsh: cannot create directory '/a/b': File exists\n");
+  Ran missing = Nsh({"ls", "/nope"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.err,
+            "nsh: cannot access '/nope': No such file or directory\n");
+  Ran notempty = Nsh({"rmdir", "/a"});
+  EXPECT_EQ(notempty.code, 1);
+  EXPECT_EQ(notempty.err, "nsh: failed to remove '/a': Directory not empty\n");
+}
+
+TEST_P(NshTest, LinksStatAndLongListing) {
+  ASSERT_EQ(Nsh({"mkdir", "/d"}).code, 0);
+  ASSERT_EQ(Nsh({"touch", "/d/f"}).code, 0);
+  ASSERT_EQ(Nsh({"ln", "/d/f", "/d/h"}).code, 0);
+  ASSERT_EQ(Nsh({"ln", "-s", "/d/f", "/d/l"}).code, 0);
+  Ran st = Nsh({"stat", "/d/f"});
+  EXPECT_EQ(st.code, 0);
+  EXPECT_NE(st.out.find("Links: 2"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("regular empty file"), std::string::npos);
+  EXPECT_NE(st.out.find(" Birth: "), std::string::npos);
+  Ran ls = Nsh({"ls", "-l", "-n", "/d"});
+  EXPECT_EQ(ls.code, 0);
+  EXPECT_NE(ls.out.find("l -> /d/f\n"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("-rw-r--r-- 2 0 0 0 "), std::string::npos) << ls.out;
+  EXPECT_EQ(ls.out.substr(0, 6), "total ");
+  EXPECT_EQ(Nsh({"readlink", "/d/l"}).out, "/d/f\n");
+  EXPECT_EQ(Nsh({"readlink", "/d/f"}).code, 1);
+  Ran dstat = Nsh({"stat", "/d"});
+  EXPECT_NE(dstat.out.find("Links: 2"), std::string::npos);
+  EXPECT_NE(dstat.out.find("directory"), std::string::npos);
+}
+
+TEST_P(NshTest, MvRmAndRecursiveListing) {
+  ASSERT_EQ(Nsh({"mkdir", "-p", "/x/y", "/z"}).code, 0);
+  ASSERT_EQ(Nsh({"touch", "/x/y/f"}).code, 0);
+  ASSERT_EQ(Nsh({"mv", "/x/y", "/z"}).code, 0);  // into an existing dir
+  EXPECT_EQ(Nsh({"ls", "-R", "/z"}).out, "/z:\ny\n\n/z/y:\nf\n");
+  Ran into_self = Nsh({"mv", "/z", "/z/y"});
+  EXPECT_EQ(into_self.code, 1);
+  EXPECT_EQ(into_self.err,
+            "nsh: cannot move '/z' to '/z/y': Invalid argument\n");
+  Ran rm_dir = Nsh({"rm", "/z"});
+  EXPECT_EQ(rm_dir.code, 1);
+  EXPECT_EQ(rm_dir.err, "nsh: cannot remove '/z': Is a directory\n");
+  EXPECT_EQ(Nsh({"rm", "-r", "/z"}).code, 0);
+  EXPECT_EQ(Nsh({"ls", "/"}).out, "x\n");
+  EXPECT_EQ(Nsh({"rm", "-f", "/nothing"}).code, 0);
+}
+
+TEST_P(NshTest, ChmodChownAndAsCredentials) {
+  ASSERT_EQ(Nsh({"touch", "/f"}).code, 0);
+  ASSERT_EQ(Nsh({"chmod", "u=rw,go=", "/f"}).code, 0);
+  EXPECT_EQ(Nsh({"ls", "-l", "-n", "/f"}).out.substr(0, 10), "-rw-------");
+  ASSERT_EQ(Nsh({"chown", "1000:1000", "/f"}).code, 0);
+  EXPECT_EQ(Nsh({"chmod", "640", "/f"}, "1000:1000").code, 0);
+  Ran other = Nsh({"chmod", "777", "/f"}, "1001:1001");
+  EXPECT_EQ(other.code, 1);
+  EXPECT_EQ(other.err,
+            "nsh: changing permissions of '/f': Operation not permitted\n");
+  Ran steal = Nsh({"chown", "1001", "/f"}, "1000:1000");
+  EXPECT_EQ(steal.code, 1);
+  EXPECT_NE(steal.err.find("changing ownership of '/f'"), std::string::npos);
+  Ran denied = Nsh({"mkdir", "/nope"}, "1000:1000");  // / is 0755 root
+  EXPECT_EQ(denied.code, 1);
+  EXPECT_EQ(denied.err,
+            "nsh: cannot create directory '/nope': Permission denied\n");
+  Ran bad_as = Nsh({"ls", "/"}, "alice");
+  EXPECT_EQ(bad_as.code, 2);
+  EXPECT_NE(bad_as.err.find("expected UID:GID"), std::string::npos);
+}
+
+TEST_P(NshTest, DfShowsUsage) {
+  ASSERT_EQ(Nsh({"touch", "/a", "/b"}).code, 0);
+  Ran df = Nsh({"df", "-i"});
+  EXPECT_EQ(df.code, 0);
+  EXPECT_EQ(df.out.rfind("Filesystem", 0), 0u);
+  EXPECT_NE(df.out.find(" 3 "), std::string::npos) << df.out;  // root + 2
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NshTest, ::testing::ValuesIn(Dialects()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+TEST(NshNoDb, MissingDatabaseIsAClearError) {
+  std::string path = ScratchDir() + "/never-made.db";
+  Ran r = RunTool(NS_NSH, {"--db", "sqlite://" + path, "ls", "/"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nsadmin init"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::ifstream(path).good());
+}
+
+}  // namespace
+}  // namespace ns
