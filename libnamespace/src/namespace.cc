@@ -105,6 +105,9 @@ Result<std::map<InodeId, Attr>> LockInodes(Transaction& t,
   return out;
 }
 
+// The most entries one ReadDir page returns, whatever the caller asks.
+constexpr uint32_t kMaxPageEntries = 1 << 16;
+
 // Inode ids are stored as signed 64-bit integers: larger ones cannot exist.
 Status CheckIds(std::initializer_list<InodeId> ids) {
   for (InodeId id : ids) {
@@ -600,12 +603,14 @@ Result<DirPage> Namespace::ReadDir(const Credentials& cred, InodeId dir,
     NS_ASSIGN_OR_RETURN(Attr d, t.GetInode(dir, LockMode::kNone));
     NS_RETURN_IF_ERROR(RequireDir(d, ctx));
     NS_RETURN_IF_ERROR(CheckAccess(cred, d, kMayRead, ctx));
-    // One more than asked tells whether this page is the last.
-    NS_ASSIGN_OR_RETURN(page.entries, t.ListEntries(dir, req.cookie,
-                                                    req.max_entries + 1,
+    // One more than asked tells whether this page is the last. A page is
+    // bounded so that a huge request cannot pull a whole directory into
+    // memory at once (the caller simply gets a shorter page, eof false).
+    const uint32_t limit = std::min<uint32_t>(req.max_entries, kMaxPageEntries);
+    NS_ASSIGN_OR_RETURN(page.entries, t.ListEntries(dir, req.cookie, limit + 1,
                                                     req.with_attrs));
-    page.eof = page.entries.size() <= req.max_entries;
-    if (!page.eof) page.entries.resize(req.max_entries);
+    page.eof = page.entries.size() <= limit;
+    if (!page.eof) page.entries.resize(limit);
     return Status::Ok();
   });
   if (!s.ok()) return s;

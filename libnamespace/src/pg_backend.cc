@@ -804,11 +804,9 @@ class PgTxn final : public Transaction {
       const bool small =
           reltuples >= 0 ? reltuples < kExactStatsRows : pages < 8192;
       if (small) {
-        // The one full scan this backend makes: allow the seq scan that
-        // PgConn disables, for this statement only.
-        t_.exec("SET enable_seqscan = on");
+        // A full scan: with enable_seqscan off (see PgConn) the planner
+        // still takes the seq scan, having nothing else to offer.
         const pqxx::result r = Exec(kStatsExact);
-        t_.exec("SET enable_seqscan = off");
         st.files = Get<uint64_t>(r[0][0]);
         st.bytes = Get<uint64_t>(r[0][1]);
         return st;

@@ -48,6 +48,13 @@ TEST(PgStatusTest, LostOrOverloadedServerIsUnavailable) {
   }
 }
 
+TEST(PgStatusTest, TextTheEncodingCannotHoldIsInvalid) {
+  EXPECT_TRUE(PgStatus(pqxx::data_exception("invalid byte sequence", "q",
+                                            "22021"),
+                       "x")
+                  .IsInvalid());
+}
+
 TEST(PgStatusTest, InDoubtCommitIsAnIOErrorThatSaysSo) {
   Status s = PgStatus(pqxx::in_doubt_error("connection lost"), "pg commit");
   EXPECT_TRUE(s.IsIOError());

@@ -75,6 +75,12 @@ Status PgStatus(const std::exception& e, std::string_view ctx) {
       dynamic_cast<const pqxx::unique_violation*>(&e) != nullptr) {
     return Status::Exists(ctx, detail);
   }
+  // Text the database encoding cannot hold (e.g. a symlink target that is
+  // not UTF-8 in a UTF8 database): the argument is at fault, not the
+  // database.
+  if (state == "22021" || state == "22P05") {
+    return Status::Invalid(ctx, detail);
+  }
   if (IsUnavailableState(state) ||
       dynamic_cast<const pqxx::insufficient_resources*>(&e) != nullptr) {
     return Status::Unavailable(ctx, detail);

@@ -11,6 +11,7 @@
 //   lost connection, 08xxx connection exception,
 //   57P01/57P02/57P03 (admin shutdown, crash shutdown,
 //   cannot connect now), 53xxx insufficient resources       -> Unavailable
+//   22021/22P05 text the database encoding cannot hold      -> Invalid
 //   commit sent but connection lost before the answer       -> IOError
 //                                               ("commit outcome unknown")
 //   anything else                                           -> IOError

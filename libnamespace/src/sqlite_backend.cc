@@ -929,11 +929,12 @@ class SqliteBackend final : public Backend {
     try {
       int version = 0;
       Status status = WithReader([&](Connection& conn) -> Status {
-        version = 0;
         NS_RETURN_IF_ERROR(conn.Exec(Sql::kBegin));
-        Status s = ReadSchemaVersion(conn, &version);
+        Result<int> v = ReadSchemaVersion(conn);
         conn.RollbackQuietly();
-        return s;
+        if (!v.ok()) return v.status();
+        version = *v;
+        return Status::Ok();
       });
       if (!status.ok()) return status;
       return version;
@@ -1308,7 +1309,8 @@ class SqliteBackend final : public Backend {
 
   // --- schema and fs_info ---
 
-  Status ReadSchemaVersion(Connection& conn, int* version) {
+  // REQUIRES: a transaction is open on `conn` (one snapshot for the checks).
+  Result<int> ReadSchemaVersion(Connection& conn) {
     auto count = [&conn](Sql sql) -> Result<int64_t> {
       NS_ASSIGN_OR_RETURN(Stmt stmt, conn.Prepare(sql));
       const int rc = stmt.Step();
@@ -1318,10 +1320,7 @@ class SqliteBackend final : public Backend {
     NS_ASSIGN_OR_RETURN(int64_t has_table, count(Sql::kHasSchemaVersionTable));
     if (has_table == 0) {
       NS_ASSIGN_OR_RETURN(int64_t tables, count(Sql::kCountTables));
-      if (tables == 0) {
-        *version = 0;
-        return Status::Ok();
-      }
+      if (tables == 0) return 0;
       return Status::Corruption(
           fmt::format("{} is not a namespace database", path_),
           "it has tables but no schema_version table");
@@ -1341,8 +1340,7 @@ class SqliteBackend final : public Backend {
       return Status::Corruption(
           fmt::format("{}: bad schema version {}", path_, v));
     }
-    *version = static_cast<int>(v);
-    return Status::Ok();
+    return static_cast<int>(v);
   }
 
   Status LoadVerifier() {

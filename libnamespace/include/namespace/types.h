@@ -111,7 +111,7 @@ struct DirEntry {
 struct ReadDirRequest {
   uint64_t cookie = 0;        // 0 = from the start
   uint64_t verifier = 0;      // 0 with cookie 0; else the verifier of an earlier page
-  uint32_t max_entries = 1024;
+  uint32_t max_entries = 1024;  // at most 65536 per page are returned
   bool with_attrs = false;    // fill DirEntry::attr (readdirplus)
 };
 
