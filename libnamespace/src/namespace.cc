@@ -147,6 +147,38 @@ Result<UnlinkResult> DropLink(Transaction& t, Attr child, TimeNs now,
   return r;
 }
 
+// Finds `name` in `parent` for unlink (want_dir false) or rmdir (true),
+// locks parent (shared) and child (exclusive) in inode order, and checks
+// the caller may remove it. Returns (parent, child) as locked.
+Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
+                                             const Credentials& cred,
+                                             InodeId parent,
+                                             std::string_view name,
+                                             bool want_dir,
+                                             const std::string& ctx) {
+  NS_ASSIGN_OR_RETURN(auto entry, t.LookupEntry(parent, name));
+  if (!entry) {
+    NS_ASSIGN_OR_RETURN(Attr p, t.GetInode(parent, LockMode::kNone));
+    NS_RETURN_IF_ERROR(RequireDir(p, ctx));
+    return Status::NotFound(ctx);
+  }
+  const bool is_dir = entry->type == FileType::kDirectory;
+  if (is_dir && !want_dir) return Status::IsDir(ctx);
+  if (!is_dir && want_dir) return Status::NotDir(ctx);
+  NS_ASSIGN_OR_RETURN(auto locked,
+                      LockInodes(t, {{parent, LockMode::kShared},
+                                     {entry->child, LockMode::kExclusive, true}}));
+  // The entry was read before the locks: make sure it still names the inode
+  // we locked, else start over.
+  NS_ASSIGN_OR_RETURN(auto again, t.LookupEntry(parent, name));
+  if (!again || again->child != entry->child) return Status::Retry(ctx);
+  const Attr& p = locked[parent];
+  const Attr& child = locked[entry->child];
+  NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
+  NS_RETURN_IF_ERROR(CheckSticky(cred, p, child, ctx));
+  return std::make_pair(p, child);
+}
+
 }  // namespace
 
 Status ValidateName(std::string_view name) {
@@ -422,24 +454,9 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
   const std::string ctx = "unlink " + Quote(name);
   UnlinkResult out;
   Status s = backend_->Write([&](Transaction& t) -> Status {
-    NS_ASSIGN_OR_RETURN(auto entry, t.LookupEntry(parent, name));
-    if (!entry) {
-      NS_ASSIGN_OR_RETURN(Attr p, t.GetInode(parent, LockMode::kNone));
-      NS_RETURN_IF_ERROR(RequireDir(p, ctx));
-      return Status::NotFound(ctx);
-    }
-    if (entry->type == FileType::kDirectory) return Status::IsDir(ctx);
-    NS_ASSIGN_OR_RETURN(auto locked,
-                        LockInodes(t, {{parent, LockMode::kShared},
-                                       {entry->child, LockMode::kExclusive, true}}));
-    // The entry was read before the locks: make sure it still names the
-    // inode we locked, else start over.
-    NS_ASSIGN_OR_RETURN(auto again, t.LookupEntry(parent, name));
-    if (!again || again->child != entry->child) return Status::Retry(ctx);
-    const Attr& p = locked[parent];
-    const Attr& child = locked[entry->child];
-    NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
-    NS_RETURN_IF_ERROR(CheckSticky(cred, p, child, ctx));
+    NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
+                                                    /*want_dir=*/false, ctx));
+    const Attr& child = victim.second;
     TimeNs now = NowNs();
     NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
     NS_ASSIGN_OR_RETURN(out, DropLink(t, child, now, options));
@@ -455,22 +472,9 @@ Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
   NS_RETURN_IF_ERROR(ValidateName(name));
   const std::string ctx = "rmdir " + Quote(name);
   return backend_->Write([&](Transaction& t) -> Status {
-    NS_ASSIGN_OR_RETURN(auto entry, t.LookupEntry(parent, name));
-    if (!entry) {
-      NS_ASSIGN_OR_RETURN(Attr p, t.GetInode(parent, LockMode::kNone));
-      NS_RETURN_IF_ERROR(RequireDir(p, ctx));
-      return Status::NotFound(ctx);
-    }
-    if (entry->type != FileType::kDirectory) return Status::NotDir(ctx);
-    NS_ASSIGN_OR_RETURN(auto locked,
-                        LockInodes(t, {{parent, LockMode::kShared},
-                                       {entry->child, LockMode::kExclusive, true}}));
-    NS_ASSIGN_OR_RETURN(auto again, t.LookupEntry(parent, name));
-    if (!again || again->child != entry->child) return Status::Retry(ctx);
-    const Attr& p = locked[parent];
-    const Attr& dir = locked[entry->child];
-    NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
-    NS_RETURN_IF_ERROR(CheckSticky(cred, p, dir, ctx));
+    NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
+                                                    /*want_dir=*/true, ctx));
+    const Attr& dir = victim.second;
     // Creates in `dir` hold a kShared lock on it until they commit, and we
     // hold kExclusive: this check sees every entry that will ever exist.
     NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
