@@ -208,6 +208,9 @@ pgb() {
     tail -n 5 "$out" >&2
     return 0
   fi
+  # The backends exit after pgbench does; their CPU reaches the postmaster's
+  # count once it has reaped them.
+  sleep 1
   ticks1=$(server_ticks)
   local tps lat txns
   tps=$(awk '/^tps = / {print $3; exit}' "$out")

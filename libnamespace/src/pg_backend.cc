@@ -6,18 +6,19 @@
 //     sends the PREPARE on a statement's first use on a connection, so
 //     statements naming tables that a migration has yet to create cost
 //     nothing until the schema exists.
-//   - Read runs fn in a pqxx::nontransaction: every statement is its own
-//     snapshot and one round trip, with no BEGIN/COMMIT.
+//   - Read runs fn on the connection's pqxx::nontransaction: every
+//     statement is its own snapshot and one round trip, with no
+//     BEGIN/COMMIT.
 //   - Write runs fn in one READ COMMITTED transaction that PgTxn opens and
-//     ends itself (on a nontransaction), because on a loopback connection
-//     the context switches of each round trip are most of a write's CPU
-//     time (measured with perf): BEGIN travels with the first statement,
-//     and statements whose result the caller does not need (DirChanged,
-//     InsertInode with an inode number reserved in advance, ...) travel with
-//     the next statement or with COMMIT. A create is three round trips
-//     instead of six. The first SELECT also returns the transaction id, so
-//     that a COMMIT cut off by a lost connection can be looked up
-//     (txid_status) instead of reported as "outcome unknown".
+//     ends itself (on the same nontransaction), because on a loopback
+//     connection the context switches of each round trip are most of a
+//     write's CPU time (measured with perf): BEGIN travels with the first
+//     statement, and statements whose result the caller does not need
+//     (DirChanged, InsertInode with an inode number reserved in advance,
+//     ...) travel with the next statement or with COMMIT. A create is three
+//     round trips instead of six. The first SELECT also returns the
+//     transaction id, so that a COMMIT cut off by a lost connection can be
+//     looked up (txid_status) instead of reported as "outcome unknown".
 //   - RunOnConnection retries serialization failures and deadlocks (Retry)
 //     with jittered backoff, and rides out a lost or restarting server
 //     (Unavailable) on fresh connections for up to kUnavailableBudget.
@@ -38,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <pqxx/pqxx>
 #include <random>
 #include <string>
 #include <string_view>
@@ -45,8 +47,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "libnamespace/src/backend.h"
 #include "libnamespace/src/pg_errors.h"
@@ -82,29 +82,34 @@ constexpr double kStatsSampleRows = 50000;
 
 // --- SQL -------------------------------------------------------------------
 //
-// Attribute columns are always selected in Attr field order, 16 of them,
-// so RowToAttr can read any statement's row from a column offset.
+// A statement that returns attributes returns the 16 raw inodes columns in
+// Attr field order, then a directory's pending entry changes as three
+// columns (count, nlink sum, latest time; see DeltasOf); RowToAttr adds the
+// two up. Doing that sum in SQL (nlink + n, greatest(mtime, t), ...) made
+// a lookup measurably slower: expressions in the select list are set up
+// anew on every execution.
 
-// A directory's pending entry changes as one row (c = changes, n = nlink
-// delta, t = latest time), computed inside the statement that reads the
-// directory so row and deltas come from one snapshot. The `type = 2` test
-// becomes a one-time filter: files never probe dir_deltas.
-std::string DeltasOf(const std::string& i) {
-  return "(SELECT count(*) AS c, coalesce(sum(nlink_delta), 0) AS n, "
-         "max(time_ns) AS t FROM dir_deltas WHERE parent = " +
-         i + ".ino AND " + i + ".type = 2)";
+std::string RawCols(const std::string& i) {
+  std::string out;
+  for (const char* col :
+       {"ino", "type", "mode", "nlink", "uid", "gid", "size", "rdev_major",
+        "rdev_minor", "atime_ns", "mtime_ns", "ctime_ns", "btime_ns", "change",
+        "generation", "parent"}) {
+    if (!out.empty()) out += ", ";
+    out += i + "." + col;
+  }
+  return out;
 }
 
-// The effective attributes of inode alias `i` with deltas alias `d`:
-// nlink + n, change + c, mtime/ctime raised to the newest delta
-// (greatest() ignores the NULL max of no deltas).
-std::string EffectiveCols(const std::string& i, const std::string& d) {
-  return i + ".ino, " + i + ".type, " + i + ".mode, " + i + ".nlink + " + d +
-         ".n, " + i + ".uid, " + i + ".gid, " + i + ".size, " + i +
-         ".rdev_major, " + i + ".rdev_minor, " + i + ".atime_ns, greatest(" +
-         i + ".mtime_ns, " + d + ".t), greatest(" + i + ".ctime_ns, " + d +
-         ".t), " + i + ".btime_ns, " + i + ".change + " + d + ".c, " + i +
-         ".generation, " + i + ".parent";
+// A directory's pending entry changes as one row (c = changes, n = nlink
+// delta, t = latest time; n and t NULL when there are none), computed
+// inside the statement that reads the directory so row and deltas come
+// from one snapshot. The `type = 2` test becomes a one-time filter: files
+// never probe dir_deltas.
+std::string DeltasOf(const std::string& i) {
+  return "(SELECT count(*) AS c, sum(nlink_delta) AS n, max(time_ns) AS t "
+         "FROM dir_deltas WHERE parent = " +
+         i + ".ino AND " + i + ".type = 2)";
 }
 
 // A locking read returns, besides the attributes, whether the row it
@@ -116,39 +121,40 @@ std::string EffectiveCols(const std::string& i, const std::string& d) {
 // snapshot's version, so a differing xmin tells the caller to read again
 // (with the lock now held, from a fresh snapshot).
 std::string LockingGet(const std::string& clause) {
-  return "SELECT " + EffectiveCols("i", "d") +
-         ", i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1) "
+  return "SELECT " + RawCols("i") +
+         ", d.c, d.n, d.t, "
+         "i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1) "
          "FROM inodes i CROSS JOIN LATERAL " +
          DeltasOf("i") + " d WHERE i.ino = $1 " + clause;
 }
 
 // Statement names, shared by the table below and the call sites.
-const std::string kGet = "get";
-const std::string kGetKeyShare = "get_ks";
-const std::string kGetUpdate = "get_upd";
-const std::string kLookupWithParent = "lookup_wp";
-const std::string kNextInos = "next_inos";
-const std::string kInsertInode = "ins_inode";
-const std::string kUpdateInode = "upd_inode";
-const std::string kDeleteInode = "del_inode";
-const std::string kLookupEntry = "lookup_ent";
-const std::string kInsertEntry = "ins_ent";
-const std::string kDeleteEntry = "del_ent";
-const std::string kHasEntries = "has_ent";
-const std::string kList = "list";
-const std::string kListAttrs = "list_attrs";
-const std::string kDirChanged = "dir_changed";
-const std::string kInsertSymlink = "ins_symlink";
-const std::string kReadSymlink = "read_symlink";
-const std::string kAddOrphan = "add_orphan";
-const std::string kRemoveOrphan = "rm_orphan";
-const std::string kLockTopology = "lock_topo";
-const std::string kFoldList = "fold_list";
-const std::string kFold = "fold";
-const std::string kVerifier = "verifier";
-const std::string kStatsMeta = "stats_meta";
-const std::string kStatsExact = "stats_exact";
-const std::string kStatsSample = "stats_sample";
+constexpr char kGet[] = "get";
+constexpr char kGetKeyShare[] = "get_ks";
+constexpr char kGetUpdate[] = "get_upd";
+constexpr char kLookupWithParent[] = "lookup_wp";
+constexpr char kNextInos[] = "next_inos";
+constexpr char kInsertInode[] = "ins_inode";
+constexpr char kUpdateInode[] = "upd_inode";
+constexpr char kDeleteInode[] = "del_inode";
+constexpr char kLookupEntry[] = "lookup_ent";
+constexpr char kInsertEntry[] = "ins_ent";
+constexpr char kDeleteEntry[] = "del_ent";
+constexpr char kHasEntries[] = "has_ent";
+constexpr char kList[] = "list";
+constexpr char kListAttrs[] = "list_attrs";
+constexpr char kDirChanged[] = "dir_changed";
+constexpr char kInsertSymlink[] = "ins_symlink";
+constexpr char kReadSymlink[] = "read_symlink";
+constexpr char kAddOrphan[] = "add_orphan";
+constexpr char kRemoveOrphan[] = "rm_orphan";
+constexpr char kLockTopology[] = "lock_topo";
+constexpr char kFoldList[] = "fold_list";
+constexpr char kFold[] = "fold";
+constexpr char kVerifier[] = "verifier";
+constexpr char kStatsMeta[] = "stats_meta";
+constexpr char kStatsExact[] = "stats_exact";
+constexpr char kStatsSample[] = "stats_sample";
 
 struct StatementDef {
   std::string name;
@@ -161,38 +167,46 @@ struct StatementDef {
 // Write learns who it is without a round trip of its own; it needs both to
 // find out, if the connection breaks during COMMIT, whether the
 // transaction committed (see PgBackend::CommitOutcome).
-const std::string kXidSuffix = "_x";
-const std::vector<std::string>& XidVariantOf() {
-  static const std::vector<std::string>* const names =
-      new std::vector<std::string>{kGet,        kGetKeyShare, kGetUpdate,
-                                   kLookupWithParent, kNextInos,
-                                   kLookupEntry, kHasEntries, kList,
-                                   kListAttrs,  kReadSymlink};
-  return *names;
-}
+constexpr char kXidSuffix[] = "_x";
+constexpr const char* kWithXidVariant[] = {
+    kGet,         kGetKeyShare, kGetUpdate, kLookupWithParent, kNextInos,
+    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink};
 
-bool HasXidVariant(const std::string& name) {
-  const auto& v = XidVariantOf();
-  return std::find(v.begin(), v.end(), name) != v.end();
+bool HasXidVariant(std::string_view name) {
+  for (std::string_view base : kWithXidVariant) {
+    if (base == name) return true;
+  }
+  return false;
 }
 
 const std::vector<StatementDef>& Statements() {
   static const std::vector<StatementDef>* const defs = [] {
     auto* v = new std::vector<StatementDef>;
-    v->push_back({kGet, "SELECT " + EffectiveCols("i", "d") +
-                             " FROM inodes i CROSS JOIN LATERAL " +
-                             DeltasOf("i") + " d WHERE i.ino = $1"});
+    v->push_back({kGet, "SELECT " + RawCols("i") +
+                            ", d.c, d.n, d.t FROM inodes i "
+                            "CROSS JOIN LATERAL " +
+                            DeltasOf("i") + " d WHERE i.ino = $1"});
     v->push_back({kGetKeyShare, LockingGet("FOR KEY SHARE OF i")});
     v->push_back({kGetUpdate, LockingGet("FOR UPDATE OF i")});
-    v->push_back(
-        {kLookupWithParent,
-         "SELECT " + EffectiveCols("p", "pd") + ", e.child, " +
-             EffectiveCols("c", "cd") +
-             " FROM inodes p CROSS JOIN LATERAL " + DeltasOf("p") +
-             " pd LEFT JOIN dirents e ON e.parent = p.ino AND e.name = $2"
-             " LEFT JOIN inodes c ON c.ino = e.child"
-             " LEFT JOIN LATERAL " +
-             DeltasOf("c") + " cd ON true WHERE p.ino = $1"});
+    // Parent, entry and child in one statement; the deltas of both
+    // directories in one aggregate over one index probe (= ANY), which
+    // measured cheaper than a lateral subquery for each.
+    v->push_back({kLookupWithParent,
+                  "SELECT " + RawCols("p") + ", e.child, " + RawCols("c") +
+                      ", d.* FROM inodes p "
+                      "LEFT JOIN dirents e ON e.parent = p.ino AND e.name = $2 "
+                      "LEFT JOIN inodes c ON c.ino = e.child "
+                      "CROSS JOIN LATERAL (SELECT "
+                      "count(*) FILTER (WHERE parent = p.ino), "
+                      "sum(nlink_delta) FILTER (WHERE parent = p.ino), "
+                      "max(time_ns) FILTER (WHERE parent = p.ino), "
+                      "count(*) FILTER (WHERE parent = c.ino), "
+                      "sum(nlink_delta) FILTER (WHERE parent = c.ino), "
+                      "max(time_ns) FILTER (WHERE parent = c.ino) "
+                      "FROM dir_deltas WHERE parent = ANY (ARRAY["
+                      "CASE WHEN p.type = 2 THEN p.ino END, "
+                      "CASE WHEN c.type = 2 THEN c.ino END])) d "
+                      "WHERE p.ino = $1"});
     v->push_back({kNextInos,
                   "SELECT nextval('inode_ino_seq') "
                   "FROM generate_series(1, $1::int)"});
@@ -233,8 +247,8 @@ const std::vector<StatementDef>& Statements() {
                   "INSERT INTO dirents (parent, name, child, type, cookie) "
                   "VALUES ($1, $2, $3, $4, nextval('dirent_cookie_seq')) "
                   "ON CONFLICT (parent, name) DO NOTHING"});
-    v->push_back({kDeleteEntry,
-                  "DELETE FROM dirents WHERE parent = $1 AND name = $2"});
+    v->push_back(
+        {kDeleteEntry, "DELETE FROM dirents WHERE parent = $1 AND name = $2"});
     v->push_back({kHasEntries,
                   "SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = $1)"});
     v->push_back({kList,
@@ -256,27 +270,25 @@ const std::vector<StatementDef>& Statements() {
          "dd AS (SELECT parent, count(*) AS c, sum(nlink_delta) AS n, "
          "max(time_ns) AS t FROM dir_deltas WHERE parent = ANY (ARRAY("
          "SELECT child FROM page WHERE etype = 2)) GROUP BY parent) "
-         "SELECT p.name, p.child, p.etype, p.cookie, p.ino, p.type, p.mode, "
-         "p.nlink + coalesce(dd.n, 0), p.uid, p.gid, p.size, p.rdev_major, "
-         "p.rdev_minor, p.atime_ns, greatest(p.mtime_ns, dd.t), "
-         "greatest(p.ctime_ns, dd.t), p.btime_ns, p.change + "
-         "coalesce(dd.c, 0), p.generation, p.parent "
-         "FROM page p LEFT JOIN dd ON dd.parent = p.child "
-         "ORDER BY p.cookie"});
+         "SELECT p.name, p.child, p.etype, p.cookie, " +
+             RawCols("p") +
+             ", coalesce(dd.c, 0), dd.n, dd.t "
+             "FROM page p LEFT JOIN dd ON dd.parent = p.child "
+             "ORDER BY p.cookie"});
     v->push_back({kDirChanged,
                   "INSERT INTO dir_deltas (parent, nlink_delta, time_ns) "
                   "VALUES ($1, $2, $3)"});
-    v->push_back({kInsertSymlink,
-                  "INSERT INTO symlinks (ino, target) VALUES ($1, $2)"});
+    v->push_back(
+        {kInsertSymlink, "INSERT INTO symlinks (ino, target) VALUES ($1, $2)"});
     v->push_back({kReadSymlink, "SELECT target FROM symlinks WHERE ino = $1"});
     v->push_back({kAddOrphan,
                   "INSERT INTO orphans (ino, since_ns) VALUES ($1, $2) "
                   "ON CONFLICT (ino) DO NOTHING"});
     v->push_back({kRemoveOrphan, "DELETE FROM orphans WHERE ino = $1"});
     v->push_back({kLockTopology, "SELECT pg_advisory_xact_lock(" +
-                                      std::to_string(kTopologyLockKey) + ")"});
-    v->push_back({kFoldList,
-                  "SELECT parent FROM dir_deltas GROUP BY parent LIMIT $1"});
+                                     std::to_string(kTopologyLockKey) + ")"});
+    v->push_back(
+        {kFoldList, "SELECT parent FROM dir_deltas GROUP BY parent LIMIT $1"});
     // Folds one directory's deltas into its row, atomically (one
     // statement). It locks the row FOR NO KEY UPDATE, which does not
     // conflict with the FOR KEY SHARE of concurrent creates, and SKIPs a
@@ -317,7 +329,7 @@ const std::vector<StatementDef>& Statements() {
     const size_t base = v->size();
     for (size_t k = 0; k < base; ++k) {
       if (!HasXidVariant((*v)[k].name)) continue;
-      v->push_back({(*v)[k].name + kXidSuffix,
+      v->push_back({(*v)[k].name + std::string(kXidSuffix),
                     "SELECT q.*, txid_current(), "
                     "floor(extract(epoch FROM now()))::int8 FROM (" +
                         (*v)[k].sql + ") q"});
@@ -349,13 +361,25 @@ struct PgConn {
     // next ANALYZE. Disabling seq scans pins the index plans; jit stays
     // off because a disabled seq scan (where one is unavoidable) inflates
     // costs past the JIT thresholds.
-    pqxx::nontransaction n(conn);
-    n.exec("SET enable_seqscan = off; SET jit = off");
+    Txn().exec("SET enable_seqscan = off; SET jit = off");
   }
+
+  // The connection's one nontransaction, kept open for its lifetime: Read
+  // and Write both run on it (Write sends its own BEGIN/COMMIT), and making
+  // one per call costs a system call (libpqxx polls for notifications) and
+  // allocations on the hot path.
+  pqxx::nontransaction& Txn() {
+    if (!txn) txn.emplace(conn);
+    return *txn;
+  }
+  // Closes it, for code that needs a pqxx::work instead.
+  void EndTxn() { txn.reset(); }
+
   pqxx::connection conn;
   // libpqxx's default handler prints every server notice to stderr; a
   // library must not write to its host's stderr.
   pqxx::quiet_errorhandler quiet;
+  std::optional<pqxx::nontransaction> txn;  // see Txn()
 };
 
 // At most `max` connections, made on demand; callers beyond that wait.
@@ -483,8 +507,10 @@ T Get(const pqxx::field& f) {
   return static_cast<T>(f.as<int64_t>());
 }
 
-// Reads the 16 attribute columns starting at `base` (see EffectiveCols).
-Attr RowToAttr(const pqxx::row& r, int base) {
+// Reads the 16 raw attribute columns starting at `base` and adds the
+// pending entry changes in the 3 columns at `deltas` (see DeltasOf): the
+// effective attributes the Transaction interface promises.
+Attr RowToAttr(const pqxx::row& r, int base, int deltas) {
   Attr a;
   a.ino = Get<InodeId>(r[base + 0]);
   a.type = static_cast<FileType>(Get<int>(r[base + 1]));
@@ -502,6 +528,15 @@ Attr RowToAttr(const pqxx::row& r, int base) {
   a.change = Get<uint64_t>(r[base + 13]);
   a.generation = Get<uint32_t>(r[base + 14]);
   a.parent = Get<InodeId>(r[base + 15]);
+  const int64_t changes = r[deltas].as<int64_t>();
+  if (changes > 0) {
+    a.nlink = static_cast<uint32_t>(static_cast<int64_t>(a.nlink) +
+                                    r[deltas + 1].as<int64_t>());
+    a.change += static_cast<uint64_t>(changes);
+    const TimeNs t = r[deltas + 2].as<int64_t>();
+    a.mtime = std::max(a.mtime, t);
+    a.ctime = std::max(a.ctime, t);
+  }
   return a;
 }
 
@@ -600,7 +635,7 @@ class PgTxn final : public Transaction {
       const pqxx::result r =
           Exec(lock == LockMode::kShared ? kGetKeyShare : kGetUpdate, ino);
       if (r.empty()) return NoInode(ino);
-      if (r[0][16].as<bool>()) return RowToAttr(r[0], 0);
+      if (r[0][19].as<bool>()) return RowToAttr(r[0], 0, 16);
       return PlainGet(ino);
     });
   }
@@ -609,10 +644,9 @@ class PgTxn final : public Transaction {
       InodeId parent, std::string_view name) override {
     using Pair = std::pair<Attr, std::optional<Attr>>;
     return Run("pg lookup", [&]() -> Result<Pair> {
-      const pqxx::result r =
-          Exec(kLookupWithParent, parent, std::string(name));
+      const pqxx::result r = Exec(kLookupWithParent, parent, std::string(name));
       if (r.empty()) return NoInode(parent);
-      Pair out{RowToAttr(r[0], 0), std::nullopt};
+      Pair out{RowToAttr(r[0], 0, 33), std::nullopt};
       if (!r[0][16].is_null()) {
         if (r[0][17].is_null()) {
           return Status::Corruption(
@@ -620,7 +654,7 @@ class PgTxn final : public Transaction {
                                std::to_string(parent) +
                                " names missing inode " + r[0][16].c_str());
         }
-        out.second = RowToAttr(r[0], 17);
+        out.second = RowToAttr(r[0], 17, 36);
       }
       return out;
     });
@@ -638,10 +672,9 @@ class PgTxn final : public Transaction {
         got.erase(got.begin());
         inos_->Add(std::move(got));
       }
-      Defer(kInsertInode, *ino, TypeCode(a.type), a.mode, a.nlink, a.uid,
-            a.gid, a.size, a.rdev_major, a.rdev_minor, a.atime, a.mtime,
-            a.ctime, a.btime, std::max<uint64_t>(a.change, 1), a.generation,
-            a.parent);
+      Defer(kInsertInode, *ino, TypeCode(a.type), a.mode, a.nlink, a.uid, a.gid,
+            a.size, a.rdev_major, a.rdev_minor, a.atime, a.mtime, a.ctime,
+            a.btime, std::max<uint64_t>(a.change, 1), a.generation, a.parent);
       return *ino;
     });
   }
@@ -729,12 +762,11 @@ class PgTxn final : public Transaction {
         if (with_attrs) {
           if (row[4].is_null()) {
             return Status::Corruption(
-                "pg list entries", "entry " + e.name + " in " +
-                                       std::to_string(dir) +
-                                       " names missing inode " +
-                                       std::to_string(e.ino));
+                "pg list entries",
+                "entry " + e.name + " in " + std::to_string(dir) +
+                    " names missing inode " + std::to_string(e.ino));
           }
-          e.attr = RowToAttr(row, 4);
+          e.attr = RowToAttr(row, 4, 20);
         }
         out.push_back(std::move(e));
       }
@@ -797,10 +829,11 @@ class PgTxn final : public Transaction {
       const int64_t pages = meta[0][1].as<int64_t>();
       const int64_t last_ino = meta[0][2].as<int64_t>();
       FsStats st;
-      st.files_free = static_cast<uint64_t>(
-          std::numeric_limits<int64_t>::max() - last_ino);
+      st.files_free =
+          static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - last_ino);
       // reltuples is -1 until the first VACUUM/ANALYZE; then the table's
-      // size on disk decides (8192 pages hold roughly half a million rows).
+      // size on disk decides (8192 pages of 8 kB hold some 400,000 inode
+      // rows at fillfactor 80).
       const bool small =
           reltuples >= 0 ? reltuples < kExactStatsRows : pages < 8192;
       if (small) {
@@ -834,7 +867,7 @@ class PgTxn final : public Transaction {
   Result<Attr> PlainGet(InodeId ino) {
     const pqxx::result r = Exec(kGet, ino);
     if (r.empty()) return NoInode(ino);
-    return RowToAttr(r[0], 0);
+    return RowToAttr(r[0], 0, 16);
   }
 
   static Status NoInode(InodeId ino) {
@@ -878,7 +911,7 @@ class PgTxn final : public Transaction {
   template <typename... Args>
   pqxx::result Exec(const std::string& stmt, const Args&... args) {
     const bool want_xid = writable_ && !xid_ && HasXidVariant(stmt);
-    const std::string& name = want_xid ? stmt + kXidSuffix : stmt;
+    const std::string name = want_xid ? stmt + kXidSuffix : stmt;
     pqxx::result r;
     if (pending_.empty()) {
       r = t_.exec_prepared(name, args...);
@@ -1011,9 +1044,9 @@ class PgBackend final : public Backend {
       bool in_doubt = false;
       const Status s = RunOnConnection("pg write", [&](PgConn& c) -> Status {
         in_doubt = false;
-        std::optional<pqxx::nontransaction> n;
+        pqxx::nontransaction* n = nullptr;
         const Status opened = PgGuard("pg write", [&] {
-          n.emplace(c.conn);
+          n = &c.Txn();
           return Status::Ok();
         });
         if (!opened.ok()) return opened;
@@ -1038,17 +1071,19 @@ class PgBackend final : public Backend {
       }
       if (*committed) return Status::Ok();
       if (Clock::now() - start >= kUnavailableBudget) {
-        return Status::Unavailable("pg write", "lost the connection at " +
-                                                   std::string("commit"));
+        return Status::Unavailable(
+            "pg write",
+            "connection lost at COMMIT, which did not happen; no time left "
+            "to run the transaction again");
       }
     }
   }
 
   Status Read(const TxnFn& fn) override {
     return RunOnConnection("pg read", [&](PgConn& c) -> Status {
-      std::optional<pqxx::nontransaction> n;
+      pqxx::nontransaction* n = nullptr;
       const Status opened = PgGuard("pg read", [&] {
-        n.emplace(c.conn);
+        n = &c.Txn();
         return Status::Ok();
       });
       if (!opened.ok()) return opened;
@@ -1063,8 +1098,7 @@ class PgBackend final : public Backend {
     int version = 0;
     const Status s = RunOnConnection("pg schema version", [&](PgConn& c) {
       return PgGuard("pg schema version", [&]() -> Status {
-        pqxx::nontransaction n(c.conn);
-        NS_ASSIGN_OR_RETURN(version, ReadVersion(n));
+        NS_ASSIGN_OR_RETURN(version, ReadVersion(c.Txn()));
         return Status::Ok();
       });
     });
@@ -1077,6 +1111,7 @@ class PgBackend final : public Backend {
     const std::string ctx = "pg migration " + std::to_string(version);
     return RunOnConnection(ctx, [&](PgConn& c) {
       return PgGuard(ctx, [&]() -> Status {
+        c.EndTxn();  // one transaction object per connection at a time
         pqxx::work w(c.conn);
         // Two upgraders at once (two daemons starting on an empty
         // database) queue here; the second then sees the version recorded
@@ -1086,8 +1121,8 @@ class PgBackend final : public Backend {
         NS_ASSIGN_OR_RETURN(const int current, ReadVersion(w));
         if (current >= version) return Status::Ok();
         if (current != version - 1) {
-          return Status::Invalid(ctx, "database is at version " +
-                                          std::to_string(current));
+          return Status::Invalid(
+              ctx, "database is at version " + std::to_string(current));
         }
         w.exec(std::string(sql));
         w.exec_params(
@@ -1104,8 +1139,7 @@ class PgBackend final : public Backend {
     uint64_t verifier = 0;
     NS_RETURN_IF_ERROR(RunOnConnection("pg start", [&](PgConn& c) {
       return PgGuard("pg read fs_info", [&]() -> Status {
-        pqxx::nontransaction n(c.conn);
-        const pqxx::result r = n.exec_prepared(kVerifier);
+        const pqxx::result r = c.Txn().exec_prepared(kVerifier);
         if (r.empty()) {
           return Status::Corruption("pg start", "fs_info has no row");
         }
@@ -1130,13 +1164,14 @@ class PgBackend final : public Backend {
   // "aborted" and "in the future" are always believed: had the
   // transaction committed, its commit record would have carried the id past
   // any crash, and nobody else could hold it now. "committed" is believed
-  // only if no checkpoint has completed since the transaction began. Crash
-  // recovery hands out again the ids that never reached the WAL (seen here
-  // with pg_ctl stop -m immediate: acknowledged-by-lookup creates that were
-  // lost), and every restart or recovery ends with a checkpoint; after one,
-  // "committed" may describe another transaction, so the caller gets
-  // IOError "commit outcome unknown". A clean restart terminates sessions
-  // before they commit, so its in-doubt transactions come back "aborted".
+  // only if no checkpoint has completed since the transaction began: crash
+  // recovery hands out again ids that never reached the WAL, and a restart
+  // or recovery checkpoints before it admits clients, so after one,
+  // "committed" may describe another transaction and the caller gets
+  // IOError "commit outcome unknown". (Observed under load: after
+  // pg_ctl restart -m immediate, txid_status said "committed" for creates
+  // that were not in the database; after -m fast, in-doubt transactions
+  // came back "aborted" and were retried.)
   Result<bool> CommitOutcome(int64_t xid, int64_t start_s,
                              Clock::time_point start) {
     for (;;) {
@@ -1144,10 +1179,9 @@ class PgBackend final : public Backend {
       bool trusted = false;
       const Status s = RunOnConnection("pg commit outcome", [&](PgConn& c) {
         return PgGuard("pg commit outcome", [&]() -> Status {
-          pqxx::nontransaction n(c.conn);
+          pqxx::nontransaction& n = c.Txn();
           try {
-            const pqxx::result r =
-                n.exec_params("SELECT txid_status($1)", xid);
+            const pqxx::result r = n.exec_params("SELECT txid_status($1)", xid);
             state = r[0][0].is_null() ? "" : r[0][0].c_str();
           } catch (const pqxx::sql_error& e) {
             if (e.sqlstate() != "22023") throw;
@@ -1174,9 +1208,9 @@ class PgBackend final : public Backend {
       }
       if (state == "aborted" || state == "in the future") return false;
       if (state != "in progress") {
-        return Status::IOError("pg commit outcome",
-                               "txid_status(" + std::to_string(xid) +
-                                   ") = '" + state + "'");
+        return Status::IOError(
+            "pg commit outcome",
+            "txid_status(" + std::to_string(xid) + ") = '" + state + "'");
       }
       if (Clock::now() - start >= kUnavailableBudget) {
         return Status::IOError("pg commit outcome",
@@ -1235,9 +1269,9 @@ class PgBackend final : public Backend {
       }
       if (s.IsRetry()) {
         if (++conflicts >= kMaxConflictRetries) {
-          return Status::Unavailable(
-              ctx, "still conflicting after " + std::to_string(conflicts) +
-                       " attempts: " + s.ToString());
+          return Status::Unavailable(ctx, "still conflicting after " +
+                                              std::to_string(conflicts) +
+                                              " attempts: " + s.ToString());
         }
         SleepConflict(conflicts);
         continue;
@@ -1298,7 +1332,7 @@ class PgBackend final : public Backend {
           conn.reset();
           conn = std::make_unique<PgConn>(pool_.uri());
         }
-        pqxx::nontransaction n(conn->conn);
+        pqxx::nontransaction& n = conn->Txn();
         const pqxx::result dirs = n.exec_prepared(kFoldList, kFoldBatch);
         for (const pqxx::row& row : dirs) {
           if (stop_.load()) break;

@@ -3,16 +3,14 @@
 // unreachable servers. Behaviour against a live server is covered by the
 // backend-parameterized suites in tests/.
 
-#include "libnamespace/src/pg_errors.h"
-
 #include <gtest/gtest.h>
 
 #include <pqxx/except>
-
 #include <stdexcept>
 #include <string>
 
 #include "libnamespace/src/backend.h"
+#include "libnamespace/src/pg_errors.h"
 
 namespace ns {
 namespace {
@@ -38,21 +36,19 @@ TEST(PgStatusTest, UniqueViolationIsExists) {
 TEST(PgStatusTest, LostOrOverloadedServerIsUnavailable) {
   EXPECT_TRUE(
       PgStatus(pqxx::broken_connection("server closed"), "x").IsUnavailable());
-  EXPECT_TRUE(PgStatus(pqxx::too_many_connections("too many"), "x")
-                  .IsUnavailable());
+  EXPECT_TRUE(
+      PgStatus(pqxx::too_many_connections("too many"), "x").IsUnavailable());
   for (const char* state : {"57P01", "57P02", "57P03", "53000", "53100",
                             "53200", "53300", "08006", "08001"}) {
-    EXPECT_TRUE(
-        PgStatus(pqxx::sql_error("e", "q", state), "x").IsUnavailable())
+    EXPECT_TRUE(PgStatus(pqxx::sql_error("e", "q", state), "x").IsUnavailable())
         << state;
   }
 }
 
 TEST(PgStatusTest, TextTheEncodingCannotHoldIsInvalid) {
-  EXPECT_TRUE(PgStatus(pqxx::data_exception("invalid byte sequence", "q",
-                                            "22021"),
-                       "x")
-                  .IsInvalid());
+  EXPECT_TRUE(
+      PgStatus(pqxx::data_exception("invalid byte sequence", "q", "22021"), "x")
+          .IsInvalid());
 }
 
 TEST(PgStatusTest, InDoubtCommitIsAnIOErrorThatSaysSo) {
@@ -63,17 +59,17 @@ TEST(PgStatusTest, InDoubtCommitIsAnIOErrorThatSaysSo) {
 }
 
 TEST(PgStatusTest, EverythingElseIsIOErrorWithTheMessageOnOneLine) {
-  Status s = PgStatus(
-      pqxx::syntax_error("ERROR:  syntax error\nLINE 1: SELEC\n", "SELEC",
-                         "42601"),
-      "pg get inode");
+  Status s =
+      PgStatus(pqxx::syntax_error("ERROR:  syntax error\nLINE 1: SELEC\n",
+                                  "SELEC", "42601"),
+               "pg get inode");
   EXPECT_TRUE(s.IsIOError());
   EXPECT_EQ(s.Context(), "pg get inode");
   EXPECT_EQ(s.ToString().find('\n'), std::string::npos) << s.ToString();
   EXPECT_NE(s.ToString().find("42601"), std::string::npos) << s.ToString();
   EXPECT_TRUE(PgStatus(std::runtime_error("boom"), "x").IsIOError());
-  EXPECT_TRUE(PgStatus(pqxx::transaction_rollback("rolled back"), "x")
-                  .IsIOError());
+  EXPECT_TRUE(
+      PgStatus(pqxx::transaction_rollback("rolled back"), "x").IsIOError());
 }
 
 TEST(PgStatusTest, SqlStateIsReadFromSqlErrorsOnly) {

@@ -1,7 +1,6 @@
 #include "libnamespace/src/pg_errors.h"
 
 #include <pqxx/except>
-
 #include <string>
 
 namespace ns {

@@ -1,0 +1,656 @@
+#include "nfs41client/client.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace nfs41client {
+namespace {
+
+template <typename T>
+T Zero() {
+  T v;
+  std::memset(&v, 0, sizeof v);
+  return v;
+}
+
+utf8string Utf8(const std::string& s) {
+  utf8string u{};
+  u.utf8string_len = static_cast<u_int>(s.size());
+  u.utf8string_val = const_cast<char*>(s.data());
+  return u;
+}
+
+bitmap4 Bitmap(const std::vector<uint32_t>& b) {
+  bitmap4 m{};
+  m.bitmap4_len = static_cast<u_int>(b.size());
+  m.bitmap4_val = const_cast<uint32_t*>(b.data());
+  return m;
+}
+
+template <typename T>
+NfsResult<T> Fail(nfsstat4 s, std::string e = {}) {
+  NfsResult<T> r;
+  r.status = s;
+  r.error = std::move(e);
+  return r;
+}
+
+// First failing status of a reply (the COMPOUND's status).
+template <typename T>
+NfsResult<T> FromReply(const rpc::Result<Reply>& r) {
+  if (!r.ok()) return Fail<T>(NFS4ERR_IO, r.status().ToString());
+  return Fail<T>(r->status());
+}
+
+// Attribute value reader.
+class Reader {
+ public:
+  Reader(const char* p, size_t n)
+      : p_(reinterpret_cast<const uint8_t*>(p)), n_(n) {}
+  bool U32(uint32_t* v) {
+    if (n_ - off_ < 4) return false;
+    *v = (uint32_t{p_[off_]} << 24) | (uint32_t{p_[off_ + 1]} << 16) |
+         (uint32_t{p_[off_ + 2]} << 8) | p_[off_ + 3];
+    off_ += 4;
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    uint32_t h, l;
+    if (!U32(&h) || !U32(&l)) return false;
+    *v = (uint64_t{h} << 32) | l;
+    return true;
+  }
+  bool Opaque(std::string* s) {
+    uint32_t len;
+    if (!U32(&len)) return false;
+    size_t pad = (size_t{len} + 3) & ~size_t{3};
+    if (n_ - off_ < pad) return false;
+    s->assign(reinterpret_cast<const char*>(p_ + off_), len);
+    off_ += pad;
+    return true;
+  }
+  bool Skip(size_t n) {
+    if (n_ - off_ < n) return false;
+    off_ += n;
+    return true;
+  }
+  bool Done() const { return off_ == n_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t off_ = 0;
+};
+
+std::atomic<uint64_t> g_owner_counter{0};
+
+}  // namespace
+
+std::vector<uint32_t> Bits(std::initializer_list<uint32_t> attrs) {
+  std::vector<uint32_t> b;
+  for (uint32_t a : attrs) {
+    if (b.size() <= a / 32) b.resize(a / 32 + 1);
+    b[a / 32] |= 1u << (a % 32);
+  }
+  return b;
+}
+
+// --------------------------------------------------------------- Compound
+
+Compound& Compound::Op(const nfs_argop4& op) {
+  rpc::XdrEncoder enc(64);
+  enc.Encode(xdr_nfs_argop4, op);
+  ops_.push_back(enc.Take());
+  return *this;
+}
+
+Compound& Compound::RawOp(uint32_t opnum, std::span<const uint8_t> args) {
+  rpc::XdrEncoder enc(8 + args.size());
+  enc.PutUint32(opnum);
+  enc.PutFixedOpaque(args);
+  ops_.push_back(enc.Take());
+  return *this;
+}
+
+#define SIMPLE(Method, OPNUM)        \
+  Compound& Compound::Method() {     \
+    auto op = Zero<nfs_argop4>();    \
+    op.argop = OPNUM;                \
+    return Op(op);                   \
+  }
+SIMPLE(PutRootFh, OP_PUTROOTFH)
+SIMPLE(PutPubFh, OP_PUTPUBFH)
+SIMPLE(GetFh, OP_GETFH)
+SIMPLE(SaveFh, OP_SAVEFH)
+SIMPLE(RestoreFh, OP_RESTOREFH)
+SIMPLE(Lookupp, OP_LOOKUPP)
+SIMPLE(ReadLink, OP_READLINK)
+#undef SIMPLE
+
+Compound& Compound::PutFh(const Fh& fh) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_PUTFH;
+  op.nfs_argop4_u.opputfh.object.nfs_fh4_len = static_cast<u_int>(fh.size());
+  op.nfs_argop4_u.opputfh.object.nfs_fh4_val =
+      reinterpret_cast<char*>(const_cast<uint8_t*>(fh.data()));
+  return Op(op);
+}
+
+Compound& Compound::Lookup(const std::string& name) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LOOKUP;
+  op.nfs_argop4_u.oplookup.objname = Utf8(name);
+  return Op(op);
+}
+
+Compound& Compound::GetAttr(const std::vector<uint32_t>& bitmap) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_GETATTR;
+  op.nfs_argop4_u.opgetattr.attr_request = Bitmap(bitmap);
+  return Op(op);
+}
+
+Compound& Compound::Access(uint32_t bits) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_ACCESS;
+  op.nfs_argop4_u.opaccess.access = bits;
+  return Op(op);
+}
+
+Compound& Compound::ReadDir(uint64_t cookie, const verifier4 verf,
+                            uint32_t dircount, uint32_t maxcount,
+                            const std::vector<uint32_t>& bitmap) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_READDIR;
+  READDIR4args& a = op.nfs_argop4_u.opreaddir;
+  a.cookie = cookie;
+  std::memcpy(a.cookieverf, verf, NFS4_VERIFIER_SIZE);
+  a.dircount = dircount;
+  a.maxcount = maxcount;
+  a.attr_request = Bitmap(bitmap);
+  return Op(op);
+}
+
+Compound& Compound::Create(nfs_ftype4 type, const std::string& name,
+                           uint32_t mode, const std::string& target,
+                           uint32_t major, uint32_t minor) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_CREATE;
+  CREATE4args& a = op.nfs_argop4_u.opcreate;
+  a.objtype.type = type;
+  if (type == NF4LNK) a.objtype.createtype4_u.linkdata = Utf8(target);
+  if (type == NF4BLK || type == NF4CHR) {
+    a.objtype.createtype4_u.devdata.specdata1 = major;
+    a.objtype.createtype4_u.devdata.specdata2 = minor;
+  }
+  a.objname = Utf8(name);
+  std::vector<uint32_t> bits = Bits({FATTR4_MODE});
+  uint8_t vals[4] = {static_cast<uint8_t>(mode >> 24),
+                     static_cast<uint8_t>(mode >> 16),
+                     static_cast<uint8_t>(mode >> 8),
+                     static_cast<uint8_t>(mode)};
+  a.createattrs.attrmask = Bitmap(bits);
+  a.createattrs.attr_vals.attrlist4_len = 4;
+  a.createattrs.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals);
+  return Op(op);
+}
+
+Compound& Compound::Remove(const std::string& name) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_REMOVE;
+  op.nfs_argop4_u.opremove.target = Utf8(name);
+  return Op(op);
+}
+
+Compound& Compound::Rename(const std::string& from, const std::string& to) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_RENAME;
+  op.nfs_argop4_u.oprename.oldname = Utf8(from);
+  op.nfs_argop4_u.oprename.newname = Utf8(to);
+  return Op(op);
+}
+
+Compound& Compound::Link(const std::string& name) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LINK;
+  op.nfs_argop4_u.oplink.newname = Utf8(name);
+  return Op(op);
+}
+
+Compound& Compound::SetMode(uint32_t mode) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  std::vector<uint32_t> bits = Bits({FATTR4_MODE});
+  uint8_t vals[4] = {static_cast<uint8_t>(mode >> 24),
+                     static_cast<uint8_t>(mode >> 16),
+                     static_cast<uint8_t>(mode >> 8),
+                     static_cast<uint8_t>(mode)};
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = 4;
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals);
+  return Op(op);
+}
+
+Compound& Compound::SecInfoNoName() {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SECINFO_NO_NAME;
+  op.nfs_argop4_u.opsecinfo_no_name = SECINFO_STYLE4_CURRENT_FH;
+  return Op(op);
+}
+
+Compound& Compound::ReclaimComplete() {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_RECLAIM_COMPLETE;
+  op.nfs_argop4_u.opreclaim_complete.rca_one_fs = FALSE;
+  return Op(op);
+}
+
+std::vector<uint8_t> Compound::Encode(
+    uint32_t minorversion, const std::vector<uint8_t>* prefix) const {
+  rpc::XdrEncoder enc(256);
+  enc.PutString(tag_);
+  enc.PutUint32(minorversion);
+  enc.PutUint32(static_cast<uint32_t>(ops_.size() + (prefix ? 1 : 0)));
+  if (prefix) enc.PutFixedOpaque(*prefix);
+  for (const auto& op : ops_) enc.PutFixedOpaque(op);
+  return enc.Take();
+}
+
+// ------------------------------------------------------------------ Reply
+
+nfsstat4 Reply::op_status(size_t i) const {
+  nfsstat4 s;
+  std::memcpy(&s, &op(i).nfs_resop4_u, sizeof s);
+  return s;
+}
+
+std::optional<Fh> Reply::LastFh() const {
+  std::optional<Fh> fh;
+  for (size_t i = 0; i < size(); ++i) {
+    if (op(i).resop == OP_GETFH && op_status(i) == NFS4_OK) {
+      const nfs_fh4& o = op(i).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+      fh = Fh(o.nfs_fh4_val, o.nfs_fh4_val + o.nfs_fh4_len);
+    }
+  }
+  return fh;
+}
+
+bool DecodeAttrs(const fattr4& in, Attrs* out) {
+  Reader r(in.attr_vals.attrlist4_val, in.attr_vals.attrlist4_len);
+  for (u_int w = 0; w < in.attrmask.bitmap4_len; ++w) {
+    for (uint32_t bit = 0; bit < 32; ++bit) {
+      if (!((in.attrmask.bitmap4_val[w] >> bit) & 1)) continue;
+      uint32_t a = w * 32 + bit;
+      uint32_t u32 = 0;
+      uint64_t u64 = 0;
+      std::string s;
+      bool ok = true;
+      switch (a) {
+        case FATTR4_SUPPORTED_ATTRS:
+        case FATTR4_SUPPATTR_EXCLCREAT: {
+          uint32_t n;
+          ok = r.U32(&n) && n <= 8;
+          std::vector<uint32_t> v;
+          for (uint32_t i = 0; ok && i < n; ++i) {
+            ok = r.U32(&u32);
+            v.push_back(u32);
+          }
+          if (a == FATTR4_SUPPORTED_ATTRS) out->supported = v;
+          break;
+        }
+        case FATTR4_TYPE: ok = r.U32(&out->type); break;
+        case FATTR4_CHANGE: ok = r.U64(&out->change); break;
+        case FATTR4_SIZE: ok = r.U64(&out->size); break;
+        case FATTR4_FSID:
+          ok = r.U64(&out->fsid_major) && r.U64(&out->fsid_minor);
+          break;
+        case FATTR4_LEASE_TIME: ok = r.U32(&out->lease_time); break;
+        case FATTR4_FILEHANDLE:
+          ok = r.Opaque(&s);
+          out->filehandle.assign(s.begin(), s.end());
+          break;
+        case FATTR4_FILEID: ok = r.U64(&out->fileid); break;
+        case FATTR4_MODE: ok = r.U32(&out->mode); break;
+        case FATTR4_NUMLINKS: ok = r.U32(&out->numlinks); break;
+        case FATTR4_OWNER: ok = r.Opaque(&out->owner); break;
+        case FATTR4_OWNER_GROUP: ok = r.Opaque(&out->owner_group); break;
+        case FATTR4_RAWDEV:
+          ok = r.U32(&out->rdev_major) && r.U32(&out->rdev_minor);
+          break;
+        case FATTR4_TIME_MODIFY:
+          ok = r.U64(&u64) && r.U32(&out->mtime_nsec);
+          out->mtime_sec = static_cast<int64_t>(u64);
+          break;
+        case FATTR4_TIME_ACCESS:
+        case FATTR4_TIME_CREATE:
+        case FATTR4_TIME_DELTA:
+        case FATTR4_TIME_METADATA:
+          ok = r.Skip(12);
+          break;
+        // 4-byte values
+        case FATTR4_FH_EXPIRE_TYPE: case FATTR4_LINK_SUPPORT:
+        case FATTR4_SYMLINK_SUPPORT: case FATTR4_NAMED_ATTR:
+        case FATTR4_UNIQUE_HANDLES: case FATTR4_RDATTR_ERROR:
+        case FATTR4_CANSETTIME: case FATTR4_CASE_INSENSITIVE:
+        case FATTR4_CASE_PRESERVING: case FATTR4_CHOWN_RESTRICTED:
+        case FATTR4_HOMOGENEOUS: case FATTR4_MAXLINK: case FATTR4_MAXNAME:
+        case FATTR4_NO_TRUNC:
+          ok = r.U32(&u32);
+          break;
+        // 8-byte values
+        case FATTR4_FILES_AVAIL: case FATTR4_FILES_FREE:
+        case FATTR4_FILES_TOTAL: case FATTR4_MAXFILESIZE:
+        case FATTR4_MAXREAD: case FATTR4_MAXWRITE: case FATTR4_SPACE_AVAIL:
+        case FATTR4_SPACE_FREE: case FATTR4_SPACE_TOTAL:
+        case FATTR4_SPACE_USED: case FATTR4_MOUNTED_ON_FILEID:
+          ok = r.U64(&u64);
+          break;
+        default:
+          return false;
+      }
+      if (!ok) return false;
+      out->present.push_back(a);
+    }
+  }
+  return r.Done();
+}
+
+// ----------------------------------------------------------------- Client
+
+rpc::Result<std::unique_ptr<Client>> Client::Connect(const std::string& host,
+                                                     uint16_t port,
+                                                     ClientOptions options) {
+  if (options.owner.empty()) {
+    options.owner = "nfs41client-" + std::to_string(getpid()) + "-" +
+                    std::to_string(g_owner_counter.fetch_add(1));
+  }
+  std::unique_ptr<Client> c(new Client(std::move(options)));
+  rpc::ClientOptions ro;
+  ro.cred = c->options_.cred;
+  ro.call_timeout = c->options_.timeout;
+  auto rc = rpc::Client::Connect(host, port, ro);
+  if (!rc.ok()) return rc.status();
+  c->rpc_ = std::move(rc).value();
+  return c;
+}
+
+Client::~Client() {
+  if (rpc_) rpc_->Close();
+}
+
+rpc::Result<Reply> Client::CallRaw(std::vector<uint8_t> args) {
+  rpc::Result<rpc::ReplyBody> r =
+      rpc_->Call(NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, std::move(args));
+  if (!r.ok()) return r.status();
+  Reply reply;
+  if (!reply.owned().DecodeAll(r->results())) {
+    return rpc::Status::Malformed("COMPOUND4res does not decode");
+  }
+  return reply;
+}
+
+rpc::Result<Reply> Client::CallNoSession(const Compound& c, uint32_t minor) {
+  return CallRaw(c.Encode(minor, nullptr));
+}
+
+std::vector<uint8_t> Client::SequenceOp(uint32_t slot, uint32_t seqid,
+                                        bool cache_this) const {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SEQUENCE;
+  SEQUENCE4args& a = op.nfs_argop4_u.opsequence;
+  std::memcpy(a.sa_sessionid, sessionid_, NFS4_SESSIONID_SIZE);
+  a.sa_sequenceid = seqid;
+  a.sa_slotid = slot;
+  a.sa_highest_slotid = slots_ ? slots_ - 1 : 0;
+  a.sa_cachethis = cache_this;
+  rpc::XdrEncoder enc(64);
+  enc.Encode(xdr_nfs_argop4, op);
+  return enc.Take();
+}
+
+uint32_t Client::AcquireSlot() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    for (uint32_t i = 0; i < busy_.size(); ++i) {
+      if (!busy_[i]) {
+        busy_[i] = true;
+        return i;
+      }
+    }
+    cv_.wait(lock);
+  }
+}
+
+void Client::ReleaseSlot(uint32_t slot) {
+  {
+    std::lock_guard lock(mu_);
+    busy_[slot] = false;
+  }
+  cv_.notify_one();
+}
+
+uint32_t Client::slot_seqid(uint32_t slot) {
+  std::lock_guard lock(mu_);
+  return slot < seqids_.size() ? seqids_[slot] : 0;
+}
+
+rpc::Result<Reply> Client::Call(const Compound& c, bool cache_this) {
+  if (slots_ == 0) return rpc::Status::InvalidArgument("no session");
+  uint32_t slot = AcquireSlot();
+  uint32_t seqid;
+  {
+    std::lock_guard lock(mu_);
+    seqid = ++seqids_[slot];
+  }
+  std::vector<uint8_t> seq = SequenceOp(slot, seqid, cache_this);
+  rpc::Result<Reply> r = CallRaw(c.Encode(1, &seq));
+  // A SEQUENCE that failed did not consume the sequence id.
+  if (r.ok() && r->size() > 0 && r->op(0).resop == OP_SEQUENCE &&
+      r->op_status(0) != NFS4_OK) {
+    std::lock_guard lock(mu_);
+    --seqids_[slot];
+  }
+  ReleaseSlot(slot);
+  return r;
+}
+
+rpc::Result<Reply> Client::CallOnSlot(const Compound& c, uint32_t slot,
+                                      uint32_t seqid, bool cache_this) {
+  std::vector<uint8_t> seq = SequenceOp(slot, seqid, cache_this);
+  return CallRaw(c.Encode(1, &seq));
+}
+
+nfsstat4 Client::ExchangeId(uint32_t flags) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_EXCHANGE_ID;
+  EXCHANGE_ID4args& a = op.nfs_argop4_u.opexchange_id;
+  for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) {
+    a.eia_clientowner.co_verifier[i] =
+        static_cast<char>(options_.verifier >> (8 * (7 - i)));
+  }
+  a.eia_clientowner.co_ownerid.co_ownerid_len =
+      static_cast<u_int>(options_.owner.size());
+  a.eia_clientowner.co_ownerid.co_ownerid_val = options_.owner.data();
+  a.eia_flags = flags;
+  a.eia_state_protect.spa_how = SP4_NONE;
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = CallNoSession(c);
+  if (!r.ok()) return NFS4ERR_IO;
+  if (r->status() != NFS4_OK) return r->status();
+  const EXCHANGE_ID4resok& ok =
+      r->op(0).nfs_resop4_u.opexchange_id.EXCHANGE_ID4res_u.eir_resok4;
+  clientid_ = ok.eir_clientid;
+  cs_seq_ = ok.eir_sequenceid;
+  exchange_flags_ = ok.eir_flags;
+  return NFS4_OK;
+}
+
+nfsstat4 Client::CreateSession() {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_CREATE_SESSION;
+  CREATE_SESSION4args& a = op.nfs_argop4_u.opcreate_session;
+  a.csa_clientid = clientid_;
+  a.csa_sequence = cs_seq_;
+  a.csa_flags = 0;
+  channel_attrs4& f = a.csa_fore_chan_attrs;
+  f.ca_maxrequestsize = options_.max_request_size;
+  f.ca_maxresponsesize = options_.max_response_size;
+  f.ca_maxresponsesize_cached = options_.max_response_size_cached;
+  f.ca_maxoperations = options_.max_operations;
+  f.ca_maxrequests = options_.slots;
+  channel_attrs4& b = a.csa_back_chan_attrs;
+  b.ca_maxrequestsize = 4096;
+  b.ca_maxresponsesize = 4096;
+  b.ca_maxresponsesize_cached = 0;
+  b.ca_maxoperations = 2;
+  b.ca_maxrequests = 1;
+  a.csa_cb_program = 0x40000000;
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = CallNoSession(c);
+  if (!r.ok()) return NFS4ERR_IO;
+  if (r->status() != NFS4_OK) return r->status();
+  const CREATE_SESSION4resok& ok =
+      r->op(0).nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4;
+  std::memcpy(sessionid_, ok.csr_sessionid, NFS4_SESSIONID_SIZE);
+  ++cs_seq_;
+  std::lock_guard lock(mu_);
+  slots_ = ok.csr_fore_chan_attrs.ca_maxrequests;
+  seqids_.assign(slots_, 0);
+  busy_.assign(slots_, false);
+  return NFS4_OK;
+}
+
+nfsstat4 Client::EstablishSession() {
+  if (nfsstat4 s = ExchangeId(); s != NFS4_OK) return s;
+  return CreateSession();
+}
+
+nfsstat4 Client::DestroySession() {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_DESTROY_SESSION;
+  std::memcpy(op.nfs_argop4_u.opdestroy_session.dsa_sessionid, sessionid_,
+              NFS4_SESSIONID_SIZE);
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = CallNoSession(c);
+  if (!r.ok()) return NFS4ERR_IO;
+  if (r->status() == NFS4_OK) slots_ = 0;
+  return r->status();
+}
+
+nfsstat4 Client::DestroyClientId() {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_DESTROY_CLIENTID;
+  op.nfs_argop4_u.opdestroy_clientid.dca_clientid = clientid_;
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = CallNoSession(c);
+  if (!r.ok()) return NFS4ERR_IO;
+  return r->status();
+}
+
+// ---------------------------------------------------------------- helpers
+
+NfsResult<Fh> Client::RootFh() { return LookupPath("/"); }
+
+NfsResult<Fh> Client::LookupPath(const std::string& path) {
+  Compound c;
+  c.PutRootFh();
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) c.Lookup(path.substr(i, j - i));
+    i = j + 1;
+  }
+  c.GetFh();
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<Fh>(r);
+  NfsResult<Fh> out;
+  out.value = *r->LastFh();
+  return out;
+}
+
+NfsResult<Attrs> Client::GetAttr(const Fh& fh,
+                                 const std::vector<uint32_t>& bitmap) {
+  Compound c;
+  c.PutFh(fh).GetAttr(bitmap);
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<Attrs>(r);
+  NfsResult<Attrs> out;
+  const fattr4& f =
+      r->op(2).nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
+  if (!DecodeAttrs(f, &out.value)) {
+    return Fail<Attrs>(NFS4ERR_BADXDR, "attributes do not decode");
+  }
+  return out;
+}
+
+NfsResult<Fh> Client::Create(const Fh& dir, nfs_ftype4 type,
+                             const std::string& name, uint32_t mode,
+                             const std::string& target) {
+  Compound c;
+  c.PutFh(dir).Create(type, name, mode, target).GetFh();
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<Fh>(r);
+  NfsResult<Fh> out;
+  out.value = *r->LastFh();
+  return out;
+}
+
+NfsResult<std::vector<std::string>> Client::ReadDirNames(const Fh& dir,
+                                                         uint32_t maxcount) {
+  NfsResult<std::vector<std::string>> out;
+  uint64_t cookie = 0;
+  verifier4 verf{};
+  for (;;) {
+    Compound c;
+    c.PutFh(dir).ReadDir(cookie, verf, maxcount, maxcount,
+                         Bits({FATTR4_TYPE, FATTR4_FILEID}));
+    rpc::Result<Reply> r = Call(c);
+    if (!r.ok() || r->status() != NFS4_OK) {
+      return FromReply<std::vector<std::string>>(r);
+    }
+    const READDIR4resok& ok =
+        r->op(2).nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
+    std::memcpy(verf, ok.cookieverf, NFS4_VERIFIER_SIZE);
+    for (const entry4* e = ok.reply.entries; e; e = e->nextentry) {
+      out.value.emplace_back(e->name.utf8string_val, e->name.utf8string_len);
+      cookie = e->cookie;
+    }
+    if (ok.reply.eof) break;
+    if (!ok.reply.entries) {
+      return Fail<std::vector<std::string>>(NFS4ERR_SERVERFAULT,
+                                            "no entries and no eof");
+    }
+  }
+  return out;
+}
+
+NfsResult<bool> Client::Remove(const Fh& dir, const std::string& name) {
+  Compound c;
+  c.PutFh(dir).Remove(name);
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<bool>(r);
+  NfsResult<bool> out;
+  out.value = true;
+  return out;
+}
+
+NfsResult<bool> Client::Rename(const Fh& from_dir, const std::string& from,
+                               const Fh& to_dir, const std::string& to) {
+  Compound c;
+  c.PutFh(from_dir).SaveFh().PutFh(to_dir).Rename(from, to);
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<bool>(r);
+  NfsResult<bool> out;
+  out.value = true;
+  return out;
+}
+
+}  // namespace nfs41client

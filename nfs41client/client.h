@@ -1,0 +1,224 @@
+#pragma once
+
+// nfs41client: a small NFSv4.1 client library on rpc::Client and the
+// rpcgen types (nfs4xdr), for protocol tests and tools.
+//
+//   auto c = nfs41client::Client::Connect("127.0.0.1", port);
+//   (*c)->EstablishSession();                 // EXCHANGE_ID + CREATE_SESSION
+//   nfs41client::Compound cp;
+//   cp.PutRootFh().GetAttr({FATTR4_TYPE, FATTR4_MODE});
+//   auto reply = (*c)->Call(cp);              // SEQUENCE is added in front
+//
+// Compound encodes each operation as it is added, so its arguments need not
+// outlive the call. Reply owns the decoded COMPOUND4res.
+//
+// Thread safety: Client methods may be called from several threads (each
+// call takes a free slot); a Compound or Reply belongs to one thread.
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <condition_variable>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "nfs41d/proto/nfs4_prot.h"
+#include "rpc/client.h"
+#include "rpc/xdr_codec.h"
+
+namespace nfs41client {
+
+using Fh = std::vector<uint8_t>;
+
+// A bitmap4 from attribute numbers.
+std::vector<uint32_t> Bits(std::initializer_list<uint32_t> attrs);
+
+// COMPOUND arguments under construction.
+class Compound {
+ public:
+  explicit Compound(std::string tag = "") : tag_(std::move(tag)) {}
+
+  // Any operation, encoded now with xdr_nfs_argop4.
+  Compound& Op(const nfs_argop4& op);
+  // An operation as raw bytes: its number, then `args` as they are (for
+  // undefined operations and malformed arguments).
+  Compound& RawOp(uint32_t opnum, std::span<const uint8_t> args = {});
+
+  Compound& PutRootFh();
+  Compound& PutPubFh();
+  Compound& PutFh(const Fh& fh);
+  Compound& GetFh();
+  Compound& SaveFh();
+  Compound& RestoreFh();
+  Compound& Lookup(const std::string& name);
+  Compound& Lookupp();
+  Compound& GetAttr(const std::vector<uint32_t>& bitmap);
+  Compound& Access(uint32_t bits);
+  Compound& ReadLink();
+  Compound& ReadDir(uint64_t cookie, const verifier4 verf, uint32_t dircount,
+                    uint32_t maxcount, const std::vector<uint32_t>& bitmap);
+  // CREATE of a directory, symlink (`target`), fifo, socket or device.
+  Compound& Create(nfs_ftype4 type, const std::string& name, uint32_t mode,
+                   const std::string& target = "", uint32_t major = 0,
+                   uint32_t minor = 0);
+  Compound& Remove(const std::string& name);
+  Compound& Rename(const std::string& from, const std::string& to);
+  Compound& Link(const std::string& name);
+  Compound& SetMode(uint32_t mode);
+  Compound& SecInfoNoName();
+  Compound& ReclaimComplete();
+
+  size_t size() const { return ops_.size(); }
+  // COMPOUND4args bytes with `prefix` (an encoded op, e.g. SEQUENCE) first.
+  std::vector<uint8_t> Encode(uint32_t minorversion,
+                              const std::vector<uint8_t>* prefix) const;
+
+ private:
+  std::string tag_;
+  std::vector<std::vector<uint8_t>> ops_;
+};
+
+// A decoded COMPOUND4res.
+class Reply {
+ public:
+  Reply() : res_(xdr_COMPOUND4res) {}
+  nfsstat4 status() const { return res_->status; }
+  size_t size() const { return res_->resarray.resarray_len; }
+  const nfs_resop4& op(size_t i) const { return res_->resarray.resarray_val[i]; }
+  // The status of result `i` (every arm starts with it).
+  nfsstat4 op_status(size_t i) const;
+  // The last GETFH result's filehandle, if any.
+  std::optional<Fh> LastFh() const;
+  const COMPOUND4res& get() const { return res_.get(); }
+  rpc::XdrOwned<COMPOUND4res>& owned() { return res_; }
+
+ private:
+  rpc::XdrOwned<COMPOUND4res> res_;
+};
+
+// Attributes decoded from a fattr4 (those nfs41d offers).
+struct Attrs {
+  std::vector<uint32_t> supported;
+  uint32_t type = 0;
+  uint64_t change = 0;
+  uint64_t size = 0;
+  uint64_t fsid_major = 0, fsid_minor = 0;
+  uint32_t lease_time = 0;
+  Fh filehandle;
+  uint64_t fileid = 0;
+  uint32_t mode = 0;
+  uint32_t numlinks = 0;
+  std::string owner, owner_group;
+  uint32_t rdev_major = 0, rdev_minor = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  std::vector<uint32_t> present;  // attribute numbers decoded
+};
+// False if the values are malformed or carry an attribute it cannot parse.
+bool DecodeAttrs(const fattr4& in, Attrs* out);
+
+struct ClientOptions {
+  rpc::Credential cred = rpc::Credential::Sys(
+      {.stamp = 0, .machine_name = "nfs41client", .uid = 0, .gid = 0, .gids = {}});
+  // co_ownerid; empty picks one unique to this client object.
+  std::string owner;
+  // co_verifier: changing it means "the client rebooted".
+  uint64_t verifier = 1;
+  uint32_t slots = 16;
+  // Fore channel sizes asked for in CREATE_SESSION.
+  uint32_t max_request_size = 1u << 20;
+  uint32_t max_response_size = 1u << 20;
+  uint32_t max_response_size_cached = 64u << 10;
+  uint32_t max_operations = 16;
+  std::chrono::milliseconds timeout{30000};
+};
+
+// An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.
+template <typename T>
+struct NfsResult {
+  nfsstat4 status = NFS4_OK;
+  std::string error;
+  T value{};
+  bool ok() const { return status == NFS4_OK; }
+};
+
+class Client {
+ public:
+  static rpc::Result<std::unique_ptr<Client>> Connect(const std::string& host,
+                                                      uint16_t port,
+                                                      ClientOptions options = {});
+  ~Client();
+
+  // COMPOUND (procedure 1) with raw COMPOUND4args bytes.
+  rpc::Result<Reply> CallRaw(std::vector<uint8_t> args);
+  // A COMPOUND without SEQUENCE.
+  rpc::Result<Reply> CallNoSession(const Compound& c, uint32_t minor = 1);
+  // SEQUENCE on a free slot, then `c`. The reply's op 0 is SEQUENCE.
+  rpc::Result<Reply> Call(const Compound& c, bool cache_this = false);
+  // SEQUENCE with exactly this slot and sequence id (tests of the slot
+  // rules); does not touch the client's slot table.
+  rpc::Result<Reply> CallOnSlot(const Compound& c, uint32_t slot,
+                                uint32_t seqid, bool cache_this = false);
+  // The sequence id last used on `slot`.
+  uint32_t slot_seqid(uint32_t slot);
+
+  nfsstat4 ExchangeId(uint32_t flags = 0);
+  nfsstat4 CreateSession();
+  // Both. NFS4_OK or the first failure.
+  nfsstat4 EstablishSession();
+  nfsstat4 DestroySession();
+  nfsstat4 DestroyClientId();
+
+  clientid4 client_id() const { return clientid_; }
+  const sessionid4& session_id() const { return sessionid_; }
+  uint32_t slot_count() const { return slots_; }
+  uint32_t exchange_flags() const { return exchange_flags_; }
+  // The CREATE_SESSION sequence id the next CreateSession() sends; tests
+  // set it to replay or misorder one.
+  sequenceid4 create_session_seq() const { return cs_seq_; }
+  void set_create_session_seq(sequenceid4 s) { cs_seq_ = s; }
+
+  // --- helpers (each one COMPOUND with SEQUENCE)
+  NfsResult<Fh> RootFh();
+  // Filehandle of an absolute path, by LOOKUPs from the root.
+  NfsResult<Fh> LookupPath(const std::string& path);
+  NfsResult<Attrs> GetAttr(const Fh& fh, const std::vector<uint32_t>& bitmap);
+  // CREATE in `dir`; returns the new object's filehandle.
+  NfsResult<Fh> Create(const Fh& dir, nfs_ftype4 type, const std::string& name,
+                       uint32_t mode = 0755, const std::string& target = "");
+  NfsResult<Fh> Mkdir(const Fh& dir, const std::string& name,
+                      uint32_t mode = 0755) {
+    return Create(dir, NF4DIR, name, mode);
+  }
+  // Every name in `dir`, over as many READDIRs as it takes.
+  NfsResult<std::vector<std::string>> ReadDirNames(const Fh& dir,
+                                                   uint32_t maxcount = 8192);
+  NfsResult<bool> Remove(const Fh& dir, const std::string& name);
+  NfsResult<bool> Rename(const Fh& from_dir, const std::string& from,
+                         const Fh& to_dir, const std::string& to);
+
+ private:
+  explicit Client(ClientOptions options) : options_(std::move(options)) {}
+  std::vector<uint8_t> SequenceOp(uint32_t slot, uint32_t seqid,
+                                  bool cache_this) const;
+  uint32_t AcquireSlot();
+  void ReleaseSlot(uint32_t slot);
+
+  ClientOptions options_;
+  std::unique_ptr<rpc::Client> rpc_;
+  clientid4 clientid_ = 0;
+  sequenceid4 cs_seq_ = 0;
+  uint32_t exchange_flags_ = 0;
+  sessionid4 sessionid_{};
+  uint32_t slots_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<uint32_t> seqids_;  // guarded by mu_
+  std::vector<bool> busy_;        // guarded by mu_
+};
+
+}  // namespace nfs41client

@@ -1,0 +1,74 @@
+#pragma once
+
+// fattr4 (RFC 8881 §5): encoding the attributes of a Namespace inode, and
+// decoding the ones a client sets (SETATTR, CREATE).
+//
+// Supported: the mandatory attributes (§5.6) and the recommended ones a
+// Linux client asks for (§5.7); see SupportedAttrs().
+
+#include <array>
+#include <cstdint>
+
+#include "libnamespace/include/namespace/types.h"
+#include "nfs41d/compound.h"
+#include "nfs41d/fh.h"
+#include "nfs41d/proto/nfs4_prot.h"
+
+namespace nfs41d {
+
+// An attribute bitmap of up to 96 attributes.
+struct AttrBits {
+  std::array<uint32_t, 3> w{};
+  bool Has(uint32_t a) const { return a < 96 && (w[a / 32] >> (a % 32)) & 1; }
+  void Set(uint32_t a) {
+    if (a < 96) w[a / 32] |= 1u << (a % 32);
+  }
+  bool Empty() const { return !w[0] && !w[1] && !w[2]; }
+  AttrBits operator&(const AttrBits& o) const {
+    return {{w[0] & o.w[0], w[1] & o.w[1], w[2] & o.w[2]}};
+  }
+  // Bits beyond 96 in `b` are ignored (we support none of them).
+  static AttrBits From(const bitmap4& b);
+  // Into `arena`, trimmed of trailing zero words.
+  bitmap4 ToBitmap(Arena& arena) const;
+};
+
+AttrBits SupportedAttrs();
+// Attributes SETATTR can change.
+AttrBits SettableAttrs();
+
+// What encoding needs besides the inode's attributes.
+struct AttrSource {
+  const ns::Attr* attr = nullptr;
+  FileHandle fh;
+  const FhCodec* codec = nullptr;
+  const ns::FsStats* stats = nullptr;  // needed for files_* / space_*
+  uint32_t lease_seconds = 90;
+  uint32_t max_io = 1u << 20;
+  nfsstat4 rdattr_error = NFS4_OK;
+};
+
+// True if `req` asks for an attribute that needs Namespace::StatFs.
+bool NeedsStatFs(const AttrBits& req);
+// True if `req` asks for more than the id and type a directory entry has.
+bool NeedsFullAttr(const AttrBits& req);
+
+// Encodes the requested and supported attributes of `src` into `out`,
+// memory from `arena`.
+void EncodeAttrs(const AttrBits& req, const AttrSource& src, Arena& arena,
+                 fattr4* out);
+
+// What a client asked to set.
+struct DecodedSetAttrs {
+  ns::SetAttrRequest req;
+  AttrBits set;  // the attributes given
+};
+// NFS4ERR_BADXDR (malformed values), NFS4ERR_ATTRNOTSUPP (an attribute we do
+// not support setting), NFS4ERR_INVAL (a read-only attribute, a bad time),
+// NFS4ERR_BADOWNER (an owner that is not a numeric id).
+nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out);
+
+// nfstime4 <-> nanoseconds.
+nfstime4 ToNfsTime(ns::TimeNs t);
+
+}  // namespace nfs41d

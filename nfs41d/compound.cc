@@ -1,0 +1,421 @@
+#include "nfs41d/compound.h"
+
+#include <array>
+#include <exception>
+#include <cstring>
+#include <string_view>
+
+#include "nfs41d/ops.h"
+#include "nfs41d/status_map.h"
+#include "rpc/connection.h"
+#include "rpc/log.h"
+#include "rpc/xdr_codec.h"
+
+namespace nfs41d {
+
+// ------------------------------------------------------------------ Arena
+
+char* Arena::Bytes(size_t n) {
+  blocks_.push_back(std::make_unique<char[]>(n == 0 ? 1 : n));
+  return blocks_.back().get();
+}
+
+char* Arena::Copy(std::string_view s) {
+  char* p = Bytes(s.size());
+  std::memcpy(p, s.data(), s.size());
+  return p;
+}
+
+namespace {
+
+// ------------------------------------------------------- the dispatch table
+
+using OpFn = nfsstat4 (*)(CompoundState&, const nfs_argop4&, nfs_resop4&);
+
+enum OpFlag : uint32_t {
+  // NFS4ERR_NOFILEHANDLE unless there is a current filehandle (§16.2.3).
+  kNeedsFh = 1u << 0,
+  // May be the first op of a COMPOUND without SEQUENCE, and then must be the
+  // only op (§2.6.3.1.1.1: EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION,
+  // DESTROY_CLIENTID, BIND_CONN_TO_SESSION).
+  kSessionless = 1u << 1,
+  // Must be the only op of its COMPOUND: never preceded by SEQUENCE
+  // (BIND_CONN_TO_SESSION, §18.34.3).
+  kOnlyOp = 1u << 2,
+  // Changes the namespace or client state.
+  kModifiesState = 1u << 3,
+  // Non-idempotent: a retry must find the reply in the slot cache.
+  kCacheThis = 1u << 4,
+  // An NFSv4.0 operation that NFSv4.1 MUST NOT implement (§18.x): NOTSUPP.
+  kNotInV41 = 1u << 5,
+};
+
+struct OpDesc {
+  const char* name = nullptr;  // null: not an operation (OP_ILLEGAL)
+  OpFn fn = nullptr;           // null: not implemented (NFS4ERR_NOTSUPP)
+  uint32_t flags = 0;
+};
+
+using ArgU = decltype(nfs_argop4::nfs_argop4_u);
+using ResU = decltype(nfs_resop4::nfs_resop4_u);
+
+template <auto ArgM, auto ResM, auto Fn>
+nfsstat4 Adapt(CompoundState& s, const nfs_argop4& a, nfs_resop4& r) {
+  return Fn(s, a.nfs_argop4_u.*ArgM, r.nfs_resop4_u.*ResM);
+}
+template <auto ResM, auto Fn>
+nfsstat4 AdaptNoArgs(CompoundState& s, const nfs_argop4&, nfs_resop4& r) {
+  return Fn(s, NoArgs{}, r.nfs_resop4_u.*ResM);
+}
+
+constexpr uint32_t kFirstOp = OP_ACCESS;               // 3
+constexpr uint32_t kLastOp = OP_RECLAIM_COMPLETE;      // 58
+
+using OpTable = std::array<OpDesc, kLastOp + 1>;
+
+OpTable BuildTable() {
+  OpTable t{};
+  // Names of every operation, implemented or not.
+#define NAME(op) t[op].name = #op + 3;
+  NAME(OP_ACCESS) NAME(OP_CLOSE) NAME(OP_COMMIT) NAME(OP_CREATE)
+  NAME(OP_DELEGPURGE) NAME(OP_DELEGRETURN) NAME(OP_GETATTR) NAME(OP_GETFH)
+  NAME(OP_LINK) NAME(OP_LOCK) NAME(OP_LOCKT) NAME(OP_LOCKU) NAME(OP_LOOKUP)
+  NAME(OP_LOOKUPP) NAME(OP_NVERIFY) NAME(OP_OPEN) NAME(OP_OPENATTR)
+  NAME(OP_OPEN_CONFIRM) NAME(OP_OPEN_DOWNGRADE) NAME(OP_PUTFH)
+  NAME(OP_PUTPUBFH) NAME(OP_PUTROOTFH) NAME(OP_READ) NAME(OP_READDIR)
+  NAME(OP_READLINK) NAME(OP_REMOVE) NAME(OP_RENAME) NAME(OP_RENEW)
+  NAME(OP_RESTOREFH) NAME(OP_SAVEFH) NAME(OP_SECINFO) NAME(OP_SETATTR)
+  NAME(OP_SETCLIENTID) NAME(OP_SETCLIENTID_CONFIRM) NAME(OP_VERIFY)
+  NAME(OP_WRITE) NAME(OP_RELEASE_LOCKOWNER) NAME(OP_BACKCHANNEL_CTL)
+  NAME(OP_BIND_CONN_TO_SESSION) NAME(OP_EXCHANGE_ID) NAME(OP_CREATE_SESSION)
+  NAME(OP_DESTROY_SESSION) NAME(OP_FREE_STATEID) NAME(OP_GET_DIR_DELEGATION)
+  NAME(OP_GETDEVICEINFO) NAME(OP_GETDEVICELIST) NAME(OP_LAYOUTCOMMIT)
+  NAME(OP_LAYOUTGET) NAME(OP_LAYOUTRETURN) NAME(OP_SECINFO_NO_NAME)
+  NAME(OP_SEQUENCE) NAME(OP_SET_SSV) NAME(OP_TEST_STATEID)
+  NAME(OP_WANT_DELEGATION) NAME(OP_DESTROY_CLIENTID)
+  NAME(OP_RECLAIM_COMPLETE)
+#undef NAME
+
+  // NFSv4.0-only operations (§18.x: "MUST NOT be implemented" in 4.1).
+  for (uint32_t op : {OP_OPEN_CONFIRM, OP_RENEW, OP_SETCLIENTID,
+                      OP_SETCLIENTID_CONFIRM, OP_RELEASE_LOCKOWNER}) {
+    t[op].flags |= kNotInV41;
+  }
+  // Operations that need a current filehandle, implemented or not, so that
+  // the rule is applied the same way once they are.
+  for (uint32_t op :
+       {OP_ACCESS, OP_CLOSE, OP_COMMIT, OP_CREATE, OP_DELEGRETURN, OP_GETATTR,
+        OP_GETFH, OP_LINK, OP_LOCK, OP_LOCKT, OP_LOCKU, OP_LOOKUP, OP_LOOKUPP,
+        OP_NVERIFY, OP_OPEN, OP_OPENATTR, OP_OPEN_DOWNGRADE, OP_READ,
+        OP_READDIR, OP_READLINK, OP_REMOVE, OP_RENAME, OP_SAVEFH,
+        OP_SECINFO, OP_SETATTR, OP_VERIFY, OP_WRITE, OP_GET_DIR_DELEGATION,
+        OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_LAYOUTRETURN, OP_SECINFO_NO_NAME,
+        OP_WANT_DELEGATION}) {
+    t[op].flags |= kNeedsFh;
+  }
+
+#define OP(op, handler, am, rm, fl) \
+  t[op].fn = &Adapt<&ArgU::am, &ResU::rm, handler>;  \
+  t[op].flags |= (fl);
+#define OP0(op, handler, rm, fl) \
+  t[op].fn = &AdaptNoArgs<&ResU::rm, handler>;  \
+  t[op].flags |= (fl);
+  // Sessions and client state.
+  OP(OP_EXCHANGE_ID, OpExchangeId, opexchange_id, opexchange_id,
+     kSessionless | kModifiesState | kCacheThis)
+  OP(OP_CREATE_SESSION, OpCreateSession, opcreate_session, opcreate_session,
+     kSessionless | kModifiesState | kCacheThis)
+  OP(OP_DESTROY_SESSION, OpDestroySession, opdestroy_session,
+     opdestroy_session, kSessionless | kModifiesState | kCacheThis)
+  OP(OP_DESTROY_CLIENTID, OpDestroyClientId, opdestroy_clientid,
+     opdestroy_clientid, kSessionless | kModifiesState | kCacheThis)
+  OP(OP_BIND_CONN_TO_SESSION, OpBindConnToSession, opbind_conn_to_session,
+     opbind_conn_to_session, kSessionless | kOnlyOp | kModifiesState)
+  OP(OP_SEQUENCE, OpSequence, opsequence, opsequence, kModifiesState)
+  OP(OP_RECLAIM_COMPLETE, OpReclaimComplete, opreclaim_complete,
+     opreclaim_complete, kModifiesState | kCacheThis)
+  OP(OP_TEST_STATEID, OpTestStateid, optest_stateid, optest_stateid, 0)
+  OP(OP_FREE_STATEID, OpFreeStateid, opfree_stateid, opfree_stateid,
+     kModifiesState | kCacheThis)
+  // Filehandles.
+  OP0(OP_PUTROOTFH, OpPutRootFh, opputrootfh, 0)
+  OP0(OP_PUTPUBFH, OpPutPubFh, opputpubfh, 0)
+  OP(OP_PUTFH, OpPutFh, opputfh, opputfh, 0)
+  OP0(OP_GETFH, OpGetFh, opgetfh, 0)
+  OP0(OP_SAVEFH, OpSaveFh, opsavefh, 0)
+  OP0(OP_RESTOREFH, OpRestoreFh, oprestorefh, 0)
+  // Metadata.
+  OP(OP_LOOKUP, OpLookup, oplookup, oplookup, 0)
+  OP0(OP_LOOKUPP, OpLookupp, oplookupp, 0)
+  OP(OP_GETATTR, OpGetAttr, opgetattr, opgetattr, 0)
+  OP(OP_ACCESS, OpAccess, opaccess, opaccess, 0)
+  OP(OP_READDIR, OpReadDir, opreaddir, opreaddir, 0)
+  OP0(OP_READLINK, OpReadLink, opreadlink, 0)
+  OP(OP_CREATE, OpCreate, opcreate, opcreate, kModifiesState | kCacheThis)
+  OP(OP_REMOVE, OpRemove, opremove, opremove, kModifiesState | kCacheThis)
+  OP(OP_RENAME, OpRename, oprename, oprename, kModifiesState | kCacheThis)
+  OP(OP_LINK, OpLink, oplink, oplink, kModifiesState | kCacheThis)
+  OP(OP_SETATTR, OpSetAttr, opsetattr, opsetattr, kModifiesState | kCacheThis)
+  OP(OP_VERIFY, OpVerify, opverify, opverify, 0)
+  OP(OP_NVERIFY, OpNverify, opnverify, opnverify, 0)
+  OP(OP_SECINFO, OpSecInfo, opsecinfo, opsecinfo, 0)
+  OP(OP_SECINFO_NO_NAME, OpSecInfoNoName, opsecinfo_no_name,
+     opsecinfo_no_name, 0)
+#undef OP
+#undef OP0
+  return t;
+}
+
+const OpTable& Table() {
+  static const OpTable table = BuildTable();
+  return table;
+}
+
+const OpDesc* FindOp(uint32_t opnum) {
+  if (opnum < kFirstOp || opnum > kLastOp) return nullptr;
+  const OpDesc& d = Table()[opnum];
+  return d.name ? &d : nullptr;
+}
+
+// Every arm of nfs_resop4 starts with its nfsstat4 (the discriminant of a
+// resN union, or the first member of a status-only struct), so the loop can
+// store the status without knowing the op's result type.
+void SetStatus(nfs_resop4& res, nfsstat4 status) {
+  std::memcpy(&res.nfs_resop4_u, &status, sizeof status);
+}
+
+// The encoded result of an op that failed before (or without) its handler.
+std::vector<uint8_t> ErrorResult(uint32_t opnum, nfsstat4 status) {
+  nfs_resop4 res{};
+  res.resop = static_cast<nfs_opnum4>(opnum);
+  SetStatus(res, status);
+  rpc::XdrEncoder enc(16);
+  enc.Encode(xdr_nfs_resop4, res);  // status-only arms: cannot fail
+  return enc.Take();
+}
+
+// The rules that depend on an op's position and the table's flags.
+nfsstat4 PositionRules(const CompoundState& st, uint32_t opnum,
+                       const OpDesc& d) {
+  if (st.op_index == 0) {
+    if (opnum == OP_SEQUENCE) return NFS4_OK;
+    if (!(d.flags & kSessionless)) return NFS4ERR_OP_NOT_IN_SESSION;
+    if (st.op_count > 1) return NFS4ERR_NOT_ONLY_OP;
+    return NFS4_OK;
+  }
+  if (opnum == OP_SEQUENCE) return NFS4ERR_SEQUENCE_POS;
+  if (d.flags & kOnlyOp) return NFS4ERR_NOT_ONLY_OP;
+  return NFS4_OK;
+}
+
+uint64_t HashBytes(std::span<const uint8_t> b) {
+  // FNV-1a: false-retry detection only, not security.
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t c : b) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+size_t Padded(size_t n) { return (n + 3) & ~size_t{3}; }
+
+std::vector<uint8_t> EncodeReply(nfsstat4 status, const utf8str_cs& tag,
+                                 uint32_t nres,
+                                 std::span<const uint8_t> ops) {
+  rpc::XdrEncoder enc(16 + tag.utf8string_len + ops.size());
+  enc.PutUint32(static_cast<uint32_t>(status));
+  enc.PutOpaque(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(tag.utf8string_val),
+      tag.utf8string_len));
+  enc.PutUint32(nres);
+  enc.PutFixedOpaque(ops);
+  return enc.Take();
+}
+
+}  // namespace
+
+const char* OpName(uint32_t opnum) {
+  if (opnum == OP_ILLEGAL) return "ILLEGAL";
+  const OpDesc* d = FindOp(opnum);
+  return d ? d->name : "?";
+}
+
+nfsstat4 CheckSessionLimits(const CompoundState& st,
+                            const state::Session& session) {
+  if (st.request_size > session.fore().ca_maxrequestsize) {
+    return NFS4ERR_REQ_TOO_BIG;
+  }
+  if (st.op_count > session.fore().ca_maxoperations) {
+    return NFS4ERR_TOO_MANY_OPS;
+  }
+  return NFS4_OK;
+}
+
+std::optional<std::vector<uint8_t>> RunCompound(
+    CompoundState& st, std::span<const uint8_t> args) {
+  rpc::XdrDecoder dec(args);
+  rpc::XdrOwned<utf8str_cs> tag(xdr_utf8str_cs);
+  if (!dec.Decode(xdr_utf8str_cs, &tag.get())) return std::nullopt;
+  std::optional<uint32_t> minor = dec.GetUint32();
+  std::optional<uint32_t> count = dec.GetUint32();
+  if (!minor || !count) return std::nullopt;
+
+  // §16.2.3: a minor version we do not serve gets no results at all.
+  if (*minor != 1) {
+    return EncodeReply(NFS4ERR_MINOR_VERS_MISMATCH, tag.get(), 0, {});
+  }
+  // Every op takes at least its 4-byte number.
+  if (*count > dec.remaining() / 4) return std::nullopt;
+  st.op_count = *count;
+
+  const size_t header_size = 12 + Padded(tag->utf8string_len);
+  std::vector<uint8_t> ops;      // encoded results so far
+  std::vector<uint8_t> seq_res;  // SEQUENCE's result, for the slot cache
+  uint32_t nres = 0;
+  uint32_t second_op = OP_ILLEGAL;
+  nfsstat4 status = NFS4_OK;
+
+  for (uint32_t i = 0; i < *count; ++i) {
+    st.op_index = i;
+    st.arena.Clear();
+    const size_t pos = dec.position();
+    std::optional<uint32_t> opnum = dec.GetUint32();
+    if (!opnum) {  // cannot happen given the count check; be safe
+      status = NFS4ERR_BADXDR;
+      std::vector<uint8_t> r = ErrorResult(OP_ILLEGAL, status);
+      ops.insert(ops.end(), r.begin(), r.end());
+      ++nres;
+      break;
+    }
+    if (i == 1) second_op = *opnum;
+    const OpDesc* d = FindOp(*opnum);
+    std::vector<uint8_t> r;
+    if (d == nullptr) {
+      // §15.2, §18.54: an undefined operation is answered as OP_ILLEGAL.
+      status = NFS4ERR_OP_ILLEGAL;
+      r = ErrorResult(OP_ILLEGAL, status);
+    } else {
+      rpc::XdrOwned<nfs_argop4> arg(xdr_nfs_argop4);
+      xdr_setpos(dec.xdr(), static_cast<u_int>(pos));
+      if (!dec.Decode(xdr_nfs_argop4, &arg.get())) {
+        status = NFS4ERR_BADXDR;
+      } else {
+        status = PositionRules(st, *opnum, *d);
+      }
+      if (status == NFS4_OK && (d->flags & kNotInV41)) {
+        status = NFS4ERR_NOTSUPP;
+      }
+      if (status == NFS4_OK && (d->flags & kNeedsFh) && !st.current_fh) {
+        status = NFS4ERR_NOFILEHANDLE;
+      }
+      if (status == NFS4_OK && d->fn == nullptr) status = NFS4ERR_NOTSUPP;
+      if (status != NFS4_OK) {
+        r = ErrorResult(*opnum, status);
+      } else {
+        if (*opnum == OP_SEQUENCE) {
+          st.request_hash = HashBytes(args.subspan(dec.position()));
+        }
+        nfs_resop4 res{};
+        res.resop = static_cast<nfs_opnum4>(*opnum);
+        try {
+          status = d->fn(st, arg.get(), res);
+        } catch (const std::exception& e) {
+          // Handlers return errors as values; this is a server fault
+          // (e.g. out of memory). The slot must still be released below.
+          rpc::log::Error("{} failed: {}", d->name, e.what());
+          res = nfs_resop4{};
+          res.resop = static_cast<nfs_opnum4>(*opnum);
+          status = NFS4ERR_SERVERFAULT;
+        }
+        SetStatus(res, status);
+        if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
+        rpc::XdrEncoder enc(64);
+        if (!enc.Encode(xdr_nfs_resop4, res)) {
+          rpc::log::Error("cannot encode the result of {}", d->name);
+          status = NFS4ERR_SERVERFAULT;
+          r = ErrorResult(*opnum, status);
+        } else {
+          r = enc.Take();
+        }
+      }
+    }
+    // §2.10.6.4, §18.46.3: the reply must fit the session's limits.
+    if (st.session) {
+      const channel_attrs4& fore = st.session->fore();
+      size_t total = header_size + ops.size() + r.size();
+      nfsstat4 limit = NFS4_OK;
+      if (total > fore.ca_maxresponsesize) {
+        limit = NFS4ERR_REP_TOO_BIG;
+      } else if (st.cache_this && total > fore.ca_maxresponsesize_cached) {
+        limit = NFS4ERR_REP_TOO_BIG_TO_CACHE;
+      }
+      if (limit != NFS4_OK && i > 0) {
+        status = limit;
+        r = ErrorResult(d ? *opnum : uint32_t{OP_ILLEGAL}, status);
+      }
+    }
+    if (i == 0 && *opnum == OP_SEQUENCE && status == NFS4_OK) seq_res = r;
+    ops.insert(ops.end(), r.begin(), r.end());
+    ++nres;
+    if (status != NFS4_OK) {
+      // Protocol chatter: errors are normal answers (NOENT on LOOKUP ...).
+      rpc::log::Debug("COMPOUND op {}/{} {}: {}", i + 1, *count,
+                      d ? d->name : "ILLEGAL", NfsStatName(status));
+      break;
+    }
+  }
+  st.arena.Clear();
+
+  std::vector<uint8_t> reply = EncodeReply(status, tag.get(), nres, ops);
+  if (st.session && !seq_res.empty()) {
+    // Keep the reply in the slot (§2.10.6.1.3). A reply the client did not
+    // ask to cache and that is too large to cache is replaced by SEQUENCE's
+    // result and NFS4ERR_RETRY_UNCACHED_REP.
+    std::vector<uint8_t> cached;
+    if (st.cache_this ||
+        reply.size() <= st.session->fore().ca_maxresponsesize_cached ||
+        *count == 1) {
+      cached = reply;
+    } else {
+      std::vector<uint8_t> two = seq_res;
+      std::vector<uint8_t> e =
+          ErrorResult(second_op, NFS4ERR_RETRY_UNCACHED_REP);
+      two.insert(two.end(), e.begin(), e.end());
+      cached = EncodeReply(NFS4ERR_RETRY_UNCACHED_REP, tag.get(), 2, two);
+    }
+    st.session->EndRequest(st.slot, std::move(cached));
+  }
+  return reply;
+}
+
+rpc::Program MakeNfs4Program(ServerContext* ctx) {
+  return rpc::Program(NFS4_PROGRAM, NFS_V4, NFS_V4)
+      .WithNull()
+      .On(NFSPROC4_COMPOUND,
+          [ctx](const rpc::CallContext& call, std::span<const uint8_t> args) {
+            CompoundState st(*ctx);
+            st.call = &call;
+            st.connection_id = call.connection ? call.connection->id() : 0;
+            st.request_size = call.record_size;
+            if (call.cred.sys) {
+              const rpc::AuthSysParms& p = *call.cred.sys;
+              st.cred.uid = p.uid;
+              st.cred.gid = p.gid;
+              st.cred.groups = p.gids;
+              st.principal = "sys:" + std::to_string(p.uid);
+            } else {
+              // AUTH_NONE: the anonymous user (RFC 8881 §2.2.1.1.1.1).
+              st.cred.uid = 65534;
+              st.cred.gid = 65534;
+              st.principal = "none";
+            }
+            std::optional<std::vector<uint8_t>> reply = RunCompound(st, args);
+            if (!reply) {
+              rpc::log::Warning("{}: COMPOUND arguments do not decode",
+                                call.connection ? call.connection->peer()
+                                                : std::string("-"));
+              return rpc::Reply::GarbageArgs();
+            }
+            return rpc::Reply::Success(std::move(*reply));
+          });
+}
+
+}  // namespace nfs41d

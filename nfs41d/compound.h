@@ -1,0 +1,128 @@
+#pragma once
+
+// The COMPOUND procedure (RFC 8881 §16.2, §15.2): one loop that decodes the
+// operations one at a time, applies every generic rule, and calls one
+// handler per operation through a table indexed by operation number.
+//
+// Generic rules, applied here and nowhere else:
+//   minorversion != 1                  -> NFS4ERR_MINOR_VERS_MISMATCH, no results
+//   opnum not an NFSv4.1 operation     -> OP_ILLEGAL / NFS4ERR_OP_ILLEGAL
+//   first op not SEQUENCE and not one of EXCHANGE_ID, CREATE_SESSION,
+//     DESTROY_SESSION, DESTROY_CLIENTID, BIND_CONN_TO_SESSION
+//                                      -> NFS4ERR_OP_NOT_IN_SESSION
+//   one of those first but not alone   -> NFS4ERR_NOT_ONLY_OP
+//   SEQUENCE not first                 -> NFS4ERR_SEQUENCE_POS
+//   op needs a current filehandle      -> NFS4ERR_NOFILEHANDLE
+//   arguments do not decode            -> NFS4ERR_BADXDR
+//   request over ca_maxrequestsize     -> NFS4ERR_REQ_TOO_BIG (on SEQUENCE)
+//   more ops than ca_maxoperations     -> NFS4ERR_TOO_MANY_OPS (on SEQUENCE)
+//   reply over ca_maxresponsesize      -> NFS4ERR_REP_TOO_BIG
+//   cached reply over ..._cached       -> NFS4ERR_REP_TOO_BIG_TO_CACHE
+//   processing stops at the first error.
+// A SEQUENCE retry answers with the slot's cached reply (§2.10.6.1).
+//
+// Handlers have one shape:
+//   nfsstat4 OpLookup(CompoundState&, const LOOKUP4args&, LOOKUP4res&);
+// (ops without arguments take `NoArgs`). They fill the result's resok part
+// and return the status; the loop stores the status in the result.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/fh.h"
+#include "nfs41d/proto/nfs4_prot.h"
+#include "nfs41d/state/state_manager.h"
+#include "rpc/program.h"
+
+namespace nfs41d {
+
+// What handlers share for the server's lifetime.
+struct ServerContext {
+  ns::Namespace* ns = nullptr;
+  const FhCodec* fh = nullptr;
+  state::StateManager* state = nullptr;
+  // Largest READ/WRITE offered (fattr4 maxread/maxwrite).
+  uint32_t max_io = 1u << 20;
+};
+
+// Memory for one operation's results (strings, lists, attribute buffers):
+// the rpcgen result structs point into it until the result is encoded.
+class Arena {
+ public:
+  // `n` zeroed bytes.
+  char* Bytes(size_t n);
+  // `n` value-initialized T (rpcgen structs are trivial C types).
+  template <typename T>
+  T* New(size_t n = 1) {
+    return reinterpret_cast<T*>(Bytes(sizeof(T) * n));
+  }
+  char* Copy(std::string_view s);
+  void Clear() { blocks_.clear(); }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> blocks_;
+};
+
+// Everything one COMPOUND carries from op to op (RFC 8881 §16.2.3): never in
+// thread-locals.
+struct CompoundState {
+  explicit CompoundState(ServerContext& s) : server(s) {}
+  ServerContext& server;
+  // The RPC call (credentials, connection); null in unit tests.
+  const rpc::CallContext* call = nullptr;
+  uint64_t connection_id = 0;
+  // The caller as the namespace sees it, and as EXCHANGE_ID compares
+  // principals ("sys:<uid>", "none").
+  ns::Credentials cred;
+  std::string principal;
+  uint32_t export_id = 0;
+
+  std::optional<FileHandle> current_fh;
+  std::optional<FileHandle> saved_fh;
+  // Current and saved stateid (§16.2.3.1.2), for OPEN/LOCK/READ/WRITE.
+  std::optional<stateid4> current_stateid;
+  std::optional<stateid4> saved_stateid;
+
+  // Set by SEQUENCE.
+  std::shared_ptr<state::Session> session;
+  uint32_t slot = 0;
+  bool cache_this = false;
+  // Set by SEQUENCE on a retry: the whole reply to send.
+  std::optional<std::vector<uint8_t>> replay;
+
+  // The request: size of the RPC record, hash of the COMPOUND arguments,
+  // the number of ops and which one runs.
+  size_t request_size = 0;
+  uint64_t request_hash = 0;
+  uint32_t op_count = 0;
+  uint32_t op_index = 0;
+
+  Arena arena;
+};
+
+struct NoArgs {};
+
+// Runs one COMPOUND: `args` are the XDR-encoded COMPOUND4args. Returns the
+// XDR-encoded COMPOUND4res, or nullopt if the header (tag, minorversion,
+// op count) does not decode (the caller answers GARBAGE_ARGS).
+std::optional<std::vector<uint8_t>> RunCompound(CompoundState& state,
+                                                std::span<const uint8_t> args);
+
+// The NFSv4 program (100003 v4: NULL and COMPOUND) over `ctx`.
+rpc::Program MakeNfs4Program(ServerContext* ctx);
+
+// The name of an operation ("SEQUENCE"), for logs.
+const char* OpName(uint32_t opnum);
+
+// Session limits applied to a COMPOUND by SEQUENCE (§2.10.6.4, §18.46.3):
+// NFS4ERR_REQ_TOO_BIG, NFS4ERR_TOO_MANY_OPS, or NFS4_OK.
+nfsstat4 CheckSessionLimits(const CompoundState& state,
+                            const state::Session& session);
+
+}  // namespace nfs41d

@@ -1,0 +1,113 @@
+#include "nfs41d/fh.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nfs41d {
+namespace {
+
+constexpr uint8_t kFhVersion = 1;
+constexpr size_t kBodyBytes = 1 + 4 + 8 + 4;
+
+void Put32(uint8_t* p, uint32_t v) {
+  for (int i = 3; i >= 0; --i) { p[i] = v & 0xff; v >>= 8; }
+}
+void Put64(uint8_t* p, uint64_t v) {
+  for (int i = 7; i >= 0; --i) { p[i] = v & 0xff; v >>= 8; }
+}
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t Get64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+std::array<uint8_t, 16> FhCodec::Mac(std::span<const uint8_t> body) const {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+       body.data(), body.size(), md, &len);
+  std::array<uint8_t, 16> out{};
+  std::memcpy(out.data(), md, out.size());
+  return out;
+}
+
+std::vector<uint8_t> FhCodec::Encode(const FileHandle& fh) const {
+  std::vector<uint8_t> b(kFhBytes);
+  b[0] = kFhVersion;
+  Put32(&b[1], fh.export_id);
+  Put64(&b[5], fh.ino);
+  Put32(&b[13], fh.generation);
+  auto mac = Mac(std::span<const uint8_t>(b.data(), kBodyBytes));
+  std::memcpy(&b[kBodyBytes], mac.data(), mac.size());
+  return b;
+}
+
+std::optional<FileHandle> FhCodec::Decode(
+    std::span<const uint8_t> bytes) const {
+  if (bytes.size() != kFhBytes || bytes[0] != kFhVersion) return std::nullopt;
+  auto mac = Mac(bytes.subspan(0, kBodyBytes));
+  if (CRYPTO_memcmp(mac.data(), bytes.data() + kBodyBytes, mac.size()) != 0) {
+    return std::nullopt;
+  }
+  FileHandle fh;
+  fh.export_id = Get32(&bytes[1]);
+  fh.ino = Get64(&bytes[5]);
+  fh.generation = Get32(&bytes[13]);
+  return fh;
+}
+
+std::optional<std::array<uint8_t, kFhSecretBytes>> LoadOrCreateSecret(
+    const std::string& path, std::string* error) {
+  std::array<uint8_t, kFhSecretBytes> key{};
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) {
+      *error = "cannot generate random filehandle secret";
+      return std::nullopt;
+    }
+    std::string tmp = path + ".tmp";
+    int w = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w < 0) {
+      *error = "cannot create " + tmp + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    bool ok = write(w, key.data(), key.size()) ==
+                  static_cast<ssize_t>(key.size()) &&
+              fsync(w) == 0;
+    close(w);
+    if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+      *error = "cannot write " + path + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    return key;
+  }
+  if (fd < 0) {
+    *error = "cannot open " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  ssize_t n = read(fd, key.data(), key.size());
+  close(fd);
+  if (n != static_cast<ssize_t>(key.size())) {
+    *error = path + ": filehandle secret must be " +
+             std::to_string(kFhSecretBytes) + " bytes";
+    return std::nullopt;
+  }
+  return key;
+}
+
+}  // namespace nfs41d

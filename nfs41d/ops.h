@@ -1,0 +1,56 @@
+#pragma once
+
+// Operation handlers (one per NFSv4.1 operation), called only by the
+// COMPOUND loop (compound.cc) after it applied the generic rules. Each fills
+// its result's resok part and returns the status.
+//
+// ops_session.cc: sessions and client state (RFC 8881 §18.35-§18.51).
+// ops_fs.cc: filehandles and metadata on the Namespace.
+
+#include "nfs41d/compound.h"
+
+namespace nfs41d {
+
+// --- sessions (ops_session.cc)
+nfsstat4 OpExchangeId(CompoundState&, const EXCHANGE_ID4args&, EXCHANGE_ID4res&);
+nfsstat4 OpCreateSession(CompoundState&, const CREATE_SESSION4args&,
+                         CREATE_SESSION4res&);
+nfsstat4 OpDestroySession(CompoundState&, const DESTROY_SESSION4args&,
+                          DESTROY_SESSION4res&);
+nfsstat4 OpDestroyClientId(CompoundState&, const DESTROY_CLIENTID4args&,
+                           DESTROY_CLIENTID4res&);
+nfsstat4 OpBindConnToSession(CompoundState&, const BIND_CONN_TO_SESSION4args&,
+                             BIND_CONN_TO_SESSION4res&);
+nfsstat4 OpSequence(CompoundState&, const SEQUENCE4args&, SEQUENCE4res&);
+nfsstat4 OpReclaimComplete(CompoundState&, const RECLAIM_COMPLETE4args&,
+                           RECLAIM_COMPLETE4res&);
+nfsstat4 OpTestStateid(CompoundState&, const TEST_STATEID4args&,
+                       TEST_STATEID4res&);
+nfsstat4 OpFreeStateid(CompoundState&, const FREE_STATEID4args&,
+                       FREE_STATEID4res&);
+
+// --- filehandles and metadata (ops_fs.cc)
+nfsstat4 OpPutRootFh(CompoundState&, const NoArgs&, PUTROOTFH4res&);
+nfsstat4 OpPutPubFh(CompoundState&, const NoArgs&, PUTPUBFH4res&);
+nfsstat4 OpPutFh(CompoundState&, const PUTFH4args&, PUTFH4res&);
+nfsstat4 OpGetFh(CompoundState&, const NoArgs&, GETFH4res&);
+nfsstat4 OpSaveFh(CompoundState&, const NoArgs&, SAVEFH4res&);
+nfsstat4 OpRestoreFh(CompoundState&, const NoArgs&, RESTOREFH4res&);
+nfsstat4 OpLookup(CompoundState&, const LOOKUP4args&, LOOKUP4res&);
+nfsstat4 OpLookupp(CompoundState&, const NoArgs&, LOOKUPP4res&);
+nfsstat4 OpGetAttr(CompoundState&, const GETATTR4args&, GETATTR4res&);
+nfsstat4 OpAccess(CompoundState&, const ACCESS4args&, ACCESS4res&);
+nfsstat4 OpReadDir(CompoundState&, const READDIR4args&, READDIR4res&);
+nfsstat4 OpReadLink(CompoundState&, const NoArgs&, READLINK4res&);
+nfsstat4 OpCreate(CompoundState&, const CREATE4args&, CREATE4res&);
+nfsstat4 OpRemove(CompoundState&, const REMOVE4args&, REMOVE4res&);
+nfsstat4 OpRename(CompoundState&, const RENAME4args&, RENAME4res&);
+nfsstat4 OpLink(CompoundState&, const LINK4args&, LINK4res&);
+nfsstat4 OpSetAttr(CompoundState&, const SETATTR4args&, SETATTR4res&);
+nfsstat4 OpVerify(CompoundState&, const VERIFY4args&, VERIFY4res&);
+nfsstat4 OpNverify(CompoundState&, const NVERIFY4args&, NVERIFY4res&);
+nfsstat4 OpSecInfo(CompoundState&, const SECINFO4args&, SECINFO4res&);
+nfsstat4 OpSecInfoNoName(CompoundState&, const SECINFO_NO_NAME4args&,
+                         SECINFO_NO_NAME4res&);
+
+}  // namespace nfs41d

@@ -1,0 +1,589 @@
+// Filehandle and metadata operations on the Namespace (RFC 8881 §18):
+// PUTROOTFH, PUTPUBFH, PUTFH, GETFH, SAVEFH, RESTOREFH, LOOKUP, LOOKUPP,
+// GETATTR, ACCESS, READDIR, READLINK, CREATE, REMOVE, RENAME, LINK, SETATTR,
+// SECINFO, SECINFO_NO_NAME.
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "nfs41d/attrs.h"
+#include "nfs41d/ops.h"
+#include "nfs41d/status_map.h"
+
+namespace nfs41d {
+namespace {
+
+ns::Namespace& Ns(CompoundState& st) { return *st.server.ns; }
+
+FileHandle MakeFh(const CompoundState& st, const ns::Attr& a) {
+  return FileHandle{a.ino, a.generation, st.export_id};
+}
+
+// The attributes of `fh`; NFS4ERR_STALE if it names an inode that is gone
+// (or was replaced: another generation).
+nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out) {
+  ns::Result<ns::Attr> r = Ns(st).GetAttr(st.cred, fh.ino);
+  if (!r.ok()) return ToNfsStat(r.status());
+  if (r->generation != fh.generation) return NFS4ERR_STALE;
+  *out = *r;
+  return NFS4_OK;
+}
+
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      unsigned char d = s[i + k];
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// A component4 as a name (RFC 8881 §14.5): NFS4ERR_INVAL for an empty or
+// non-UTF-8 name, NFS4ERR_NAMETOOLONG, NFS4ERR_BADNAME for ".", ".." and
+// names with '/' or NUL.
+nfsstat4 CheckName(const component4& c, std::string* out) {
+  std::string_view s(c.utf8string_val, c.utf8string_len);
+  if (s.empty()) return NFS4ERR_INVAL;
+  if (s.size() > ns::kMaxNameBytes) return NFS4ERR_NAMETOOLONG;
+  if (!ValidUtf8(s)) return NFS4ERR_INVAL;
+  if (s == "." || s == ".." || s.find('/') != std::string_view::npos ||
+      s.find('\0') != std::string_view::npos) {
+    return NFS4ERR_BADNAME;
+  }
+  out->assign(s);
+  return NFS4_OK;
+}
+
+// A directory operation failed with NotDir: RFC 8881 wants NFS4ERR_SYMLINK
+// when the current filehandle is a symlink.
+nfsstat4 NotDirStatus(CompoundState& st, const FileHandle& fh) {
+  ns::Attr a;
+  if (AttrOf(st, fh, &a) == NFS4_OK && a.type == ns::FileType::kSymlink) {
+    return NFS4ERR_SYMLINK;
+  }
+  return NFS4ERR_NOTDIR;
+}
+
+nfsstat4 DirStatus(CompoundState& st, const ns::Status& s,
+                   const FileHandle& dir) {
+  if (s.IsNotDir()) return NotDirStatus(st, dir);
+  return ToNfsStat(s);
+}
+
+// change_info4 from the directory's change attribute before and after.
+// Not atomic: other changes may fall in between.
+change_info4 ChangeInfo(uint64_t before, CompoundState& st,
+                        const FileHandle& dir) {
+  change_info4 ci{};
+  ci.atomic = FALSE;
+  ci.before = before;
+  ns::Attr a;
+  ci.after = AttrOf(st, dir, &a) == NFS4_OK ? a.change : before + 1;
+  return ci;
+}
+
+void SetSecinfo(CompoundState& st, SECINFO4res& res) {
+  secinfo4* s = st.arena.New<secinfo4>(1);
+  s[0].flavor = AUTH_SYS;
+  res.SECINFO4res_u.resok4.SECINFO4resok_len = 1;
+  res.SECINFO4res_u.resok4.SECINFO4resok_val = s;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ filehandles
+
+nfsstat4 OpPutRootFh(CompoundState& st, const NoArgs&, PUTROOTFH4res&) {
+  ns::Result<ns::Attr> r = Ns(st).GetAttr(st.cred, Ns(st).Root());
+  if (!r.ok()) return ToNfsStat(r.status());
+  st.current_fh = MakeFh(st, *r);
+  st.current_stateid.reset();
+  return NFS4_OK;
+}
+
+// The public filehandle is the root (§18.20).
+nfsstat4 OpPutPubFh(CompoundState& st, const NoArgs& a, PUTPUBFH4res& res) {
+  PUTROOTFH4res r{};
+  nfsstat4 s = OpPutRootFh(st, a, r);
+  res.status = s;
+  return s;
+}
+
+nfsstat4 OpPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
+  std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
+      reinterpret_cast<const uint8_t*>(args.object.nfs_fh4_val),
+      args.object.nfs_fh4_len));
+  if (!fh) return NFS4ERR_BADHANDLE;
+  st.current_fh = *fh;
+  st.current_stateid.reset();
+  return NFS4_OK;
+}
+
+nfsstat4 OpGetFh(CompoundState& st, const NoArgs&, GETFH4res& res) {
+  std::vector<uint8_t> b = st.server.fh->Encode(*st.current_fh);
+  nfs_fh4& o = res.GETFH4res_u.resok4.object;
+  o.nfs_fh4_len = static_cast<u_int>(b.size());
+  o.nfs_fh4_val = st.arena.Copy(
+      std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  return NFS4_OK;
+}
+
+nfsstat4 OpSaveFh(CompoundState& st, const NoArgs&, SAVEFH4res&) {
+  st.saved_fh = st.current_fh;
+  st.saved_stateid = st.current_stateid;
+  return NFS4_OK;
+}
+
+nfsstat4 OpRestoreFh(CompoundState& st, const NoArgs&, RESTOREFH4res&) {
+  if (!st.saved_fh) return NFS4ERR_NOFILEHANDLE;
+  st.current_fh = st.saved_fh;
+  st.current_stateid = st.saved_stateid;
+  return NFS4_OK;
+}
+
+// ---------------------------------------------------------------- lookups
+
+nfsstat4 OpLookup(CompoundState& st, const LOOKUP4args& args, LOOKUP4res&) {
+  std::string name;
+  if (nfsstat4 e = CheckName(args.objname, &name); e) return e;
+  ns::Result<ns::Attr> r = Ns(st).Lookup(st.cred, st.current_fh->ino, name);
+  if (!r.ok()) return DirStatus(st, r.status(), *st.current_fh);
+  st.current_fh = MakeFh(st, *r);
+  st.current_stateid.reset();
+  return NFS4_OK;
+}
+
+nfsstat4 OpLookupp(CompoundState& st, const NoArgs&, LOOKUPP4res&) {
+  ns::Attr a;
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  if (a.type == ns::FileType::kSymlink) return NFS4ERR_SYMLINK;
+  if (a.type != ns::FileType::kDirectory) return NFS4ERR_NOTDIR;
+  if (a.ino == Ns(st).Root()) return NFS4ERR_NOENT;
+  ns::Result<ns::Attr> p = Ns(st).GetAttr(st.cred, a.parent);
+  if (!p.ok()) return ToNfsStat(p.status());
+  st.current_fh = MakeFh(st, *p);
+  st.current_stateid.reset();
+  return NFS4_OK;
+}
+
+// ------------------------------------------------------------- attributes
+
+namespace {
+
+// The attributes of the current object encoded as `given` names them,
+// compared byte for byte with `given` (VERIFY §18.31, NVERIFY §18.15).
+nfsstat4 SameAttrs(CompoundState& st, const fattr4& given, bool* same) {
+  for (u_int i = 3; i < given.attrmask.bitmap4_len; ++i) {
+    if (given.attrmask.bitmap4_val[i]) return NFS4ERR_ATTRNOTSUPP;
+  }
+  AttrBits req = AttrBits::From(given.attrmask);
+  AttrBits sup = SupportedAttrs();
+  for (uint32_t n = 0; n < 96; ++n) {
+    if (!req.Has(n)) continue;
+    if (!sup.Has(n)) return NFS4ERR_ATTRNOTSUPP;
+    if (n == FATTR4_RDATTR_ERROR || n == FATTR4_TIME_ACCESS_SET ||
+        n == FATTR4_TIME_MODIFY_SET) {
+      return NFS4ERR_INVAL;
+    }
+  }
+  ns::Attr a;
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  std::optional<ns::FsStats> stats;
+  if (NeedsStatFs(req)) {
+    ns::Result<ns::FsStats> r = Ns(st).StatFs(st.cred);
+    if (!r.ok()) return ToNfsStat(r.status());
+    stats = *r;
+  }
+  AttrSource src;
+  src.attr = &a;
+  src.fh = *st.current_fh;
+  src.codec = st.server.fh;
+  src.stats = stats ? &*stats : nullptr;
+  src.lease_seconds = st.server.state->options().lease_seconds;
+  src.max_io = st.server.max_io;
+  fattr4 mine{};
+  EncodeAttrs(req, src, st.arena, &mine);
+  *same = mine.attr_vals.attrlist4_len == given.attr_vals.attrlist4_len &&
+          std::memcmp(mine.attr_vals.attrlist4_val,
+                      given.attr_vals.attrlist4_val,
+                      mine.attr_vals.attrlist4_len) == 0;
+  return NFS4_OK;
+}
+
+}  // namespace
+
+nfsstat4 OpVerify(CompoundState& st, const VERIFY4args& args, VERIFY4res&) {
+  bool same = false;
+  if (nfsstat4 e = SameAttrs(st, args.obj_attributes, &same); e) return e;
+  return same ? NFS4_OK : NFS4ERR_NOT_SAME;
+}
+
+nfsstat4 OpNverify(CompoundState& st, const NVERIFY4args& args,
+                   NVERIFY4res&) {
+  bool same = false;
+  if (nfsstat4 e = SameAttrs(st, args.obj_attributes, &same); e) return e;
+  return same ? NFS4ERR_SAME : NFS4_OK;
+}
+
+nfsstat4 OpGetAttr(CompoundState& st, const GETATTR4args& args,
+                   GETATTR4res& res) {
+  ns::Attr a;
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  AttrBits req = AttrBits::From(args.attr_request);
+  std::optional<ns::FsStats> stats;
+  if (NeedsStatFs(req)) {
+    ns::Result<ns::FsStats> r = Ns(st).StatFs(st.cred);
+    if (!r.ok()) return ToNfsStat(r.status());
+    stats = *r;
+  }
+  AttrSource src;
+  src.attr = &a;
+  src.fh = *st.current_fh;
+  src.codec = st.server.fh;
+  src.stats = stats ? &*stats : nullptr;
+  src.lease_seconds = st.server.state->options().lease_seconds;
+  src.max_io = st.server.max_io;
+  EncodeAttrs(req, src, st.arena, &res.GETATTR4res_u.resok4.obj_attributes);
+  return NFS4_OK;
+}
+
+nfsstat4 OpSetAttr(CompoundState& st, const SETATTR4args& args,
+                   SETATTR4res& res) {
+  DecodedSetAttrs d;
+  if (nfsstat4 e = DecodeSetAttrs(args.obj_attributes, &d); e) return e;
+  ns::Attr a;
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  if (d.req.size && a.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
+  if (d.req.size && a.type != ns::FileType::kRegular) return NFS4ERR_INVAL;
+  ns::Result<ns::Attr> r = Ns(st).SetAttr(st.cred, a.ino, d.req);
+  if (!r.ok()) return ToNfsStat(r.status());
+  res.attrsset = d.set.ToBitmap(st.arena);
+  return NFS4_OK;
+}
+
+// RFC 8881 §18.1: what the caller may do, from the mode bits.
+nfsstat4 OpAccess(CompoundState& st, const ACCESS4args& args,
+                  ACCESS4res& res) {
+  ns::Attr a;
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  const bool dir = a.type == ns::FileType::kDirectory;
+  uint32_t bits;  // rwx
+  if (st.cred.IsRoot()) {
+    bits = 06 | ((dir || (a.mode & 0111)) ? 1 : 0);
+  } else if (st.cred.uid == a.uid) {
+    bits = (a.mode >> 6) & 7;
+  } else if (st.cred.gid == a.gid ||
+             std::find(st.cred.groups.begin(), st.cred.groups.end(), a.gid) !=
+                 st.cred.groups.end()) {
+    bits = (a.mode >> 3) & 7;
+  } else {
+    bits = a.mode & 7;
+  }
+  uint32_t allowed = 0;
+  if (bits & 4) allowed |= ACCESS4_READ;
+  if (bits & 2) allowed |= ACCESS4_MODIFY | ACCESS4_EXTEND;
+  if (dir) {
+    if (bits & 1) allowed |= ACCESS4_LOOKUP;
+    if ((bits & 3) == 3) allowed |= ACCESS4_DELETE;
+  } else if (bits & 1) {
+    allowed |= ACCESS4_EXECUTE;
+  }
+  const uint32_t all = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY |
+                       ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_EXECUTE;
+  ACCESS4resok& ok = res.ACCESS4res_u.resok4;
+  ok.supported = args.access & all;
+  ok.access = args.access & allowed;
+  return NFS4_OK;
+}
+
+// --------------------------------------------------------------- READDIR
+
+// RFC 8881 §18.23. Cookies and the verifier come from Namespace::ReadDir;
+// maxcount bounds the encoded READDIR4resok, dircount the cookies and
+// names.
+nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
+                   READDIR4res& res) {
+  if (args.cookie == 1 || args.cookie == 2) return NFS4ERR_BAD_COOKIE;
+  uint64_t verf = 0;
+  for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) {
+    verf = (verf << 8) | static_cast<uint8_t>(args.cookieverf[i]);
+  }
+  AttrBits req = AttrBits::From(args.attr_request);
+  const bool full = NeedsFullAttr(req);
+  std::optional<ns::FsStats> stats;
+  if (NeedsStatFs(req)) {
+    ns::Result<ns::FsStats> r = Ns(st).StatFs(st.cred);
+    if (!r.ok()) return ToNfsStat(r.status());
+    stats = *r;
+  }
+  // status, verifier, "entries follow" = false, eof.
+  constexpr size_t kFixed = 4 + 8 + 4 + 4;
+  size_t used = kFixed;
+  size_t dir_used = 0;
+  entry4* head = nullptr;
+  entry4** tail = &head;
+  size_t count = 0;
+  bool eof = false;
+  uint64_t out_verf = verf;
+  ns::ReadDirRequest q;
+  q.cookie = args.cookie;
+  q.verifier = args.cookie == 0 ? 0 : verf;
+  q.with_attrs = full;
+  q.max_entries = static_cast<uint32_t>(
+      std::clamp<size_t>(args.maxcount / 64, 8, 1024));
+  bool stopped = false;
+  while (!stopped) {
+    ns::Result<ns::DirPage> page = Ns(st).ReadDir(st.cred, st.current_fh->ino, q);
+    if (!page.ok()) {
+      if (page.status().IsInvalid() && args.cookie != 0) {
+        return NFS4ERR_NOT_SAME;
+      }
+      return DirStatus(st, page.status(), *st.current_fh);
+    }
+    out_verf = page->verifier;
+    for (const ns::DirEntry& de : page->entries) {
+      ns::Attr light;
+      light.ino = de.ino;
+      light.type = de.type;
+      const ns::Attr& a = de.attr ? *de.attr : light;
+      AttrSource src;
+      src.attr = &a;
+      src.fh = FileHandle{de.ino, a.generation, st.export_id};
+      src.codec = st.server.fh;
+      src.stats = stats ? &*stats : nullptr;
+      src.lease_seconds = st.server.state->options().lease_seconds;
+      src.max_io = st.server.max_io;
+      entry4* e = st.arena.New<entry4>();
+      e->cookie = de.cookie;
+      e->name.utf8string_len = static_cast<u_int>(de.name.size());
+      e->name.utf8string_val = st.arena.Copy(de.name);
+      EncodeAttrs(req, src, st.arena, &e->attrs);
+      size_t name_sz = 4 + ((de.name.size() + 3) & ~size_t{3});
+      size_t sz = 4 + 8 + name_sz + 4 + 4 * e->attrs.attrmask.bitmap4_len +
+                  4 + e->attrs.attr_vals.attrlist4_len;
+      size_t dsz = 8 + name_sz;
+      if (used + sz > args.maxcount ||
+          (args.dircount > 0 && count > 0 &&
+           dir_used + dsz > args.dircount)) {
+        stopped = true;
+        break;
+      }
+      used += sz;
+      dir_used += dsz;
+      *tail = e;
+      tail = &e->nextentry;
+      ++count;
+      q.cookie = de.cookie;
+      q.verifier = page->verifier;
+    }
+    if (!stopped && page->eof) {
+      eof = true;
+      break;
+    }
+    if (page->entries.empty()) break;  // defensive: no progress
+  }
+  if (count == 0 && !eof) return NFS4ERR_TOOSMALL;
+  READDIR4resok& ok = res.READDIR4res_u.resok4;
+  for (int i = NFS4_VERIFIER_SIZE - 1; i >= 0; --i) {
+    ok.cookieverf[i] = static_cast<char>(out_verf & 0xff);
+    out_verf >>= 8;
+  }
+  ok.reply.entries = head;
+  ok.reply.eof = eof;
+  return NFS4_OK;
+}
+
+nfsstat4 OpReadLink(CompoundState& st, const NoArgs&, READLINK4res& res) {
+  ns::Result<std::string> r = Ns(st).ReadLink(st.cred, st.current_fh->ino);
+  if (!r.ok()) return ToNfsStat(r.status());
+  linktext4& l = res.READLINK4res_u.resok4.link;
+  l.utf8string_len = static_cast<u_int>(r->size());
+  l.utf8string_val = st.arena.Copy(*r);
+  return NFS4_OK;
+}
+
+// ------------------------------------------------------- namespace changes
+
+// RFC 8881 §18.4: non-regular objects (regular files come through OPEN).
+nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
+                  CREATE4res& res) {
+  std::string name;
+  if (nfsstat4 e = CheckName(args.objname, &name); e) return e;
+  DecodedSetAttrs d;
+  if (nfsstat4 e = DecodeSetAttrs(args.createattrs, &d); e) return e;
+  const FileHandle dir = *st.current_fh;
+  ns::Attr before;
+  if (nfsstat4 e = AttrOf(st, dir, &before); e) return e;
+  if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
+  const uint32_t mode = d.req.mode.value_or(
+      args.objtype.type == NF4DIR ? 0755 : 0644);
+  ns::Result<ns::Attr> r = ns::Status::Invalid("create");
+  switch (args.objtype.type) {
+    case NF4DIR:
+      r = Ns(st).Mkdir(st.cred, dir.ino, name, mode);
+      break;
+    case NF4LNK: {
+      const linktext4& t = args.objtype.createtype4_u.linkdata;
+      std::string_view target(t.utf8string_val, t.utf8string_len);
+      if (target.empty()) return NFS4ERR_INVAL;
+      if (target.size() > ns::kMaxPathBytes) return NFS4ERR_NAMETOOLONG;
+      if (!ValidUtf8(target)) return NFS4ERR_INVAL;
+      r = Ns(st).Symlink(st.cred, dir.ino, name, target);
+      break;
+    }
+    case NF4BLK:
+    case NF4CHR: {
+      const specdata4& sd = args.objtype.createtype4_u.devdata;
+      r = Ns(st).Mknod(st.cred, dir.ino, name,
+                       args.objtype.type == NF4BLK ? ns::FileType::kBlockDevice
+                                                   : ns::FileType::kCharDevice,
+                       mode, sd.specdata1, sd.specdata2);
+      break;
+    }
+    case NF4SOCK:
+      r = Ns(st).Mknod(st.cred, dir.ino, name, ns::FileType::kSocket, mode);
+      break;
+    case NF4FIFO:
+      r = Ns(st).Mknod(st.cred, dir.ino, name, ns::FileType::kFifo, mode);
+      break;
+    default:
+      return NFS4ERR_BADTYPE;
+  }
+  if (!r.ok()) return DirStatus(st, r.status(), dir);
+  AttrBits applied;
+  if (d.req.mode) applied.Set(FATTR4_MODE);
+  // Owner, size and times given at creation are applied afterwards; the
+  // object exists either way (§18.4.3 lets attrset say what was set).
+  ns::SetAttrRequest rest = d.req;
+  rest.mode.reset();
+  rest.size.reset();
+  if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
+      rest.mtime_now) {
+    if (Ns(st).SetAttr(st.cred, r->ino, rest).ok()) {
+      for (uint32_t a : {FATTR4_OWNER, FATTR4_OWNER_GROUP,
+                         FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET}) {
+        if (d.set.Has(a)) applied.Set(a);
+      }
+    }
+  }
+  CREATE4resok& ok = res.CREATE4res_u.resok4;
+  ok.cinfo = ChangeInfo(before.change, st, dir);
+  ok.attrset = applied.ToBitmap(st.arena);
+  st.current_fh = MakeFh(st, *r);
+  st.current_stateid.reset();
+  return NFS4_OK;
+}
+
+nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
+                  REMOVE4res& res) {
+  std::string name;
+  if (nfsstat4 e = CheckName(args.target, &name); e) return e;
+  const FileHandle dir = *st.current_fh;
+  ns::Attr before;
+  if (nfsstat4 e = AttrOf(st, dir, &before); e) return e;
+  if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
+  ns::Status s = Ns(st).Unlink(st.cred, dir.ino, name).status();
+  if (s.IsIsDir()) s = Ns(st).Rmdir(st.cred, dir.ino, name);
+  if (!s.ok()) return DirStatus(st, s, dir);
+  res.REMOVE4res_u.resok4.cinfo = ChangeInfo(before.change, st, dir);
+  return NFS4_OK;
+}
+
+// RFC 8881 §18.26: saved fh = source directory, current fh = target.
+nfsstat4 OpRename(CompoundState& st, const RENAME4args& args,
+                  RENAME4res& res) {
+  if (!st.saved_fh) return NFS4ERR_NOFILEHANDLE;
+  std::string from, to;
+  if (nfsstat4 e = CheckName(args.oldname, &from); e) return e;
+  if (nfsstat4 e = CheckName(args.newname, &to); e) return e;
+  const FileHandle src = *st.saved_fh, dst = *st.current_fh;
+  if (src.export_id != dst.export_id) return NFS4ERR_XDEV;
+  ns::Attr sa, da;
+  if (nfsstat4 e = AttrOf(st, src, &sa); e) return e;
+  if (nfsstat4 e = AttrOf(st, dst, &da); e) return e;
+  if (sa.type != ns::FileType::kDirectory) return NotDirStatus(st, src);
+  if (da.type != ns::FileType::kDirectory) return NotDirStatus(st, dst);
+  ns::Result<ns::RenameResult> r =
+      Ns(st).Rename(st.cred, src.ino, from, dst.ino, to);
+  if (!r.ok()) {
+    // rename(2)'s EISDIR/ENOTDIR between source and target objects are
+    // NFS4ERR_EXIST in NFSv4 (§18.26.4).
+    if (r.status().IsIsDir() || r.status().IsNotDir()) return NFS4ERR_EXIST;
+    return ToNfsStat(r.status());
+  }
+  RENAME4resok& ok = res.RENAME4res_u.resok4;
+  ok.source_cinfo = ChangeInfo(sa.change, st, src);
+  ok.target_cinfo = ChangeInfo(da.change, st, dst);
+  return NFS4_OK;
+}
+
+// RFC 8881 §18.9: saved fh = the object, current fh = target directory.
+nfsstat4 OpLink(CompoundState& st, const LINK4args& args, LINK4res& res) {
+  if (!st.saved_fh) return NFS4ERR_NOFILEHANDLE;
+  std::string name;
+  if (nfsstat4 e = CheckName(args.newname, &name); e) return e;
+  const FileHandle obj = *st.saved_fh, dir = *st.current_fh;
+  if (obj.export_id != dir.export_id) return NFS4ERR_XDEV;
+  ns::Attr oa, da;
+  if (nfsstat4 e = AttrOf(st, obj, &oa); e) return e;
+  if (nfsstat4 e = AttrOf(st, dir, &da); e) return e;
+  if (da.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
+  if (oa.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
+  ns::Result<ns::Attr> r = Ns(st).Link(st.cred, obj.ino, dir.ino, name);
+  if (!r.ok()) return ToNfsStat(r.status());
+  res.LINK4res_u.resok4.cinfo = ChangeInfo(da.change, st, dir);
+  return NFS4_OK;
+}
+
+// ---------------------------------------------------------------- SECINFO
+
+// RFC 8881 §18.29: AUTH_SYS only; consumes the current filehandle.
+nfsstat4 OpSecInfo(CompoundState& st, const SECINFO4args& args,
+                   SECINFO4res& res) {
+  std::string name;
+  if (nfsstat4 e = CheckName(args.name, &name); e) return e;
+  ns::Result<ns::Attr> r = Ns(st).Lookup(st.cred, st.current_fh->ino, name);
+  if (!r.ok()) return DirStatus(st, r.status(), *st.current_fh);
+  SetSecinfo(st, res);
+  st.current_fh.reset();
+  return NFS4_OK;
+}
+
+// RFC 8881 §18.45.
+nfsstat4 OpSecInfoNoName(CompoundState& st, const SECINFO_NO_NAME4args& style,
+                         SECINFO_NO_NAME4res& res) {
+  if (style != SECINFO_STYLE4_CURRENT_FH && style != SECINFO_STYLE4_PARENT) {
+    return NFS4ERR_INVAL;
+  }
+  if (style == SECINFO_STYLE4_PARENT) {
+    ns::Attr a;
+    if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+    if (a.type != ns::FileType::kDirectory) return NFS4ERR_NOTDIR;
+    if (a.ino == Ns(st).Root()) return NFS4ERR_NOENT;
+  }
+  SetSecinfo(st, res);
+  st.current_fh.reset();
+  return NFS4_OK;
+}
+
+}  // namespace nfs41d
