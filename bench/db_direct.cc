@@ -93,11 +93,10 @@ ns::Result<CreateStmts> PrepareCreate(sqlite3* db) {
               "INSERT INTO inodes (type, mode, nlink, uid, gid, atime_ns, "
               "mtime_ns, ctime_ns, btime_ns, parent) "
               "VALUES (?1, ?2, ?3, 0, 0, ?4, ?4, ?4, ?4, ?5)"));
-  NS_ASSIGN_OR_RETURN(
-      c.insert_dirent,
-      Prepare(db,
-              "INSERT INTO dirents (parent, name, child, type) "
-              "VALUES (?1, ?2, ?3, ?4)"));
+  NS_ASSIGN_OR_RETURN(c.insert_dirent,
+                      Prepare(db,
+                              "INSERT INTO dirents (parent, name, child, type) "
+                              "VALUES (?1, ?2, ?3, ?4)"));
   NS_ASSIGN_OR_RETURN(
       c.touch_dir,
       Prepare(db,
@@ -159,13 +158,13 @@ ns::Result<ns::InodeId> PopulateSqlite(const std::string& path,
     std::string name;
     for (uint64_t i = 1; i <= entries; ++i) {
       name = fmt::format("e{}", i);
-      NS_ASSIGN_OR_RETURN(ns::InodeId ino,
-                          InsertNode(db.get(), c, dir, name,
-                                     ns::FileType::kRegular, now));
+      NS_ASSIGN_OR_RETURN(
+          ns::InodeId ino,
+          InsertNode(db.get(), c, dir, name, ns::FileType::kRegular, now));
       (void)ino;
     }
-    NS_RETURN_IF_ERROR(TouchDir(db.get(), c, dir, now,
-                                static_cast<int64_t>(entries), 0));
+    NS_RETURN_IF_ERROR(
+        TouchDir(db.get(), c, dir, now, static_cast<int64_t>(entries), 0));
     return dir;
   };
   ns::Result<ns::InodeId> dir = fill();
@@ -196,26 +195,25 @@ ns::Result<ns::InodeId> PopulatePostgres(const std::string& uri,
         "mtime_ns, ctime_ns, btime_ns, change, parent) "
         "VALUES ({0}, 2, 493, 2, 0, 0, {1}, {1}, {1}, {1}, {2}, 1)",
         dir, now, 1 + n));
-    w.exec(fmt::format(
-        "INSERT INTO dirents (parent, name, child, type, cookie) "
-        "VALUES (1, {}, {}, 2, nextval('dirent_cookie_seq'))",
-        w.quote(dir_name), dir));
+    w.exec(
+        fmt::format("INSERT INTO dirents (parent, name, child, type, cookie) "
+                    "VALUES (1, {}, {}, 2, nextval('dirent_cookie_seq'))",
+                    w.quote(dir_name), dir));
     // The root gains a subdirectory: recorded the way the library records
     // it, as a delta, not by updating the root row.
-    w.exec(fmt::format(
-        "INSERT INTO dir_deltas (parent, nlink_delta, time_ns) "
-        "VALUES (1, 1, {})",
-        now));
+    w.exec(
+        fmt::format("INSERT INTO dir_deltas (parent, nlink_delta, time_ns) "
+                    "VALUES (1, 1, {})",
+                    now));
     // Reserve n ids of each sequence in one step instead of n nextval()
     // calls: ids base+1..base+n are ours. Sessions that cached ids earlier
     // (CACHE 32) hold ids below base, so nothing collides. Not atomic with
     // other nextval callers: run while the namespace is otherwise idle.
-    const int64_t ino_base =
-        w.exec(fmt::format(
-                   "SELECT setval('inode_ino_seq', nextval('inode_ino_seq') "
-                   "+ {}) - {}",
-                   n, n))[0][0]
-            .as<int64_t>();
+    const int64_t ino_base = w.exec(fmt::format(
+        "SELECT setval('inode_ino_seq', nextval('inode_ino_seq') "
+        "+ {}) - {}",
+        n, n))[0][0]
+                                 .as<int64_t>();
     const int64_t cookie_base =
         w.exec(fmt::format("SELECT setval('dirent_cookie_seq', "
                            "nextval('dirent_cookie_seq') + {}) - {}",
@@ -227,11 +225,11 @@ ns::Result<ns::InodeId> PopulatePostgres(const std::string& uri,
         "SELECT {0} + g, 1, 420, 1, 0, 0, {1}, {1}, {1}, {1} "
         "FROM generate_series(1, {2}) g",
         ino_base, now, n));
-    w.exec(fmt::format(
-        "INSERT INTO dirents (parent, name, child, type, cookie) "
-        "SELECT {0}, 'e' || g, {1} + g, 1, {2} + g "
-        "FROM generate_series(1, {3}) g",
-        dir, ino_base, cookie_base, n));
+    w.exec(
+        fmt::format("INSERT INTO dirents (parent, name, child, type, cookie) "
+                    "SELECT {0}, 'e' || g, {1} + g, 1, {2} + g "
+                    "FROM generate_series(1, {3}) g",
+                    dir, ino_base, cookie_base, n));
     w.commit();
     // What autovacuum would do to a directory that has been there a while,
     // done now so the measurement does not pay for it: statistics, hint
@@ -299,9 +297,8 @@ ns::Result<RawResult> RawSqliteCreates(const DbTarget& db, ns::InodeId parent,
   r.mode = one_txn ? "raw_create_onetxn" : "raw_create_txn";
   r.latency_ns.reserve(ops);
   const auto start = Clock::now();
-  const auto deadline =
-      start + std::chrono::duration_cast<Clock::duration>(
-                  std::chrono::duration<double>(max_seconds));
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(max_seconds));
   const std::string prefix = fmt::format("raw{}_", one_txn ? "b" : "t");
   std::string name;
   if (one_txn) NS_RETURN_IF_ERROR(Step(conn, begin.get(), "begin"));
@@ -317,9 +314,9 @@ ns::Result<RawResult> RawSqliteCreates(const DbTarget& db, ns::InodeId parent,
     (void)ino;
     NS_RETURN_IF_ERROR(TouchDir(conn, c, parent, now, 1, 0));
     if (!one_txn) NS_RETURN_IF_ERROR(Step(conn, commit.get(), "commit"));
-    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           Clock::now() - t0)
-                           .count();
+    const int64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0)
+            .count();
     r.latency_ns.push_back(
         static_cast<uint32_t>(std::min<int64_t>(ns, UINT32_MAX)));
     ++r.ops;

@@ -31,8 +31,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "bench/db_direct.h"
 #include "libnamespace/include/namespace/namespace.h"
@@ -74,9 +74,9 @@ double SecondsSince(Clock::time_point start) {
 }
 
 uint32_t ElapsedNs(Clock::time_point start) {
-  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         Clock::now() - start)
-                         .count();
+  const int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start)
+          .count();
   return static_cast<uint32_t>(std::min<int64_t>(ns, UINT32_MAX));
 }
 
@@ -223,9 +223,9 @@ class Reporter {
     fmt::print("ns-bench {} threads={} layout={} ops/thread={} durable{}\n",
                backend_, cfg_.threads, cfg_.layout, cfg_.ops,
                cfg_.label.empty() ? "" : " label=" + cfg_.label);
-    fmt::print("{:<18} {:>9} {:>6} {:>8} {:>11} {:>9} {:>9} {:>15}\n",
-               "phase", "ops", "errors", "seconds", "ops/s", "p50 µs",
-               "p99 µs", "cpu µs/op c+s");
+    fmt::print("{:<18} {:>9} {:>6} {:>8} {:>11} {:>9} {:>9} {:>15}\n", "phase",
+               "ops", "errors", "seconds", "ops/s", "p50 µs", "p99 µs",
+               "cpu µs/op c+s");
   }
 
   void Ops(OpStats& s) const {
@@ -245,7 +245,8 @@ class Reporter {
           client_us, server_us, ErrorField(s.first_error));
     } else {
       fmt::print(
-          "{:<18} {:>9} {:>6} {:>8.3f} {:>11.1f} {:>9.1f} {:>9.1f} {:>7.1f}+{:<7.1f}\n",
+          "{:<18} {:>9} {:>6} {:>8.3f} {:>11.1f} {:>9.1f} {:>9.1f} "
+          "{:>7.1f}+{:<7.1f}\n",
           s.phase, s.ops, s.errors, s.seconds, rate, p50, p99, client_us,
           server_us);
     }
@@ -280,8 +281,8 @@ class Reporter {
           "entries/s\n{:<18} µs per page of {}: p50 {:.1f} p99 {:.1f}; "
           "first {} pages {:.1f}, last {} full pages {:.1f}; "
           "cpu ns/entry {:.0f}+{:.0f}\n",
-          phase, s.dir_size, s.passes, s.errors, rate, "", cfg_.page_size,
-          p50, p99, kEndPages, first, kEndPages, last, client_ns, server_ns);
+          phase, s.dir_size, s.passes, s.errors, rate, "", cfg_.page_size, p50,
+          p99, kEndPages, first, kEndPages, last, client_ns, server_ns);
     }
     std::fflush(stdout);
   }
@@ -494,12 +495,12 @@ class Bench {
     for (int t = 0; t < cfg_.threads; ++t) {
       if (created_[t] > 0) counts[t] = ReadOps();
     }
-    return Report(RunParallel(
-        "getattr", counts, cfg_.phase_seconds, cpu_,
-        [&](int t, uint64_t) -> ns::Status {
-          const uint64_t j = rngs_[t]() % created_[t];
-          return fs_.GetAttr(cred_, files_[t][j]).status();
-        }));
+    return Report(
+        RunParallel("getattr", counts, cfg_.phase_seconds, cpu_,
+                    [&](int t, uint64_t) -> ns::Status {
+                      const uint64_t j = rngs_[t]() % created_[t];
+                      return fs_.GetAttr(cred_, files_[t][j]).status();
+                    }));
   }
 
   // Renames within the directory: the common case (editors, atomic
@@ -520,8 +521,8 @@ class Bench {
   // made). Files a phase left out at its deadline stay behind in this run's
   // directory: they change nothing that later runs measure.
   uint64_t UnlinkPhase() {
-    const bool after_rename = std::any_of(
-        renamed_.begin(), renamed_.end(), [](uint64_t n) { return n > 0; });
+    const bool after_rename = std::any_of(renamed_.begin(), renamed_.end(),
+                                          [](uint64_t n) { return n > 0; });
     return Report(RunParallel(
         "unlink", after_rename ? renamed_ : created_, cfg_.phase_seconds, cpu_,
         [&](int t, uint64_t i) -> ns::Status {
@@ -595,8 +596,8 @@ class Bench {
       req.verifier = page->verifier;
     }
     return ns::Status::IOError(
-        "readdir", fmt::format("no eof after {} entries (page or time limit)",
-                               entries));
+        "readdir",
+        fmt::format("no eof after {} entries (page or time limit)", entries));
   }
 
   ReaddirStats ReadPasses(ns::InodeId dir, bool with_attrs, uint64_t passes) {
@@ -628,10 +629,9 @@ class Bench {
           me.entries += *n;
           me.page_ns.insert(me.page_ns.end(), pages.begin(), pages.end());
           // The last page is usually partial: compare full pages only.
-          const size_t full =
-              (*n % cfg_.page_size == 0 || pages.size() == 1)
-                  ? pages.size()
-                  : pages.size() - 1;
+          const size_t full = (*n % cfg_.page_size == 0 || pages.size() == 1)
+                                  ? pages.size()
+                                  : pages.size() - 1;
           const size_t k = std::min(kEndPages, full);
           me.first_ns.insert(me.first_ns.end(), pages.begin(),
                              pages.begin() + k);
@@ -681,14 +681,14 @@ class Bench {
     const uint64_t passes =
         cfg_.readdir_passes > 0
             ? static_cast<uint64_t>(cfg_.readdir_passes)
-            : std::clamp<uint64_t>(1000000 / std::max<uint64_t>(cfg_.dir_size, 1),
-                                   1, 1000);
+            : std::clamp<uint64_t>(
+                  1000000 / std::max<uint64_t>(cfg_.dir_size, 1), 1, 1000);
     for (bool with_attrs : {false, true}) {
       // One untimed pass first: it checks the count and brings the rows
       // into the database's cache, as a directory being listed would be.
       std::vector<uint32_t> ignored;
-      auto n = ReadWhole(*dir, with_attrs, Deadline(Clock::now(), 600),
-                         ignored);
+      auto n =
+          ReadWhole(*dir, with_attrs, Deadline(Clock::now(), 600), ignored);
       if (!n.ok()) {
         fmt::print(stderr, "ns-bench: readdir: {}\n", n.status().ToString());
         return errors + 1;
@@ -795,9 +795,8 @@ int Main(int argc, char** argv) {
                  "comma-separated: create,mkdir,lookup,getattr,rename,"
                  "unlink,readdir (default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember(
-          {"create", "mkdir", "lookup", "getattr", "rename", "unlink",
-           "readdir"}));
+      ->check(CLI::IsMember({"create", "mkdir", "lookup", "getattr", "rename",
+                             "unlink", "readdir"}));
   app.add_option("--dir-size", cfg.dir_size,
                  "entries in the directory that readdir lists")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))

@@ -9,7 +9,7 @@
 # 1,000 and 1,000,000 entries) and, in the same run, the databases' own
 # ceilings (pgbench with a pipelined 3-statement create; ns-bench --raw for
 # SQLite). Stops the cluster by its data directory and removes every
-# temporary file at the end. About 10 minutes on 2 cores.
+# temporary file at the end. About 5 minutes on 2 quiet cores, 10 loaded.
 #
 # Environment: NS_BENCH_BUILD (build dir, default build/), NS_BENCH_OUT
 # (results dir, default <build>/bench-results/<time>), NS_BENCH_QUICK=1 (a
