@@ -144,7 +144,12 @@ class Backend {
   // transaction is rolled back and that error returned.
   virtual Status Write(const TxnFn& fn) = 0;
 
-  // Runs `fn` in a read-only transaction (one consistent snapshot).
+  // Runs `fn` for reading only. SQLite: one transaction, one consistent
+  // snapshot. PostgreSQL: each statement commits on its own (autocommit,
+  // READ COMMITTED), so two statements in `fn` may see different states;
+  // that saves the BEGIN/COMMIT round trips on the lookup hot path, and
+  // every reader in namespace.cc reads one row or one page, or tolerates a
+  // change between statements (it re-checks under Write when it matters).
   virtual Status Read(const TxnFn& fn) = 0;
 
   // The cookie verifier of this namespace (fs_info.verifier): cookies stay

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -255,26 +256,24 @@ const std::vector<StatementDef>& Statements() {
                   "SELECT name, child, type, cookie FROM dirents "
                   "WHERE parent = $1 AND cookie > $2 ORDER BY cookie "
                   "LIMIT $3"});
-    // One statement, one snapshot: the page (an index range scan on
-    // dirents_parent_cookie joined to inodes), then the deltas of just the
-    // directories on it with a single = ANY probe instead of a lateral
-    // subquery per entry.
+    // One statement, one snapshot: the page is an index range scan on
+    // dirents_parent_cookie joined to inodes, and each entry's pending
+    // deltas a lateral aggregate whose `e.type = 2` test PostgreSQL turns
+    // into a one-time filter, so files (most entries) never touch
+    // dir_deltas and yield no delta row (NULL columns; RowToAttr reads
+    // them as none). Measured on a page of 1,025 files: 1.8 ms, against
+    // 3 to 10 ms for a CTE that collected the page's directories first and
+    // joined their deltas back (materialise, aggregate, sort again).
     v->push_back(
         {kListAttrs,
-         "WITH page AS (SELECT e.name, e.child, e.type AS etype, e.cookie, "
-         "i.ino, i.type, i.mode, i.nlink, i.uid, i.gid, i.size, "
-         "i.rdev_major, i.rdev_minor, i.atime_ns, i.mtime_ns, i.ctime_ns, "
-         "i.btime_ns, i.change, i.generation, i.parent "
-         "FROM dirents e LEFT JOIN inodes i ON i.ino = e.child "
-         "WHERE e.parent = $1 AND e.cookie > $2 ORDER BY e.cookie LIMIT $3), "
-         "dd AS (SELECT parent, count(*) AS c, sum(nlink_delta) AS n, "
-         "max(time_ns) AS t FROM dir_deltas WHERE parent = ANY (ARRAY("
-         "SELECT child FROM page WHERE etype = 2)) GROUP BY parent) "
-         "SELECT p.name, p.child, p.etype, p.cookie, " +
-             RawCols("p") +
-             ", coalesce(dd.c, 0), dd.n, dd.t "
-             "FROM page p LEFT JOIN dd ON dd.parent = p.child "
-             "ORDER BY p.cookie"});
+         "SELECT e.name, e.child, e.type, e.cookie, " + RawCols("i") +
+             ", d.c, d.n, d.t FROM dirents e "
+             "LEFT JOIN inodes i ON i.ino = e.child "
+             "LEFT JOIN LATERAL (SELECT count(*) AS c, sum(nlink_delta) AS n, "
+             "max(time_ns) AS t FROM dir_deltas "
+             "WHERE parent = e.child AND e.type = 2) d ON true "
+             "WHERE e.parent = $1 AND e.cookie > $2 ORDER BY e.cookie "
+             "LIMIT $3"});
     v->push_back({kDirChanged,
                   "INSERT INTO dir_deltas (parent, nlink_delta, time_ns) "
                   "VALUES ($1, $2, $3)"});
@@ -360,8 +359,13 @@ struct PgConn {
     // made while it was empty would seq-scan it on every lookup until the
     // next ANALYZE. Disabling seq scans pins the index plans; jit stays
     // off because a disabled seq scan (where one is unavoidable) inflates
-    // costs past the JIT thresholds.
-    Txn().exec("SET enable_seqscan = off; SET jit = off");
+    // costs past the JIT thresholds. A readdir page is a bounded index
+    // range scan; a parallel plan for it starts worker processes per page
+    // and made the cost per page grow with the directory, so no parallel
+    // workers either.
+    Txn().exec(
+        "SET enable_seqscan = off; SET jit = off; "
+        "SET max_parallel_workers_per_gather = 0");
   }
 
   // The connection's one nontransaction, kept open for its lifetime: Read
@@ -502,38 +506,62 @@ std::string SafeUri(const std::string& uri) {
 
 // --- Row conversion --------------------------------------------------------
 
+// Every integer column is bigint or int, sent as decimal text.
+// std::from_chars parses it several times faster than field::as<>, which
+// matters for readdir pages (20 columns per entry). NULL (empty text) and
+// anything that is not a whole decimal number throw, as as<> would.
 template <typename T>
 T Get(const pqxx::field& f) {
-  return static_cast<T>(f.as<int64_t>());
+  const char* begin = f.c_str();
+  const char* end = begin + f.size();
+  int64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(begin, end, v);
+  if (f.is_null() || ec != std::errc() || ptr != end) {
+    throw pqxx::conversion_error("column " + std::string(f.name()) +
+                                 ": not an integer: '" + f.c_str() + "'");
+  }
+  return static_cast<T>(v);
+}
+
+// The column under `col` as a T, moving `col` to the next column.
+template <typename T>
+T Next(pqxx::const_row_iterator& col) {
+  const T v = Get<T>(*col);
+  ++col;
+  return v;
 }
 
 // Reads the 16 raw attribute columns starting at `base` and adds the
-// pending entry changes in the 3 columns at `deltas` (see DeltasOf): the
-// effective attributes the Transaction interface promises.
+// pending entry changes in the 3 columns at `deltas` (see DeltasOf; NULL
+// when the statement found no delta row): the effective attributes the
+// Transaction interface promises.
 Attr RowToAttr(const pqxx::row& r, int base, int deltas) {
+  // One iterator walks the 16 columns: row[i] would copy the result's
+  // shared pointer for every field, which showed in readdir profiles.
+  pqxx::const_row_iterator col = r.begin() + base;
   Attr a;
-  a.ino = Get<InodeId>(r[base + 0]);
-  a.type = static_cast<FileType>(Get<int>(r[base + 1]));
-  a.mode = Get<uint32_t>(r[base + 2]);
-  a.nlink = Get<uint32_t>(r[base + 3]);
-  a.uid = Get<uint32_t>(r[base + 4]);
-  a.gid = Get<uint32_t>(r[base + 5]);
-  a.size = Get<uint64_t>(r[base + 6]);
-  a.rdev_major = Get<uint32_t>(r[base + 7]);
-  a.rdev_minor = Get<uint32_t>(r[base + 8]);
-  a.atime = Get<TimeNs>(r[base + 9]);
-  a.mtime = Get<TimeNs>(r[base + 10]);
-  a.ctime = Get<TimeNs>(r[base + 11]);
-  a.btime = Get<TimeNs>(r[base + 12]);
-  a.change = Get<uint64_t>(r[base + 13]);
-  a.generation = Get<uint32_t>(r[base + 14]);
-  a.parent = Get<InodeId>(r[base + 15]);
-  const int64_t changes = r[deltas].as<int64_t>();
+  a.ino = Next<InodeId>(col);
+  a.type = static_cast<FileType>(Next<int>(col));
+  a.mode = Next<uint32_t>(col);
+  a.nlink = Next<uint32_t>(col);
+  a.uid = Next<uint32_t>(col);
+  a.gid = Next<uint32_t>(col);
+  a.size = Next<uint64_t>(col);
+  a.rdev_major = Next<uint32_t>(col);
+  a.rdev_minor = Next<uint32_t>(col);
+  a.atime = Next<TimeNs>(col);
+  a.mtime = Next<TimeNs>(col);
+  a.ctime = Next<TimeNs>(col);
+  a.btime = Next<TimeNs>(col);
+  a.change = Next<uint64_t>(col);
+  a.generation = Next<uint32_t>(col);
+  a.parent = Next<InodeId>(col);
+  const int64_t changes = r[deltas].is_null() ? 0 : Get<int64_t>(r[deltas]);
   if (changes > 0) {
     a.nlink = static_cast<uint32_t>(static_cast<int64_t>(a.nlink) +
-                                    r[deltas + 1].as<int64_t>());
+                                    Get<int64_t>(r[deltas + 1]));
     a.change += static_cast<uint64_t>(changes);
-    const TimeNs t = r[deltas + 2].as<int64_t>();
+    const TimeNs t = Get<int64_t>(r[deltas + 2]);
     a.mtime = std::max(a.mtime, t);
     a.ctime = std::max(a.ctime, t);
   }
@@ -1374,8 +1402,10 @@ Result<std::unique_ptr<Backend>> OpenPostgresBackend(
   }
   int pool_size = options.pool_size;
   if (pool_size <= 0) {
+    // Enough for 8 concurrent callers even on a small machine: a caller
+    // waiting for a connection costs more than an idle backend process.
     pool_size =
-        std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+        std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
   }
   auto backend = std::make_unique<PgBackend>(uri, pool_size);
   NS_RETURN_IF_ERROR(backend->Connect());
