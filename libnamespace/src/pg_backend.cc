@@ -898,6 +898,41 @@ class PgTxn final : public Transaction {
     return RowToAttr(r[0], 0, 16);
   }
 
+  Result<std::vector<SqlRow>> Query(std::string_view sql,
+                                    std::span<const int64_t> params) override {
+    return Run("pg query", [&]() -> Result<std::vector<SqlRow>> {
+      if (writable_) {
+        // A Write must know its transaction id before COMMIT (see
+        // CommitOutcome); typed methods learn it from their first SELECT,
+        // so run one (it also sends what is pending, BEGIN first).
+        if (!xid_) (void)Exec(kHasEntries, InodeId{0});
+        if (!pending_.empty()) {
+          std::string queued;
+          queued.swap(pending_);
+          begin_sent_ = true;
+          t_.exec(queued);
+        }
+      }
+      const pqxx::result r = t_.exec_params(
+          std::string(sql),
+          pqxx::prepare::make_dynamic_params(params.begin(), params.end()));
+      std::vector<SqlRow> rows;
+      rows.reserve(r.size());
+      for (const pqxx::row& row : r) {
+        SqlRow out;
+        for (const pqxx::field& f : row) {
+          if (f.is_null()) {
+            out.emplace_back(std::nullopt);
+          } else {
+            out.emplace_back(std::string(f.c_str(), f.size()));
+          }
+        }
+        rows.push_back(std::move(out));
+      }
+      return rows;
+    });
+  }
+
   static Status NoInode(InodeId ino) {
     return Status::Stale("pg", "no inode " + std::to_string(ino));
   }
