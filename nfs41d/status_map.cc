@@ -17,6 +17,7 @@ nfsstat4 ToNfsStat(const ns::Status& s) {
   if (s.IsLoop()) return NFS4ERR_SYMLINK;
   if (s.IsTooManyLinks()) return NFS4ERR_MLINK;
   if (s.IsNotSupported()) return NFS4ERR_NOTSUPP;
+  if (s.IsReadOnly()) return NFS4ERR_ROFS;
   if (s.IsUnavailable() || s.IsRetry()) return NFS4ERR_DELAY;
   if (s.IsCorruption() || s.IsIOError()) return NFS4ERR_IO;
   return NFS4ERR_SERVERFAULT;

@@ -287,7 +287,11 @@ const std::vector<StatementDef>& Statements() {
     v->push_back({kLockTopology, "SELECT pg_advisory_xact_lock(" +
                                      std::to_string(kTopologyLockKey) + ")"});
     v->push_back(
-        {kFoldList, "SELECT parent FROM dir_deltas GROUP BY parent LIMIT $1"});
+        // Nothing on a standby (it cannot write; the primary folds and the
+        // result replicates), without an error in its log every 50 ms.
+        {kFoldList,
+         "SELECT parent FROM dir_deltas WHERE NOT pg_is_in_recovery() "
+         "GROUP BY parent LIMIT $1"});
     // Folds one directory's deltas into its row, atomically (one
     // statement). It locks the row FOR NO KEY UPDATE, which does not
     // conflict with the FOR KEY SHARE of concurrent creates, and SKIPs a
@@ -363,9 +367,14 @@ struct PgConn {
     // range scan; a parallel plan for it starts worker processes per page
     // and made the cost per page grow with the directory, so no parallel
     // workers either.
-    Txn().exec(
-        "SET enable_seqscan = off; SET jit = off; "
-        "SET max_parallel_workers_per_gather = 0");
+    //
+    // The same round trip learns which server process this is (see
+    // `server`).
+    server = Txn()
+                 .exec("SET enable_seqscan = off; SET jit = off; "
+                       "SET max_parallel_workers_per_gather = 0; "
+                       "SELECT pg_postmaster_start_time()::text")[0][0]
+                 .c_str();
   }
 
   // The connection's one nontransaction, kept open for its lifetime: Read
@@ -384,6 +393,11 @@ struct PgConn {
   // library must not write to its host's stderr.
   pqxx::quiet_errorhandler quiet;
   std::optional<pqxx::nontransaction> txn;  // see Txn()
+  // When the server (postmaster) serving this connection started, to the
+  // microsecond: it differs after a restart and after a failover to a
+  // promoted standby, which both may reuse transaction ids that never
+  // became durable (see PgBackend::CommitOutcome).
+  std::string server;
 };
 
 // At most `max` connections, made on demand; callers beyond that wait.
@@ -471,6 +485,14 @@ class InoCache {
     // Hand out the smallest first: numbers then grow with time, as a
     // reader of the table would expect.
     std::sort(free_.begin(), free_.end(), std::greater<InodeId>());
+  }
+  // Forgets every reserved number. After a lost connection the server may
+  // have crashed or been replaced by a promoted standby that never saw the
+  // reservation (nextval's WAL record is only durable with a later
+  // commit), and would hand the same numbers out again.
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.clear();
   }
 
  private:
@@ -1104,6 +1126,7 @@ class PgBackend final : public Backend {
     for (;;) {
       std::optional<int64_t> doubt_xid;
       int64_t doubt_start_s = 0;
+      std::string doubt_server;
       bool in_doubt = false;
       const Status s = RunOnConnection("pg write", [&](PgConn& c) -> Status {
         in_doubt = false;
@@ -1123,11 +1146,12 @@ class PgBackend final : public Backend {
         in_doubt = txn.in_doubt();
         doubt_xid = txn.xid();
         doubt_start_s = txn.start_s();
+        doubt_server = c.server;
         return cs;
       });
       if (!in_doubt || !doubt_xid) return s;
       const Result<bool> committed =
-          CommitOutcome(*doubt_xid, doubt_start_s, start);
+          CommitOutcome(*doubt_xid, doubt_start_s, doubt_server, start);
       if (!committed.ok()) {
         return Status::IOError("pg write", s.ToString() + "; resolving it: " +
                                                committed.status().ToString());
@@ -1236,6 +1260,7 @@ class PgBackend final : public Backend {
   // that were not in the database; after -m fast, in-doubt transactions
   // came back "aborted" and were retried.)
   Result<bool> CommitOutcome(int64_t xid, int64_t start_s,
+                             const std::string& server,
                              Clock::time_point start) {
     for (;;) {
       std::string state;
@@ -1250,7 +1275,14 @@ class PgBackend final : public Backend {
             if (e.sqlstate() != "22023") throw;
             state = "in the future";
           }
-          if (state == "committed") {
+          // A transaction id is only ever reused by another server
+          // process: after a crash restart or on a promoted standby, ids
+          // whose WAL never became durable (or never reached the standby)
+          // are handed out again. So "committed" is ours only when the
+          // same server answers and has not checkpointed since the
+          // transaction began (crash recovery, which a backend crash
+          // triggers without a new postmaster, ends with a checkpoint).
+          if (state == "committed" && c.server == server) {
             const pqxx::result r = n.exec_params(
                 "SELECT checkpoint_time < to_timestamp($1) "
                 "FROM pg_control_checkpoint()",
@@ -1265,8 +1297,8 @@ class PgBackend final : public Backend {
         if (trusted) return true;
         return Status::IOError(
             "pg commit outcome",
-            "the server restarted or checkpointed since the transaction "
-            "began; its id " +
+            "another server (restarted, or a promoted standby) answers, "
+            "or it checkpointed since the transaction began; its id " +
                 std::to_string(xid) + " may have been reused");
       }
       if (state == "aborted" || state == "in the future") return false;
@@ -1328,7 +1360,10 @@ class PgBackend final : public Backend {
         s = body(*c);
         const bool lost = s.IsUnavailable() || !c->conn.is_open();
         pool_.Release(std::move(c), lost);
-        if (lost) pool_.DropIdle();
+        if (lost) {
+          pool_.DropIdle();
+          inos_.Clear();
+        }
       }
       if (s.IsRetry()) {
         if (++conflicts >= kMaxConflictRetries) {

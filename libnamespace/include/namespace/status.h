@@ -53,6 +53,8 @@ class Status {
   static Status TooManyLinks(std::string_view ctx, std::string_view detail = {});
   // EOPNOTSUPP: not supported by this namespace / backend.
   static Status NotSupported(std::string_view ctx, std::string_view detail = {});
+  // EROFS: the database accepts no writes here (a PostgreSQL standby).
+  static Status ReadOnly(std::string_view ctx, std::string_view detail = {});
   // EIO: the database answered with something that cannot be right.
   static Status Corruption(std::string_view ctx, std::string_view detail = {});
   // EIO: any other failure of the database or the OS.
@@ -85,6 +87,7 @@ class Status {
   bool IsCorruption() const { return code() == Code::kCorruption; }
   bool IsIOError() const { return code() == Code::kIOError; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
+  bool IsReadOnly() const { return code() == Code::kReadOnly; }
   bool IsSchemaTooOld() const { return code() == Code::kSchemaTooOld; }
   bool IsSchemaTooNew() const { return code() == Code::kSchemaTooNew; }
   bool IsRetry() const { return code() == Code::kRetry; }
@@ -114,6 +117,7 @@ class Status {
     kLoop,
     kTooManyLinks,
     kNotSupported,
+    kReadOnly,
     kCorruption,
     kIOError,
     kUnavailable,
