@@ -29,6 +29,7 @@ NS_STATUS_FACTORY(Unavailable, kUnavailable)
 NS_STATUS_FACTORY(SchemaTooOld, kSchemaTooOld)
 NS_STATUS_FACTORY(SchemaTooNew, kSchemaTooNew)
 NS_STATUS_FACTORY(Retry, kRetry)
+NS_STATUS_FACTORY(NoSpace, kNoSpace)
 #undef NS_STATUS_FACTORY
 
 int Status::Errno() const {
@@ -49,6 +50,7 @@ int Status::Errno() const {
     case Code::kNotSupported: return EOPNOTSUPP;
     case Code::kUnavailable:
     case Code::kRetry: return EAGAIN;
+    case Code::kNoSpace: return ENOSPC;
     case Code::kCorruption:
     case Code::kIOError:
     case Code::kSchemaTooOld:
@@ -79,6 +81,7 @@ std::string_view Status::Reason() const {
     case Code::kSchemaTooOld: return "Database schema too old";
     case Code::kSchemaTooNew: return "Database schema too new";
     case Code::kRetry: return "Transient conflict";
+    case Code::kNoSpace: return "No space left on device";
   }
   return "Unknown error";
 }
