@@ -621,5 +621,203 @@ TEST_F(DataTest, ExpiredClientStateIsReleased) {
   EXPECT_TRUE(gone);
 }
 
+
+// ----------------------------------------------------------------- locks
+
+struct LockResult {
+  nfsstat4 status = NFS4_OK;
+  stateid4 sid{};
+  LOCK4denied denied{};
+  std::string denied_owner;
+};
+
+LockResult DoLock(Client& c, const Fh& fh, const Compound& op) {
+  LockResult out;
+  auto r = c.Call(op, true);
+  if (!r.ok()) {
+    out.status = NFS4ERR_IO;
+    return out;
+  }
+  out.status = r->status();
+  const LOCK4res& res = r->op(r->size() - 1).nfs_resop4_u.oplock;
+  if (out.status == NFS4_OK) out.sid = res.LOCK4res_u.resok4.lock_stateid;
+  if (out.status == NFS4ERR_DENIED) {
+    out.denied = res.LOCK4res_u.denied;
+    out.denied_owner.assign(res.LOCK4res_u.denied.owner.owner.owner_val,
+                            res.LOCK4res_u.denied.owner.owner.owner_len);
+    out.denied.owner.owner.owner_val = nullptr;
+  }
+  (void)fh;
+  return out;
+}
+
+LockResult LockNew(Client& c, const Fh& fh, nfs_lock_type4 t, uint64_t off,
+                   uint64_t len, const stateid4& open, const std::string& lo) {
+  Compound op;
+  op.PutFh(fh).LockNew(t, off, len, open, lo);
+  return DoLock(c, fh, op);
+}
+LockResult LockMore(Client& c, const Fh& fh, nfs_lock_type4 t, uint64_t off,
+                    uint64_t len, const stateid4& lock) {
+  Compound op;
+  op.PutFh(fh).LockExisting(t, off, len, lock);
+  return DoLock(c, fh, op);
+}
+nfsstat4 LockTest(Client& c, const Fh& fh, nfs_lock_type4 t, uint64_t off,
+                  uint64_t len, const std::string& lo) {
+  auto r = c.Call(Compound().PutFh(fh).LockT(t, off, len, lo));
+  return r.ok() ? r->status() : NFS4ERR_IO;
+}
+nfsstat4 Unlock(Client& c, const Fh& fh, uint64_t off, uint64_t len,
+                stateid4* lock) {
+  auto r = c.Call(Compound().PutFh(fh).LockU(WRITE_LT, off, len, *lock), true);
+  if (!r.ok()) return NFS4ERR_IO;
+  if (r->status() == NFS4_OK) {
+    *lock = r->op(2).nfs_resop4_u.oplocku.LOCKU4res_u.lock_stateid;
+  }
+  return r->status();
+}
+
+TEST_F(DataTest, LocksConflictBetweenClients) {
+  auto b = Second();
+  Client::Opened fa = Open("l", kBoth);
+  auto fb = b->OpenFile(Root(), "l", kBoth, 0, false);
+  ASSERT_NFS(fb.status, NFS4_OK);
+  LockResult la = LockNew(*client_, fa.fh, WRITE_LT, 100, 50, fa.stateid, "A");
+  ASSERT_NFS(la.status, NFS4_OK);
+  EXPECT_EQ(la.sid.seqid, 1u);
+  EXPECT_NE(std::memcmp(la.sid.other, fa.stateid.other, 12), 0);
+  // B's read lock overlapping A's write lock: DENIED with A's lock.
+  LockResult lb = LockNew(*b, fb.value.fh, READ_LT, 120, 1, fb.value.stateid,
+                          "B");
+  ASSERT_NFS(lb.status, NFS4ERR_DENIED);
+  EXPECT_EQ(lb.denied.offset, 100u);
+  EXPECT_EQ(lb.denied.length, 50u);
+  EXPECT_EQ(lb.denied.locktype, WRITE_LT);
+  EXPECT_EQ(lb.denied.owner.clientid, client_->client_id());
+  EXPECT_EQ(lb.denied_owner, "A");
+  // Blocking types are answered the same way (no waiting).
+  EXPECT_NFS(LockNew(*b, fb.value.fh, WRITEW_LT, 0, kToEof, fb.value.stateid,
+                     "B")
+                 .status,
+             NFS4ERR_DENIED);
+  EXPECT_NFS(LockTest(*b, fb.value.fh, READ_LT, 149, 1, "B"), NFS4ERR_DENIED);
+  // Outside the range: fine.
+  lb = LockNew(*b, fb.value.fh, WRITE_LT, 150, kToEof, fb.value.stateid, "B");
+  ASSERT_NFS(lb.status, NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fb.value.fh, READ_LT, 0, 100, "B"), NFS4_OK);
+  // A's own lock never conflicts with itself (LOCKT as A).
+  EXPECT_NFS(LockTest(*client_, fa.fh, WRITE_LT, 100, 50, "A"), NFS4_OK);
+  EXPECT_NFS(LockTest(*client_, fa.fh, READ_LT, 1000, 1, "A"),
+             NFS4ERR_DENIED);
+  // A unlocks: B gets the range.
+  ASSERT_NFS(Unlock(*client_, fa.fh, 100, 50, &la.sid), NFS4_OK);
+  EXPECT_EQ(la.sid.seqid, 2u);
+  EXPECT_NFS(LockMore(*b, fb.value.fh, WRITE_LT, 0, 150, lb.sid).status,
+             NFS4_OK);
+  // I/O with a lock stateid works.
+  EXPECT_NFS(client_->WriteFile(fa.fh, la.sid, 0, "x").status, NFS4_OK);
+}
+
+TEST_F(DataTest, LockSplitMergeUpgradeDowngrade) {
+  auto b = Second();
+  Client::Opened fa = Open("l", kBoth);
+  auto fb = b->OpenFile(Root(), "l", kBoth, 0, false);
+  ASSERT_NFS(fb.status, NFS4_OK);
+  const Fh fh = fa.fh;
+  LockResult la = LockNew(*client_, fh, READ_LT, 0, 100, fa.stateid, "A");
+  ASSERT_NFS(la.status, NFS4_OK);
+  // Merge: adjacent read locks make one range [0, 200).
+  LockResult m = LockMore(*client_, fh, READ_LT, 100, 100, la.sid);
+  ASSERT_NFS(m.status, NFS4_OK);
+  EXPECT_EQ(m.sid.seqid, 2u);
+  EXPECT_NFS(LockTest(*b, fh, WRITE_LT, 199, 1, "B"), NFS4ERR_DENIED);
+  EXPECT_NFS(LockTest(*b, fh, READ_LT, 0, 200, "B"), NFS4_OK);
+  // Split: unlock the middle.
+  stateid4 sid = m.sid;
+  ASSERT_NFS(Unlock(*client_, fh, 50, 100, &sid), NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fh, WRITE_LT, 50, 100, "B"), NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fh, WRITE_LT, 49, 1, "B"), NFS4ERR_DENIED);
+  EXPECT_NFS(LockTest(*b, fh, WRITE_LT, 150, 1, "B"), NFS4ERR_DENIED);
+  // Upgrade [0, 50) to a write lock: B cannot even read-lock it now.
+  LockResult up = LockMore(*client_, fh, WRITE_LT, 0, 50, sid);
+  ASSERT_NFS(up.status, NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fh, READ_LT, 10, 1, "B"), NFS4ERR_DENIED);
+  EXPECT_NFS(LockTest(*b, fh, READ_LT, 160, 1, "B"), NFS4_OK);
+  // B read-locks [150, 160): an upgrade of A there is denied.
+  LockResult lb = LockNew(*b, fh, READ_LT, 150, 10, fb.value.stateid, "B");
+  ASSERT_NFS(lb.status, NFS4_OK);
+  LockResult denied = LockMore(*client_, fh, WRITE_LT, 150, 10, up.sid);
+  EXPECT_NFS(denied.status, NFS4ERR_DENIED);
+  EXPECT_EQ(denied.denied_owner, "B");
+  // Downgrade A's write lock back to read: B can read-lock it.
+  LockResult down = LockMore(*client_, fh, READ_LT, 0, 50, up.sid);
+  ASSERT_NFS(down.status, NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fh, READ_LT, 10, 1, "B"), NFS4_OK);
+  EXPECT_NFS(LockTest(*b, fh, WRITE_LT, 10, 1, "B"), NFS4ERR_DENIED);
+  // The old seqid of the lock stateid is OLD_STATEID.
+  EXPECT_NFS(LockMore(*client_, fh, READ_LT, 0, 1, la.sid).status,
+             NFS4ERR_OLD_STATEID);
+}
+
+TEST_F(DataTest, LockErrorsAndRelease) {
+  Client::Opened ro = Open("l", kRead);
+  const Fh fh = ro.fh;
+  // A write lock needs an open for writing.
+  EXPECT_NFS(LockNew(*client_, fh, WRITE_LT, 0, 1, ro.stateid, "A").status,
+             NFS4ERR_OPENMODE);
+  // Zero length, a range past 2^64: INVAL.
+  EXPECT_NFS(LockNew(*client_, fh, READ_LT, 0, 0, ro.stateid, "A").status,
+             NFS4ERR_INVAL);
+  EXPECT_NFS(
+      LockNew(*client_, fh, READ_LT, kToEof - 5, 10, ro.stateid, "A").status,
+      NFS4ERR_INVAL);
+  EXPECT_NFS(LockTest(*client_, fh, READ_LT, 1, 0, "A"), NFS4ERR_INVAL);
+  // A lock stateid where an open stateid belongs, and the reverse.
+  LockResult l = LockNew(*client_, fh, READ_LT, 0, kToEof, ro.stateid, "A");
+  ASSERT_NFS(l.status, NFS4_OK);
+  EXPECT_NFS(LockNew(*client_, fh, READ_LT, 0, 1, l.sid, "A2").status,
+             NFS4ERR_BAD_STATEID);
+  EXPECT_NFS(LockMore(*client_, fh, READ_LT, 0, 1, ro.stateid).status,
+             NFS4ERR_BAD_STATEID);
+  // A lock on a directory.
+  EXPECT_NFS(LockNew(*client_, Root(), READ_LT, 0, 1, ro.stateid, "A").status,
+             NFS4ERR_ISDIR);
+  // CLOSE and FREE_STATEID while locks are held: LOCKS_HELD.
+  EXPECT_NFS(client_->CloseFile(fh, ro.stateid).status, NFS4ERR_LOCKS_HELD);
+  EXPECT_NFS(Run(Compound().FreeStateid(l.sid)), NFS4ERR_LOCKS_HELD);
+  stateid4 sid = l.sid;
+  ASSERT_NFS(Unlock(*client_, fh, 0, kToEof, &sid), NFS4_OK);
+  // Unlocked: the lock stateid can be freed, and then is gone.
+  EXPECT_NFS(Run(Compound().FreeStateid(sid)), NFS4_OK);
+  EXPECT_NFS(Unlock(*client_, fh, 0, 1, &sid), NFS4ERR_BAD_STATEID);
+  // A new lock, then CLOSE after LOCKU takes the lock stateid with it.
+  LockResult l2 = LockNew(*client_, fh, READ_LT, 5, 5, ro.stateid, "A");
+  ASSERT_NFS(l2.status, NFS4_OK);
+  stateid4 sid2 = l2.sid;
+  ASSERT_NFS(Unlock(*client_, fh, 0, kToEof, &sid2), NFS4_OK);
+  ASSERT_NFS(client_->CloseFile(fh, ro.stateid).status, NFS4_OK);
+  EXPECT_NFS(Unlock(*client_, fh, 0, 1, &sid2), NFS4ERR_BAD_STATEID);
+  EXPECT_EQ(server_->state().opens().stateid_count(), 0u);
+}
+
+TEST_F(DataTest, LocksGoWithAnExpiredClient) {
+  auto b = Second();
+  auto fb = b->OpenFile(Root(), "l", kBoth, 0, true);
+  ASSERT_NFS(fb.status, NFS4_OK);
+  ASSERT_NFS(LockNew(*b, fb.value.fh, WRITE_LT, 0, kToEof, fb.value.stateid,
+                     "B")
+                 .status,
+             NFS4_OK);
+  EXPECT_NFS(LockTest(*client_, fb.value.fh, READ_LT, 0, 1, "A"),
+             NFS4ERR_DENIED);
+  // Only B's lease lapses: keep A's fresh by the reaper's clock.
+  server_->state().ReapExpired(state::Clock::now() +
+                               std::chrono::seconds(91));
+  auto fresh = Second();
+  EXPECT_NFS(LockTest(*fresh, fb.value.fh, WRITE_LT, 0, kToEof, "C"),
+             NFS4_OK);
+}
+
 }  // namespace
 }  // namespace nfs41d

@@ -227,14 +227,18 @@ std::optional<FileRelease> OpenStateTable::DropOpenLocked(Other other) {
   const ns::InodeId ino = s.info.ino;
   auto fit = files_.find(ino);
   std::set<Other> locks = s.lock_states;
+  std::vector<uint64_t> owners;
   for (const Other& l : locks) {
     auto ls = states_.find(l);
-    if (ls != states_.end() && fit != files_.end()) {
+    if (ls == states_.end()) continue;
+    owners.push_back(ls->second->info.lock_owner);
+    if (fit != files_.end()) {
       fit->second->locks.RemoveOwner(ls->second->info.lock_owner);
       fit->second->lock_states.erase(l);
     }
     EraseStateLocked(l);
   }
+  for (uint64_t lo : owners) ForgetLockOwnerIfUnusedLocked(lo);
   EraseStateLocked(other);
   if (fit == files_.end()) return std::nullopt;
   FileState& f = *fit->second;
@@ -492,33 +496,17 @@ nfsstat4 OpenStateTable::Unlock(clientid4 client, const stateid4& lock_sid,
   return NFS4_OK;
 }
 
-nfsstat4 OpenStateTable::ReleaseLockOwner(clientid4 client,
-                                          const std::string& owner) {
-  std::lock_guard lock(mu_);
-  auto id = lock_owner_ids_.find(std::make_pair(client, owner));
-  if (id == lock_owner_ids_.end()) return NFS4_OK;
-  const uint64_t lo = id->second;
-  std::vector<Other> mine;
+void OpenStateTable::ForgetLockOwnerIfUnusedLocked(uint64_t lock_owner) {
   for (const auto& [o, s] : states_) {
-    if (s->info.kind == StateInfo::Kind::kLock && s->info.lock_owner == lo) {
-      auto f = files_.find(s->info.ino);
-      if (f != files_.end() && f->second->locks.HasOwner(lo)) {
-        return NFS4ERR_LOCKS_HELD;
-      }
-      mine.push_back(o);
+    if (s->info.kind == StateInfo::Kind::kLock &&
+        s->info.lock_owner == lock_owner) {
+      return;
     }
   }
-  for (const Other& o : mine) {
-    State& s = *states_.at(o);
-    auto open = states_.find(s.info.open_other);
-    if (open != states_.end()) open->second->lock_states.erase(o);
-    auto f = files_.find(s.info.ino);
-    if (f != files_.end()) f->second->lock_states.erase(o);
-    EraseStateLocked(o);
-  }
-  lock_owners_.erase(lo);
-  lock_owner_ids_.erase(id);
-  return NFS4_OK;
+  auto it = lock_owners_.find(lock_owner);
+  if (it == lock_owners_.end()) return;
+  lock_owner_ids_.erase(std::make_pair(it->second.client, it->second.owner));
+  lock_owners_.erase(it);
 }
 
 // ---------------------------------------------------------- TEST / FREE
@@ -543,10 +531,12 @@ nfsstat4 OpenStateTable::Free(clientid4 client, const stateid4& sid) {
     return NFS4ERR_LOCKS_HELD;
   }
   const Other o = s->info.other;
+  const uint64_t lo = s->info.lock_owner;
   auto open = states_.find(s->info.open_other);
   if (open != states_.end()) open->second->lock_states.erase(o);
   if (f != files_.end()) f->second->lock_states.erase(o);
   EraseStateLocked(o);
+  ForgetLockOwnerIfUnusedLocked(lo);
   return NFS4_OK;
 }
 

@@ -159,10 +159,6 @@ class OpenStateTable {
   // LOCKU (§18.12).
   nfsstat4 Unlock(clientid4 client, const stateid4& lock_sid, uint64_t offset,
                   uint64_t end, stateid4* out);
-  // RELEASE_LOCKOWNER-like: NFS4ERR_LOCKS_HELD if the owner holds locks,
-  // else forgets its lock stateids.
-  nfsstat4 ReleaseLockOwner(clientid4 client, const std::string& owner);
-
   // TEST_STATEID (§18.48) for one stateid.
   nfsstat4 Test(clientid4 client, const stateid4& sid) const;
   // FREE_STATEID (§18.38): frees a lock stateid without locks;
@@ -194,6 +190,9 @@ class OpenStateTable {
   void FillDenied(const LockRange& r, LockDenied* denied) const;
   uint64_t LockOwnerIdLocked(clientid4 client, const std::string& owner,
                              bool create);
+  // Forgets a lock owner no lock stateid refers to any more (NFSv4.1 has
+  // no RELEASE_LOCKOWNER: owners go with their last stateid).
+  void ForgetLockOwnerIfUnusedLocked(uint64_t lock_owner);
 
   const uint32_t instance_;
   mutable std::mutex mu_;
