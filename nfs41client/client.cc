@@ -234,6 +234,23 @@ Compound& Compound::SetMode(uint32_t mode) {
   return Op(op);
 }
 
+Compound& Compound::SetMtime(int64_t seconds) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  std::vector<uint32_t> bits = Bits({FATTR4_TIME_MODIFY_SET});
+  uint8_t vals[16] = {};
+  vals[3] = SET_TO_CLIENT_TIME4;
+  for (int i = 0; i < 8; ++i) {
+    vals[4 + i] = static_cast<uint8_t>(static_cast<uint64_t>(seconds) >>
+                                       (56 - 8 * i));
+  }
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = 16;
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals);
+  return Op(op);
+}
+
 Compound& Compound::SecInfoNoName() {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_SECINFO_NO_NAME;

@@ -69,6 +69,8 @@ class Compound {
   Compound& Rename(const std::string& from, const std::string& to);
   Compound& Link(const std::string& name);
   Compound& SetMode(uint32_t mode);
+  // SETATTR of time_modify_set to a client time (seconds).
+  Compound& SetMtime(int64_t seconds);
   Compound& SecInfoNoName();
   Compound& ReclaimComplete();
 

@@ -195,6 +195,25 @@ TEST_F(DataTest, AttributesRightAfterEachWrite) {
   EXPECT_EQ(db->size, 7u);
 }
 
+// tar x, cp -p, touch -d: an explicit mtime set while the file is open
+// (after writes) must survive the write-back of size at CLOSE.
+TEST_F(DataTest, ExplicitMtimeWhileOpenSurvivesClose) {
+  Client::Opened f = Open("m", kWrite);
+  ASSERT_NFS(client_->WriteFile(f.fh, f.stateid, 0, "12345").status, NFS4_OK);
+  ASSERT_NFS(Run(Compound().PutFh(f.fh).SetMtime(1000)), NFS4_OK);
+  nfs41client::Attrs a = Attrs(f.fh);
+  EXPECT_EQ(a.mtime_sec, 1000);
+  EXPECT_EQ(a.size, 5u);
+  ASSERT_NFS(client_->CloseFile(f.fh, f.stateid).status, NFS4_OK);
+  a = Attrs(f.fh);
+  EXPECT_EQ(a.mtime_sec, 1000);
+  EXPECT_EQ(a.size, 5u);
+  // A write after the SETATTR moves mtime on again.
+  Client::Opened g = Open("m", kWrite);
+  ASSERT_NFS(client_->WriteFile(g.fh, g.stateid, 5, "6").status, NFS4_OK);
+  EXPECT_GT(Attrs(g.fh).mtime_sec, 1000);
+}
+
 TEST_F(DataTest, StableWritesAndVerifier) {
   Client::Opened f = Open("f", kWrite);
   auto w1 = client_->WriteFile(f.fh, f.stateid, 0, "a", FILE_SYNC4);

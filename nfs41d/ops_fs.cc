@@ -285,14 +285,10 @@ nfsstat4 OpSetAttr(CompoundState& st, const SETATTR4args& args,
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
   if (d.req.size && a.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
   if (d.req.size && a.type != ns::FileType::kRegular) return NFS4ERR_INVAL;
-  if (d.req.size) {
-    if (nfsstat4 e = PrepareTruncate(st, args.stateid, a, *d.req.size); e) {
-      return e;
-    }
-  }
+  if (nfsstat4 e = PrepareSetAttr(st, args.stateid, a, d.req); e) return e;
   ns::Result<ns::Attr> r = Ns(st).SetAttr(st.cred, a.ino, d.req);
   if (!r.ok()) return ToNfsStat(r.status());
-  if (d.req.size) FinishTruncate(st, a.ino, *d.req.size);
+  FinishSetAttr(st, a, d.req);
   res.attrsset = d.set.ToBitmap(st.arena);
   return NFS4_OK;
 }

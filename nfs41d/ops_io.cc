@@ -47,15 +47,28 @@ ns::TimeNs NowNs() {
       .count();
 }
 
+// Writes `size` and the writes' `mtime` to the database. mtime 0 (a
+// SETATTR set the times since the last write) keeps the database's mtime:
+// SetAttr would otherwise set it to "now" with the size.
+ns::Result<ns::Attr> WriteBack(ServerContext& ctx, ns::InodeId ino,
+                               uint64_t size, ns::TimeNs mtime) {
+  ns::SetAttrRequest q;
+  q.size = size;
+  if (mtime != 0) {
+    q.mtime = mtime;
+  } else {
+    ns::Result<ns::Attr> cur = ctx.ns->GetAttr(ns::Credentials::Root(), ino);
+    if (!cur.ok()) return cur.status();
+    q.mtime = cur->mtime;
+  }
+  return ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+}
+
 // REQUIRES: FileMu(ino) held.
 ns::Status FlushLocked(ServerContext& ctx, ns::InodeId ino) {
   std::optional<state::FileOverlay> ov = Opens(ctx).TakeDirty(ino);
   if (!ov) return ns::Status::Ok();
-  ns::SetAttrRequest q;
-  q.size = ov->size;
-  q.mtime = ov->mtime;
-  ns::Result<ns::Attr> r =
-      ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+  ns::Result<ns::Attr> r = WriteBack(ctx, ino, ov->size, ov->mtime);
   if (!r.ok()) {
     if (!r.status().IsStale()) Opens(ctx).RestoreDirty(ino);
     return r.status();
@@ -201,6 +214,24 @@ void FinishTruncate(CompoundState& st, ns::InodeId ino, uint64_t size) {
   Opens(st.server).NoteTruncate(ino, size, NowNs());
 }
 
+nfsstat4 PrepareSetAttr(CompoundState& st, const stateid4& stateid,
+                        const ns::Attr& a, const ns::SetAttrRequest& req) {
+  if (a.type != ns::FileType::kRegular) return NFS4_OK;
+  if (req.size) return PrepareTruncate(st, stateid, a, *req.size);
+  if (req.mtime || req.mtime_now) {
+    // Pending sizes first, so the write-back cannot undo the new mtime.
+    return ToNfsStat(FlushFile(st.server, a.ino));
+  }
+  return NFS4_OK;
+}
+
+void FinishSetAttr(CompoundState& st, const ns::Attr& a,
+                   const ns::SetAttrRequest& req) {
+  if (a.type != ns::FileType::kRegular) return;
+  if (req.size) FinishTruncate(st, a.ino, *req.size);
+  if (req.mtime || req.mtime_now) Opens(st.server).NoteTimesSet(a.ino);
+}
+
 ns::Status FlushFile(ServerContext& ctx, ns::InodeId ino) {
   std::lock_guard lock(FileMu(ctx, ino));
   return FlushLocked(ctx, ino);
@@ -216,10 +247,7 @@ void ReleaseFile(ServerContext& ctx, const state::FileRelease& r) {
   // database, which also bumps the change counter past every value the
   // overlay showed (NfsChange).
   std::lock_guard lock(FileMu(ctx, r.ino));
-  ns::SetAttrRequest q;
-  q.size = r.size;
-  q.mtime = r.mtime ? std::optional<ns::TimeNs>(r.mtime) : std::nullopt;
-  ns::Result<ns::Attr> res = ctx.ns->SetAttr(ns::Credentials::Root(), r.ino, q);
+  ns::Result<ns::Attr> res = WriteBack(ctx, r.ino, r.size, r.mtime);
   if (!res.ok() && !res.status().IsStale()) {
     rpc::log::Error("write-back of inode {}: {}", r.ino,
                     res.status().ToString());

@@ -43,6 +43,13 @@ nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
                          const ns::Attr& a, uint64_t size);
 // After the namespace took the new size.
 void FinishTruncate(CompoundState& st, ns::InodeId ino, uint64_t size);
+// SETATTR on a regular file: PrepareTruncate for a size; for an explicit
+// mtime, writes pending attributes back first so they cannot override it.
+// FinishSetAttr after the namespace applied `req`.
+nfsstat4 PrepareSetAttr(CompoundState& st, const stateid4& stateid,
+                        const ns::Attr& a, const ns::SetAttrRequest& req);
+void FinishSetAttr(CompoundState& st, const ns::Attr& a,
+                   const ns::SetAttrRequest& req);
 
 // rwx (4/2/1) that `cred` has on `a` by its mode bits; root has rw, and x
 // on a directory or a file with any x bit.

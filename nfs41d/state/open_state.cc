@@ -322,6 +322,12 @@ void OpenStateTable::NoteTruncate(ns::InodeId ino, uint64_t size,
   ++ov.writes;
 }
 
+void OpenStateTable::NoteTimesSet(ns::InodeId ino) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(ino);
+  if (it != files_.end()) it->second->ov.mtime = 0;
+}
+
 std::optional<FileOverlay> OpenStateTable::Overlay(ns::InodeId ino) const {
   std::lock_guard lock(mu_);
   auto it = files_.find(ino);

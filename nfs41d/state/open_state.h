@@ -78,7 +78,7 @@ struct FileRelease {
 // The in-memory attributes of an open file that writes changed.
 struct FileOverlay {
   uint64_t size = 0;
-  ns::TimeNs mtime = 0;  // 0: no write yet
+  ns::TimeNs mtime = 0;  // 0: no write since open or since SETATTR of mtime
   uint64_t writes = 0;   // writes since the file was opened (see NfsChange)
   bool dirty = false;    // size/mtime not yet written back
 };
@@ -135,6 +135,9 @@ class OpenStateTable {
   bool NoteWrite(ns::InodeId ino, uint64_t end, ns::TimeNs now);
   // A truncate to `size`: sets the in-memory size if open.
   void NoteTruncate(ns::InodeId ino, uint64_t size, ns::TimeNs now);
+  // SETATTR set the mtime explicitly: forget the writes' mtime (the
+  // database's is right until the next write).
+  void NoteTimesSet(ns::InodeId ino);
   std::optional<FileOverlay> Overlay(ns::InodeId ino) const;
   // Marks the file clean and returns what to write back, if dirty.
   std::optional<FileOverlay> TakeDirty(ns::InodeId ino);
