@@ -477,6 +477,35 @@ TEST_F(DataTest, OpenErrors) {
   EXPECT_FALSE(client_->LookupPath("/x").ok());
 }
 
+TEST_F(DataTest, OpenCreateChangeInfo) {
+  Fh root = Root();
+  auto before = client_->GetAttr(root, Bits({FATTR4_CHANGE}));
+  auto r = client_->Call(Compound().PutFh(root).Open("ci", kRead, 0, "o",
+                                                     true));
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  const OPEN4resok& ok = r->op(2).nfs_resop4_u.opopen.OPEN4res_u.resok4;
+  EXPECT_EQ(ok.cinfo.before, before.value.change);
+  EXPECT_NE(ok.cinfo.after, ok.cinfo.before);
+  auto after = client_->GetAttr(root, Bits({FATTR4_CHANGE}));
+  EXPECT_EQ(ok.cinfo.after, after.value.change);
+  EXPECT_TRUE(ok.rflags & OPEN4_RESULT_PRESERVE_UNLINKED);
+}
+
+TEST_F(DataTest, OtherClientSeesWritesAtOnce) {
+  auto b = Second();
+  Client::Opened fa = Open("shared", kBoth);
+  auto fb = b->OpenFile(Root(), "shared", kRead, 0, false);
+  ASSERT_NFS(fb.status, NFS4_OK);
+  ASSERT_NFS(client_->WriteFile(fa.fh, fa.stateid, 0, "from A").status,
+             NFS4_OK);
+  EXPECT_EQ(Attrs(fa.fh, b.get()).size, 6u);
+  auto r = b->ReadFile(fb.value.fh, fb.value.stateid, 0, 100);
+  ASSERT_NFS(r.status, NFS4_OK);
+  EXPECT_EQ(r.value.data, "from A");
+  EXPECT_TRUE(r.value.eof);
+}
+
 TEST_F(DataTest, DelegationWantsGetNoneExt) {
   Compound c;
   c.PutRootFh().Open("w", kRead | OPEN4_SHARE_ACCESS_WANT_NO_DELEG, 0, "o",
@@ -515,6 +544,14 @@ TEST_F(DataTest, Exclusive41RetrySucceedsOtherVerifierFails) {
   // The mode came with the create.
   auto a = client_->GetAttr(*first->LastFh(), Bits({FATTR4_MODE}));
   EXPECT_EQ(a.value.mode, 0600u);
+  // NFSv4.0-style EXCLUSIVE4 works the same way.
+  Compound e4;
+  e4.PutFh(root).Open("ex4", kBoth, 0, "o", true, EXCLUSIVE4, 0, 7).GetFh();
+  auto e1 = client_->Call(e4);
+  ASSERT_NFS(e1->status(), NFS4_OK);
+  auto e2 = client_->Call(e4);
+  ASSERT_NFS(e2->status(), NFS4_OK);
+  EXPECT_EQ(*e1->LastFh(), *e2->LastFh());
   // suppattr_exclcreat is offered.
   auto s = client_->GetAttr(root, Bits({FATTR4_SUPPATTR_EXCLCREAT}));
   EXPECT_NFS(s.status, NFS4_OK);
