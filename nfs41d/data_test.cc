@@ -64,7 +64,7 @@ class DataTest : public ::testing::Test {
     o.worker_threads = 2;
     o.durable = false;
     o.state.max_operations = 16;
-    o.flush_interval = std::chrono::milliseconds(50);
+    o.flush_interval = flush_interval_;
     server_ = std::make_unique<Nfs41Server>(o);
     ASSERT_EQ(server_->Start(), "");
   }
@@ -109,6 +109,7 @@ class DataTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::chrono::milliseconds flush_interval_{50};
   std::unique_ptr<Nfs41Server> server_;
   std::unique_ptr<Client> client_;
 };
@@ -212,6 +213,37 @@ TEST_F(DataTest, ExplicitMtimeWhileOpenSurvivesClose) {
   Client::Opened g = Open("m", kWrite);
   ASSERT_NFS(client_->WriteFile(g.fh, g.stateid, 5, "6").status, NFS4_OK);
   EXPECT_GT(Attrs(g.fh).mtime_sec, 1000);
+}
+
+// UNSTABLE4 writes do not cost a database transaction each: the size is in
+// memory (and in GETATTR) until COMMIT.
+TEST_F(DataTest, UnstableWritesReachTheDatabaseAtCommit) {
+  client_.reset();
+  server_.reset();
+  flush_interval_ = std::chrono::hours(1);
+  StartServer();
+  client_ = Connect();
+  ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
+  Client::Opened f = Open("f", kWrite);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_NFS(client_->WriteFile(f.fh, f.stateid, i * 4096,
+                                  std::string(4096, 'a' + i))
+                   .status,
+               NFS4_OK);
+  }
+  EXPECT_EQ(Attrs(f.fh).size, 20u * 4096);
+  auto db = server_->ns().Resolve(ns::Credentials::Root(), "/f");
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(db->size, 0u);  // not yet written back
+  ASSERT_NFS(client_->CommitFile(f.fh).status, NFS4_OK);
+  db = server_->ns().Resolve(ns::Credentials::Root(), "/f");
+  EXPECT_EQ(db->size, 20u * 4096);
+  // A clean stop writes back what is still dirty.
+  ASSERT_NFS(client_->WriteFile(f.fh, f.stateid, 20 * 4096, "tail").status,
+             NFS4_OK);
+  server_->Stop();
+  db = server_->ns().Resolve(ns::Credentials::Root(), "/f");
+  EXPECT_EQ(db->size, 20u * 4096 + 4);
 }
 
 TEST_F(DataTest, StableWritesAndVerifier) {
