@@ -30,6 +30,7 @@ NS_STATUS_FACTORY(ReadOnly, kReadOnly)
 NS_STATUS_FACTORY(SchemaTooOld, kSchemaTooOld)
 NS_STATUS_FACTORY(SchemaTooNew, kSchemaTooNew)
 NS_STATUS_FACTORY(Retry, kRetry)
+NS_STATUS_FACTORY(NoSpace, kNoSpace)
 #undef NS_STATUS_FACTORY
 
 int Status::Errno() const {
@@ -51,6 +52,7 @@ int Status::Errno() const {
     case Code::kReadOnly: return EROFS;
     case Code::kUnavailable:
     case Code::kRetry: return EAGAIN;
+    case Code::kNoSpace: return ENOSPC;
     case Code::kCorruption:
     case Code::kIOError:
     case Code::kSchemaTooOld:
@@ -82,6 +84,7 @@ std::string_view Status::Reason() const {
     case Code::kSchemaTooOld: return "Database schema too old";
     case Code::kSchemaTooNew: return "Database schema too new";
     case Code::kRetry: return "Transient conflict";
+    case Code::kNoSpace: return "No space left on device";
   }
   return "Unknown error";
 }

@@ -68,6 +68,8 @@ class Status {
   static Status SchemaTooNew(std::string_view ctx, std::string_view detail = {});
   // A transient conflict (serialization failure, deadlock, busy). Used inside
   // the library to drive retries; never returned by Namespace.
+  // ENOSPC / EDQUOT: no room left for file data (the embedded data store).
+  static Status NoSpace(std::string_view ctx, std::string_view detail = {});
   static Status Retry(std::string_view ctx, std::string_view detail = {});
 
   bool ok() const { return rep_ == nullptr; }
@@ -91,6 +93,7 @@ class Status {
   bool IsSchemaTooOld() const { return code() == Code::kSchemaTooOld; }
   bool IsSchemaTooNew() const { return code() == Code::kSchemaTooNew; }
   bool IsRetry() const { return code() == Code::kRetry; }
+  bool IsNoSpace() const { return code() == Code::kNoSpace; }
 
   // The errno a POSIX caller would see (0 on success).
   int Errno() const;
@@ -124,6 +127,7 @@ class Status {
     kSchemaTooOld,
     kSchemaTooNew,
     kRetry,
+    kNoSpace,
   };
   struct Rep {
     Code code;
