@@ -66,10 +66,10 @@ class Status {
   static Status SchemaTooOld(std::string_view ctx, std::string_view detail = {});
   // The database's schema is newer than this build knows: upgrade the tools.
   static Status SchemaTooNew(std::string_view ctx, std::string_view detail = {});
-  // A transient conflict (serialization failure, deadlock, busy). Used inside
-  // the library to drive retries; never returned by Namespace.
   // ENOSPC / EDQUOT: no room left for file data (the embedded data store).
   static Status NoSpace(std::string_view ctx, std::string_view detail = {});
+  // A transient conflict (serialization failure, deadlock, busy). Used inside
+  // the library to drive retries; never returned by Namespace.
   static Status Retry(std::string_view ctx, std::string_view detail = {});
 
   bool ok() const { return rep_ == nullptr; }
