@@ -155,6 +155,27 @@ constexpr char kVerifier[] = "verifier";
 constexpr char kStatsMeta[] = "stats_meta";
 constexpr char kStatsExact[] = "stats_exact";
 constexpr char kStatsSample[] = "stats_sample";
+constexpr char kGetAcl[] = "get_acl";
+constexpr char kDeleteAcl[] = "del_acl";
+constexpr char kInsertAces[] = "ins_aces";
+constexpr char kGetXattr[] = "get_xattr";
+constexpr char kListXattrs[] = "list_xattrs";
+constexpr char kPutXattr[] = "put_xattr";
+constexpr char kDeleteXattr[] = "del_xattr";
+constexpr char kGetTagOrigin[] = "get_tag_origin";
+constexpr char kSetTagOrigin[] = "set_tag_origin";
+constexpr char kInheritTags[] = "inherit_tags";
+constexpr char kListTags[] = "list_tags";
+constexpr char kCopyTags[] = "copy_tags";
+constexpr char kPutTag[] = "put_tag";
+constexpr char kDeleteTag[] = "del_tag";
+constexpr char kCollectTags[] = "collect_tags";
+constexpr char kListChecksums[] = "list_cksums";
+constexpr char kPutChecksum[] = "put_cksum";
+constexpr char kDeleteChecksum[] = "del_cksum";
+constexpr char kListLocations[] = "list_locs";
+constexpr char kAddLocation[] = "add_loc";
+constexpr char kDeleteLocation[] = "del_loc";
 
 struct StatementDef {
   std::string name;
@@ -170,7 +191,9 @@ struct StatementDef {
 constexpr char kXidSuffix[] = "_x";
 constexpr const char* kWithXidVariant[] = {
     kGet,         kGetKeyShare, kGetUpdate, kLookupWithParent, kNextInos,
-    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink};
+    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink,
+    kGetAcl,      kGetXattr,    kListXattrs, kGetTagOrigin,    kListTags,
+    kListChecksums, kListLocations};
 
 bool HasXidVariant(std::string_view name) {
   for (std::string_view base : kWithXidVariant) {
@@ -232,11 +255,84 @@ const std::vector<StatementDef>& Statements() {
          "ctime_ns = $10, parent = $11, "
          "nlink = CASE WHEN i.type = 2 THEN i.nlink + s.n ELSE $12 END, "
          "change = i.change + s.c + 1 FROM s WHERE i.ino = $1"});
+    // Every side row in one statement. The CTEs share one snapshot, so
+    // the tag set test excludes the reference deleted beside it.
     v->push_back({kDeleteInode,
                   "WITH s AS (DELETE FROM symlinks WHERE ino = $1), "
                   "o AS (DELETE FROM orphans WHERE ino = $1), "
-                  "d AS (DELETE FROM dir_deltas WHERE parent = $1) "
+                  "d AS (DELETE FROM dir_deltas WHERE parent = $1), "
+                  "a AS (DELETE FROM aces WHERE ino = $1), "
+                  "x AS (DELETE FROM xattrs WHERE ino = $1), "
+                  "k AS (DELETE FROM checksums WHERE ino = $1), "
+                  "l AS (DELETE FROM locations WHERE ino = $1), "
+                  "r AS (DELETE FROM dir_tags WHERE ino = $1), "
+                  "t AS (DELETE FROM tags WHERE origin = $1 AND NOT EXISTS "
+                  "(SELECT 1 FROM dir_tags WHERE origin = $1 AND ino <> $1)) "
                   "DELETE FROM inodes WHERE ino = $1"});
+    // --- metadata (version 3). Binary values travel as hex text. ---
+    v->push_back({kGetAcl,
+                  "SELECT type, flags, mask, who_kind, who_id FROM aces "
+                  "WHERE ino = $1 ORDER BY pos"});
+    v->push_back({kDeleteAcl, "DELETE FROM aces WHERE ino = $1"});
+    // The whole ACL as five parallel arrays: one statement for any length.
+    v->push_back({kInsertAces,
+                  "INSERT INTO aces (ino, pos, type, flags, mask, who_kind, "
+                  "who_id) SELECT $1, u.ord - 1, u.t, u.f, u.m, u.k, u.i FROM "
+                  "unnest($2::int[], $3::int[], $4::int[], $5::int[], "
+                  "$6::bigint[]) WITH ORDINALITY AS u(t, f, m, k, i, ord)"});
+    v->push_back({kGetXattr,
+                  "SELECT encode(value, 'hex') FROM xattrs "
+                  "WHERE ino = $1 AND name = $2"});
+    v->push_back({kListXattrs,
+                  "SELECT name, length(value) FROM xattrs WHERE ino = $1 "
+                  "ORDER BY name"});
+    v->push_back({kPutXattr,
+                  "INSERT INTO xattrs (ino, name, value) "
+                  "VALUES ($1, $2, decode($3, 'hex')) "
+                  "ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteXattr,
+                  "DELETE FROM xattrs WHERE ino = $1 AND name = $2"});
+    v->push_back({kGetTagOrigin, "SELECT origin FROM dir_tags WHERE ino = $1"});
+    v->push_back({kSetTagOrigin,
+                  "INSERT INTO dir_tags (ino, origin) VALUES ($1, $2) "
+                  "ON CONFLICT (ino) DO UPDATE SET origin = excluded.origin"});
+    v->push_back({kInheritTags,
+                  "INSERT INTO dir_tags (ino, origin) "
+                  "SELECT $1, origin FROM dir_tags WHERE ino = $2"});
+    v->push_back({kListTags,
+                  "SELECT name, encode(value, 'hex') FROM tags "
+                  "WHERE origin = $1 ORDER BY name"});
+    v->push_back({kCopyTags,
+                  "INSERT INTO tags (origin, name, value) "
+                  "SELECT $2, name, value FROM tags WHERE origin = $1 "
+                  "ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kPutTag,
+                  "INSERT INTO tags (origin, name, value) "
+                  "VALUES ($1, $2, decode($3, 'hex')) "
+                  "ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteTag,
+                  "DELETE FROM tags WHERE origin = $1 AND name = $2"});
+    v->push_back({kCollectTags,
+                  "WITH gone AS (DELETE FROM tags t WHERE NOT EXISTS "
+                  "(SELECT 1 FROM dir_tags r WHERE r.origin = t.origin) "
+                  "RETURNING origin) SELECT count(DISTINCT origin) FROM gone"});
+    v->push_back({kListChecksums,
+                  "SELECT type, value FROM checksums WHERE ino = $1 "
+                  "ORDER BY type"});
+    v->push_back({kPutChecksum,
+                  "INSERT INTO checksums (ino, type, value) VALUES ($1, $2, $3) "
+                  "ON CONFLICT (ino, type) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteChecksum,
+                  "DELETE FROM checksums WHERE ino = $1 AND type = $2"});
+    v->push_back({kListLocations,
+                  "SELECT type, location, added_ns FROM locations "
+                  "WHERE ino = $1 ORDER BY type, location"});
+    v->push_back({kAddLocation,
+                  "INSERT INTO locations (ino, type, location, added_ns) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"});
+    v->push_back({kDeleteLocation,
+                  "DELETE FROM locations WHERE ino = $1 AND type = $2 "
+                  "AND location = $3"});
     v->push_back({kLookupEntry,
                   "SELECT child, type, cookie FROM dirents "
                   "WHERE parent = $1 AND name = $2"});
@@ -514,7 +610,9 @@ Attr RowToAttr(const pqxx::row& r, int base, int deltas) {
   Attr a;
   a.ino = Get<InodeId>(r[base + 0]);
   a.type = static_cast<FileType>(Get<int>(r[base + 1]));
-  a.mode = Get<uint32_t>(r[base + 2]);
+  const auto mode = Get<uint32_t>(r[base + 2]);
+  a.mode = mode & 07777;
+  a.has_acl = (mode & kModeHasAclBit) != 0;
   a.nlink = Get<uint32_t>(r[base + 3]);
   a.uid = Get<uint32_t>(r[base + 4]);
   a.gid = Get<uint32_t>(r[base + 5]);
@@ -672,7 +770,7 @@ class PgTxn final : public Transaction {
         got.erase(got.begin());
         inos_->Add(std::move(got));
       }
-      Defer(kInsertInode, *ino, TypeCode(a.type), a.mode, a.nlink, a.uid, a.gid,
+      Defer(kInsertInode, *ino, TypeCode(a.type), StoredMode(a), a.nlink, a.uid, a.gid,
             a.size, a.rdev_major, a.rdev_minor, a.atime, a.mtime, a.ctime,
             a.btime, std::max<uint64_t>(a.change, 1), a.generation, a.parent);
       return *ino;
@@ -683,7 +781,7 @@ class PgTxn final : public Transaction {
   // statement cannot miss; its errors surface with the next statement.
   Status UpdateInode(const Attr& a) override {
     return RunWrite("pg update inode", [&]() -> Status {
-      Defer(kUpdateInode, a.ino, a.mode, a.uid, a.gid, a.size, a.rdev_major,
+      Defer(kUpdateInode, a.ino, StoredMode(a), a.uid, a.gid, a.size, a.rdev_major,
             a.rdev_minor, a.atime, a.mtime, a.ctime, a.parent, a.nlink);
       return Status::Ok();
     });
@@ -863,7 +961,246 @@ class PgTxn final : public Transaction {
     });
   }
 
+  // --- metadata ---
+
+  Result<Acl> GetAcl(InodeId ino) override {
+    return Run("pg get acl", [&]() -> Result<Acl> {
+      const pqxx::result r = Exec(kGetAcl, ino);
+      Acl acl;
+      for (const pqxx::row& row : r) {
+        Ace ace;
+        ace.type = Get<uint32_t>(row[0]);
+        ace.flags = Get<uint32_t>(row[1]);
+        ace.mask = Get<uint32_t>(row[2]);
+        const int kind = Get<int>(row[3]);
+        if (kind < 0 || kind > static_cast<int>(AceWho::kNamedGroup)) {
+          return Status::Corruption("pg get acl",
+                                    "bad who kind on inode " +
+                                        std::to_string(ino));
+        }
+        ace.who = static_cast<AceWho>(kind);
+        ace.id = Get<uint32_t>(row[4]);
+        acl.push_back(ace);
+      }
+      return acl;
+    });
+  }
+
+  // Deferred: the caller holds the inode FOR UPDATE.
+  Status SetAcl(InodeId ino, const Acl& acl) override {
+    return RunWrite("pg set acl", [&]() -> Status {
+      Defer(kDeleteAcl, ino);
+      if (acl.empty()) return Status::Ok();
+      std::string t = "{", f = "{", m = "{", k = "{", i = "{";
+      for (size_t n = 0; n < acl.size(); ++n) {
+        const char* sep = n == 0 ? "" : ",";
+        t += sep + std::to_string(acl[n].type);
+        f += sep + std::to_string(acl[n].flags);
+        m += sep + std::to_string(acl[n].mask);
+        k += sep + std::to_string(static_cast<int>(acl[n].who));
+        i += sep + std::to_string(acl[n].id);
+      }
+      Defer(kInsertAces, ino, t + "}", f + "}", m + "}", k + "}", i + "}");
+      return Status::Ok();
+    });
+  }
+
+  Result<std::optional<std::string>> GetXattr(InodeId ino,
+                                              std::string_view name) override {
+    using Out = std::optional<std::string>;
+    return Run("pg get xattr", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kGetXattr, ino, std::string(name));
+      if (r.empty()) return Out();
+      return Out(FromHex(r[0][0]));
+    });
+  }
+
+  Result<std::vector<XattrName>> ListXattrs(InodeId ino) override {
+    using Out = std::vector<XattrName>;
+    return Run("pg list xattrs", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListXattrs, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({Text(row[0]), Get<uint64_t>(row[1])});
+      }
+      return out;
+    });
+  }
+
+  Status PutXattr(InodeId ino, std::string_view name,
+                  std::string_view value) override {
+    return RunWrite("pg put xattr", [&]() -> Status {
+      Defer(kPutXattr, ino, std::string(name), ToHex(value));
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteXattr(InodeId ino, std::string_view name) override {
+    return RunWrite("pg delete xattr", [&]() -> Result<bool> {
+      return Exec(kDeleteXattr, ino, std::string(name)).affected_rows() > 0;
+    });
+  }
+
+  Result<std::optional<InodeId>> GetTagOrigin(InodeId ino) override {
+    using Out = std::optional<InodeId>;
+    return Run("pg get tag origin", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kGetTagOrigin, ino);
+      if (r.empty()) return Out();
+      return Out(Get<InodeId>(r[0][0]));
+    });
+  }
+
+  Status SetTagOrigin(InodeId ino, InodeId origin) override {
+    return RunWrite("pg set tag origin", [&]() -> Status {
+      Defer(kSetTagOrigin, ino, origin);
+      return Status::Ok();
+    });
+  }
+
+  // Deferred: rides with the create's next statement or its COMMIT, so a
+  // mkdir under tags costs no extra round trip.
+  Status InheritTags(InodeId child, InodeId parent) override {
+    return RunWrite("pg inherit tags", [&]() -> Status {
+      Defer(kInheritTags, child, parent);
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<Tag>> ListTags(InodeId origin) override {
+    using Out = std::vector<Tag>;
+    return Run("pg list tags", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListTags, origin);
+      Out out;
+      for (const pqxx::row& row : r) {
+        Tag t;
+        t.name = Text(row[0]);
+        t.value = FromHex(row[1]);
+        out.push_back(std::move(t));
+      }
+      return out;
+    });
+  }
+
+  Status CopyTags(InodeId from, InodeId to) override {
+    return RunWrite("pg copy tags", [&]() -> Status {
+      Defer(kCopyTags, from, to);
+      return Status::Ok();
+    });
+  }
+
+  Status PutTag(InodeId origin, std::string_view name,
+                std::string_view value) override {
+    return RunWrite("pg put tag", [&]() -> Status {
+      Defer(kPutTag, origin, std::string(name), ToHex(value));
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteTag(InodeId origin, std::string_view name) override {
+    return RunWrite("pg delete tag", [&]() -> Result<bool> {
+      return Exec(kDeleteTag, origin, std::string(name)).affected_rows() > 0;
+    });
+  }
+
+  Result<uint64_t> CollectTags() override {
+    return RunWrite("pg collect tags", [&]() -> Result<uint64_t> {
+      return Get<uint64_t>(Exec(kCollectTags)[0][0]);
+    });
+  }
+
+  Result<std::vector<Checksum>> ListChecksums(InodeId ino) override {
+    using Out = std::vector<Checksum>;
+    return Run("pg list checksums", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListChecksums, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({static_cast<ChecksumType>(Get<int>(row[0])),
+                       Text(row[1])});
+      }
+      return out;
+    });
+  }
+
+  Status PutChecksum(InodeId ino, const Checksum& c) override {
+    return RunWrite("pg put checksum", [&]() -> Status {
+      Defer(kPutChecksum, ino, static_cast<int>(c.type), c.value);
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteChecksum(InodeId ino, ChecksumType type) override {
+    return RunWrite("pg delete checksum", [&]() -> Result<bool> {
+      return Exec(kDeleteChecksum, ino, static_cast<int>(type))
+                 .affected_rows() > 0;
+    });
+  }
+
+  Result<std::vector<Location>> ListLocations(InodeId ino) override {
+    using Out = std::vector<Location>;
+    return Run("pg list locations", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListLocations, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({static_cast<LocationType>(Get<int>(row[0])),
+                       Text(row[1]), Get<int64_t>(row[2])});
+      }
+      return out;
+    });
+  }
+
+  Status AddLocation(InodeId ino, const Location& l) override {
+    return RunWrite("pg add location", [&]() -> Status {
+      const pqxx::result r =
+          Exec(kAddLocation, ino, static_cast<int>(l.type), l.location,
+               l.added_ns);
+      if (r.affected_rows() == 0) {
+        return Status::Exists("pg add location", l.location);
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteLocation(InodeId ino, LocationType type,
+                              std::string_view location) override {
+    return RunWrite("pg delete location", [&]() -> Result<bool> {
+      return Exec(kDeleteLocation, ino, static_cast<int>(type),
+                  std::string(location))
+                 .affected_rows() > 0;
+    });
+  }
+
  private:
+  static int64_t StoredMode(const Attr& a) {
+    return static_cast<int64_t>((a.mode & 07777) |
+                                (a.has_acl ? kModeHasAclBit : 0));
+  }
+
+  static std::string ToHex(std::string_view v) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(v.size() * 2);
+    for (unsigned char c : v) {
+      out += kDigits[c >> 4];
+      out += kDigits[c & 15];
+    }
+    return out;
+  }
+
+  static std::string FromHex(const pqxx::field& f) {
+    const char* p = f.c_str();
+    const size_t n = f.size() / 2;
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return c - 'A' + 10;
+    };
+    std::string out(n, '\0');
+    for (size_t i = 0; i < n; ++i) {
+      out[i] = static_cast<char>((nibble(p[2 * i]) << 4) | nibble(p[2 * i + 1]));
+    }
+    return out;
+  }
+
   Result<Attr> PlainGet(InodeId ino) {
     const pqxx::result r = Exec(kGet, ino);
     if (r.empty()) return NoInode(ino);

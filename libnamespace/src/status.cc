@@ -23,6 +23,8 @@ NS_STATUS_FACTORY(Stale, kStale)
 NS_STATUS_FACTORY(Loop, kLoop)
 NS_STATUS_FACTORY(TooManyLinks, kTooManyLinks)
 NS_STATUS_FACTORY(NotSupported, kNotSupported)
+NS_STATUS_FACTORY(TooBig, kTooBig)
+NS_STATUS_FACTORY(NoSpace, kNoSpace)
 NS_STATUS_FACTORY(Corruption, kCorruption)
 NS_STATUS_FACTORY(IOError, kIOError)
 NS_STATUS_FACTORY(Unavailable, kUnavailable)
@@ -47,6 +49,8 @@ int Status::Errno() const {
     case Code::kLoop: return ELOOP;
     case Code::kTooManyLinks: return EMLINK;
     case Code::kNotSupported: return EOPNOTSUPP;
+    case Code::kTooBig: return E2BIG;
+    case Code::kNoSpace: return ENOSPC;
     case Code::kUnavailable:
     case Code::kRetry: return EAGAIN;
     case Code::kCorruption:
@@ -73,6 +77,8 @@ std::string_view Status::Reason() const {
     case Code::kLoop: return "Too many levels of symbolic links";
     case Code::kTooManyLinks: return "Too many links";
     case Code::kNotSupported: return "Operation not supported";
+    case Code::kTooBig: return "Argument list too long";
+    case Code::kNoSpace: return "No space left on device";
     case Code::kCorruption: return "Database corrupt";
     case Code::kIOError: return "Input/output error";
     case Code::kUnavailable: return "Database unavailable";

@@ -53,6 +53,10 @@ class Status {
   static Status TooManyLinks(std::string_view ctx, std::string_view detail = {});
   // EOPNOTSUPP: not supported by this namespace / backend.
   static Status NotSupported(std::string_view ctx, std::string_view detail = {});
+  // E2BIG: a value over its size limit (an xattr value: NFS4ERR_XATTR2BIG).
+  static Status TooBig(std::string_view ctx, std::string_view detail = {});
+  // ENOSPC: a per-inode quota is used up (an inode's xattrs in total).
+  static Status NoSpace(std::string_view ctx, std::string_view detail = {});
   // EIO: the database answered with something that cannot be right.
   static Status Corruption(std::string_view ctx, std::string_view detail = {});
   // EIO: any other failure of the database or the OS.
@@ -82,6 +86,8 @@ class Status {
   bool IsLoop() const { return code() == Code::kLoop; }
   bool IsTooManyLinks() const { return code() == Code::kTooManyLinks; }
   bool IsNotSupported() const { return code() == Code::kNotSupported; }
+  bool IsTooBig() const { return code() == Code::kTooBig; }
+  bool IsNoSpace() const { return code() == Code::kNoSpace; }
   bool IsCorruption() const { return code() == Code::kCorruption; }
   bool IsIOError() const { return code() == Code::kIOError; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
@@ -120,6 +126,8 @@ class Status {
     kSchemaTooOld,
     kSchemaTooNew,
     kRetry,
+    kTooBig,
+    kNoSpace,
   };
   struct Rep {
     Code code;
