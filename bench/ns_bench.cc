@@ -5,6 +5,8 @@
 //
 //   ns-bench --db URI [--threads N] [--ops N] [--layout shared|per-thread]
 //            [--phases create,mkdir,lookup,getattr,rename,unlink,readdir]
+//            [--phases metacost]   issue 3 §8: ACL and tag costs, run only
+//                                  when named
 //            [--dir-size N] [--json]
 //   ns-bench --db sqlite:///path --raw    the raw SQLite ceiling for creates
 //
@@ -43,7 +45,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kPhaseOrder[] = {
-    "create", "mkdir", "lookup", "getattr", "rename", "unlink", "readdir"};
+    "create", "mkdir",  "lookup",  "getattr",
+    "rename", "unlink", "readdir", "metacost"};
 
 struct Config {
   std::string db;
@@ -432,6 +435,7 @@ class Bench {
     if (phase == "rename") return RenamePhase();
     if (phase == "unlink") return UnlinkPhase();
     if (phase == "readdir") return ReaddirPhase();
+    if (phase == "metacost") return MetaCostPhase();
     return 1;
   }
 
@@ -450,6 +454,114 @@ class Bench {
   }
 
   uint64_t ReadOps() const { return cfg_.read_ops ? cfg_.read_ops : cfg_.ops; }
+
+  // Issue 3 §8: what an ACL and inherited tags add. Creates and lookups
+  // by a non-root user under a directory with a 10-entry ACL (nine entries
+  // for other users ahead of the one that applies, the worst realistic
+  // walk) against one with mode bits only; mkdir under a directory with
+  // 5 tags against one without. Each pair runs twice, in both orders, and
+  // the ratio is of mean time per operation.
+  uint64_t MetaCostPhase() {
+    const ns::Credentials user{4242, 4242, {}};
+    auto mk = [&](const std::string& name) -> ns::InodeId {
+      auto d = fs_.Mkdir(cred_, work_root_, name, 0777);
+      return d.ok() ? d->ino : 0;
+    };
+    uint64_t errors = 0;
+    std::string acl_text;
+    for (int i = 0; i < 9; ++i) acl_text += fmt::format("A::{}:rwax,", 5000 + i);
+    acl_text += "A::EVERYONE@:rwaxtncy";
+    auto acl = ns::ParseAcl(acl_text);
+    struct Pair {
+      std::string what;
+      std::string base, with;
+      double base_s = 0, with_s = 0;
+      uint64_t base_ops = 0, with_ops = 0;
+    };
+    std::vector<Pair> pairs = {{"create", "create-plain", "create-acl10"},
+                               {"lookup", "lookup-plain", "lookup-acl10"},
+                               {"mkdir", "mkdir-plain", "mkdir-tags5"}};
+    for (int round = 0; round < 2; ++round) {
+      const ns::InodeId plain = mk(fmt::format("plain{}", round));
+      const ns::InodeId acl_dir = mk(fmt::format("acl{}", round));
+      const ns::InodeId tag_dir = mk(fmt::format("tags{}", round));
+      if (plain == 0 || acl_dir == 0 || tag_dir == 0 || !acl.ok() ||
+          !fs_.SetAcl(cred_, acl_dir, *acl).ok()) {
+        fmt::print(stderr, "ns-bench: metacost setup failed\n");
+        return 1;
+      }
+      for (int k = 0; k < 5; ++k) {
+        if (!fs_.WriteTag(cred_, tag_dir, fmt::format("tag{}", k),
+                          "StoreName exp:raw@osm")
+                 .ok()) {
+          return 1;
+        }
+      }
+      std::vector<uint64_t> counts(cfg_.threads, cfg_.ops);
+      auto create_in = [&](ns::InodeId dir, const char* phase) {
+        return RunParallel(phase, counts, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t i) -> ns::Status {
+                             return fs_.Create(user, dir, FileName(t, i), 0644)
+                                 .status();
+                           });
+      };
+      auto lookup_in = [&](ns::InodeId dir, const char* phase) {
+        std::vector<uint64_t> reads(cfg_.threads, ReadOps());
+        return RunParallel(phase, reads, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t) -> ns::Status {
+                             const uint64_t j = rngs_[t]() % cfg_.ops;
+                             return fs_.Lookup(user, dir, FileName(t, j))
+                                 .status();
+                           });
+      };
+      auto mkdir_in = [&](ns::InodeId dir, const char* phase) {
+        return RunParallel(phase, counts, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t i) -> ns::Status {
+                             return fs_.Mkdir(cred_, dir,
+                                              fmt::format("d{}_{}", t, i), 0755)
+                                 .status();
+                           });
+      };
+      auto add = [&](Pair& p, bool with, OpStats st) {
+        (with ? p.with_s : p.base_s) += st.seconds;
+        (with ? p.with_ops : p.base_ops) += st.ops;
+        errors += Report(std::move(st));
+      };
+      const bool acl_first = round == 1;
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[0], with, create_in(with ? acl_dir : plain,
+                                      with ? "create-acl10" : "create-plain"));
+      }
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[1], with, lookup_in(with ? acl_dir : plain,
+                                      with ? "lookup-acl10" : "lookup-plain"));
+      }
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[2], with, mkdir_in(with ? tag_dir : plain,
+                                     with ? "mkdir-tags5" : "mkdir-plain"));
+      }
+    }
+    for (const Pair& p : pairs) {
+      const double base_us = p.base_ops ? 1e6 * p.base_s / p.base_ops : 0;
+      const double with_us = p.with_ops ? 1e6 * p.with_s / p.with_ops : 0;
+      const double ratio = base_us > 0 ? with_us / base_us : 0;
+      if (cfg_.json) {
+        fmt::print("{{\"label\": \"{}\", \"phase\": \"cost-{}\", "
+                   "\"base\": \"{}\", \"base_us\": {:.1f}, \"with\": \"{}\", "
+                   "\"with_us\": {:.1f}, \"ratio\": {:.3f}}}\n",
+                   JsonEscape(cfg_.label), p.what, p.base, base_us, p.with,
+                   with_us, ratio);
+      } else {
+        fmt::print("cost {:<7} {:<13} {:8.1f} us/op  {:<13} {:8.1f} us/op  "
+                   "ratio {:.2f} (target <= 1.30)\n",
+                   p.what, p.base, base_us, p.with, with_us, ratio);
+      }
+    }
+    return errors;
+  }
 
   uint64_t Create() {
     std::vector<uint64_t> counts(cfg_.threads, cfg_.ops);
@@ -795,7 +907,7 @@ int Main(int argc, char** argv) {
                  "comma-separated: create,mkdir,lookup,getattr,rename,"
                  "unlink,readdir (default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"create", "mkdir", "lookup", "getattr", "rename",
+      ->check(CLI::IsMember({"metacost", "create", "mkdir", "lookup", "getattr", "rename",
                              "unlink", "readdir"}));
   app.add_option("--dir-size", cfg.dir_size,
                  "entries in the directory that readdir lists")
@@ -841,8 +953,10 @@ int Main(int argc, char** argv) {
   std::vector<std::string> phases;
   const bool all = cfg.phases.empty();
   auto wanted = [&](std::string_view p) {
-    return all || std::find(cfg.phases.begin(), cfg.phases.end(), p) !=
-                      cfg.phases.end();
+    // metacost (issue 3 §8) runs only when named.
+    return (all && p != "metacost") ||
+           std::find(cfg.phases.begin(), cfg.phases.end(), p) !=
+               cfg.phases.end();
   };
   const bool need_files = wanted("lookup") || wanted("getattr") ||
                           wanted("rename") || wanted("unlink");
