@@ -6,13 +6,21 @@ namespace ns {
 
 Result<Acl> AclOf(Transaction& t, const Attr& a) {
   if (!a.has_acl) return Acl{};
-  return t.GetAcl(a.ino);
+  AclCache* cache = t.acl_cache();
+  if (cache != nullptr) {
+    if (auto hit = cache->Get(a.ino, a.change)) return *hit;
+  }
+  NS_ASSIGN_OR_RETURN(Acl acl, t.GetAcl(a.ino));
+  if (cache != nullptr && t.may_fill_acl_cache()) {
+    cache->Put(a.ino, a.change, acl);
+  }
+  return acl;
 }
 
 Result<uint32_t> Granted(Transaction& t, const Credentials& cred,
                          const Attr& a, uint32_t mask) {
   if (!a.has_acl) return AccessFromMode(cred, a, mask);
-  NS_ASSIGN_OR_RETURN(Acl acl, t.GetAcl(a.ino));
+  NS_ASSIGN_OR_RETURN(Acl acl, AclOf(t, a));
   return AccessFromAcl(cred, a, acl, mask);
 }
 

@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,6 +41,33 @@ enum class LockMode {
   kShared,
   // The caller updates or deletes this row (PostgreSQL FOR UPDATE).
   kExclusive,
+};
+
+// ACLs by (inode, change): an ACL change bumps the inode's change
+// attribute, so an entry found under the change value just read is that
+// inode's ACL in the same state. Filled only from transactions that read
+// committed data (Backend::Read), so a rolled-back write can never leave
+// an entry behind. Bounded: emptied when full. Thread-safe.
+class AclCache {
+ public:
+  std::shared_ptr<const Acl> Get(InodeId ino, uint64_t change) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(ino);
+    if (it == map_.end() || it->second.first != change) return nullptr;
+    return it->second.second;
+  }
+  void Put(InodeId ino, uint64_t change, Acl acl) {
+    auto p = std::make_shared<const Acl>(std::move(acl));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.size() >= kMaxEntries) map_.clear();
+    map_[ino] = {change, std::move(p)};
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 16384;
+  std::mutex mu_;
+  std::unordered_map<InodeId, std::pair<uint64_t, std::shared_ptr<const Acl>>>
+      map_;  // guarded by mu_
 };
 
 // A directory entry as stored.
@@ -126,6 +155,11 @@ class Transaction {
   virtual Status LockTopology() = 0;
 
   virtual Result<FsStats> Stats() = 0;
+
+  // The backend's ACL cache (nullptr: none), and whether this transaction
+  // may fill it (Reads only; see AclCache).
+  virtual AclCache* acl_cache() { return nullptr; }
+  virtual bool may_fill_acl_cache() const { return false; }
 
   // --- metadata (schema version 3) ---
   // None of these checks that the inode exists; callers read it first.

@@ -661,10 +661,14 @@ int TypeCode(FileType t) { return static_cast<int>(t); }
 // SQL surfaces at the statement it travelled with.
 class PgTxn final : public Transaction {
  public:
-  PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos)
-      : t_(t), writable_(writable), inos_(inos) {
+  PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos,
+        AclCache* acl_cache)
+      : t_(t), writable_(writable), inos_(inos), acl_cache_(acl_cache) {
     if (writable_) pending_ = "BEGIN;";
   }
+
+  AclCache* acl_cache() override { return acl_cache_; }
+  bool may_fill_acl_cache() const override { return !writable_; }
 
   const Status& first_error() const { return first_error_; }
   // The transaction's id (txid_current) and start (seconds since the
@@ -1308,6 +1312,7 @@ class PgTxn final : public Transaction {
   pqxx::transaction_base& t_;
   const bool writable_;
   InoCache* const inos_;
+  AclCache* const acl_cache_;
   std::string pending_;      // SQL not yet sent, each statement ';'-ended
   bool begin_sent_ = false;  // a transaction is open on the server
   std::optional<int64_t> xid_;
@@ -1387,7 +1392,7 @@ class PgBackend final : public Backend {
           return Status::Ok();
         });
         if (!opened.ok()) return opened;
-        PgTxn txn(*n, /*writable=*/true, &inos_);
+        PgTxn txn(*n, /*writable=*/true, &inos_, &acl_cache_);
         const Status fs = Outcome(CallFn(fn, txn), txn.first_error());
         if (!fs.ok()) {
           txn.Rollback();
@@ -1424,7 +1429,7 @@ class PgBackend final : public Backend {
         return Status::Ok();
       });
       if (!opened.ok()) return opened;
-      PgTxn txn(*n, /*writable=*/false, &inos_);
+      PgTxn txn(*n, /*writable=*/false, &inos_, &acl_cache_);
       return Outcome(CallFn(fn, txn), txn.first_error());
     });
   }
@@ -1685,6 +1690,7 @@ class PgBackend final : public Backend {
 
   ConnPool pool_;
   InoCache inos_;
+  AclCache acl_cache_;
   std::atomic<uint64_t> verifier_{0};
 
   std::mutex rng_mu_;

@@ -634,7 +634,11 @@ Result<Attr> ReadAttr(const Stmt& stmt, int col) {
 
 class SqliteTransaction final : public Transaction {
  public:
-  explicit SqliteTransaction(Connection& conn) : conn_(conn) {}
+  SqliteTransaction(Connection& conn, AclCache* cache, bool may_fill)
+      : conn_(conn), acl_cache_(cache), may_fill_(may_fill) {}
+
+  AclCache* acl_cache() override { return acl_cache_; }
+  bool may_fill_acl_cache() const override { return may_fill_; }
 
   Result<Attr> GetInode(InodeId ino, LockMode /*lock*/) override {
     // No row locks: the one writer already excludes every other writer.
@@ -1155,6 +1159,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   Connection& conn_;
+  AclCache* const acl_cache_;
+  const bool may_fill_;
 };
 
 // ---------------------------------------------------------------------------
@@ -1219,9 +1225,9 @@ class SqliteBackend final : public Backend {
 
   Status Read(const TxnFn& fn) override {
     try {
-      return WithReader([&fn](Connection& conn) {
+      return WithReader([&fn, this](Connection& conn) {
         NS_RETURN_IF_ERROR(conn.Exec(Sql::kBegin));
-        SqliteTransaction txn(conn);
+        SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/true);
         Status status = CallFn(fn, txn);
         // Nothing to keep from a read-only transaction: COMMIT and ROLLBACK
         // both just end the snapshot.
@@ -1473,7 +1479,7 @@ class SqliteBackend final : public Backend {
       conn.RollbackQuietly();
       return {std::move(status), std::nullopt};
     }
-    SqliteTransaction txn(conn);
+    SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/false);
     for (size_t i = 0;; ++i) {
       if (i == requests.size()) {
         if (!TakeMore(requests)) break;
@@ -1686,6 +1692,7 @@ class SqliteBackend final : public Backend {
 
   const std::string path_;
   const bool durable_;
+  AclCache acl_cache_;
   const int max_readers_;
 
   // Used only by the writer thread once it runs (and before, by Open).
