@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -45,6 +46,7 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -120,10 +122,19 @@ std::string DeltasOf(const std::string& i) {
 // would then count the folded deltas twice. The scalar subquery reads the
 // snapshot's version, so a differing xmin tells the caller to read again
 // (with the lock now held, from a fresh snapshot).
+//
+// Column 20 carries the inode's ACEs ("type,flags,mask,kind,id;..." in
+// order) when its mode has the ACL bit, else NULL: a create under a
+// directory with an ACL needs them, and fetching them here saves that
+// create a round trip. The one-time filter on mode keeps inodes without an
+// ACL from probing aces.
 std::string LockingGet(const std::string& clause) {
   return "SELECT " + RawCols("i") +
          ", d.c, d.n, d.t, "
-         "i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1) "
+         "i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1), "
+         "(SELECT string_agg(a.type || ',' || a.flags || ',' || a.mask || ',' "
+         "|| a.who_kind || ',' || a.who_id, ';' ORDER BY a.pos) FROM aces a "
+         "WHERE a.ino = i.ino AND i.mode >= 65536) "
          "FROM inodes i CROSS JOIN LATERAL " +
          DeltasOf("i") + " d WHERE i.ino = $1 " + clause;
 }
@@ -737,8 +748,15 @@ class PgTxn final : public Transaction {
       const pqxx::result r =
           Exec(lock == LockMode::kShared ? kGetKeyShare : kGetUpdate, ino);
       if (r.empty()) return NoInode(ino);
-      if (r[0][19].as<bool>()) return RowToAttr(r[0], 0, 16);
-      return PlainGet(ino);
+      if (!r[0][19].as<bool>()) return PlainGet(ino);
+      Attr a = RowToAttr(r[0], 0, 16);
+      // The row is locked now, so its ACL cannot change before commit
+      // (SetAcl holds FOR UPDATE): keep the ACEs for GetAcl.
+      if (a.has_acl && !r[0][20].is_null()) {
+        std::optional<Acl> acl = ParseAceList(r[0][20].c_str());
+        if (acl) prefetched_acl_[ino] = std::move(*acl);
+      }
+      return a;
     });
   }
 
@@ -968,6 +986,9 @@ class PgTxn final : public Transaction {
   // --- metadata ---
 
   Result<Acl> GetAcl(InodeId ino) override {
+    if (auto it = prefetched_acl_.find(ino); it != prefetched_acl_.end()) {
+      return it->second;
+    }
     return Run("pg get acl", [&]() -> Result<Acl> {
       const pqxx::result r = Exec(kGetAcl, ino);
       Acl acl;
@@ -992,6 +1013,7 @@ class PgTxn final : public Transaction {
 
   // Deferred: the caller holds the inode FOR UPDATE.
   Status SetAcl(InodeId ino, const Acl& acl) override {
+    prefetched_acl_.erase(ino);
     return RunWrite("pg set acl", [&]() -> Status {
       Defer(kDeleteAcl, ino);
       if (acl.empty()) return Status::Ok();
@@ -1179,6 +1201,37 @@ class PgTxn final : public Transaction {
                                 (a.has_acl ? kModeHasAclBit : 0));
   }
 
+  // "type,flags,mask,kind,id;..." as LockingGet aggregates it; nullopt if
+  // malformed (then GetAcl asks the table).
+  static std::optional<Acl> ParseAceList(std::string_view text) {
+    Acl acl;
+    while (!text.empty()) {
+      const size_t semi = text.find(';');
+      std::string_view one = text.substr(0, semi);
+      text = semi == std::string_view::npos ? std::string_view()
+                                            : text.substr(semi + 1);
+      int64_t v[5];
+      for (int k = 0; k < 5; ++k) {
+        const size_t comma = one.find(',');
+        if ((k < 4) == (comma == std::string_view::npos)) return std::nullopt;
+        const std::string_view num = one.substr(0, comma);
+        const auto [p, ec] =
+            std::from_chars(num.data(), num.data() + num.size(), v[k]);
+        if (ec != std::errc() || p != num.data() + num.size()) {
+          return std::nullopt;
+        }
+        one = k < 4 ? one.substr(comma + 1) : std::string_view();
+      }
+      if (v[3] < 0 || v[3] > static_cast<int64_t>(AceWho::kNamedGroup)) {
+        return std::nullopt;
+      }
+      acl.push_back(Ace{static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]),
+                        static_cast<uint32_t>(v[2]), static_cast<AceWho>(v[3]),
+                        static_cast<uint32_t>(v[4])});
+    }
+    return acl;
+  }
+
   static std::string ToHex(std::string_view v) {
     static constexpr char kDigits[] = "0123456789abcdef";
     std::string out;
@@ -1313,6 +1366,8 @@ class PgTxn final : public Transaction {
   const bool writable_;
   InoCache* const inos_;
   AclCache* const acl_cache_;
+  // ACEs read along with a locking GetInode (see LockingGet).
+  std::unordered_map<InodeId, Acl> prefetched_acl_;
   std::string pending_;      // SQL not yet sent, each statement ';'-ended
   bool begin_sent_ = false;  // a transaction is open on the server
   std::optional<int64_t> xid_;
