@@ -106,7 +106,7 @@ class Transaction {
 
   // Deletes the inode row and its side rows: symlink target, orphan entry,
   // ACEs, xattrs, checksums, locations, its tag reference, and the tag set
-  // it owns unless another directory still references it.
+  // it sees (own or inherited) unless another directory still references it.
   virtual Status DeleteInode(InodeId ino) = 0;
 
   // The entry `name` in `parent`, or nullopt.

@@ -277,8 +277,10 @@ const std::vector<StatementDef>& Statements() {
                   "k AS (DELETE FROM checksums WHERE ino = $1), "
                   "l AS (DELETE FROM locations WHERE ino = $1), "
                   "r AS (DELETE FROM dir_tags WHERE ino = $1), "
-                  "t AS (DELETE FROM tags WHERE origin = $1 AND NOT EXISTS "
-                  "(SELECT 1 FROM dir_tags WHERE origin = $1 AND ino <> $1)) "
+                  "t AS (DELETE FROM tags WHERE origin = "
+                  "(SELECT origin FROM dir_tags WHERE ino = $1) AND NOT EXISTS "
+                  "(SELECT 1 FROM dir_tags r WHERE r.origin = tags.origin "
+                  "AND r.ino <> $1)) "
                   "DELETE FROM inodes WHERE ino = $1"});
     // --- metadata (version 3). Binary values travel as hex text. ---
     v->push_back({kGetAcl,

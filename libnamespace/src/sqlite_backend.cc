@@ -256,10 +256,14 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         "INSERT INTO tags (origin, name, value) VALUES (?1, ?2, ?3)"
         " ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value",
         "DELETE FROM tags WHERE origin = ?1 AND name = ?2",
-        // kReleaseTagRef, kReleaseTagSet: run by DeleteInode, in this order.
+        // kReleaseTagRef, kReleaseTagSet: run by DeleteInode, set first.
+        // The set the directory sees (its own, or one whose owner is gone)
+        // goes when no other directory references it.
         "DELETE FROM dir_tags WHERE ino = ?1",
-        "DELETE FROM tags WHERE origin = ?1"
-        " AND NOT EXISTS (SELECT 1 FROM dir_tags WHERE origin = ?1)",
+        "DELETE FROM tags"
+        " WHERE origin = (SELECT origin FROM dir_tags WHERE ino = ?1)"
+        " AND NOT EXISTS (SELECT 1 FROM dir_tags AS r"
+        " WHERE r.origin = tags.origin AND r.ino <> ?1)",
         "DELETE FROM tags WHERE origin NOT IN (SELECT origin FROM dir_tags)",
         "SELECT type, value FROM checksums WHERE ino = ?1 ORDER BY type",
         "INSERT INTO checksums (ino, type, value) VALUES (?1, ?2, ?3)"
@@ -729,8 +733,8 @@ class SqliteTransaction final : public Transaction {
     }
     for (Sql side : {Sql::kDeleteSymlink, Sql::kDeleteOrphan, Sql::kDeleteAcl,
                      Sql::kDeleteXattrs, Sql::kDeleteChecksums,
-                     Sql::kDeleteLocations, Sql::kReleaseTagRef,
-                     Sql::kReleaseTagSet}) {
+                     Sql::kDeleteLocations, Sql::kReleaseTagSet,
+                     Sql::kReleaseTagRef}) {
       NS_RETURN_IF_ERROR(DeleteBy(side, ino, "DeleteInode"));
     }
     return Status::Ok();

@@ -5,8 +5,9 @@
 // copies the parent's dir_tags row (one insert, done by the database, no
 // counter anywhere); a write on a directory that sees someone else's set
 // first copies that set to itself (copy-on-write) and points its own row at
-// it. Sets are released when their owner is removed and nobody else
-// references them (DeleteInode), or later by CollectTags.
+// it. A set goes with its last referrer (DeleteInode); sets left behind
+// (two last referrers removed concurrently, or a copy-on-write by the last
+// referrer of a set whose owner is gone) are deleted by CollectTags.
 
 #include <algorithm>
 #include <deque>
