@@ -371,6 +371,7 @@ rpc::Result<std::unique_ptr<Client>> Client::Connect(const std::string& host,
   rpc::ClientOptions ro;
   ro.cred = c->options_.cred;
   ro.call_timeout = c->options_.timeout;
+  ro.local_host = c->options_.local_host;
   auto rc = rpc::Client::Connect(host, port, ro);
   if (!rc.ok()) return rc.status();
   c->rpc_ = std::move(rc).value();

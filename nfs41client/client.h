@@ -134,6 +134,9 @@ struct ClientOptions {
   uint32_t max_response_size_cached = 64u << 10;
   uint32_t max_operations = 16;
   std::chrono::milliseconds timeout{30000};
+  // Local address to connect from ("127.0.0.2": another loopback client,
+  // for export client-network tests); empty: the kernel's choice.
+  std::string local_host;
 };
 
 // An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.
