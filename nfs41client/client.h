@@ -68,6 +68,8 @@ class Compound {
   Compound& Rename(const std::string& from, const std::string& to);
   Compound& Link(const std::string& name);
   Compound& SetMode(uint32_t mode);
+  // SETATTR of owner and/or owner_group strings (empty: not set).
+  Compound& SetOwner(const std::string& owner, const std::string& group = "");
   Compound& SecInfoNoName();
   Compound& ReclaimComplete();
 
@@ -113,6 +115,7 @@ struct Attrs {
   uint32_t numlinks = 0;
   std::string owner, owner_group;
   uint32_t rdev_major = 0, rdev_minor = 0;
+  uint64_t mounted_on_fileid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
   std::vector<uint32_t> present;  // attribute numbers decoded

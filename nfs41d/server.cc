@@ -58,8 +58,7 @@ std::string Nfs41Server::Start() {
   ctx_.fh = fh_.get();
   ctx_.state = state_.get();
   ctx_.exports = &exports_;
-  // Numeric owners need no mapper on the hot path.
-  ctx_.idmap = options_.idmap.mode == "numeric" ? nullptr : idmap_.get();
+  ctx_.idmap = idmap_.get();
   ctx_.attrs = attrs_->enabled() ? attrs_.get() : nullptr;
   ctx_.metrics = &metrics_;
   metrics_.extra = [this](std::string* out) {
