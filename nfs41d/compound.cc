@@ -371,7 +371,8 @@ std::optional<std::vector<uint8_t>> RunCompound(
         try {
           // A pseudo fs directory is served by export_ops.cc.
           std::optional<nfsstat4> pseudo =
-              RunPseudoOp(st, *opnum, arg.get(), res);
+              (d->flags & kNeedsFh) ? RunPseudoOp(st, *opnum, arg.get(), res)
+                                    : std::nullopt;
           status = pseudo ? *pseudo : d->fn(st, arg.get(), res);
         } catch (const std::exception& e) {
           // Handlers return errors as values; this is a server fault

@@ -192,6 +192,13 @@ path = "/home"
   }
 }
 
+TEST(ConfigTest, ExampleFileParses) {
+  Config cfg;
+  EXPECT_EQ(LoadConfigFile(NFS41D_EXAMPLE_CONFIG, &cfg), "");
+  EXPECT_EQ(cfg.server.exports.size(), 2u);
+  EXPECT_EQ(cfg.server.metrics_port, 9149);
+}
+
 TEST(ExportTest, CidrMatching) {
   std::string err;
   auto v4 = Cidr::Parse("10.1.0.0/16", &err);

@@ -14,6 +14,7 @@ PACKAGES=(
   libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
   libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles
   libtomlplusplus-dev              # nfs41d's TOML config
+  libnfsidmap-dev                  # nfs41d's user@domain owners (idmap = "nfsidmap")
 )
 
 missing=()
