@@ -45,7 +45,8 @@ void SetCred(CompoundState& st, const Export* e, uint32_t id) {
 
 FileHandle PseudoFh(const ExportTable& t, int index) {
   const PseudoNode& n = t.pseudo()[index];
-  return FileHandle{n.fileid, n.generation, kPseudoExportId};
+  // The handle's inode number has the top bit set: never a namespace inode.
+  return FileHandle{kPseudoInoBit | n.fileid, n.generation, kPseudoExportId};
 }
 
 int PseudoOf(CompoundState& st, const FileHandle& fh) {

@@ -287,7 +287,9 @@ std::shared_ptr<const ExportTable> ExportTable::Build(
       n.parent = parent;
       n.generation = Fnv32(path) | 1;
       int i = static_cast<int>(t->pseudo_.size());
-      n.fileid = kPseudoInoBit | static_cast<uint64_t>(i + 1);
+      // Small fileids (unique within the pseudo fs's fsid) so that 32-bit
+      // stat() callers on the client do not get EOVERFLOW.
+      n.fileid = static_cast<uint64_t>(i + 1);
       t->pseudo_.push_back(std::move(n));
       if (parent >= 0) t->pseudo_[parent].children.push_back(i);
       index[path] = i;
@@ -300,8 +302,14 @@ std::shared_ptr<const ExportTable> ExportTable::Build(
       PseudoNode& p = t->pseudo_[parent];
       p.junctions[e.path.substr(e.path.rfind('/') + 1)] = e.id;
       e.parent_pseudo = parent;
-      // The junction as an object of the pseudo fs (mounted_on_fileid).
-      e.mounted_on_fileid = kPseudoInoBit | (uint64_t{1} << 62) | e.id;
+    }
+    // Each junction as an object of the pseudo fs (mounted_on_fileid):
+    // numbered after the pseudo directories.
+    for (size_t i = 0; i < t->exports_.size(); ++i) {
+      Export& e = t->exports_[i];
+      if (e.parent_pseudo >= 0) {
+        e.mounted_on_fileid = t->pseudo_.size() + 1 + i;
+      }
     }
   }
   for (Export& e : t->exports_) {

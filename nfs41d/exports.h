@@ -115,7 +115,7 @@ struct PseudoNode {
   std::vector<int> children;  // pseudo directories under it
   // Exports mounted in it, by name.
   std::map<std::string, uint32_t> junctions;
-  uint64_t fileid = 0;
+  uint64_t fileid = 0;  // index + 1; its handle's ino adds kPseudoInoBit
   uint32_t generation = 0;  // from the path: a handle of a reordered node is STALE
 };
 

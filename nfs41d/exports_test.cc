@@ -200,6 +200,7 @@ TEST_F(ExportsTest, PseudoRootShowsOnlyWhatTheClientMayMount) {
   EXPECT_EQ(ra.value.type, NF4DIR);
   EXPECT_EQ(ra.value.mode, 0555u);
   EXPECT_EQ(ra.value.fsid_minor, kPseudoExportId);
+  EXPECT_EQ(ra.value.fileid, 1u);  // small fileids in the pseudo fs
 
   // LOOKUP crosses into the export: another fsid, mounted_on_fileid is the
   // junction's, LOOKUPP comes back to the pseudo directory.
@@ -209,7 +210,27 @@ TEST_F(ExportsTest, PseudoRootShowsOnlyWhatTheClientMayMount) {
                                            FATTR4_MOUNTED_ON_FILEID}));
   ASSERT_EQ(aa.status, NFS4_OK);
   EXPECT_NE(aa.value.fsid_minor, kPseudoExportId);
-  EXPECT_NE(aa.value.mounted_on_fileid, aa.value.fileid);
+  // READDIR of the pseudo directory reports the junction the same way.
+  {
+    auto homefh = c1->LookupPath("/home");
+    verifier4 zero{};
+    Compound rd;
+    rd.PutFh(homefh.value).ReadDir(0, zero, 4096, 8192,
+                                   Bits({FATTR4_FSID, FATTR4_MOUNTED_ON_FILEID}));
+    auto r = c1->Call(rd);
+    ASSERT_TRUE(r.ok());
+    ASSERT_NFS(r->status(), NFS4_OK);
+    const entry4* e =
+        r->op(2).nfs_resop4_u.opreaddir.READDIR4res_u.resok4.reply.entries;
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(std::string(e->name.utf8string_val, e->name.utf8string_len),
+              "alice");
+    nfs41client::Attrs ea;
+    ASSERT_TRUE(nfs41client::DecodeAttrs(e->attrs, &ea));
+    EXPECT_EQ(ea.mounted_on_fileid, aa.value.mounted_on_fileid);
+    EXPECT_EQ(ea.fsid_minor, aa.value.fsid_minor);
+    EXPECT_EQ(e->nextentry, nullptr);
+  }
   Compound up;
   up.PutFh(alice.value).Lookupp().GetAttr(Bits({FATTR4_FSID})).GetFh();
   auto ur = c1->Call(up);
