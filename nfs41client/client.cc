@@ -251,6 +251,30 @@ Compound& Compound::SetMtime(int64_t seconds) {
   return Op(op);
 }
 
+Compound& Compound::SetOwner(const std::string& owner,
+                             const std::string& group) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  std::vector<uint32_t> attrs;
+  rpc::XdrEncoder e;
+  if (!owner.empty()) {
+    attrs.push_back(FATTR4_OWNER);
+    e.PutString(owner);
+  }
+  if (!group.empty()) {
+    attrs.push_back(FATTR4_OWNER_GROUP);
+    e.PutString(group);
+  }
+  std::vector<uint32_t> bits(2, 0);
+  for (uint32_t a : attrs) bits[a / 32] |= 1u << (a % 32);
+  std::vector<uint8_t> vals = e.Take();
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = static_cast<u_int>(vals.size());
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals.data());
+  return Op(op);
+}
+
 Compound& Compound::SecInfoNoName() {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_SECINFO_NO_NAME;
@@ -575,10 +599,10 @@ bool DecodeAttrs(const fattr4& in, Attrs* out) {
         case FATTR4_FILES_TOTAL: case FATTR4_MAXFILESIZE:
         case FATTR4_MAXREAD: case FATTR4_MAXWRITE: case FATTR4_SPACE_AVAIL:
         case FATTR4_SPACE_FREE: case FATTR4_SPACE_TOTAL:
-        case FATTR4_MOUNTED_ON_FILEID:
-          ok = r.U64(&u64);
-          break;
         case FATTR4_SPACE_USED: ok = r.U64(&out->space_used); break;
+        case FATTR4_MOUNTED_ON_FILEID:
+          ok = r.U64(&out->mounted_on_fileid);
+          break;
         default:
           return false;
       }
@@ -602,6 +626,7 @@ rpc::Result<std::unique_ptr<Client>> Client::Connect(const std::string& host,
   rpc::ClientOptions ro;
   ro.cred = c->options_.cred;
   ro.call_timeout = c->options_.timeout;
+  ro.local_host = c->options_.local_host;
   auto rc = rpc::Client::Connect(host, port, ro);
   if (!rc.ok()) return rc.status();
   c->rpc_ = std::move(rc).value();

@@ -71,6 +71,8 @@ class Compound {
   Compound& SetMode(uint32_t mode);
   // SETATTR of time_modify_set to a client time (seconds).
   Compound& SetMtime(int64_t seconds);
+  // SETATTR of owner and/or owner_group strings (empty: not set).
+  Compound& SetOwner(const std::string& owner, const std::string& group = "");
   Compound& SecInfoNoName();
   Compound& ReclaimComplete();
 
@@ -151,6 +153,7 @@ struct Attrs {
   uint32_t numlinks = 0;
   std::string owner, owner_group;
   uint32_t rdev_major = 0, rdev_minor = 0;
+  uint64_t mounted_on_fileid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
   std::vector<uint32_t> present;  // attribute numbers decoded
@@ -172,6 +175,9 @@ struct ClientOptions {
   uint32_t max_response_size_cached = 64u << 10;
   uint32_t max_operations = 16;
   std::chrono::milliseconds timeout{30000};
+  // Local address to connect from ("127.0.0.2": another loopback client,
+  // for export client-network tests); empty: the kernel's choice.
+  std::string local_host;
 };
 
 // An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.

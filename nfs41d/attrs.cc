@@ -103,14 +103,6 @@ class Reader {
   size_t off_ = 0;
 };
 
-// Owners are numeric ids ("1000"), optionally "1000@domain".
-bool ParseId(const std::string& s, uint32_t* id) {
-  std::string_view v(s);
-  if (auto at = v.find('@'); at != std::string_view::npos) v = v.substr(0, at);
-  if (v.empty()) return false;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *id);
-  return ec == std::errc() && p == v.data() + v.size();
-}
 
 nfsstat4 ReadSetTime(Reader& r, std::optional<ns::TimeNs>* t, bool* now) {
   uint32_t how;
@@ -218,7 +210,7 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_NAMED_ATTR: e.PutUint32(0); break;
       case FATTR4_FSID:
         e.PutUint64(kFsidMajor);
-        e.PutUint64(src.fh.export_id);
+        e.PutUint64(src.fsid_minor.value_or(src.fh.export_id));
         break;
       case FATTR4_UNIQUE_HANDLES: e.PutUint32(1); break;
       case FATTR4_LEASE_TIME: e.PutUint32(src.lease_seconds); break;
@@ -243,8 +235,14 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_MODE: e.PutUint32(a.mode & 07777); break;
       case FATTR4_NO_TRUNC: e.PutUint32(1); break;
       case FATTR4_NUMLINKS: e.PutUint32(a.nlink); break;
-      case FATTR4_OWNER: e.PutString(std::to_string(a.uid)); break;
-      case FATTR4_OWNER_GROUP: e.PutString(std::to_string(a.gid)); break;
+      case FATTR4_OWNER:
+        e.PutString(src.idmap ? src.idmap->UidToOwner(a.uid)
+                              : std::to_string(a.uid));
+        break;
+      case FATTR4_OWNER_GROUP:
+        e.PutString(src.idmap ? src.idmap->GidToGroup(a.gid)
+                              : std::to_string(a.gid));
+        break;
       case FATTR4_RAWDEV:
         e.PutUint32(a.rdev_major);
         e.PutUint32(a.rdev_minor);
@@ -260,7 +258,9 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_TIME_DELTA: PutTime(e, 1); break;
       case FATTR4_TIME_METADATA: PutTime(e, a.ctime); break;
       case FATTR4_TIME_MODIFY: PutTime(e, a.mtime); break;
-      case FATTR4_MOUNTED_ON_FILEID: e.PutUint64(a.ino); break;
+      case FATTR4_MOUNTED_ON_FILEID:
+        e.PutUint64(src.mounted_on_fileid.value_or(a.ino));
+        break;
       case FATTR4_SUPPATTR_EXCLCREAT: {
         AttrBits x;
         for (uint32_t s : {FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER,
@@ -284,7 +284,8 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
   std::memcpy(out->attr_vals.attrlist4_val, e.data(), e.size());
 }
 
-nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out) {
+nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
+                        const IdMapper* idmap) {
   AttrBits req;
   for (u_int i = 0; i < in.attrmask.bitmap4_len; ++i) {
     if (in.attrmask.bitmap4_val[i] == 0) continue;
@@ -319,10 +320,14 @@ nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out) {
       case FATTR4_OWNER:
       case FATTR4_OWNER_GROUP: {
         std::string s;
-        uint32_t id;
         if (!r.Str(&s, NFS4_OPAQUE_LIMIT)) return NFS4ERR_BADXDR;
-        if (!ParseId(s, &id)) return NFS4ERR_BADOWNER;
-        (n == FATTR4_OWNER ? q.uid : q.gid) = id;
+        // §5.9: numeric strings or user@domain, through the mapper.
+        std::optional<uint32_t> id =
+            !idmap ? ParseNumericId(s)
+            : n == FATTR4_OWNER ? idmap->OwnerToUid(s)
+                                : idmap->GroupToGid(s);
+        if (!id) return NFS4ERR_BADOWNER;
+        (n == FATTR4_OWNER ? q.uid : q.gid) = *id;
         break;
       }
       case FATTR4_TIME_ACCESS_SET:

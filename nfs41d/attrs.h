@@ -13,6 +13,7 @@
 #include "libnamespace/include/namespace/types.h"
 #include "nfs41d/compound.h"
 #include "nfs41d/fh.h"
+#include "nfs41d/idmap.h"
 #include "nfs41d/proto/nfs4_prot.h"
 
 namespace nfs41d {
@@ -51,6 +52,13 @@ struct AttrSource {
   uint64_t writes = 0;
   // Bytes the data store uses for the file; unset: the size rounded up.
   std::optional<uint64_t> space_used;
+  // owner / owner_group strings; null: numeric.
+  const IdMapper* idmap = nullptr;
+  // Set for an export's root: the fileid of the directory it is mounted on
+  // (RFC 8881 §5.8.2.23); otherwise mounted_on_fileid is the fileid.
+  std::optional<uint64_t> mounted_on_fileid;
+  // fsid minor: the export id (default: the filehandle's).
+  std::optional<uint32_t> fsid_minor;
 };
 
 // The NFSv4 `change` attribute (RFC 8881 §5.8.1.4) from the database's
@@ -80,8 +88,10 @@ struct DecodedSetAttrs {
 };
 // NFS4ERR_BADXDR (malformed values), NFS4ERR_ATTRNOTSUPP (an attribute we do
 // not support setting), NFS4ERR_INVAL (a read-only attribute, a bad time),
-// NFS4ERR_BADOWNER (an owner that is not a numeric id).
-nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out);
+// NFS4ERR_BADOWNER (an owner or group `idmap` does not know; null: numeric
+// ids only).
+nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
+                        const IdMapper* idmap = nullptr);
 
 // nfstime4 <-> nanoseconds.
 nfstime4 ToNfsTime(ns::TimeNs t);

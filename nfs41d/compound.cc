@@ -1,10 +1,12 @@
 #include "nfs41d/compound.h"
 
 #include <array>
+#include <chrono>
 #include <exception>
 #include <cstring>
 #include <string_view>
 
+#include "nfs41d/export_ops.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/status_map.h"
 #include "rpc/connection.h"
@@ -48,6 +50,9 @@ enum OpFlag : uint32_t {
   kCacheThis = 1u << 4,
   // An NFSv4.0 operation that NFSv4.1 MUST NOT implement (§18.x): NOTSUPP.
   kNotInV41 = 1u << 5,
+  // Changes the file system: NFS4ERR_ROFS on a read-only export or the
+  // pseudo fs (RFC 8881 §7.3, exports.h).
+  kModifiesFs = 1u << 6,
 };
 
 struct OpDesc {
@@ -112,6 +117,13 @@ OpTable BuildTable() {
         OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_LAYOUTRETURN, OP_SECINFO_NO_NAME,
         OP_WANT_DELEGATION}) {
     t[op].flags |= kNeedsFh;
+  }
+
+  // Operations that change the file system (OPEN decides by its arguments:
+  // see ExportWritable in export_ops.h).
+  for (uint32_t op : {OP_CREATE, OP_REMOVE, OP_RENAME, OP_LINK, OP_SETATTR,
+                      OP_WRITE, OP_LAYOUTCOMMIT}) {
+    t[op].flags |= kModifiesFs;
   }
 
 #define OP(op, handler, am, rm, fl) \
@@ -228,6 +240,31 @@ uint64_t HashBytes(std::span<const uint8_t> b) {
 
 size_t Padded(size_t n) { return (n + 3) & ~size_t{3}; }
 
+// The attribute cache forgets what a modifying op may have changed: the
+// current and saved filehandles' inodes before and after it, and what the
+// op reported (CompoundState::touched).
+void InvalidateAfter(CompoundState& st, const std::array<ns::InodeId, 2>& before) {
+  AttrCache* c = st.server.attrs;
+  if (!c) {
+    st.touched.clear();
+    return;
+  }
+  for (ns::InodeId ino : before) {
+    if (ino) c->Invalidate(ino);
+  }
+  if (st.current_fh) c->Invalidate(st.current_fh->ino);
+  if (st.saved_fh) c->Invalidate(st.saved_fh->ino);
+  for (ns::InodeId ino : st.touched) c->Invalidate(ino);
+  st.touched.clear();
+}
+
+uint64_t ElapsedNs(std::chrono::steady_clock::time_point since) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - since)
+          .count());
+}
+
 std::vector<uint8_t> EncodeReply(nfsstat4 status, const utf8str_cs& tag,
                                  uint32_t nres,
                                  std::span<const uint8_t> ops) {
@@ -287,6 +324,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
   for (uint32_t i = 0; i < *count; ++i) {
     st.op_index = i;
     st.arena.Clear();
+    const auto op_start = std::chrono::steady_clock::now();
     const size_t pos = dec.position();
     std::optional<uint32_t> opnum = dec.GetUint32();
     if (!opnum) {  // cannot happen given the count check; be safe
@@ -318,6 +356,18 @@ std::optional<std::vector<uint8_t>> RunCompound(
         status = NFS4ERR_NOFILEHANDLE;
       }
       if (status == NFS4_OK && d->fn == nullptr) status = NFS4ERR_NOTSUPP;
+      // The next op's number, for the security negotiation rules.
+      st.next_op = OP_ILLEGAL;
+      if (i + 1 < *count && dec.remaining() >= 4) {
+        const uint8_t* p = args.data() + dec.position();
+        st.next_op = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                     (uint32_t{p[2]} << 8) | p[3];
+      }
+      // Exports: the current filehandle's export admits this client and
+      // this op (export_ops.h).
+      if (status == NFS4_OK && (d->flags & kNeedsFh)) {
+        status = ExportRules(st, *opnum, (d->flags & kModifiesFs) != 0);
+      }
       if (status != NFS4_OK) {
         r = ErrorResult(*opnum, status);
       } else {
@@ -326,8 +376,15 @@ std::optional<std::vector<uint8_t>> RunCompound(
         }
         nfs_resop4 res{};
         res.resop = static_cast<nfs_opnum4>(*opnum);
+        const std::array<ns::InodeId, 2> fhs_before = {
+            st.current_fh ? st.current_fh->ino : 0,
+            st.saved_fh ? st.saved_fh->ino : 0};
         try {
-          status = d->fn(st, arg.get(), res);
+          // A pseudo fs directory is served by export_ops.cc.
+          std::optional<nfsstat4> pseudo =
+              (d->flags & kNeedsFh) ? RunPseudoOp(st, *opnum, arg.get(), res)
+                                    : std::nullopt;
+          status = pseudo ? *pseudo : d->fn(st, arg.get(), res);
         } catch (const std::exception& e) {
           // Handlers return errors as values; this is a server fault
           // (e.g. out of memory). The slot must still be released below.
@@ -337,6 +394,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
           status = NFS4ERR_SERVERFAULT;
         }
         SetStatus(res, status);
+        if (d->flags & kModifiesState) InvalidateAfter(st, fhs_before);
         if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
         rpc::XdrEncoder enc(64);
         if (!enc.Encode(xdr_nfs_resop4, res)) {
@@ -363,6 +421,9 @@ std::optional<std::vector<uint8_t>> RunCompound(
         r = ErrorResult(d ? *opnum : uint32_t{OP_ILLEGAL}, status);
       }
     }
+    if (st.server.metrics) {
+      st.server.metrics->OpDone(d ? *opnum : 0, status, ElapsedNs(op_start));
+    }
     if (i == 0 && *opnum == OP_SEQUENCE && status == NFS4_OK) seq_res = r;
     ops.insert(ops.end(), r.begin(), r.end());
     ++nres;
@@ -374,6 +435,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
     }
   }
   st.arena.Clear();
+  if (st.server.metrics) st.server.metrics->CompoundDone();
 
   std::vector<uint8_t> reply = EncodeReply(status, tag.get(), nres, ops);
   if (st.session && !seq_res.empty()) {
@@ -418,6 +480,10 @@ rpc::Program MakeNfs4Program(ServerContext* ctx) {
               st.cred.gid = 65534;
               st.principal = "none";
             }
+            // Exports squash from the credentials as authenticated.
+            st.rpc_cred = st.cred;
+            st.flavor = call.cred.flavor;
+            if (call.connection) st.peer = &call.connection->peer_address();
             std::optional<std::vector<uint8_t>> reply = RunCompound(st, args);
             if (!reply) {
               rpc::log::Warning("{}: COMPOUND arguments do not decode",

@@ -38,7 +38,11 @@
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "nfs41d/data/data_store.h"
+#include "nfs41d/attr_cache.h"
+#include "nfs41d/exports.h"
 #include "nfs41d/fh.h"
+#include "nfs41d/idmap.h"
+#include "nfs41d/metrics.h"
 #include "nfs41d/proto/nfs4_prot.h"
 #include "nfs41d/state/state_manager.h"
 #include "rpc/program.h"
@@ -60,6 +64,14 @@ struct ServerContext {
   // Serializes the write-back of an open file's attributes with truncates
   // of the same file (striped by inode number).
   std::array<std::mutex, 64> file_mu;
+  // Exports (exports.h); null: everything, as DefaultExport() says.
+  ExportsHandle* exports = nullptr;
+  // owner strings (idmap.h); null: numeric.
+  const IdMapper* idmap = nullptr;
+  // Attribute cache in front of `ns` (attr_cache.h); null: none.
+  AttrCache* attrs = nullptr;
+  // Per-op counters and latencies; null: none.
+  Metrics* metrics = nullptr;
 };
 
 // Memory for one operation's results (strings, lists, attribute buffers):
@@ -88,11 +100,28 @@ struct CompoundState {
   // The RPC call (credentials, connection); null in unit tests.
   const rpc::CallContext* call = nullptr;
   uint64_t connection_id = 0;
-  // The caller as the namespace sees it, and as EXCHANGE_ID compares
-  // principals ("sys:<uid>", "none").
+  // The caller as the namespace sees it (after the current export's
+  // squashing), and as EXCHANGE_ID compares principals ("sys:<uid>",
+  // "none").
   ns::Credentials cred;
   std::string principal;
   uint32_t export_id = 0;
+  // The caller as authenticated (before squashing), its RPC flavor and
+  // address (null: no socket, unit tests).
+  ns::Credentials rpc_cred;
+  uint32_t flavor = 1;  // AUTH_SYS
+  const sockaddr_storage* peer = nullptr;
+  // The export table this COMPOUND runs under (one for its whole life),
+  // and the export `cred` was computed for.
+  std::shared_ptr<const ExportTable> exports;
+  std::optional<uint32_t> cred_export;
+  // Inodes a modifying op changed besides the current and saved
+  // filehandles' (the object REMOVE unlinked ...): the loop invalidates
+  // them in the attribute cache.
+  std::vector<ns::InodeId> touched;
+  // The number of the op after this one (OP_ILLEGAL if none): the
+  // security negotiation rules of RFC 8881 §2.6.3.1 depend on it.
+  uint32_t next_op = 0;
 
   std::optional<FileHandle> current_fh;
   std::optional<FileHandle> saved_fh;

@@ -2,7 +2,10 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
+#include <set>
 #include <sstream>
+#include <vector>
 #include <toml++/toml.h>
 
 namespace nfs41d {
@@ -34,19 +37,106 @@ bool ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
   return true;
 }
 
-std::string LoadConfigFile(const std::string& path, Config* cfg) {
+namespace {
+
+std::string ParseError(const std::string& name, const toml::parse_error& e) {
+  std::ostringstream os;
+  os << name;
+  if (e.source().begin.line > 0) {
+    os << ":" << e.source().begin.line << ":" << e.source().begin.column;
+  }
+  os << ": " << e.description();
+  return os.str();
+}
+
+// A list of strings, or nullopt.
+std::optional<std::vector<std::string>> StringList(const toml::node& n) {
+  const toml::array* a = n.as_array();
+  if (!a) return std::nullopt;
+  std::vector<std::string> out;
+  for (const toml::node& e : *a) {
+    auto v = e.value<std::string>();
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  return out;
+}
+
+std::string ParseExport(const toml::table& t, const std::string& where,
+                        ExportConfig* e) {
+  bool has_path = false;
+  for (auto&& [key, node] : t) {
+    std::string k(key.str());
+    auto bad = [&](const std::string& want) {
+      return where + ": '" + k + "' must be " + want;
+    };
+    if (k == "path") {
+      auto v = node.value<std::string>();
+      if (!v || v->empty() || (*v)[0] != '/') {
+        return bad("an absolute path in the namespace");
+      }
+      e->path = *v;
+      has_path = true;
+    } else if (k == "clients") {
+      auto v = StringList(node);
+      if (!v || v->empty()) return bad("a non-empty list of networks");
+      for (const std::string& c : *v) {
+        std::string err;
+        if (!Cidr::Parse(c, &err)) return where + ": clients: " + err;
+      }
+      e->clients = *v;
+    } else if (k == "access") {
+      auto v = node.value<std::string>();
+      if (!v || (*v != "rw" && *v != "ro")) return bad("\"rw\" or \"ro\"");
+      e->read_only = *v == "ro";
+    } else if (k == "squash") {
+      auto v = node.value<std::string>();
+      if (v && *v == "none") {
+        e->squash = Squash::kNone;
+      } else if (v && *v == "root") {
+        e->squash = Squash::kRoot;
+      } else if (v && *v == "all") {
+        e->squash = Squash::kAll;
+      } else {
+        return bad("\"none\", \"root\" or \"all\"");
+      }
+    } else if (k == "anonuid" || k == "anongid") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > 0xfffffffe) return bad("an id in 0..4294967294");
+      (k == "anonuid" ? e->anonuid : e->anongid) = static_cast<uint32_t>(*v);
+    } else if (k == "sec") {
+      auto v = StringList(node);
+      if (!v || v->empty()) return bad("a non-empty list of flavors");
+      for (const std::string& f : *v) {
+        if (f != "sys" && f != "none") {
+          return where + ": sec: '" + f +
+                 "' is not supported (\"sys\" or \"none\"; krb5 later)";
+        }
+      }
+      e->sec = *v;
+    } else if (k == "id") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 1 || *v >= 0xffffffff) return bad("an integer in 1..4294967294");
+      e->id = static_cast<uint32_t>(*v);
+    } else {
+      return where + ": unknown key '" + k + "'";
+    }
+  }
+  if (!has_path) return where + ": 'path' is missing";
+  return "";
+}
+
+}  // namespace
+
+std::string ParseConfig(const std::string& text, const std::string& name,
+                        Config* cfg) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << path;
-    if (e.source().begin.line > 0) {
-      os << ":" << e.source().begin.line << ":" << e.source().begin.column;
-    }
-    os << ": " << e.description();
-    return os.str();
+    return ParseError(name, e);
   }
+  const std::string path = name;
   for (auto&& [key, node] : t) {
     std::string k(key.str());
     auto bad = [&](const char* want) {
@@ -57,6 +147,15 @@ std::string LoadConfigFile(const std::string& path, Config* cfg) {
       if (!v || !ParseHostPort(*v, &cfg->server.host, &cfg->server.port)) {
         return bad("a \"HOST:PORT\" string");
       }
+    } else if (k == "metrics") {
+      auto v = node.value<std::string>();
+      std::string host;
+      uint16_t port;
+      if (!v || !ParseHostPort(*v, &host, &port)) {
+        return bad("a \"HOST:PORT\" string");
+      }
+      cfg->server.metrics_host = host;
+      cfg->server.metrics_port = port;
     } else if (k == "db") {
       auto v = node.value<std::string>();
       if (!v) return bad("a string (namespace URI)");
@@ -78,11 +177,66 @@ std::string LoadConfigFile(const std::string& path, Config* cfg) {
       if (!v || !rpc::log::ParseLevel(*v, &cfg->log_level)) {
         return bad("one of debug, info, warning, error");
       }
+    } else if (k == "idmap") {
+      auto v = node.value<std::string>();
+      if (!v || (*v != "numeric" && *v != "nfsidmap")) {
+        return bad("\"numeric\" or \"nfsidmap\"");
+      }
+      cfg->server.idmap.mode = *v;
+    } else if (k == "idmap_domain") {
+      auto v = node.value<std::string>();
+      if (!v || v->empty() || v->find('@') != std::string::npos) {
+        return bad("a domain name");
+      }
+      cfg->server.idmap.domain = *v;
+    } else if (k == "idmap_conf") {
+      auto v = node.value<std::string>();
+      if (!v || v->empty()) return bad("a file path");
+      cfg->server.idmap.conf_file = *v;
+    } else if (k == "attr_cache_entries") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > (int64_t{1} << 26)) {
+        return bad("an integer in 0..67108864");
+      }
+      cfg->server.attr_cache.max_entries = static_cast<size_t>(*v);
+    } else if (k == "attr_cache_ttl_ms") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > 3600000) return bad("an integer in 0..3600000");
+      cfg->server.attr_cache.ttl = std::chrono::milliseconds(*v);
+    } else if (k == "export") {
+      const toml::array* a = node.as_array();
+      if (!a || !a->is_array_of_tables()) {
+        return bad("an array of tables ([[export]])");
+      }
+      cfg->server.exports.clear();
+      std::set<std::string> seen;
+      for (size_t i = 0; i < a->size(); ++i) {
+        ExportConfig e;
+        std::string where = path + ": export " + std::to_string(i + 1);
+        if (std::string err = ParseExport(*a->get(i)->as_table(), where, &e);
+            !err.empty()) {
+          return err;
+        }
+        // Same path spelled differently ("/a/" and "/a") is caught when the
+        // table is built; this catches the plain duplicate early.
+        if (!seen.insert(e.path).second) {
+          return where + ": path " + e.path + " is exported twice";
+        }
+        cfg->server.exports.push_back(std::move(e));
+      }
     } else {
       return path + ": unknown key '" + k + "'";
     }
   }
   return "";
+}
+
+std::string LoadConfigFile(const std::string& path, Config* cfg) {
+  std::ifstream f(path);
+  if (!f) return path + ": cannot read";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ParseConfig(ss.str(), path, cfg);
 }
 
 }  // namespace nfs41d

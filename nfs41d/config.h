@@ -9,8 +9,25 @@
 //   workers    = 8
 //   lease_time = 90                 # seconds
 //   log_level  = "info"             # debug | info | warning | error
+//   metrics    = "127.0.0.1:9149"   # Prometheus /metrics (off if unset)
+//   idmap      = "numeric"          # or "nfsidmap" (RFC 8881 §5.9)
+//   idmap_domain = "example.org"    # nfsidmap: the NFSv4 domain
+//   idmap_conf = "/etc/idmapd.conf" # nfsidmap: use this file instead
+//   attr_cache_entries = 65536      # attribute cache size (0: off)
+//   attr_cache_ttl_ms  = 2000       # trust a cached entry this long
 //
-// Exports (issue 4 item 7) come later.
+//   [[export]]                      # any number; none: "/" rw to loopback
+//   path    = "/data"               # a directory in the namespace
+//   clients = ["10.0.0.0/8", "2001:db8::/32"]  # default: loopback only
+//   access  = "rw"                  # or "ro"
+//   squash  = "root"                # "none" | "root" | "all"
+//   anonuid = 65534                 # the squashed identity
+//   anongid = 65534
+//   sec     = ["sys"]               # "sys", "none"
+//   id      = 7                     # filehandle export id (default: hash of path)
+//
+// See nfs41d/nfs41d.example.toml. Checks that need the namespace (a path
+// that is not a directory) happen when the server starts or reloads.
 
 #include <optional>
 #include <string>
@@ -24,6 +41,11 @@ struct Config {
   ServerOptions server;
   rpc::log::Level log_level = rpc::log::Level::kInfo;
 };
+
+// Parses a TOML document (`name` for messages) into `cfg`, over its
+// current values. Returns "" or a message naming the key and the problem.
+std::string ParseConfig(const std::string& text, const std::string& name,
+                        Config* cfg);
 
 // Default data directory: $XDG_DATA_HOME/nfs41d, ~/.local/share/nfs41d, or
 // ./nfs41d-data.

@@ -1,10 +1,14 @@
 // nfs41d: the NFSv4.1 metadata server.
 //
 //   nfs41d [--config FILE] [--listen HOST:PORT] [--db URI] [--data-dir DIR]
+//          [--metrics HOST:PORT] [--log-level LEVEL]
 //
 // With no arguments it serves an embedded SQLite namespace (created if
-// missing) under the default data directory on 127.0.0.1:2049. SIGTERM or
-// SIGINT stop it cleanly.
+// missing) under the default data directory on 127.0.0.1:2049, "/" exported
+// read-write to loopback. SIGTERM or SIGINT stop it cleanly. SIGHUP re-reads
+// the config file's exports and swaps them in; a config that does not parse
+// or whose exports do not resolve is logged and the running exports stay
+// (other keys -- listen, db, ... -- need a restart).
 
 #include <signal.h>
 
@@ -24,6 +28,8 @@ int main(int argc, char** argv) {
   app.add_option("--db", db, "namespace URI (sqlite:///path, postgresql://...)");
   app.add_option("--data-dir", data_dir, "data directory (secret, embedded db, file data)");
   app.add_option("--log-level", log_level, "debug, info, warning, error");
+  std::string metrics;
+  app.add_option("--metrics", metrics, "HOST:PORT for Prometheus /metrics");
   CLI11_PARSE(app, argc, argv);
 
   nfs41d::Config cfg;
@@ -40,6 +46,12 @@ int main(int argc, char** argv) {
                  listen.c_str());
     return 2;
   }
+  if (!metrics.empty() && !nfs41d::ParseHostPort(metrics, &cfg.server.metrics_host,
+                                                 &cfg.server.metrics_port)) {
+    std::fprintf(stderr, "nfs41d: --metrics: expected HOST:PORT, got '%s'\n",
+                 metrics.c_str());
+    return 2;
+  }
   if (!db.empty()) cfg.server.db_uri = db;
   if (!data_dir.empty()) cfg.server.data_dir = data_dir;
   if (!log_level.empty() && !rpc::log::ParseLevel(log_level, &cfg.log_level)) {
@@ -49,12 +61,14 @@ int main(int argc, char** argv) {
   }
   rpc::log::SetLevel(cfg.log_level);
 
-  // Block the stop signals in every thread; wait for them here.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  // Block the signals we handle in every thread (the server's threads
+  // inherit the mask); wait for them here.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   nfs41d::Nfs41Server server(cfg.server);
@@ -63,7 +77,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&stop, &sig);
+  for (;;) {
+    sigwait(&sigs, &sig);
+    if (sig != SIGHUP) break;
+    if (config_file.empty()) {
+      rpc::log::Warning("nfs41d: SIGHUP: no --config file to reload");
+      continue;
+    }
+    rpc::log::Info("nfs41d: SIGHUP: reloading exports from {}", config_file);
+    nfs41d::Config fresh;
+    if (std::string e = nfs41d::LoadConfigFile(config_file, &fresh);
+        !e.empty()) {
+      server.metrics().ReloadDone(false);
+      rpc::log::Error("nfs41d: reload: {} (keeping the current exports)", e);
+      continue;
+    }
+    server.ReloadExports(fresh.server.exports);  // logs the outcome
+  }
   rpc::log::Info("nfs41d: signal {}: stopping", sig);
   server.Stop();
   rpc::log::Info("nfs41d: stopped");

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "nfs41d/attrs.h"
+#include "nfs41d/export_ops.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
 #include "nfs41d/status_map.h"
@@ -22,10 +23,12 @@ FileHandle MakeFh(const CompoundState& st, const ns::Attr& a) {
   return FileHandle{a.ino, a.generation, st.export_id};
 }
 
-// The attributes of `fh`; NFS4ERR_STALE if it names an inode that is gone
-// (or was replaced: another generation).
+// The attributes of `fh` (through the attribute cache); NFS4ERR_STALE if it
+// names an inode that is gone (or was replaced: another generation).
 nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out) {
-  ns::Result<ns::Attr> r = Ns(st).GetAttr(st.cred, fh.ino);
+  ns::Result<ns::Attr> r =
+      st.server.attrs ? st.server.attrs->Get(Ns(st), st.cred, fh.ino)
+                      : Ns(st).GetAttr(st.cred, fh.ino);
   if (!r.ok()) return ToNfsStat(r.status());
   if (r->generation != fh.generation) return NFS4ERR_STALE;
   *out = *r;
@@ -111,22 +114,38 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
 namespace {
 
 void SetSecinfo(CompoundState& st, SECINFO4res& res) {
-  secinfo4* s = st.arena.New<secinfo4>(1);
-  s[0].flavor = AUTH_SYS;
-  res.SECINFO4res_u.resok4.SECINFO4resok_len = 1;
-  res.SECINFO4res_u.resok4.SECINFO4resok_val = s;
+  ExportSecinfo(st, &res.SECINFO4res_u.resok4);
+}
+
+// Where attribute encoding starts for `a` named by `fh`.
+AttrSource SourceOf(CompoundState& st, const ns::Attr& a, const FileHandle& fh,
+                    const ns::FsStats* stats) {
+  AttrSource src;
+  src.attr = &a;
+  src.fh = fh;
+  src.codec = st.server.fh;
+  src.stats = stats;
+  src.lease_seconds = st.server.state->options().lease_seconds;
+  src.max_io = st.server.max_io;
+  ApplyExportAttrs(st, fh, &src);
+  return src;
+}
+
+// The attribute cache's epoch before a read that fills it.
+uint64_t CacheEpoch(CompoundState& st) {
+  return st.server.attrs ? st.server.attrs->Epoch() : 0;
+}
+void CachePut(CompoundState& st, const ns::Attr& a, uint64_t epoch) {
+  if (st.server.attrs) st.server.attrs->Put(a, epoch);
 }
 
 }  // namespace
 
 // ------------------------------------------------------------ filehandles
 
+// The root of the exports (§7.4: the pseudo fs root, or the one export).
 nfsstat4 OpPutRootFh(CompoundState& st, const NoArgs&, PUTROOTFH4res&) {
-  ns::Result<ns::Attr> r = Ns(st).GetAttr(st.cred, Ns(st).Root());
-  if (!r.ok()) return ToNfsStat(r.status());
-  st.current_fh = MakeFh(st, *r);
-  st.current_stateid.reset();
-  return NFS4_OK;
+  return PutRoot(st);
 }
 
 // The public filehandle is the root (§18.20).
@@ -142,8 +161,10 @@ nfsstat4 OpPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
       reinterpret_cast<const uint8_t*>(args.object.nfs_fh4_val),
       args.object.nfs_fh4_len));
   if (!fh) return NFS4ERR_BADHANDLE;
+  if (nfsstat4 e = EnterFh(st, *fh); e) return e;
   st.current_fh = *fh;
   st.current_stateid.reset();
+  st.export_id = fh->export_id;
   return NFS4_OK;
 }
 
@@ -174,9 +195,13 @@ nfsstat4 OpRestoreFh(CompoundState& st, const NoArgs&, RESTOREFH4res&) {
 nfsstat4 OpLookup(CompoundState& st, const LOOKUP4args& args, LOOKUP4res&) {
   std::string name;
   if (nfsstat4 e = CheckName(args.objname, &name); e) return e;
+  const uint64_t epoch = CacheEpoch(st);
   ns::Result<ns::Attr> r = Ns(st).Lookup(st.cred, st.current_fh->ino, name);
   if (!r.ok()) return DirStatus(st, r.status(), *st.current_fh);
-  st.current_fh = MakeFh(st, *r);
+  CachePut(st, *r, epoch);
+  FileHandle fh = MakeFh(st, *r);
+  if (nfsstat4 e = CrossInto(st, &fh); e) return e;  // into a nested export
+  st.current_fh = fh;
   st.current_stateid.reset();
   return NFS4_OK;
 }
@@ -186,6 +211,8 @@ nfsstat4 OpLookupp(CompoundState& st, const NoArgs&, LOOKUPP4res&) {
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
   if (a.type == ns::FileType::kSymlink) return NFS4ERR_SYMLINK;
   if (a.type != ns::FileType::kDirectory) return NFS4ERR_NOTDIR;
+  // Out of an export's root: into the pseudo fs or the enclosing export.
+  if (std::optional<nfsstat4> up = ExportLookupp(st, a)) return *up;
   if (a.ino == Ns(st).Root()) return NFS4ERR_NOENT;
   ns::Result<ns::Attr> p = Ns(st).GetAttr(st.cred, a.parent);
   if (!p.ok()) return ToNfsStat(p.status());
@@ -222,13 +249,7 @@ nfsstat4 SameAttrs(CompoundState& st, const fattr4& given, bool* same) {
     if (!r.ok()) return ToNfsStat(r.status());
     stats = *r;
   }
-  AttrSource src;
-  src.attr = &a;
-  src.fh = *st.current_fh;
-  src.codec = st.server.fh;
-  src.stats = stats ? &*stats : nullptr;
-  src.lease_seconds = st.server.state->options().lease_seconds;
-  src.max_io = st.server.max_io;
+  AttrSource src = SourceOf(st, a, *st.current_fh, stats ? &*stats : nullptr);
   OverlayFileAttrs(st, req, &a, &src);
   fattr4 mine{};
   EncodeAttrs(req, src, st.arena, &mine);
@@ -265,13 +286,7 @@ nfsstat4 OpGetAttr(CompoundState& st, const GETATTR4args& args,
     if (!r.ok()) return ToNfsStat(r.status());
     stats = *r;
   }
-  AttrSource src;
-  src.attr = &a;
-  src.fh = *st.current_fh;
-  src.codec = st.server.fh;
-  src.stats = stats ? &*stats : nullptr;
-  src.lease_seconds = st.server.state->options().lease_seconds;
-  src.max_io = st.server.max_io;
+  AttrSource src = SourceOf(st, a, *st.current_fh, stats ? &*stats : nullptr);
   OverlayFileAttrs(st, req, &a, &src);
   EncodeAttrs(req, src, st.arena, &res.GETATTR4res_u.resok4.obj_attributes);
   return NFS4_OK;
@@ -280,7 +295,10 @@ nfsstat4 OpGetAttr(CompoundState& st, const GETATTR4args& args,
 nfsstat4 OpSetAttr(CompoundState& st, const SETATTR4args& args,
                    SETATTR4res& res) {
   DecodedSetAttrs d;
-  if (nfsstat4 e = DecodeSetAttrs(args.obj_attributes, &d); e) return e;
+  if (nfsstat4 e = DecodeSetAttrs(args.obj_attributes, &d, st.server.idmap);
+      e) {
+    return e;
+  }
   ns::Attr a;
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
   if (d.req.size && a.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
@@ -365,6 +383,7 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       std::clamp<size_t>(args.maxcount / 64, 8, 1024));
   bool stopped = false;
   while (!stopped) {
+    const uint64_t epoch = CacheEpoch(st);
     ns::Result<ns::DirPage> page = Ns(st).ReadDir(st.cred, st.current_fh->ino, q);
     if (!page.ok()) {
       if (page.status().IsInvalid() && args.cookie != 0) {
@@ -378,13 +397,10 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       light.ino = de.ino;
       light.type = de.type;
       ns::Attr a = de.attr ? *de.attr : light;
-      AttrSource src;
-      src.attr = &a;
-      src.fh = FileHandle{de.ino, a.generation, st.export_id};
-      src.codec = st.server.fh;
-      src.stats = stats ? &*stats : nullptr;
-      src.lease_seconds = st.server.state->options().lease_seconds;
-      src.max_io = st.server.max_io;
+      if (de.attr) CachePut(st, *de.attr, epoch);
+      AttrSource src = SourceOf(st, a, FileHandle{de.ino, a.generation,
+                                                  st.export_id},
+                                stats ? &*stats : nullptr);
       if (de.attr) OverlayFileAttrs(st, req, &a, &src);
       entry4* e = st.arena.New<entry4>();
       e->cookie = de.cookie;
@@ -443,7 +459,9 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
   std::string name;
   if (nfsstat4 e = CheckName(args.objname, &name); e) return e;
   DecodedSetAttrs d;
-  if (nfsstat4 e = DecodeSetAttrs(args.createattrs, &d); e) return e;
+  if (nfsstat4 e = DecodeSetAttrs(args.createattrs, &d, st.server.idmap); e) {
+    return e;
+  }
   const FileHandle dir = *st.current_fh;
   ns::Attr before;
   if (nfsstat4 e = AttrOf(st, dir, &before); e) return e;
@@ -520,7 +538,15 @@ nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
   ns::UnlinkOptions uo = UnlinkOptionsFor(st, dir.ino, name);
   ns::Result<ns::UnlinkResult> u = Ns(st).Unlink(st.cred, dir.ino, name, uo);
   ns::Status s = u.status();
-  if (s.IsIsDir()) s = Ns(st).Rmdir(st.cred, dir.ino, name);
+  if (u.ok()) st.touched.push_back(u->ino);  // its nlink and ctime changed
+  if (s.IsIsDir()) {
+    // The directory's inode goes: forget its cached attributes too.
+    if (st.server.attrs) {
+      ns::Result<ns::Attr> victim = Ns(st).Lookup(st.cred, dir.ino, name);
+      if (victim.ok()) st.touched.push_back(victim->ino);
+    }
+    s = Ns(st).Rmdir(st.cred, dir.ino, name);
+  }
   if (!s.ok()) return DirStatus(st, s, dir);
   if (u.ok()) AfterUnlink(st, *u);
   res.REMOVE4res_u.resok4.cinfo = ChangeInfo(before.change, st, dir);
@@ -541,9 +567,15 @@ nfsstat4 OpRename(CompoundState& st, const RENAME4args& args,
   if (nfsstat4 e = AttrOf(st, dst, &da); e) return e;
   if (sa.type != ns::FileType::kDirectory) return NotDirStatus(st, src);
   if (da.type != ns::FileType::kDirectory) return NotDirStatus(st, dst);
+  if (st.server.attrs) {
+    // The moved object's ctime (and a directory's parent) change.
+    ns::Result<ns::Attr> moved = Ns(st).Lookup(st.cred, src.ino, from);
+    if (moved.ok()) st.touched.push_back(moved->ino);
+  }
   ns::UnlinkOptions uo = UnlinkOptionsFor(st, dst.ino, to);
   ns::Result<ns::RenameResult> r =
       Ns(st).Rename(st.cred, src.ino, from, dst.ino, to, uo);
+  if (r.ok() && r->replaced) st.touched.push_back(r->replaced->ino);
   if (!r.ok()) {
     // rename(2)'s EISDIR/ENOTDIR between source and target objects are
     // NFS4ERR_EXIST in NFSv4 (§18.26.4).

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "nfs41d/export_ops.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
 #include "nfs41d/status_map.h"
@@ -201,6 +202,12 @@ nfsstat4 OpOpen(CompoundState& st, const OPEN4args& args, OPEN4res& res) {
   }
   const bool create = args.openhow.opentype == OPEN4_CREATE;
   if (create && claim != CLAIM_NULL) return NFS4ERR_INVAL;
+  // A read-only export (or the pseudo fs) refuses what would write:
+  // creating, or opening for write (RFC 8881 §18.16.4, NFS4ERR_ROFS).
+  if ((create || (access & OPEN4_SHARE_ACCESS_WRITE) != 0) &&
+      !ExportWritable(st)) {
+    return NFS4ERR_ROFS;
+  }
 
   ns::Attr file;
   bool created = false, truncate = false;

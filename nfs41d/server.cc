@@ -52,6 +52,16 @@ std::string Nfs41Server::Start() {
   }
   data_ = std::move(store).value();
 
+  std::vector<ExportConfig> ex = options_.exports;
+  if (ex.empty()) ex.push_back(DefaultExport());
+  std::shared_ptr<const ExportTable> table =
+      ExportTable::Build(ex, *ns_, &err);
+  if (!table) return "exports: " + err;
+  exports_.Set(std::move(table));
+  idmap_ = MakeIdMapper(options_.idmap, options_.data_dir, &err);
+  if (!idmap_) return err;
+  attrs_ = std::make_unique<AttrCache>(options_.attr_cache);
+
   ctx_.ns = ns_.get();
   ctx_.fh = fh_.get();
   ctx_.state = state_.get();
@@ -66,6 +76,33 @@ std::string Nfs41Server::Start() {
                  (uint64_t{rd()} << 32) ^ rd();
     std::memcpy(ctx_.write_verifier.data(), &v, sizeof v);
   }
+  ctx_.exports = &exports_;
+  ctx_.idmap = idmap_.get();
+  ctx_.attrs = attrs_->enabled() ? attrs_.get() : nullptr;
+  ctx_.metrics = &metrics_;
+  metrics_.extra = [this](std::string* out) {
+    auto gauge = [out](const char* name, const char* help, const char* type,
+                       uint64_t v) {
+      *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " +
+              name + " " + type + "\n" + name + " " + std::to_string(v) +
+              "\n";
+    };
+    gauge("nfs41d_sessions", "Current NFSv4.1 sessions.", "gauge",
+          state_->session_count());
+    gauge("nfs41d_clients", "Current NFSv4.1 clients.", "gauge",
+          state_->client_count());
+    AttrCache::Stats c = attrs_->stats();
+    gauge("nfs41d_attr_cache_hits_total", "Attribute cache hits.", "counter",
+          c.hits);
+    gauge("nfs41d_attr_cache_misses_total", "Attribute cache misses.",
+          "counter", c.misses);
+    gauge("nfs41d_attr_cache_invalidations_total",
+          "Attribute cache invalidations.", "counter", c.invalidations);
+    gauge("nfs41d_attr_cache_evictions_total", "Attribute cache evictions.",
+          "counter", c.evictions);
+    gauge("nfs41d_attr_cache_entries", "Attribute cache entries.", "gauge",
+          c.entries);
+  };
 
   rpc::ServerOptions ro;
   ro.host = options_.host;
@@ -76,7 +113,12 @@ std::string Nfs41Server::Start() {
   ro.endpoint.max_record_size = options_.state.max_request_size + 4096;
   ro.endpoint.name = "nfs41d";
   state::StateManager* sm = state_.get();
-  ro.endpoint.on_close = [sm](const std::shared_ptr<rpc::Connection>& c) {
+  Metrics* m = &metrics_;
+  ro.endpoint.on_open = [m](const std::shared_ptr<rpc::Connection>&) {
+    m->ConnectionOpened();
+  };
+  ro.endpoint.on_close = [sm, m](const std::shared_ptr<rpc::Connection>& c) {
+    m->ConnectionClosed();
     sm->ConnectionClosed(c->id());
   };
   rpc_ = std::make_unique<rpc::Server>(ro);
@@ -85,6 +127,19 @@ std::string Nfs41Server::Start() {
     rpc_.reset();
     return "cannot listen on " + options_.host + ":" +
            std::to_string(options_.port) + ": " + s.ToString();
+  }
+  if (!options_.metrics_host.empty()) {
+    metrics_server_ = std::make_unique<MetricsServer>(&metrics_);
+    if (std::string e = metrics_server_->Start(options_.metrics_host,
+                                               options_.metrics_port);
+        !e.empty()) {
+      rpc_->Stop();
+      rpc_.reset();
+      metrics_server_.reset();
+      return e;
+    }
+    rpc::log::Info("nfs41d metrics on http://{}:{}/metrics",
+                   options_.metrics_host, metrics_server_->port());
   }
   state_->StartReaper();
   flusher_stop_ = false;
@@ -102,7 +157,27 @@ std::string Nfs41Server::Start() {
   return "";
 }
 
+std::string Nfs41Server::ReloadExports(
+    const std::vector<ExportConfig>& exports) {
+  std::vector<ExportConfig> ex = exports;
+  if (ex.empty()) ex.push_back(DefaultExport());
+  std::string err;
+  std::shared_ptr<const ExportTable> table =
+      ExportTable::Build(ex, *ns_, &err);
+  if (!table) {
+    metrics_.ReloadDone(false);
+    rpc::log::Error("nfs41d: reload: exports: {} (keeping the current ones)",
+                    err);
+    return "exports: " + err;
+  }
+  exports_.Set(std::move(table));
+  metrics_.ReloadDone(true);
+  rpc::log::Info("nfs41d: reload: {} export(s)", ex.size());
+  return "";
+}
+
 void Nfs41Server::Stop() {
+  if (metrics_server_) metrics_server_->Stop();
   if (rpc_) rpc_->Stop();
   if (state_) state_->StopReaper();
   {

@@ -14,9 +14,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/attr_cache.h"
 #include "nfs41d/compound.h"
+#include "nfs41d/exports.h"
+#include "nfs41d/idmap.h"
+#include "nfs41d/metrics.h"
 #include "nfs41d/fh.h"
 #include "nfs41d/state/state_manager.h"
 #include "rpc/server.h"
@@ -38,6 +43,13 @@ struct ServerOptions {
   // How often the in-memory size/mtime of files being written go to the
   // database (see ops_io.cc).
   std::chrono::milliseconds flush_interval{500};
+  // [[export]] entries; empty: DefaultExport() ("/" rw to loopback).
+  std::vector<ExportConfig> exports;
+  IdMapOptions idmap;
+  AttrCacheOptions attr_cache;
+  // Prometheus /metrics listener; empty host: none.
+  std::string metrics_host;
+  uint16_t metrics_port = 0;
 };
 
 class Nfs41Server {
@@ -54,7 +66,17 @@ class Nfs41Server {
   // Stops serving and joins every thread. Idempotent.
   void Stop();
 
+  // Builds a new export table from `exports` (empty: the default) and swaps
+  // it in; COMPOUNDs already running finish under the old one. On error
+  // (logged and returned) the current table stays. REQUIRES: Start()
+  // succeeded.
+  std::string ReloadExports(const std::vector<ExportConfig>& exports);
+
   uint16_t port() const { return rpc_ ? rpc_->port() : 0; }
+  uint16_t metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+  Metrics& metrics() { return metrics_; }
+  AttrCache& attr_cache() { return *attrs_; }
+  std::shared_ptr<const ExportTable> exports() const { return exports_.Get(); }
   state::StateManager& state() { return *state_; }
   ns::Namespace& ns() { return *ns_; }
   const FhCodec& fh_codec() const { return *fh_; }
@@ -67,6 +89,11 @@ class Nfs41Server {
   std::unique_ptr<FhCodec> fh_;
   std::unique_ptr<state::StateManager> state_;
   std::unique_ptr<data::DataStore> data_;
+  ExportsHandle exports_;
+  std::unique_ptr<IdMapper> idmap_;
+  std::unique_ptr<AttrCache> attrs_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   ServerContext ctx_;
   std::unique_ptr<rpc::Server> rpc_;
 

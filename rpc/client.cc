@@ -17,7 +17,7 @@ Client::~Client() { Close(); }
 Result<std::unique_ptr<Client>> Client::Connect(const std::string& host,
                                                 uint16_t port,
                                                 ClientOptions options) {
-  Result<int> fd = ConnectTcp(host, port, options.connect_timeout);
+  Result<int> fd = ConnectTcp(host, port, options.connect_timeout, options.local_host);
   if (!fd.ok()) return fd.status();
   std::unique_ptr<Client> client(new Client(std::move(options)));
   client->pool_.Start();

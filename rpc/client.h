@@ -40,6 +40,8 @@ struct ClientOptions {
   // Credential sent with Call(prog, vers, proc, args).
   Credential cred = Credential::None();
   std::chrono::milliseconds connect_timeout{10000};
+  // Local address to bind before connecting; empty: the kernel's choice.
+  std::string local_host;
   // Reply deadline of Call(prog, vers, proc, args).
   std::chrono::milliseconds call_timeout{30000};
   // Threads serving backchannel calls (and CallAsync completions).

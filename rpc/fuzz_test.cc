@@ -78,5 +78,31 @@ TEST_F(FuzzTest, MutatedValidCallsNeverCrash) {
   }
 }
 
+TEST_F(FuzzTest, HostileLengthFieldsAreRefusedWithoutHarm) {
+  // Every 4-byte-aligned word of valid calls replaced, one at a time, by a
+  // huge length: record marks, credential and verifier lengths, AUTH_SYS
+  // machine name and gid counts, argument opaques. None may crash or
+  // allocate what it claims (the record reader and XdrDecoder::GetOpaque
+  // check the bytes are there first; nfs4xdr does the same through
+  // nfs41d/proto/xdr_bounded.h).
+  size_t records = 0;
+  for (uint32_t proc = 1; proc <= 2; ++proc) {
+    std::vector<uint8_t> seed = FuzzSeedCall(proc, 4096);
+    for (size_t at = 0; at + 4 <= seed.size(); at += 4) {
+      for (uint32_t huge : {0xFFFFFFF0u, 0x7FFFFFFFu, 0x00FFFFFFu}) {
+        std::vector<uint8_t> d = seed;
+        d[at] = huge >> 24;
+        d[at + 1] = huge >> 16;
+        d[at + 2] = huge >> 8;
+        d[at + 3] = huge;
+        records += FuzzServerInput(d);
+      }
+    }
+  }
+  // Most mutations leave a well-framed record (only the mark's own word
+  // breaks the framing), so the decoders after it were exercised.
+  EXPECT_GT(records, 0u);
+}
+
 }  // namespace
 }  // namespace rpc

@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace rpc {
 namespace {
@@ -75,9 +76,16 @@ Result<int> ListenTcp(const std::string& host, uint16_t port) {
 }
 
 Result<int> ConnectTcp(const std::string& host, uint16_t port,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout,
+                       const std::string& local_host) {
   Result<AddrInfoPtr> ai = Resolve(host, port, false);
   if (!ai.ok()) return ai.status();
+  std::optional<AddrInfoPtr> local;
+  if (!local_host.empty()) {
+    Result<AddrInfoPtr> l = Resolve(local_host, 0, true);
+    if (!l.ok()) return l.status();
+    local = std::move(*l);
+  }
   std::string last_error = "no address";
   bool timed_out = false;
   for (addrinfo* a = ai->get(); a != nullptr; a = a->ai_next) {
@@ -86,6 +94,11 @@ Result<int> ConnectTcp(const std::string& host, uint16_t port,
                  a->ai_protocol);
     if (fd < 0) {
       last_error = Errno("socket");
+      continue;
+    }
+    if (local && ::bind(fd, (*local)->ai_addr, (*local)->ai_addrlen) != 0) {
+      last_error = Errno("bind");
+      ::close(fd);
       continue;
     }
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {

@@ -18,8 +18,11 @@ namespace rpc {
 Result<int> ListenTcp(const std::string& host, uint16_t port);
 
 // A connected non-blocking socket to host:port, or IoError / Timeout.
+// `local_host`, if not empty, is the local address to bind first (tests use
+// 127.0.0.2 to look like another client).
 Result<int> ConnectTcp(const std::string& host, uint16_t port,
-                       std::chrono::milliseconds timeout);
+                       std::chrono::milliseconds timeout,
+                       const std::string& local_host = "");
 
 // The local port a socket is bound to.
 Result<uint16_t> LocalPort(int fd);

@@ -15,6 +15,7 @@ PACKAGES=(
   libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles; md5/sha checksums
   zlib1g-dev                       # adler32 checksums (libnamespace)
   libtomlplusplus-dev              # nfs41d's TOML config
+  libnfsidmap-dev                  # nfs41d's user@domain owners (idmap = "nfsidmap")
 )
 
 missing=()

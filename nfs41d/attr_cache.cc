@@ -1,0 +1,93 @@
+#include "nfs41d/attr_cache.h"
+
+#include <algorithm>
+
+namespace nfs41d {
+
+AttrCache::AttrCache(AttrCacheOptions options)
+    : options_(options),
+      enabled_(options.max_entries > 0 && options.ttl.count() > 0),
+      per_shard_(std::max<size_t>(1, options.max_entries / kShards)) {}
+
+ns::Result<ns::Attr> AttrCache::Get(ns::Namespace& ns,
+                                    const ns::Credentials& cred,
+                                    ns::InodeId ino) {
+  if (!enabled_) return ns.GetAttr(cred, ino);
+  Shard& s = ShardOf(ino);
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    auto it = s.map.find(ino);
+    if (it != s.map.end()) {
+      if (Clock::now() - it->second.read_at < options_.ttl) {
+        s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return it->second.attr;
+      }
+      s.lru.erase(it->second.lru);
+      s.map.erase(it);
+    }
+    epoch = Epoch();
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  ns::Result<ns::Attr> r = ns.GetAttr(cred, ino);
+  if (r.ok()) Put(*r, epoch);
+  return r;
+}
+
+void AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
+  if (!enabled_) return;
+  Shard& s = ShardOf(attr.ino);
+  std::lock_guard<std::mutex> l(s.mu);
+  if (Epoch() != epoch) return;  // something changed while it was read
+  auto it = s.map.find(attr.ino);
+  if (it != s.map.end()) {
+    it->second.attr = attr;
+    it->second.read_at = Clock::now();
+    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+    return;
+  }
+  if (s.map.size() >= per_shard_) {
+    s.map.erase(s.lru.back());
+    s.lru.pop_back();
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+  s.lru.push_front(attr.ino);
+  s.map.emplace(attr.ino, Entry{attr, Clock::now(), s.lru.begin()});
+}
+
+void AttrCache::Invalidate(ns::InodeId ino) {
+  if (!enabled_) return;
+  Shard& s = ShardOf(ino);
+  std::lock_guard<std::mutex> l(s.mu);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  invalidations_.fetch_add(1, std::memory_order_relaxed);
+  auto it = s.map.find(ino);
+  if (it == s.map.end()) return;
+  s.lru.erase(it->second.lru);
+  s.map.erase(it);
+}
+
+void AttrCache::Clear() {
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    s.map.clear();
+    s.lru.clear();
+  }
+}
+
+AttrCache::Stats AttrCache::stats() const {
+  Stats st;
+  st.hits = hits_.load(std::memory_order_relaxed);
+  st.misses = misses_.load(std::memory_order_relaxed);
+  st.invalidations = invalidations_.load(std::memory_order_relaxed);
+  st.evictions = evictions_.load(std::memory_order_relaxed);
+  for (const Shard& s : shards_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    st.entries += s.map.size();
+  }
+  return st;
+}
+
+}  // namespace nfs41d

@@ -1,0 +1,98 @@
+#pragma once
+
+// AttrCache: inode attributes in front of the Namespace, so that GETATTR,
+// ACCESS and the checks other ops make on a cached inode cost no database
+// round trip (issue 4; docs/DESIGN.md "Caches").
+//
+// Correctness:
+//   - This server's own changes: the COMPOUND loop invalidates, after every
+//     op that modifies state, the inodes of the current and saved
+//     filehandles before and after the op, plus whatever the op reported in
+//     CompoundState::touched (the object REMOVE or RENAME unlinked or moved).
+//     A read that raced with an invalidation is not stored (per-shard
+//     epochs), so a stale value cannot come back after the change.
+//   - Several doors on one database: an entry is used for at most `ttl`
+//     after it was read; then it is read again. Another door's change is
+//     seen within `ttl` (as an NFS client's own attribute cache does);
+//     ttl = 0 turns the cache off.
+//   - Bounded: at most `max_entries`, least recently used evicted first.
+//
+// Layering: ops call Get()/Put() instead of Namespace::GetAttr. Anything
+// that overlays attributes not yet in the database (open files' dirty size
+// and mtime) sits above this cache and applies its overlay to what Get()
+// returns; it never Put()s overlaid values.
+//
+// Thread safety: every method may be called from any thread (sharded
+// mutexes).
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "libnamespace/include/namespace/namespace.h"
+
+namespace nfs41d {
+
+struct AttrCacheOptions {
+  // Entries kept (all shards together); 0 disables the cache.
+  size_t max_entries = 65536;
+  // How long an entry is trusted (see above); 0 disables the cache.
+  std::chrono::milliseconds ttl{2000};
+};
+
+class AttrCache {
+ public:
+  explicit AttrCache(AttrCacheOptions options);
+
+  bool enabled() const { return enabled_; }
+
+  // The attributes of `ino`: cached, or read with Namespace::GetAttr (which
+  // checks no permission, so one entry serves every caller) and cached.
+  ns::Result<ns::Attr> Get(ns::Namespace& ns, const ns::Credentials& cred,
+                           ns::InodeId ino);
+  // Stores attributes just read from the namespace (LOOKUP, READDIR).
+  // Ignored if anything was invalidated since `epoch` (Epoch() taken
+  // before the read): the value may predate a change.
+  void Put(const ns::Attr& attr, uint64_t epoch);
+  uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
+  void Invalidate(ns::InodeId ino);
+  void Clear();
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0, invalidations = 0, evictions = 0;
+    size_t entries = 0;
+  };
+  Stats stats() const;
+
+ private:
+  static constexpr size_t kShards = 16;
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    ns::Attr attr;
+    Clock::time_point read_at;
+    std::list<ns::InodeId>::iterator lru;
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<ns::InodeId, Entry> map;  // guarded by mu
+    std::list<ns::InodeId> lru;                  // front = most recent
+  };
+  Shard& ShardOf(ns::InodeId ino) { return shards_[ino % kShards]; }
+  const Shard& ShardOf(ns::InodeId ino) const { return shards_[ino % kShards]; }
+
+  const AttrCacheOptions options_;
+  const bool enabled_;
+  const size_t per_shard_;
+  std::array<Shard, kShards> shards_;
+  // Bumped by every invalidation, under the shard's mutex.
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, invalidations_{0},
+      evictions_{0};
+};
+
+}  // namespace nfs41d
