@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/status.h"
 #include "libnamespace/include/namespace/types.h"
@@ -44,6 +45,13 @@ struct EntryRow {
   InodeId child = 0;
   FileType type = FileType::kRegular;
   uint64_t cookie = 0;
+};
+
+// The nfs_grace row.
+struct GraceRow {
+  int64_t current_epoch = 0;
+  std::optional<int64_t> recovery_epoch;
+  TimeNs started_ns = 0;
 };
 
 class Transaction {
@@ -122,6 +130,22 @@ class Transaction {
   virtual Status LockTopology() = 0;
 
   virtual Result<FsStats> Stats() = 0;
+
+  // --- NFSv4 client records (client_records.h; tables nfs_grace and
+  // nfs_clients). Owners are compared as bytes.
+
+  // The one nfs_grace row, locked against concurrent writers in a Write
+  // (PostgreSQL FOR UPDATE). Errors: Corruption if the row is missing.
+  virtual Result<GraceRow> GetGrace() = 0;
+  virtual Status PutGrace(const GraceRow& row) = 0;
+  // Errors: NotFound.
+  virtual Result<ClientRecord> GetClientRecord(std::string_view owner) = 0;
+  // Every record, ordered by owner bytes.
+  virtual Result<std::vector<ClientRecord>> ListClientRecords() = 0;
+  // Inserts or replaces the record of rec.owner.
+  virtual Status PutClientRecord(const ClientRecord& rec) = 0;
+  // Deleting a missing record is Ok.
+  virtual Status DeleteClientRecord(std::string_view owner) = 0;
 };
 
 // A function run inside one transaction. It may run more than once (the
