@@ -48,6 +48,11 @@ enum OpFlag : uint32_t {
   kCacheThis = 1u << 4,
   // An NFSv4.0 operation that NFSv4.1 MUST NOT implement (§18.x): NOTSUPP.
   kNotInV41 = 1u << 5,
+  // Refused with NFS4ERR_GRACE during the grace period (RFC 8881
+  // §8.4.2.1): it could remove or rename a file whose open or delegation a
+  // client is yet to reclaim. OPEN and LOCK decide themselves through
+  // StateManager::CheckClaim (reclaims are allowed).
+  kGraceBlocked = 1u << 6,
 };
 
 struct OpDesc {
@@ -131,6 +136,8 @@ OpTable BuildTable() {
      opdestroy_clientid, kSessionless | kModifiesState | kCacheThis)
   OP(OP_BIND_CONN_TO_SESSION, OpBindConnToSession, opbind_conn_to_session,
      opbind_conn_to_session, kSessionless | kOnlyOp | kModifiesState)
+  OP(OP_BACKCHANNEL_CTL, OpBackchannelCtl, opbackchannel_ctl,
+     opbackchannel_ctl, kModifiesState | kCacheThis)
   OP(OP_SEQUENCE, OpSequence, opsequence, opsequence, kModifiesState)
   OP(OP_RECLAIM_COMPLETE, OpReclaimComplete, opreclaim_complete,
      opreclaim_complete, kModifiesState | kCacheThis)
@@ -152,8 +159,10 @@ OpTable BuildTable() {
   OP(OP_READDIR, OpReadDir, opreaddir, opreaddir, 0)
   OP0(OP_READLINK, OpReadLink, opreadlink, 0)
   OP(OP_CREATE, OpCreate, opcreate, opcreate, kModifiesState | kCacheThis)
-  OP(OP_REMOVE, OpRemove, opremove, opremove, kModifiesState | kCacheThis)
-  OP(OP_RENAME, OpRename, oprename, oprename, kModifiesState | kCacheThis)
+  OP(OP_REMOVE, OpRemove, opremove, opremove,
+     kModifiesState | kCacheThis | kGraceBlocked)
+  OP(OP_RENAME, OpRename, oprename, oprename,
+     kModifiesState | kCacheThis | kGraceBlocked)
   OP(OP_LINK, OpLink, oplink, oplink, kModifiesState | kCacheThis)
   OP(OP_SETATTR, OpSetAttr, opsetattr, opsetattr, kModifiesState | kCacheThis)
   OP(OP_VERIFY, OpVerify, opverify, opverify, 0)
@@ -307,6 +316,10 @@ std::optional<std::vector<uint8_t>> RunCompound(
         status = NFS4ERR_NOFILEHANDLE;
       }
       if (status == NFS4_OK && d->fn == nullptr) status = NFS4ERR_NOTSUPP;
+      if (status == NFS4_OK && (d->flags & kGraceBlocked) &&
+          st.server.state->InGrace()) {
+        status = NFS4ERR_GRACE;
+      }
       if (status != NFS4_OK) {
         r = ErrorResult(*opnum, status);
       } else {

@@ -8,6 +8,8 @@
 //   data_dir   = "/var/lib/nfs41d"  # server secret, embedded namespace
 //   workers    = 8
 //   lease_time = 90                 # seconds
+//   grace_time = 90                 # seconds of reclaim after a restart
+//                                   # (default: lease_time)
 //   log_level  = "info"             # debug | info | warning | error
 //
 // Exports (issue 4 item 7) come later.

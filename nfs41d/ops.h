@@ -19,6 +19,8 @@ nfsstat4 OpDestroySession(CompoundState&, const DESTROY_SESSION4args&,
                           DESTROY_SESSION4res&);
 nfsstat4 OpDestroyClientId(CompoundState&, const DESTROY_CLIENTID4args&,
                            DESTROY_CLIENTID4res&);
+nfsstat4 OpBackchannelCtl(CompoundState&, const BACKCHANNEL_CTL4args&,
+                          BACKCHANNEL_CTL4res&);
 nfsstat4 OpBindConnToSession(CompoundState&, const BIND_CONN_TO_SESSION4args&,
                              BIND_CONN_TO_SESSION4res&);
 nfsstat4 OpSequence(CompoundState&, const SEQUENCE4args&, SEQUENCE4res&);

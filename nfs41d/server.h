@@ -11,7 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/callback.h"
 #include "nfs41d/compound.h"
 #include "nfs41d/fh.h"
 #include "nfs41d/state/state_manager.h"
@@ -40,13 +42,22 @@ class Nfs41Server {
   Nfs41Server& operator=(const Nfs41Server&) = delete;
 
   // Creates the data directory and secret if missing, opens the namespace
-  // (creating an embedded SQLite one if missing), binds and serves. Returns
-  // a message for the operator on failure, "" on success.
+  // (creating an embedded SQLite one if missing), begins a new server epoch
+  // in its client records (a grace period if clients may reclaim, RFC 8881
+  // §8.4.2.1), binds and serves. Returns a message for the operator on
+  // failure, "" on success.
   std::string Start();
   // Stops serving and joins every thread. Idempotent.
   void Stop();
 
   uint16_t port() const { return rpc_ ? rpc_->port() : 0; }
+  // Asks a client to return state (CB_RECALL_ANY, RFC 8881 §20.6) over its
+  // back channel; blocks until the client answers or the callback timeout.
+  // REQUIRES: not called on the RPC event-loop thread.
+  CbResult RecallAny(clientid4 clientid, uint32_t objects_to_keep,
+                     uint32_t type_mask) {
+    return nfs41d::RecallAny(*state_, clientid, objects_to_keep, type_mask);
+  }
   state::StateManager& state() { return *state_; }
   ns::Namespace& ns() { return *ns_; }
   const FhCodec& fh_codec() const { return *fh_; }
@@ -55,6 +66,7 @@ class Nfs41Server {
   ServerOptions options_;
   std::unique_ptr<ns::Namespace> ns_;
   std::unique_ptr<FhCodec> fh_;
+  std::unique_ptr<ns::ClientRecords> records_;
   std::unique_ptr<state::StateManager> state_;
   ServerContext ctx_;
   std::unique_ptr<rpc::Server> rpc_;
