@@ -79,6 +79,14 @@ CbResult SendCbCompound(state::Session& session,
     session.SetCbPath(state::Session::CbPath::kDown);
     return Undelivered("no back-channel connection");
   }
+  // §2.10.6.4 on the back channel: the client said how many operations a
+  // CB_COMPOUND may carry.
+  if (ops.size() + 1 > session.back().ca_maxoperations) {
+    CbResult r;
+    r.status = NFS4ERR_TOO_MANY_OPS;
+    r.error = "more operations than the back channel's ca_maxoperations";
+    return r;
+  }
   uint32_t slot = 0, seqid = 0;
   if (!session.BeginCallback(&slot, &seqid)) {
     return Undelivered("every back-channel slot is busy");

@@ -197,6 +197,21 @@ TEST_P(ClientRecordsTest, RebootedClientOrOtherPrincipalLosesReclaim) {
   EXPECT_EQ(*s.reclaim_epoch, 1);
 }
 
+TEST_P(ClientRecordsTest, RemoveOfAnOlderClientIdKeepsTheNewRecord) {
+  Start();
+  ClientRecord r = Rec("o");
+  r.clientid = 100;
+  ASSERT_OK(records_->Confirm(r, 1));
+  r.clientid = 200;  // the owner confirmed again under a new client id
+  ASSERT_OK(records_->Confirm(r, 1));
+  ASSERT_OK(records_->Remove("o", 100));
+  ASSERT_OK_AND_ASSIGN(ClientRecord kept, records_->Get("o"));
+  EXPECT_EQ(kept.clientid, 200u);
+  ASSERT_OK(records_->Remove("o", 200));
+  EXPECT_STATUS(records_->Get("o"), NotFound);
+  ASSERT_OK(records_->Remove("o", 200));  // gone already: still Ok
+}
+
 TEST_P(ClientRecordsTest, EndGraceOfAnOlderEpochIsANoOp) {
   Start();
   ASSERT_OK(records_->Confirm(Rec("a"), 1));

@@ -93,10 +93,18 @@ Status ClientRecords::ReclaimComplete(std::string_view owner, int64_t epoch) {
   });
 }
 
-Status ClientRecords::Remove(std::string_view owner) {
+Status ClientRecords::Remove(std::string_view owner,
+                             std::optional<uint64_t> only_clientid) {
   NS_RETURN_IF_ERROR(CheckOwner(owner));
-  return ns_->backend().Write(
-      [&](Transaction& t) -> Status { return t.DeleteClientRecord(owner); });
+  return ns_->backend().Write([&](Transaction& t) -> Status {
+    if (only_clientid) {
+      Result<ClientRecord> r = t.GetClientRecord(owner);
+      if (r.status().IsNotFound()) return Status::Ok();
+      if (!r.ok()) return r.status();
+      if (r->clientid != *only_clientid) return Status::Ok();
+    }
+    return t.DeleteClientRecord(owner);
+  });
 }
 
 Status ClientRecords::EndGrace(int64_t epoch) {

@@ -309,27 +309,39 @@ size_t StateManager::reclaim_pending() const {
   return reclaimable_.size();
 }
 
-bool StateManager::RecordConfirmLocked(const Client& c) {
+bool StateManager::RecordConfirm(clientid4 id, sequenceid4 seq,
+                                 const std::string& principal) {
   if (records_ == nullptr) return true;
   ns::ClientRecord r;
-  r.owner = c.owner_;
-  r.principal = c.principal_;
-  r.verifier = c.verifier();
-  r.clientid = c.id_;
+  {
+    std::lock_guard lock(mu_);
+    auto it = clients_.find(id);
+    // Only a CREATE_SESSION that will confirm: CreateSession re-checks
+    // everything under the lock afterwards.
+    if (it == clients_.end() || it->second->confirmed_ ||
+        it->second->principal_ != principal || seq != it->second->cs_seq_) {
+      return true;
+    }
+    const Client& c = *it->second;
+    r.owner = c.owner_;
+    r.principal = c.principal_;
+    r.verifier = c.verifier();
+    r.clientid = c.id_;
+  }
   r.confirmed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   ns::Status s = records_->Confirm(r, epoch_ > 0 ? epoch_ : 1);
   if (!s.ok()) {
-    rpc::log::Error("recording client {:#x}: {}", c.id_, s.ToString());
+    rpc::log::Error("recording client {:#x}: {}", id, s.ToString());
     return false;
   }
   return true;
 }
 
-void StateManager::RecordRemove(const std::string& owner) {
+void StateManager::RecordRemove(const std::string& owner, clientid4 id) {
   if (records_ == nullptr) return;
-  ns::Status s = records_->Remove(owner);
+  ns::Status s = records_->Remove(owner, id);
   if (!s.ok()) rpc::log::Error("removing a client record: {}", s.ToString());
 }
 
@@ -490,6 +502,12 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
                                      const std::string& principal,
                                      uint64_t conn_id,
                                      CREATE_SESSION4resok* out) {
+  // §8.4.2.1: the database knows every confirmed client before it can get
+  // state. If it cannot be written, nothing changes and the client retries
+  // the same CREATE_SESSION.
+  if (!RecordConfirm(args.csa_clientid, args.csa_sequence, principal)) {
+    return NFS4ERR_DELAY;
+  }
   std::lock_guard lock(mu_);
   auto it = clients_.find(args.csa_clientid);
   if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
@@ -521,11 +539,7 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
     return finish(NFS4ERR_TOOSMALL);
   }
   if (!c->confirmed_) {
-    // §8.4.2.1: the database knows every confirmed client before it can
-    // get state. If it cannot be written, nothing changes and the client
-    // retries the same CREATE_SESSION.
-    if (!RecordConfirmLocked(*c)) return NFS4ERR_DELAY;
-    // A rebooted client (new verifier) lost the state it held before our
+    // (Recorded in the database by RecordConfirm above.) A rebooted client (new verifier) lost the state it held before our
     // restart: there is nothing to wait for (§8.4.2.1).
     if (auto r = reclaimable_.find(c->owner_);
         r != reclaimable_.end() && r->second.verifier != c->verifier()) {
@@ -587,16 +601,20 @@ nfsstat4 StateManager::DestroySession(const sessionid4 id) {
 }
 
 nfsstat4 StateManager::DestroyClientId(clientid4 id) {
-  std::lock_guard lock(mu_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
-  // §18.50.3: a client id with sessions (or state) is busy.
-  if (!it->second->sessions_.empty()) return NFS4ERR_CLIENTID_BUSY;
-  const bool confirmed = it->second->confirmed_;
-  const std::string owner = it->second->owner_;
-  RemoveClientLocked(it->second);
+  bool confirmed;
+  std::string owner;
+  {
+    std::lock_guard lock(mu_);
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
+    // §18.50.3: a client id with sessions (or state) is busy.
+    if (!it->second->sessions_.empty()) return NFS4ERR_CLIENTID_BUSY;
+    confirmed = it->second->confirmed_;
+    owner = it->second->owner_;
+    RemoveClientLocked(it->second);
+  }
   // The client gave up its state: it may not reclaim after a restart.
-  if (confirmed) RecordRemove(owner);
+  if (confirmed) RecordRemove(owner, id);
   return NFS4_OK;
 }
 
@@ -614,6 +632,16 @@ void StateManager::ConnectionClosed(uint64_t conn_id) {
 }
 
 size_t StateManager::ReapExpired(Clock::time_point now) {
+  std::vector<std::pair<std::string, clientid4>> forget;
+  size_t n = ReapExpiredLocked(now, &forget);
+  // Their state is gone, so they have nothing to reclaim after a restart.
+  for (const auto& [owner, id] : forget) RecordRemove(owner, id);
+  return n;
+}
+
+size_t StateManager::ReapExpiredLocked(
+    Clock::time_point now,
+    std::vector<std::pair<std::string, clientid4>>* forget) {
   std::lock_guard lock(mu_);
   const auto lease = std::chrono::seconds(options_.lease_seconds);
   std::vector<std::shared_ptr<Client>> dead;
@@ -628,9 +656,7 @@ size_t StateManager::ReapExpired(Clock::time_point now) {
   }
   for (auto& c : dead) {
     rpc::log::Info("client {:#x} lease expired: state removed", c->id_);
-    // Its state is gone, so it has nothing to reclaim after a restart --
-    // unless another confirmed record of the owner lives on.
-    if (c->confirmed_) RecordRemove(c->owner_);
+    if (c->confirmed_) forget->emplace_back(c->owner_, c->id_);
     RemoveClientLocked(c);
   }
   return dead.size();

@@ -59,6 +59,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "libnamespace/include/namespace/client_records.h"
@@ -306,15 +307,24 @@ class StateManager {
   size_t session_count() const;
 
  private:
+  // Takes mu_; lists in *forget the confirmed clients it removed.
+  size_t ReapExpiredLocked(
+      Clock::time_point now,
+      std::vector<std::pair<std::string, clientid4>>* forget);
   // REQUIRES: mu_ held.
   void RemoveClientLocked(std::shared_ptr<Client> c);  // by value: it may be the map's own pointer
   std::shared_ptr<Client> NewClientLocked(const EXCHANGE_ID4args& args,
                                           const std::string& principal);
 
-  // Writes the confirmation of `c` to the record store. REQUIRES: mu_.
-  bool RecordConfirmLocked(const Client& c);
-  // Forgets `c` in the record store (destroyed, expired).
-  void RecordRemove(const std::string& owner);
+  // Database writes happen without mu_ held, so a slow database never
+  // stalls SEQUENCE on other clients.
+  // Writes the confirmation of client `id` to the record store if it is
+  // about to be confirmed by a CREATE_SESSION with `seq`. False if the
+  // database failed.
+  bool RecordConfirm(clientid4 id, sequenceid4 seq,
+                     const std::string& principal);
+  // Forgets a client in the record store (destroyed, expired).
+  void RecordRemove(const std::string& owner, clientid4 id);
 
   struct Reclaimable {
     uint64_t verifier = 0;

@@ -106,9 +106,12 @@ class ClientRecords {
   // record: the client was never confirmed or has been removed), Invalid.
   Status ReclaimComplete(std::string_view owner, int64_t epoch);
 
-  // Deletes the record of `owner`; removing a missing record is Ok.
-  // Errors: Invalid.
-  Status Remove(std::string_view owner);
+  // Deletes the record of `owner`; removing a missing record is Ok. With
+  // `only_clientid`, only a record that still carries that clientid goes (a
+  // late removal of an old client id must not delete the record a newer
+  // confirmation of the same owner wrote). Errors: Invalid.
+  Status Remove(std::string_view owner,
+                std::optional<uint64_t> only_clientid = std::nullopt);
 
   // Ends the grace period of `epoch`: recovery_epoch becomes NULL, and the
   // records of clients that neither completed reclaim in `epoch` nor were
