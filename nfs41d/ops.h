@@ -4,8 +4,15 @@
 // COMPOUND loop (compound.cc) after it applied the generic rules. Each fills
 // its result's resok part and returns the status.
 //
-// ops_session.cc: sessions and client state (RFC 8881 §18.35-§18.51).
+// ops_session.cc: sessions and client state (RFC 8881 §18.33-§18.51).
 // ops_fs.cc: filehandles and metadata on the Namespace.
+//
+// Handlers that create or reclaim locking state (OPEN, LOCK) must first
+// call, and fail with its status unless NFS4_OK:
+//   st.server.state->CheckClaim(*st.session->client(), reclaim)
+// with reclaim = (OPEN claim type CLAIM_PREVIOUS) or (LOCK's reclaim flag);
+// it applies the grace rules of RFC 8881 §8.4.2.1, §8.4.3 and §18.51.3
+// (see state/state_manager.h).
 
 #include "nfs41d/compound.h"
 

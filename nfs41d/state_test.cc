@@ -354,6 +354,11 @@ TEST_F(ServerTest, RecallAnyArrivesWithCbSequence) {
   EXPECT_EQ(s.cb_recall_any, 2u);
   EXPECT_EQ(s.last_objects_to_keep, 0u);
   EXPECT_EQ(s.last_type_mask, 1u << RCA4_TYPE_MASK_FILE_LAYOUT);
+  auto client = server_->state().FindClient(c->client_id());
+  ASSERT_TRUE(client);
+  auto sessions = server_->state().SessionsOf(*client);
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0]->callbacks_answered(), 2u);
   // Unknown client ids are stale.
   EXPECT_NFS(server_->RecallAny(0x12345678ull, 0, 1).status,
              NFS4ERR_STALE_CLIENTID);
@@ -432,6 +437,19 @@ TEST_F(ServerTest, ClosedBackConnectionIsPathDown) {
   })) << "flags " << c->last_status_flags();
   EXPECT_NFS(server_->RecallAny(c->client_id(), 0, 1).status,
              NFS4ERR_CB_PATH_DOWN);
+  // Binding the new connection for the back channel only brings it back.
+  const uint64_t probes = c->callback_stats().cb_null;
+  channel_dir_from_server4 dir{};
+  ASSERT_NFS(c->BindConnToSession(CDFC4_BACK, &dir), NFS4_OK);
+  EXPECT_EQ(dir, CDFS4_BACK);
+  EXPECT_TRUE(c->WaitForCallbacks(
+      [&](const nfs41client::CallbackStats& s) { return s.cb_null > probes; },
+      milliseconds(5000)));
+  CbResult r = server_->RecallAny(c->client_id(), 0, 1);
+  EXPECT_NFS(r.status, NFS4_OK) << r.error;
+  EXPECT_TRUE(Eventually([&] {
+    return Sequence(c) == NFS4_OK && c->last_status_flags() == 0;
+  })) << "flags " << c->last_status_flags();
 }
 
 // ------------------------------------------------- restart, grace, reclaim

@@ -539,8 +539,9 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
     return finish(NFS4ERR_TOOSMALL);
   }
   if (!c->confirmed_) {
-    // (Recorded in the database by RecordConfirm above.) A rebooted client (new verifier) lost the state it held before our
-    // restart: there is nothing to wait for (§8.4.2.1).
+    // (RecordConfirm above wrote it to the database.) A rebooted client
+    // (new verifier) lost the state it held before our restart: there is
+    // nothing to wait for (§8.4.2.1).
     if (auto r = reclaimable_.find(c->owner_);
         r != reclaimable_.end() && r->second.verifier != c->verifier()) {
       reclaimable_.erase(r);
@@ -633,13 +634,13 @@ void StateManager::ConnectionClosed(uint64_t conn_id) {
 
 size_t StateManager::ReapExpired(Clock::time_point now) {
   std::vector<std::pair<std::string, clientid4>> forget;
-  size_t n = ReapExpiredLocked(now, &forget);
+  size_t n = ReapExpiredInMemory(now, &forget);
   // Their state is gone, so they have nothing to reclaim after a restart.
   for (const auto& [owner, id] : forget) RecordRemove(owner, id);
   return n;
 }
 
-size_t StateManager::ReapExpiredLocked(
+size_t StateManager::ReapExpiredInMemory(
     Clock::time_point now,
     std::vector<std::pair<std::string, clientid4>>* forget) {
   std::lock_guard lock(mu_);

@@ -308,7 +308,7 @@ class StateManager {
 
  private:
   // Takes mu_; lists in *forget the confirmed clients it removed.
-  size_t ReapExpiredLocked(
+  size_t ReapExpiredInMemory(
       Clock::time_point now,
       std::vector<std::pair<std::string, clientid4>>* forget);
   // REQUIRES: mu_ held.
