@@ -55,9 +55,10 @@ CbResult SendCbCompound(state::Session& session,
 
 // Asks client `clientid` to return state down to `objects_to_keep` objects
 // of the types in `type_mask` (CB_RECALL_ANY, §20.6; bits
-// RCA4_TYPE_MASK_*), on the first of its sessions whose back channel
-// works. NFS4ERR_STALE_CLIENTID if the client is unknown, else as
-// CbResult::status.
+// RCA4_TYPE_MASK_*) over one of its sessions that has a back connection,
+// trying the next when delivery fails. NFS4ERR_STALE_CLIENTID if the
+// client is unknown, else as CbResult::status. The client's answer only
+// says it received the request; returning state is up to it.
 CbResult RecallAny(state::StateManager& state, clientid4 clientid,
                    uint32_t objects_to_keep, uint32_t type_mask);
 

@@ -109,6 +109,18 @@ class StateManagerGraceTest : public ::testing::Test {
     return s == NFS4_OK ? r.clientid : 0;
   }
 
+  // Establish + RECLAIM_COMPLETE: a client that may hold state.
+  clientid4 EstablishWithState(state::StateManager& sm,
+                               const std::string& owner) {
+    const clientid4 id = Establish(sm, owner);
+    auto c = sm.FindClient(id);
+    EXPECT_TRUE(c);
+    if (c) {
+      EXPECT_NFS(sm.ReclaimComplete(*c), NFS4_OK);
+    }
+    return id;
+  }
+
   std::string dir_;
   std::unique_ptr<ns::Namespace> ns_;
   std::unique_ptr<ns::ClientRecords> records_;
@@ -128,10 +140,7 @@ TEST_F(StateManagerGraceTest, ClaimRulesAcrossARestart) {
   auto sm1 = NewServer();
   EXPECT_FALSE(sm1->InGrace()) << "first start: nobody to wait for";
   const clientid4 a1 = Establish(*sm1, "host-a");
-  for (const char* o : {"host-b", "host-c"}) {
-    ASSERT_NFS(sm1->ReclaimComplete(*sm1->FindClient(Establish(*sm1, o))),
-               NFS4_OK);
-  }
+  for (const char* o : {"host-b", "host-c"}) EstablishWithState(*sm1, o);
   Establish(*sm1, "host-idle");  // never RECLAIM_COMPLETE: held no state
   ASSERT_NE(a1, 0u);
   EXPECT_NFS(sm1->CheckClaim(*sm1->FindClient(a1), false), NFS4_OK);
@@ -204,8 +213,7 @@ TEST_F(StateManagerGraceTest, ClaimRulesAcrossARestart) {
 
 TEST_F(StateManagerGraceTest, GraceEndsByTime) {
   auto sm1 = NewServer();
-  ASSERT_NFS(sm1->ReclaimComplete(*sm1->FindClient(Establish(*sm1, "x"))),
-             NFS4_OK);
+  EstablishWithState(*sm1, "x");
   sm1.reset();
   auto sm2 = NewServer(/*grace=*/1);
   ASSERT_TRUE(sm2->InGrace());
@@ -219,8 +227,7 @@ TEST_F(StateManagerGraceTest, GraceEndsByTime) {
 
 TEST_F(StateManagerGraceTest, DestroyedClientIsForgotten) {
   auto sm1 = NewServer();
-  const clientid4 id = Establish(*sm1, "gone");
-  ASSERT_NFS(sm1->ReclaimComplete(*sm1->FindClient(id)), NFS4_OK);
+  const clientid4 id = EstablishWithState(*sm1, "gone");
   auto sessions = sm1->SessionsOf(*sm1->FindClient(id));
   ASSERT_EQ(sessions.size(), 1u);
   sessionid4 sid;
@@ -235,8 +242,7 @@ TEST_F(StateManagerGraceTest, DestroyedClientIsForgotten) {
 
 TEST_F(StateManagerGraceTest, ExpiredClientIsForgotten) {
   auto sm1 = NewServer();
-  const clientid4 id = Establish(*sm1, "lapsed");
-  ASSERT_NFS(sm1->ReclaimComplete(*sm1->FindClient(id)), NFS4_OK);
+  EstablishWithState(*sm1, "lapsed");
   ASSERT_TRUE(records_->Get("lapsed").ok());
   EXPECT_EQ(sm1->ReapExpired(state::Clock::now() + std::chrono::hours(1)),
             1u);

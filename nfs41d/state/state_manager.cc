@@ -357,9 +357,8 @@ std::vector<std::shared_ptr<Session>> StateManager::SessionsOf(
     const Client& client) {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Session>> out;
-  for (auto it = client.sessions_.rbegin(); it != client.sessions_.rend();
-       ++it) {
-    auto s = sessions_.find(*it);
+  for (const SessionId& sid : client.sessions_) {
+    auto s = sessions_.find(sid);
     if (s != sessions_.end()) out.push_back(s->second);
   }
   return out;

@@ -41,9 +41,10 @@
 // SEQ4_STATUS_CB_PATH_DOWN(_SESSION) from it.
 //
 // Thread safety: StateManager methods may be called from any thread; one
-// mutex guards the client and session maps and the client records; each
-// session has its own mutex for its slots, so SEQUENCE on different sessions
-// never contends on more than a map lookup.
+// mutex guards the client and session maps, the in-memory client records
+// and the grace state (database writes happen without it); each session
+// has its own mutex for its slots and back channel, so SEQUENCE on
+// different sessions never contends on more than a map lookup.
 
 #include <array>
 #include <atomic>
@@ -287,9 +288,9 @@ class StateManager {
 
   // --- backchannel (RFC 8881 §2.10.3.1, §20)
 
-  // Client id of a session, for RecallAny; NFS4ERR_STALE_CLIENTID if gone.
+  // The client with this id, or null (e.g. an id of an earlier start).
   std::shared_ptr<Client> FindClient(clientid4 id);
-  // Sessions of `client`, newest first.
+  // Sessions of `client`, in no particular order.
   std::vector<std::shared_ptr<Session>> SessionsOf(const Client& client);
   // SEQUENCE's sr_status_flags bits for the callback path (§18.46.3):
   // SEQ4_STATUS_CB_PATH_DOWN when no session of the client has a working
