@@ -394,6 +394,7 @@ rpc::Status Client::Reconnect(const std::string& host, uint16_t port) {
 // ------------------------------------------------------ callback service
 
 void Client::ServeCallbacks(uint32_t program) {
+  if (!options_.answer_callbacks) return;
   rpc::Program p(program, 1, 1);  // NFS_CB version 1 (RFC 5662)
   p.On(0, [this](const rpc::CallContext& ctx, std::span<const uint8_t>) {
      {

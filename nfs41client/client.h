@@ -144,6 +144,9 @@ struct ClientOptions {
   uint32_t cb_program = 0x40000000;
   // Back-channel slots asked for.
   uint32_t back_slots = 2;
+  // Serve the callback program at all (false: a client whose callback
+  // service is missing, so the server's probe fails with PROG_UNAVAIL).
+  bool answer_callbacks = true;
 };
 
 // What the client's callback service has seen (RFC 8881 §20): counts and

@@ -88,8 +88,11 @@ CbResult SendCbCompound(state::Session& session,
     return r;
   }
   uint32_t slot = 0, seqid = 0;
-  if (!session.BeginCallback(&slot, &seqid)) {
-    return Undelivered("every back-channel slot is busy");
+  if (!session.BeginCallback(&slot, &seqid, timeout)) {
+    CbResult r;
+    r.status = NFS4ERR_DELAY;  // the path works; it is just full
+    r.error = "every back-channel slot stayed busy";
+    return r;
   }
 
   // CB_SEQUENCE first (§20.9.3), then the caller's operations.

@@ -37,9 +37,10 @@ void ProbeBackchannel(const std::shared_ptr<state::Session>& session,
 
 // The outcome of a CB_COMPOUND.
 struct CbResult {
-  // NFS4_OK, the CB_COMPOUND's status, or NFS4ERR_CB_PATH_DOWN when it
-  // could not be delivered (no back connection, transport failure,
-  // timeout, undecodable reply, every back-channel slot busy).
+  // NFS4_OK, the CB_COMPOUND's status, NFS4ERR_CB_PATH_DOWN when it could
+  // not be delivered (no back connection, transport failure, timeout,
+  // undecodable reply), NFS4ERR_DELAY when every back-channel slot stayed
+  // busy for the whole timeout.
   nfsstat4 status = NFS4_OK;
   // Status of each operation answered, CB_SEQUENCE first.
   std::vector<nfsstat4> op_status;

@@ -370,6 +370,48 @@ TEST_F(ServerTest, RecallAnyArrivesWithCbSequence) {
              NFS4ERR_STALE_CLIENTID);
 }
 
+TEST_F(ServerTest, FailedProbeIsPathDown) {
+  nfs41client::ClientOptions o;
+  o.answer_callbacks = false;  // asks for a back channel, never answers
+  Client* c = Established(o);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(Eventually([&] {
+    return Sequence(c) == NFS4_OK &&
+           c->last_status_flags() == (SEQ4_STATUS_CB_PATH_DOWN |
+                                      SEQ4_STATUS_CB_PATH_DOWN_SESSION);
+  })) << "flags " << c->last_status_flags();
+  CbResult r = server_->RecallAny(c->client_id(), 0, 1);
+  EXPECT_NFS(r.status, NFS4ERR_CB_PATH_DOWN);
+  EXPECT_FALSE(r.error.empty());
+}
+
+// More callbacks at once than back-channel slots: they queue for a slot,
+// and every CB_SEQUENCE carries the right sequence id.
+TEST_F(ServerTest, ConcurrentCallbacksShareTheSlotTable) {
+  nfs41client::ClientOptions o;
+  o.back_slots = 2;
+  Client* c = Established(o);
+  ASSERT_TRUE(c);
+  constexpr int kThreads = 4, kEach = 10;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        CbResult r = server_->RecallAny(c->client_id(),
+                                        static_cast<uint32_t>(t), 1);
+        if (r.status == NFS4_OK) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  nfs41client::CallbackStats s = c->callback_stats();
+  EXPECT_EQ(s.cb_sequence_ok, uint64_t{kThreads * kEach});
+  EXPECT_EQ(s.cb_sequence_bad, 0u);
+  EXPECT_EQ(s.cb_recall_any, uint64_t{kThreads * kEach});
+}
+
 TEST_F(ServerTest, NoBackChannelIsReportedAndBindFixesIt) {
   nfs41client::ClientOptions o;
   o.back_channel = false;

@@ -159,26 +159,35 @@ rpc::Credential Session::cb_credential() const {
   return cb_cred_;
 }
 
-bool Session::BeginCallback(uint32_t* slot, uint32_t* seqid) {
-  std::lock_guard lock(mu_);
-  for (uint32_t i = 0; i < back_slots_.size(); ++i) {
-    if (back_slots_[i].in_use) continue;
-    back_slots_[i].in_use = true;
-    *slot = i;
-    *seqid = back_slots_[i].seqid + 1;
-    return true;
-  }
-  return false;
+bool Session::BeginCallback(uint32_t* slot, uint32_t* seqid,
+                            std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  auto free_slot = [&] {
+    for (uint32_t i = 0; i < back_slots_.size(); ++i) {
+      if (!back_slots_[i].in_use) {
+        *slot = i;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!back_slot_freed_.wait_for(lock, wait, free_slot)) return false;
+  back_slots_[*slot].in_use = true;
+  *seqid = back_slots_[*slot].seqid + 1;
+  return true;
 }
 
 void Session::EndCallback(uint32_t slot, bool sent) {
-  std::lock_guard lock(mu_);
-  if (slot >= back_slots_.size()) return;
-  back_slots_[slot].in_use = false;
-  if (sent) {
-    ++back_slots_[slot].seqid;
-    ++callbacks_answered_;
+  {
+    std::lock_guard lock(mu_);
+    if (slot >= back_slots_.size()) return;
+    back_slots_[slot].in_use = false;
+    if (sent) {
+      ++back_slots_[slot].seqid;
+      ++callbacks_answered_;
+    }
   }
+  back_slot_freed_.notify_one();
 }
 
 uint64_t Session::callbacks_answered() const {

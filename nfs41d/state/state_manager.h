@@ -156,8 +156,10 @@ class Session {
   uint32_t cb_program() const;
   rpc::Credential cb_credential() const;
   // Takes a free back-channel slot and its next sequence id (CB_SEQUENCE,
-  // §20.9, §2.10.6.1): false if every slot is busy.
-  bool BeginCallback(uint32_t* slot, uint32_t* seqid);
+  // §20.9, §2.10.6.1), waiting up to `wait` for one to free up: false if
+  // every slot stayed busy.
+  bool BeginCallback(uint32_t* slot, uint32_t* seqid,
+                     std::chrono::milliseconds wait);
   // Frees `slot`; `sent` says whether the client processed the request (a
   // reply arrived), which consumes the sequence id.
   void EndCallback(uint32_t slot, bool sent);
@@ -183,6 +185,7 @@ class Session {
     bool in_use = false;
   };
   std::vector<BackSlot> back_slots_;  // guarded by mu_
+  std::condition_variable back_slot_freed_;
   uint64_t callbacks_answered_ = 0;   // guarded by mu_
 };
 
