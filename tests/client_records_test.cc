@@ -1,7 +1,10 @@
 // NFSv4 client records (client_records.h) on both dialects: the epochs and
 // the reclaim rules of RFC 8881 §8.4.2.1 / §8.4.3, bad input, binary owners.
 
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "libnamespace/include/namespace/client_records.h"
@@ -241,6 +244,40 @@ TEST_P(ClientRecordsTest, RecordsSurviveReopen) {
   EpochStart e = Start();
   EXPECT_EQ(e.epoch, 2);
   EXPECT_EQ(Owners(e.reclaimable), std::vector<std::string>{"persist"});
+}
+
+// Several servers (doors) on one database start at once: every start gets
+// an epoch of its own (the nfs_grace row serializes them).
+TEST_P(ClientRecordsTest, ConcurrentStartsGetDistinctEpochs) {
+  constexpr int kDoors = 4, kStarts = 5;
+  std::vector<std::unique_ptr<Namespace>> doors;
+  for (int i = 0; i < kDoors; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto n, Namespace::Open(uri_, TestOptions()));
+    doors.push_back(std::move(n));
+  }
+  std::mutex mu;
+  std::set<int64_t> epochs;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kDoors; ++i) {
+    threads.emplace_back([&, i] {
+      ClientRecords r(doors[i].get());
+      for (int k = 0; k < kStarts; ++k) {
+        Result<EpochStart> e = r.StartEpoch();
+        std::lock_guard lock(mu);
+        if (e.ok()) {
+          epochs.insert(e->epoch);
+        } else {
+          errors.push_back(e.status().ToString());
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(epochs.size(), size_t{kDoors * kStarts});
+  EXPECT_EQ(*epochs.begin(), 1);
+  EXPECT_EQ(*epochs.rbegin(), kDoors * kStarts);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ClientRecordsTest, ::testing::ValuesIn(Dialects()),
