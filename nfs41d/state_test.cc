@@ -14,6 +14,7 @@
 
 #include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
+#include "libnamespace/src/backend.h"  // BackendWrapper: fault injection
 #include "nfs41client/client.h"
 #include "nfs41d/server.h"
 #include "nfs41d/state/state_manager.h"
@@ -247,6 +248,75 @@ TEST_F(StateManagerGraceTest, ExpiredClientIsForgotten) {
   EXPECT_EQ(sm1->ReapExpired(state::Clock::now() + std::chrono::hours(1)),
             1u);
   EXPECT_TRUE(records_->Get("lapsed").status().IsNotFound());
+}
+
+// The database fails to write: the client is told to retry
+// (NFS4ERR_DELAY) and nothing changed; once it works again, the retry
+// succeeds.
+class FlakyBackend : public ns::BackendWrapper {
+ public:
+  using BackendWrapper::BackendWrapper;
+  ns::Status Write(const ns::TxnFn& fn) override {
+    if (fail_writes.load()) return ns::Status::Unavailable("test", "down");
+    return BackendWrapper::Write(fn);
+  }
+  std::atomic<bool> fail_writes{false};
+};
+
+TEST(StateManagerFaultTest, DatabaseFailureMeansDelayAndNoChange) {
+  const std::string dir = TempDir("nfs41d-flaky");
+  const std::string uri = "sqlite://" + dir + "/ns.db";
+  ns::NamespaceOptions o;
+  o.create_if_missing = true;
+  o.durable = false;
+  ASSERT_TRUE(ns::Namespace::Open(uri, o).ok());
+  auto be = ns::OpenBackend(uri, o);
+  ASSERT_TRUE(be.ok()) << be.status().ToString();
+  auto flaky = std::make_unique<FlakyBackend>(std::move(be).value());
+  ASSERT_TRUE(flaky->Start().ok());
+  FlakyBackend* fault = flaky.get();
+  ns::Namespace n(std::move(flaky));
+  ns::ClientRecords records(&n);
+  state::StateManager sm(state::StateOptions{}, &records);
+  ASSERT_TRUE(sm.StartEpoch().ok());
+
+  const std::string owner = "flaky-client";
+  EXCHANGE_ID4args ea{};
+  ea.eia_clientowner.co_ownerid.co_ownerid_len =
+      static_cast<u_int>(owner.size());
+  ea.eia_clientowner.co_ownerid.co_ownerid_val =
+      const_cast<char*>(owner.data());
+  state::ExchangeIdResult r;
+  ASSERT_NFS(sm.ExchangeId(ea, "sys:0", &r), NFS4_OK);
+  CREATE_SESSION4args ca{};
+  ca.csa_clientid = r.clientid;
+  ca.csa_sequence = r.sequenceid;
+  ca.csa_fore_chan_attrs.ca_maxrequestsize = 1 << 16;
+  ca.csa_fore_chan_attrs.ca_maxresponsesize = 1 << 16;
+  ca.csa_fore_chan_attrs.ca_maxoperations = 8;
+  ca.csa_fore_chan_attrs.ca_maxrequests = 4;
+  CREATE_SESSION4resok ok{};
+
+  fault->fail_writes = true;
+  EXPECT_NFS(sm.CreateSession(ca, "sys:0", 1, &ok), NFS4ERR_DELAY);
+  EXPECT_EQ(sm.session_count(), 0u);
+  EXPECT_FALSE(sm.FindClient(r.clientid)->confirmed());
+  fault->fail_writes = false;
+  ASSERT_NFS(sm.CreateSession(ca, "sys:0", 1, &ok), NFS4_OK)
+      << "the same CREATE_SESSION, retried";
+  EXPECT_TRUE(sm.FindClient(r.clientid)->confirmed());
+  EXPECT_TRUE(records.Get(owner).ok());
+
+  auto c = sm.FindClient(r.clientid);
+  fault->fail_writes = true;
+  EXPECT_NFS(sm.ReclaimComplete(*c), NFS4ERR_DELAY);
+  EXPECT_FALSE(c->reclaim_complete());
+  fault->fail_writes = false;
+  EXPECT_NFS(sm.ReclaimComplete(*c), NFS4_OK);
+  auto rec = records.Get(owner);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->reclaim_epoch.has_value());
+  std::filesystem::remove_all(dir);
 }
 
 // ----------------------------------------------------- over TCP: fixture
