@@ -241,6 +241,28 @@ TEST_F(StateManagerGraceTest, DestroyedClientIsForgotten) {
   EXPECT_FALSE(sm2->InGrace());
 }
 
+TEST_F(StateManagerGraceTest, ClientGivingUpDuringGraceIsNotWaitedFor) {
+  auto sm1 = NewServer();
+  EstablishWithState(*sm1, "quits");
+  EstablishWithState(*sm1, "lapses");
+  EstablishWithState(*sm1, "stays-away");
+  sm1.reset();
+  auto sm2 = NewServer();
+  ASSERT_EQ(sm2->reclaim_pending(), 3u);
+  const clientid4 q = Establish(*sm2, "quits");
+  sessionid4 sid;
+  std::memcpy(sid, sm2->SessionsOf(*sm2->FindClient(q))[0]->id().data(),
+              NFS4_SESSIONID_SIZE);
+  ASSERT_NFS(sm2->DestroySession(sid), NFS4_OK);
+  ASSERT_NFS(sm2->DestroyClientId(q), NFS4_OK);
+  EXPECT_EQ(sm2->reclaim_pending(), 2u);
+  Establish(*sm2, "lapses");
+  EXPECT_EQ(sm2->ReapExpired(state::Clock::now() + std::chrono::hours(1)),
+            1u);
+  EXPECT_EQ(sm2->reclaim_pending(), 1u);
+  EXPECT_TRUE(sm2->InGrace()) << "stays-away may still come";
+}
+
 TEST_F(StateManagerGraceTest, ExpiredClientIsForgotten) {
   auto sm1 = NewServer();
   EstablishWithState(*sm1, "lapsed");

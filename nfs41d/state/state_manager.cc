@@ -620,6 +620,8 @@ nfsstat4 StateManager::DestroyClientId(clientid4 id) {
     if (!it->second->sessions_.empty()) return NFS4ERR_CLIENTID_BUSY;
     confirmed = it->second->confirmed_;
     owner = it->second->owner_;
+    // A client that gives up its id during grace will not reclaim.
+    if (confirmed) reclaimable_.erase(owner);
     RemoveClientLocked(it->second);
   }
   // The client gave up its state: it may not reclaim after a restart.
@@ -665,7 +667,10 @@ size_t StateManager::ReapExpiredInMemory(
   }
   for (auto& c : dead) {
     rpc::log::Info("client {:#x} lease expired: state removed", c->id_);
-    if (c->confirmed_) forget->emplace_back(c->owner_, c->id_);
+    if (c->confirmed_) {
+      forget->emplace_back(c->owner_, c->id_);
+      reclaimable_.erase(c->owner_);  // nothing left to wait for
+    }
     RemoveClientLocked(c);
   }
   return dead.size();
