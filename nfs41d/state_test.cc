@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/src/backend.h"  // BackendWrapper: fault injection
 #include "nfs41client/client.h"
+#include "nfs41d/config.h"
 #include "nfs41d/server.h"
 #include "nfs41d/state/state_manager.h"
 #include "nfs41d/status_map.h"
@@ -56,6 +58,23 @@ bool Eventually(Pred pred, milliseconds limit = milliseconds(5000)) {
 }
 
 // ------------------------------------------------ StateManager, no sockets
+
+TEST(GraceConfigTest, GraceTimeKey) {
+  const std::string dir = TempDir("nfs41d-cfg");
+  const std::string path = dir + "/nfs41d.toml";
+  Config cfg;
+  {
+    std::ofstream(path) << "grace_time = 45\n";
+  }
+  EXPECT_EQ(LoadConfigFile(path, &cfg), "");
+  EXPECT_EQ(cfg.server.state.grace_seconds, 45u);
+  {
+    std::ofstream(path) << "grace_time = 1\n";
+  }
+  EXPECT_NE(LoadConfigFile(path, &cfg).find("5..3600"), std::string::npos);
+  EXPECT_EQ(cfg.server.state.grace_seconds, 45u) << "a bad value changes nothing";
+  std::filesystem::remove_all(dir);
+}
 
 class StateManagerGraceTest : public ::testing::Test {
  protected:
