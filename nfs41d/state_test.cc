@@ -670,6 +670,51 @@ TEST_F(ServerTest, RestartGraceAndReclaim) {
   EXPECT_NFS(server_->state().CheckClaim(*cn, true), NFS4ERR_NO_GRACE);
 }
 
+// OPEN through the CheckClaim hook: CLAIM_PREVIOUS by a client that may
+// reclaim, nothing new during grace, no reclaim by others or after
+// RECLAIM_COMPLETE.
+TEST_F(ServerTest, OpenReclaimInGrace) {
+  nfs41client::ClientOptions oa, on;
+  oa.owner = "client-open";
+  on.owner = "client-unknown";
+  Client* a = Established(oa);
+  ASSERT_TRUE(a);
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  auto root = a->RootFh();
+  ASSERT_NFS(root.status, NFS4_OK);
+  auto held = a->OpenFile(root.value, "held", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(held.status, NFS4_OK);
+  Restart();
+
+  ASSERT_TRUE(a->Reconnect("127.0.0.1", port_).ok());
+  ASSERT_NFS(a->EstablishSession(), NFS4_OK);
+  auto reclaim_open = [&](Client* c) {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .OpenFh(OPEN4_SHARE_ACCESS_READ, OPEN4_SHARE_DENY_NONE, "owner",
+                CLAIM_PREVIOUS);
+    auto r = c->Call(cp);
+    return r.ok() ? r->status() : NFS4ERR_IO;
+  };
+  auto new_open = [&](Client* c) {
+    Compound cp;
+    cp.PutRootFh().Open("held", OPEN4_SHARE_ACCESS_READ, OPEN4_SHARE_DENY_NONE,
+                        "other-owner");
+    auto r = c->Call(cp);
+    return r.ok() ? r->status() : NFS4ERR_IO;
+  };
+  EXPECT_NFS(new_open(a), NFS4ERR_GRACE);
+  EXPECT_NFS(reclaim_open(a), NFS4_OK);
+  Client* n = Established(on);
+  ASSERT_TRUE(n);
+  EXPECT_NFS(reclaim_open(n), NFS4ERR_NO_GRACE);
+  EXPECT_NFS(new_open(n), NFS4ERR_GRACE);
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  EXPECT_FALSE(server_->state().InGrace()) << "a was the only one to wait for";
+  EXPECT_NFS(reclaim_open(a), NFS4ERR_NO_GRACE);
+  EXPECT_NFS(new_open(n), NFS4_OK);
+}
+
 TEST_F(ServerTest, GraceTimesOutAndAbsentClientLosesReclaim) {
   nfs41client::ClientOptions oa;
   oa.owner = "client-away";
