@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -495,10 +496,10 @@ Compound& Compound::FreeStateid(const stateid4& sid) {
   return Op(op);
 }
 
-Compound& Compound::ReclaimComplete() {
+Compound& Compound::ReclaimComplete(bool one_fs) {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_RECLAIM_COMPLETE;
-  op.nfs_argop4_u.opreclaim_complete.rca_one_fs = FALSE;
+  op.nfs_argop4_u.opreclaim_complete.rca_one_fs = one_fs ? TRUE : FALSE;
   return Op(op);
 }
 
@@ -630,7 +631,126 @@ rpc::Result<std::unique_ptr<Client>> Client::Connect(const std::string& host,
   auto rc = rpc::Client::Connect(host, port, ro);
   if (!rc.ok()) return rc.status();
   c->rpc_ = std::move(rc).value();
+  c->ServeCallbacks(c->options_.cb_program);
   return c;
+}
+
+rpc::Status Client::Reconnect(const std::string& host, uint16_t port) {
+  rpc::ClientOptions ro;
+  ro.cred = options_.cred;
+  ro.call_timeout = options_.timeout;
+  auto rc = rpc::Client::Connect(host, port, ro);
+  if (!rc.ok()) return rc.status();
+  if (rpc_) rpc_->Close();
+  rpc_ = std::move(rc).value();
+  ServeCallbacks(options_.cb_program);
+  return rpc::Status::Ok();
+}
+
+// ------------------------------------------------------ callback service
+
+void Client::ServeCallbacks(uint32_t program) {
+  if (!options_.answer_callbacks) return;
+  rpc::Program p(program, 1, 1);  // NFS_CB version 1 (RFC 5662)
+  p.On(0, [this](const rpc::CallContext& ctx, std::span<const uint8_t>) {
+     {
+       std::lock_guard lock(cb_mu_);
+       ++cb_stats_.cb_null;
+       cb_stats_.last_cb_program = ctx.prog;
+     }
+     cb_cv_.notify_all();
+     return rpc::Reply::Void();
+   }).On(1, [this](const rpc::CallContext& ctx,
+                   std::span<const uint8_t> args) {
+    {
+      std::lock_guard lock(cb_mu_);
+      cb_stats_.last_cb_program = ctx.prog;
+    }
+    rpc::Reply r = HandleCbCompound(args);
+    cb_cv_.notify_all();
+    return r;
+  });
+  rpc_->backchannel().Add(std::move(p));
+}
+
+// RFC 8881 §20.9.3: CB_SEQUENCE first, on our current session, on a slot
+// of the back channel with the slot's next sequence id; then the ops, until
+// the first error.
+rpc::Reply Client::HandleCbCompound(std::span<const uint8_t> bytes) {
+  rpc::XdrOwned<CB_COMPOUND4args> args(xdr_CB_COMPOUND4args);
+  if (!args.DecodeAll(bytes)) return rpc::Reply::GarbageArgs();
+  std::lock_guard lock(cb_mu_);
+  ++cb_stats_.cb_compound;
+  const u_int n = args->argarray.argarray_len;
+  std::vector<nfs_cb_resop4> res;
+  res.reserve(n);
+  nfsstat4 status = NFS4_OK;
+  if (args->minorversion != 1) status = NFS4ERR_MINOR_VERS_MISMATCH;
+  for (u_int i = 0; i < n && status == NFS4_OK; ++i) {
+    const nfs_cb_argop4& op = args->argarray.argarray_val[i];
+    nfs_cb_resop4 r = Zero<nfs_cb_resop4>();
+    r.resop = op.argop;
+    if (op.argop == OP_CB_SEQUENCE) {
+      const CB_SEQUENCE4args& a = op.nfs_cb_argop4_u.opcbsequence;
+      if (i != 0) {
+        status = NFS4ERR_SEQUENCE_POS;
+      } else if (std::memcmp(a.csa_sessionid, sessionid_,
+                             NFS4_SESSIONID_SIZE) != 0) {
+        status = NFS4ERR_BADSESSION;
+      } else if (a.csa_slotid >= back_seqids_.size()) {
+        status = NFS4ERR_BADSLOT;
+      } else if (a.csa_sequenceid != back_seqids_[a.csa_slotid] + 1) {
+        status = NFS4ERR_SEQ_MISORDERED;  // no reply cache: no retries
+      } else {
+        back_seqids_[a.csa_slotid] = a.csa_sequenceid;
+        CB_SEQUENCE4resok& ok =
+            r.nfs_cb_resop4_u.opcbsequence.CB_SEQUENCE4res_u.csr_resok4;
+        std::memcpy(ok.csr_sessionid, a.csa_sessionid, NFS4_SESSIONID_SIZE);
+        ok.csr_sequenceid = a.csa_sequenceid;
+        ok.csr_slotid = a.csa_slotid;
+        ok.csr_highest_slotid = static_cast<uint32_t>(back_seqids_.size() - 1);
+        ok.csr_target_highest_slotid = ok.csr_highest_slotid;
+      }
+      cb_stats_.last_sequence_status = status;
+      (status == NFS4_OK ? cb_stats_.cb_sequence_ok
+                         : cb_stats_.cb_sequence_bad)++;
+    } else if (i == 0) {
+      status = NFS4ERR_OP_NOT_IN_SESSION;
+    } else if (op.argop == OP_CB_RECALL_ANY) {
+      const CB_RECALL_ANY4args& a = op.nfs_cb_argop4_u.opcbrecall_any;
+      ++cb_stats_.cb_recall_any;
+      cb_stats_.last_objects_to_keep = a.craa_objects_to_keep;
+      cb_stats_.last_type_mask = a.craa_type_mask.bitmap4_len > 0
+                                     ? a.craa_type_mask.bitmap4_val[0]
+                                     : 0;
+    } else {
+      status = NFS4ERR_NOTSUPP;
+    }
+    // Every arm of nfs_cb_resop4 starts with its status (the decoder only
+    // accepts known operations, so every resop has an arm).
+    std::memcpy(&r.nfs_cb_resop4_u, &status, sizeof status);
+    res.push_back(r);
+  }
+  CB_COMPOUND4res out = Zero<CB_COMPOUND4res>();
+  out.status = status;
+  out.tag = args->tag;
+  out.resarray.resarray_len = static_cast<u_int>(res.size());
+  out.resarray.resarray_val = res.data();
+  rpc::XdrEncoder enc(128);
+  if (!enc.Encode(xdr_CB_COMPOUND4res, out)) return rpc::Reply::SystemErr();
+  return rpc::Reply::Success(enc.Take());
+}
+
+CallbackStats Client::callback_stats() {
+  std::lock_guard lock(cb_mu_);
+  return cb_stats_;
+}
+
+bool Client::WaitForCallbacks(
+    const std::function<bool(const CallbackStats&)>& pred,
+    std::chrono::milliseconds timeout) {
+  std::unique_lock lock(cb_mu_);
+  return cb_cv_.wait_for(lock, timeout, [&] { return pred(cb_stats_); });
 }
 
 Client::~Client() {
@@ -708,6 +828,10 @@ rpc::Result<Reply> Client::Call(const Compound& c, bool cache_this) {
       r->op_status(0) != NFS4_OK) {
     std::lock_guard lock(mu_);
     --seqids_[slot];
+  } else if (r.ok() && r->size() > 0 && r->op(0).resop == OP_SEQUENCE) {
+    last_status_flags_.store(r->op(0)
+                                 .nfs_resop4_u.opsequence.SEQUENCE4res_u
+                                 .sr_resok4.sr_status_flags);
   }
   ReleaseSlot(slot);
   return r;
@@ -751,7 +875,12 @@ nfsstat4 Client::CreateSession() {
   CREATE_SESSION4args& a = op.nfs_argop4_u.opcreate_session;
   a.csa_clientid = clientid_;
   a.csa_sequence = cs_seq_;
-  a.csa_flags = 0;
+  a.csa_flags = options_.back_channel ? CREATE_SESSION4_FLAG_CONN_BACK_CHAN : 0;
+  // Callbacks come with AUTH_NONE (§18.36.3: csa_sec_parms).
+  callback_sec_parms4 sec = Zero<callback_sec_parms4>();
+  sec.cb_secflavor = AUTH_NONE;
+  a.csa_sec_parms.csa_sec_parms_len = 1;
+  a.csa_sec_parms.csa_sec_parms_val = &sec;
   channel_attrs4& f = a.csa_fore_chan_attrs;
   f.ca_maxrequestsize = options_.max_request_size;
   f.ca_maxresponsesize = options_.max_response_size;
@@ -762,9 +891,9 @@ nfsstat4 Client::CreateSession() {
   b.ca_maxrequestsize = 4096;
   b.ca_maxresponsesize = 4096;
   b.ca_maxresponsesize_cached = 0;
-  b.ca_maxoperations = 2;
-  b.ca_maxrequests = 1;
-  a.csa_cb_program = 0x40000000;
+  b.ca_maxoperations = 4;
+  b.ca_maxrequests = options_.back_slots;
+  a.csa_cb_program = options_.cb_program;
   Compound c;
   c.Op(op);
   rpc::Result<Reply> r = CallNoSession(c);
@@ -772,7 +901,14 @@ nfsstat4 Client::CreateSession() {
   if (r->status() != NFS4_OK) return r->status();
   const CREATE_SESSION4resok& ok =
       r->op(0).nfs_resop4_u.opcreate_session.CREATE_SESSION4res_u.csr_resok4;
-  std::memcpy(sessionid_, ok.csr_sessionid, NFS4_SESSIONID_SIZE);
+  {
+    // The callback service must know the session before the server's
+    // first CB_SEQUENCE on it.
+    std::lock_guard cb(cb_mu_);
+    std::memcpy(sessionid_, ok.csr_sessionid, NFS4_SESSIONID_SIZE);
+    back_seqids_.assign(std::max(1u, ok.csr_back_chan_attrs.ca_maxrequests),
+                        0);
+  }
   ++cs_seq_;
   std::lock_guard lock(mu_);
   slots_ = ok.csr_fore_chan_attrs.ca_maxrequests;
@@ -796,6 +932,57 @@ nfsstat4 Client::DestroySession() {
   rpc::Result<Reply> r = CallNoSession(c);
   if (!r.ok()) return NFS4ERR_IO;
   if (r->status() == NFS4_OK) slots_ = 0;
+  return r->status();
+}
+
+nfsstat4 Client::BindConnToSession(channel_dir_from_client4 want,
+                                   channel_dir_from_server4* dir) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_BIND_CONN_TO_SESSION;
+  BIND_CONN_TO_SESSION4args& a = op.nfs_argop4_u.opbind_conn_to_session;
+  std::memcpy(a.bctsa_sessid, sessionid_, NFS4_SESSIONID_SIZE);
+  a.bctsa_dir = want;
+  a.bctsa_use_conn_in_rdma_mode = FALSE;
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = CallNoSession(c);
+  if (!r.ok()) return NFS4ERR_IO;
+  if (r->status() == NFS4_OK && dir != nullptr) {
+    *dir = r->op(0)
+               .nfs_resop4_u.opbind_conn_to_session
+               .BIND_CONN_TO_SESSION4res_u.bctsr_resok4.bctsr_dir;
+  }
+  return r->status();
+}
+
+nfsstat4 Client::BackchannelCtl(uint32_t program, bool sys) {
+  if (program != options_.cb_program) {
+    ServeCallbacks(program);
+    options_.cb_program = program;
+  }
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_BACKCHANNEL_CTL;
+  BACKCHANNEL_CTL4args& a = op.nfs_argop4_u.opbackchannel_ctl;
+  a.bca_cb_program = program;
+  callback_sec_parms4 sec = Zero<callback_sec_parms4>();
+  char machine[] = "nfs41client";
+  if (sys) {
+    sec.cb_secflavor = AUTH_SYS;
+    authsys_parms& p = sec.callback_sec_parms4_u.cbsp_sys_cred;
+    p.aup_machname = machine;
+    p.aup_uid = 0;
+    p.aup_gid = 0;
+    p.aup_len = 0;
+    p.aup_gids = nullptr;
+  } else {
+    sec.cb_secflavor = AUTH_NONE;
+  }
+  a.bca_sec_parms.bca_sec_parms_len = 1;
+  a.bca_sec_parms.bca_sec_parms_val = &sec;
+  Compound c;
+  c.Op(op);
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok()) return NFS4ERR_IO;
   return r->status();
 }
 

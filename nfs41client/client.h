@@ -15,7 +15,10 @@
 // Thread safety: Client methods may be called from several threads (each
 // call takes a free slot); a Compound or Reply belongs to one thread.
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <array>
 #include <initializer_list>
 #include <memory>
@@ -74,7 +77,7 @@ class Compound {
   // SETATTR of owner and/or owner_group strings (empty: not set).
   Compound& SetOwner(const std::string& owner, const std::string& group = "");
   Compound& SecInfoNoName();
-  Compound& ReclaimComplete();
+  Compound& ReclaimComplete(bool one_fs = false);
 
   // --- open state and data (RFC 8881 §18.16 ...)
   // OPEN of `name` in the current directory (CLAIM_NULL), creating it
@@ -178,6 +181,30 @@ struct ClientOptions {
   // Local address to connect from ("127.0.0.2": another loopback client,
   // for export client-network tests); empty: the kernel's choice.
   std::string local_host;
+  // Ask for a back channel on the session's connection
+  // (CREATE_SESSION4_FLAG_CONN_BACK_CHAN) and answer callbacks on it.
+  bool back_channel = true;
+  // The callback program number sent in CREATE_SESSION (csa_cb_program).
+  uint32_t cb_program = 0x40000000;
+  // Back-channel slots asked for.
+  uint32_t back_slots = 2;
+  // Serve the callback program at all (false: a client whose callback
+  // service is missing, so the server's probe fails with PROG_UNAVAIL).
+  bool answer_callbacks = true;
+};
+
+// What the client's callback service has seen (RFC 8881 §20): counts and
+// the last CB_RECALL_ANY's arguments.
+struct CallbackStats {
+  uint64_t cb_null = 0;         // CB_NULL calls (probes)
+  uint64_t cb_compound = 0;     // CB_COMPOUND calls
+  uint64_t cb_sequence_ok = 0;  // CB_SEQUENCEs accepted
+  uint64_t cb_sequence_bad = 0; // CB_SEQUENCEs refused (wrong session/slot/seq)
+  uint64_t cb_recall_any = 0;   // CB_RECALL_ANYs accepted
+  uint32_t last_objects_to_keep = 0;
+  uint32_t last_type_mask = 0;
+  uint32_t last_cb_program = 0;  // program number the last callback used
+  nfsstat4 last_sequence_status = NFS4_OK;
 };
 
 // An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.
@@ -215,6 +242,25 @@ class Client {
   nfsstat4 EstablishSession();
   nfsstat4 DestroySession();
   nfsstat4 DestroyClientId();
+  // BIND_CONN_TO_SESSION on this connection (§18.34). Returns the status
+  // and, in *dir, the direction the server bound.
+  nfsstat4 BindConnToSession(channel_dir_from_client4 want,
+                             channel_dir_from_server4* dir = nullptr);
+  // BACKCHANNEL_CTL (§18.33) with one AUTH_SYS (sys = true) or AUTH_NONE
+  // security entry; the client answers on `program` from then on.
+  nfsstat4 BackchannelCtl(uint32_t program, bool sys = true);
+  // A new transport connection to host:port, keeping the client id, the
+  // session and the slot table (a client that lost its connection, e.g. to
+  // a server restart).
+  rpc::Status Reconnect(const std::string& host, uint16_t port);
+
+  // sr_status_flags of the last successful SEQUENCE (§18.46.3).
+  uint32_t last_status_flags() const { return last_status_flags_.load(); }
+  CallbackStats callback_stats();
+  // Waits until `pred(stats)` holds or `timeout` passes; returns whether
+  // it held.
+  bool WaitForCallbacks(const std::function<bool(const CallbackStats&)>& pred,
+                        std::chrono::milliseconds timeout);
 
   clientid4 client_id() const { return clientid_; }
   const sessionid4& session_id() const { return sessionid_; }
@@ -279,6 +325,9 @@ class Client {
                                   bool cache_this) const;
   uint32_t AcquireSlot();
   void ReleaseSlot(uint32_t slot);
+  // Registers the callback program on the connection's backchannel.
+  void ServeCallbacks(uint32_t program);
+  rpc::Reply HandleCbCompound(std::span<const uint8_t> args);
 
   ClientOptions options_;
   std::unique_ptr<rpc::Client> rpc_;
@@ -292,6 +341,14 @@ class Client {
   std::condition_variable cv_;
   std::vector<uint32_t> seqids_;  // guarded by mu_
   std::vector<bool> busy_;        // guarded by mu_
+  std::atomic<uint32_t> last_status_flags_{0};
+
+  // Callback service state.
+  std::mutex cb_mu_;
+  std::condition_variable cb_cv_;
+  CallbackStats cb_stats_;                   // guarded by cb_mu_
+  std::vector<uint32_t> back_seqids_;        // guarded by cb_mu_
+  sessionid4 cb_sessionid_{};                // guarded by cb_mu_
 };
 
 }  // namespace nfs41client

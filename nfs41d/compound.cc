@@ -53,6 +53,11 @@ enum OpFlag : uint32_t {
   // Changes the file system: NFS4ERR_ROFS on a read-only export or the
   // pseudo fs (RFC 8881 §7.3, exports.h).
   kModifiesFs = 1u << 6,
+  // Refused with NFS4ERR_GRACE during the grace period (RFC 8881
+  // §8.4.2.1): it could remove or rename a file whose open or delegation a
+  // client is yet to reclaim. OPEN and LOCK decide themselves through
+  // StateManager::CheckClaim (reclaims are allowed).
+  kGraceBlocked = 1u << 7,
 };
 
 struct OpDesc {
@@ -143,6 +148,8 @@ OpTable BuildTable() {
      opdestroy_clientid, kSessionless | kModifiesState | kCacheThis)
   OP(OP_BIND_CONN_TO_SESSION, OpBindConnToSession, opbind_conn_to_session,
      opbind_conn_to_session, kSessionless | kOnlyOp | kModifiesState)
+  OP(OP_BACKCHANNEL_CTL, OpBackchannelCtl, opbackchannel_ctl,
+     opbackchannel_ctl, kModifiesState | kCacheThis)
   OP(OP_SEQUENCE, OpSequence, opsequence, opsequence, kModifiesState)
   OP(OP_RECLAIM_COMPLETE, OpReclaimComplete, opreclaim_complete,
      opreclaim_complete, kModifiesState | kCacheThis)
@@ -164,8 +171,10 @@ OpTable BuildTable() {
   OP(OP_READDIR, OpReadDir, opreaddir, opreaddir, 0)
   OP0(OP_READLINK, OpReadLink, opreadlink, 0)
   OP(OP_CREATE, OpCreate, opcreate, opcreate, kModifiesState | kCacheThis)
-  OP(OP_REMOVE, OpRemove, opremove, opremove, kModifiesState | kCacheThis)
-  OP(OP_RENAME, OpRename, oprename, oprename, kModifiesState | kCacheThis)
+  OP(OP_REMOVE, OpRemove, opremove, opremove,
+     kModifiesState | kCacheThis | kGraceBlocked)
+  OP(OP_RENAME, OpRename, oprename, oprename,
+     kModifiesState | kCacheThis | kGraceBlocked)
   OP(OP_LINK, OpLink, oplink, oplink, kModifiesState | kCacheThis)
   OP(OP_SETATTR, OpSetAttr, opsetattr, opsetattr, kModifiesState | kCacheThis)
   OP(OP_VERIFY, OpVerify, opverify, opverify, 0)
@@ -367,6 +376,10 @@ std::optional<std::vector<uint8_t>> RunCompound(
       // this op (export_ops.h).
       if (status == NFS4_OK && (d->flags & kNeedsFh)) {
         status = ExportRules(st, *opnum, (d->flags & kModifiesFs) != 0);
+      }
+      if (status == NFS4_OK && (d->flags & kGraceBlocked) &&
+          st.server.state->InGrace()) {
+        status = NFS4ERR_GRACE;
       }
       if (status != NFS4_OK) {
         r = ErrorResult(*opnum, status);

@@ -18,6 +18,7 @@
 //   more ops than ca_maxoperations     -> NFS4ERR_TOO_MANY_OPS (on SEQUENCE)
 //   reply over ca_maxresponsesize      -> NFS4ERR_REP_TOO_BIG
 //   cached reply over ..._cached       -> NFS4ERR_REP_TOO_BIG_TO_CACHE
+//   REMOVE/RENAME during grace          -> NFS4ERR_GRACE (§8.4.2.1)
 //   processing stops at the first error.
 // A SEQUENCE retry answers with the slot's cached reply (§2.10.6.1).
 //

@@ -172,6 +172,10 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       auto v = node.value<int64_t>();
       if (!v || *v < 5 || *v > 3600) return bad("an integer in 5..3600");
       cfg->server.state.lease_seconds = static_cast<uint32_t>(*v);
+    } else if (k == "grace_time") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 5 || *v > 3600) return bad("an integer in 5..3600");
+      cfg->server.state.grace_seconds = static_cast<uint32_t>(*v);
     } else if (k == "log_level") {
       auto v = node.value<std::string>();
       if (!v || !rpc::log::ParseLevel(*v, &cfg->log_level)) {

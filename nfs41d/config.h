@@ -8,6 +8,8 @@
 //   data_dir   = "/var/lib/nfs41d"  # secret, embedded namespace, file data
 //   workers    = 8
 //   lease_time = 90                 # seconds
+//   grace_time = 90                 # seconds of reclaim after a restart
+//                                   # (default: lease_time)
 //   log_level  = "info"             # debug | info | warning | error
 //   metrics    = "127.0.0.1:9149"   # Prometheus /metrics (off if unset)
 //   idmap      = "numeric"          # or "nfsidmap" (RFC 8881 §5.9)

@@ -4,8 +4,15 @@
 // COMPOUND loop (compound.cc) after it applied the generic rules. Each fills
 // its result's resok part and returns the status.
 //
-// ops_session.cc: sessions and client state (RFC 8881 §18.35-§18.51).
+// ops_session.cc: sessions and client state (RFC 8881 §18.33-§18.51).
 // ops_fs.cc: filehandles and metadata on the Namespace.
+//
+// Handlers that create or reclaim locking state (OPEN, LOCK) must first
+// call, and fail with its status unless NFS4_OK:
+//   st.server.state->CheckClaim(*st.session->client(), reclaim)
+// with reclaim = (OPEN claim type CLAIM_PREVIOUS) or (LOCK's reclaim flag);
+// it applies the grace rules of RFC 8881 §8.4.2.1, §8.4.3 and §18.51.3
+// (see state/state_manager.h).
 // ops_open.cc: OPEN, OPEN_DOWNGRADE, CLOSE (§18.16, §18.18, §18.2).
 // ops_io.cc: READ, WRITE, COMMIT and the data path's background work.
 // ops_lock.cc: LOCK, LOCKT, LOCKU (§18.10-§18.12).
@@ -22,6 +29,8 @@ nfsstat4 OpDestroySession(CompoundState&, const DESTROY_SESSION4args&,
                           DESTROY_SESSION4res&);
 nfsstat4 OpDestroyClientId(CompoundState&, const DESTROY_CLIENTID4args&,
                            DESTROY_CLIENTID4res&);
+nfsstat4 OpBackchannelCtl(CompoundState&, const BACKCHANNEL_CTL4args&,
+                          BACKCHANNEL_CTL4res&);
 nfsstat4 OpBindConnToSession(CompoundState&, const BIND_CONN_TO_SESSION4args&,
                              BIND_CONN_TO_SESSION4res&);
 nfsstat4 OpSequence(CompoundState&, const SEQUENCE4args&, SEQUENCE4res&);

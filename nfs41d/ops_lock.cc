@@ -72,9 +72,12 @@ nfsstat4 OpLock(CompoundState& st, const LOCK4args& args, LOCK4res& res) {
   if (nfsstat4 e = LockType(args.locktype, &write); e) return e;
   uint64_t end;
   if (nfsstat4 e = Range(args.offset, args.length, &end); e) return e;
-  // Reclaims only in a grace period, and nothing else during one (§8.4.2).
-  if (args.reclaim != st.server.state->InGrace()) {
-    return args.reclaim ? NFS4ERR_NO_GRACE : NFS4ERR_GRACE;
+  // Reclaims only in a grace period by clients that may reclaim, and
+  // nothing else during one (§8.4.2.1, §8.4.3, §18.51.3).
+  if (nfsstat4 e = st.server.state->CheckClaim(*st.session->client(),
+                                               args.reclaim);
+      e) {
+    return e;
   }
   ns::Attr a;
   if (nfsstat4 e = LockableFile(st, &a); e) return e;

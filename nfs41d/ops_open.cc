@@ -186,11 +186,14 @@ nfsstat4 OpOpen(CompoundState& st, const OPEN4args& args, OPEN4res& res) {
   switch (claim) {
     case CLAIM_NULL:
     case CLAIM_FH:
-      // §8.4.2: only reclaims while the server is in its grace period.
-      if (st.server.state->InGrace()) return NFS4ERR_GRACE;
-      break;
     case CLAIM_PREVIOUS:
-      if (!st.server.state->InGrace()) return NFS4ERR_NO_GRACE;
+      // §8.4.2.1, §8.4.3, §18.51.3: only reclaims while the server is in
+      // its grace period, and only by clients that may reclaim.
+      if (nfsstat4 e = st.server.state->CheckClaim(
+              *st.session->client(), claim == CLAIM_PREVIOUS);
+          e) {
+        return e;
+      }
       break;
     case CLAIM_DELEGATE_CUR:
     case CLAIM_DELEGATE_PREV:

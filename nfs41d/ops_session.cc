@@ -6,7 +6,9 @@
 
 #include <cstring>
 
+#include "nfs41d/callback.h"
 #include "nfs41d/ops.h"
+#include "rpc/connection.h"
 
 namespace nfs41d {
 
@@ -45,8 +47,51 @@ nfsstat4 OpExchangeId(CompoundState& st, const EXCHANGE_ID4args& args,
 // RFC 8881 §18.36.
 nfsstat4 OpCreateSession(CompoundState& st, const CREATE_SESSION4args& args,
                          CREATE_SESSION4res& res) {
-  return st.server.state->CreateSession(args, st.principal, st.connection_id,
-                                        &res.CREATE_SESSION4res_u.csr_resok4);
+  // §18.36.3: the back channel needs a callback flavor we can send; without
+  // one the session is made without it (the client learns from csr_flags).
+  CREATE_SESSION4args a = args;
+  rpc::Credential cb_cred;
+  if ((a.csa_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) &&
+      (!ChooseCallbackCredential(a.csa_sec_parms.csa_sec_parms_val,
+                                 a.csa_sec_parms.csa_sec_parms_len,
+                                 &cb_cred) ||
+       st.call == nullptr || !st.call->connection)) {
+    a.csa_flags &= ~CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+  }
+  CREATE_SESSION4resok& ok = res.CREATE_SESSION4res_u.csr_resok4;
+  nfsstat4 s = st.server.state->CreateSession(a, st.principal,
+                                              st.connection_id, &ok);
+  if (s != NFS4_OK) return s;
+  std::shared_ptr<state::Session> session;
+  if (st.server.state->FindSession(ok.csr_sessionid, &session) != NFS4_OK) {
+    return NFS4_OK;  // a replayed reply of a session destroyed since
+  }
+  if ((ok.csr_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) &&
+      session->cb_path() == state::Session::CbPath::kDown &&
+      !session->BackConnection()) {
+    session->SetCallbackProgram(a.csa_cb_program, cb_cred);
+    session->BindBackChannel(st.call->connection);
+    // §18.36.3 lets the server check the path; a CB_NULL probe tells
+    // SEQUENCE whether to report SEQ4_STATUS_CB_PATH_DOWN.
+    ProbeBackchannel(session, st.server.state->options().callback_timeout);
+  }
+  return NFS4_OK;
+}
+
+// RFC 8881 §18.33: a new callback program and security for the session's
+// back channel.
+nfsstat4 OpBackchannelCtl(CompoundState& st, const BACKCHANNEL_CTL4args& args,
+                          BACKCHANNEL_CTL4res&) {
+  rpc::Credential cred;
+  if (!ChooseCallbackCredential(args.bca_sec_parms.bca_sec_parms_val,
+                                args.bca_sec_parms.bca_sec_parms_len, &cred)) {
+    return NFS4ERR_INVAL;  // no flavor the server can use (§18.33.3)
+  }
+  st.session->SetCallbackProgram(args.bca_cb_program, cred);
+  if (st.session->BackConnection()) {
+    ProbeBackchannel(st.session, st.server.state->options().callback_timeout);
+  }
+  return NFS4_OK;
 }
 
 // RFC 8881 §18.37.
@@ -73,8 +118,9 @@ nfsstat4 OpDestroyClientId(CompoundState& st,
   return st.server.state->DestroyClientId(args.dca_clientid);
 }
 
-// RFC 8881 §18.34. The backchannel is not offered yet: a connection asked
-// for both directions is bound to the fore channel.
+// RFC 8881 §18.34. FORE_OR_BOTH binds the fore channel only and
+// BACK_OR_BOTH both (the server may pick either of the "or both" answers):
+// a client asking for the back channel gets it, so callbacks have a path.
 nfsstat4 OpBindConnToSession(CompoundState& st,
                              const BIND_CONN_TO_SESSION4args& args,
                              BIND_CONN_TO_SESSION4res& res) {
@@ -86,16 +132,35 @@ nfsstat4 OpBindConnToSession(CompoundState& st,
       dir = CDFS4_FORE;
       break;
     case CDFC4_BACK:
-    case CDFC4_BACK_OR_BOTH:
       dir = CDFS4_BACK;
+      break;
+    case CDFC4_BACK_OR_BOTH:
+      dir = CDFS4_BOTH;
       break;
     default:
       return NFS4ERR_INVAL;
   }
-  if (nfsstat4 e = st.server.state->BindConnection(args.bctsa_sessid,
-                                                   st.connection_id);
+  std::shared_ptr<state::Session> session;
+  if (nfsstat4 e = st.server.state->FindSession(args.bctsa_sessid, &session);
       e) {
     return e;
+  }
+  const bool back = dir == CDFS4_BACK || dir == CDFS4_BOTH;
+  if (back && (st.call == nullptr || !st.call->connection)) {
+    return NFS4ERR_INVAL;  // no transport connection to call back on
+  }
+  if (dir != CDFS4_BACK) {
+    if (nfsstat4 e = st.server.state->BindConnection(args.bctsa_sessid,
+                                                     st.connection_id);
+        e) {
+      return e;
+    }
+  } else {
+    session->client()->Renew();
+  }
+  if (back) {
+    session->BindBackChannel(st.call->connection);
+    ProbeBackchannel(session, st.server.state->options().callback_timeout);
   }
   BIND_CONN_TO_SESSION4resok& ok = res.BIND_CONN_TO_SESSION4res_u.bctsr_resok4;
   std::memcpy(ok.bctsr_sessid, args.bctsa_sessid, NFS4_SESSIONID_SIZE);
@@ -136,20 +201,20 @@ nfsstat4 OpSequence(CompoundState& st, const SEQUENCE4args& args,
   ok.sr_slotid = args.sa_slotid;
   ok.sr_highest_slotid = s->slot_count() - 1;
   ok.sr_target_highest_slotid = s->slot_count() - 1;
-  ok.sr_status_flags = 0;
+  // §18.46.3: tell the client when callbacks cannot reach it.
+  ok.sr_status_flags = st.server.state->CbStatusFlags(*s);
   return NFS4_OK;
 }
 
-// RFC 8881 §18.51. No grace period yet: nothing to reclaim.
+// RFC 8881 §18.51. rca_one_fs: one file system has nothing of its own to
+// reclaim here (no file system migration), so it is accepted as is.
 nfsstat4 OpReclaimComplete(CompoundState& st,
                            const RECLAIM_COMPLETE4args& args,
                            RECLAIM_COMPLETE4res&) {
   if (args.rca_one_fs) {
     return st.current_fh ? NFS4_OK : NFS4ERR_NOFILEHANDLE;
   }
-  return st.session->client()->MarkReclaimComplete()
-             ? NFS4_OK
-             : NFS4ERR_COMPLETE_ALREADY;
+  return st.server.state->ReclaimComplete(*st.session->client());
 }
 
 // RFC 8881 §18.48: each stateid checked as any op would, against the

@@ -45,7 +45,13 @@ std::string Nfs41Server::Start() {
            opened.status().ToString();
   }
   ns_ = std::move(opened).value();
-  state_ = std::make_unique<state::StateManager>(options_.state);
+  records_ = std::make_unique<ns::ClientRecords>(ns_.get());
+  state_ = std::make_unique<state::StateManager>(options_.state,
+                                                 records_.get());
+  if (ns::Status s = state_->StartEpoch(); !s.ok()) {
+    return "cannot read the NFSv4 client records of " + uri + ": " +
+           s.ToString();
+  }
   auto store = data::OpenLocalDataStore(options_.data_dir + "/data");
   if (!store.ok()) {
     return "cannot open data store: " + store.status().ToString();

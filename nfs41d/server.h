@@ -16,8 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "nfs41d/attr_cache.h"
+#include "nfs41d/callback.h"
 #include "nfs41d/compound.h"
 #include "nfs41d/exports.h"
 #include "nfs41d/idmap.h"
@@ -60,8 +62,10 @@ class Nfs41Server {
   Nfs41Server& operator=(const Nfs41Server&) = delete;
 
   // Creates the data directory and secret if missing, opens the namespace
-  // (creating an embedded SQLite one if missing), binds and serves. Returns
-  // a message for the operator on failure, "" on success.
+  // (creating an embedded SQLite one if missing), begins a new server epoch
+  // in its client records (a grace period if clients may reclaim, RFC 8881
+  // §8.4.2.1), binds and serves. Returns a message for the operator on
+  // failure, "" on success.
   std::string Start();
   // Stops serving and joins every thread. Idempotent.
   void Stop();
@@ -77,6 +81,13 @@ class Nfs41Server {
   Metrics& metrics() { return metrics_; }
   AttrCache& attr_cache() { return *attrs_; }
   std::shared_ptr<const ExportTable> exports() const { return exports_.Get(); }
+  // Asks a client to return state (CB_RECALL_ANY, RFC 8881 §20.6) over its
+  // back channel; blocks until the client answers or the callback timeout.
+  // REQUIRES: not called on the RPC event-loop thread.
+  CbResult RecallAny(clientid4 clientid, uint32_t objects_to_keep,
+                     uint32_t type_mask) {
+    return nfs41d::RecallAny(*state_, clientid, objects_to_keep, type_mask);
+  }
   state::StateManager& state() { return *state_; }
   ns::Namespace& ns() { return *ns_; }
   const FhCodec& fh_codec() const { return *fh_; }
@@ -87,6 +98,7 @@ class Nfs41Server {
   ServerOptions options_;
   std::unique_ptr<ns::Namespace> ns_;
   std::unique_ptr<FhCodec> fh_;
+  std::unique_ptr<ns::ClientRecords> records_;
   std::unique_ptr<state::StateManager> state_;
   std::unique_ptr<data::DataStore> data_;
   ExportsHandle exports_;

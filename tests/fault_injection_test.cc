@@ -147,6 +147,24 @@ class FaultTxn : public Transaction {
                               std::string_view location) override {
     NS_RETURN_IF_ERROR(Inject());
     return t_.DeleteLocation(ino, type, location);
+  Result<GraceRow> GetGrace() override { return t_.GetGrace(); }
+  Status PutGrace(const GraceRow& row) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutGrace(row);
+  }
+  Result<ClientRecord> GetClientRecord(std::string_view owner) override {
+    return t_.GetClientRecord(owner);
+  }
+  Result<std::vector<ClientRecord>> ListClientRecords() override {
+    return t_.ListClientRecords();
+  }
+  Status PutClientRecord(const ClientRecord& rec) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutClientRecord(rec);
+  }
+  Status DeleteClientRecord(std::string_view owner) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteClientRecord(owner);
   }
 
  private:

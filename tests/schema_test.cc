@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/schema.h"
 #include "tests/test_util.h"
 
@@ -98,6 +99,18 @@ class SchemaTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(names, std::vector<std::string>{"link"});
     ASSERT_OK_AND_ASSIGN(Attr link, ns.Resolve(root, "/dir/link", false));
     EXPECT_EQ(link.type, FileType::kSymlink);
+    // NFSv4 client records (version 4).
+    ClientRecords records(&ns);
+    ASSERT_OK_AND_ASSIGN(EpochStart e, records.StartEpoch());
+    ClientRecord rec;
+    rec.owner = "schema-test";
+    rec.principal = "sys:0";
+    ASSERT_OK(records.Confirm(rec, e.epoch));
+    ASSERT_OK(records.ReclaimComplete(rec.owner, e.epoch));
+    ASSERT_OK_AND_ASSIGN(std::vector<ClientRecord> all, records.List());
+    ASSERT_EQ(all.size(), 1u);
+    ASSERT_TRUE(all[0].reclaim_epoch);
+    EXPECT_EQ(*all[0].reclaim_epoch, e.epoch);
   }
 };
 

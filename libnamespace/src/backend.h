@@ -23,6 +23,7 @@
 
 #include "libnamespace/include/namespace/acl.h"
 #include "libnamespace/include/namespace/metadata.h"
+#include "libnamespace/include/namespace/client_records.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/status.h"
 #include "libnamespace/include/namespace/types.h"
@@ -78,6 +79,12 @@ struct EntryRow {
   uint64_t cookie = 0;
 };
 
+// The nfs_grace row.
+struct GraceRow {
+  int64_t current_epoch = 0;
+  std::optional<int64_t> recovery_epoch;
+  TimeNs started_ns = 0;
+};
 // A row of an ad-hoc query (Transaction::Query): each column as the
 // database prints it, nullopt for NULL.
 using SqlRow = std::vector<std::optional<std::string>>;
@@ -161,6 +168,21 @@ class Transaction {
 
   virtual Result<FsStats> Stats() = 0;
 
+  // --- NFSv4 client records (client_records.h; tables nfs_grace and
+  // nfs_clients). Owners are compared as bytes.
+
+  // The one nfs_grace row, locked against concurrent writers in a Write
+  // (PostgreSQL FOR UPDATE). Errors: Corruption if the row is missing.
+  virtual Result<GraceRow> GetGrace() = 0;
+  virtual Status PutGrace(const GraceRow& row) = 0;
+  // Errors: NotFound.
+  virtual Result<ClientRecord> GetClientRecord(std::string_view owner) = 0;
+  // Every record, ordered by owner bytes.
+  virtual Result<std::vector<ClientRecord>> ListClientRecords() = 0;
+  // Inserts or replaces the record of rec.owner.
+  virtual Status PutClientRecord(const ClientRecord& rec) = 0;
+  // Deleting a missing record is Ok.
+  virtual Status DeleteClientRecord(std::string_view owner) = 0;
   // The escape hatch for administration (fsck, usage statistics), never
   // for the POSIX hot path: runs one SQL statement written for the
   // backend's Dialect(), with $1, $2, ... bound to `params` as 64-bit

@@ -187,6 +187,13 @@ constexpr char kDeleteChecksum[] = "del_cksum";
 constexpr char kListLocations[] = "list_locs";
 constexpr char kAddLocation[] = "add_loc";
 constexpr char kDeleteLocation[] = "del_loc";
+constexpr char kGetGrace[] = "get_grace";
+constexpr char kGetGraceUpdate[] = "get_grace_upd";
+constexpr char kPutGrace[] = "put_grace";
+constexpr char kGetClient[] = "get_client";
+constexpr char kListClients[] = "list_clients";
+constexpr char kPutClient[] = "put_client";
+constexpr char kDeleteClient[] = "del_client";
 
 struct StatementDef {
   std::string name;
@@ -437,6 +444,39 @@ const std::vector<StatementDef>& Statements() {
                   "SELECT count(*), coalesce(sum(size) FILTER "
                   "(WHERE type = 1), 0)::float8 FROM inodes "
                   "TABLESAMPLE SYSTEM ($1::float4)"});
+    // NFSv4 client records. Owners travel as hex text (decode/encode) so
+    // they go through the same text parameters as everything else; a NULL
+    // epoch travels as -1 (epochs start at 0).
+    v->push_back({kGetGrace,
+                  "SELECT current_epoch, recovery_epoch, started_ns "
+                  "FROM nfs_grace WHERE id = 1"});
+    v->push_back({kGetGraceUpdate,
+                  "SELECT current_epoch, recovery_epoch, started_ns "
+                  "FROM nfs_grace WHERE id = 1 FOR UPDATE"});
+    v->push_back({kPutGrace,
+                  "UPDATE nfs_grace SET current_epoch = $1, "
+                  "recovery_epoch = NULLIF($2::int8, -1), started_ns = $3 "
+                  "WHERE id = 1"});
+    const std::string client_cols =
+        "encode(owner, 'hex'), principal, verifier, clientid, confirmed_ns, "
+        "confirmed_epoch, reclaim_epoch";
+    v->push_back({kGetClient, "SELECT " + client_cols +
+                                  " FROM nfs_clients "
+                                  "WHERE owner = decode($1, 'hex')"});
+    v->push_back({kListClients, "SELECT " + client_cols +
+                                    " FROM nfs_clients ORDER BY owner"});
+    v->push_back(
+        {kPutClient,
+         "INSERT INTO nfs_clients (owner, principal, verifier, clientid, "
+         "confirmed_ns, confirmed_epoch, reclaim_epoch) VALUES "
+         "(decode($1, 'hex'), $2, $3, $4, $5, $6, NULLIF($7::int8, -1)) "
+         "ON CONFLICT (owner) DO UPDATE SET principal = EXCLUDED.principal, "
+         "verifier = EXCLUDED.verifier, clientid = EXCLUDED.clientid, "
+         "confirmed_ns = EXCLUDED.confirmed_ns, "
+         "confirmed_epoch = EXCLUDED.confirmed_epoch, "
+         "reclaim_epoch = EXCLUDED.reclaim_epoch"});
+    v->push_back({kDeleteClient,
+                  "DELETE FROM nfs_clients WHERE owner = decode($1, 'hex')"});
     const size_t base = v->size();
     for (size_t k = 0; k < base; ++k) {
       if (!HasXidVariant((*v)[k].name)) continue;
@@ -993,6 +1033,70 @@ class PgTxn final : public Transaction {
     });
   }
 
+  Result<GraceRow> GetGrace() override {
+    return Run("pg get grace", [&]() -> Result<GraceRow> {
+      const pqxx::result r = Exec(writable_ ? kGetGraceUpdate : kGetGrace);
+      if (r.empty()) {
+        return Status::Corruption("pg get grace",
+                                  "the nfs_grace row is missing");
+      }
+      GraceRow row;
+      row.current_epoch = r[0][0].as<int64_t>();
+      if (!r[0][1].is_null()) row.recovery_epoch = r[0][1].as<int64_t>();
+      row.started_ns = r[0][2].as<int64_t>();
+      return row;
+    });
+  }
+
+  Status PutGrace(const GraceRow& row) override {
+    return RunWrite("pg put grace", [&]() -> Status {
+      Defer(kPutGrace, row.current_epoch,
+            row.recovery_epoch ? *row.recovery_epoch : int64_t{-1},
+            row.started_ns);
+      return Status::Ok();
+    });
+  }
+
+  Result<ClientRecord> GetClientRecord(std::string_view owner) override {
+    return Run("pg get client", [&]() -> Result<ClientRecord> {
+      const pqxx::result r = Exec(kGetClient, HexOf(owner));
+      if (r.empty()) return Status::NotFound("client record");
+      return RowToClient(r[0]);
+    });
+  }
+
+  Result<std::vector<ClientRecord>> ListClientRecords() override {
+    return Run("pg list clients",
+               [&]() -> Result<std::vector<ClientRecord>> {
+                 const pqxx::result r = Exec(kListClients);
+                 std::vector<ClientRecord> out;
+                 out.reserve(r.size());
+                 for (const pqxx::row& row : r) {
+                   NS_ASSIGN_OR_RETURN(ClientRecord c, RowToClient(row));
+                   out.push_back(std::move(c));
+                 }
+                 return out;
+               });
+  }
+
+  Status PutClientRecord(const ClientRecord& rec) override {
+    return RunWrite("pg put client", [&]() -> Status {
+      Defer(kPutClient, HexOf(rec.owner), rec.principal,
+            static_cast<int64_t>(rec.verifier),
+            static_cast<int64_t>(rec.clientid), rec.confirmed_ns,
+            rec.confirmed_epoch,
+            rec.reclaim_epoch ? *rec.reclaim_epoch : int64_t{-1});
+      return Status::Ok();
+    });
+  }
+
+  Status DeleteClientRecord(std::string_view owner) override {
+    return RunWrite("pg delete client", [&]() -> Status {
+      Defer(kDeleteClient, HexOf(owner));
+      return Status::Ok();
+    });
+  }
+
   Result<FsStats> Stats() override {
     return Run("pg stats", [&]() -> Result<FsStats> {
       const pqxx::result meta = Exec(kStatsMeta);
@@ -1313,6 +1417,45 @@ class PgTxn final : public Transaction {
     const pqxx::result r = Exec(kGet, ino);
     if (r.empty()) return NoInode(ino);
     return RowToAttr(r[0], 0, 16);
+  }
+
+  static std::string HexOf(std::string_view bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+      out += kDigits[c >> 4];
+      out += kDigits[c & 15];
+    }
+    return out;
+  }
+
+  static Result<ClientRecord> RowToClient(const pqxx::row& row) {
+    const std::string hex = Text(row[0]);
+    if (hex.size() % 2 != 0) {
+      return Status::Corruption("pg client record", "odd hex owner");
+    }
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    ClientRecord r;
+    r.owner.reserve(hex.size() / 2);
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+      if (hi < 0 || lo < 0) {
+        return Status::Corruption("pg client record", "bad hex owner");
+      }
+      r.owner += static_cast<char>(hi * 16 + lo);
+    }
+    r.principal = Text(row[1]);
+    r.verifier = static_cast<uint64_t>(row[2].as<int64_t>());
+    r.clientid = static_cast<uint64_t>(row[3].as<int64_t>());
+    r.confirmed_ns = row[4].as<int64_t>();
+    r.confirmed_epoch = row[5].as<int64_t>();
+    if (!row[6].is_null()) r.reclaim_epoch = row[6].as<int64_t>();
+    return r;
   }
 
   Result<std::vector<SqlRow>> Query(std::string_view sql,

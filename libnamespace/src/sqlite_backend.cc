@@ -151,6 +151,12 @@ enum class Sql : int {
   kAddLocation,
   kDeleteLocation,
   kDeleteLocations,
+  kGetGrace,
+  kPutGrace,
+  kGetClient,
+  kListClients,
+  kPutClient,
+  kDeleteClient,
   kCount,  // not a statement: the number of them
 };
 
@@ -276,6 +282,24 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         " VALUES (?1, ?2, ?3, ?4)",
         "DELETE FROM locations WHERE ino = ?1 AND type = ?2 AND location = ?3",
         "DELETE FROM locations WHERE ino = ?1",
+        // kGetGrace
+        "SELECT current_epoch, recovery_epoch, started_ns FROM nfs_grace"
+        " WHERE id = 1",
+        // kPutGrace
+        "UPDATE nfs_grace SET current_epoch = ?1, recovery_epoch = ?2,"
+        " started_ns = ?3 WHERE id = 1",
+        // kGetClient
+        "SELECT owner, principal, verifier, clientid, confirmed_ns,"
+        " confirmed_epoch, reclaim_epoch FROM nfs_clients WHERE owner = ?1",
+        // kListClients
+        "SELECT owner, principal, verifier, clientid, confirmed_ns,"
+        " confirmed_epoch, reclaim_epoch FROM nfs_clients ORDER BY owner",
+        // kPutClient
+        "INSERT OR REPLACE INTO nfs_clients (owner, principal, verifier,"
+        " clientid, confirmed_ns, confirmed_epoch, reclaim_epoch)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        // kDeleteClient
+        "DELETE FROM nfs_clients WHERE owner = ?1",
 };
 
 #undef NS_INODE_COLS
@@ -331,6 +355,7 @@ class Stmt {
                                  value.data() != nullptr ? value.data() : "",
                                  value.size(), SQLITE_STATIC));
   }
+  void BindNull(int index) { Remember(sqlite3_bind_null(stmt_, index)); }
 
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() {
@@ -348,6 +373,13 @@ class Stmt {
     const int n = sqlite3_column_bytes(stmt_, col);
     if (p == nullptr || n <= 0) return {};
     return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  // Valid until the next Step() or the end of the Stmt.
+  std::string_view Blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    if (p == nullptr) return {};
+    return std::string_view(
+        p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   // Valid until the next Step() or the end of the Stmt.
   std::string_view Text(int col) const {
@@ -1177,6 +1209,95 @@ class SqliteTransaction final : public Transaction {
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return Fail(rc, ctx);
     return Status::Ok();
+  Result<GraceRow> GetGrace() override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetGrace));
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) {
+      return Status::Corruption("GetGrace", "the nfs_grace row is missing");
+    }
+    if (rc != SQLITE_ROW) return Fail(rc, "GetGrace");
+    GraceRow row;
+    row.current_epoch = stmt.Int(0);
+    if (!stmt.IsNull(1)) row.recovery_epoch = stmt.Int(1);
+    row.started_ns = stmt.Int(2);
+    return row;
+  }
+
+  Status PutGrace(const GraceRow& row) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutGrace));
+    stmt.Bind(1, row.current_epoch);
+    if (row.recovery_epoch) {
+      stmt.Bind(2, *row.recovery_epoch);
+    } else {
+      stmt.BindNull(2);
+    }
+    stmt.Bind(3, row.started_ns);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutGrace");
+    if (sqlite3_changes(conn_.db()) != 1) {
+      return Status::Corruption("PutGrace", "the nfs_grace row is missing");
+    }
+    return Status::Ok();
+  }
+
+  Result<ClientRecord> GetClientRecord(std::string_view owner) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetClient));
+    stmt.BindBlob(1, owner);
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("client record");
+    if (rc != SQLITE_ROW) return Fail(rc, "GetClientRecord");
+    return ReadClient(stmt);
+  }
+
+  Result<std::vector<ClientRecord>> ListClientRecords() override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kListClients));
+    std::vector<ClientRecord> out;
+    for (;;) {
+      const int rc = stmt.Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return Fail(rc, "ListClientRecords");
+      out.push_back(ReadClient(stmt));
+    }
+    return out;
+  }
+
+  Status PutClientRecord(const ClientRecord& rec) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutClient));
+    stmt.BindBlob(1, rec.owner);
+    stmt.Bind(2, std::string_view(rec.principal));
+    stmt.Bind(3, ToDb(rec.verifier));
+    stmt.Bind(4, ToDb(rec.clientid));
+    stmt.Bind(5, rec.confirmed_ns);
+    stmt.Bind(6, rec.confirmed_epoch);
+    if (rec.reclaim_epoch) {
+      stmt.Bind(7, *rec.reclaim_epoch);
+    } else {
+      stmt.BindNull(7);
+    }
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutClientRecord");
+    return Status::Ok();
+  }
+
+  Status DeleteClientRecord(std::string_view owner) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDeleteClient));
+    stmt.BindBlob(1, owner);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "DeleteClientRecord");
+    return Status::Ok();
+  }
+
+ private:
+  static ClientRecord ReadClient(const Stmt& stmt) {
+    ClientRecord r;
+    r.owner = std::string(stmt.Blob(0));
+    r.principal = std::string(stmt.Text(1));
+    r.verifier = static_cast<uint64_t>(stmt.Int(2));
+    r.clientid = static_cast<uint64_t>(stmt.Int(3));
+    r.confirmed_ns = stmt.Int(4);
+    r.confirmed_epoch = stmt.Int(5);
+    if (!stmt.IsNull(6)) r.reclaim_epoch = stmt.Int(6);
+    return r;
   }
 
   static std::string DirectoryOf(const std::string& path) {

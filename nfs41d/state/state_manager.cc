@@ -31,12 +31,10 @@ Session::Session(SessionId id, std::shared_ptr<Client> client,
       client_(std::move(client)),
       fore_(fore),
       back_(back),
-      cb_program_(cb_program),
       flags_(flags),
-      slots_(fore.ca_maxrequests) {
-  (void)cb_program_;
-  (void)flags_;
-}
+      slots_(fore.ca_maxrequests),
+      cb_program_(cb_program),
+      back_slots_(std::max(1u, back.ca_maxrequests)) {}
 
 // RFC 8881 §2.10.6.1 and §18.46.3: a new request carries the slot's sequence
 // id plus one; the same sequence id is a retry, answered from the cache; any
@@ -112,11 +110,283 @@ bool Session::IsBound(uint64_t conn_id) const {
   return connections_.count(conn_id) != 0;
 }
 
+Session::CbPath Session::cb_path() const {
+  std::lock_guard lock(mu_);
+  return cb_path_;
+}
+
+void Session::SetCbPath(CbPath p) {
+  std::lock_guard lock(mu_);
+  cb_path_ = p;
+}
+
+void Session::BindBackChannel(const std::shared_ptr<rpc::Connection>& conn) {
+  std::lock_guard lock(mu_);
+  for (auto it = back_conns_.begin(); it != back_conns_.end();) {
+    auto c = it->lock();
+    if (!c || c == conn || !c->IsOpen()) {
+      it = back_conns_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  back_conns_.push_back(conn);
+  cb_path_ = CbPath::kUnknown;
+}
+
+std::shared_ptr<rpc::Connection> Session::BackConnection() const {
+  std::lock_guard lock(mu_);
+  // Newest first: a client that bound a new connection wants it used.
+  for (auto it = back_conns_.rbegin(); it != back_conns_.rend(); ++it) {
+    auto c = it->lock();
+    if (c && c->IsOpen()) return c;
+  }
+  return nullptr;
+}
+
+void Session::SetCallbackProgram(uint32_t program, rpc::Credential cred) {
+  std::lock_guard lock(mu_);
+  cb_program_ = program;
+  cb_cred_ = std::move(cred);
+}
+
+uint32_t Session::cb_program() const {
+  std::lock_guard lock(mu_);
+  return cb_program_;
+}
+
+rpc::Credential Session::cb_credential() const {
+  std::lock_guard lock(mu_);
+  return cb_cred_;
+}
+
+bool Session::BeginCallback(uint32_t* slot, uint32_t* seqid,
+                            std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  auto free_slot = [&] {
+    for (uint32_t i = 0; i < back_slots_.size(); ++i) {
+      if (!back_slots_[i].in_use) {
+        *slot = i;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!back_slot_freed_.wait_for(lock, wait, free_slot)) return false;
+  back_slots_[*slot].in_use = true;
+  *seqid = back_slots_[*slot].seqid + 1;
+  return true;
+}
+
+void Session::EndCallback(uint32_t slot, bool sent) {
+  {
+    std::lock_guard lock(mu_);
+    if (slot >= back_slots_.size()) return;
+    back_slots_[slot].in_use = false;
+    if (sent) {
+      ++back_slots_[slot].seqid;
+      ++callbacks_answered_;
+    }
+  }
+  back_slot_freed_.notify_one();
+}
+
+uint64_t Session::callbacks_answered() const {
+  std::lock_guard lock(mu_);
+  return callbacks_answered_;
+}
+
+uint64_t Client::verifier() const {
+  uint64_t v = 0;
+  for (uint8_t b : verifier_) v = (v << 8) | b;
+  return v;
+}
+
 // ----------------------------------------------------------- StateManager
 
-StateManager::StateManager(StateOptions options)
+StateManager::StateManager(StateOptions options, ns::ClientRecords* records)
     : options_(std::move(options)),
+      records_(records),
       boot_(static_cast<uint64_t>(std::time(nullptr)) & 0xffffffffu) {}
+
+// ------------------------------------------------- restart, grace, reclaim
+
+ns::Status StateManager::StartEpoch() {
+  if (records_ == nullptr) return ns::Status::Ok();
+  ns::Result<ns::EpochStart> e = records_->StartEpoch();
+  if (!e.ok()) return e.status();
+  std::lock_guard lock(mu_);
+  epoch_ = e->epoch;
+  // Client ids of earlier starts must never match ours: the epoch is
+  // unique per start even when two starts fall in one second.
+  boot_ = static_cast<uint64_t>(epoch_) & 0xffffffffu;
+  reclaimable_.clear();
+  for (const ns::ClientRecord& r : e->reclaimable) {
+    reclaimable_[r.owner] = Reclaimable{r.verifier, r.principal};
+  }
+  if (!reclaimable_.empty()) {
+    const uint32_t secs = options_.grace_seconds != 0 ? options_.grace_seconds
+                                                      : options_.lease_seconds;
+    grace_end_ = Clock::now() + std::chrono::seconds(secs);
+    grace_.store(true);
+    rpc::log::Info(
+        "epoch {}: grace period of {} s for {} client(s) that may reclaim",
+        epoch_, secs, reclaimable_.size());
+  } else {
+    rpc::log::Info("epoch {}: no client to reclaim, no grace period", epoch_);
+  }
+  return ns::Status::Ok();
+}
+
+bool StateManager::InGrace() {
+  if (!grace_.load(std::memory_order_acquire)) return false;
+  bool expired;
+  {
+    std::lock_guard lock(mu_);
+    // Over when it timed out, or when nobody is left to wait for.
+    expired = Clock::now() >= grace_end_ || reclaimable_.empty();
+  }
+  if (expired) EndGrace();
+  return grace_.load(std::memory_order_acquire);
+}
+
+void StateManager::EndGrace() {
+  size_t missing;
+  {
+    std::lock_guard lock(mu_);
+    if (!grace_.exchange(false)) return;
+    missing = reclaimable_.size();
+    reclaimable_.clear();
+  }
+  if (missing > 0) {
+    rpc::log::Info("grace period over: {} client(s) did not reclaim",
+                   missing);
+  } else {
+    rpc::log::Info("grace period over: every client reclaimed");
+  }
+  if (records_ != nullptr) {
+    ns::Status s = records_->EndGrace(epoch_);
+    // Not fatal: the next start then still treats this start's grace as
+    // interrupted, which only keeps more clients eligible.
+    if (!s.ok()) rpc::log::Error("recording the end of grace: {}", s.ToString());
+  }
+}
+
+bool StateManager::MayReclaim(const Client& client) {
+  if (!InGrace() || client.reclaim_complete()) return false;
+  std::lock_guard lock(mu_);
+  auto it = reclaimable_.find(client.owner_);
+  return it != reclaimable_.end() &&
+         it->second.verifier == client.verifier() &&
+         it->second.principal == client.principal_;
+}
+
+nfsstat4 StateManager::CheckClaim(const Client& client, bool reclaim) {
+  if (!reclaim) {
+    // §8.4.2.1: no new state while others may still reclaim theirs.
+    return InGrace() ? NFS4ERR_GRACE : NFS4_OK;
+  }
+  // §8.4.2.1 / §15.1.9.3: no reclaim outside grace; §8.4.3: nor for a
+  // client the database does not know as having held state (it may have
+  // lost it to a conflicting grant); §18.51.3: nor after RECLAIM_COMPLETE.
+  return MayReclaim(client) ? NFS4_OK : NFS4ERR_NO_GRACE;
+}
+
+nfsstat4 StateManager::ReclaimComplete(Client& client) {
+  if (client.reclaim_complete()) return NFS4ERR_COMPLETE_ALREADY;
+  if (records_ != nullptr) {
+    ns::Status s = records_->ReclaimComplete(client.owner_, epoch_);
+    if (!s.ok()) {
+      // The client must not get state the database does not know about.
+      rpc::log::Error("recording RECLAIM_COMPLETE of {:#x}: {}", client.id_,
+                      s.ToString());
+      return NFS4ERR_DELAY;
+    }
+  }
+  if (client.reclaim_complete_.exchange(true)) return NFS4ERR_COMPLETE_ALREADY;
+  bool all_done = false;
+  {
+    std::lock_guard lock(mu_);
+    reclaimable_.erase(client.owner_);
+    all_done = grace_.load() && reclaimable_.empty();
+  }
+  if (all_done) EndGrace();
+  return NFS4_OK;
+}
+
+size_t StateManager::reclaim_pending() const {
+  std::lock_guard lock(mu_);
+  return reclaimable_.size();
+}
+
+bool StateManager::RecordConfirm(clientid4 id, sequenceid4 seq,
+                                 const std::string& principal) {
+  if (records_ == nullptr) return true;
+  ns::ClientRecord r;
+  {
+    std::lock_guard lock(mu_);
+    auto it = clients_.find(id);
+    // Only a CREATE_SESSION that will confirm: CreateSession re-checks
+    // everything under the lock afterwards.
+    if (it == clients_.end() || it->second->confirmed_ ||
+        it->second->principal_ != principal || seq != it->second->cs_seq_) {
+      return true;
+    }
+    const Client& c = *it->second;
+    r.owner = c.owner_;
+    r.principal = c.principal_;
+    r.verifier = c.verifier();
+    r.clientid = c.id_;
+  }
+  r.confirmed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  ns::Status s = records_->Confirm(r, epoch_ > 0 ? epoch_ : 1);
+  if (!s.ok()) {
+    rpc::log::Error("recording client {:#x}: {}", id, s.ToString());
+    return false;
+  }
+  return true;
+}
+
+void StateManager::RecordRemove(const std::string& owner, clientid4 id) {
+  if (records_ == nullptr) return;
+  ns::Status s = records_->Remove(owner, id);
+  if (!s.ok()) rpc::log::Error("removing a client record: {}", s.ToString());
+}
+
+// --------------------------------------------------------- backchannel
+
+std::shared_ptr<Client> StateManager::FindClient(clientid4 id) {
+  std::lock_guard lock(mu_);
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Session>> StateManager::SessionsOf(
+    const Client& client) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Session>> out;
+  for (const SessionId& sid : client.sessions_) {
+    auto s = sessions_.find(sid);
+    if (s != sessions_.end()) out.push_back(s->second);
+  }
+  return out;
+}
+
+uint32_t StateManager::CbStatusFlags(const Session& session) {
+  auto works = [](const Session& s) {
+    return s.cb_path() != Session::CbPath::kDown && s.BackConnection();
+  };
+  if (works(session)) return 0;
+  uint32_t flags = SEQ4_STATUS_CB_PATH_DOWN_SESSION;
+  bool any = false;
+  for (const auto& s : SessionsOf(*session.client())) {
+    if (works(*s)) any = true;
+  }
+  if (!any) flags |= SEQ4_STATUS_CB_PATH_DOWN;
+  return flags;
+}
 
 StateManager::~StateManager() { StopReaper(); }
 
@@ -168,6 +438,14 @@ nfsstat4 StateManager::ExchangeId(const EXCHANGE_ID4args& args,
   auto [b, e] = by_owner_.equal_range(owner);
   for (auto it = b; it != e; ++it) {
     (it->second->confirmed_ ? confirmed : unconfirmed) = it->second;
+  }
+  if (!confirmed && grace_.load() && Clock::now() < grace_end_) {
+    // Case 3 (client collision) against state that waits for reclaim:
+    // another principal may not take over the owner during grace.
+    auto r = reclaimable_.find(owner);
+    if (r != reclaimable_.end() && r->second.principal != principal) {
+      return NFS4ERR_CLID_INUSE;
+    }
   }
   auto same_verifier = [&](const Client& c) {
     return std::memcmp(c.verifier_.data(), args.eia_clientowner.co_verifier,
@@ -236,6 +514,12 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
                                      const std::string& principal,
                                      uint64_t conn_id,
                                      CREATE_SESSION4resok* out) {
+  // §8.4.2.1: the database knows every confirmed client before it can get
+  // state. If it cannot be written, nothing changes and the client retries
+  // the same CREATE_SESSION.
+  if (!RecordConfirm(args.csa_clientid, args.csa_sequence, principal)) {
+    return NFS4ERR_DELAY;
+  }
   std::lock_guard lock(mu_);
   auto it = clients_.find(args.csa_clientid);
   if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
@@ -267,6 +551,13 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
     return finish(NFS4ERR_TOOSMALL);
   }
   if (!c->confirmed_) {
+    // (RecordConfirm above wrote it to the database.) A rebooted client
+    // (new verifier) lost the state it held before our restart: there is
+    // nothing to wait for (§8.4.2.1).
+    if (auto r = reclaimable_.find(c->owner_);
+        r != reclaimable_.end() && r->second.verifier != c->verifier()) {
+      reclaimable_.erase(r);
+    }
     // Confirming a record replaces any older confirmed one of the same
     // owner (a client restart, §18.35.5 case 5): its state is gone.
     auto [b, e] = by_owner_.equal_range(c->owner_);
@@ -287,8 +578,9 @@ nfsstat4 StateManager::CreateSession(const CREATE_SESSION4args& args,
   uint64_t n = next_session_++;
   std::memcpy(sid.data(), &c->id_, 8);
   std::memcpy(sid.data() + 8, &n, 8);
-  // No persistent reply cache, no RDMA; the backchannel is not offered yet.
-  uint32_t flags = 0;
+  // No persistent reply cache, no RDMA. The back channel is granted on this
+  // connection when asked for (§18.36.3); OpCreateSession binds it.
+  uint32_t flags = args.csa_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
   auto session = std::make_shared<Session>(sid, c, fore, back,
                                            args.csa_cb_program, flags);
   session->BindConnection(conn_id);
@@ -322,12 +614,22 @@ nfsstat4 StateManager::DestroySession(const sessionid4 id) {
 }
 
 nfsstat4 StateManager::DestroyClientId(clientid4 id) {
-  std::lock_guard lock(mu_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
-  // §18.50.3: a client id with sessions (or state) is busy.
-  if (!it->second->sessions_.empty()) return NFS4ERR_CLIENTID_BUSY;
-  RemoveClientLocked(it->second);
+  bool confirmed;
+  std::string owner;
+  {
+    std::lock_guard lock(mu_);
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return NFS4ERR_STALE_CLIENTID;
+    // §18.50.3: a client id with sessions (or state) is busy.
+    if (!it->second->sessions_.empty()) return NFS4ERR_CLIENTID_BUSY;
+    confirmed = it->second->confirmed_;
+    owner = it->second->owner_;
+    // A client that gives up its id during grace will not reclaim.
+    if (confirmed) reclaimable_.erase(owner);
+    RemoveClientLocked(it->second);
+  }
+  // The client gave up its state: it may not reclaim after a restart.
+  if (confirmed) RecordRemove(owner, id);
   return NFS4_OK;
 }
 
@@ -345,6 +647,16 @@ void StateManager::ConnectionClosed(uint64_t conn_id) {
 }
 
 size_t StateManager::ReapExpired(Clock::time_point now) {
+  std::vector<std::pair<std::string, clientid4>> forget;
+  size_t n = ReapExpiredInMemory(now, &forget);
+  // Their state is gone, so they have nothing to reclaim after a restart.
+  for (const auto& [owner, id] : forget) RecordRemove(owner, id);
+  return n;
+}
+
+size_t StateManager::ReapExpiredInMemory(
+    Clock::time_point now,
+    std::vector<std::pair<std::string, clientid4>>* forget) {
   std::lock_guard lock(mu_);
   const auto lease = std::chrono::seconds(options_.lease_seconds);
   std::vector<std::shared_ptr<Client>> dead;
@@ -359,6 +671,10 @@ size_t StateManager::ReapExpired(Clock::time_point now) {
   }
   for (auto& c : dead) {
     rpc::log::Info("client {:#x} lease expired: state removed", c->id_);
+    if (c->confirmed_) {
+      forget->emplace_back(c->owner_, c->id_);
+      reclaimable_.erase(c->owner_);  // nothing left to wait for
+    }
     RemoveClientLocked(c);
   }
   return dead.size();
@@ -374,6 +690,7 @@ void StateManager::StartReaper() {
       reaper_cv_.wait_for(lock, options_.reap_interval);
       if (reaper_stop_) break;
       lock.unlock();
+      InGrace();  // ends an expired grace period even when nobody asks
       ReapExpired(Clock::now());
       lock.lock();
     }

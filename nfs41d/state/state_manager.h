@@ -15,10 +15,37 @@
 // - OpenStateTable (open_state.h): the stateids of OPEN and LOCK, indexed
 //   per client; a client's stateids go when its record is removed.
 //
+// Restart and reclaim (RFC 8881 §8.4.2, §8.4.3): with a ns::ClientRecords
+// store, confirmed clients are recorded in the database and StartEpoch()
+// (once per server start) learns which clients may reclaim; if any may, a
+// grace period of `grace_seconds` begins. During it only reclaims are
+// allowed: OPEN (CLAIM_PREVIOUS) and LOCK (reclaim = true) MUST call
+//
+//   nfsstat4 CheckClaim(const Client&, bool reclaim)
+//
+// before granting anything and fail with its status if it is not NFS4_OK:
+//   reclaim, not in grace                          -> NFS4ERR_NO_GRACE
+//   reclaim, client not recorded / rebooted /
+//     already did RECLAIM_COMPLETE (§18.51.3)      -> NFS4ERR_NO_GRACE
+//   non-reclaim, in grace                          -> NFS4ERR_GRACE
+// The COMPOUND loop itself answers NFS4ERR_GRACE to REMOVE and RENAME in
+// grace (they could remove a file a client is about to reclaim an open
+// of). The grace period ends when it times out or as soon as every client
+// that may reclaim sent RECLAIM_COMPLETE (§18.51.3).
+//
+// Backchannel (§2.10.3.1, §18.33, §18.36): a session created with
+// CREATE_SESSION4_FLAG_CONN_BACK_CHAN, or a connection bound with
+// CDFC4_BACK / CDFC4_BACK_OR_BOTH, gives the server a connection to send
+// CB_COMPOUNDs on (see nfs41d/callback.h). Session keeps the callback
+// program, the security flavor, the back-channel slot table and whether
+// the path works (CB_NULL probe); SEQUENCE reports
+// SEQ4_STATUS_CB_PATH_DOWN(_SESSION) from it.
+//
 // Thread safety: StateManager methods may be called from any thread; one
-// mutex guards the client and session maps and the client records; each
-// session has its own mutex for its slots, so SEQUENCE on different sessions
-// never contends on more than a map lookup.
+// mutex guards the client and session maps, the in-memory client records
+// and the grace state (database writes happen without it); each session
+// has its own mutex for its slots and back channel, so SEQUENCE on
+// different sessions never contends on more than a map lookup.
 
 #include <array>
 #include <atomic>
@@ -34,9 +61,13 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "libnamespace/include/namespace/client_records.h"
 #include "nfs41d/proto/nfs4_prot.h"
+#include "rpc/connection.h"
+#include "rpc/message.h"
 #include "nfs41d/state/open_state.h"
 
 namespace nfs41d::state {
@@ -62,6 +93,11 @@ struct StateOptions {
   // Server owner / scope (RFC 8881 §2.5): the same for every door that
   // shares state.
   std::string server_owner = "nfs41d";
+  // Grace period after a restart with clients that may reclaim (RFC 8881
+  // §8.4.2.1), seconds; 0 means the lease time.
+  uint32_t grace_seconds = 0;
+  // How long a callback (CB_NULL probe, CB_COMPOUND) waits for its reply.
+  std::chrono::milliseconds callback_timeout{10000};
 };
 
 struct Slot {
@@ -102,16 +138,57 @@ class Session {
   void UnbindConnection(uint64_t conn_id);
   bool IsBound(uint64_t conn_id) const;
 
+  // --- backchannel (RFC 8881 §2.10.3.1)
+  // The session's flags as granted (CREATE_SESSION4_FLAG_CONN_BACK_CHAN).
+  uint32_t flags() const { return flags_; }
+  // Whether the path works: kUnknown until a CB_NULL probe or a callback
+  // answered or failed; no back connection at all is kDown.
+  enum class CbPath { kUnknown, kUp, kDown };
+  CbPath cb_path() const;
+  void SetCbPath(CbPath p);
+  // Makes `conn` usable for callbacks (CREATE_SESSION with
+  // CONN_BACK_CHAN, BIND_CONN_TO_SESSION with CDFC4_BACK*). The path is
+  // kUnknown again until probed.
+  void BindBackChannel(const std::shared_ptr<rpc::Connection>& conn);
+  // A bound back connection that is still open, or null.
+  std::shared_ptr<rpc::Connection> BackConnection() const;
+  // Callback program and credential (CREATE_SESSION csa_cb_program and
+  // csa_sec_parms; BACKCHANNEL_CTL, §18.33).
+  void SetCallbackProgram(uint32_t program, rpc::Credential cred);
+  uint32_t cb_program() const;
+  rpc::Credential cb_credential() const;
+  // Takes a free back-channel slot and its next sequence id (CB_SEQUENCE,
+  // §20.9, §2.10.6.1), waiting up to `wait` for one to free up: false if
+  // every slot stayed busy.
+  bool BeginCallback(uint32_t* slot, uint32_t* seqid,
+                     std::chrono::milliseconds wait);
+  // Frees `slot`; `sent` says whether the client processed the request (a
+  // reply arrived), which consumes the sequence id.
+  void EndCallback(uint32_t slot, bool sent);
+  // Counts callbacks sent and answered, for tests and metrics.
+  uint64_t callbacks_answered() const;
+
  private:
   const SessionId id_;
   const std::shared_ptr<Client> client_;
   const channel_attrs4 fore_;
   const channel_attrs4 back_;
-  const uint32_t cb_program_;
   const uint32_t flags_;
   mutable std::mutex mu_;
   std::vector<Slot> slots_;         // guarded by mu_
   std::set<uint64_t> connections_;  // guarded by mu_
+  uint32_t cb_program_;             // guarded by mu_
+  rpc::Credential cb_cred_;         // guarded by mu_
+  CbPath cb_path_ = CbPath::kDown;  // guarded by mu_
+  // Connections bound for callbacks, newest last; guarded by mu_.
+  std::vector<std::weak_ptr<rpc::Connection>> back_conns_;
+  struct BackSlot {
+    uint32_t seqid = 0;  // last sequence id the client processed
+    bool in_use = false;
+  };
+  std::vector<BackSlot> back_slots_;  // guarded by mu_
+  std::condition_variable back_slot_freed_;
+  uint64_t callbacks_answered_ = 0;   // guarded by mu_
 };
 
 class Client {
@@ -128,8 +205,11 @@ class Client {
     return Clock::time_point(
         Clock::duration(renewed_ns_.load(std::memory_order_relaxed)));
   }
-  // RECLAIM_COMPLETE (§18.51): false when it was already done.
-  bool MarkReclaimComplete() { return !reclaim_complete_.exchange(true); }
+  // Whether this client sent RECLAIM_COMPLETE (rca_one_fs false).
+  bool reclaim_complete() const { return reclaim_complete_.load(); }
+  // co_verifier as a big-endian integer (how the database stores it).
+  uint64_t verifier() const;
+  const std::string& principal() const { return principal_; }
 
  private:
   friend class StateManager;
@@ -158,7 +238,9 @@ struct ExchangeIdResult {
 
 class StateManager {
  public:
-  explicit StateManager(StateOptions options);
+  // `records` (may be null: no persistence, no grace) must outlive this.
+  explicit StateManager(StateOptions options,
+                        ns::ClientRecords* records = nullptr);
   ~StateManager();  // StopReaper()
   StateManager(const StateManager&) = delete;
   StateManager& operator=(const StateManager&) = delete;
@@ -181,6 +263,45 @@ class StateManager {
   // A transport connection closed: unbind it from every session.
   void ConnectionClosed(uint64_t conn_id);
 
+  // --- restart, grace and reclaim (RFC 8881 §8.4.2, §8.4.3, §18.51)
+
+  // Once per server start, before serving: begins a new epoch in the
+  // database and, if clients may reclaim, the grace period. Without a
+  // record store (nullptr at construction) there is never a grace period.
+  // Errors: the database's.
+  ns::Status StartEpoch();
+  // Whether the grace period is on (it ends by itself when it times out).
+  bool InGrace();
+  // Whether `client` may still reclaim: it is recorded as having held state
+  // before the restart (same owner, verifier and principal), the grace
+  // period is on and it has not sent RECLAIM_COMPLETE.
+  bool MayReclaim(const Client& client);
+  // THE hook for OPEN and LOCK (see the header comment): NFS4_OK, or the
+  // status to fail the operation with.
+  nfsstat4 CheckClaim(const Client& client, bool reclaim);
+  // RECLAIM_COMPLETE with rca_one_fs false (§18.51.3): records it in the
+  // database; ends grace early once every reclaimable client is done.
+  // NFS4ERR_COMPLETE_ALREADY on a second one; NFS4ERR_DELAY if the database
+  // cannot be written (nothing changed; the client retries).
+  nfsstat4 ReclaimComplete(Client& client);
+  // Ends the grace period now (timer, or every client done).
+  void EndGrace();
+  // The epoch of this start (0 without a record store).
+  int64_t epoch() const { return epoch_; }
+  // Clients that may reclaim and have not completed yet.
+  size_t reclaim_pending() const;
+
+  // --- backchannel (RFC 8881 §2.10.3.1, §20)
+
+  // The client with this id, or null (e.g. an id of an earlier start).
+  std::shared_ptr<Client> FindClient(clientid4 id);
+  // Sessions of `client`, in no particular order.
+  std::vector<std::shared_ptr<Session>> SessionsOf(const Client& client);
+  // SEQUENCE's sr_status_flags bits for the callback path (§18.46.3):
+  // SEQ4_STATUS_CB_PATH_DOWN when no session of the client has a working
+  // back channel, SEQ4_STATUS_CB_PATH_DOWN_SESSION when this one has none.
+  uint32_t CbStatusFlags(const Session& session);
+
   // Removes clients whose lease expired before `now` (and their sessions)
   // unless a request is in progress on one of their sessions. Returns how
   // many were removed.
@@ -198,21 +319,42 @@ class StateManager {
   // orphans. Filled under mu_, taken by the server's background flusher.
   std::vector<FileRelease> TakeReleasedFiles();
 
-  // The reclaim hook (RFC 8881 §8.4.2): true while the server is in its
-  // grace period, when only reclaims (CLAIM_PREVIOUS, reclaim LOCK) are
-  // allowed. No client records survive a restart yet, so there is no grace
-  // period: always false. The grace/reclaim work replaces this.
-  bool InGrace() const { return false; }
-
  private:
+  // Takes mu_; lists in *forget the confirmed clients it removed.
+  size_t ReapExpiredInMemory(
+      Clock::time_point now,
+      std::vector<std::pair<std::string, clientid4>>* forget);
   // REQUIRES: mu_ held.
   void RemoveClientLocked(std::shared_ptr<Client> c);  // by value: it may be the map's own pointer
   std::shared_ptr<Client> NewClientLocked(const EXCHANGE_ID4args& args,
                                           const std::string& principal);
 
+  // Database writes happen without mu_ held, so a slow database never
+  // stalls SEQUENCE on other clients.
+  // Writes the confirmation of client `id` to the record store if it is
+  // about to be confirmed by a CREATE_SESSION with `seq`. False if the
+  // database failed.
+  bool RecordConfirm(clientid4 id, sequenceid4 seq,
+                     const std::string& principal);
+  // Forgets a client in the record store (destroyed, expired).
+  void RecordRemove(const std::string& owner, clientid4 id);
+
+  struct Reclaimable {
+    uint64_t verifier = 0;
+    std::string principal;
+  };
+
   const StateOptions options_;
-  const uint64_t boot_;  // high bits of client ids: unique per server start
+  ns::ClientRecords* const records_;
+  // High bits of client ids: unique per server start (the epoch when there
+  // is a record store, else the start time), so ids of an earlier start are
+  // NFS4ERR_STALE_CLIENTID (§8.4.2).
+  uint64_t boot_;
+  int64_t epoch_ = 0;
+  std::atomic<bool> grace_{false};
   mutable std::mutex mu_;
+  Clock::time_point grace_end_;                      // guarded by mu_
+  std::map<std::string, Reclaimable> reclaimable_;   // by owner; mu_
   uint32_t next_client_ = 1;  // guarded by mu_
   uint64_t next_session_ = 1;  // guarded by mu_
   std::unordered_map<clientid4, std::shared_ptr<Client>> clients_;  // mu_
