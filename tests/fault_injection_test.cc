@@ -147,6 +147,7 @@ class FaultTxn : public Transaction {
                               std::string_view location) override {
     NS_RETURN_IF_ERROR(Inject());
     return t_.DeleteLocation(ino, type, location);
+  }
   Result<GraceRow> GetGrace() override { return t_.GetGrace(); }
   Status PutGrace(const GraceRow& row) override {
     NS_RETURN_IF_ERROR(Inject());

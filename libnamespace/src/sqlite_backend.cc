@@ -375,13 +375,6 @@ class Stmt {
     return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
   }
   // Valid until the next Step() or the end of the Stmt.
-  std::string_view Blob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    if (p == nullptr) return {};
-    return std::string_view(
-        p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
-  }
-  // Valid until the next Step() or the end of the Stmt.
   std::string_view Text(int col) const {
     const auto* p =
         reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
@@ -1209,6 +1202,11 @@ class SqliteTransaction final : public Transaction {
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return Fail(rc, ctx);
     return Status::Ok();
+  }
+
+ public:
+  // --- NFSv4 client records (schema version 4) ---
+
   Result<GraceRow> GetGrace() override {
     NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetGrace));
     const int rc = stmt.Step();
