@@ -14,6 +14,8 @@ PACKAGES=(
   libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
   libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles
   libtomlplusplus-dev              # nfs41d's TOML config
+  libsimdjson-dev                  # ns-migrate: parsing JSON-lines dumps fast
+  libacl1-dev                      # ns-migrate: POSIX ACLs of posix: sources
 )
 
 missing=()
