@@ -1,6 +1,11 @@
 #include "migrate/dump.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <simdjson.h>
+
+#include <unordered_map>
+#include <vector>
 
 #include <array>
 #include <charconv>
@@ -254,10 +259,44 @@ void AppendMap(std::string& out, std::string_view key, const KeyValues& kvs,
   out.push_back('}');
 }
 
+
+// Owner names (a source that knows names, not ids) resolved through the
+// system's user and group databases, cached.
+ns::Status ResolveId(bool group, std::string_view name, uint64_t lineno,
+                     std::unordered_map<std::string, uint32_t>* cache,
+                     uint32_t* out) {
+  std::string n(name);
+  if (auto it = cache->find(n); it != cache->end()) {
+    *out = it->second;
+    return ns::Status::Ok();
+  }
+  std::vector<char> buf(16384);
+  if (group) {
+    struct group g {};
+    struct group* res = nullptr;
+    if (getgrnam_r(n.c_str(), &g, buf.data(), buf.size(), &res) == 0 && res) {
+      *out = res->gr_gid;
+    } else {
+      return LineError(lineno, fmt::format("unknown group '{}'", n));
+    }
+  } else {
+    struct passwd p {};
+    struct passwd* res = nullptr;
+    if (getpwnam_r(n.c_str(), &p, buf.data(), buf.size(), &res) == 0 && res) {
+      *out = res->pw_uid;
+    } else {
+      return LineError(lineno, fmt::format("unknown user '{}'", n));
+    }
+  }
+  cache->emplace(std::move(n), *out);
+  return ns::Status::Ok();
+}
+
 }  // namespace
 
 struct DumpParser::Impl {
   od::parser parser;
+  std::unordered_map<std::string, uint32_t> users, groups;
   std::string buf;  // the line with simdjson's padding after it
 };
 
@@ -353,6 +392,14 @@ ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
       seen |= kUid;
     } else if (key == "gid") {
       NS_RETURN_IF_ERROR(GetU(val, key, lineno, UINT32_MAX - 1, &e.gid));
+      seen |= kGid;
+    } else if (key == "user") {
+      NS_RETURN_IF_ERROR(GetStr(val, key, lineno, &scratch));
+      NS_RETURN_IF_ERROR(ResolveId(false, scratch, lineno, &impl_->users, &e.uid));
+      seen |= kUid;
+    } else if (key == "group") {
+      NS_RETURN_IF_ERROR(GetStr(val, key, lineno, &scratch));
+      NS_RETURN_IF_ERROR(ResolveId(true, scratch, lineno, &impl_->groups, &e.gid));
       seen |= kGid;
     } else if (key == "size") {
       NS_RETURN_IF_ERROR(GetU(val, key, lineno, INT64_MAX, &e.size));

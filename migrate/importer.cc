@@ -109,8 +109,11 @@ class Importer {
   Importer(Source& src, Writer& w, const ImportOptions& o)
       : src_(src), w_(w), o_(o) {}
 
+  bool NothingCommitted() const { return began_ && !stats_.resumed && stats_.batches == 0; }
+
   ns::Result<ImportStats> Run() {
     NS_ASSIGN_OR_RETURN(cp_, w_.Begin(src_.Uri(), o_.resume));
+    began_ = true;
     if (cp_.entries > 0 || !cp_.stack.empty()) {
       stats_.resumed = true;
       stats_.resumed_at = cp_.entries;
@@ -309,6 +312,7 @@ class Importer {
   Batch batch_;
   std::vector<Level> stack_;
   std::unordered_map<std::string, LinkRow> links_;
+  bool began_ = false;
 };
 
 std::string Describe(const Entry& a, const Entry& b) {
@@ -362,7 +366,14 @@ ns::Result<ImportStats> Import(Source& source, Writer& writer,
                                const ImportOptions& options) {
   Importer imp(source, writer, options);
   ns::Result<ImportStats> r = imp.Run();
-  if (!r.ok() && options.progress) options.progress->Done();
+  if (!r.ok()) {
+    if (options.progress) options.progress->Done();
+    // Nothing committed yet: leave the target as fresh as it was, not
+    // "interrupted" (an Exists from Begin means it was not ours to touch).
+    if (imp.NothingCommitted() && !r.status().IsExists()) {
+      (void)writer.Discard();
+    }
+  }
   return r;
 }
 

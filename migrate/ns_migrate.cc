@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
   }
   const double secs = Since(t0);
   const uint64_t done = st->entries - st->resumed_at;
-  fmt::print("{} {} entries ({} directories, {} files, {} symlinks, {} other, "
-             "{} extra hard-link names){} in {:.1f}s: {:.0f} entries/s, peak "
+  fmt::print("{} {} entries (this run: {} directories, {} files, {} "
+             "symlinks, {} other, {} extra hard-link names){} in {:.1f}s: {:.0f} entries/s, peak "
              "memory {} MiB; {} skipped{}\n",
              dry_run ? "validated" : "imported", st->entries, st->directories,
              st->files, st->symlinks, st->others, st->extra_names,

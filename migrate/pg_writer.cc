@@ -200,6 +200,12 @@ class PgWriter final : public Writer {
     return Exec("VACUUM (ANALYZE) inodes, dirents, symlinks");
   }
 
+  ns::Status Discard() override {
+    if (dry_run_) return ns::Status::Ok();
+    return Exec("DROP TABLE IF EXISTS ns_migrate_state; "
+                "DROP TABLE IF EXISTS ns_migrate_links;");
+  }
+
   ns::Result<bool> HasTable(const std::string& name) override {
     NS_ASSIGN_OR_RETURN(PgResult r,
                         Query("SELECT to_regclass($1) IS NOT NULL", {name}));

@@ -196,6 +196,12 @@ class SqliteWriter final : public Writer {
     return Exec("PRAGMA analysis_limit = 1000; ANALYZE;");
   }
 
+  ns::Status Discard() override {
+    if (dry_run_ || !db_) return ns::Status::Ok();
+    return Exec("DROP TABLE IF EXISTS ns_migrate_state; "
+                "DROP TABLE IF EXISTS ns_migrate_links;");
+  }
+
   ns::Result<bool> HasTable(const std::string& name) override {
     if (!db_) return false;
     NS_ASSIGN_OR_RETURN(

@@ -117,6 +117,9 @@ class Writer {
       const Batch& batch, const Checkpoint& cp,
       const std::vector<std::pair<ns::InodeId, uint32_t>>& nlinks,
       const InodeRow& root) = 0;
+  // Drops the import state again: for an import that failed before its
+  // first batch was committed, so the target is as fresh as before.
+  virtual ns::Status Discard() = 0;
   // Whether the target has a table (for the optional metadata tables).
   virtual ns::Result<bool> HasTable(const std::string& name) = 0;
   // ext_id of every entry of `dir` that has one: name -> ext_id.
