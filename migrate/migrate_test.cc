@@ -402,6 +402,41 @@ TEST_P(MigrateTest, ResumeAfterKillIsIdenticalToAnUninterruptedRun) {
   for (const auto& fi : rep.findings) ADD_FAILURE() << fi.check << ": " << fi.detail;
 }
 
+TEST_P(MigrateTest, PosixResumeAfterKill) {
+  const std::string tree = NewPath("rtree");
+  ASSERT_EQ(::mkdir(tree.c_str(), 0755), 0);
+  for (int d = 0; d < 6; ++d) {
+    const std::string dir = fmt::format("{}/d{}", tree, d);
+    ASSERT_EQ(::mkdir(dir.c_str(), 0700 + d), 0);
+    for (int f = 0; f < 60; ++f) WriteFile(fmt::format("{}/f{}", dir, f), "x");
+  }
+  ASSERT_EQ(::link((tree + "/d0/f1").c_str(), (tree + "/d5/h").c_str()), 0);
+  const std::string uri = Fresh();
+  auto [st1, err1] = RunTool({"--from", "posix:" + tree, "--to", uri,
+                              "--batch-rows", "100", "--crash-after-batches",
+                              "2", "--no-progress"});
+  ASSERT_TRUE(WIFSIGNALED(st1) || (WIFEXITED(st1) && WEXITSTATUS(st1) == 137))
+      << st1 << " " << err1;
+  EXPECT_TRUE(HasStateTable(uri));
+  auto [st2, err2] = RunTool({"--from", "posix:" + tree, "--to", uri,
+                              "--resume", "--verify", "--no-progress"});
+  ASSERT_EQ(WEXITSTATUS(st2), 0) << err2;
+  const std::string uri2 = Fresh();
+  ASSERT_OK(ImportUri("posix:" + tree, uri2));
+  // Everything but the root's and directories' atimes (reading moves them).
+  ASSERT_OK_AND_ASSIGN(VerifyReport v, VerifyUri("posix:" + tree, uri));
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(v.compared, 368u);
+  EXPECT_EQ(Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
+            Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
+  std::unique_ptr<ns::Namespace> n = OpenNs(uri);
+  ASSERT_TRUE(n);
+  ASSERT_OK_AND_ASSIGN(ns::Attr h, n->Resolve(root_, "/d5/h"));
+  ASSERT_OK_AND_ASSIGN(ns::Attr f1, n->Resolve(root_, "/d0/f1"));
+  EXPECT_EQ(h.ino, f1.ino);
+  EXPECT_EQ(h.nlink, 2u);
+}
+
 struct BadCase {
   const char* name;
   std::string lines;  // after the header
