@@ -1,16 +1,14 @@
 #include "migrate/dump.h"
 
+#include <fmt/core.h>
 #include <grp.h>
 #include <pwd.h>
 #include <simdjson.h>
 
-#include <unordered_map>
-#include <vector>
-
 #include <array>
 #include <charconv>
-
-#include <fmt/core.h>
+#include <unordered_map>
+#include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
 
@@ -61,14 +59,22 @@ ns::Status ValidatePath(std::string_view path, uint64_t lineno) {
 ns::Result<ns::FileType> ParseType(std::string_view t, uint64_t lineno) {
   if (t.size() == 1) {
     switch (t[0]) {
-      case 'f': return ns::FileType::kRegular;
-      case 'd': return ns::FileType::kDirectory;
-      case 'l': return ns::FileType::kSymlink;
-      case 'b': return ns::FileType::kBlockDevice;
-      case 'c': return ns::FileType::kCharDevice;
-      case 'p': return ns::FileType::kFifo;
-      case 's': return ns::FileType::kSocket;
-      default: break;
+      case 'f':
+        return ns::FileType::kRegular;
+      case 'd':
+        return ns::FileType::kDirectory;
+      case 'l':
+        return ns::FileType::kSymlink;
+      case 'b':
+        return ns::FileType::kBlockDevice;
+      case 'c':
+        return ns::FileType::kCharDevice;
+      case 'p':
+        return ns::FileType::kFifo;
+      case 's':
+        return ns::FileType::kSocket;
+      default:
+        break;
     }
   }
   return LineError(lineno, fmt::format("unknown type '{}' (f d l b c p s)", t));
@@ -77,8 +83,7 @@ ns::Result<ns::FileType> ParseType(std::string_view t, uint64_t lineno) {
 ns::Result<uint32_t> ParseMode(std::string_view m, uint64_t lineno) {
   uint32_t v = 0;
   auto [p, ec] = std::from_chars(m.data(), m.data() + m.size(), v, 8);
-  if (m.empty() || ec != std::errc() || p != m.data() + m.size() ||
-      v > 07777) {
+  if (m.empty() || ec != std::errc() || p != m.data() + m.size() || v > 07777) {
     return LineError(lineno, fmt::format("mode '{}' is not octal 0..07777", m));
   }
   return v;
@@ -92,8 +97,8 @@ ns::Status GetU(od::value v, std::string_view field, uint64_t lineno,
   uint64_t u = 0;
   if (auto err = v.get_uint64().get(u)) return JsonError(lineno, field, err);
   if (u > max) {
-    return LineError(lineno, fmt::format("field '{}': {} is out of range",
-                                         field, u));
+    return LineError(lineno,
+                     fmt::format("field '{}': {} is out of range", field, u));
   }
   *out = static_cast<T>(u);
   return ns::Status::Ok();
@@ -220,11 +225,21 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -258,7 +273,6 @@ void AppendMap(std::string& out, std::string_view key, const KeyValues& kvs,
   }
   out.push_back('}');
 }
-
 
 // Owner names (a source that knows names, not ids) resolved through the
 // system's user and group databases, cached.
@@ -336,8 +350,9 @@ ns::Result<DumpHeader> DumpParser::ParseHeader(std::string_view line,
     }  // other header fields are informational
   }
   if (format != "nsnfs-dump") {
-    return LineError(lineno, "not a dump: the first line must be the header "
-                             "{\"format\":\"nsnfs-dump\",\"version\":1,...}");
+    return LineError(lineno,
+                     "not a dump: the first line must be the header "
+                     "{\"format\":\"nsnfs-dump\",\"version\":1,...}");
   }
   if (h.version != kDumpVersion) {
     return LineError(lineno, fmt::format("dump version {}, this build reads {}",
@@ -363,7 +378,12 @@ ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
   }
   Entry e;
   enum : uint32_t {
-    kPath = 1, kType = 2, kMode = 4, kUid = 8, kGid = 16, kMtime = 32,
+    kPath = 1,
+    kType = 2,
+    kMode = 4,
+    kUid = 8,
+    kGid = 16,
+    kMtime = 32,
   };
   uint32_t seen = 0;
   std::string scratch;
@@ -395,11 +415,13 @@ ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
       seen |= kGid;
     } else if (key == "user") {
       NS_RETURN_IF_ERROR(GetStr(val, key, lineno, &scratch));
-      NS_RETURN_IF_ERROR(ResolveId(false, scratch, lineno, &impl_->users, &e.uid));
+      NS_RETURN_IF_ERROR(
+          ResolveId(false, scratch, lineno, &impl_->users, &e.uid));
       seen |= kUid;
     } else if (key == "group") {
       NS_RETURN_IF_ERROR(GetStr(val, key, lineno, &scratch));
-      NS_RETURN_IF_ERROR(ResolveId(true, scratch, lineno, &impl_->groups, &e.gid));
+      NS_RETURN_IF_ERROR(
+          ResolveId(true, scratch, lineno, &impl_->groups, &e.gid));
       seen |= kGid;
     } else if (key == "size") {
       NS_RETURN_IF_ERROR(GetU(val, key, lineno, INT64_MAX, &e.size));
@@ -481,8 +503,8 @@ ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
 }
 
 std::string FormatHeader(const DumpHeader& h) {
-  std::string out = fmt::format("{{\"format\":\"nsnfs-dump\",\"version\":{}",
-                                h.version);
+  std::string out =
+      fmt::format("{{\"format\":\"nsnfs-dump\",\"version\":{}", h.version);
   out += ",\"source\":";
   AppendJsonString(out, h.source);
   out.push_back('}');
@@ -524,8 +546,9 @@ std::string FormatEntry(const Entry& e) {
     for (size_t i = 0; i < e.acl.size(); ++i) {
       const Ace& a = e.acl[i];
       if (i) out.push_back(',');
-      out += fmt::format("{{\"type\":{},\"flags\":{},\"mask\":{},\"who\":",
-                         a.type, a.flags, a.mask);
+      out +=
+          fmt::format("{{\"type\":{},\"flags\":{},\"mask\":{},\"who\":", a.type,
+                      a.flags, a.mask);
       AppendJsonString(out, a.who);
       out.push_back('}');
     }
@@ -551,7 +574,8 @@ std::string FormatEntry(const Entry& e) {
 
 std::pair<std::string_view, std::string_view> SplitPath(std::string_view path) {
   const size_t slash = path.rfind('/');
-  std::string_view parent = slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
+  std::string_view parent =
+      slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
   return {parent, path.substr(slash + 1)};
 }
 

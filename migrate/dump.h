@@ -54,8 +54,8 @@ struct Entry {
   // inode's link count. Empty for an inode with one name.
   std::string link_key;
   uint32_t nlink = 1;
-  std::string target;  // symlinks
-  std::string ext_id;  // stable external id (pnfsid, DPM fileid); "" = none
+  std::string target;   // symlinks
+  std::string ext_id;   // stable external id (pnfsid, DPM fileid); "" = none
   KeyValues checksums;  // type name ("adler32", "md5", ...) -> lowercase hex
   KeyValues xattrs;     // name -> raw value bytes (base64 in the dump)
   std::vector<Ace> acl;

@@ -2,13 +2,12 @@
 // line at a time; memory is the read buffer plus the longest line.
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/core.h>
 
 #include "migrate/source.h"
 
@@ -46,9 +45,7 @@ class DumpSource final : public Source {
     }
   }
 
-  SourcePos Position() const override {
-    return SourcePos{consumed_, line_};
-  }
+  SourcePos Position() const override { return SourcePos{consumed_, line_}; }
 
   ns::Status Seek(const SourcePos& pos) override {
     if (pos.offset > size_) {
@@ -135,7 +132,8 @@ ns::Result<std::unique_ptr<Source>> OpenDumpSource(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT) return ns::Status::NotFound("dump:" + path, std::strerror(err));
+    if (err == ENOENT)
+      return ns::Status::NotFound("dump:" + path, std::strerror(err));
     return ns::Status::Unavailable("dump:" + path, std::strerror(err));
   }
   struct stat st {};
@@ -143,8 +141,8 @@ ns::Result<std::unique_ptr<Source>> OpenDumpSource(const std::string& path) {
     ::close(fd);
     return ns::Status::Invalid("dump:" + path, "not a regular file");
   }
-  auto src = std::make_unique<DumpSource>(fd, path,
-                                          static_cast<uint64_t>(st.st_size));
+  auto src =
+      std::make_unique<DumpSource>(fd, path, static_cast<uint64_t>(st.st_size));
   NS_RETURN_IF_ERROR(src->ReadHeader());
   return std::unique_ptr<Source>(std::move(src));
 }
@@ -164,8 +162,9 @@ ns::Result<std::unique_ptr<Source>> OpenSource(const std::string& uri,
       uri.starts_with("postgres://")) {
     return OpenNamespaceSource(uri);
   }
-  return ns::Status::Invalid(uri, "unknown source (dump:FILE, posix:/path, "
-                                  "sqlite:..., postgresql://...)");
+  return ns::Status::Invalid(uri,
+                             "unknown source (dump:FILE, posix:/path, "
+                             "sqlite:..., postgresql://...)");
 }
 
 }  // namespace nsmigrate

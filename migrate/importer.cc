@@ -1,5 +1,6 @@
 #include "migrate/importer.h"
 
+#include <fmt/core.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <fmt/core.h>
 
 namespace nsmigrate {
 namespace {
@@ -45,8 +44,8 @@ struct Level {
   std::string path;
   ns::InodeId ino = 0;
   ns::InodeId parent = 0;
-  Entry dir;              // its own attributes, written when it closes
-  bool given = true;      // false: the root without a "/" line
+  Entry dir;          // its own attributes, written when it closes
+  bool given = true;  // false: the root without a "/" line
   uint32_t subdirs = 0;
   std::unordered_set<std::string> names;
 };
@@ -81,8 +80,8 @@ ns::Result<std::vector<Level>> LoadStack(const std::string& text,
     unsigned subdirs = 0, given = 0;
     int used = 0;
     const std::string head(line.substr(0, std::min<size_t>(line.size(), 80)));
-    if (std::sscanf(head.c_str(), "%llu %llu %u %u %n", &ino, &parent,
-                    &subdirs, &given, &used) != 4) {
+    if (std::sscanf(head.c_str(), "%llu %llu %u %u %n", &ino, &parent, &subdirs,
+                    &given, &used) != 4) {
       return ns::Status::Corruption("checkpoint", "bad directory stack");
     }
     NS_ASSIGN_OR_RETURN(l.dir, parser.ParseEntry(line.substr(used), n));
@@ -98,7 +97,8 @@ ns::Result<std::vector<Level>> LoadStack(const std::string& text,
   return stack;
 }
 
-ns::Status At(const Source& src, const std::string& path, std::string_view why) {
+ns::Status At(const Source& src, const std::string& path,
+              std::string_view why) {
   return ns::Status::Invalid(
       fmt::format("{} line {}", src.Uri(), src.Position().line),
       fmt::format("{}: {}", path, why));
@@ -109,7 +109,9 @@ class Importer {
   Importer(Source& src, Writer& w, const ImportOptions& o)
       : src_(src), w_(w), o_(o) {}
 
-  bool NothingCommitted() const { return began_ && !stats_.resumed && stats_.batches == 0; }
+  bool NothingCommitted() const {
+    return began_ && !stats_.resumed && stats_.batches == 0;
+  }
 
   ns::Result<ImportStats> Run() {
     NS_ASSIGN_OR_RETURN(cp_, w_.Begin(src_.Uri(), o_.resume));
@@ -123,8 +125,8 @@ class Importer {
       for (LinkRow& l : links) links_.emplace(l.key, l);
     }
     stats_.entries = cp_.entries;
-    for (const char* t : {kAclTable, kXattrTable, kTagTable, kChecksumTable,
-                          kLocationTable}) {
+    for (const char* t :
+         {kAclTable, kXattrTable, kTagTable, kChecksumTable, kLocationTable}) {
       NS_ASSIGN_OR_RETURN(bool has, w_.HasTable(t));
       if (has) {
         // Never silently: the day the library grows these tables, this
@@ -157,8 +159,8 @@ class Importer {
         return At(src_, e.path, "the root must be a directory");
       }
       if (!e.link_key.empty()) return At(src_, e.path, "the root has one name");
-      stack_.push_back(Level{"/", ns::kRootInode, ns::kRootInode, std::move(e),
-                             true, 0, {}});
+      stack_.push_back(Level{
+          "/", ns::kRootInode, ns::kRootInode, std::move(e), true, 0, {}});
       ++stats_.entries;
       ++stats_.directories;
       return ns::Status::Ok();
@@ -192,8 +194,9 @@ class Importer {
     if (e.HasExtras()) {
       ++stats_.extras_skipped;
       if (o_.skips) {
-        o_.skips->Skip(e.path, "ACL/xattrs/tags/checksums/locations not "
-                               "stored: the target has no tables for them yet");
+        o_.skips->Skip(e.path,
+                       "ACL/xattrs/tags/checksums/locations not "
+                       "stored: the target has no tables for them yet");
       }
     }
     ++stats_.entries;
@@ -206,8 +209,8 @@ class Importer {
         }
         ++l.seen;
         ++stats_.extra_names;
-        batch_.dirents.push_back(
-            DirentRow{dir.ino, std::move(nm), l.ino, e.type, cp_.next_cookie++});
+        batch_.dirents.push_back(DirentRow{dir.ino, std::move(nm), l.ino,
+                                           e.type, cp_.next_cookie++});
         batch_.links.push_back(l);
         return ns::Status::Ok();
       }
@@ -294,7 +297,8 @@ class Importer {
           o_.skips->Skip(
               fmt::format("hard-link group '{}'", key),
               fmt::format("declared nlink {}, {} names imported: nlink set "
-                          "to {}", l.nlink, l.seen, l.seen));
+                          "to {}",
+                          l.nlink, l.seen, l.seen));
         }
       }
     }
@@ -334,7 +338,8 @@ std::string Describe(const Entry& a, const Entry& b) {
   field("target", a.target, b.target);
   field("ext_id", a.ext_id, b.ext_id);
   if (a.HasExtras() || b.HasExtras()) {
-    if (FormatEntry(a) != FormatEntry(b)) d += " acl/xattrs/tags/checksums/locations differ;";
+    if (FormatEntry(a) != FormatEntry(b))
+      d += " acl/xattrs/tags/checksums/locations differ;";
   }
   return d;
 }
@@ -401,8 +406,9 @@ ns::Result<VerifyReport> Verify(Source& source, Source& target,
       // the rest of each side as missing/unexpected.
       if (a) {
         ++rep.missing;
-        report(fmt::format("{}: missing in the target{}", a->path,
-                           b ? fmt::format(" (found {} instead)", b->path) : ""));
+        report(
+            fmt::format("{}: missing in the target{}", a->path,
+                        b ? fmt::format(" (found {} instead)", b->path) : ""));
       }
       while (a) {
         NS_ASSIGN_OR_RETURN(a, source.Next());
@@ -470,7 +476,8 @@ ns::Result<uint64_t> ExportDump(Source& source, const std::string& path,
   std::setvbuf(f, buf.data(), _IOFBF, buf.size());
   uint64_t n = 0;
   auto run = [&]() -> ns::Status {
-    const std::string header = FormatHeader(DumpHeader{kDumpVersion, source.Uri()});
+    const std::string header =
+        FormatHeader(DumpHeader{kDumpVersion, source.Uri()});
     std::fwrite(header.data(), 1, header.size(), f);
     std::fputc('\n', f);
     while (true) {

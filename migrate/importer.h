@@ -66,10 +66,10 @@ ns::Result<ImportStats> Import(Source& source, Writer& writer,
 struct VerifyReport {
   uint64_t compared = 0;
   uint64_t equal = 0;
-  uint64_t differing = 0;      // same path, different attributes
-  uint64_t missing = 0;        // in the source, not in the target
-  uint64_t unexpected = 0;     // in the target, not in the source
-  uint64_t extras_ignored = 0; // ACL/xattrs/... the target cannot hold yet
+  uint64_t differing = 0;       // same path, different attributes
+  uint64_t missing = 0;         // in the source, not in the target
+  uint64_t unexpected = 0;      // in the target, not in the source
+  uint64_t extras_ignored = 0;  // ACL/xattrs/... the target cannot hold yet
   bool ok() const { return differing == 0 && missing == 0 && unexpected == 0; }
 };
 

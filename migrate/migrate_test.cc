@@ -4,6 +4,8 @@
 
 #include <acl/libacl.h>
 #include <fcntl.h>
+#include <fmt/core.h>
+#include <gtest/gtest.h>
 #include <sys/acl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,9 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/core.h>
-#include <gtest/gtest.h>
 
 #include "libnamespace/include/namespace/admin.h"
 #include "migrate/importer.h"
@@ -45,7 +44,8 @@ std::string Body(const std::string& path) {
   return nl == std::string::npos ? std::string() : all.substr(nl + 1);
 }
 
-ns::Result<ImportStats> ImportUri(const std::string& from, const std::string& to,
+ns::Result<ImportStats> ImportUri(const std::string& from,
+                                  const std::string& to,
                                   uint64_t batch_rows = 200000,
                                   bool dry_run = false) {
   SkipLog skips(nullptr);
@@ -115,20 +115,34 @@ constexpr const char* kHeader =
 std::string FeatureDump() {
   std::string d = kHeader;
   auto line = [&](const std::string& s) { d += s + "\n"; };
-  line(R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1600000000000000001,"mtime":1600000000000000002,"ctime":1600000000000000003,"btime":1600000000000000000})");
-  line(R"({"path":"/dir","type":"d","mode":"2775","uid":1000,"gid":100,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"ext_id":"000000000000000000000000000000000001"})");
-  line(R"({"path":"/dir/file","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
-  line(R"({"path":"/dir/sub","type":"d","mode":"0700","uid":1000,"gid":100,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
-  line(R"({"path":"/dir/sub/tab\tname \"q\" \\ é","type":"f","mode":"0644","uid":1,"gid":2,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
-  line(R"({"path":"/dir/sub/link2","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
-  line(R"({"path":"/dev","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
-  line(R"({"path":"/dev/sda","type":"b","mode":"0660","uid":0,"gid":6,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"rdev":[8,0]})");
-  line(R"({"path":"/dev/null","type":"c","mode":"0666","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"rdev":[1,3]})");
-  line(R"({"path":"/dev/fifo","type":"p","mode":"0600","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
-  line(R"({"path":"/dev/sock","type":"s","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
-  line(R"({"path":"/link3","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
-  line(R"({"path":"/sym","type":"l","mode":"0777","uid":0,"gid":0,"size":8,"atime":1,"mtime":2,"ctime":3,"btime":1,"target":"dir/file"})");
-  line(R"({"path":"/日本語","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1600000000000000001,"mtime":1600000000000000002,"ctime":1600000000000000003,"btime":1600000000000000000})");
+  line(
+      R"({"path":"/dir","type":"d","mode":"2775","uid":1000,"gid":100,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"ext_id":"000000000000000000000000000000000001"})");
+  line(
+      R"({"path":"/dir/file","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
+  line(
+      R"({"path":"/dir/sub","type":"d","mode":"0700","uid":1000,"gid":100,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/dir/sub/tab\tname \"q\" \\ é","type":"f","mode":"0644","uid":1,"gid":2,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/dir/sub/link2","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
+  line(
+      R"({"path":"/dev","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/dev/sda","type":"b","mode":"0660","uid":0,"gid":6,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"rdev":[8,0]})");
+  line(
+      R"({"path":"/dev/null","type":"c","mode":"0666","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1,"rdev":[1,3]})");
+  line(
+      R"({"path":"/dev/fifo","type":"p","mode":"0600","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/dev/sock","type":"s","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
+  line(
+      R"({"path":"/link3","type":"f","mode":"0640","uid":1000,"gid":100,"size":12345,"atime":11,"mtime":12,"ctime":13,"btime":10,"ino":"L1","nlink":3,"ext_id":"0000A1B2C3D4E5F600000000000000000002"})");
+  line(
+      R"({"path":"/sym","type":"l","mode":"0777","uid":0,"gid":0,"size":8,"atime":1,"mtime":2,"ctime":3,"btime":1,"target":"dir/file"})");
+  line(
+      R"({"path":"/日本語","type":"d","mode":"0755","uid":0,"gid":0,"size":0,"atime":1,"mtime":2,"ctime":3,"btime":1})");
   return d;
 }
 
@@ -136,21 +150,30 @@ std::string FeatureDump() {
 // in depth-first order: big enough for several batches.
 std::string GeneratedDump(int dirs, int files) {
   std::string d = kHeader;
-  d += R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"mtime":77})" "\n";
+  d += R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"mtime":77})"
+       "\n";
   for (int i = 0; i < dirs; ++i) {
-    d += fmt::format(R"({{"path":"/d{}","type":"d","mode":"0755","uid":{},"gid":{},"mtime":{}}})"
-                     "\n", i, i, i, 1000 + i);
+    d += fmt::format(
+        R"({{"path":"/d{}","type":"d","mode":"0755","uid":{},"gid":{},"mtime":{}}})"
+        "\n",
+        i, i, i, 1000 + i);
     for (int j = 0; j < files; ++j) {
       if (j % 50 == 7) {
-        d += fmt::format(R"({{"path":"/d{}/s{}","type":"l","mode":"0777","uid":0,"gid":0,"mtime":5,"target":"f{}"}})"
-                         "\n", i, j, j - 1);
+        d += fmt::format(
+            R"({{"path":"/d{}/s{}","type":"l","mode":"0777","uid":0,"gid":0,"mtime":5,"target":"f{}"}})"
+            "\n",
+            i, j, j - 1);
       } else if (j % 100 == 3) {
         // the same inode named once in every directory
-        d += fmt::format(R"({{"path":"/d{}/h{}","type":"f","mode":"0644","uid":0,"gid":0,"size":7,"mtime":9,"ino":"H{}","nlink":{}}})"
-                         "\n", i, j, j, dirs);
+        d += fmt::format(
+            R"({{"path":"/d{}/h{}","type":"f","mode":"0644","uid":0,"gid":0,"size":7,"mtime":9,"ino":"H{}","nlink":{}}})"
+            "\n",
+            i, j, j, dirs);
       } else {
-        d += fmt::format(R"({{"path":"/d{}/f{}","type":"f","mode":"0644","uid":{},"gid":0,"size":{},"mtime":{}}})"
-                         "\n", i, j, j, j * 10, 2000 + j);
+        d += fmt::format(
+            R"({{"path":"/d{}/f{}","type":"f","mode":"0644","uid":{},"gid":0,"size":{},"mtime":{}}})"
+            "\n",
+            i, j, j, j * 10, 2000 + j);
       }
     }
   }
@@ -214,11 +237,12 @@ TEST_P(MigrateTest, DumpRoundTripIsIdenticalAndReadableByTheLibrary) {
                        ns::testing::ListAll(*n, ns::kRootInode));
   std::vector<std::string> names;
   for (const auto& e : ents) names.push_back(e.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"dir", "dev", "link3", "sym",
-                                             "日本語"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"dir", "dev", "link3", "sym", "日本語"}));
   // fsck finds nothing wrong.
   ASSERT_OK_AND_ASSIGN(ns::FsckReport rep, ns::Fsck(*n));
-  for (const auto& fi : rep.findings) ADD_FAILURE() << fi.check << ": " << fi.detail;
+  for (const auto& fi : rep.findings)
+    ADD_FAILURE() << fi.check << ": " << fi.detail;
   n.reset();
 
   // Verify against the source; export; again; identical.
@@ -238,9 +262,11 @@ TEST_P(MigrateTest, DumpRoundTripIsIdenticalAndReadableByTheLibrary) {
   // The library goes on from here: new ids and cookies above the imported.
   n = OpenNs(uri2);
   ASSERT_TRUE(n);
-  ASSERT_OK_AND_ASSIGN(ns::Attr created, n->Create(root_, ns::kRootInode, "new", 0644));
+  ASSERT_OK_AND_ASSIGN(ns::Attr created,
+                       n->Create(root_, ns::kRootInode, "new", 0644));
   EXPECT_GT(created.ino, 12u);
-  ASSERT_OK_AND_ASSIGN(ns::Attr made, n->Mkdir(root_, ns::kRootInode, "newdir", 0755));
+  ASSERT_OK_AND_ASSIGN(ns::Attr made,
+                       n->Mkdir(root_, ns::kRootInode, "newdir", 0755));
   EXPECT_GT(made.ino, created.ino);
   ASSERT_OK_AND_ASSIGN(ents, ns::testing::ListAll(*n, ns::kRootInode));
   ASSERT_EQ(ents.size(), 7u);
@@ -272,7 +298,8 @@ TEST_P(MigrateTest, PosixTreeRoundTrip) {
       ::lsetxattr((tree + "/a/b").c_str(), "user.k", "v\0x", 3, 0) == 0;
   acl_t acl = acl_from_text("u::rwx,u:1000:r-x,g::r-x,m::r-x,o::---");
   ASSERT_NE(acl, nullptr);
-  const bool have_acl = acl_set_file((tree + "/c").c_str(), ACL_TYPE_ACCESS, acl) == 0;
+  const bool have_acl =
+      acl_set_file((tree + "/c").c_str(), ACL_TYPE_ACCESS, acl) == 0;
   acl_free(acl);
 
   // The posix source as the dump shows it: xattrs and the ACL as ACEs.
@@ -295,12 +322,15 @@ TEST_P(MigrateTest, PosixTreeRoundTrip) {
       EXPECT_EQ(seen["/a/b"].xattrs[0].second, std::string("v\0x", 3));
     }
     if (have_acl) {
-      ASSERT_OK_AND_ASSIGN(std::vector<Ace> want,
-                           PosixAclTextToNfs4("u::rwx,u:1000:r-x,g::r-x,m::r-x,o::---", true, false));
+      ASSERT_OK_AND_ASSIGN(
+          std::vector<Ace> want,
+          PosixAclTextToNfs4("u::rwx,u:1000:r-x,g::r-x,m::r-x,o::---", true,
+                             false));
       EXPECT_EQ(seen["/c"].acl, want);
     }
     std::cerr << "xattrs " << (have_xattr ? "tested" : "not supported here")
-              << ", ACLs " << (have_acl ? "tested" : "not supported here") << "\n";
+              << ", ACLs " << (have_acl ? "tested" : "not supported here")
+              << "\n";
   }
 
   const std::string uri1 = Fresh();
@@ -362,25 +392,28 @@ TEST_P(MigrateTest, ResumeAfterKillIsIdenticalToAnUninterruptedRun) {
   WriteFile(dump, GeneratedDump(20, 150));  // 3,020 entries
   const std::string uri = Fresh();
   // kill -9 right after the third of ~13 batches.
-  auto [st1, err1] = RunTool({"--from", "dump:" + dump, "--to", uri,
-                              "--batch-rows", "500", "--crash-after-batches",
-                              "3", "--no-progress"});
+  auto [st1, err1] =
+      RunTool({"--from", "dump:" + dump, "--to", uri, "--batch-rows", "500",
+               "--crash-after-batches", "3", "--no-progress"});
   ASSERT_TRUE(WIFSIGNALED(st1) || (WIFEXITED(st1) && WEXITSTATUS(st1) == 137))
       << st1 << " " << err1;
   EXPECT_TRUE(HasStateTable(uri));
-  EXPECT_EQ(Ints(uri, "SELECT CASE WHEN entries > 0 AND entries < 3021 THEN 1 ELSE 0 END FROM ns_migrate_state"),
+  EXPECT_EQ(Ints(uri,
+                 "SELECT CASE WHEN entries > 0 AND entries < 3021 THEN 1 ELSE "
+                 "0 END FROM ns_migrate_state"),
             std::vector<int64_t>{1});
   // Without --resume it refuses and says what to do.
-  auto [st2, err2] = RunTool({"--from", "dump:" + dump, "--to", uri, "--no-progress"});
+  auto [st2, err2] =
+      RunTool({"--from", "dump:" + dump, "--to", uri, "--no-progress"});
   EXPECT_EQ(WEXITSTATUS(st2), 1);
   EXPECT_NE(err2.find("--resume"), std::string::npos) << err2;
   // A different source cannot resume it.
   auto [st3, err3] = RunTool({"--from", "dump:" + dump + "x", "--to", uri,
                               "--resume", "--no-progress"});
   EXPECT_EQ(WEXITSTATUS(st3), 1);
-  auto [st4, err4] = RunTool({"--from", "dump:" + dump, "--to", uri,
-                              "--batch-rows", "700", "--resume", "--verify",
-                              "--no-progress"});
+  auto [st4, err4] =
+      RunTool({"--from", "dump:" + dump, "--to", uri, "--batch-rows", "700",
+               "--resume", "--verify", "--no-progress"});
   ASSERT_EQ(WEXITSTATUS(st4), 0) << err4;
   EXPECT_FALSE(HasStateTable(uri));
 
@@ -392,14 +425,16 @@ TEST_P(MigrateTest, ResumeAfterKillIsIdenticalToAnUninterruptedRun) {
   EXPECT_EQ(std::count(body.begin(), body.end(), '\n'), 3021);
   EXPECT_TRUE(Body(resumed) == body) << "diff " << resumed << " " << straight;
   // Same rows, ids and cookies included.
-  EXPECT_EQ(Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
-            Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
+  EXPECT_EQ(
+      Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
+      Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
   std::unique_ptr<ns::Namespace> n = OpenNs(uri);
   ASSERT_TRUE(n);
   ASSERT_OK_AND_ASSIGN(ns::Attr h, n->Resolve(root_, "/d7/h103"));
   EXPECT_EQ(h.nlink, 20u);
   ASSERT_OK_AND_ASSIGN(ns::FsckReport rep, ns::Fsck(*n));
-  for (const auto& fi : rep.findings) ADD_FAILURE() << fi.check << ": " << fi.detail;
+  for (const auto& fi : rep.findings)
+    ADD_FAILURE() << fi.check << ": " << fi.detail;
 }
 
 TEST_P(MigrateTest, PosixResumeAfterKill) {
@@ -412,9 +447,9 @@ TEST_P(MigrateTest, PosixResumeAfterKill) {
   }
   ASSERT_EQ(::link((tree + "/d0/f1").c_str(), (tree + "/d5/h").c_str()), 0);
   const std::string uri = Fresh();
-  auto [st1, err1] = RunTool({"--from", "posix:" + tree, "--to", uri,
-                              "--batch-rows", "100", "--crash-after-batches",
-                              "2", "--no-progress"});
+  auto [st1, err1] =
+      RunTool({"--from", "posix:" + tree, "--to", uri, "--batch-rows", "100",
+               "--crash-after-batches", "2", "--no-progress"});
   ASSERT_TRUE(WIFSIGNALED(st1) || (WIFEXITED(st1) && WEXITSTATUS(st1) == 137))
       << st1 << " " << err1;
   EXPECT_TRUE(HasStateTable(uri));
@@ -427,8 +462,9 @@ TEST_P(MigrateTest, PosixResumeAfterKill) {
   ASSERT_OK_AND_ASSIGN(VerifyReport v, VerifyUri("posix:" + tree, uri));
   EXPECT_TRUE(v.ok());
   EXPECT_EQ(v.compared, 368u);
-  EXPECT_EQ(Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
-            Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
+  EXPECT_EQ(
+      Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
+      Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
   std::unique_ptr<ns::Namespace> n = OpenNs(uri);
   ASSERT_TRUE(n);
   ASSERT_OK_AND_ASSIGN(ns::Attr h, n->Resolve(root_, "/d5/h"));
@@ -444,20 +480,60 @@ struct BadCase {
 };
 
 TEST_P(MigrateTest, BadInputIsRefusedWithTheLineAndChangesNothing) {
-  const std::string ok_dir = R"({"path":"/a","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})";
+  const std::string ok_dir =
+      R"({"path":"/a","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})";
   const std::vector<BadCase> cases = {
-      {"malformed", ok_dir + "\n{\"path\":\"/a/x\",\"type\":\"f\",\n", "dump line 3"},
-      {"unknown field", ok_dir + "\n" + R"({"path":"/b","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1,"colour":"red"})" "\n", "unknown field 'colour'"},
-      {"dangling parent", ok_dir + "\n" + R"({"path":"/nope/x","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1})" "\n", "parent directory '/nope' does not precede"},
-      {"out of order", ok_dir + "\n" + R"({"path":"/b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})" "\n" + R"({"path":"/a/late","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1})" "\n", "line 4"},
-      {"cycle", ok_dir + "\n" + R"({"path":"/a/b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1,"ino":"7","nlink":2})" "\n", "cannot be hard-linked"},
+      {"malformed", ok_dir + "\n{\"path\":\"/a/x\",\"type\":\"f\",\n",
+       "dump line 3"},
+      {"unknown field",
+       ok_dir + "\n" +
+           R"({"path":"/b","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1,"colour":"red"})"
+           "\n",
+       "unknown field 'colour'"},
+      {"dangling parent",
+       ok_dir + "\n" +
+           R"({"path":"/nope/x","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1})"
+           "\n",
+       "parent directory '/nope' does not precede"},
+      {"out of order",
+       ok_dir + "\n" +
+           R"({"path":"/b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})"
+           "\n" +
+           R"({"path":"/a/late","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1})"
+           "\n",
+       "line 4"},
+      {"cycle",
+       ok_dir + "\n" +
+           R"({"path":"/a/b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1,"ino":"7","nlink":2})"
+           "\n",
+       "cannot be hard-linked"},
       {"duplicate", ok_dir + "\n" + ok_dir + "\n", "duplicate name"},
-      {"unknown user", ok_dir + "\n" + R"({"path":"/a/x","type":"f","mode":"0644","user":"no-such-user-nsmigrate","gid":0,"mtime":1})" "\n", "unknown user 'no-such-user-nsmigrate'"},
-      {"bad mode", R"({"path":"/a","type":"d","mode":"0999","uid":0,"gid":0,"mtime":1})" "\n", "not octal"},
-      {"dot-dot", R"({"path":"/a/../b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})" "\n", "reserved"},
-      {"missing field", R"({"path":"/a","type":"d","mode":"0755","uid":0,"mtime":1})" "\n", "needs path, type"},
-      {"late root", ok_dir + "\n" + R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})" "\n", "root must be the first"},
-      {"uid range", R"({"path":"/a","type":"d","mode":"0755","uid":4294967295,"gid":0,"mtime":1})" "\n", "out of range"},
+      {"unknown user",
+       ok_dir + "\n" +
+           R"({"path":"/a/x","type":"f","mode":"0644","user":"no-such-user-nsmigrate","gid":0,"mtime":1})"
+           "\n",
+       "unknown user 'no-such-user-nsmigrate'"},
+      {"bad mode",
+       R"({"path":"/a","type":"d","mode":"0999","uid":0,"gid":0,"mtime":1})"
+       "\n",
+       "not octal"},
+      {"dot-dot",
+       R"({"path":"/a/../b","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})"
+       "\n",
+       "reserved"},
+      {"missing field",
+       R"({"path":"/a","type":"d","mode":"0755","uid":0,"mtime":1})"
+       "\n",
+       "needs path, type"},
+      {"late root",
+       ok_dir + "\n" +
+           R"({"path":"/","type":"d","mode":"0755","uid":0,"gid":0,"mtime":1})"
+           "\n",
+       "root must be the first"},
+      {"uid range",
+       R"({"path":"/a","type":"d","mode":"0755","uid":4294967295,"gid":0,"mtime":1})"
+       "\n",
+       "out of range"},
   };
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -472,7 +548,8 @@ TEST_P(MigrateTest, BadInputIsRefusedWithTheLineAndChangesNothing) {
         << st.status().ToString();
     ExpectFresh(uri);
     // The dry run finds the same.
-    ns::Result<ImportStats> dry = ImportUri("dump:" + dump, Fresh(), 200000, true);
+    ns::Result<ImportStats> dry =
+        ImportUri("dump:" + dump, Fresh(), 200000, true);
     EXPECT_FALSE(dry.ok());
   }
   // Not a dump at all.
@@ -492,8 +569,8 @@ TEST_P(MigrateTest, BadInputIsRefusedWithTheLineAndChangesNothing) {
   EXPECT_NE(st.status().ToString().find("dump line 306"), std::string::npos)
       << st.status().ToString();
   EXPECT_TRUE(HasStateTable(uri));
-  auto [status, err] = RunTool({"--from", "dump:" + big, "--to", uri, "--resume",
-                                "--no-progress"});
+  auto [status, err] = RunTool(
+      {"--from", "dump:" + big, "--to", uri, "--resume", "--no-progress"});
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(err.find("dump line 306"), std::string::npos) << err;
   EXPECT_NE(err.find("--resume"), std::string::npos) << err;
@@ -504,7 +581,8 @@ TEST_P(MigrateTest, DryRunWritesNothingAndTargetsMustBeFresh) {
   WriteFile(dump, FeatureDump());
   const std::string uri = Fresh();
   if (GetParam() == "sqlite") {
-    ASSERT_OK_AND_ASSIGN(ImportStats st, ImportUri("dump:" + dump, uri, 200000, true));
+    ASSERT_OK_AND_ASSIGN(ImportStats st,
+                         ImportUri("dump:" + dump, uri, 200000, true));
     EXPECT_EQ(st.entries, 14u);
     EXPECT_FALSE(std::filesystem::exists(ns::testing::SqlitePath(uri)));
     // An existing fresh namespace stays untouched too.
@@ -512,7 +590,8 @@ TEST_P(MigrateTest, DryRunWritesNothingAndTargetsMustBeFresh) {
   } else {
     ASSERT_TRUE(OpenNs(uri));  // the schema, so a dry run can check it
   }
-  ASSERT_OK_AND_ASSIGN(ImportStats st, ImportUri("dump:" + dump, uri, 200000, true));
+  ASSERT_OK_AND_ASSIGN(ImportStats st,
+                       ImportUri("dump:" + dump, uri, 200000, true));
   EXPECT_EQ(st.entries, 14u);
   ExpectFresh(uri);
   // A real import, then any other import is refused: not fresh.
@@ -533,7 +612,8 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
   const std::string dead =
       GetParam() == "sqlite"
           ? "sqlite:///nonexistent-dir/ns.db"
-          : fmt::format("postgresql://nobody@127.0.0.1:{}/x?connect_timeout=2", port);
+          : fmt::format("postgresql://nobody@127.0.0.1:{}/x?connect_timeout=2",
+                        port);
   const std::string dump = NewPath("ok") + ".dump";
   WriteFile(dump, FeatureDump());
   st = ImportUri("dump:" + dump, dead);
@@ -541,7 +621,8 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
   auto [status, err] = RunTool({"--from", "dump:" + dump, "--to", dead});
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(err.find("target"), std::string::npos) << err;
-  auto [s2, e2] = RunTool({"--export", "--from", dead, "--to", "dump:" + NewPath("x")});
+  auto [s2, e2] =
+      RunTool({"--export", "--from", dead, "--to", "dump:" + NewPath("x")});
   EXPECT_EQ(WEXITSTATUS(s2), 1);
   EXPECT_NE(e2.find("source"), std::string::npos) << e2;
 }
@@ -558,7 +639,8 @@ TEST(DumpFormat, ExtrasRoundTripAndBase64) {
   e.type = ns::FileType::kRegular;
   e.mode = 0640;
   e.mtime = e.atime = e.ctime = e.btime = 5;
-  e.checksums = {{"adler32", "0a0b0c0d"}, {"md5", "d41d8cd98f00b204e9800998ecf8427e"}};
+  e.checksums = {{"adler32", "0a0b0c0d"},
+                 {"md5", "d41d8cd98f00b204e9800998ecf8427e"}};
   e.xattrs = {{"user.bin", std::string("\0\xff\x01", 3)}, {"user.t", "text"}};
   e.acl = {Ace{0, 0x40, 0x7, "GROUP@"}, Ace{1, 0, 0x2, "1000"}};
   e.tags = {{"OSMTemplate", "StoreName x"}};
@@ -576,13 +658,18 @@ TEST(DumpFormat, ExtrasRoundTripAndBase64) {
   }
   EXPECT_FALSE(Base64Decode("a=bc").ok());
   EXPECT_FALSE(p.ParseEntry(line + "x", 9).ok());
-  EXPECT_FALSE(p.ParseEntry(R"({"path":"/x","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1,"xattrs":{"a":"!!"}})", 3).ok());
+  EXPECT_FALSE(
+      p.ParseEntry(
+           R"({"path":"/x","type":"f","mode":"0644","uid":0,"gid":0,"mtime":1,"xattrs":{"a":"!!"}})",
+           3)
+          .ok());
 }
 
 TEST(PosixAcl, MapsMaskNamedEntriesAndDefaults) {
-  ASSERT_OK_AND_ASSIGN(std::vector<Ace> aces,
-                       PosixAclTextToNfs4("u::rw-,u:1000:rwx,g::r--,g:50:rw-,m::r-x,o::---",
-                                          false, false));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<Ace> aces,
+      PosixAclTextToNfs4("u::rw-,u:1000:rwx,g::r--,g:50:rw-,m::r-x,o::---",
+                         false, false));
   // owner allow+deny, user 1000 (masked to r-x) allow+deny, group@ and
   // group 50 allows, then their denies, everyone allow.
   ASSERT_EQ(aces.size(), 9u);
@@ -603,8 +690,9 @@ TEST(PosixAcl, MapsMaskNamedEntriesAndDefaults) {
   ASSERT_OK_AND_ASSIGN(std::vector<Ace> def,
                        PosixAclTextToNfs4("u::rwx,g::r-x,o::r-x", true, true));
   for (const Ace& a : def) {
-    EXPECT_EQ(a.flags & (kAceFileInherit | kAceDirectoryInherit | kAceInheritOnly),
-              kAceFileInherit | kAceDirectoryInherit | kAceInheritOnly);
+    EXPECT_EQ(
+        a.flags & (kAceFileInherit | kAceDirectoryInherit | kAceInheritOnly),
+        kAceFileInherit | kAceDirectoryInherit | kAceInheritOnly);
   }
 }
 

@@ -5,10 +5,10 @@
 // the source. Memory: one readdir page per open directory. The external
 // ids, which the API does not show, come from one query per directory.
 
+#include <fmt/core.h>
+
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "migrate/source.h"
@@ -41,7 +41,8 @@ class NamespaceSource final : public Source {
       Level& top = stack_.back();
       if (top.next < top.page.size()) {
         ns::DirEntry& d = top.page[top.next++];
-        if (!d.attr) return ns::Status::Corruption(uri_, "entry without attributes");
+        if (!d.attr)
+          return ns::Status::Corruption(uri_, "entry without attributes");
         const std::string path =
             top.path == "/" ? "/" + d.name : top.path + "/" + d.name;
         Entry e = FromAttr(path, *d.attr);
@@ -71,7 +72,8 @@ class NamespaceSource final : public Source {
   ns::Status Seek(const SourcePos& pos) override {
     for (uint64_t i = returned_; i < pos.line; ++i) {
       NS_ASSIGN_OR_RETURN(std::optional<Entry> e, Next());
-      if (!e) return ns::Status::Invalid(uri_, "fewer entries than the checkpoint");
+      if (!e)
+        return ns::Status::Invalid(uri_, "fewer entries than the checkpoint");
     }
     return ns::Status::Ok();
   }
@@ -149,7 +151,8 @@ class NamespaceSource final : public Source {
 
 }  // namespace
 
-ns::Result<std::unique_ptr<Source>> OpenNamespaceSource(const std::string& uri) {
+ns::Result<std::unique_ptr<Source>> OpenNamespaceSource(
+    const std::string& uri) {
   ns::NamespaceOptions opts;
   opts.pool_size = 1;
   NS_ASSIGN_OR_RETURN(std::unique_ptr<ns::Namespace> nspace,
@@ -157,8 +160,9 @@ ns::Result<std::unique_ptr<Source>> OpenNamespaceSource(const std::string& uri) 
   NS_ASSIGN_OR_RETURN(std::unique_ptr<Writer> ids, Writer::Open(uri, true));
   NS_ASSIGN_OR_RETURN(bool has_state, ids->HasTable("ns_migrate_state"));
   if (has_state) {
-    return ns::Status::Invalid(uri, "an import into it is unfinished "
-                                    "(ns-migrate --resume first)");
+    return ns::Status::Invalid(uri,
+                               "an import into it is unfinished "
+                               "(ns-migrate --resume first)");
   }
   NS_ASSIGN_OR_RETURN(bool any_ext, ids->AnyExtId());
   return std::unique_ptr<Source>(std::make_unique<NamespaceSource>(

@@ -5,15 +5,14 @@
 //
 // Exit status: 0 done (and verified), 1 error, 2 --verify found differences.
 
+#include <fmt/core.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/core.h>
 
 #include "migrate/importer.h"
 #include "migrate/source.h"
@@ -50,7 +49,8 @@ int RunVerify(const std::string& from, const std::string& to, SkipLog& skips) {
   nsmigrate::SourceOptions so{&skips};
   SkipLog quiet(nullptr);  // the import already logged the skips
   so.skips = &quiet;
-  ns::Result<std::unique_ptr<nsmigrate::Source>> src = nsmigrate::OpenSource(from, so);
+  ns::Result<std::unique_ptr<nsmigrate::Source>> src =
+      nsmigrate::OpenSource(from, so);
   if (!src.ok()) return Fail(src.status(), "verify: source " + Redact(from));
   ns::Result<std::unique_ptr<nsmigrate::Source>> dst =
       nsmigrate::OpenNamespaceSource(to);
@@ -59,23 +59,24 @@ int RunVerify(const std::string& from, const std::string& to, SkipLog& skips) {
   ns::Result<nsmigrate::VerifyReport> rep =
       nsmigrate::Verify(**src, **dst, true, stderr);
   if (!rep.ok()) return Fail(rep.status(), "verify");
-  fmt::print("verify: {} entries compared, {} equal, {} differing, {} missing "
-             "in the target, {} only in the target{}\n",
-             rep->compared, rep->equal, rep->differing, rep->missing,
-             rep->unexpected,
-             rep->extras_ignored
-                 ? fmt::format(" ({} with ACL/xattrs/tags/checksums/locations "
-                               "not compared: not stored yet)",
-                               rep->extras_ignored)
-                 : "");
+  fmt::print(
+      "verify: {} entries compared, {} equal, {} differing, {} missing "
+      "in the target, {} only in the target{}\n",
+      rep->compared, rep->equal, rep->differing, rep->missing, rep->unexpected,
+      rep->extras_ignored
+          ? fmt::format(" ({} with ACL/xattrs/tags/checksums/locations "
+                        "not compared: not stored yet)",
+                        rep->extras_ignored)
+          : "");
   return rep->ok() ? 0 : 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ns-migrate: bring an old namespace (a dump, a POSIX tree, "
-               "another namespace) into a namespace database"};
+  CLI::App app{
+      "ns-migrate: bring an old namespace (a dump, a POSIX tree, "
+      "another namespace) into a namespace database"};
   std::string from, to, log_path;
   bool dry_run = false, resume = false, verify = false, verify_only = false;
   bool export_mode = false, no_progress = false;
@@ -84,8 +85,9 @@ int main(int argc, char** argv) {
                  "source: dump:FILE, posix:/path, sqlite:///x.db, "
                  "postgresql://...")
       ->required();
-  app.add_option("--to", to, "target namespace (sqlite:///x.db, "
-                             "postgresql://...), or dump:FILE with --export")
+  app.add_option("--to", to,
+                 "target namespace (sqlite:///x.db, "
+                 "postgresql://...), or dump:FILE with --export")
       ->required();
   app.add_flag("--dry-run", dry_run,
                "read and validate everything, write nothing");
@@ -107,7 +109,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::FILE* log = stderr;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> log_file(nullptr, &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> log_file(nullptr,
+                                                           &std::fclose);
   if (!log_path.empty()) {
     log_file.reset(std::fopen(log_path.c_str(), "ae"));
     if (!log_file) {
@@ -130,20 +133,23 @@ int main(int argc, char** argv) {
     ns::Result<std::unique_ptr<nsmigrate::Source>> src =
         nsmigrate::OpenNamespaceSource(from);
     if (!src.ok()) return Fail(src.status(), "source " + Redact(from));
-    ns::Result<uint64_t> n = nsmigrate::ExportDump(**src, to.substr(5), &progress);
+    ns::Result<uint64_t> n =
+        nsmigrate::ExportDump(**src, to.substr(5), &progress);
     if (!n.ok()) return Fail(n.status(), "export");
     const double secs = Since(t0);
-    fmt::print("exported {} entries to {} in {:.1f}s ({:.0f} entries/s), peak "
-               "memory {} MiB\n",
-               *n, to.substr(5), secs, *n / std::max(secs, 1e-9),
-               nsmigrate::PeakRssBytes() >> 20);
+    fmt::print(
+        "exported {} entries to {} in {:.1f}s ({:.0f} entries/s), peak "
+        "memory {} MiB\n",
+        *n, to.substr(5), secs, *n / std::max(secs, 1e-9),
+        nsmigrate::PeakRssBytes() >> 20);
     return 0;
   }
   if (verify_only) return RunVerify(from, to, skips);
 
   nsmigrate::SourceOptions so;
   so.skips = &skips;
-  ns::Result<std::unique_ptr<nsmigrate::Source>> src = nsmigrate::OpenSource(from, so);
+  ns::Result<std::unique_ptr<nsmigrate::Source>> src =
+      nsmigrate::OpenSource(from, so);
   if (!src.ok()) return Fail(src.status(), "source " + Redact(from));
   ns::Result<std::unique_ptr<nsmigrate::Writer>> writer =
       nsmigrate::Writer::Open(to, dry_run);
@@ -155,7 +161,8 @@ int main(int argc, char** argv) {
   opts.progress = &progress;
   opts.skips = &skips;
   opts.crash_after_batches = crash_after;
-  ns::Result<nsmigrate::ImportStats> st = nsmigrate::Import(**src, **writer, opts);
+  ns::Result<nsmigrate::ImportStats> st =
+      nsmigrate::Import(**src, **writer, opts);
   if (!st.ok()) {
     fmt::print(stderr, "ns-migrate: {}\n", st.status().ToString());
     if (!dry_run && !st.status().IsExists()) {
@@ -168,16 +175,16 @@ int main(int argc, char** argv) {
   }
   const double secs = Since(t0);
   const uint64_t done = st->entries - st->resumed_at;
-  fmt::print("{} {} entries (this run: {} directories, {} files, {} "
-             "symlinks, {} other, {} extra hard-link names){} in {:.1f}s: {:.0f} entries/s, peak "
-             "memory {} MiB; {} skipped{}\n",
-             dry_run ? "validated" : "imported", st->entries, st->directories,
-             st->files, st->symlinks, st->others, st->extra_names,
-             st->resumed ? fmt::format(" (resumed after {})", st->resumed_at)
-                         : "",
-             secs, done / std::max(secs, 1e-9),
-             nsmigrate::PeakRssBytes() >> 20, skips.count(),
-             skips.count() ? " (see the log)" : "");
+  fmt::print(
+      "{} {} entries (this run: {} directories, {} files, {} "
+      "symlinks, {} other, {} extra hard-link names){} in {:.1f}s: {:.0f} "
+      "entries/s, peak "
+      "memory {} MiB; {} skipped{}\n",
+      dry_run ? "validated" : "imported", st->entries, st->directories,
+      st->files, st->symlinks, st->others, st->extra_names,
+      st->resumed ? fmt::format(" (resumed after {})", st->resumed_at) : "",
+      secs, done / std::max(secs, 1e-9), nsmigrate::PeakRssBytes() >> 20,
+      skips.count(), skips.count() ? " (see the log)" : "");
   if (verify && !dry_run) {
     writer->reset();  // the verify pass opens the target through the library
     return RunVerify(from, to, skips);

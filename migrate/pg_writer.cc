@@ -3,9 +3,8 @@
 // libpq directly: COPY wants a stream of bytes, and libpq's PQputCopyData
 // takes our buffer as it is.
 
-#include <libpq-fe.h>
-
 #include <fmt/core.h>
+#include <libpq-fe.h>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -27,16 +26,27 @@ constexpr size_t kCopyChunk = 1 << 20;
 void AppendCopyText(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out.push_back(c);
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out.push_back(c);
     }
   }
 }
 
-void AppendInt(std::string& out, int64_t v) { fmt::format_to(std::back_inserter(out), "{}", v); }
+void AppendInt(std::string& out, int64_t v) {
+  fmt::format_to(std::back_inserter(out), "{}", v);
+}
 
 class PgWriter final : public Writer {
  public:
@@ -64,12 +74,14 @@ class PgWriter final : public Writer {
     if (has_state) {
       if (!resume) {
         return ns::Status::Exists(
-            "target", "holds an interrupted import: run again with --resume, "
-                      "or import into a fresh database");
+            "target",
+            "holds an interrupted import: run again with --resume, "
+            "or import into a fresh database");
       }
-      NS_ASSIGN_OR_RETURN(
-          PgResult r, Query("SELECT source, pos, line, entries, next_ino, "
-                            "next_cookie, stack FROM ns_migrate_state", {}));
+      NS_ASSIGN_OR_RETURN(PgResult r,
+                          Query("SELECT source, pos, line, entries, next_ino, "
+                                "next_cookie, stack FROM ns_migrate_state",
+                                {}));
       if (PQntuples(r.get()) != 1) {
         return ns::Status::Corruption("target", "ns_migrate_state has no row");
       }
@@ -96,9 +108,10 @@ class PgWriter final : public Writer {
     const std::string inodes = PQgetvalue(r.get(), 0, 0);
     if (inodes != "1" || std::string(PQgetvalue(r.get(), 0, 1)) != "0") {
       return ns::Status::Exists(
-          "target", fmt::format("is not empty ({} inodes): import into a "
-                                "fresh namespace{}", inodes,
-                                resume ? " (nothing to resume here)" : ""));
+          "target",
+          fmt::format("is not empty ({} inodes): import into a "
+                      "fresh namespace{}",
+                      inodes, resume ? " (nothing to resume here)" : ""));
     }
     if (!dry_run_) {
       NS_RETURN_IF_ERROR(Exec(
@@ -121,13 +134,14 @@ class PgWriter final : public Writer {
 
   ns::Result<std::vector<LinkRow>> LoadLinks() override {
     NS_ASSIGN_OR_RETURN(
-        PgResult r, Query("SELECT key, ino, seen, nlink FROM ns_migrate_links", {}));
+        PgResult r,
+        Query("SELECT key, ino, seen, nlink FROM ns_migrate_links", {}));
     std::vector<LinkRow> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
-      out.push_back(LinkRow{PQgetvalue(r.get(), i, 0),
-                            std::stoull(PQgetvalue(r.get(), i, 1)),
-                            static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 2))),
-                            static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 3)))});
+      out.push_back(LinkRow{
+          PQgetvalue(r.get(), i, 0), std::stoull(PQgetvalue(r.get(), i, 1)),
+          static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 2))),
+          static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 3)))});
     }
     return out;
   }
@@ -160,17 +174,18 @@ class PgWriter final : public Writer {
     auto run = [&]() -> ns::Status {
       NS_RETURN_IF_ERROR(WriteBatch(batch, cp));
       for (const auto& [ino, n] : nlinks) {
-        NS_RETURN_IF_ERROR(
-            Query("UPDATE inodes SET nlink = $2 WHERE ino = $1",
-                  {std::to_string(ino), std::to_string(n)})
-                .status());
+        NS_RETURN_IF_ERROR(Query("UPDATE inodes SET nlink = $2 WHERE ino = $1",
+                                 {std::to_string(ino), std::to_string(n)})
+                               .status());
       }
       if (root.ino == 0) {  // no "/" line: only the link count changes
         NS_RETURN_IF_ERROR(Query("UPDATE inodes SET nlink = $1 WHERE ino = 1",
                                  {std::to_string(root.nlink)})
                                .status());
-      } else NS_RETURN_IF_ERROR(
-          Query("UPDATE inodes SET mode = $2, nlink = $3, uid = $4, gid = $5, "
+      } else {
+        NS_RETURN_IF_ERROR(
+            Query(
+                "UPDATE inodes SET mode = $2, nlink = $3, uid = $4, gid = $5, "
                 "atime_ns = $6, mtime_ns = $7, ctime_ns = $8, btime_ns = $9, "
                 "ext_id = NULLIF($10, ''), size = $11 WHERE ino = $1",
                 {"1", std::to_string(root.mode), std::to_string(root.nlink),
@@ -178,7 +193,8 @@ class PgWriter final : public Writer {
                  std::to_string(root.atime), std::to_string(root.mtime),
                  std::to_string(root.ctime), std::to_string(root.btime),
                  root.ext_id, std::to_string(root.size)})
-              .status());
+                .status());
+      }
       // The library takes ids with nextval(): move both sequences past the
       // highest values given here (is_called = true: nextval returns +1).
       NS_RETURN_IF_ERROR(
@@ -202,8 +218,9 @@ class PgWriter final : public Writer {
 
   ns::Status Discard() override {
     if (dry_run_) return ns::Status::Ok();
-    return Exec("DROP TABLE IF EXISTS ns_migrate_state; "
-                "DROP TABLE IF EXISTS ns_migrate_links;");
+    return Exec(
+        "DROP TABLE IF EXISTS ns_migrate_state; "
+        "DROP TABLE IF EXISTS ns_migrate_links;");
   }
 
   ns::Result<bool> HasTable(const std::string& name) override {
@@ -332,41 +349,40 @@ class PgWriter final : public Writer {
                              "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}"
                              "\t1\t0\t{}\n",
                              static_cast<int>(r.type), r.mode, r.nlink, r.uid,
-                             r.gid, r.size, r.rdev_major, r.rdev_minor,
-                             r.atime, r.mtime, r.ctime, r.btime, r.parent);
+                             r.gid, r.size, r.rdev_major, r.rdev_minor, r.atime,
+                             r.mtime, r.ctime, r.btime, r.parent);
               if (!flush()) return false;
             }
             return true;
           }));
     }
     if (!b.dirents.empty()) {
-      NS_RETURN_IF_ERROR(Copy(
-          "COPY dirents (parent, name, child, type, cookie) FROM STDIN",
-          [&](std::string& buf, auto flush) {
-            for (const DirentRow& d : b.dirents) {
-              AppendInt(buf, static_cast<int64_t>(d.parent));
-              buf.push_back('\t');
-              AppendCopyText(buf, d.name);
-              fmt::format_to(std::back_inserter(buf), "\t{}\t{}\t{}\n",
-                             d.child, static_cast<int>(d.type), d.cookie);
-              if (!flush()) return false;
-            }
-            return true;
-          }));
+      NS_RETURN_IF_ERROR(
+          Copy("COPY dirents (parent, name, child, type, cookie) FROM STDIN",
+               [&](std::string& buf, auto flush) {
+                 for (const DirentRow& d : b.dirents) {
+                   AppendInt(buf, static_cast<int64_t>(d.parent));
+                   buf.push_back('\t');
+                   AppendCopyText(buf, d.name);
+                   fmt::format_to(std::back_inserter(buf), "\t{}\t{}\t{}\n",
+                                  d.child, static_cast<int>(d.type), d.cookie);
+                   if (!flush()) return false;
+                 }
+                 return true;
+               }));
     }
     if (!b.symlinks.empty()) {
-      NS_RETURN_IF_ERROR(Copy(
-          "COPY symlinks (ino, target) FROM STDIN",
-          [&](std::string& buf, auto flush) {
-            for (const SymlinkRow& l : b.symlinks) {
-              AppendInt(buf, static_cast<int64_t>(l.ino));
-              buf.push_back('\t');
-              AppendCopyText(buf, l.target);
-              buf.push_back('\n');
-              if (!flush()) return false;
-            }
-            return true;
-          }));
+      NS_RETURN_IF_ERROR(Copy("COPY symlinks (ino, target) FROM STDIN",
+                              [&](std::string& buf, auto flush) {
+                                for (const SymlinkRow& l : b.symlinks) {
+                                  AppendInt(buf, static_cast<int64_t>(l.ino));
+                                  buf.push_back('\t');
+                                  AppendCopyText(buf, l.target);
+                                  buf.push_back('\n');
+                                  if (!flush()) return false;
+                                }
+                                return true;
+                              }));
     }
     for (const LinkRow& l : b.links) {
       NS_RETURN_IF_ERROR(
@@ -392,7 +408,8 @@ ns::Result<std::unique_ptr<Writer>> OpenPgWriter(const std::string& uri,
   NS_ASSIGN_OR_RETURN(ns::SchemaState st, ns::ReadSchemaState(uri));
   if (st.version == 0) {
     if (dry_run) {
-      return ns::Status::NotFound("target", "no namespace schema: run nsadmin init");
+      return ns::Status::NotFound("target",
+                                  "no namespace schema: run nsadmin init");
     }
     NS_RETURN_IF_ERROR(ns::InitSchema(uri));
   } else if (st.version < st.latest) {

@@ -25,7 +25,8 @@ struct PosixEntry {
 uint32_t MaskOf(unsigned perm, bool is_dir) {
   uint32_t m = 0;
   if (perm & 4) m |= kAceReadData;
-  if (perm & 2) m |= kAceWriteData | kAceAppendData | (is_dir ? kAceDeleteChild : 0);
+  if (perm & 2)
+    m |= kAceWriteData | kAceAppendData | (is_dir ? kAceDeleteChild : 0);
   if (perm & 1) m |= kAceExecute;
   return m;
 }
@@ -56,9 +57,9 @@ std::vector<PosixEntry> Entries(acl_t acl) {
 
 void Map(const std::vector<PosixEntry>& entries, bool is_dir, bool is_default,
          std::vector<Ace>* out) {
-  const uint32_t base = is_default ? (kAceFileInherit | kAceDirectoryInherit |
-                                      kAceInheritOnly)
-                                   : 0;
+  const uint32_t base =
+      is_default ? (kAceFileInherit | kAceDirectoryInherit | kAceInheritOnly)
+                 : 0;
   const uint32_t all = MaskOf(7, is_dir);
   const uint32_t always = kAceReadAttributes | kAceReadAcl | kAceSynchronize;
   unsigned mask = 7;
@@ -71,8 +72,9 @@ void Map(const std::vector<PosixEntry>& entries, bool is_dir, bool is_default,
   for (const auto& e : entries) {
     if (e.tag != ACL_USER_OBJ) continue;
     const uint32_t m = MaskOf(e.perm, is_dir);
-    add(kAceAllow, 0, m | always | kAceWriteAttributes | kAceWriteAcl |
-                          kAceWriteOwner, "OWNER@");
+    add(kAceAllow, 0,
+        m | always | kAceWriteAttributes | kAceWriteAcl | kAceWriteOwner,
+        "OWNER@");
     if (all & ~m) add(kAceDeny, 0, all & ~m, "OWNER@");
   }
   for (const auto& e : entries) {

@@ -6,6 +6,7 @@
 #include <acl/libacl.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/acl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -16,8 +17,6 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "migrate/posix_acl.h"
@@ -105,9 +104,12 @@ class PosixSource final : public Source {
       }
       if (!*e) {
         quiet_ = false;
-        return ns::Status::Invalid(uri_, fmt::format(
-            "the tree has fewer than {} entries now: it changed since the "
-            "interrupted run", pos.line));
+        return ns::Status::Invalid(
+            uri_,
+            fmt::format(
+                "the tree has fewer than {} entries now: it changed since the "
+                "interrupted run",
+                pos.line));
       }
     }
     quiet_ = false;
@@ -154,13 +156,27 @@ class PosixSource final : public Source {
     Entry e;
     e.path = path;
     switch (st.stx_mode & S_IFMT) {
-      case S_IFREG: e.type = ns::FileType::kRegular; break;
-      case S_IFDIR: e.type = ns::FileType::kDirectory; break;
-      case S_IFLNK: e.type = ns::FileType::kSymlink; break;
-      case S_IFBLK: e.type = ns::FileType::kBlockDevice; break;
-      case S_IFCHR: e.type = ns::FileType::kCharDevice; break;
-      case S_IFIFO: e.type = ns::FileType::kFifo; break;
-      case S_IFSOCK: e.type = ns::FileType::kSocket; break;
+      case S_IFREG:
+        e.type = ns::FileType::kRegular;
+        break;
+      case S_IFDIR:
+        e.type = ns::FileType::kDirectory;
+        break;
+      case S_IFLNK:
+        e.type = ns::FileType::kSymlink;
+        break;
+      case S_IFBLK:
+        e.type = ns::FileType::kBlockDevice;
+        break;
+      case S_IFCHR:
+        e.type = ns::FileType::kCharDevice;
+        break;
+      case S_IFIFO:
+        e.type = ns::FileType::kFifo;
+        break;
+      case S_IFSOCK:
+        e.type = ns::FileType::kSocket;
+        break;
       default:
         return ns::Status::NotSupported(src, "unknown file type");
     }
@@ -187,8 +203,9 @@ class PosixSource final : public Source {
       const ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
       if (n < 0) return Errno("readlink " + src, errno);
       if (n == 0 || static_cast<size_t>(n) > ns::kMaxPathBytes) {
-        return ns::Status::NotSupported(src, "symlink target of 0 or more "
-                                             "than 4096 bytes");
+        return ns::Status::NotSupported(src,
+                                        "symlink target of 0 or more "
+                                        "than 4096 bytes");
       }
       target.resize(static_cast<size_t>(n));
       e.target = std::move(target);
@@ -197,8 +214,8 @@ class PosixSource final : public Source {
     NS_RETURN_IF_ERROR(ReadXattrs(src, &e));
     if (e.type == ns::FileType::kRegular ||
         e.type == ns::FileType::kDirectory) {
-      NS_ASSIGN_OR_RETURN(e.acl, ReadPosixAclAsNfs4(
-                                     src, e.type == ns::FileType::kDirectory));
+      NS_ASSIGN_OR_RETURN(
+          e.acl, ReadPosixAclAsNfs4(src, e.type == ns::FileType::kDirectory));
     }
     return e;
   }

@@ -2,10 +2,9 @@
 // Keys arrive in ascending order (inode numbers and cookies are given in
 // import order), so every insert appends to the B-trees.
 
+#include <fmt/core.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-
-#include <fmt/core.h>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -26,7 +25,8 @@ constexpr const char* kCreateState =
     "source TEXT NOT NULL, pos INTEGER NOT NULL, line INTEGER NOT NULL, "
     "entries INTEGER NOT NULL, next_ino INTEGER NOT NULL, "
     "next_cookie INTEGER NOT NULL, stack TEXT NOT NULL);"
-    "CREATE TABLE ns_migrate_links (key TEXT PRIMARY KEY, ino INTEGER NOT NULL, "
+    "CREATE TABLE ns_migrate_links (key TEXT PRIMARY KEY, ino INTEGER NOT "
+    "NULL, "
     "seen INTEGER NOT NULL, nlink INTEGER NOT NULL);";
 
 class SqliteWriter final : public Writer {
@@ -49,8 +49,9 @@ class SqliteWriter final : public Writer {
     // loss may lose the last batches, but each batch and its checkpoint
     // together, so a resume is still exact. A big page cache holds the
     // right edges of the B-trees and the (parent, name) index.
-    return Exec("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; "
-                "PRAGMA temp_store = MEMORY;");
+    return Exec(
+        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; "
+        "PRAGMA temp_store = MEMORY;");
   }
 
   ns::Result<Checkpoint> Begin(const std::string& source,
@@ -64,8 +65,9 @@ class SqliteWriter final : public Writer {
     if (has_state) {
       if (!resume) {
         return ns::Status::Exists(
-            path_, "holds an interrupted import: run again with --resume, "
-                   "or import into a fresh database");
+            path_,
+            "holds an interrupted import: run again with --resume, "
+            "or import into a fresh database");
       }
       NS_ASSIGN_OR_RETURN(
           Stmt s, Prepare("SELECT source, pos, line, entries, next_ino, "
@@ -92,9 +94,10 @@ class SqliteWriter final : public Writer {
     NS_ASSIGN_OR_RETURN(int64_t dirents, Count("SELECT count(*) FROM dirents"));
     if (inodes != 1 || dirents != 0) {
       return ns::Status::Exists(
-          path_, fmt::format("is not empty ({} inodes): import into a fresh "
-                             "namespace{}", inodes,
-                             resume ? " (nothing to resume here)" : ""));
+          path_,
+          fmt::format("is not empty ({} inodes): import into a fresh "
+                      "namespace{}",
+                      inodes, resume ? " (nothing to resume here)" : ""));
     }
     if (!dry_run_) {
       NS_RETURN_IF_ERROR(Exec(std::string("BEGIN IMMEDIATE;") + kCreateState));
@@ -111,10 +114,11 @@ class SqliteWriter final : public Writer {
         Stmt s, Prepare("SELECT key, ino, seen, nlink FROM ns_migrate_links"));
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      out.push_back(LinkRow{Text(s.get(), 0),
-                            static_cast<ns::InodeId>(sqlite3_column_int64(s.get(), 1)),
-                            static_cast<uint32_t>(sqlite3_column_int(s.get(), 2)),
-                            static_cast<uint32_t>(sqlite3_column_int(s.get(), 3))});
+      out.push_back(
+          LinkRow{Text(s.get(), 0),
+                  static_cast<ns::InodeId>(sqlite3_column_int64(s.get(), 1)),
+                  static_cast<uint32_t>(sqlite3_column_int(s.get(), 2)),
+                  static_cast<uint32_t>(sqlite3_column_int(s.get(), 3))});
     }
     if (rc != SQLITE_DONE) return Error("read ns_migrate_links");
     return out;
@@ -150,8 +154,8 @@ class SqliteWriter final : public Writer {
     NS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto run = [&]() -> ns::Status {
       NS_RETURN_IF_ERROR(WriteBatch(batch, cp));
-      NS_ASSIGN_OR_RETURN(Stmt fix,
-                          Prepare("UPDATE inodes SET nlink = ?2 WHERE ino = ?1"));
+      NS_ASSIGN_OR_RETURN(
+          Stmt fix, Prepare("UPDATE inodes SET nlink = ?2 WHERE ino = ?1"));
       for (const auto& [ino, n] : nlinks) {
         sqlite3_bind_int64(fix.get(), 1, static_cast<sqlite3_int64>(ino));
         sqlite3_bind_int(fix.get(), 2, static_cast<int>(n));
@@ -162,7 +166,8 @@ class SqliteWriter final : public Writer {
             Stmt r, Prepare("UPDATE inodes SET nlink = ?1 WHERE ino = 1"));
         sqlite3_bind_int(r.get(), 1, static_cast<int>(root.nlink));
         NS_RETURN_IF_ERROR(Step(r.get(), "update root"));
-        return Exec("DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+        return Exec(
+            "DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
       }
       NS_ASSIGN_OR_RETURN(
           Stmt r, Prepare("UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, "
@@ -198,8 +203,9 @@ class SqliteWriter final : public Writer {
 
   ns::Status Discard() override {
     if (dry_run_ || !db_) return ns::Status::Ok();
-    return Exec("DROP TABLE IF EXISTS ns_migrate_state; "
-                "DROP TABLE IF EXISTS ns_migrate_links;");
+    return Exec(
+        "DROP TABLE IF EXISTS ns_migrate_state; "
+        "DROP TABLE IF EXISTS ns_migrate_links;");
   }
 
   ns::Result<bool> HasTable(const std::string& name) override {
@@ -260,8 +266,8 @@ class SqliteWriter final : public Writer {
 
   ns::Result<Stmt> Prepare(const char* sql) {
     sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT,
-                           &raw, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw,
+                           nullptr) != SQLITE_OK) {
       return Error(sql);
     }
     return Stmt(raw);
@@ -407,7 +413,9 @@ ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
   if (exists) {
     NS_ASSIGN_OR_RETURN(ns::SchemaState st2, ns::ReadSchemaState(uri));
     if (st2.version == 0) {
-      if (dry_run) return ns::Status::NotFound(uri, "no namespace schema: run nsadmin init");
+      if (dry_run)
+        return ns::Status::NotFound(uri,
+                                    "no namespace schema: run nsadmin init");
       NS_RETURN_IF_ERROR(ns::InitSchema(uri));
     } else if (st2.version < st2.latest) {
       return ns::Status::SchemaTooOld(uri, "run nsadmin upgrade first");

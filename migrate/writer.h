@@ -61,13 +61,13 @@ struct LinkRow {
 
 // Where an import stands, stored with every batch.
 struct Checkpoint {
-  std::string source;       // the source URI
-  uint64_t offset = 0;      // SourcePos of the next entry
+  std::string source;   // the source URI
+  uint64_t offset = 0;  // SourcePos of the next entry
   uint64_t line = 0;
-  uint64_t entries = 0;     // entries imported
-  uint64_t next_ino = 0;    // next inode number to give
-  uint64_t next_cookie = 0; // next readdir cookie to give
-  std::string stack;        // the open directories (importer's format)
+  uint64_t entries = 0;      // entries imported
+  uint64_t next_ino = 0;     // next inode number to give
+  uint64_t next_cookie = 0;  // next readdir cookie to give
+  std::string stack;         // the open directories (importer's format)
 };
 
 struct Batch {
@@ -123,8 +123,8 @@ class Writer {
   // Whether the target has a table (for the optional metadata tables).
   virtual ns::Result<bool> HasTable(const std::string& name) = 0;
   // ext_id of every entry of `dir` that has one: name -> ext_id.
-  virtual ns::Result<std::vector<std::pair<std::string, std::string>>>
-  ExtIdsIn(ns::InodeId dir) = 0;
+  virtual ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
+      ns::InodeId dir) = 0;
   // Whether any inode has an ext_id (so readers skip ExtIdsIn otherwise).
   virtual ns::Result<bool> AnyExtId() = 0;
 };
