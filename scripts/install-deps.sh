@@ -16,6 +16,8 @@ PACKAGES=(
   zlib1g-dev                       # adler32 checksums (libnamespace)
   libtomlplusplus-dev              # nfs41d's TOML config
   libnfsidmap-dev                  # nfs41d's user@domain owners (idmap = "nfsidmap")
+  libsimdjson-dev                  # ns-migrate: parsing JSON-lines dumps fast
+  libacl1-dev                      # ns-migrate: POSIX ACLs of posix: sources
 )
 
 missing=()

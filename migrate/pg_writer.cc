@@ -1,0 +1,440 @@
+// The PostgreSQL writer: each batch is COPY FROM STDIN (text format) into
+// inodes, dirents and symlinks, plus the checkpoint, in one transaction.
+// libpq directly: COPY wants a stream of bytes, and libpq's PQputCopyData
+// takes our buffer as it is.
+
+#include <fmt/core.h>
+#include <libpq-fe.h>
+
+#include "libnamespace/include/namespace/schema.h"
+#include "migrate/writer.h"
+
+namespace nsmigrate {
+namespace {
+
+struct PgFinish {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct ResultClear {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultClear>;
+
+constexpr size_t kCopyChunk = 1 << 20;
+
+// COPY's text format: backslash, tab, newline and CR escaped.
+void AppendCopyText(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  fmt::format_to(std::back_inserter(out), "{}", v);
+}
+
+class PgWriter final : public Writer {
+ public:
+  PgWriter(std::string uri, bool dry_run)
+      : uri_(std::move(uri)), dry_run_(dry_run) {}
+
+  ns::Status Connect() {
+    conn_.reset(PQconnectdb(uri_.c_str()));
+    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+      return ns::Status::Unavailable(
+          "connect", conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
+    }
+    // A batch and its checkpoint commit together, so losing the last
+    // commits in a server crash only means resuming a little earlier.
+    return Exec("SET synchronous_commit = off");
+  }
+
+  ns::Result<Checkpoint> Begin(const std::string& source,
+                               bool resume) override {
+    Checkpoint fresh;
+    fresh.source = source;
+    fresh.next_ino = 2;
+    fresh.next_cookie = 3;
+    NS_ASSIGN_OR_RETURN(bool has_state, HasTable("ns_migrate_state"));
+    if (has_state) {
+      if (!resume) {
+        return ns::Status::Exists(
+            "target",
+            "holds an interrupted import: run again with --resume, "
+            "or import into a fresh database");
+      }
+      NS_ASSIGN_OR_RETURN(PgResult r,
+                          Query("SELECT source, pos, line, entries, next_ino, "
+                                "next_cookie, stack FROM ns_migrate_state",
+                                {}));
+      if (PQntuples(r.get()) != 1) {
+        return ns::Status::Corruption("target", "ns_migrate_state has no row");
+      }
+      Checkpoint cp;
+      cp.source = PQgetvalue(r.get(), 0, 0);
+      cp.offset = std::stoull(PQgetvalue(r.get(), 0, 1));
+      cp.line = std::stoull(PQgetvalue(r.get(), 0, 2));
+      cp.entries = std::stoull(PQgetvalue(r.get(), 0, 3));
+      cp.next_ino = std::stoull(PQgetvalue(r.get(), 0, 4));
+      cp.next_cookie = std::stoull(PQgetvalue(r.get(), 0, 5));
+      cp.stack = PQgetvalue(r.get(), 0, 6);
+      if (cp.source != source) {
+        return ns::Status::Invalid(
+            "resume", fmt::format("the interrupted import read {}, not {}",
+                                  cp.source, source));
+      }
+      return cp;
+    }
+    NS_ASSIGN_OR_RETURN(
+        PgResult r,
+        Query("SELECT (SELECT count(*) FROM inodes), "
+              "(SELECT count(*) FROM (SELECT 1 FROM dirents LIMIT 1) x)",
+              {}));
+    const std::string inodes = PQgetvalue(r.get(), 0, 0);
+    if (inodes != "1" || std::string(PQgetvalue(r.get(), 0, 1)) != "0") {
+      return ns::Status::Exists(
+          "target",
+          fmt::format("is not empty ({} inodes): import into a "
+                      "fresh namespace{}",
+                      inodes, resume ? " (nothing to resume here)" : ""));
+    }
+    if (!dry_run_) {
+      NS_RETURN_IF_ERROR(Exec(
+          "BEGIN;"
+          "CREATE TABLE ns_migrate_state (id smallint PRIMARY KEY CHECK (id = "
+          "1), source text NOT NULL, pos bigint NOT NULL, line bigint NOT "
+          "NULL, entries bigint NOT NULL, next_ino bigint NOT NULL, "
+          "next_cookie bigint NOT NULL, stack text NOT NULL);"
+          "CREATE TABLE ns_migrate_links (key text PRIMARY KEY, ino bigint NOT "
+          "NULL, seen integer NOT NULL, nlink integer NOT NULL);"));
+      ns::Status s = StoreState(fresh, true);
+      if (s.ok()) s = Exec("COMMIT");
+      if (!s.ok()) {
+        (void)Exec("ROLLBACK");
+        return s;
+      }
+    }
+    return fresh;
+  }
+
+  ns::Result<std::vector<LinkRow>> LoadLinks() override {
+    NS_ASSIGN_OR_RETURN(
+        PgResult r,
+        Query("SELECT key, ino, seen, nlink FROM ns_migrate_links", {}));
+    std::vector<LinkRow> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.push_back(LinkRow{
+          PQgetvalue(r.get(), i, 0), std::stoull(PQgetvalue(r.get(), i, 1)),
+          static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 2))),
+          static_cast<uint32_t>(std::stoul(PQgetvalue(r.get(), i, 3)))});
+    }
+    return out;
+  }
+
+  ns::Result<std::vector<std::string>> NamesIn(ns::InodeId dir) override {
+    NS_ASSIGN_OR_RETURN(PgResult r,
+                        Query("SELECT name FROM dirents WHERE parent = $1",
+                              {std::to_string(dir)}));
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.emplace_back(PQgetvalue(r.get(), i, 0));
+    }
+    return out;
+  }
+
+  ns::Status Commit(const Batch& batch, const Checkpoint& cp) override {
+    if (dry_run_) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(Exec("BEGIN"));
+    ns::Status s = WriteBatch(batch, cp);
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) (void)Exec("ROLLBACK");
+    return s;
+  }
+
+  ns::Status Finish(const Batch& batch, const Checkpoint& cp,
+                    const std::vector<std::pair<ns::InodeId, uint32_t>>& nlinks,
+                    const InodeRow& root) override {
+    if (dry_run_) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(Exec("BEGIN"));
+    auto run = [&]() -> ns::Status {
+      NS_RETURN_IF_ERROR(WriteBatch(batch, cp));
+      for (const auto& [ino, n] : nlinks) {
+        NS_RETURN_IF_ERROR(Query("UPDATE inodes SET nlink = $2 WHERE ino = $1",
+                                 {std::to_string(ino), std::to_string(n)})
+                               .status());
+      }
+      if (root.ino == 0) {  // no "/" line: only the link count changes
+        NS_RETURN_IF_ERROR(Query("UPDATE inodes SET nlink = $1 WHERE ino = 1",
+                                 {std::to_string(root.nlink)})
+                               .status());
+      } else {
+        NS_RETURN_IF_ERROR(
+            Query(
+                "UPDATE inodes SET mode = $2, nlink = $3, uid = $4, gid = $5, "
+                "atime_ns = $6, mtime_ns = $7, ctime_ns = $8, btime_ns = $9, "
+                "ext_id = NULLIF($10, ''), size = $11 WHERE ino = $1",
+                {"1", std::to_string(root.mode), std::to_string(root.nlink),
+                 std::to_string(root.uid), std::to_string(root.gid),
+                 std::to_string(root.atime), std::to_string(root.mtime),
+                 std::to_string(root.ctime), std::to_string(root.btime),
+                 root.ext_id, std::to_string(root.size)})
+                .status());
+      }
+      // The library takes ids with nextval(): move both sequences past the
+      // highest values given here (is_called = true: nextval returns +1).
+      NS_RETURN_IF_ERROR(
+          Query("SELECT setval('inode_ino_seq', greatest($1::bigint, 1)), "
+                "setval('dirent_cookie_seq', greatest($2::bigint, 2))",
+                {std::to_string(cp.next_ino - 1),
+                 std::to_string(cp.next_cookie - 1)})
+              .status());
+      return Exec("DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+    };
+    ns::Status s = run();
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+    // What autovacuum would do next: planner statistics and the
+    // visibility map, so the first readdirs do not pay for it.
+    return Exec("VACUUM (ANALYZE) inodes, dirents, symlinks");
+  }
+
+  ns::Status Discard() override {
+    if (dry_run_) return ns::Status::Ok();
+    return Exec(
+        "DROP TABLE IF EXISTS ns_migrate_state; "
+        "DROP TABLE IF EXISTS ns_migrate_links;");
+  }
+
+  ns::Result<bool> HasTable(const std::string& name) override {
+    NS_ASSIGN_OR_RETURN(PgResult r,
+                        Query("SELECT to_regclass($1) IS NOT NULL", {name}));
+    return std::string(PQgetvalue(r.get(), 0, 0)) == "t";
+  }
+
+  ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
+      ns::InodeId dir) override {
+    NS_ASSIGN_OR_RETURN(
+        PgResult r,
+        Query("SELECT d.name, i.ext_id FROM dirents d JOIN inodes i ON i.ino "
+              "= d.child WHERE d.parent = $1 AND i.ext_id IS NOT NULL",
+              {std::to_string(dir)}));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.emplace_back(PQgetvalue(r.get(), i, 0), PQgetvalue(r.get(), i, 1));
+    }
+    return out;
+  }
+
+  ns::Result<bool> AnyExtId() override {
+    NS_ASSIGN_OR_RETURN(
+        PgResult r,
+        Query("SELECT EXISTS (SELECT 1 FROM inodes WHERE ext_id IS NOT NULL)",
+              {}));
+    return std::string(PQgetvalue(r.get(), 0, 0)) == "t";
+  }
+
+ private:
+  ns::Status Error(std::string_view what) {
+    return ns::Status::IOError(what, PQerrorMessage(conn_.get()));
+  }
+
+  ns::Status Exec(const std::string& sql) {
+    PgResult r(PQexec(conn_.get(), sql.c_str()));
+    const ExecStatusType st = PQresultStatus(r.get());
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      if (PQstatus(conn_.get()) != CONNECTION_OK) {
+        return ns::Status::Unavailable(sql, PQerrorMessage(conn_.get()));
+      }
+      return ns::Status::IOError(sql, PQresultErrorMessage(r.get()));
+    }
+    return ns::Status::Ok();
+  }
+
+  ns::Result<PgResult> Query(const char* sql,
+                             const std::vector<std::string>& params) {
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    PgResult r(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()),
+                            nullptr, values.data(), nullptr, nullptr, 0));
+    const ExecStatusType st = PQresultStatus(r.get());
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      if (PQstatus(conn_.get()) != CONNECTION_OK) {
+        return ns::Status::Unavailable(sql, PQerrorMessage(conn_.get()));
+      }
+      return ns::Status::IOError(sql, PQresultErrorMessage(r.get()));
+    }
+    return r;
+  }
+
+  // Runs one COPY, handing `fill` a buffer to append rows to; the buffer
+  // is sent whenever it passes kCopyChunk.
+  template <typename Fill>
+  ns::Status Copy(const char* sql, Fill fill) {
+    PgResult r(PQexec(conn_.get(), sql));
+    if (PQresultStatus(r.get()) != PGRES_COPY_IN) {
+      return ns::Status::IOError(sql, PQresultErrorMessage(r.get()));
+    }
+    std::string buf;
+    buf.reserve(kCopyChunk + 8192);
+    auto send = [&]() -> bool {
+      if (buf.empty()) return true;
+      const bool ok = PQputCopyData(conn_.get(), buf.data(),
+                                    static_cast<int>(buf.size())) == 1;
+      buf.clear();
+      return ok;
+    };
+    bool ok = fill(buf, [&]() { return buf.size() < kCopyChunk || send(); });
+    ok = ok && send();
+    if (PQputCopyEnd(conn_.get(), ok ? nullptr : "client error") != 1) {
+      return Error(sql);
+    }
+    PgResult end(PQgetResult(conn_.get()));
+    // Drain: a COPY has exactly one result, then nullptr.
+    while (PgResult extra{PQgetResult(conn_.get())}) {
+    }
+    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
+      return ns::Status::IOError(sql, PQresultErrorMessage(end.get()));
+    }
+    return ok ? ns::Status::Ok() : Error(sql);
+  }
+
+  ns::Status StoreState(const Checkpoint& cp, bool insert) {
+    return Query(insert
+                     ? "INSERT INTO ns_migrate_state (id, source, pos, line, "
+                       "entries, next_ino, next_cookie, stack) VALUES (1, $1, "
+                       "$2, $3, $4, $5, $6, $7)"
+                     : "UPDATE ns_migrate_state SET source = $1, pos = $2, "
+                       "line = $3, entries = $4, next_ino = $5, "
+                       "next_cookie = $6, stack = $7 WHERE id = 1",
+                 {cp.source, std::to_string(cp.offset), std::to_string(cp.line),
+                  std::to_string(cp.entries), std::to_string(cp.next_ino),
+                  std::to_string(cp.next_cookie), cp.stack})
+        .status();
+  }
+
+  ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
+    if (!b.inodes.empty()) {
+      NS_RETURN_IF_ERROR(Copy(
+          "COPY inodes (ino, ext_id, type, mode, nlink, uid, gid, size, "
+          "rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, btime_ns, "
+          "change, generation, parent) FROM STDIN",
+          [&](std::string& buf, auto flush) {
+            for (const InodeRow& r : b.inodes) {
+              AppendInt(buf, static_cast<int64_t>(r.ino));
+              buf.push_back('\t');
+              if (r.ext_id.empty()) {
+                buf += "\\N";
+              } else {
+                AppendCopyText(buf, r.ext_id);
+              }
+              fmt::format_to(std::back_inserter(buf),
+                             "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}"
+                             "\t1\t0\t{}\n",
+                             static_cast<int>(r.type), r.mode, r.nlink, r.uid,
+                             r.gid, r.size, r.rdev_major, r.rdev_minor, r.atime,
+                             r.mtime, r.ctime, r.btime, r.parent);
+              if (!flush()) return false;
+            }
+            return true;
+          }));
+    }
+    if (!b.dirents.empty()) {
+      NS_RETURN_IF_ERROR(
+          Copy("COPY dirents (parent, name, child, type, cookie) FROM STDIN",
+               [&](std::string& buf, auto flush) {
+                 for (const DirentRow& d : b.dirents) {
+                   AppendInt(buf, static_cast<int64_t>(d.parent));
+                   buf.push_back('\t');
+                   AppendCopyText(buf, d.name);
+                   fmt::format_to(std::back_inserter(buf), "\t{}\t{}\t{}\n",
+                                  d.child, static_cast<int>(d.type), d.cookie);
+                   if (!flush()) return false;
+                 }
+                 return true;
+               }));
+    }
+    if (!b.symlinks.empty()) {
+      NS_RETURN_IF_ERROR(Copy("COPY symlinks (ino, target) FROM STDIN",
+                              [&](std::string& buf, auto flush) {
+                                for (const SymlinkRow& l : b.symlinks) {
+                                  AppendInt(buf, static_cast<int64_t>(l.ino));
+                                  buf.push_back('\t');
+                                  AppendCopyText(buf, l.target);
+                                  buf.push_back('\n');
+                                  if (!flush()) return false;
+                                }
+                                return true;
+                              }));
+    }
+    for (const LinkRow& l : b.links) {
+      NS_RETURN_IF_ERROR(
+          Query("INSERT INTO ns_migrate_links (key, ino, seen, nlink) VALUES "
+                "($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET seen = "
+                "excluded.seen",
+                {l.key, std::to_string(l.ino), std::to_string(l.seen),
+                 std::to_string(l.nlink)})
+              .status());
+    }
+    return StoreState(cp, false);
+  }
+
+  std::string uri_;
+  bool dry_run_;
+  std::unique_ptr<PGconn, PgFinish> conn_;
+};
+
+}  // namespace
+
+ns::Result<std::unique_ptr<Writer>> OpenPgWriter(const std::string& uri,
+                                                 bool dry_run) {
+  NS_ASSIGN_OR_RETURN(ns::SchemaState st, ns::ReadSchemaState(uri));
+  if (st.version == 0) {
+    if (dry_run) {
+      return ns::Status::NotFound("target",
+                                  "no namespace schema: run nsadmin init");
+    }
+    NS_RETURN_IF_ERROR(ns::InitSchema(uri));
+  } else if (st.version < st.latest) {
+    return ns::Status::SchemaTooOld("target", "run nsadmin upgrade first");
+  } else if (st.version > st.latest) {
+    return ns::Status::SchemaTooNew("target", "this ns-migrate is older");
+  }
+  auto w = std::make_unique<PgWriter>(uri, dry_run);
+  NS_RETURN_IF_ERROR(w->Connect());
+  return std::unique_ptr<Writer>(std::move(w));
+}
+
+ns::Result<std::unique_ptr<Writer>> Writer::Open(const std::string& uri,
+                                                 bool dry_run) {
+  if (uri.starts_with("postgresql://") || uri.starts_with("postgres://")) {
+    return OpenPgWriter(uri, dry_run);
+  }
+  if (uri.starts_with("sqlite:")) {
+    std::string rest = uri.substr(7);
+    if (rest.starts_with("//")) rest = rest.substr(2);
+    if (const size_t q = rest.find('?'); q != std::string::npos) rest.resize(q);
+    if (rest.empty()) return ns::Status::Invalid(uri, "no file path");
+    return OpenSqliteWriter(rest, dry_run);
+  }
+  return ns::Status::Invalid(uri, "not a sqlite: or postgresql:// URI");
+}
+
+}  // namespace nsmigrate

@@ -1,0 +1,431 @@
+// The SQLite writer: prepared statements, one big transaction per batch.
+// Keys arrive in ascending order (inode numbers and cookies are given in
+// import order), so every insert appends to the B-trees.
+
+#include <fmt/core.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "libnamespace/include/namespace/schema.h"
+#include "migrate/writer.h"
+
+namespace nsmigrate {
+namespace {
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+constexpr const char* kCreateState =
+    "CREATE TABLE ns_migrate_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "source TEXT NOT NULL, pos INTEGER NOT NULL, line INTEGER NOT NULL, "
+    "entries INTEGER NOT NULL, next_ino INTEGER NOT NULL, "
+    "next_cookie INTEGER NOT NULL, stack TEXT NOT NULL);"
+    "CREATE TABLE ns_migrate_links (key TEXT PRIMARY KEY, ino INTEGER NOT "
+    "NULL, "
+    "seen INTEGER NOT NULL, nlink INTEGER NOT NULL);";
+
+class SqliteWriter final : public Writer {
+ public:
+  SqliteWriter(std::string path, bool dry_run, bool exists)
+      : path_(std::move(path)), dry_run_(dry_run), exists_(exists) {}
+
+  ns::Status Open() {
+    if (!exists_) return ns::Status::Ok();  // dry run on a file to be made
+    sqlite3* raw = nullptr;
+    const int flags = dry_run_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    const int rc = sqlite3_open_v2(path_.c_str(), &raw, flags, nullptr);
+    db_.reset(raw);
+    if (rc != SQLITE_OK) {
+      return ns::Status::Unavailable("open " + path_,
+                                     raw ? sqlite3_errmsg(raw) : "no memory");
+    }
+    sqlite3_busy_timeout(db_.get(), 10000);
+    // NORMAL in WAL mode: a process crash loses nothing committed; a power
+    // loss may lose the last batches, but each batch and its checkpoint
+    // together, so a resume is still exact. A big page cache holds the
+    // right edges of the B-trees and the (parent, name) index.
+    return Exec(
+        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; "
+        "PRAGMA temp_store = MEMORY;");
+  }
+
+  ns::Result<Checkpoint> Begin(const std::string& source,
+                               bool resume) override {
+    Checkpoint fresh;
+    fresh.source = source;
+    fresh.next_ino = 2;
+    fresh.next_cookie = 3;
+    if (!db_) return fresh;
+    NS_ASSIGN_OR_RETURN(bool has_state, HasTable("ns_migrate_state"));
+    if (has_state) {
+      if (!resume) {
+        return ns::Status::Exists(
+            path_,
+            "holds an interrupted import: run again with --resume, "
+            "or import into a fresh database");
+      }
+      NS_ASSIGN_OR_RETURN(
+          Stmt s, Prepare("SELECT source, pos, line, entries, next_ino, "
+                          "next_cookie, stack FROM ns_migrate_state"));
+      if (sqlite3_step(s.get()) != SQLITE_ROW) {
+        return ns::Status::Corruption(path_, "ns_migrate_state has no row");
+      }
+      Checkpoint cp;
+      cp.source = Text(s.get(), 0);
+      cp.offset = sqlite3_column_int64(s.get(), 1);
+      cp.line = sqlite3_column_int64(s.get(), 2);
+      cp.entries = sqlite3_column_int64(s.get(), 3);
+      cp.next_ino = sqlite3_column_int64(s.get(), 4);
+      cp.next_cookie = sqlite3_column_int64(s.get(), 5);
+      cp.stack = Text(s.get(), 6);
+      if (cp.source != source) {
+        return ns::Status::Invalid(
+            "resume", fmt::format("the interrupted import read {}, not {}",
+                                  cp.source, source));
+      }
+      return cp;
+    }
+    NS_ASSIGN_OR_RETURN(int64_t inodes, Count("SELECT count(*) FROM inodes"));
+    NS_ASSIGN_OR_RETURN(int64_t dirents, Count("SELECT count(*) FROM dirents"));
+    if (inodes != 1 || dirents != 0) {
+      return ns::Status::Exists(
+          path_,
+          fmt::format("is not empty ({} inodes): import into a fresh "
+                      "namespace{}",
+                      inodes, resume ? " (nothing to resume here)" : ""));
+    }
+    if (!dry_run_) {
+      NS_RETURN_IF_ERROR(Exec(std::string("BEGIN IMMEDIATE;") + kCreateState));
+      NS_RETURN_IF_ERROR(StoreState(fresh));
+      NS_RETURN_IF_ERROR(Exec("COMMIT"));
+    }
+    return fresh;
+  }
+
+  ns::Result<std::vector<LinkRow>> LoadLinks() override {
+    std::vector<LinkRow> out;
+    if (!db_) return out;
+    NS_ASSIGN_OR_RETURN(
+        Stmt s, Prepare("SELECT key, ino, seen, nlink FROM ns_migrate_links"));
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back(
+          LinkRow{Text(s.get(), 0),
+                  static_cast<ns::InodeId>(sqlite3_column_int64(s.get(), 1)),
+                  static_cast<uint32_t>(sqlite3_column_int(s.get(), 2)),
+                  static_cast<uint32_t>(sqlite3_column_int(s.get(), 3))});
+    }
+    if (rc != SQLITE_DONE) return Error("read ns_migrate_links");
+    return out;
+  }
+
+  ns::Result<std::vector<std::string>> NamesIn(ns::InodeId dir) override {
+    std::vector<std::string> out;
+    if (!db_) return out;
+    NS_ASSIGN_OR_RETURN(Stmt s,
+                        Prepare("SELECT name FROM dirents WHERE parent = ?1"));
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(dir));
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back(Text(s.get(), 0));
+    }
+    if (rc != SQLITE_DONE) return Error("read dirents");
+    return out;
+  }
+
+  ns::Status Commit(const Batch& batch, const Checkpoint& cp) override {
+    if (dry_run_ || !db_) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    ns::Status s = WriteBatch(batch, cp);
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) (void)Exec("ROLLBACK");
+    return s;
+  }
+
+  ns::Status Finish(const Batch& batch, const Checkpoint& cp,
+                    const std::vector<std::pair<ns::InodeId, uint32_t>>& nlinks,
+                    const InodeRow& root) override {
+    if (dry_run_ || !db_) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto run = [&]() -> ns::Status {
+      NS_RETURN_IF_ERROR(WriteBatch(batch, cp));
+      NS_ASSIGN_OR_RETURN(
+          Stmt fix, Prepare("UPDATE inodes SET nlink = ?2 WHERE ino = ?1"));
+      for (const auto& [ino, n] : nlinks) {
+        sqlite3_bind_int64(fix.get(), 1, static_cast<sqlite3_int64>(ino));
+        sqlite3_bind_int(fix.get(), 2, static_cast<int>(n));
+        NS_RETURN_IF_ERROR(Step(fix.get(), "fix nlink"));
+      }
+      if (root.ino == 0) {  // no "/" line: only the link count changes
+        NS_ASSIGN_OR_RETURN(
+            Stmt r, Prepare("UPDATE inodes SET nlink = ?1 WHERE ino = 1"));
+        sqlite3_bind_int(r.get(), 1, static_cast<int>(root.nlink));
+        NS_RETURN_IF_ERROR(Step(r.get(), "update root"));
+        return Exec(
+            "DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+      }
+      NS_ASSIGN_OR_RETURN(
+          Stmt r, Prepare("UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, "
+                          "gid = ?5, atime_ns = ?6, mtime_ns = ?7, "
+                          "ctime_ns = ?8, btime_ns = ?9, ext_id = ?10, "
+                          "size = ?11 "
+                          "WHERE ino = ?1"));
+      sqlite3_bind_int64(r.get(), 1, 1);
+      sqlite3_bind_int(r.get(), 2, static_cast<int>(root.mode));
+      sqlite3_bind_int(r.get(), 3, static_cast<int>(root.nlink));
+      sqlite3_bind_int64(r.get(), 4, root.uid);
+      sqlite3_bind_int64(r.get(), 5, root.gid);
+      sqlite3_bind_int64(r.get(), 6, root.atime);
+      sqlite3_bind_int64(r.get(), 7, root.mtime);
+      sqlite3_bind_int64(r.get(), 8, root.ctime);
+      sqlite3_bind_int64(r.get(), 9, root.btime);
+      BindOptText(r.get(), 10, root.ext_id);
+      sqlite3_bind_int64(r.get(), 11, static_cast<sqlite3_int64>(root.size));
+      NS_RETURN_IF_ERROR(Step(r.get(), "update root"));
+      // AUTOINCREMENT's counters already moved past the explicit keys we
+      // inserted; nothing else holds a sequence on SQLite.
+      return Exec("DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+    };
+    ns::Status s = run();
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+    // Statistics for the planner, sampled so that this stays quick.
+    return Exec("PRAGMA analysis_limit = 1000; ANALYZE;");
+  }
+
+  ns::Status Discard() override {
+    if (dry_run_ || !db_) return ns::Status::Ok();
+    return Exec(
+        "DROP TABLE IF EXISTS ns_migrate_state; "
+        "DROP TABLE IF EXISTS ns_migrate_links;");
+  }
+
+  ns::Result<bool> HasTable(const std::string& name) override {
+    if (!db_) return false;
+    NS_ASSIGN_OR_RETURN(
+        Stmt s, Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                        "AND name = ?1"));
+    sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()),
+                      SQLITE_STATIC);
+    const int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return Error("sqlite_master");
+  }
+
+  ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
+      ns::InodeId dir) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!db_) return out;
+    NS_ASSIGN_OR_RETURN(
+        Stmt s, Prepare("SELECT d.name, i.ext_id FROM dirents d JOIN inodes i "
+                        "ON i.ino = d.child WHERE d.parent = ?1 AND "
+                        "i.ext_id IS NOT NULL"));
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(dir));
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.emplace_back(Text(s.get(), 0), Text(s.get(), 1));
+    }
+    if (rc != SQLITE_DONE) return Error("read ext ids");
+    return out;
+  }
+
+  ns::Result<bool> AnyExtId() override {
+    if (!db_) return false;
+    NS_ASSIGN_OR_RETURN(
+        int64_t n,
+        Count("SELECT count(*) FROM (SELECT 1 FROM inodes WHERE ext_id IS NOT "
+              "NULL LIMIT 1)"));
+    return n > 0;
+  }
+
+ private:
+  ns::Status Error(std::string_view what) {
+    return ns::Status::IOError(fmt::format("{}: {}", path_, what),
+                               sqlite3_errmsg(db_.get()));
+  }
+
+  ns::Status Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) !=
+        SQLITE_OK) {
+      ns::Status s = ns::Status::IOError(path_ + ": " + sql, err ? err : "?");
+      sqlite3_free(err);
+      return s;
+    }
+    return ns::Status::Ok();
+  }
+
+  ns::Result<Stmt> Prepare(const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw,
+                           nullptr) != SQLITE_OK) {
+      return Error(sql);
+    }
+    return Stmt(raw);
+  }
+
+  ns::Status Step(sqlite3_stmt* s, std::string_view what) {
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return Error(what);
+    return ns::Status::Ok();
+  }
+
+  ns::Result<int64_t> Count(const char* sql) {
+    NS_ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return Error(sql);
+    return static_cast<int64_t>(sqlite3_column_int64(s.get(), 0));
+  }
+
+  static std::string Text(sqlite3_stmt* s, int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           sqlite3_column_bytes(s, col))
+             : std::string();
+  }
+
+  static void BindOptText(sqlite3_stmt* s, int idx, const std::string& v) {
+    if (v.empty()) {
+      sqlite3_bind_null(s, idx);
+    } else {
+      sqlite3_bind_text(s, idx, v.data(), static_cast<int>(v.size()),
+                        SQLITE_TRANSIENT);
+    }
+  }
+
+  ns::Status PrepareAll() {
+    if (ins_inode_) return ns::Status::Ok();
+    NS_ASSIGN_OR_RETURN(
+        ins_inode_,
+        Prepare("INSERT INTO inodes (ino, ext_id, type, mode, nlink, uid, gid, "
+                "size, rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, "
+                "btime_ns, change, generation, parent) VALUES (?1, ?2, ?3, "
+                "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, 0, ?15)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_dirent_,
+        Prepare("INSERT INTO dirents (cookie, parent, name, child, type) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_symlink_,
+        Prepare("INSERT INTO symlinks (ino, target) VALUES (?1, ?2)"));
+    NS_ASSIGN_OR_RETURN(
+        put_link_,
+        Prepare("INSERT OR REPLACE INTO ns_migrate_links (key, ino, seen, "
+                "nlink) VALUES (?1, ?2, ?3, ?4)"));
+    return ns::Status::Ok();
+  }
+
+  ns::Status StoreState(const Checkpoint& cp) {
+    NS_ASSIGN_OR_RETURN(
+        Stmt s,
+        Prepare("INSERT OR REPLACE INTO ns_migrate_state (id, source, pos, "
+                "line, entries, next_ino, next_cookie, stack) VALUES (1, ?1, "
+                "?2, ?3, ?4, ?5, ?6, ?7)"));
+    sqlite3_bind_text(s.get(), 1, cp.source.data(),
+                      static_cast<int>(cp.source.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(cp.offset));
+    sqlite3_bind_int64(s.get(), 3, static_cast<sqlite3_int64>(cp.line));
+    sqlite3_bind_int64(s.get(), 4, static_cast<sqlite3_int64>(cp.entries));
+    sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(cp.next_ino));
+    sqlite3_bind_int64(s.get(), 6, static_cast<sqlite3_int64>(cp.next_cookie));
+    sqlite3_bind_text(s.get(), 7, cp.stack.data(),
+                      static_cast<int>(cp.stack.size()), SQLITE_STATIC);
+    return Step(s.get(), "store checkpoint");
+  }
+
+  ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
+    NS_RETURN_IF_ERROR(PrepareAll());
+    sqlite3_stmt* s = ins_inode_.get();
+    for (const InodeRow& r : b.inodes) {
+      sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(r.ino));
+      BindOptText(s, 2, r.ext_id);
+      sqlite3_bind_int(s, 3, static_cast<int>(r.type));
+      sqlite3_bind_int(s, 4, static_cast<int>(r.mode));
+      sqlite3_bind_int(s, 5, static_cast<int>(r.nlink));
+      sqlite3_bind_int64(s, 6, r.uid);
+      sqlite3_bind_int64(s, 7, r.gid);
+      sqlite3_bind_int64(s, 8, static_cast<sqlite3_int64>(r.size));
+      sqlite3_bind_int(s, 9, static_cast<int>(r.rdev_major));
+      sqlite3_bind_int(s, 10, static_cast<int>(r.rdev_minor));
+      sqlite3_bind_int64(s, 11, r.atime);
+      sqlite3_bind_int64(s, 12, r.mtime);
+      sqlite3_bind_int64(s, 13, r.ctime);
+      sqlite3_bind_int64(s, 14, r.btime);
+      sqlite3_bind_int64(s, 15, static_cast<sqlite3_int64>(r.parent));
+      NS_RETURN_IF_ERROR(Step(s, "insert inode"));
+    }
+    s = ins_dirent_.get();
+    for (const DirentRow& d : b.dirents) {
+      sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(d.cookie));
+      sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(d.parent));
+      sqlite3_bind_text(s, 3, d.name.data(), static_cast<int>(d.name.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(d.child));
+      sqlite3_bind_int(s, 5, static_cast<int>(d.type));
+      NS_RETURN_IF_ERROR(Step(s, "insert dirent"));
+    }
+    s = ins_symlink_.get();
+    for (const SymlinkRow& l : b.symlinks) {
+      sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(l.ino));
+      sqlite3_bind_text(s, 2, l.target.data(),
+                        static_cast<int>(l.target.size()), SQLITE_STATIC);
+      NS_RETURN_IF_ERROR(Step(s, "insert symlink"));
+    }
+    s = put_link_.get();
+    for (const LinkRow& l : b.links) {
+      sqlite3_bind_text(s, 1, l.key.data(), static_cast<int>(l.key.size()),
+                        SQLITE_STATIC);
+      sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(l.ino));
+      sqlite3_bind_int(s, 3, static_cast<int>(l.seen));
+      sqlite3_bind_int(s, 4, static_cast<int>(l.nlink));
+      NS_RETURN_IF_ERROR(Step(s, "store link group"));
+    }
+    return StoreState(cp);
+  }
+
+  std::string path_;
+  bool dry_run_;
+  bool exists_;
+  std::unique_ptr<sqlite3, SqliteCloser> db_;
+  Stmt ins_inode_, ins_dirent_, ins_symlink_, put_link_;
+};
+
+}  // namespace
+
+ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
+                                                     bool dry_run) {
+  struct stat st {};
+  bool exists = ::stat(path.c_str(), &st) == 0;
+  const std::string uri = "sqlite://" + path;
+  if (!exists && !dry_run) {
+    NS_RETURN_IF_ERROR(ns::InitSchema(uri));
+    exists = true;
+  }
+  if (exists) {
+    NS_ASSIGN_OR_RETURN(ns::SchemaState st2, ns::ReadSchemaState(uri));
+    if (st2.version == 0) {
+      if (dry_run)
+        return ns::Status::NotFound(uri,
+                                    "no namespace schema: run nsadmin init");
+      NS_RETURN_IF_ERROR(ns::InitSchema(uri));
+    } else if (st2.version < st2.latest) {
+      return ns::Status::SchemaTooOld(uri, "run nsadmin upgrade first");
+    } else if (st2.version > st2.latest) {
+      return ns::Status::SchemaTooNew(uri, "this ns-migrate is older");
+    }
+  }
+  auto w = std::make_unique<SqliteWriter>(path, dry_run, exists);
+  NS_RETURN_IF_ERROR(w->Open());
+  return std::unique_ptr<Writer>(std::move(w));
+}
+
+}  // namespace nsmigrate

@@ -1,0 +1,138 @@
+#pragma once
+
+// Writer: the rows of the documented core tables (docs/schema.md: inodes,
+// dirents, symlinks, and the sequences) written straight to a namespace
+// database, one implementation per backend. The importer decides every
+// value (inode numbers, cookies, link counts); a writer only stores rows, in
+// batches, each batch in ONE transaction together with the import's
+// checkpoint, so a crash leaves either the batch and its checkpoint or
+// neither (the basis of --resume).
+//
+// While an import runs the target carries two tables of its own,
+// ns_migrate_state (one row: the checkpoint) and ns_migrate_links (hard-link
+// groups seen so far); Finish() drops them in the last transaction. The
+// namespace must not be used by anyone else until Finish().
+//
+// Thread safety: none; one writer per import.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "libnamespace/include/namespace/status.h"
+#include "libnamespace/include/namespace/types.h"
+
+namespace nsmigrate {
+
+struct InodeRow {
+  ns::InodeId ino = 0;
+  std::string ext_id;  // "" = NULL
+  ns::FileType type = ns::FileType::kRegular;
+  uint32_t mode = 0, nlink = 1, uid = 0, gid = 0;
+  uint64_t size = 0;
+  uint32_t rdev_major = 0, rdev_minor = 0;
+  ns::TimeNs atime = 0, mtime = 0, ctime = 0, btime = 0;
+  ns::InodeId parent = 0;  // directories only
+};
+
+struct DirentRow {
+  ns::InodeId parent = 0;
+  std::string name;
+  ns::InodeId child = 0;
+  ns::FileType type = ns::FileType::kRegular;
+  uint64_t cookie = 0;
+};
+
+struct SymlinkRow {
+  ns::InodeId ino = 0;
+  std::string target;
+};
+
+// A hard-link group: every name that carries `key` names inode `ino`.
+struct LinkRow {
+  std::string key;
+  ns::InodeId ino = 0;
+  uint32_t seen = 0;   // names imported so far
+  uint32_t nlink = 0;  // link count the source declared
+};
+
+// Where an import stands, stored with every batch.
+struct Checkpoint {
+  std::string source;   // the source URI
+  uint64_t offset = 0;  // SourcePos of the next entry
+  uint64_t line = 0;
+  uint64_t entries = 0;      // entries imported
+  uint64_t next_ino = 0;     // next inode number to give
+  uint64_t next_cookie = 0;  // next readdir cookie to give
+  std::string stack;         // the open directories (importer's format)
+};
+
+struct Batch {
+  std::vector<InodeRow> inodes;
+  std::vector<DirentRow> dirents;
+  std::vector<SymlinkRow> symlinks;
+  std::vector<LinkRow> links;  // new or changed groups
+  bool empty() const {
+    return inodes.empty() && dirents.empty() && symlinks.empty() &&
+           links.empty();
+  }
+  void clear() {
+    inodes.clear();
+    dirents.clear();
+    symlinks.clear();
+    links.clear();
+  }
+};
+
+class Writer {
+ public:
+  // `uri` names the target namespace (sqlite:... or postgresql://...). A
+  // SQLite file that does not exist yet is created with the current schema
+  // (unless dry_run). Errors: Invalid, Unavailable, SchemaTooOld/New.
+  static ns::Result<std::unique_ptr<Writer>> Open(const std::string& uri,
+                                                  bool dry_run);
+  virtual ~Writer() = default;
+
+  // Starts an import, or with `resume` takes up an interrupted one.
+  // Fresh: the target must hold only the root and no import state; returns
+  // a checkpoint with next_ino/next_cookie set. Resume: returns the stored
+  // checkpoint, or a fresh one if no import was ever started. Errors:
+  // Exists (target not empty, or an interrupted import without --resume),
+  // Invalid (resuming from a different source).
+  virtual ns::Result<Checkpoint> Begin(const std::string& source,
+                                       bool resume) = 0;
+  // The hard-link groups of the interrupted import.
+  virtual ns::Result<std::vector<LinkRow>> LoadLinks() = 0;
+  // The names in directory `dir` (for duplicate checks after a resume).
+  virtual ns::Result<std::vector<std::string>> NamesIn(ns::InodeId dir) = 0;
+  // Stores the batch and the checkpoint in one transaction.
+  virtual ns::Status Commit(const Batch& batch, const Checkpoint& cp) = 0;
+  // The last batch, then: link counts fixed (`nlinks`: ino -> names), the
+  // root's row (ino 1) updated from `root`, the sequences set past the
+  // highest ids given, the state tables dropped — one transaction.
+  virtual ns::Status Finish(
+      const Batch& batch, const Checkpoint& cp,
+      const std::vector<std::pair<ns::InodeId, uint32_t>>& nlinks,
+      const InodeRow& root) = 0;
+  // Drops the import state again: for an import that failed before its
+  // first batch was committed, so the target is as fresh as before.
+  virtual ns::Status Discard() = 0;
+  // Whether the target has a table (for the optional metadata tables).
+  virtual ns::Result<bool> HasTable(const std::string& name) = 0;
+  // ext_id of every entry of `dir` that has one: name -> ext_id.
+  virtual ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
+      ns::InodeId dir) = 0;
+  // Whether any inode has an ext_id (so readers skip ExtIdsIn otherwise).
+  virtual ns::Result<bool> AnyExtId() = 0;
+};
+
+// The backends (Writer::Open picks one by scheme).
+ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
+                                                     bool dry_run);
+ns::Result<std::unique_ptr<Writer>> OpenPgWriter(const std::string& uri,
+                                                 bool dry_run);
+
+}  // namespace nsmigrate
