@@ -61,7 +61,11 @@ ns::Result<ns::Attr> WriteBack(ServerContext& ctx, ns::InodeId ino,
     if (!cur.ok()) return cur.status();
     q.mtime = cur->mtime;
   }
-  return ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+  ns::Result<ns::Attr> r = ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+  // The row changed outside any COMPOUND's invalidation (the flusher runs
+  // on its own thread): drop what the attribute cache holds for it.
+  if (ctx.attrs) ctx.attrs->Invalidate(ino);
+  return r;
 }
 
 // REQUIRES: FileMu(ino) held.

@@ -193,7 +193,9 @@ void Nfs41Server::Stop() {
   flusher_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
   // A clean stop leaves the database with every size the clients wrote.
-  if (state_ && ns_ && data_) FlushDirtyFiles(ctx_);
+  // (Only if Start got as far as wiring the context: a start refused for
+  // bad exports has nothing to flush.)
+  if (ctx_.state && ctx_.ns && ctx_.data) FlushDirtyFiles(ctx_);
 }
 
 }  // namespace nfs41d
