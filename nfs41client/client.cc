@@ -234,10 +234,240 @@ Compound& Compound::SetMode(uint32_t mode) {
   return Op(op);
 }
 
+Compound& Compound::SetMtime(int64_t seconds) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  std::vector<uint32_t> bits = Bits({FATTR4_TIME_MODIFY_SET});
+  uint8_t vals[16] = {};
+  vals[3] = SET_TO_CLIENT_TIME4;
+  for (int i = 0; i < 8; ++i) {
+    vals[4 + i] = static_cast<uint8_t>(static_cast<uint64_t>(seconds) >>
+                                       (56 - 8 * i));
+  }
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = 16;
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals);
+  return Op(op);
+}
+
 Compound& Compound::SecInfoNoName() {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_SECINFO_NO_NAME;
   op.nfs_argop4_u.opsecinfo_no_name = SECINFO_STYLE4_CURRENT_FH;
+  return Op(op);
+}
+
+namespace {
+decltype(state_owner4::owner) Owner(const std::string& o) {
+  decltype(state_owner4::owner) w{};
+  w.owner_len = static_cast<u_int>(o.size());
+  w.owner_val = const_cast<char*>(o.data());
+  return w;
+}
+void PutVerifier(uint64_t v, verifier4 out) {
+  for (int i = NFS4_VERIFIER_SIZE - 1; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+// fattr4 values: mode, then size if given (bit order).
+std::string AttrVals(uint32_t mode, std::optional<uint64_t> size) {
+  std::string v;
+  auto put32 = [&](uint32_t x) {
+    for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>(x >> (8 * i)));
+  };
+  if (size) {
+    put32(static_cast<uint32_t>(*size >> 32));
+    put32(static_cast<uint32_t>(*size));
+  }
+  put32(mode);
+  return v;
+}
+}  // namespace
+
+Compound& Compound::Open(const std::string& name, uint32_t access,
+                         uint32_t deny, const std::string& owner, bool create,
+                         createmode4 how, uint32_t mode, uint64_t verf,
+                         std::optional<uint64_t> size) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_OPEN;
+  OPEN4args& a = op.nfs_argop4_u.opopen;
+  a.share_access = access;
+  a.share_deny = deny;
+  a.owner.owner = Owner(owner);
+  a.claim.claim = CLAIM_NULL;
+  a.claim.open_claim4_u.file = Utf8(name);
+  std::vector<uint32_t> bits = size ? Bits({FATTR4_SIZE, FATTR4_MODE})
+                                    : Bits({FATTR4_MODE});
+  std::string vals = AttrVals(mode, size);
+  if (create) {
+    a.openhow.opentype = OPEN4_CREATE;
+    createhow4& h = a.openhow.openflag4_u.how;
+    h.mode = how;
+    fattr4* attrs = nullptr;
+    if (how == UNCHECKED4 || how == GUARDED4) attrs = &h.createhow4_u.createattrs;
+    if (how == EXCLUSIVE4) PutVerifier(verf, h.createhow4_u.createverf);
+    if (how == EXCLUSIVE4_1) {
+      PutVerifier(verf, h.createhow4_u.ch_createboth.cva_verf);
+      attrs = &h.createhow4_u.ch_createboth.cva_attrs;
+    }
+    if (attrs) {
+      attrs->attrmask = Bitmap(bits);
+      attrs->attr_vals.attrlist4_len = static_cast<u_int>(vals.size());
+      attrs->attr_vals.attrlist4_val = vals.data();
+    }
+  } else {
+    a.openhow.opentype = OPEN4_NOCREATE;
+  }
+  return Op(op);
+}
+
+Compound& Compound::OpenFh(uint32_t access, uint32_t deny,
+                           const std::string& owner, open_claim_type4 claim) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_OPEN;
+  OPEN4args& a = op.nfs_argop4_u.opopen;
+  a.share_access = access;
+  a.share_deny = deny;
+  a.owner.owner = Owner(owner);
+  a.openhow.opentype = OPEN4_NOCREATE;
+  a.claim.claim = claim;
+  if (claim == CLAIM_PREVIOUS) {
+    a.claim.open_claim4_u.delegate_type = OPEN_DELEGATE_NONE;
+  }
+  return Op(op);
+}
+
+Compound& Compound::OpenDowngrade(const stateid4& sid, uint32_t access,
+                                  uint32_t deny) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_OPEN_DOWNGRADE;
+  op.nfs_argop4_u.opopen_downgrade.open_stateid = sid;
+  op.nfs_argop4_u.opopen_downgrade.share_access = access;
+  op.nfs_argop4_u.opopen_downgrade.share_deny = deny;
+  return Op(op);
+}
+
+Compound& Compound::Close(const stateid4& sid) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_CLOSE;
+  op.nfs_argop4_u.opclose.open_stateid = sid;
+  return Op(op);
+}
+
+Compound& Compound::Read(const stateid4& sid, uint64_t offset,
+                         uint32_t count) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_READ;
+  op.nfs_argop4_u.opread.stateid = sid;
+  op.nfs_argop4_u.opread.offset = offset;
+  op.nfs_argop4_u.opread.count = count;
+  return Op(op);
+}
+
+Compound& Compound::Write(const stateid4& sid, uint64_t offset,
+                          const std::string& data, stable_how4 stable) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_WRITE;
+  WRITE4args& a = op.nfs_argop4_u.opwrite;
+  a.stateid = sid;
+  a.offset = offset;
+  a.stable = stable;
+  a.data.data_len = static_cast<u_int>(data.size());
+  a.data.data_val = const_cast<char*>(data.data());
+  return Op(op);
+}
+
+Compound& Compound::Commit(uint64_t offset, uint32_t count) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_COMMIT;
+  op.nfs_argop4_u.opcommit.offset = offset;
+  op.nfs_argop4_u.opcommit.count = count;
+  return Op(op);
+}
+
+Compound& Compound::SetSize(const stateid4& sid, uint64_t size) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  std::vector<uint32_t> bits = Bits({FATTR4_SIZE});
+  uint8_t vals[8];
+  for (int i = 0; i < 8; ++i) vals[i] = static_cast<uint8_t>(size >> (56 - 8 * i));
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.stateid = sid;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = 8;
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals);
+  return Op(op);
+}
+
+Compound& Compound::LockNew(nfs_lock_type4 type, uint64_t offset,
+                            uint64_t length, const stateid4& open_sid,
+                            const std::string& lock_owner) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LOCK;
+  LOCK4args& a = op.nfs_argop4_u.oplock;
+  a.locktype = type;
+  a.offset = offset;
+  a.length = length;
+  a.locker.new_lock_owner = TRUE;
+  open_to_lock_owner4& o = a.locker.locker4_u.open_owner;
+  o.open_stateid = open_sid;
+  o.lock_owner.owner = Owner(lock_owner);
+  return Op(op);
+}
+
+Compound& Compound::LockExisting(nfs_lock_type4 type, uint64_t offset,
+                                 uint64_t length, const stateid4& lock_sid) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LOCK;
+  LOCK4args& a = op.nfs_argop4_u.oplock;
+  a.locktype = type;
+  a.offset = offset;
+  a.length = length;
+  a.locker.new_lock_owner = FALSE;
+  a.locker.locker4_u.lock_owner.lock_stateid = lock_sid;
+  return Op(op);
+}
+
+Compound& Compound::LockT(nfs_lock_type4 type, uint64_t offset,
+                          uint64_t length, const std::string& lock_owner) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LOCKT;
+  LOCKT4args& a = op.nfs_argop4_u.oplockt;
+  a.locktype = type;
+  a.offset = offset;
+  a.length = length;
+  a.owner.owner = Owner(lock_owner);
+  return Op(op);
+}
+
+Compound& Compound::LockU(nfs_lock_type4 type, uint64_t offset,
+                          uint64_t length, const stateid4& lock_sid) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_LOCKU;
+  LOCKU4args& a = op.nfs_argop4_u.oplocku;
+  a.locktype = type;
+  a.lock_stateid = lock_sid;
+  a.offset = offset;
+  a.length = length;
+  return Op(op);
+}
+
+Compound& Compound::TestStateids(const std::vector<stateid4>& sids) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_TEST_STATEID;
+  op.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_len =
+      static_cast<u_int>(sids.size());
+  op.nfs_argop4_u.optest_stateid.ts_stateids.ts_stateids_val =
+      const_cast<stateid4*>(sids.data());
+  return Op(op);
+}
+
+Compound& Compound::FreeStateid(const stateid4& sid) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_FREE_STATEID;
+  op.nfs_argop4_u.opfree_stateid.fsa_stateid = sid;
   return Op(op);
 }
 
@@ -345,9 +575,10 @@ bool DecodeAttrs(const fattr4& in, Attrs* out) {
         case FATTR4_FILES_TOTAL: case FATTR4_MAXFILESIZE:
         case FATTR4_MAXREAD: case FATTR4_MAXWRITE: case FATTR4_SPACE_AVAIL:
         case FATTR4_SPACE_FREE: case FATTR4_SPACE_TOTAL:
-        case FATTR4_SPACE_USED: case FATTR4_MOUNTED_ON_FILEID:
+        case FATTR4_MOUNTED_ON_FILEID:
           ok = r.U64(&u64);
           break;
+        case FATTR4_SPACE_USED: ok = r.U64(&out->space_used); break;
         default:
           return false;
       }
@@ -650,6 +881,76 @@ NfsResult<bool> Client::Rename(const Fh& from_dir, const std::string& from,
   if (!r.ok() || r->status() != NFS4_OK) return FromReply<bool>(r);
   NfsResult<bool> out;
   out.value = true;
+  return out;
+}
+
+NfsResult<Client::Opened> Client::OpenFile(const Fh& dir,
+                                           const std::string& name,
+                                           uint32_t access, uint32_t deny,
+                                           bool create,
+                                           const std::string& owner) {
+  Compound c;
+  c.PutFh(dir).Open(name, access, deny, owner, create).GetFh();
+  rpc::Result<Reply> r = Call(c, true);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<Opened>(r);
+  NfsResult<Opened> out;
+  const OPEN4resok& ok = r->op(2).nfs_resop4_u.opopen.OPEN4res_u.resok4;
+  out.value.stateid = ok.stateid;
+  out.value.rflags = ok.rflags;
+  out.value.fh = *r->LastFh();
+  return out;
+}
+
+NfsResult<stateid4> Client::CloseFile(const Fh& fh, const stateid4& sid) {
+  Compound c;
+  c.PutFh(fh).Close(sid);
+  rpc::Result<Reply> r = Call(c, true);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<stateid4>(r);
+  NfsResult<stateid4> out;
+  out.value = r->op(2).nfs_resop4_u.opclose.CLOSE4res_u.open_stateid;
+  return out;
+}
+
+NfsResult<Client::Written> Client::WriteFile(const Fh& fh, const stateid4& sid,
+                                             uint64_t offset,
+                                             const std::string& data,
+                                             stable_how4 stable) {
+  Compound c;
+  c.PutFh(fh).Write(sid, offset, data, stable);
+  rpc::Result<Reply> r = Call(c, true);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<Written>(r);
+  NfsResult<Written> out;
+  const WRITE4resok& ok = r->op(2).nfs_resop4_u.opwrite.WRITE4res_u.resok4;
+  out.value.count = ok.count;
+  out.value.committed = ok.committed;
+  std::memcpy(out.value.verf.data(), ok.writeverf, NFS4_VERIFIER_SIZE);
+  return out;
+}
+
+NfsResult<Client::ReadData> Client::ReadFile(const Fh& fh, const stateid4& sid,
+                                             uint64_t offset, uint32_t count) {
+  Compound c;
+  c.PutFh(fh).Read(sid, offset, count);
+  rpc::Result<Reply> r = Call(c);
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<ReadData>(r);
+  NfsResult<ReadData> out;
+  const READ4resok& ok = r->op(2).nfs_resop4_u.opread.READ4res_u.resok4;
+  out.value.data.assign(ok.data.data_val, ok.data.data_len);
+  out.value.eof = ok.eof;
+  return out;
+}
+
+NfsResult<std::array<uint8_t, NFS4_VERIFIER_SIZE>> Client::CommitFile(
+    const Fh& fh) {
+  Compound c;
+  c.PutFh(fh).Commit();
+  rpc::Result<Reply> r = Call(c);
+  using V = std::array<uint8_t, NFS4_VERIFIER_SIZE>;
+  if (!r.ok() || r->status() != NFS4_OK) return FromReply<V>(r);
+  NfsResult<V> out;
+  std::memcpy(out.value.data(),
+              r->op(2).nfs_resop4_u.opcommit.COMMIT4res_u.resok4.writeverf,
+              NFS4_VERIFIER_SIZE);
   return out;
 }
 

@@ -16,6 +16,7 @@
 // call takes a free slot); a Compound or Reply belongs to one thread.
 
 #include <cstdint>
+#include <array>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -68,8 +69,44 @@ class Compound {
   Compound& Rename(const std::string& from, const std::string& to);
   Compound& Link(const std::string& name);
   Compound& SetMode(uint32_t mode);
+  // SETATTR of time_modify_set to a client time (seconds).
+  Compound& SetMtime(int64_t seconds);
   Compound& SecInfoNoName();
   Compound& ReclaimComplete();
+
+  // --- open state and data (RFC 8881 §18.16 ...)
+  // OPEN of `name` in the current directory (CLAIM_NULL), creating it
+  // with `how` (UNCHECKED4, GUARDED4, EXCLUSIVE4_1) when `create`.
+  // `attrs` are mode (and size when `size` is set) for UNCHECKED4/GUARDED4
+  // and EXCLUSIVE4_1; `verf` the exclusive verifier.
+  Compound& Open(const std::string& name, uint32_t access, uint32_t deny,
+                 const std::string& owner, bool create = false,
+                 createmode4 how = UNCHECKED4, uint32_t mode = 0644,
+                 uint64_t verf = 0, std::optional<uint64_t> size = {});
+  // OPEN of the current filehandle (CLAIM_FH) or a reclaim (CLAIM_PREVIOUS).
+  Compound& OpenFh(uint32_t access, uint32_t deny, const std::string& owner,
+                   open_claim_type4 claim = CLAIM_FH);
+  Compound& OpenDowngrade(const stateid4& sid, uint32_t access,
+                          uint32_t deny);
+  Compound& Close(const stateid4& sid);
+  Compound& Read(const stateid4& sid, uint64_t offset, uint32_t count);
+  Compound& Write(const stateid4& sid, uint64_t offset,
+                  const std::string& data, stable_how4 stable = UNSTABLE4);
+  Compound& Commit(uint64_t offset = 0, uint32_t count = 0);
+  // SETATTR of size with `sid`.
+  Compound& SetSize(const stateid4& sid, uint64_t size);
+  // LOCK with a new lock owner (from an open stateid) or an existing lock
+  // stateid.
+  Compound& LockNew(nfs_lock_type4 type, uint64_t offset, uint64_t length,
+                    const stateid4& open_sid, const std::string& lock_owner);
+  Compound& LockExisting(nfs_lock_type4 type, uint64_t offset,
+                         uint64_t length, const stateid4& lock_sid);
+  Compound& LockT(nfs_lock_type4 type, uint64_t offset, uint64_t length,
+                  const std::string& lock_owner);
+  Compound& LockU(nfs_lock_type4 type, uint64_t offset, uint64_t length,
+                  const stateid4& lock_sid);
+  Compound& TestStateids(const std::vector<stateid4>& sids);
+  Compound& FreeStateid(const stateid4& sid);
 
   size_t size() const { return ops_.size(); }
   // COMPOUND4args bytes with `prefix` (an encoded op, e.g. SEQUENCE) first.
@@ -105,6 +142,7 @@ struct Attrs {
   uint32_t type = 0;
   uint64_t change = 0;
   uint64_t size = 0;
+  uint64_t space_used = 0;
   uint64_t fsid_major = 0, fsid_minor = 0;
   uint32_t lease_time = 0;
   Fh filehandle;
@@ -199,6 +237,35 @@ class Client {
   NfsResult<bool> Remove(const Fh& dir, const std::string& name);
   NfsResult<bool> Rename(const Fh& from_dir, const std::string& from,
                          const Fh& to_dir, const std::string& to);
+
+  // --- open state and data (each one COMPOUND with SEQUENCE)
+  struct Opened {
+    Fh fh;
+    stateid4 stateid{};
+    uint32_t rflags = 0;
+  };
+  // OPEN (CLAIM_NULL) of `name` in `dir`, creating it (UNCHECKED4) when
+  // `create`.
+  NfsResult<Opened> OpenFile(const Fh& dir, const std::string& name,
+                             uint32_t access, uint32_t deny = 0,
+                             bool create = true,
+                             const std::string& owner = "owner");
+  NfsResult<stateid4> CloseFile(const Fh& fh, const stateid4& sid);
+  struct Written {
+    uint32_t count = 0;
+    stable_how4 committed = UNSTABLE4;
+    std::array<uint8_t, NFS4_VERIFIER_SIZE> verf{};
+  };
+  NfsResult<Written> WriteFile(const Fh& fh, const stateid4& sid,
+                               uint64_t offset, const std::string& data,
+                               stable_how4 stable = UNSTABLE4);
+  struct ReadData {
+    std::string data;
+    bool eof = false;
+  };
+  NfsResult<ReadData> ReadFile(const Fh& fh, const stateid4& sid,
+                               uint64_t offset, uint32_t count);
+  NfsResult<std::array<uint8_t, NFS4_VERIFIER_SIZE>> CommitFile(const Fh& fh);
 
  private:
   explicit Client(ClientOptions options) : options_(std::move(options)) {}

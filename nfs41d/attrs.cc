@@ -211,7 +211,7 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_SUPPORTED_ATTRS: PutBits(e, SupportedAttrs()); break;
       case FATTR4_TYPE: e.PutUint32(FType(a.type)); break;
       case FATTR4_FH_EXPIRE_TYPE: e.PutUint32(FH4_PERSISTENT); break;
-      case FATTR4_CHANGE: e.PutUint64(a.change); break;
+      case FATTR4_CHANGE: e.PutUint64(NfsChange(a.change, src.writes)); break;
       case FATTR4_SIZE: e.PutUint64(a.size); break;
       case FATTR4_LINK_SUPPORT: e.PutUint32(1); break;
       case FATTR4_SYMLINK_SUPPORT: e.PutUint32(1); break;
@@ -252,7 +252,8 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_SPACE_AVAIL: e.PutUint64(src.stats->bytes_free); break;
       case FATTR4_SPACE_FREE: e.PutUint64(src.stats->bytes_free); break;
       case FATTR4_SPACE_TOTAL: e.PutUint64(src.stats->bytes_total); break;
-      case FATTR4_SPACE_USED: e.PutUint64((a.size + 511) & ~uint64_t{511});
+      case FATTR4_SPACE_USED:
+        e.PutUint64(src.space_used.value_or((a.size + 511) & ~uint64_t{511}));
         break;
       case FATTR4_TIME_ACCESS: PutTime(e, a.atime); break;
       case FATTR4_TIME_CREATE: PutTime(e, a.btime); break;

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "libnamespace/include/namespace/types.h"
 #include "nfs41d/compound.h"
@@ -46,7 +47,21 @@ struct AttrSource {
   uint32_t lease_seconds = 90;
   uint32_t max_io = 1u << 20;
   nfsstat4 rdattr_error = NFS4_OK;
+  // Writes to the open file not yet in `attr->change` (see NfsChange).
+  uint64_t writes = 0;
+  // Bytes the data store uses for the file; unset: the size rounded up.
+  std::optional<uint64_t> space_used;
 };
+
+// The NFSv4 `change` attribute (RFC 8881 §5.8.1.4) from the database's
+// change counter and the writes an open file took since it was opened,
+// which are written back to the database later (ops_io.cc): the counter
+// in the high 40 bits, the writes in the low 24. The value changes with
+// every write, and a write-back (which bumps the counter) never makes it
+// repeat an earlier value.
+inline uint64_t NfsChange(uint64_t db_change, uint64_t writes) {
+  return (db_change << 24) + (writes & 0xffffff);
+}
 
 // True if `req` asks for an attribute that needs Namespace::StatFs.
 bool NeedsStatFs(const AttrBits& req);

@@ -161,6 +161,17 @@ OpTable BuildTable() {
   OP(OP_SECINFO, OpSecInfo, opsecinfo, opsecinfo, 0)
   OP(OP_SECINFO_NO_NAME, OpSecInfoNoName, opsecinfo_no_name,
      opsecinfo_no_name, 0)
+  // Open state and data (ops_open.cc, ops_io.cc, ops_lock.cc).
+  OP(OP_OPEN, OpOpen, opopen, opopen, kModifiesState | kCacheThis)
+  OP(OP_OPEN_DOWNGRADE, OpOpenDowngrade, opopen_downgrade, opopen_downgrade,
+     kModifiesState | kCacheThis)
+  OP(OP_CLOSE, OpClose, opclose, opclose, kModifiesState | kCacheThis)
+  OP(OP_READ, OpRead, opread, opread, 0)
+  OP(OP_WRITE, OpWrite, opwrite, opwrite, kModifiesState | kCacheThis)
+  OP(OP_COMMIT, OpCommit, opcommit, opcommit, kModifiesState)
+  OP(OP_LOCK, OpLock, oplock, oplock, kModifiesState | kCacheThis)
+  OP(OP_LOCKT, OpLockT, oplockt, oplockt, 0)
+  OP(OP_LOCKU, OpLockU, oplocku, oplocku, kModifiesState | kCacheThis)
 #undef OP
 #undef OP0
   return t;

@@ -26,7 +26,9 @@
 // (ops without arguments take `NoArgs`). They fill the result's resok part
 // and return the status; the loop stores the status in the result.
 
+#include <array>
 #include <cstdint>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <span>
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/data/data_store.h"
 #include "nfs41d/fh.h"
 #include "nfs41d/proto/nfs4_prot.h"
 #include "nfs41d/state/state_manager.h"
@@ -49,6 +52,14 @@ struct ServerContext {
   state::StateManager* state = nullptr;
   // Largest READ/WRITE offered (fattr4 maxread/maxwrite).
   uint32_t max_io = 1u << 20;
+  // File contents (the embedded data store).
+  data::DataStore* data = nullptr;
+  // WRITE/COMMIT verifier (RFC 8881 §18.32.3): new at every server start,
+  // so clients resend writes that were not committed before a restart.
+  std::array<uint8_t, NFS4_VERIFIER_SIZE> write_verifier{};
+  // Serializes the write-back of an open file's attributes with truncates
+  // of the same file (striped by inode number).
+  std::array<std::mutex, 64> file_mu;
 };
 
 // Memory for one operation's results (strings, lists, attribute buffers):

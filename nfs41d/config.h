@@ -5,7 +5,7 @@
 //
 //   listen     = "127.0.0.1:2049"   # HOST:PORT
 //   db         = "sqlite:///var/lib/nfs41d/namespace.db"  # or postgresql://
-//   data_dir   = "/var/lib/nfs41d"  # server secret, embedded namespace
+//   data_dir   = "/var/lib/nfs41d"  # secret, embedded namespace, file data
 //   workers    = 8
 //   lease_time = 90                 # seconds
 //   log_level  = "info"             # debug | info | warning | error

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--listen", listen, "HOST:PORT to listen on");
   app.add_option("--db", db, "namespace URI (sqlite:///path, postgresql://...)");
-  app.add_option("--data-dir", data_dir, "data directory (secret, embedded db)");
+  app.add_option("--data-dir", data_dir, "data directory (secret, embedded db, file data)");
   app.add_option("--log-level", log_level, "debug, info, warning, error");
   CLI11_PARSE(app, argc, argv);
 

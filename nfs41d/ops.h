@@ -6,6 +6,9 @@
 //
 // ops_session.cc: sessions and client state (RFC 8881 §18.35-§18.51).
 // ops_fs.cc: filehandles and metadata on the Namespace.
+// ops_open.cc: OPEN, OPEN_DOWNGRADE, CLOSE (§18.16, §18.18, §18.2).
+// ops_io.cc: READ, WRITE, COMMIT and the data path's background work.
+// ops_lock.cc: LOCK, LOCKT, LOCKU (§18.10-§18.12).
 
 #include "nfs41d/compound.h"
 
@@ -52,5 +55,30 @@ nfsstat4 OpNverify(CompoundState&, const NVERIFY4args&, NVERIFY4res&);
 nfsstat4 OpSecInfo(CompoundState&, const SECINFO4args&, SECINFO4res&);
 nfsstat4 OpSecInfoNoName(CompoundState&, const SECINFO_NO_NAME4args&,
                          SECINFO_NO_NAME4res&);
+
+// --- open state (ops_open.cc)
+nfsstat4 OpOpen(CompoundState&, const OPEN4args&, OPEN4res&);
+nfsstat4 OpOpenDowngrade(CompoundState&, const OPEN_DOWNGRADE4args&,
+                         OPEN_DOWNGRADE4res&);
+nfsstat4 OpClose(CompoundState&, const CLOSE4args&, CLOSE4res&);
+
+// --- data (ops_io.cc)
+nfsstat4 OpRead(CompoundState&, const READ4args&, READ4res&);
+nfsstat4 OpWrite(CompoundState&, const WRITE4args&, WRITE4res&);
+nfsstat4 OpCommit(CompoundState&, const COMMIT4args&, COMMIT4res&);
+
+// --- byte-range locks (ops_lock.cc)
+nfsstat4 OpLock(CompoundState&, const LOCK4args&, LOCK4res&);
+nfsstat4 OpLockT(CompoundState&, const LOCKT4args&, LOCKT4res&);
+nfsstat4 OpLockU(CompoundState&, const LOCKU4args&, LOCKU4res&);
+
+// --- the data path's background work (ops_io.cc)
+// Writes the in-memory size/mtime of an open file to the database.
+ns::Status FlushFile(ServerContext& ctx, ns::InodeId ino);
+// A file's last open went away: write back, or release an unlinked one.
+void ReleaseFile(ServerContext& ctx, const state::FileRelease& r);
+// Flushes every dirty open file and handles the files released with
+// removed clients. The server calls it periodically and at shutdown.
+void FlushDirtyFiles(ServerContext& ctx);
 
 }  // namespace nfs41d

@@ -10,12 +10,13 @@
 
 #include "nfs41d/attrs.h"
 #include "nfs41d/ops.h"
+#include "nfs41d/ops_util.h"
 #include "nfs41d/status_map.h"
 
 namespace nfs41d {
 namespace {
-
 ns::Namespace& Ns(CompoundState& st) { return *st.server.ns; }
+}  // namespace
 
 FileHandle MakeFh(const CompoundState& st, const ns::Attr& a) {
   return FileHandle{a.ino, a.generation, st.export_id};
@@ -31,6 +32,7 @@ nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out) {
   return NFS4_OK;
 }
 
+namespace {
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -57,6 +59,7 @@ bool ValidUtf8(std::string_view s) {
   }
   return true;
 }
+}  // namespace
 
 // A component4 as a name (RFC 8881 §14.5): NFS4ERR_INVAL for an empty or
 // non-UTF-8 name, NFS4ERR_NAMETOOLONG, NFS4ERR_BADNAME for ".", ".." and
@@ -84,11 +87,13 @@ nfsstat4 NotDirStatus(CompoundState& st, const FileHandle& fh) {
   return NFS4ERR_NOTDIR;
 }
 
+namespace {
 nfsstat4 DirStatus(CompoundState& st, const ns::Status& s,
                    const FileHandle& dir) {
   if (s.IsNotDir()) return NotDirStatus(st, dir);
   return ToNfsStat(s);
 }
+}  // namespace
 
 // change_info4 from the directory's change attribute before and after.
 // Not atomic: other changes may fall in between.
@@ -96,11 +101,14 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
                         const FileHandle& dir) {
   change_info4 ci{};
   ci.atomic = FALSE;
-  ci.before = before;
+  ci.before = NfsChange(before, 0);
   ns::Attr a;
-  ci.after = AttrOf(st, dir, &a) == NFS4_OK ? a.change : before + 1;
+  ci.after = NfsChange(AttrOf(st, dir, &a) == NFS4_OK ? a.change : before + 1,
+                       0);
   return ci;
 }
+
+namespace {
 
 void SetSecinfo(CompoundState& st, SECINFO4res& res) {
   secinfo4* s = st.arena.New<secinfo4>(1);
@@ -221,6 +229,7 @@ nfsstat4 SameAttrs(CompoundState& st, const fattr4& given, bool* same) {
   src.stats = stats ? &*stats : nullptr;
   src.lease_seconds = st.server.state->options().lease_seconds;
   src.max_io = st.server.max_io;
+  OverlayFileAttrs(st, req, &a, &src);
   fattr4 mine{};
   EncodeAttrs(req, src, st.arena, &mine);
   *same = mine.attr_vals.attrlist4_len == given.attr_vals.attrlist4_len &&
@@ -263,6 +272,7 @@ nfsstat4 OpGetAttr(CompoundState& st, const GETATTR4args& args,
   src.stats = stats ? &*stats : nullptr;
   src.lease_seconds = st.server.state->options().lease_seconds;
   src.max_io = st.server.max_io;
+  OverlayFileAttrs(st, req, &a, &src);
   EncodeAttrs(req, src, st.arena, &res.GETATTR4res_u.resok4.obj_attributes);
   return NFS4_OK;
 }
@@ -275,8 +285,10 @@ nfsstat4 OpSetAttr(CompoundState& st, const SETATTR4args& args,
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
   if (d.req.size && a.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
   if (d.req.size && a.type != ns::FileType::kRegular) return NFS4ERR_INVAL;
+  if (nfsstat4 e = PrepareSetAttr(st, args.stateid, a, d.req); e) return e;
   ns::Result<ns::Attr> r = Ns(st).SetAttr(st.cred, a.ino, d.req);
   if (!r.ok()) return ToNfsStat(r.status());
+  FinishSetAttr(st, a, d.req);
   res.attrsset = d.set.ToBitmap(st.arena);
   return NFS4_OK;
 }
@@ -365,7 +377,7 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       ns::Attr light;
       light.ino = de.ino;
       light.type = de.type;
-      const ns::Attr& a = de.attr ? *de.attr : light;
+      ns::Attr a = de.attr ? *de.attr : light;
       AttrSource src;
       src.attr = &a;
       src.fh = FileHandle{de.ino, a.generation, st.export_id};
@@ -373,6 +385,7 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       src.stats = stats ? &*stats : nullptr;
       src.lease_seconds = st.server.state->options().lease_seconds;
       src.max_io = st.server.max_io;
+      if (de.attr) OverlayFileAttrs(st, req, &a, &src);
       entry4* e = st.arena.New<entry4>();
       e->cookie = de.cookie;
       e->name.utf8string_len = static_cast<u_int>(de.name.size());
@@ -502,9 +515,17 @@ nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
   ns::Attr before;
   if (nfsstat4 e = AttrOf(st, dir, &before); e) return e;
   if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
-  ns::Status s = Ns(st).Unlink(st.cred, dir.ino, name).status();
+  // A file open over NFS keeps its data until its last CLOSE (§9.7 and
+  // POSIX unlink semantics): the namespace retains the inode as an orphan.
+  ns::UnlinkOptions uo;
+  if (ns::Result<ns::Attr> v = Ns(st).Lookup(st.cred, dir.ino, name); v.ok()) {
+    uo = UnlinkOptionsFor(st, v->ino);
+  }
+  ns::Result<ns::UnlinkResult> u = Ns(st).Unlink(st.cred, dir.ino, name, uo);
+  ns::Status s = u.status();
   if (s.IsIsDir()) s = Ns(st).Rmdir(st.cred, dir.ino, name);
   if (!s.ok()) return DirStatus(st, s, dir);
+  if (u.ok()) AfterUnlink(st, *u);
   res.REMOVE4res_u.resok4.cinfo = ChangeInfo(before.change, st, dir);
   return NFS4_OK;
 }
@@ -523,14 +544,19 @@ nfsstat4 OpRename(CompoundState& st, const RENAME4args& args,
   if (nfsstat4 e = AttrOf(st, dst, &da); e) return e;
   if (sa.type != ns::FileType::kDirectory) return NotDirStatus(st, src);
   if (da.type != ns::FileType::kDirectory) return NotDirStatus(st, dst);
+  ns::UnlinkOptions uo;
+  if (ns::Result<ns::Attr> v = Ns(st).Lookup(st.cred, dst.ino, to); v.ok()) {
+    uo = UnlinkOptionsFor(st, v->ino);
+  }
   ns::Result<ns::RenameResult> r =
-      Ns(st).Rename(st.cred, src.ino, from, dst.ino, to);
+      Ns(st).Rename(st.cred, src.ino, from, dst.ino, to, uo);
   if (!r.ok()) {
     // rename(2)'s EISDIR/ENOTDIR between source and target objects are
     // NFS4ERR_EXIST in NFSv4 (§18.26.4).
     if (r.status().IsIsDir() || r.status().IsNotDir()) return NFS4ERR_EXIST;
     return ToNfsStat(r.status());
   }
+  if (r->replaced) AfterUnlink(st, *r->replaced);
   RENAME4resok& ok = res.RENAME4res_u.resok4;
   ok.source_cinfo = ChangeInfo(sa.change, st, src);
   ok.target_cinfo = ChangeInfo(da.change, st, dst);

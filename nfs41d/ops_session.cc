@@ -152,23 +152,33 @@ nfsstat4 OpReclaimComplete(CompoundState& st,
              : NFS4ERR_COMPLETE_ALREADY;
 }
 
-// RFC 8881 §18.48. No stateids are handed out yet: every one is unknown.
+// RFC 8881 §18.48: each stateid checked as any op would, against the
+// session's client. Special stateids are never valid here.
 nfsstat4 OpTestStateid(CompoundState& st, const TEST_STATEID4args& args,
                        TEST_STATEID4res& res) {
   u_int n = args.ts_stateids.ts_stateids_len;
   TEST_STATEID4resok& ok = res.TEST_STATEID4res_u.tsr_resok4;
   ok.tsr_status_codes.tsr_status_codes_len = n;
   ok.tsr_status_codes.tsr_status_codes_val = st.arena.New<nfsstat4>(n);
+  const clientid4 client = st.session->client()->id();
   for (u_int i = 0; i < n; ++i) {
-    ok.tsr_status_codes.tsr_status_codes_val[i] = NFS4ERR_BAD_STATEID;
+    ok.tsr_status_codes.tsr_status_codes_val[i] =
+        st.server.state->opens().Test(client,
+                                      args.ts_stateids.ts_stateids_val[i]);
   }
   return NFS4_OK;
 }
 
-// RFC 8881 §18.38.
-nfsstat4 OpFreeStateid(CompoundState&, const FREE_STATEID4args&,
+// RFC 8881 §18.38: frees a lock stateid without locks; open stateids go
+// with CLOSE (NFS4ERR_LOCKS_HELD).
+nfsstat4 OpFreeStateid(CompoundState& st, const FREE_STATEID4args& args,
                        FREE_STATEID4res&) {
-  return NFS4ERR_BAD_STATEID;
+  stateid4 sid = args.fsa_stateid;
+  if (state::IsCurrentStateid(sid)) {
+    if (!st.current_stateid) return NFS4ERR_BAD_STATEID;
+    sid = *st.current_stateid;
+  }
+  return st.server.state->opens().Free(st.session->client()->id(), sid);
 }
 
 }  // namespace nfs41d

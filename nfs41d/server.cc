@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
+
+#include "nfs41d/ops.h"
 
 #include "rpc/log.h"
 
@@ -43,10 +46,26 @@ std::string Nfs41Server::Start() {
   }
   ns_ = std::move(opened).value();
   state_ = std::make_unique<state::StateManager>(options_.state);
+  auto store = data::OpenLocalDataStore(options_.data_dir + "/data");
+  if (!store.ok()) {
+    return "cannot open data store: " + store.status().ToString();
+  }
+  data_ = std::move(store).value();
 
   ctx_.ns = ns_.get();
   ctx_.fh = fh_.get();
   ctx_.state = state_.get();
+  ctx_.data = data_.get();
+  {
+    // New at every start (RFC 8881 §18.32.3): the start time in ns and
+    // random bits, so two starts within one clock tick still differ.
+    std::random_device rd;
+    uint64_t v = static_cast<uint64_t>(
+                     std::chrono::system_clock::now().time_since_epoch()
+                         .count()) ^
+                 (uint64_t{rd()} << 32) ^ rd();
+    std::memcpy(ctx_.write_verifier.data(), &v, sizeof v);
+  }
 
   rpc::ServerOptions ro;
   ro.host = options_.host;
@@ -68,6 +87,17 @@ std::string Nfs41Server::Start() {
            std::to_string(options_.port) + ": " + s.ToString();
   }
   state_->StartReaper();
+  flusher_stop_ = false;
+  flusher_ = std::thread([this] {
+    std::unique_lock lock(flusher_mu_);
+    while (!flusher_stop_) {
+      flusher_cv_.wait_for(lock, options_.flush_interval);
+      if (flusher_stop_) break;
+      lock.unlock();
+      FlushDirtyFiles(ctx_);
+      lock.lock();
+    }
+  });
   rpc::log::Info("nfs41d serving {} on {}:{}", uri, options_.host, port());
   return "";
 }
@@ -75,6 +105,14 @@ std::string Nfs41Server::Start() {
 void Nfs41Server::Stop() {
   if (rpc_) rpc_->Stop();
   if (state_) state_->StopReaper();
+  {
+    std::lock_guard lock(flusher_mu_);
+    flusher_stop_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  // A clean stop leaves the database with every size the clients wrote.
+  if (state_ && ns_ && data_) FlushDirtyFiles(ctx_);
 }
 
 }  // namespace nfs41d

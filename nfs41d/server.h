@@ -7,9 +7,13 @@
 // Thread safety: Start/Stop from the owning thread; everything else is
 // served by the RPC worker pool.
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "nfs41d/compound.h"
@@ -24,12 +28,16 @@ struct ServerOptions {
   uint16_t port = 2049;  // 0: any free port (tests)
   // Namespace URI; empty means sqlite://<data_dir>/namespace.db.
   std::string db_uri;
-  // Server secret (fh.key) and the embedded namespace live here.
+  // Server secret (fh.key), the embedded namespace and the embedded data
+  // store (<data_dir>/data) live here.
   std::string data_dir;
   size_t worker_threads = 8;
   // SQLite durability (tests turn it off).
   bool durable = true;
   state::StateOptions state;
+  // How often the in-memory size/mtime of files being written go to the
+  // database (see ops_io.cc).
+  std::chrono::milliseconds flush_interval{500};
 };
 
 class Nfs41Server {
@@ -50,14 +58,23 @@ class Nfs41Server {
   state::StateManager& state() { return *state_; }
   ns::Namespace& ns() { return *ns_; }
   const FhCodec& fh_codec() const { return *fh_; }
+  data::DataStore& data() { return *data_; }
+  const ServerContext& context() const { return ctx_; }
 
  private:
   ServerOptions options_;
   std::unique_ptr<ns::Namespace> ns_;
   std::unique_ptr<FhCodec> fh_;
   std::unique_ptr<state::StateManager> state_;
+  std::unique_ptr<data::DataStore> data_;
   ServerContext ctx_;
   std::unique_ptr<rpc::Server> rpc_;
+
+  // The flusher thread (FlushDirtyFiles every flush_interval).
+  std::mutex flusher_mu_;
+  std::condition_variable flusher_cv_;
+  bool flusher_stop_ = false;  // guarded by flusher_mu_
+  std::thread flusher_;
 };
 
 }  // namespace nfs41d

@@ -75,6 +75,10 @@ class FaultTxn : public Transaction {
     NS_RETURN_IF_ERROR(Inject());
     return t_.AddOrphan(ino, now);
   }
+  Result<std::vector<SqlRow>> Query(std::string_view sql,
+                                    std::span<const int64_t> params) override {
+    return t_.Query(sql, params);
+  }
   Status RemoveOrphan(InodeId ino) override {
     NS_RETURN_IF_ERROR(Inject());
     return t_.RemoveOrphan(ino);

@@ -86,6 +86,33 @@ TEST_P(NshTest, NsadminReportsVersionAndRefusesSecondInit) {
   EXPECT_NE(up.out.find("already at schema version"), std::string::npos);
 }
 
+TEST_P(NshTest, NsadminFsckAndStats) {
+  ASSERT_EQ(Nsh({"mkdir", "-p", "/a/b"}).code, 0);
+  ASSERT_EQ(Nsh({"touch", "/a/f"}).code, 0);
+  Ran clean = RunTool(NS_NSADMIN, {"--db", uri_, "fsck"});
+  EXPECT_EQ(clean.code, 0) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("0 problem(s)"), std::string::npos) << clean.out;
+  std::string error;
+  std::unique_ptr<RawDb> raw = RawDb::Open(uri_, &error);
+  ASSERT_NE(raw, nullptr) << error;
+  ASSERT_TRUE(raw->Exec("UPDATE inodes SET nlink = 5 WHERE type = 1", &error))
+      << error;
+  // e2fsck's exit codes: 4 = problems left, 1 = all repaired.
+  Ran found = RunTool(NS_NSADMIN, {"--db", uri_, "fsck"});
+  EXPECT_EQ(found.code, 4);
+  EXPECT_NE(found.out.find("file-nlink: inode"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find("[repairable]"), std::string::npos) << found.out;
+  Ran repaired = RunTool(NS_NSADMIN, {"--db", uri_, "fsck", "--repair"});
+  EXPECT_EQ(repaired.code, 1) << repaired.out;
+  EXPECT_NE(repaired.out.find("[repaired]"), std::string::npos);
+  EXPECT_EQ(RunTool(NS_NSADMIN, {"--db", uri_, "fsck"}).code, 0);
+  Ran stats = RunTool(NS_NSADMIN, {"--db", uri_, "stats", "--top", "3"});
+  EXPECT_EQ(stats.code, 0) << stats.err;
+  EXPECT_NE(stats.out.find("files 1  directories 3"), std::string::npos)
+      << stats.out;
+  EXPECT_NE(stats.out.find("/a "), std::string::npos) << stats.out;
+}
+
 TEST_P(NshTest, MkdirLsAndCoreutilsErrors) {
   EXPECT_EQ(Nsh({"mkdir", "-p", "/a/b/c"}).code, 0);
   EXPECT_EQ(Nsh({"mkdir", "-p", "/a/b/c"}).code, 0);  // -p: existing is fine

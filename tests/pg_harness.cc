@@ -120,7 +120,33 @@ std::unique_ptr<PgCluster> PgCluster::Create(std::string* error) {
   return c;
 }
 
-::testing::AssertionResult PgCluster::Init() {
+std::unique_ptr<PgCluster> PgCluster::CreateStandby(PgCluster& primary,
+                                                    std::string* error) {
+  std::unique_ptr<PgCluster> c(new PgCluster());
+  ::testing::AssertionResult r = c->MakeBase();
+  if (r) {
+    // -R writes standby.signal and primary_conninfo; -X stream copies the
+    // WAL made during the copy, so the standby starts consistent.
+    const int rc = c->Run({c->bindir_ + "/pg_basebackup", "-h", "127.0.0.1",
+                           "-p", std::to_string(primary.port_), "-U", "nstest",
+                           "-D", c->datadir_, "-R", "-X", "stream",
+                           "--no-sync", "-c", "fast"});
+    if (rc != 0) {
+      r = ::testing::AssertionFailure()
+          << "pg_basebackup failed (exit " << rc << ")\n"
+          << c->LogTail();
+    } else {
+      r = c->StartOnFreePort();
+    }
+  }
+  if (!r) {
+    *error = r.message();
+    return nullptr;
+  }
+  return c;
+}
+
+::testing::AssertionResult PgCluster::MakeBase() {
   bindir_ = FindPgBinDir();
   if (bindir_.empty()) {
     return ::testing::AssertionFailure()
@@ -151,7 +177,12 @@ std::unique_ptr<PgCluster> PgCluster::Create(std::string* error) {
     as_postgres_ = true;
   }
   ::chmod(base_.c_str(), 0700);
+  return ::testing::AssertionSuccess();
+}
 
+::testing::AssertionResult PgCluster::Init() {
+  ::testing::AssertionResult base = MakeBase();
+  if (!base) return base;
   int rc = Run({bindir_ + "/initdb", "-D", datadir_, "-A", "trust", "-U",
                 "nstest", "-E", "UTF8", "--locale=C", "--no-sync"});
   if (rc != 0) {
@@ -159,6 +190,10 @@ std::unique_ptr<PgCluster> PgCluster::Create(std::string* error) {
            << "initdb failed (exit " << rc << ") in " << base_ << "\n"
            << LogTail();
   }
+  return StartOnFreePort();
+}
+
+::testing::AssertionResult PgCluster::StartOnFreePort() {
   ::testing::AssertionResult started = ::testing::AssertionFailure();
   for (int attempt = 0; attempt < 3; ++attempt) {
     port_ = FreeLocalPort();
@@ -287,6 +322,29 @@ std::string PgCluster::LogTail() const {
   return ::testing::AssertionSuccess();
 }
 
+::testing::AssertionResult PgCluster::Kill() {
+  int rc = Run({bindir_ + "/pg_ctl", "-D", datadir_, "-w", "-t", "60", "-m",
+                "immediate", "stop"});
+  if (rc != 0) {
+    return ::testing::AssertionFailure()
+           << "pg_ctl -m immediate stop failed (exit " << rc << ")\n"
+           << LogTail();
+  }
+  running_ = false;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult PgCluster::Promote() {
+  int rc = Run({bindir_ + "/pg_ctl", "-D", datadir_, "-w", "-t", "60",
+                "promote"});
+  if (rc != 0) {
+    return ::testing::AssertionFailure()
+           << "pg_ctl promote failed (exit " << rc << ")\n"
+           << LogTail();
+  }
+  return ::testing::AssertionSuccess();
+}
+
 ::testing::AssertionResult PgCluster::Restart() {
   ::testing::AssertionResult r = Stop();
   if (!r) return r;
@@ -317,6 +375,11 @@ PgCluster::~PgCluster() {
       ::waitpid(watchdog_pid_, &status, 0);
     }
   }
+}
+
+std::string PgCluster::UriFor(const std::string& database) const {
+  return "postgresql://nstest@127.0.0.1:" + std::to_string(port_) + "/" +
+         database;
 }
 
 std::string PgCluster::AdminUri() const {

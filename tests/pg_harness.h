@@ -33,6 +33,12 @@ class PgCluster {
   // Creates and starts a cluster. On failure returns nullptr and sets *error.
   static std::unique_ptr<PgCluster> Create(std::string* error);
 
+  // A streaming-replication standby of `primary` (pg_basebackup -R, hot
+  // standby: read-only queries), started on its own free port. On failure
+  // returns nullptr and sets *error.
+  static std::unique_ptr<PgCluster> CreateStandby(PgCluster& primary,
+                                                  std::string* error);
+
   ~PgCluster();
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;
@@ -52,12 +58,24 @@ class PgCluster {
   ::testing::AssertionResult Stop();
   // pg_ctl -w start with the cluster's options (same port).
   ::testing::AssertionResult Start();
+  // pg_ctl -m immediate stop: the server dies as in a crash (no shutdown
+  // checkpoint, clients cut off mid-statement).
+  ::testing::AssertionResult Kill();
+  // pg_ctl -w promote: a standby becomes a primary.
+  ::testing::AssertionResult Promote();
+
+  // postgresql://nstest@127.0.0.1:PORT/<database>.
+  std::string UriFor(const std::string& database) const;
 
   int port() const { return port_; }
   const std::string& dir() const { return base_; }
 
  private:
   PgCluster() = default;
+  // mkdtemp, watchdog, ownership: what every cluster directory needs.
+  ::testing::AssertionResult MakeBase();
+  // Picks free ports until Start() succeeds.
+  ::testing::AssertionResult StartOnFreePort();
   ::testing::AssertionResult Init();
   // Runs argv (as postgres if we are root), output appended to cmd.log.
   // Returns the exit status, or -1 if it could not be run.

@@ -3,10 +3,14 @@
 //   nsadmin upgrade --db URI   apply the migrations this build has and the
 //                              database lacks
 //   nsadmin version --db URI   print the database's and this build's version
+//   nsadmin fsck    --db URI [--repair]   check (and fix) every invariant
+//   nsadmin stats   --db URI [--top N]    usage by type, owner, group, tree
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "libnamespace/include/namespace/admin.h"
+#include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/schema.h"
 #include "tools/cli_common.h"
 
@@ -15,6 +19,58 @@ namespace {
 int Fail(const ns::Status& s) {
   fmt::print(stderr, "nsadmin: {}\n", s.ToString());
   return 1;
+}
+
+// Exit codes as e2fsck's: 0 clean, 1 everything found was repaired,
+// 4 problems left, 8 the check itself failed.
+int RunFsck(ns::Namespace& ns, const ns::FsckOptions& options) {
+  auto report = ns::Fsck(ns, options);
+  if (!report.ok()) {
+    fmt::print(stderr, "nsadmin: fsck: {}\n", report.status().ToString());
+    return 8;
+  }
+  for (const ns::FsckFinding& f : report->findings) {
+    fmt::print("{}: {}{}\n", f.check, f.detail,
+               f.repaired ? " [repaired]"
+               : (f.repairable && !options.repair) ? " [repairable]"
+                                                   : "");
+  }
+  for (const std::string& check : report->truncated) {
+    fmt::print("{}: more than {} findings; run again to see the rest\n",
+               check, options.max_findings_per_check);
+  }
+  const size_t left = report->Unrepaired();
+  fmt::print("{} inodes, {} entries: {} problem(s), {} repaired, {} left\n",
+             report->inodes, report->entries, report->findings.size(),
+             report->findings.size() - left, left);
+  if (report->findings.empty()) return 0;
+  if (left == 0) return 1;
+  return 4;
+}
+
+void PrintLines(const char* title, const std::vector<ns::UsageLine>& lines,
+                bool with_bytes) {
+  fmt::print("\n{}\n", title);
+  for (const ns::UsageLine& l : lines) {
+    if (with_bytes) {
+      fmt::print("  {:<32} {:>12} inodes {:>18} bytes\n", l.key, l.files,
+                 l.bytes);
+    } else {
+      fmt::print("  {:<48} {:>12} entries\n", l.key, l.files);
+    }
+  }
+}
+
+int RunStats(ns::Namespace& ns, const ns::UsageOptions& options) {
+  auto u = ns::Usage(ns, options);
+  if (!u.ok()) return Fail(u.status());
+  fmt::print("files {}  directories {}  symlinks {}  other {}  bytes {}\n",
+             u->files, u->directories, u->symlinks, u->others, u->bytes);
+  PrintLines("by owner:", u->by_owner, true);
+  PrintLines("by group:", u->by_group, true);
+  PrintLines("by top-level directory:", u->by_top_directory, true);
+  PrintLines("largest directories:", u->largest_directories, false);
+  return 0;
 }
 
 }  // namespace
@@ -32,6 +88,20 @@ int main(int argc, char** argv) {
   auto* upgrade = app.add_subcommand("upgrade", "apply missing schema migrations");
   upgrade->add_option("--to", target, "version to upgrade to (default: latest)");
   app.add_subcommand("version", "print the schema version");
+  ns::FsckOptions fsck_options;
+  auto* fsck = app.add_subcommand(
+      "fsck", "check every invariant of the namespace (safe on a live one)");
+  fsck->add_flag("--repair", fsck_options.repair,
+                 "fix what can be fixed safely; unreferenced inodes go to "
+                 "/lost+found");
+  fsck->add_option("--max", fsck_options.max_findings_per_check,
+                   "findings shown per check (default 1000)")
+      ->check(CLI::Range(1u, 100000000u));
+  ns::UsageOptions usage_options;
+  auto* stats = app.add_subcommand(
+      "stats", "files, directories and bytes by owner, group and tree");
+  stats->add_option("--top", usage_options.top, "lines per list (default 10)")
+      ->check(CLI::Range(1u, 100000u));
   CLI11_PARSE(app, argc, argv);
 
   auto uri = ns::tools::DatabaseUri(db_flag);
@@ -45,6 +115,16 @@ int main(int argc, char** argv) {
     if (!st.ok()) return Fail(st.status());
     fmt::print("initialised {} at schema version {}\n", shown, st->version);
     return 0;
+  }
+  if (fsck->parsed() || stats->parsed()) {
+    auto opened = ns::Namespace::Open(*uri);
+    if (!opened.ok()) {
+      fmt::print(stderr, "nsadmin: {}: {}\n", shown,
+                 opened.status().ToString());
+      return fsck->parsed() ? 8 : 1;
+    }
+    return fsck->parsed() ? RunFsck(**opened, fsck_options)
+                          : RunStats(**opened, usage_options);
   }
   if (upgrade->parsed()) {
     auto from = ns::UpgradeSchema(*uri, target);

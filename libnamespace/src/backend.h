@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,6 +46,10 @@ struct EntryRow {
   FileType type = FileType::kRegular;
   uint64_t cookie = 0;
 };
+
+// A row of an ad-hoc query (Transaction::Query): each column as the
+// database prints it, nullopt for NULL.
+using SqlRow = std::vector<std::optional<std::string>>;
 
 class Transaction {
  public:
@@ -122,6 +127,15 @@ class Transaction {
   virtual Status LockTopology() = 0;
 
   virtual Result<FsStats> Stats() = 0;
+
+  // The escape hatch for administration (fsck, usage statistics), never
+  // for the POSIX hot path: runs one SQL statement written for the
+  // backend's Dialect(), with $1, $2, ... bound to `params` as 64-bit
+  // integers, and returns all its rows (the caller bounds them with
+  // LIMIT). In a Read it must not change anything. Errors as the typed
+  // methods (a syntax error is Internal: it is our SQL).
+  virtual Result<std::vector<SqlRow>> Query(
+      std::string_view sql, std::span<const int64_t> params) = 0;
 };
 
 // A function run inside one transaction. It may run more than once (the
@@ -144,7 +158,12 @@ class Backend {
   // transaction is rolled back and that error returned.
   virtual Status Write(const TxnFn& fn) = 0;
 
-  // Runs `fn` in a read-only transaction (one consistent snapshot).
+  // Runs `fn` for reading only. SQLite: one transaction, one consistent
+  // snapshot. PostgreSQL: each statement commits on its own (autocommit,
+  // READ COMMITTED), so two statements in `fn` may see different states;
+  // that saves the BEGIN/COMMIT round trips on the lookup hot path, and
+  // every reader in namespace.cc reads one row or one page, or tolerates a
+  // change between statements (it re-checks under Write when it matters).
   virtual Status Read(const TxnFn& fn) = 0;
 
   // The cookie verifier of this namespace (fs_info.verifier): cookies stay

@@ -80,6 +80,9 @@ Status PgStatus(const std::exception& e, std::string_view ctx) {
   if (state == "22021" || state == "22P05") {
     return Status::Invalid(ctx, detail);
   }
+  // A standby (hot_standby) or default_transaction_read_only: the door
+  // serves reads only, and a write is the caller's EROFS.
+  if (state == "25006") return Status::ReadOnly(ctx, detail);
   if (IsUnavailableState(state) ||
       dynamic_cast<const pqxx::insufficient_resources*>(&e) != nullptr) {
     return Status::Unavailable(ctx, detail);

@@ -790,6 +790,42 @@ class SqliteTransaction final : public Transaction {
     return Status::Ok();
   }
 
+  Result<std::vector<SqlRow>> Query(std::string_view sql,
+                                    std::span<const int64_t> params) override {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(conn_.db(), sql.data(),
+                                static_cast<int>(sql.size()), &raw, nullptr);
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(
+        raw, &sqlite3_finalize);
+    if (rc != SQLITE_OK) return Fail(rc, "Query");
+    // "$N" is a named parameter to SQLite, numbered by first appearance;
+    // bind by name so the SQL may use them in any order.
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::string name = "$" + std::to_string(i + 1);
+      const int index = sqlite3_bind_parameter_index(raw, name.c_str());
+      if (index == 0) continue;
+      rc = sqlite3_bind_int64(raw, index, params[i]);
+      if (rc != SQLITE_OK) return Fail(rc, "Query");
+    }
+    std::vector<SqlRow> rows;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+      SqlRow row;
+      const int n = sqlite3_column_count(raw);
+      for (int c = 0; c < n; ++c) {
+        const auto* text = sqlite3_column_text(raw, c);
+        if (text == nullptr) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(reinterpret_cast<const char*>(text),
+                                       sqlite3_column_bytes(raw, c)));
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "Query");
+    return rows;
+  }
+
   Result<FsStats> Stats() override {
     FsStats stats;
     {

@@ -26,9 +26,11 @@ NS_STATUS_FACTORY(NotSupported, kNotSupported)
 NS_STATUS_FACTORY(Corruption, kCorruption)
 NS_STATUS_FACTORY(IOError, kIOError)
 NS_STATUS_FACTORY(Unavailable, kUnavailable)
+NS_STATUS_FACTORY(ReadOnly, kReadOnly)
 NS_STATUS_FACTORY(SchemaTooOld, kSchemaTooOld)
 NS_STATUS_FACTORY(SchemaTooNew, kSchemaTooNew)
 NS_STATUS_FACTORY(Retry, kRetry)
+NS_STATUS_FACTORY(NoSpace, kNoSpace)
 #undef NS_STATUS_FACTORY
 
 int Status::Errno() const {
@@ -47,8 +49,10 @@ int Status::Errno() const {
     case Code::kLoop: return ELOOP;
     case Code::kTooManyLinks: return EMLINK;
     case Code::kNotSupported: return EOPNOTSUPP;
+    case Code::kReadOnly: return EROFS;
     case Code::kUnavailable:
     case Code::kRetry: return EAGAIN;
+    case Code::kNoSpace: return ENOSPC;
     case Code::kCorruption:
     case Code::kIOError:
     case Code::kSchemaTooOld:
@@ -73,12 +77,14 @@ std::string_view Status::Reason() const {
     case Code::kLoop: return "Too many levels of symbolic links";
     case Code::kTooManyLinks: return "Too many links";
     case Code::kNotSupported: return "Operation not supported";
+    case Code::kReadOnly: return "Read-only file system";
     case Code::kCorruption: return "Database corrupt";
     case Code::kIOError: return "Input/output error";
     case Code::kUnavailable: return "Database unavailable";
     case Code::kSchemaTooOld: return "Database schema too old";
     case Code::kSchemaTooNew: return "Database schema too new";
     case Code::kRetry: return "Transient conflict";
+    case Code::kNoSpace: return "No space left on device";
   }
   return "Unknown error";
 }

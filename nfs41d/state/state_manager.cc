@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "rpc/log.h"
 
@@ -136,6 +137,9 @@ std::shared_ptr<Client> StateManager::NewClientLocked(
 }
 
 void StateManager::RemoveClientLocked(std::shared_ptr<Client> c) {
+  for (FileRelease& r : opens_.ReleaseClient(c->id_)) {
+    released_files_.push_back(r);
+  }
   for (const SessionId& sid : c->sessions_) sessions_.erase(sid);
   c->sessions_.clear();
   clients_.erase(c->id_);
@@ -383,6 +387,11 @@ void StateManager::StopReaper() {
   }
   reaper_cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
+}
+
+std::vector<FileRelease> StateManager::TakeReleasedFiles() {
+  std::lock_guard lock(mu_);
+  return std::exchange(released_files_, {});
 }
 
 size_t StateManager::client_count() const {

@@ -12,7 +12,8 @@
 //   connections.
 // - Slot: sequence id and the cached reply of the last request (§2.10.6.1).
 //
-// Stateids of OPEN/LOCK/LAYOUT will hang off Client (see `Client`).
+// - OpenStateTable (open_state.h): the stateids of OPEN and LOCK, indexed
+//   per client; a client's stateids go when its record is removed.
 //
 // Thread safety: StateManager methods may be called from any thread; one
 // mutex guards the client and session maps and the client records; each
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "nfs41d/proto/nfs4_prot.h"
+#include "nfs41d/state/open_state.h"
 
 namespace nfs41d::state {
 
@@ -189,6 +191,19 @@ class StateManager {
   size_t client_count() const;
   size_t session_count() const;
 
+  // Open and lock state (RFC 8881 §8.2, §9).
+  OpenStateTable& opens() { return opens_; }
+  // Files whose last open went with a removed client (lease expiry,
+  // restart, DESTROY_CLIENTID): the caller writes them back and releases
+  // orphans. Filled under mu_, taken by the server's background flusher.
+  std::vector<FileRelease> TakeReleasedFiles();
+
+  // The reclaim hook (RFC 8881 §8.4.2): true while the server is in its
+  // grace period, when only reclaims (CLAIM_PREVIOUS, reclaim LOCK) are
+  // allowed. No client records survive a restart yet, so there is no grace
+  // period: always false. The grace/reclaim work replaces this.
+  bool InGrace() const { return false; }
+
  private:
   // REQUIRES: mu_ held.
   void RemoveClientLocked(std::shared_ptr<Client> c);  // by value: it may be the map's own pointer
@@ -203,6 +218,8 @@ class StateManager {
   std::unordered_map<clientid4, std::shared_ptr<Client>> clients_;  // mu_
   std::multimap<std::string, std::shared_ptr<Client>> by_owner_;     // mu_
   std::map<SessionId, std::shared_ptr<Session>> sessions_;           // mu_
+  OpenStateTable opens_;                     // its own mutex, after mu_
+  std::vector<FileRelease> released_files_;  // mu_
 
   std::mutex reaper_mu_;
   std::condition_variable reaper_cv_;

@@ -31,7 +31,8 @@ class Backend;
 
 struct NamespaceOptions {
   // Connections for PostgreSQL (one per concurrent call); reader connections
-  // for SQLite. 0 picks a default from the number of CPUs.
+  // for SQLite. 0 picks a default from the number of CPUs (PostgreSQL: at
+  // least 8).
   int pool_size = 0;
   // SQLite: PRAGMA synchronous=FULL so every acknowledged change survives a
   // power loss. false trades durability for speed (tests only).

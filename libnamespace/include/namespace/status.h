@@ -53,6 +53,8 @@ class Status {
   static Status TooManyLinks(std::string_view ctx, std::string_view detail = {});
   // EOPNOTSUPP: not supported by this namespace / backend.
   static Status NotSupported(std::string_view ctx, std::string_view detail = {});
+  // EROFS: the database accepts no writes here (a PostgreSQL standby).
+  static Status ReadOnly(std::string_view ctx, std::string_view detail = {});
   // EIO: the database answered with something that cannot be right.
   static Status Corruption(std::string_view ctx, std::string_view detail = {});
   // EIO: any other failure of the database or the OS.
@@ -66,6 +68,8 @@ class Status {
   static Status SchemaTooNew(std::string_view ctx, std::string_view detail = {});
   // A transient conflict (serialization failure, deadlock, busy). Used inside
   // the library to drive retries; never returned by Namespace.
+  // ENOSPC / EDQUOT: no room left for file data (the embedded data store).
+  static Status NoSpace(std::string_view ctx, std::string_view detail = {});
   static Status Retry(std::string_view ctx, std::string_view detail = {});
 
   bool ok() const { return rep_ == nullptr; }
@@ -85,9 +89,11 @@ class Status {
   bool IsCorruption() const { return code() == Code::kCorruption; }
   bool IsIOError() const { return code() == Code::kIOError; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
+  bool IsReadOnly() const { return code() == Code::kReadOnly; }
   bool IsSchemaTooOld() const { return code() == Code::kSchemaTooOld; }
   bool IsSchemaTooNew() const { return code() == Code::kSchemaTooNew; }
   bool IsRetry() const { return code() == Code::kRetry; }
+  bool IsNoSpace() const { return code() == Code::kNoSpace; }
 
   // The errno a POSIX caller would see (0 on success).
   int Errno() const;
@@ -114,12 +120,14 @@ class Status {
     kLoop,
     kTooManyLinks,
     kNotSupported,
+    kReadOnly,
     kCorruption,
     kIOError,
     kUnavailable,
     kSchemaTooOld,
     kSchemaTooNew,
     kRetry,
+    kNoSpace,
   };
   struct Rep {
     Code code;

@@ -1,0 +1,71 @@
+#pragma once
+
+// DataStore: the contents of regular files, by inode number. nfs41d's READ,
+// WRITE, COMMIT and truncate go through this interface only, so that the
+// pNFS work can put data servers behind it later.
+//
+// LocalDataStore keeps each file as one sparse file under a directory
+// (--data-dir/data), fanned out by the inode number's low 16 bits
+// (data/<ino&0xff>/<(ino>>8)&0xff>/<ino in hex>) so that no directory holds
+// more than 1/65536 of the files. A file that was never written has no data
+// file: it reads as zeros up to the size the namespace records.
+//
+// Errors are ns::Status values, translated from errno in one place:
+// ENOSPC/EDQUOT -> NoSpace, EFBIG/EINVAL -> Invalid, anything else ->
+// IOError (with the errno text as detail).
+//
+// Thread safety: every method may be called from any thread at once; writes
+// to disjoint ranges of one file do not interfere (pwrite).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "libnamespace/include/namespace/status.h"
+#include "libnamespace/include/namespace/types.h"
+
+namespace nfs41d::data {
+
+// How durable a write must be before it returns (NFSv4 stable_how4).
+enum class Stability {
+  kUnstable,  // in the page cache; Sync() makes it durable
+  kDataSync,  // fdatasync
+  kFileSync,  // fsync
+};
+
+class DataStore {
+ public:
+  virtual ~DataStore() = default;
+
+  // Reads up to out.size() bytes at `offset`. Returns the bytes read: fewer
+  // than asked at the end of the stored data (the caller zero-fills up to
+  // the namespace size), 0 for a file with no data.
+  virtual ns::Result<size_t> Read(ns::InodeId ino, uint64_t offset,
+                                  std::span<uint8_t> out) = 0;
+  // Writes all of `data` at `offset`, creating the file if missing; a gap
+  // before `offset` stays a hole. Errors: NoSpace, Invalid (offset too
+  // large), IOError.
+  virtual ns::Status Write(ns::InodeId ino, uint64_t offset,
+                           std::span<const uint8_t> data,
+                           Stability stability) = 0;
+  // Sets the stored length to `size` (holes when growing). A file with no
+  // data and size 0 stays absent.
+  virtual ns::Status Truncate(ns::InodeId ino, uint64_t size) = 0;
+  // Deletes the file's data; Ok if there was none.
+  virtual ns::Status Remove(ns::InodeId ino) = 0;
+  // Bytes of storage the file occupies (st_blocks * 512); 0 with no data.
+  virtual ns::Result<uint64_t> SpaceUsed(ns::InodeId ino) = 0;
+  // Makes earlier unstable writes durable (COMMIT). Ok with no data.
+  virtual ns::Status Sync(ns::InodeId ino, Stability stability) = 0;
+};
+
+// Opens (creating if missing) a store under `dir`. Errors: IOError naming
+// the directory.
+ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
+    const std::string& dir);
+
+// The path of `ino`'s data relative to the store's directory.
+std::string LocalDataPath(ns::InodeId ino);
+
+}  // namespace nfs41d::data

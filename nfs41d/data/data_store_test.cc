@@ -1,0 +1,109 @@
+// Unit tests of the embedded data store (LocalDataStore).
+
+#include "nfs41d/data/data_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <vector>
+
+namespace nfs41d::data {
+namespace {
+
+class DataStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("nfs41d-data-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto s = OpenLocalDataStore(dir_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::vector<uint8_t> ReadAll(ns::InodeId ino, uint64_t off, size_t n) {
+    std::vector<uint8_t> buf(n);
+    auto r = store_->Read(ino, off, buf);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    buf.resize(r.ok() ? *r : 0);
+    return buf;
+  }
+  std::string dir_;
+  std::unique_ptr<DataStore> store_;
+};
+
+TEST_F(DataStoreTest, WriteReadRoundTrip) {
+  std::vector<uint8_t> d = {'h', 'e', 'l', 'l', 'o'};
+  ASSERT_TRUE(store_->Write(42, 0, d, Stability::kUnstable).ok());
+  EXPECT_EQ(ReadAll(42, 0, 100), d);
+  EXPECT_EQ(ReadAll(42, 1, 2), (std::vector<uint8_t>{'e', 'l'}));
+  EXPECT_TRUE(ReadAll(42, 5, 10).empty());
+  EXPECT_TRUE(ReadAll(42, 1000, 10).empty());
+  EXPECT_TRUE(store_->Sync(42, Stability::kFileSync).ok());
+}
+
+TEST_F(DataStoreTest, FanOutPath) {
+  EXPECT_EQ(LocalDataPath(0x1234567), "67/45/0000000001234567");
+  ASSERT_TRUE(store_->Write(0x1234567, 0, std::vector<uint8_t>{1},
+                            Stability::kDataSync)
+                  .ok());
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/67/45/0000000001234567"));
+}
+
+TEST_F(DataStoreTest, MissingFileReadsEmptyAndUsesNoSpace) {
+  EXPECT_TRUE(ReadAll(7, 0, 10).empty());
+  auto used = store_->SpaceUsed(7);
+  ASSERT_TRUE(used.ok());
+  EXPECT_EQ(*used, 0u);
+  EXPECT_TRUE(store_->Remove(7).ok());
+  EXPECT_TRUE(store_->Sync(7, Stability::kFileSync).ok());
+  EXPECT_TRUE(store_->Truncate(7, 0).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/" + LocalDataPath(7)));
+}
+
+TEST_F(DataStoreTest, SparseWriteAtOneGiB) {
+  std::vector<uint8_t> d(4096, 0xab);
+  ASSERT_TRUE(store_->Write(9, 1ull << 30, d, Stability::kUnstable).ok());
+  auto used = store_->SpaceUsed(9);
+  ASSERT_TRUE(used.ok());
+  EXPECT_LT(*used, 1u << 20);  // a hole, not a GiB of zeros
+  EXPECT_GE(*used, 4096u);
+  // The hole reads as zeros.
+  std::vector<uint8_t> z = ReadAll(9, 1000, 16);
+  EXPECT_EQ(z, std::vector<uint8_t>(16, 0));
+  EXPECT_EQ(ReadAll(9, (1ull << 30) + 4090, 100),
+            std::vector<uint8_t>(6, 0xab));
+}
+
+TEST_F(DataStoreTest, TruncateShrinksAndGrows) {
+  ASSERT_TRUE(store_->Write(5, 0, std::vector<uint8_t>(100, 1),
+                            Stability::kUnstable)
+                  .ok());
+  ASSERT_TRUE(store_->Truncate(5, 10).ok());
+  EXPECT_EQ(ReadAll(5, 0, 100).size(), 10u);
+  ASSERT_TRUE(store_->Truncate(5, 50).ok());
+  std::vector<uint8_t> r = ReadAll(5, 0, 100);
+  ASSERT_EQ(r.size(), 50u);
+  EXPECT_EQ(r[9], 1);
+  EXPECT_EQ(r[10], 0);
+  ASSERT_TRUE(store_->Remove(5).ok());
+  EXPECT_TRUE(ReadAll(5, 0, 100).empty());
+}
+
+TEST_F(DataStoreTest, BadOffsetsAreInvalid) {
+  std::vector<uint8_t> d(10, 1);
+  ns::Status s = store_->Write(3, ~uint64_t{0} - 4, d, Stability::kUnstable);
+  EXPECT_TRUE(s.IsInvalid()) << s.ToString();
+  EXPECT_TRUE(store_->Truncate(3, ~uint64_t{0}).IsInvalid());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/" + LocalDataPath(3)));
+}
+
+TEST_F(DataStoreTest, UnwritableDirectoryIsAnError) {
+  auto s = OpenLocalDataStore("/proc/nfs41d-cannot-exist");
+  EXPECT_FALSE(s.ok());
+}
+
+}  // namespace
+}  // namespace nfs41d::data

@@ -1,0 +1,378 @@
+// The data path: READ, WRITE, COMMIT (RFC 8881 §18.22, §18.32, §18.3) on
+// the DataStore, and what the rest of the server needs from it (attributes
+// of open files, truncate, unlink of open files).
+//
+// Size and mtime after a WRITE: the data goes to the data store at once;
+// the new size and mtime of an open file are kept in its FileState
+// (state/open_state.h) and shown by GETATTR/READDIR through
+// OverlayFileAttrs, and written to the database (one SetAttr) at COMMIT, at
+// a FILE_SYNC4/DATA_SYNC4 WRITE, at the file's last CLOSE, before a
+// truncate, and by the server's flusher every half second. So a stream of
+// UNSTABLE4 writes costs one database transaction per flush interval, not
+// one per WRITE.
+//
+// Crash consequences: a server crash loses at most the last interval's
+// size/mtime of files written UNSTABLE4 and not committed; their data may
+// also be lost (page cache). Clients see a new write verifier after the
+// restart and resend every write they have not seen committed (§18.32.3),
+// which restores both. Committed and FILE_SYNC4 writes have their data
+// fsynced and their size in the database before the reply.
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "nfs41d/ops.h"
+#include "nfs41d/ops_util.h"
+#include "nfs41d/status_map.h"
+#include "rpc/log.h"
+
+namespace nfs41d {
+namespace {
+
+constexpr uint64_t kMaxFileSize = std::numeric_limits<int64_t>::max();
+
+state::OpenStateTable& Opens(ServerContext& ctx) {
+  return ctx.state->opens();
+}
+
+std::mutex& FileMu(ServerContext& ctx, ns::InodeId ino) {
+  return ctx.file_mu[ino % ctx.file_mu.size()];
+}
+
+ns::TimeNs NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Writes `size` and the writes' `mtime` to the database. mtime 0 (a
+// SETATTR set the times since the last write) keeps the database's mtime:
+// SetAttr would otherwise set it to "now" with the size.
+ns::Result<ns::Attr> WriteBack(ServerContext& ctx, ns::InodeId ino,
+                               uint64_t size, ns::TimeNs mtime) {
+  ns::SetAttrRequest q;
+  q.size = size;
+  if (mtime != 0) {
+    q.mtime = mtime;
+  } else {
+    ns::Result<ns::Attr> cur = ctx.ns->GetAttr(ns::Credentials::Root(), ino);
+    if (!cur.ok()) return cur.status();
+    q.mtime = cur->mtime;
+  }
+  return ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+}
+
+// REQUIRES: FileMu(ino) held.
+ns::Status FlushLocked(ServerContext& ctx, ns::InodeId ino) {
+  std::optional<state::FileOverlay> ov = Opens(ctx).TakeDirty(ino);
+  if (!ov) return ns::Status::Ok();
+  ns::Result<ns::Attr> r = WriteBack(ctx, ino, ov->size, ov->mtime);
+  if (!r.ok()) {
+    if (!r.status().IsStale()) Opens(ctx).RestoreDirty(ino);
+    return r.status();
+  }
+  return ns::Status::Ok();
+}
+
+// What a READ/WRITE/SETATTR stateid allows.
+struct IoStateid {
+  bool special = false;  // anonymous or READ bypass: mode bits decide
+  state::StateInfo info;
+};
+
+// RFC 8881 §8.2.3, §9.1.2: resolves the stateid of an I/O on `ino`.
+// Special stateids: NFS4ERR_LOCKED when an open denies the access (READ
+// bypass skips that for reads). Open and lock stateids: the file must be
+// theirs, and a write needs an open with write access (NFS4ERR_OPENMODE).
+// Reads are allowed with any open, like the Linux server: a client may
+// read a page it is about to partially overwrite.
+nfsstat4 CheckIoStateid(CompoundState& st, const stateid4& given,
+                        ns::InodeId ino, bool write, IoStateid* out) {
+  stateid4 sid;
+  if (nfsstat4 e = ResolveStateid(st, given, &sid); e) return e;
+  if (state::IsAnonymousStateid(sid) || state::IsReadBypassStateid(sid)) {
+    out->special = true;
+    const bool bypass = !write && state::IsReadBypassStateid(sid);
+    const uint32_t want =
+        write ? OPEN4_SHARE_ACCESS_WRITE : OPEN4_SHARE_ACCESS_READ;
+    if (!bypass && Opens(st.server).Denied(ino, want)) {
+      return NFS4ERR_LOCKED;
+    }
+    return NFS4_OK;
+  }
+  nfsstat4 e = Opens(st.server).Find(ClientOf(st), sid, &out->info);
+  if (e) return e;
+  if (out->info.ino != ino) return NFS4ERR_BAD_STATEID;
+  if (write && !(out->info.access & OPEN4_SHARE_ACCESS_WRITE)) {
+    return NFS4ERR_OPENMODE;
+  }
+  return NFS4_OK;
+}
+
+// The current filehandle as a regular file, with the open file's size.
+nfsstat4 RegularFile(CompoundState& st, ns::Attr* a) {
+  if (nfsstat4 e = AttrOf(st, *st.current_fh, a); e) return e;
+  if (a->type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
+  if (a->type == ns::FileType::kSymlink) return NFS4ERR_SYMLINK;
+  if (a->type != ns::FileType::kRegular) return NFS4ERR_INVAL;
+  if (auto ov = Opens(st.server).Overlay(a->ino)) a->size = ov->size;
+  return NFS4_OK;
+}
+
+void ReleaseNow(ServerContext& ctx, ns::InodeId ino) {
+  if (ns::Status s = ctx.ns->ReleaseOrphan(ino); !s.ok()) {
+    rpc::log::Error("release of unlinked inode {}: {}", ino, s.ToString());
+  }
+  if (ns::Status s = ctx.data->Remove(ino); !s.ok()) {
+    rpc::log::Error("{}", s.ToString());
+  }
+}
+
+}  // namespace
+
+clientid4 ClientOf(const CompoundState& st) {
+  return st.session ? st.session->client()->id() : 0;
+}
+
+nfsstat4 ResolveStateid(const CompoundState& st, const stateid4& in,
+                        stateid4* out) {
+  if (state::IsCurrentStateid(in)) {
+    // §16.2.3.1.2: the stateid set by an earlier op of this COMPOUND.
+    if (!st.current_stateid) return NFS4ERR_BAD_STATEID;
+    *out = *st.current_stateid;
+  } else {
+    *out = in;
+  }
+  if (state::IsInvalidStateid(*out)) return NFS4ERR_BAD_STATEID;
+  return NFS4_OK;
+}
+
+uint32_t ModeRights(const ns::Credentials& cred, const ns::Attr& a) {
+  if (cred.IsRoot()) {
+    return 06 | ((a.type == ns::FileType::kDirectory || (a.mode & 0111)) ? 1
+                                                                         : 0);
+  }
+  if (cred.uid == a.uid) return (a.mode >> 6) & 7;
+  if (cred.gid == a.gid || cred.InGroup(a.gid)) return (a.mode >> 3) & 7;
+  return a.mode & 7;
+}
+
+void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
+                      AttrSource* src) {
+  if (a->type != ns::FileType::kRegular) return;
+  if (auto ov = Opens(st.server).Overlay(a->ino)) {
+    a->size = ov->size;
+    a->mtime = std::max(a->mtime, ov->mtime);
+    a->ctime = std::max(a->ctime, ov->mtime);
+    src->writes = ov->writes;
+  }
+  if (req.Has(FATTR4_SPACE_USED) && st.server.data) {
+    ns::Result<uint64_t> used = st.server.data->SpaceUsed(a->ino);
+    if (used.ok()) src->space_used = *used;
+  }
+}
+
+ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId ino) {
+  ns::UnlinkOptions o;
+  o.retain_if_last = Opens(st.server).IsOpen(ino);
+  return o;
+}
+
+void AfterUnlink(CompoundState& st, const ns::UnlinkResult& r) {
+  if (r.nlink_left > 0) return;
+  if (r.retained) {
+    // Open: the last CLOSE (or the client's expiry) releases it. Closed
+    // since we looked: release now.
+    if (!Opens(st.server).MarkOrphan(r.ino)) ReleaseNow(st.server, r.ino);
+    return;
+  }
+  if (ns::Status s = st.server.data->Remove(r.ino); !s.ok()) {
+    rpc::log::Error("{}", s.ToString());
+  }
+}
+
+nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
+                         const ns::Attr& a, uint64_t size) {
+  if (size > kMaxFileSize) return NFS4ERR_FBIG;
+  IoStateid io;
+  if (nfsstat4 e = CheckIoStateid(st, stateid, a.ino, true, &io); e) return e;
+  std::lock_guard lock(FileMu(st.server, a.ino));
+  return ToNfsStat(FlushLocked(st.server, a.ino));
+}
+
+void FinishTruncate(CompoundState& st, ns::InodeId ino, uint64_t size) {
+  {
+    std::lock_guard lock(FileMu(st.server, ino));
+    if (ns::Status s = st.server.data->Truncate(ino, size); !s.ok()) {
+      // The namespace has the new size; reads past the stored data see
+      // zeros, so only a failed shrink leaves old bytes behind.
+      rpc::log::Error("{}", s.ToString());
+    }
+  }
+  Opens(st.server).NoteTruncate(ino, size, NowNs());
+}
+
+nfsstat4 PrepareSetAttr(CompoundState& st, const stateid4& stateid,
+                        const ns::Attr& a, const ns::SetAttrRequest& req) {
+  if (a.type != ns::FileType::kRegular) return NFS4_OK;
+  if (req.size) return PrepareTruncate(st, stateid, a, *req.size);
+  if (req.mtime || req.mtime_now) {
+    // Pending sizes first, so the write-back cannot undo the new mtime.
+    return ToNfsStat(FlushFile(st.server, a.ino));
+  }
+  return NFS4_OK;
+}
+
+void FinishSetAttr(CompoundState& st, const ns::Attr& a,
+                   const ns::SetAttrRequest& req) {
+  if (a.type != ns::FileType::kRegular) return;
+  if (req.size) FinishTruncate(st, a.ino, *req.size);
+  if (req.mtime || req.mtime_now) Opens(st.server).NoteTimesSet(a.ino);
+}
+
+ns::Status FlushFile(ServerContext& ctx, ns::InodeId ino) {
+  std::lock_guard lock(FileMu(ctx, ino));
+  return FlushLocked(ctx, ino);
+}
+
+void ReleaseFile(ServerContext& ctx, const state::FileRelease& r) {
+  if (r.orphan) {
+    ReleaseNow(ctx, r.ino);
+    return;
+  }
+  if (!r.written) return;
+  // The last close of a written file: its size and mtime go to the
+  // database, which also bumps the change counter past every value the
+  // overlay showed (NfsChange).
+  std::lock_guard lock(FileMu(ctx, r.ino));
+  ns::Result<ns::Attr> res = WriteBack(ctx, r.ino, r.size, r.mtime);
+  if (!res.ok() && !res.status().IsStale()) {
+    rpc::log::Error("write-back of inode {}: {}", r.ino,
+                    res.status().ToString());
+  }
+}
+
+void FlushDirtyFiles(ServerContext& ctx) {
+  for (ns::InodeId ino : Opens(ctx).DirtyFiles()) {
+    if (ns::Status s = FlushFile(ctx, ino); !s.ok() && !s.IsStale()) {
+      rpc::log::Warning("write-back of inode {}: {}", ino, s.ToString());
+    }
+  }
+  for (const state::FileRelease& r : ctx.state->TakeReleasedFiles()) {
+    ReleaseFile(ctx, r);
+  }
+}
+
+// ------------------------------------------------------------------ READ
+
+nfsstat4 OpRead(CompoundState& st, const READ4args& args, READ4res& res) {
+  ns::Attr a;
+  if (nfsstat4 e = RegularFile(st, &a); e) return e;
+  IoStateid io;
+  if (nfsstat4 e = CheckIoStateid(st, args.stateid, a.ino, false, &io); e) {
+    return e;
+  }
+  if (io.special && !(ModeRights(st.cred, a) & 4)) return NFS4ERR_ACCESS;
+  READ4resok& ok = res.READ4res_u.resok4;
+  const uint64_t count = std::min<uint64_t>(args.count, st.server.max_io);
+  if (args.offset >= a.size || count == 0) {
+    ok.eof = args.offset >= a.size;
+    ok.data.data_len = 0;
+    ok.data.data_val = st.arena.Bytes(0);
+    return NFS4_OK;
+  }
+  const uint64_t n = std::min<uint64_t>(count, a.size - args.offset);
+  // Zeroed: bytes past the stored data (holes at the end, a size set by
+  // SETATTR) read as zeros.
+  char* buf = st.arena.Bytes(n);
+  ns::Result<size_t> r = st.server.data->Read(
+      a.ino, args.offset,
+      std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf), n));
+  if (!r.ok()) return ToNfsStat(r.status());
+  ok.eof = args.offset + n >= a.size;
+  ok.data.data_len = static_cast<u_int>(n);
+  ok.data.data_val = buf;
+  return NFS4_OK;
+}
+
+// ----------------------------------------------------------------- WRITE
+
+nfsstat4 OpWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
+  ns::Attr a;
+  if (nfsstat4 e = RegularFile(st, &a); e) return e;
+  IoStateid io;
+  if (nfsstat4 e = CheckIoStateid(st, args.stateid, a.ino, true, &io); e) {
+    return e;
+  }
+  if (io.special && !(ModeRights(st.cred, a) & 2)) return NFS4ERR_ACCESS;
+  const uint64_t len = args.data.data_len;
+  if (args.offset > kMaxFileSize || len > kMaxFileSize - args.offset) {
+    return NFS4ERR_FBIG;
+  }
+  if (args.stable != UNSTABLE4 && args.stable != DATA_SYNC4 &&
+      args.stable != FILE_SYNC4) {
+    return NFS4ERR_INVAL;
+  }
+  WRITE4resok& ok = res.WRITE4res_u.resok4;
+  std::memcpy(ok.writeverf, st.server.write_verifier.data(),
+              NFS4_VERIFIER_SIZE);
+  ok.count = static_cast<count4>(len);
+  ok.committed = args.stable;
+  if (len == 0) return NFS4_OK;
+  const data::Stability stab =
+      args.stable == FILE_SYNC4   ? data::Stability::kFileSync
+      : args.stable == DATA_SYNC4 ? data::Stability::kDataSync
+                                  : data::Stability::kUnstable;
+  ns::Status s = st.server.data->Write(
+      a.ino, args.offset,
+      std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(args.data.data_val), len),
+      stab);
+  if (!s.ok()) return ToNfsStat(s);
+  const ns::TimeNs now = NowNs();
+  if (Opens(st.server).NoteWrite(a.ino, args.offset + len, now)) {
+    // Stable writes need the size on stable storage too (§18.32.3).
+    if (args.stable != UNSTABLE4) {
+      if (ns::Status f = FlushFile(st.server, a.ino); !f.ok()) {
+        return ToNfsStat(f);
+      }
+    }
+    return NFS4_OK;
+  }
+  // Not open (anonymous stateid): the attributes go to the database now.
+  ns::SetAttrRequest q;
+  if (args.offset + len > a.size) q.size = args.offset + len;
+  q.mtime = now;
+  std::lock_guard lock(FileMu(st.server, a.ino));
+  ns::Result<ns::Attr> r = st.server.ns->SetAttr(ns::Credentials::Root(),
+                                                 a.ino, q);
+  return ToNfsStat(r.status());
+}
+
+// ---------------------------------------------------------------- COMMIT
+
+nfsstat4 OpCommit(CompoundState& st, const COMMIT4args& args,
+                  COMMIT4res& res) {
+  if (args.count != 0 && args.offset > std::numeric_limits<uint64_t>::max() -
+                                           args.count) {
+    return NFS4ERR_INVAL;
+  }
+  ns::Attr a;
+  if (nfsstat4 e = RegularFile(st, &a); e) return e;
+  // The whole file is synced whatever the range: a range sync would not be
+  // cheaper on a local file system.
+  if (ns::Status s = st.server.data->Sync(a.ino, data::Stability::kFileSync);
+      !s.ok()) {
+    return ToNfsStat(s);
+  }
+  if (ns::Status s = FlushFile(st.server, a.ino); !s.ok()) {
+    return ToNfsStat(s);
+  }
+  std::memcpy(res.COMMIT4res_u.resok4.writeverf,
+              st.server.write_verifier.data(), NFS4_VERIFIER_SIZE);
+  return NFS4_OK;
+}
+
+}  // namespace nfs41d

@@ -1,0 +1,64 @@
+#pragma once
+
+// Helpers that several handler files share (defined in ops_fs.cc and
+// ops_io.cc). Internal to the operation handlers.
+
+#include <string>
+
+#include "nfs41d/compound.h"
+#include "nfs41d/attrs.h"
+
+namespace nfs41d {
+
+// --- ops_fs.cc
+FileHandle MakeFh(const CompoundState& st, const ns::Attr& a);
+// The attributes of `fh` as the database has them; NFS4ERR_STALE if it is
+// gone or another generation.
+nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out);
+// A component4 as a name (§14.5): INVAL, NAMETOOLONG, BADNAME.
+nfsstat4 CheckName(const component4& c, std::string* out);
+// NOTDIR, or SYMLINK when `fh` is a symlink.
+nfsstat4 NotDirStatus(CompoundState& st, const FileHandle& fh);
+// change_info4 of a directory from its change counter before and now.
+change_info4 ChangeInfo(uint64_t before, CompoundState& st,
+                        const FileHandle& dir);
+
+// --- ops_io.cc: the data path's view of attributes and unlinks.
+
+// Overlays what an open file's writes changed (size, mtime, ctime) on `a`
+// and fills src.writes, and src.space_used from the data store when `req`
+// asks for it.
+void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
+                      AttrSource* src);
+// The options REMOVE/RENAME pass to the namespace for a victim `ino`
+// (retain_if_last while it is open, so its data outlives the name).
+ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId ino);
+// After an unlink or a rename over a file: deletes the data of an inode
+// that is gone, or leaves a retained one to its last CLOSE.
+void AfterUnlink(CompoundState& st, const ns::UnlinkResult& r);
+// SETATTR of size (§18.30.3): checks `stateid` for writing, writes pending
+// attributes back, truncates the data. The caller then sets the size in
+// the namespace.
+nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
+                         const ns::Attr& a, uint64_t size);
+// After the namespace took the new size.
+void FinishTruncate(CompoundState& st, ns::InodeId ino, uint64_t size);
+// SETATTR on a regular file: PrepareTruncate for a size; for an explicit
+// mtime, writes pending attributes back first so they cannot override it.
+// FinishSetAttr after the namespace applied `req`.
+nfsstat4 PrepareSetAttr(CompoundState& st, const stateid4& stateid,
+                        const ns::Attr& a, const ns::SetAttrRequest& req);
+void FinishSetAttr(CompoundState& st, const ns::Attr& a,
+                   const ns::SetAttrRequest& req);
+
+// rwx (4/2/1) that `cred` has on `a` by its mode bits; root has rw, and x
+// on a directory or a file with any x bit.
+uint32_t ModeRights(const ns::Credentials& cred, const ns::Attr& a);
+
+// The stateid an op names: the current stateid for the special "current"
+// one (§16.2.3.1.2); NFS4ERR_BAD_STATEID if there is none.
+nfsstat4 ResolveStateid(const CompoundState& st, const stateid4& in,
+                        stateid4* out);
+clientid4 ClientOf(const CompoundState& st);
+
+}  // namespace nfs41d
