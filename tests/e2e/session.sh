@@ -36,7 +36,7 @@ fails=0
 # check DESCRIPTION COMMAND...: COMMAND must succeed.
 check() {
   desc=$1; shift
-  if "$@"; then echo "ok: $desc"; else echo "CHECK FAILED: $desc"; fails=$((fails + 1)); fi
+  if "$@"; then echo "ok: $desc"; else echo "CHECK FAILED: $desc"; fails=$((fails + 1)); return 1; fi
 }
 # run COMMAND...: echo it, run it, it must succeed.
 run() {
@@ -48,7 +48,7 @@ run() {
 # eq DESCRIPTION GOT WANT
 eq() {
   if [ "$2" = "$3" ]; then echo "ok: $1"
-  else echo "CHECK FAILED: $1: got '$2', want '$3'"; fails=$((fails + 1)); fi
+  else echo "CHECK FAILED: $1: got '$2', want '$3'"; fails=$((fails + 1)); return 1; fi
 }
 md5() { md5sum "$1" | cut -d' ' -f1; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -373,8 +373,8 @@ s_mv_dir() {
   run mv dst/src/sub other/
   eq "a subtree moved out again" "$(cat other/sub/deeper/f)" deep
   drop_caches
-  eq "after dropping caches" "$(ls -R dst other | tr '\n' ' ')" \
-    "dst: src other: sub other/sub: deeper other/sub/deeper: f dst/src: link top "
+  eq "after dropping caches" "$(find dst other | sort | tr '\n' ' ')" \
+    "dst dst/src dst/src/link dst/src/top other other/sub other/sub/deeper other/sub/deeper/f "
 }
 
 s_find_newer() {
@@ -391,12 +391,12 @@ s_find_newer() {
 }
 
 s_unlink_open() {
-  run sh -c 'echo "still readable" > held'
+  run sh -c 'echo "still readable" > held' || return
   rm -f /tmp/uo.*
   # Another process opens the file and waits (bounded) for the go-ahead.
   (exec 3< held; : > /tmp/uo.opened; wait_for /tmp/uo.go 600; cat <&3 > /tmp/uo.out) &
   reader=$!
-  check "reader has the file open" wait_for /tmp/uo.opened 300
+  check "reader has the file open" wait_for /tmp/uo.opened 300 || { kill $reader; return; }
   run rm held
   check "name gone after rm" test ! -e held
   check "not listed" sh -c '! ls | grep -q "^held$"'
