@@ -58,16 +58,17 @@ wait_for() {
   while [ ! -e "$1" ] && [ $n -lt "$2" ]; do usleep 100000; n=$((n + 1)); done
   [ -e "$1" ]
 }
-# as_user COMMAND...: runs COMMAND as uid/gid 1000 (no supplementary groups).
-as_user() { setpriv --reuid=1000 --regid=1000 --clear-groups -- "$@"; }
+# as_user SHELL-COMMAND: runs it as "user" (uid/gid 1000, no other groups).
+# busybox's setpriv cannot change uids; su as root asks no password.
+as_user() { su -s /bin/sh user -c "$1"; }
 # allowed DESCRIPTION SHELL-COMMAND: must succeed as uid 1000.
 allowed() {
-  if as_user sh -c "$2" 2>/tmp/err; then echo "ok: allowed: $1"
+  if as_user "$2" 2>/tmp/err; then echo "ok: allowed: $1"
   else echo "CHECK FAILED: should be allowed: $1: $(cat /tmp/err)"; fails=$((fails + 1)); fi
 }
 # denied DESCRIPTION SHELL-COMMAND: must fail as uid 1000 with EACCES/EPERM.
 denied() {
-  if as_user sh -c "$2" 2>/tmp/err; then
+  if as_user "$2" 2>/tmp/err; then
     echo "CHECK FAILED: should be denied: $1"; fails=$((fails + 1))
   elif grep -q -e 'Permission denied' -e 'Operation not permitted' /tmp/err; then
     echo "ok: denied: $1"
@@ -273,22 +274,13 @@ s_rm_r() {
 }
 
 s_bigdir() {
-  # 10,000 files "f<N>" holding "<N>\n" (so size = length of the name), the
-  # odd-numbered ones owned by uid 1000. The loop uses only shell builtins:
-  # no fork per file, so the time is the NFS client's and the server's.
-  run mkdir d
-  t0=$(cut -d' ' -f1 /proc/uptime)
-  i=0
-  while [ $i -lt 10000 ]; do
-    echo $i > d/f$i || { echo "CHECK FAILED: create d/f$i"; fails=$((fails + 1)); break; }
-    i=$((i + 1))
-  done
-  t1=$(cut -d' ' -f1 /proc/uptime)
-  echo "create 10,000 files: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f s", b - a}')"
-  run chown 1000:1000 d/*[13579]
+  # /bigdir was filled by the driver through the library before the guest
+  # booted (creating 10,000 files through the emulated client would take
+  # ~5 minutes): "f<N>" for N < 10,000, size = length of the name, the
+  # odd-numbered ones owned by uid 1000. Listing it is what is tested.
   drop_caches
   t0=$(cut -d' ' -f1 /proc/uptime)
-  ls -l d > /tmp/ls.out; rc=$?
+  ls -l "$M/bigdir" > /tmp/ls.out; rc=$?
   t1=$(cut -d' ' -f1 /proc/uptime)
   echo "ls -l of 10,000 entries (exit $rc): $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f s", b - a}')"
   eq "ls -l exit status" $rc 0
@@ -300,8 +292,8 @@ s_bigdir() {
       if (n !~ /^f[0-9]+$/ || ("f" num) != n || num >= 10000) { print "unexpected entry: " $0; bad++; next }
       if (seen[n]++) { print "listed twice: " n; bad++ }
       own = (num % 2) ? "user" : "root"
-      if ($3 != own || $4 != own) { print "wrong owner: " $0; bad++ }
-      if ($5 != length(n)) { print "wrong size: " $0; bad++ }
+      if ($3 != own || $4 != own) { if (bad++ < 5) print "wrong owner: " $0 }
+      if ($5 != length(n)) { if (bad++ < 5) print "wrong size: " $0 }
       count++
     }
     END {
@@ -310,11 +302,7 @@ s_bigdir() {
       exit (count == 10000 && !missing && !bad) ? 0 : 1
     }' /tmp/ls.out
   check "each of the 10,000 listed once with its size and owner" [ $? -eq 0 ]
-  eq "ls | wc -l" "$(ls d | wc -l)" 10000
-  t0=$(cut -d' ' -f1 /proc/uptime)
-  run rm -r d
-  t1=$(cut -d' ' -f1 /proc/uptime)
-  echo "rm -r of 10,000 files: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f s", b - a}')"
+  eq "ls | wc -l" "$(ls "$M/bigdir" | wc -l)" 10000
   rm -f /tmp/ls.out
 }
 
@@ -421,7 +409,7 @@ s_nonroot_access() {
   run chown 1000:1000 mine
   run chmod 1777 sticky
   run chmod 666 sticky/rootfile
-  eq "whoami under setpriv" "$(as_user id -u):$(as_user id -g)" 1000:1000
+  eq "ids under su" "$(as_user 'id -u'):$(as_user 'id -g')" 1000:1000
   denied "list a 700 directory of root" 'ls priv'
   denied "read a file inside it" 'cat priv/secret'
   allowed "list a 755 directory" 'ls pub'
