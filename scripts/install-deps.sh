@@ -14,6 +14,8 @@ PACKAGES=(
   libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
   libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles
   libtomlplusplus-dev              # nfs41d's TOML config
+  qemu-system-x86 kmod cpio        # tests/e2e: boot a Debian kernel under qemu (TCG);
+                                   # depmod/modprobe read its unpacked modules
 )
 
 missing=()
