@@ -5,6 +5,8 @@
 //
 //   ns-bench --db URI [--threads N] [--ops N] [--layout shared|per-thread]
 //            [--phases create,mkdir,lookup,getattr,rename,unlink,readdir]
+//            [--phases metacost]   issue 3 §8: ACL and tag costs, run only
+//                                  when named
 //            [--dir-size N] [--json]
 //   ns-bench --db sqlite:///path --raw    the raw SQLite ceiling for creates
 //
@@ -25,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <latch>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -44,7 +47,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kPhaseOrder[] = {
-    "create", "mkdir", "lookup", "getattr", "rename", "unlink", "readdir"};
+    "create", "mkdir",  "lookup",  "getattr",
+    "rename", "unlink", "readdir", "metacost"};
 
 struct Config {
   std::string db;
@@ -433,6 +437,7 @@ class Bench {
     if (phase == "rename") return RenamePhase();
     if (phase == "unlink") return UnlinkPhase();
     if (phase == "readdir") return ReaddirPhase();
+    if (phase == "metacost") return MetaCostPhase();
     return 1;
   }
 
@@ -451,6 +456,138 @@ class Bench {
   }
 
   uint64_t ReadOps() const { return cfg_.read_ops ? cfg_.read_ops : cfg_.ops; }
+
+  // Issue 3 §8: what an ACL and inherited tags add. Creates and lookups
+  // by a non-root user under a directory with a 10-entry ACL (nine entries
+  // for other users ahead of the one that applies, the worst realistic
+  // walk) against one with mode bits only; mkdir under a directory with
+  // 5 tags against one without. Each pair runs twice, in both orders, and
+  // the ratio is of mean time per operation.
+  uint64_t MetaCostPhase() {
+    const ns::Credentials user{4242, 4242, {}};
+    auto mk = [&](const std::string& name) -> ns::InodeId {
+      auto d = fs_.Mkdir(cred_, work_root_, name, 0777);
+      return d.ok() ? d->ino : 0;
+    };
+    uint64_t errors = 0;
+    std::string acl_text;
+    for (int i = 0; i < 9; ++i) acl_text += fmt::format("A::{}:rwax,", 5000 + i);
+    acl_text += "A::EVERYONE@:rwaxtncy";
+    auto acl = ns::ParseAcl(acl_text);
+    struct Pair {
+      std::string what;
+      std::string base, with;
+      double base_s = 0, with_s = 0;
+      uint64_t base_ops = 0, with_ops = 0;
+      double base_cpu = 0, with_cpu = 0;  // client + server seconds
+      std::vector<uint32_t> base_ns{}, with_ns{};
+    };
+    std::vector<Pair> pairs = {{"create", "create-plain", "create-acl10"},
+                               {"lookup", "lookup-plain", "lookup-acl10"},
+                               {"mkdir", "mkdir-plain", "mkdir-tags5"}};
+    for (int round = 0; round < 2; ++round) {
+      const ns::InodeId plain = mk(fmt::format("plain{}", round));
+      const ns::InodeId acl_dir = mk(fmt::format("acl{}", round));
+      const ns::InodeId tag_dir = mk(fmt::format("tags{}", round));
+      if (plain == 0 || acl_dir == 0 || tag_dir == 0 || !acl.ok() ||
+          !fs_.SetAcl(cred_, acl_dir, *acl).ok()) {
+        fmt::print(stderr, "ns-bench: metacost setup failed\n");
+        return 1;
+      }
+      for (int k = 0; k < 5; ++k) {
+        if (!fs_.WriteTag(cred_, tag_dir, fmt::format("tag{}", k),
+                          "StoreName exp:raw@osm")
+                 .ok()) {
+          return 1;
+        }
+      }
+      std::vector<uint64_t> counts(cfg_.threads, cfg_.ops);
+      // Files each create phase made, per directory and thread: lookups
+      // pick among those (a phase may stop at its deadline).
+      std::map<ns::InodeId, std::vector<uint64_t>> made;
+      auto create_in = [&](ns::InodeId dir, const char* phase) {
+        return RunParallel(phase, counts, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t i) -> ns::Status {
+                             return fs_.Create(user, dir, FileName(t, i), 0644)
+                                 .status();
+                           },
+                           &made[dir]);
+      };
+      auto lookup_in = [&](ns::InodeId dir, const char* phase) {
+        std::vector<uint64_t> reads(cfg_.threads, ReadOps());
+        const std::vector<uint64_t>& have = made[dir];
+        for (int t = 0; t < cfg_.threads; ++t) {
+          if (have.size() <= static_cast<size_t>(t) || have[t] == 0) reads[t] = 0;
+        }
+        return RunParallel(phase, reads, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t) -> ns::Status {
+                             const uint64_t j = rngs_[t]() % have[t];
+                             return fs_.Lookup(user, dir, FileName(t, j))
+                                 .status();
+                           });
+      };
+      auto mkdir_in = [&](ns::InodeId dir, const char* phase) {
+        return RunParallel(phase, counts, cfg_.phase_seconds, cpu_,
+                           [&, dir](int t, uint64_t i) -> ns::Status {
+                             return fs_.Mkdir(cred_, dir,
+                                              fmt::format("d{}_{}", t, i), 0755)
+                                 .status();
+                           });
+      };
+      auto add = [&](Pair& p, bool with, OpStats st) {
+        (with ? p.with_s : p.base_s) += st.seconds;
+        (with ? p.with_ops : p.base_ops) += st.ops;
+        (with ? p.with_cpu : p.base_cpu) += st.client_cpu + st.server_cpu;
+        auto& lat = with ? p.with_ns : p.base_ns;
+        lat.insert(lat.end(), st.latency_ns.begin(), st.latency_ns.end());
+        errors += Report(std::move(st));
+      };
+      const bool acl_first = round == 1;
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[0], with, create_in(with ? acl_dir : plain,
+                                      with ? "create-acl10" : "create-plain"));
+      }
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[1], with, lookup_in(with ? acl_dir : plain,
+                                      with ? "lookup-acl10" : "lookup-plain"));
+      }
+      for (int k = 0; k < 2; ++k) {
+        const bool with = (k == 0) == acl_first;
+        add(pairs[2], with, mkdir_in(with ? tag_dir : plain,
+                                     with ? "mkdir-tags5" : "mkdir-plain"));
+      }
+    }
+    // Three views, because a loaded machine skews means: mean wall time
+    // per op, the median latency, and CPU (ns-bench + server) per op.
+    for (Pair& p : pairs) {
+      const double base_us = p.base_ops ? 1e6 * p.base_s / p.base_ops : 0;
+      const double with_us = p.with_ops ? 1e6 * p.with_s / p.with_ops : 0;
+      const double ratio = base_us > 0 ? with_us / base_us : 0;
+      const double base_p50 = PercentileUs(p.base_ns, 0.5);
+      const double with_p50 = PercentileUs(p.with_ns, 0.5);
+      const double p50_ratio = base_p50 > 0 ? with_p50 / base_p50 : 0;
+      const double base_cpu = p.base_ops ? 1e6 * p.base_cpu / p.base_ops : 0;
+      const double with_cpu = p.with_ops ? 1e6 * p.with_cpu / p.with_ops : 0;
+      const double cpu_ratio = base_cpu > 0 ? with_cpu / base_cpu : 0;
+      if (cfg_.json) {
+        fmt::print("{{\"label\": \"{}\", \"phase\": \"cost-{}\", "
+                   "\"base\": \"{}\", \"base_us\": {:.1f}, \"with\": \"{}\", "
+                   "\"with_us\": {:.1f}, \"ratio\": {:.3f}, "
+                   "\"p50_ratio\": {:.3f}, \"cpu_ratio\": {:.3f}}}\n",
+                   JsonEscape(cfg_.label), p.what, p.base, base_us, p.with,
+                   with_us, ratio, p50_ratio, cpu_ratio);
+      } else {
+        fmt::print("cost {:<7} {:<13} {:8.1f} us/op  {:<13} {:8.1f} us/op  "
+                   "ratio {:.2f}  p50 ratio {:.2f}  cpu ratio {:.2f} "
+                   "(target <= 1.30)\n",
+                   p.what, p.base, base_us, p.with, with_us, ratio, p50_ratio,
+                   cpu_ratio);
+      }
+    }
+    return errors;
+  }
 
   uint64_t Create() {
     std::vector<uint64_t> counts(cfg_.threads, cfg_.ops);
@@ -796,7 +933,7 @@ int Main(int argc, char** argv) {
                  "comma-separated: create,mkdir,lookup,getattr,rename,"
                  "unlink,readdir (default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"create", "mkdir", "lookup", "getattr", "rename",
+      ->check(CLI::IsMember({"metacost", "create", "mkdir", "lookup", "getattr", "rename",
                              "unlink", "readdir"}));
   app.add_option("--dir-size", cfg.dir_size,
                  "entries in the directory that readdir lists")
@@ -842,8 +979,10 @@ int Main(int argc, char** argv) {
   std::vector<std::string> phases;
   const bool all = cfg.phases.empty();
   auto wanted = [&](std::string_view p) {
-    return all || std::find(cfg.phases.begin(), cfg.phases.end(), p) !=
-                      cfg.phases.end();
+    // metacost (issue 3 §8) runs only when named.
+    return (all && p != "metacost") ||
+           std::find(cfg.phases.begin(), cfg.phases.end(), p) !=
+               cfg.phases.end();
   };
   const bool need_files = wanted("lookup") || wanted("getattr") ||
                           wanted("rename") || wanted("unlink");

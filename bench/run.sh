@@ -122,6 +122,21 @@ bench() {
   cat "$OUT/$label.jsonl" >>"$RESULTS"
 }
 
+# Issue 3 §8: ACL and tag costs (create/lookup under a 10-entry ACL,
+# mkdir inheriting 5 tags, each against the plain operation), 1 thread.
+# NS_BENCH_METACOST_ONLY=1 runs just these and stops.
+for backend in sqlite postgresql; do
+  if [[ $backend == sqlite ]]; then
+    db="sqlite://$TMP/metacost.db" extra=()
+  else
+    psql_q -d postgres -c "CREATE DATABASE metacost"
+    db="$PG/metacost" extra=(--pg-pid "$PG_PID")
+  fi
+  bench "$backend-metacost" --db "$db" --threads 1 --ops "$OPS" \
+    --read-ops "$READ_OPS" --phases metacost "${extra[@]}"
+done
+if [[ ${NS_BENCH_METACOST_ONLY:-0} == 1 ]]; then exit 0; fi
+
 OPS_PHASES=create,mkdir,lookup,getattr,rename,unlink
 for backend in sqlite postgresql; do
   for run in t1 t8-shared t8-per-thread; do

@@ -517,10 +517,7 @@ nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
   if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
   // A file open over NFS keeps its data until its last CLOSE (§9.7 and
   // POSIX unlink semantics): the namespace retains the inode as an orphan.
-  ns::UnlinkOptions uo;
-  if (ns::Result<ns::Attr> v = Ns(st).Lookup(st.cred, dir.ino, name); v.ok()) {
-    uo = UnlinkOptionsFor(st, v->ino);
-  }
+  ns::UnlinkOptions uo = UnlinkOptionsFor(st, dir.ino, name);
   ns::Result<ns::UnlinkResult> u = Ns(st).Unlink(st.cred, dir.ino, name, uo);
   ns::Status s = u.status();
   if (s.IsIsDir()) s = Ns(st).Rmdir(st.cred, dir.ino, name);
@@ -544,10 +541,7 @@ nfsstat4 OpRename(CompoundState& st, const RENAME4args& args,
   if (nfsstat4 e = AttrOf(st, dst, &da); e) return e;
   if (sa.type != ns::FileType::kDirectory) return NotDirStatus(st, src);
   if (da.type != ns::FileType::kDirectory) return NotDirStatus(st, dst);
-  ns::UnlinkOptions uo;
-  if (ns::Result<ns::Attr> v = Ns(st).Lookup(st.cred, dst.ino, to); v.ok()) {
-    uo = UnlinkOptionsFor(st, v->ino);
-  }
+  ns::UnlinkOptions uo = UnlinkOptionsFor(st, dst.ino, to);
   ns::Result<ns::RenameResult> r =
       Ns(st).Rename(st.cred, src.ino, from, dst.ino, to, uo);
   if (!r.ok()) {

@@ -174,9 +174,15 @@ void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
   }
 }
 
-ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId ino) {
+ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId dir,
+                                   std::string_view name) {
   ns::UnlinkOptions o;
-  o.retain_if_last = Opens(st.server).IsOpen(ino);
+  if (!Opens(st.server).AnyOpen()) return o;
+  // A file opened between this lookup and the unlink loses its data with
+  // its name, as if the unlink had come first; AfterUnlink copes with one
+  // closed in between.
+  ns::Result<ns::Attr> v = st.server.ns->Lookup(st.cred, dir, name);
+  if (v.ok()) o.retain_if_last = Opens(st.server).IsOpen(v->ino);
   return o;
 }
 

@@ -4,6 +4,7 @@
 // ops_io.cc). Internal to the operation handlers.
 
 #include <string>
+#include <string_view>
 
 #include "nfs41d/compound.h"
 #include "nfs41d/attrs.h"
@@ -30,9 +31,11 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
 // asks for it.
 void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
                       AttrSource* src);
-// The options REMOVE/RENAME pass to the namespace for a victim `ino`
-// (retain_if_last while it is open, so its data outlives the name).
-ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId ino);
+// The options REMOVE/RENAME pass to the namespace for the victim `name` in
+// `dir` (retain_if_last while it is open, so its data outlives the name).
+// Costs a lookup only while some file is open.
+ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId dir,
+                                   std::string_view name);
 // After an unlink or a rename over a file: deletes the data of an inode
 // that is gone, or leaves a retained one to its last CLOSE.
 void AfterUnlink(CompoundState& st, const ns::UnlinkResult& r);

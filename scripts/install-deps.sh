@@ -12,7 +12,8 @@ PACKAGES=(
   libfmt-dev libcli11-dev          # formatting; command-line parsing in tools
   libgtest-dev libgmock-dev        # tests
   libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
-  libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles
+  libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles; md5/sha checksums
+  zlib1g-dev                       # adler32 checksums (libnamespace)
   libtomlplusplus-dev              # nfs41d's TOML config
   qemu-system-x86 kmod cpio        # tests/e2e: boot a Debian kernel under qemu (TCG);
                                    # depmod/modprobe read its unpacked modules

@@ -85,6 +85,69 @@ class FaultTxn : public Transaction {
   }
   Status LockTopology() override { return t_.LockTopology(); }
   Result<FsStats> Stats() override { return t_.Stats(); }
+  Result<Acl> GetAcl(InodeId ino) override { return t_.GetAcl(ino); }
+  Status SetAcl(InodeId ino, const Acl& acl) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.SetAcl(ino, acl);
+  }
+  Result<std::optional<std::string>> GetXattr(InodeId ino, std::string_view name) override {
+    return t_.GetXattr(ino, name);
+  }
+  Result<std::vector<XattrName>> ListXattrs(InodeId ino) override { return t_.ListXattrs(ino); }
+  Status PutXattr(InodeId ino, std::string_view name, std::string_view value) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutXattr(ino, name, value);
+  }
+  Result<bool> DeleteXattr(InodeId ino, std::string_view name) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteXattr(ino, name);
+  }
+  Result<std::optional<InodeId>> GetTagOrigin(InodeId ino) override { return t_.GetTagOrigin(ino); }
+  Status SetTagOrigin(InodeId ino, InodeId origin) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.SetTagOrigin(ino, origin);
+  }
+  Status InheritTags(InodeId child, InodeId parent) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.InheritTags(child, parent);
+  }
+  Result<std::vector<Tag>> ListTags(InodeId origin) override { return t_.ListTags(origin); }
+  Status CopyTags(InodeId from, InodeId to) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.CopyTags(from, to);
+  }
+  Status PutTag(InodeId origin, std::string_view name, std::string_view value) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutTag(origin, name, value);
+  }
+  Result<bool> DeleteTag(InodeId origin, std::string_view name) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteTag(origin, name);
+  }
+  Result<uint64_t> CollectTags() override { return t_.CollectTags(); }
+  Result<std::vector<Checksum>> ListChecksums(InodeId ino) override {
+    return t_.ListChecksums(ino);
+  }
+  Status PutChecksum(InodeId ino, const Checksum& c) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutChecksum(ino, c);
+  }
+  Result<bool> DeleteChecksum(InodeId ino, ChecksumType type) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteChecksum(ino, type);
+  }
+  Result<std::vector<Location>> ListLocations(InodeId ino) override {
+    return t_.ListLocations(ino);
+  }
+  Status AddLocation(InodeId ino, const Location& l) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.AddLocation(ino, l);
+  }
+  Result<bool> DeleteLocation(InodeId ino, LocationType type,
+                              std::string_view location) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteLocation(ino, type, location);
+  }
 
  private:
   Status Inject() {

@@ -200,6 +200,93 @@ TEST_P(NshTest, DfShowsUsage) {
   EXPECT_NE(df.out.find(" 3 "), std::string::npos) << df.out;  // root + 2
 }
 
+TEST_P(NshTest, GetfaclSetfaclInNfs4AclTextAndAs) {
+  ASSERT_EQ(Nsh({"mkdir", "-m", "777", "/d"}).code, 0);
+  ASSERT_EQ(Nsh({"touch", "/d/f"}, "1000:1000").code, 0);
+  // Without an ACL the mode's equivalent is shown.
+  Ran g = Nsh({"getfacl", "/d/f"});
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find("A::OWNER@:rw"), std::string::npos) << g.out;
+  // -s sets, -a adds at an index, -x removes, -m modifies.
+  Ran s = Nsh({"setfacl", "-s", "A::OWNER@:rwatTnNcCy, A::EVERYONE@:rn", "/d/f"},
+              "1000:1000");
+  ASSERT_EQ(s.code, 0) << s.err;
+  ASSERT_EQ(Nsh({"setfacl", "-a", "D:g:2000:r", "/d/f"}, "1000:1000").code, 0);
+  g = Nsh({"getfacl", "/d/f"});
+  EXPECT_EQ(g.out, "D:g:2000:r\nA::OWNER@:rwatTnNcCy\nA::EVERYONE@:rn\n");
+  // Group 2000 is denied reading (n: READ_NAMED_ATTRS) by the first
+  // entry; --as is honoured.
+  ASSERT_EQ(Nsh({"setfacl", "-a", "D:g:2000:n", "/d/f"}, "1000:1000").code, 0);
+  ASSERT_EQ(Nsh({"setfacl", "-x", "D:g:2000:r", "/d/f"}, "1000:1000").code, 0);
+  ASSERT_EQ(Nsh({"setxattr", "/d/f", "user.k", "v"}, "1000:1000").code, 0);
+  Ran denied = Nsh({"getxattr", "/d/f", "user.k"}, "3000:2000");
+  EXPECT_EQ(denied.code, 1);
+  EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
+  EXPECT_EQ(Nsh({"getxattr", "/d/f", "user.k"}, "3000:3000").out, "v\n");
+  ASSERT_EQ(Nsh({"setfacl", "-m", "A::EVERYONE@:rn", "A::EVERYONE@:rwa", "/d/f"},
+                "1000:1000").code, 0);
+  ASSERT_EQ(Nsh({"setfacl", "-x", "1", "/d/f"}, "1000:1000").code, 0);
+  g = Nsh({"getfacl", "/d/f"});
+  EXPECT_EQ(g.out, "A::OWNER@:rwatTnNcCy\nA::EVERYONE@:rwa\n");
+  // Only the owner may change it; malformed text is refused, nothing changes.
+  Ran other = Nsh({"setfacl", "-s", "A::EVERYONE@:rwx", "/d/f"}, "3000:3000");
+  EXPECT_EQ(other.code, 1);
+  EXPECT_NE(other.err.find("Operation not permitted"), std::string::npos) << other.err;
+  Ran bad = Nsh({"setfacl", "-s", "A::nobody@nowhere:r", "/d/f"}, "1000:1000");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown principal"), std::string::npos) << bad.err;
+  bad = Nsh({"setfacl", "-a", "Q::OWNER@:r", "/d/f"}, "1000:1000");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(Nsh({"getfacl", "/d/f"}).out, g.out);
+  Ran st = Nsh({"stat", "/d/f"});
+  EXPECT_NE(st.out.find("-rw-rw-rw-"), std::string::npos) << st.out;
+}
+
+TEST_P(NshTest, XattrsTagsAndChecksums) {
+  ASSERT_EQ(Nsh({"mkdir", "-p", "/top/a"}).code, 0);
+  ASSERT_EQ(Nsh({"touch", "/top/a/f"}).code, 0);
+  ASSERT_EQ(Nsh({"setxattr", "/top/a/f", "user.b", "2"}).code, 0);
+  ASSERT_EQ(Nsh({"setxattr", "/top/a/f", "user.a", "1"}).code, 0);
+  EXPECT_EQ(Nsh({"listxattr", "/top/a/f"}).out, "user.a\nuser.b\n");
+  Ran ex = Nsh({"setxattr", "--create", "/top/a/f", "user.a", "x"});
+  EXPECT_EQ(ex.code, 1);
+  EXPECT_NE(ex.err.find("File exists"), std::string::npos) << ex.err;
+  ASSERT_EQ(Nsh({"rmxattr", "/top/a/f", "user.a"}).code, 0);
+  EXPECT_EQ(Nsh({"getxattr", "/top/a/f", "user.a"}).code, 1);
+
+  ASSERT_EQ(Nsh({"writetag", "/top", "sGroup", "raw"}).code, 0);
+  ASSERT_EQ(Nsh({"mkdir", "/top/b"}).code, 0);
+  EXPECT_EQ(Nsh({"lstag", "/top/b"}).out, "sGroup (inherited)\n");
+  EXPECT_EQ(Nsh({"readtag", "/top/b", "sGroup"}).out, "raw\n");
+  ASSERT_EQ(Nsh({"writetag", "/top/b", "sGroup", "mine"}).code, 0);
+  EXPECT_EQ(Nsh({"readtag", "/top", "sGroup"}).out, "raw\n");
+  EXPECT_EQ(Nsh({"lstag", "/top/b"}).out, "sGroup\n");
+  Ran push = Nsh({"pushtag", "/top", "OSMTemplate", "tape"});
+  ASSERT_EQ(push.code, 0) << push.err;
+  EXPECT_EQ(push.out, "3 directories\n");
+  EXPECT_EQ(Nsh({"readtag", "/top/a", "OSMTemplate"}).out, "tape\n");
+  ASSERT_EQ(Nsh({"rmtag", "/top/a", "OSMTemplate"}).code, 0);
+  EXPECT_EQ(Nsh({"readtag", "/top/a", "OSMTemplate"}).code, 1);
+  EXPECT_EQ(Nsh({"pushtag", "/top", "x", "y"}, "1000:1000").code, 1);
+  Ran badtag = Nsh({"writetag", "/top", "a/b", "v"});
+  EXPECT_EQ(badtag.code, 1);
+  EXPECT_NE(badtag.err.find("Invalid argument"), std::string::npos) << badtag.err;
+
+  ASSERT_EQ(Nsh({"checksum", "set", "/top/a/f", "adler32", "11E60398"}).code, 0);
+  ASSERT_EQ(Nsh({"checksum", "set", "/top/a/f", "md5",
+                 "d41d8cd98f00b204e9800998ecf8427e"}).code, 0);
+  EXPECT_EQ(Nsh({"checksum", "get", "/top/a/f"}).out,
+            "adler32:11e60398\nmd5:d41d8cd98f00b204e9800998ecf8427e\n");
+  Ran unk = Nsh({"checksum", "set", "/top/a/f", "crc64", "00"});
+  EXPECT_EQ(unk.code, 1);
+  EXPECT_NE(unk.err.find("unknown"), std::string::npos) << unk.err;
+  EXPECT_EQ(Nsh({"checksum", "set", "/top/a/f", "md5", "00"}).code, 1);
+  EXPECT_EQ(Nsh({"checksum", "set", "/top/a/f", "md5",
+                 "d41d8cd98f00b204e9800998ecf8427e"}, "1000:1000").code, 1);
+  ASSERT_EQ(Nsh({"checksum", "rm", "/top/a/f", "md5"}).code, 0);
+  EXPECT_EQ(Nsh({"checksum", "get", "/top/a/f"}).out, "adler32:11e60398\n");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, NshTest, ::testing::ValuesIn(Dialects()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;

@@ -4,6 +4,9 @@
 //   nsh --db URI [--as UID:GID[,GID...]] ls [-l] [-a] [-R] [-n] PATH...
 //   mkdir [-p] | touch | stat | rm [-r] [-f] | rmdir | mv | ln [-s] | chmod |
 //   chown | readlink | df [-i]
+//   getfacl | setfacl (-a ACL [--index N] | -x ACE|N | -s ACL | -m OLD NEW)
+//   getxattr | setxattr [--create|--replace] | listxattr | rmxattr
+//   lstag | readtag | writetag | rmtag | pushtag | checksum get|set|rm
 
 #include <grp.h>
 #include <pwd.h>
@@ -652,6 +655,218 @@ void CmdDf(Shell& sh, const std::string& uri, bool inodes) {
              total ? (used * 100 + total - 1) / total : 0);
 }
 
+// --- NFSv4 ACLs, xattrs, tags, checksums (nfs4_getfacl / attr style) ---
+
+std::optional<Attr> ResolveOrReport(Shell& sh, const std::string& p) {
+  auto a = sh.fs->Resolve(sh.cred, Absolute(p));
+  if (!a.ok()) {
+    sh.Error(fmt::format("{}", p), a.status());
+    return std::nullopt;
+  }
+  return *a;
+}
+
+void CmdGetfacl(Shell& sh, const std::vector<std::string>& paths) {
+  for (const auto& p : paths) {
+    auto a = ResolveOrReport(sh, p);
+    if (!a) continue;
+    auto acl = sh.fs->GetAcl(sh.cred, a->ino);
+    if (!acl.ok()) {
+      sh.Error(p, acl.status());
+      continue;
+    }
+    if (paths.size() > 1) fmt::print("# file: {}\n", p);
+    for (const ns::Ace& ace : *acl) fmt::print("{}\n", ns::FormatAce(ace));
+  }
+}
+
+// nfs4_setfacl's actions: add at a 1-based index, remove by entry or
+// index, set the whole ACL, modify one entry into another.
+struct FaclAction {
+  std::string add, remove, set;
+  std::vector<std::string> modify;  // OLD NEW
+  size_t index = 1;
+};
+
+void CmdSetfacl(Shell& sh, const FaclAction& act,
+                const std::vector<std::string>& paths) {
+  const int actions = !act.add.empty() + !act.remove.empty() +
+                      !act.set.empty() + !act.modify.empty();
+  if (actions != 1) {
+    fmt::print(stderr, "nsh: setfacl: give exactly one of -a, -x, -s, -m\n");
+    sh.exit_code = 1;
+    return;
+  }
+  auto parse = [&](const std::string& text) -> std::optional<ns::Acl> {
+    auto acl = ns::ParseAcl(text);
+    if (!acl.ok() || acl->empty()) {
+      fmt::print(stderr, "nsh: setfacl: {}\n",
+                 acl.ok() ? "empty ACL" : acl.status().ToString());
+      sh.exit_code = 1;
+      return std::nullopt;
+    }
+    return *acl;
+  };
+  std::optional<ns::Acl> arg;
+  std::optional<ns::Ace> from;
+  size_t remove_index = 0;
+  if (!act.add.empty() && !(arg = parse(act.add))) return;
+  if (!act.set.empty() && !(arg = parse(act.set))) return;
+  if (!act.remove.empty()) {
+    if (act.remove.find_first_not_of("0123456789") == std::string::npos) {
+      remove_index = std::stoul(act.remove);
+      if (remove_index == 0) {
+        fmt::print(stderr, "nsh: setfacl: indexes start at 1\n");
+        sh.exit_code = 1;
+        return;
+      }
+    } else if (!(arg = parse(act.remove))) {
+      return;
+    }
+  }
+  if (!act.modify.empty()) {
+    auto f = parse(act.modify[0]);
+    if (!f) return;
+    if (!(arg = parse(act.modify[1]))) return;
+    from = f->front();
+  }
+  for (const auto& p : paths) {
+    auto a = ResolveOrReport(sh, p);
+    if (!a) continue;
+    ns::Acl acl;
+    if (act.set.empty()) {  // -s needs no READ_ACL: nothing is kept
+      auto cur = sh.fs->GetAcl(sh.cred, a->ino);
+      if (!cur.ok()) {
+        sh.Error(p, cur.status());
+        continue;
+      }
+      acl = *cur;
+    }
+    if (!act.set.empty()) {
+      acl = *arg;
+    } else if (!act.add.empty()) {
+      const size_t at = std::min(act.index == 0 ? 0 : act.index - 1, acl.size());
+      acl.insert(acl.begin() + static_cast<std::ptrdiff_t>(at), arg->begin(),
+                 arg->end());
+    } else if (!act.remove.empty()) {
+      if (remove_index > 0) {
+        if (remove_index > acl.size()) {
+          fmt::print(stderr, "nsh: setfacl: {}: no entry {}\n", p, remove_index);
+          sh.exit_code = 1;
+          continue;
+        }
+        acl.erase(acl.begin() + static_cast<std::ptrdiff_t>(remove_index - 1));
+      } else {
+        for (const ns::Ace& x : *arg) {
+          auto it = std::find(acl.begin(), acl.end(), x);
+          if (it == acl.end()) {
+            fmt::print(stderr, "nsh: setfacl: {}: no entry {}\n", p,
+                       ns::FormatAce(x));
+            sh.exit_code = 1;
+            continue;
+          }
+          acl.erase(it);
+        }
+      }
+    } else {
+      auto it = std::find(acl.begin(), acl.end(), *from);
+      if (it == acl.end()) {
+        fmt::print(stderr, "nsh: setfacl: {}: no entry {}\n", p,
+                   ns::FormatAce(*from));
+        sh.exit_code = 1;
+        continue;
+      }
+      *it = arg->front();
+    }
+    auto r = sh.fs->SetAcl(sh.cred, a->ino, acl);
+    if (!r.ok()) sh.Error(p, r.status());
+  }
+}
+
+void CmdXattr(Shell& sh, const std::string& op, const std::string& path,
+              const std::string& name, const std::string& value,
+              ns::XattrMode mode) {
+  auto a = ResolveOrReport(sh, path);
+  if (!a) return;
+  if (op == "getxattr") {
+    auto v = sh.fs->GetXattr(sh.cred, a->ino, name);
+    if (!v.ok()) return sh.Error(fmt::format("{}: {}", path, name), v.status());
+    fmt::print("{}\n", *v);
+  } else if (op == "setxattr") {
+    Status st = sh.fs->SetXattr(sh.cred, a->ino, name, value, mode);
+    if (!st.ok()) sh.Error(fmt::format("{}: {}", path, name), st);
+  } else if (op == "listxattr") {
+    auto names = sh.fs->ListXattrs(sh.cred, a->ino);
+    if (!names.ok()) return sh.Error(path, names.status());
+    for (const auto& n : *names) fmt::print("{}\n", n.name);
+  } else {
+    Status st = sh.fs->RemoveXattr(sh.cred, a->ino, name);
+    if (!st.ok()) sh.Error(fmt::format("{}: {}", path, name), st);
+  }
+}
+
+void CmdTag(Shell& sh, const std::string& op, const std::string& path,
+            const std::string& name, const std::string& value) {
+  auto a = ResolveOrReport(sh, path);
+  if (!a) return;
+  const std::string what = name.empty() ? path : path + ": " + name;
+  if (op == "lstag") {
+    auto tags = sh.fs->ListTags(sh.cred, a->ino);
+    if (!tags.ok()) return sh.Error(what, tags.status());
+    for (const auto& t : *tags) {
+      fmt::print("{}{}\n", t.name, t.own ? "" : " (inherited)");
+    }
+  } else if (op == "readtag") {
+    auto v = sh.fs->ReadTag(sh.cred, a->ino, name);
+    if (!v.ok()) return sh.Error(what, v.status());
+    fmt::print("{}\n", *v);
+  } else if (op == "writetag") {
+    Status st = sh.fs->WriteTag(sh.cred, a->ino, name, value);
+    if (!st.ok()) sh.Error(what, st);
+  } else if (op == "rmtag") {
+    Status st = sh.fs->RemoveTag(sh.cred, a->ino, name);
+    if (!st.ok()) sh.Error(what, st);
+  } else {
+    auto n = sh.fs->PushTag(sh.cred, a->ino, name, value);
+    if (!n.ok()) return sh.Error(what, n.status());
+    fmt::print("{} directories\n", *n);
+  }
+}
+
+void CmdChecksum(Shell& sh, const std::vector<std::string>& args) {
+  auto usage = [&] {
+    fmt::print(stderr,
+               "nsh: checksum get PATH | set PATH TYPE HEX | rm PATH TYPE\n");
+    sh.exit_code = 1;
+  };
+  if (args.size() < 2) return usage();
+  const std::string& op = args[0];
+  auto a = ResolveOrReport(sh, args[1]);
+  if (!a) return;
+  if (op == "get" && args.size() == 2) {
+    auto sums = sh.fs->GetChecksums(sh.cred, a->ino);
+    if (!sums.ok()) return sh.Error(args[1], sums.status());
+    for (const auto& c : *sums) {
+      fmt::print("{}:{}\n", ns::ChecksumTypeName(c.type), c.value);
+    }
+    return;
+  }
+  if ((op == "set" && args.size() == 4) || (op == "rm" && args.size() == 3)) {
+    auto type = ns::ParseChecksumType(args[2]);
+    if (!type.ok()) {
+      fmt::print(stderr, "nsh: {}\n", type.status().ToString());
+      sh.exit_code = 1;
+      return;
+    }
+    Status st = op == "set"
+                    ? sh.fs->SetChecksum(sh.cred, a->ino, {*type, args[3]})
+                    : sh.fs->RemoveChecksum(sh.cred, a->ino, *type);
+    if (!st.ok()) sh.Error(args[1], st);
+    return;
+  }
+  usage();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -720,6 +935,44 @@ int main(int argc, char** argv) {
   auto* df = app.add_subcommand("df", "report namespace usage");
   df->add_flag("-i", df_inodes, "inode figures");
 
+  auto* getfacl = app.add_subcommand("getfacl", "print NFSv4 ACLs (nfs4_getfacl)");
+  getfacl->add_option("path", paths)->required();
+  FaclAction facl;
+  auto* setfacl = app.add_subcommand("setfacl", "change NFSv4 ACLs (nfs4_setfacl)");
+  setfacl->add_option("-a", facl.add, "add ACEs (at --index, default 1)");
+  setfacl->add_option("--index", facl.index, "1-based position for -a");
+  setfacl->add_option("-x", facl.remove, "remove ACEs, or the ACE at an index");
+  setfacl->add_option("-s", facl.set, "set the whole ACL");
+  setfacl->add_option("-m", facl.modify, "replace ACE OLD by NEW")->expected(2);
+  setfacl->add_option("path", paths)->required();
+
+  std::string xname, xvalue;
+  bool xcreate = false, xreplace = false;
+  std::vector<CLI::App*> xcmds;
+  for (const char* c : {"getxattr", "setxattr", "listxattr", "rmxattr"}) {
+    auto* x = app.add_subcommand(c, "extended attributes");
+    x->add_option("path", spec)->required();
+    if (std::string(c) != "listxattr") x->add_option("name", xname)->required();
+    if (std::string(c) == "setxattr") {
+      x->add_option("value", xvalue)->required();
+      x->add_flag("--create", xcreate, "fail if it exists");
+      x->add_flag("--replace", xreplace, "fail unless it exists");
+    }
+    xcmds.push_back(x);
+  }
+  std::vector<CLI::App*> tcmds;
+  for (const char* c : {"lstag", "readtag", "writetag", "rmtag", "pushtag"}) {
+    auto* x = app.add_subcommand(c, "directory tags");
+    x->add_option("dir", spec)->required();
+    if (std::string(c) != "lstag") x->add_option("name", xname)->required();
+    if (std::string(c) == "writetag" || std::string(c) == "pushtag") {
+      x->add_option("value", xvalue)->required();
+    }
+    tcmds.push_back(x);
+  }
+  auto* checksum = app.add_subcommand("checksum", "file checksums: get|set|rm");
+  checksum->add_option("args", paths)->required();
+
   CLI11_PARSE(app, argc, argv);
 
   auto uri = ns::tools::DatabaseUri(db_flag);
@@ -763,5 +1016,22 @@ int main(int argc, char** argv) {
   if (chown->parsed()) CmdChown(sh, spec, paths);
   if (readlink->parsed()) CmdReadlink(sh, paths);
   if (df->parsed()) CmdDf(sh, *uri, df_inodes);
+  if (getfacl->parsed()) CmdGetfacl(sh, paths);
+  if (setfacl->parsed()) CmdSetfacl(sh, facl, paths);
+  for (CLI::App* x : xcmds) {
+    if (!x->parsed()) continue;
+    if (xcreate && xreplace) {
+      fmt::print(stderr, "nsh: --create and --replace exclude each other\n");
+      return 1;
+    }
+    CmdXattr(sh, x->get_name(), spec, xname, xvalue,
+             xcreate    ? ns::XattrMode::kCreate
+             : xreplace ? ns::XattrMode::kReplace
+                        : ns::XattrMode::kEither);
+  }
+  for (CLI::App* x : tcmds) {
+    if (x->parsed()) CmdTag(sh, x->get_name(), spec, xname, xvalue);
+  }
+  if (checksum->parsed()) CmdChecksum(sh, paths);
   return sh.exit_code;
 }

@@ -12,13 +12,17 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "libnamespace/include/namespace/acl.h"
+#include "libnamespace/include/namespace/metadata.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/status.h"
 #include "libnamespace/include/namespace/types.h"
@@ -38,6 +42,33 @@ enum class LockMode {
   kShared,
   // The caller updates or deletes this row (PostgreSQL FOR UPDATE).
   kExclusive,
+};
+
+// ACLs by (inode, change): an ACL change bumps the inode's change
+// attribute, so an entry found under the change value just read is that
+// inode's ACL in the same state. Filled only from transactions that read
+// committed data (Backend::Read), so a rolled-back write can never leave
+// an entry behind. Bounded: emptied when full. Thread-safe.
+class AclCache {
+ public:
+  std::shared_ptr<const Acl> Get(InodeId ino, uint64_t change) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(ino);
+    if (it == map_.end() || it->second.first != change) return nullptr;
+    return it->second.second;
+  }
+  void Put(InodeId ino, uint64_t change, Acl acl) {
+    auto p = std::make_shared<const Acl>(std::move(acl));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.size() >= kMaxEntries) map_.clear();
+    map_[ino] = {change, std::move(p)};
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 16384;
+  std::mutex mu_;
+  std::unordered_map<InodeId, std::pair<uint64_t, std::shared_ptr<const Acl>>>
+      map_;  // guarded by mu_
 };
 
 // A directory entry as stored.
@@ -78,7 +109,9 @@ class Transaction {
   // REQUIRES: the row is locked kExclusive in this transaction.
   virtual Status UpdateInode(const Attr& attr) = 0;
 
-  // Deletes the inode row and its symlink target / side rows.
+  // Deletes the inode row and its side rows: symlink target, orphan entry,
+  // ACEs, xattrs, checksums, locations, its tag reference, and the tag set
+  // it sees (own or inherited) unless another directory still references it.
   virtual Status DeleteInode(InodeId ino) = 0;
 
   // The entry `name` in `parent`, or nullopt.
@@ -136,7 +169,63 @@ class Transaction {
   // methods (a syntax error is Internal: it is our SQL).
   virtual Result<std::vector<SqlRow>> Query(
       std::string_view sql, std::span<const int64_t> params) = 0;
+  // The backend's ACL cache (nullptr: none), and whether this transaction
+  // may fill it (Reads only; see AclCache).
+  virtual AclCache* acl_cache() { return nullptr; }
+  virtual bool may_fill_acl_cache() const { return false; }
+
+  // --- metadata (schema version 3) ---
+  // None of these checks that the inode exists; callers read it first.
+  // Writers hold the inode kExclusive, which serializes changes per inode.
+  // The inodes.mode bit that says an ACL exists is written by the caller
+  // (Attr::has_acl through UpdateInode).
+
+  // The ACEs of `ino` in order (empty: none).
+  virtual Result<Acl> GetAcl(InodeId ino) = 0;
+  // Replaces them (empty: deletes them).
+  virtual Status SetAcl(InodeId ino, const Acl& acl) = 0;
+
+  virtual Result<std::optional<std::string>> GetXattr(InodeId ino,
+                                                      std::string_view name) = 0;
+  // In name order, with value sizes.
+  virtual Result<std::vector<XattrName>> ListXattrs(InodeId ino) = 0;
+  // Inserts or replaces.
+  virtual Status PutXattr(InodeId ino, std::string_view name,
+                          std::string_view value) = 0;
+  // Whether there was one.
+  virtual Result<bool> DeleteXattr(InodeId ino, std::string_view name) = 0;
+
+  // The inode whose tag set directory `ino` sees, or nullopt (no tags).
+  virtual Result<std::optional<InodeId>> GetTagOrigin(InodeId ino) = 0;
+  // Points `ino` at `origin`'s set (inserts or replaces the reference).
+  virtual Status SetTagOrigin(InodeId ino, InodeId origin) = 0;
+  // New directory `child` sees what `parent` sees: one row copied by the
+  // database when `parent` has tags, nothing otherwise; no read needed.
+  virtual Status InheritTags(InodeId child, InodeId parent) = 0;
+  // The set owned by `origin`, in name order (Tag::own left false).
+  virtual Result<std::vector<Tag>> ListTags(InodeId origin) = 0;
+  // Copies the set of `from` into a new set owned by `to`.
+  virtual Status CopyTags(InodeId from, InodeId to) = 0;
+  virtual Status PutTag(InodeId origin, std::string_view name,
+                        std::string_view value) = 0;
+  virtual Result<bool> DeleteTag(InodeId origin, std::string_view name) = 0;
+  // Deletes sets nobody references; returns how many.
+  virtual Result<uint64_t> CollectTags() = 0;
+
+  // In type order.
+  virtual Result<std::vector<Checksum>> ListChecksums(InodeId ino) = 0;
+  virtual Status PutChecksum(InodeId ino, const Checksum& c) = 0;
+  virtual Result<bool> DeleteChecksum(InodeId ino, ChecksumType type) = 0;
+  virtual Result<std::vector<Location>> ListLocations(InodeId ino) = 0;
+  // Errors: Exists.
+  virtual Status AddLocation(InodeId ino, const Location& l) = 0;
+  virtual Result<bool> DeleteLocation(InodeId ino, LocationType type,
+                                      std::string_view location) = 0;
 };
+
+// inodes.mode carries this bit when the inode has ACEs (docs/schema.md):
+// access checks on inodes without an ACL then never probe the aces table.
+inline constexpr uint32_t kModeHasAclBit = 0x10000;
 
 // A function run inside one transaction. It may run more than once (the
 // backend retries on transient conflicts), so it must have no effect outside

@@ -73,13 +73,13 @@ TEST(PermTest, ChownRules) {
   Credentials owner{100, 100, {200}};
   SetAttrRequest to_root;
   to_root.uid = 0;
-  EXPECT_TRUE(CheckSetAttr(owner, a, to_root, "x").IsNotPermitted());
+  EXPECT_TRUE(CheckSetAttr(owner, a, to_root, 0, "x").IsNotPermitted());
   SetAttrRequest to_200;
   to_200.gid = 200;
-  EXPECT_TRUE(CheckSetAttr(owner, a, to_200, "x").ok());
+  EXPECT_TRUE(CheckSetAttr(owner, a, to_200, 0, "x").ok());
   SetAttrRequest to_300;
   to_300.gid = 300;
-  EXPECT_TRUE(CheckSetAttr(owner, a, to_300, "x").IsNotPermitted());
+  EXPECT_TRUE(CheckSetAttr(owner, a, to_300, 0, "x").IsNotPermitted());
   EXPECT_EQ(ModeAfterChown(a), 0755u);
 }
 

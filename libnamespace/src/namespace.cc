@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "libnamespace/src/access.h"
 #include "libnamespace/src/backend.h"
 #include "libnamespace/src/perm.h"
 #include "libnamespace/src/schema_check.h"
@@ -174,8 +175,7 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
   if (!again || again->child != entry->child) return Status::Retry(ctx);
   const Attr& p = locked[parent];
   const Attr& child = locked[entry->child];
-  NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
-  NS_RETURN_IF_ERROR(CheckSticky(cred, p, child, ctx));
+  NS_RETURN_IF_ERROR(RequireDelete(t, cred, p, child, ctx));
   return std::make_pair(p, child);
 }
 
@@ -227,7 +227,8 @@ Result<Attr> Namespace::Lookup(const Credentials& cred, InodeId parent,
     NS_ASSIGN_OR_RETURN(auto pc, t.LookupWithParent(parent, dot || dotdot ? "" : name));
     const Attr& p = pc.first;
     NS_RETURN_IF_ERROR(RequireDir(p, "lookup " + Quote(name)));
-    NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayExec, "lookup " + Quote(name)));
+    NS_RETURN_IF_ERROR(
+        RequireAccess(t, cred, p, kAceExecute, "lookup " + Quote(name)));
     if (dot) {
       out = p;
     } else if (dotdot) {
@@ -261,11 +262,20 @@ Result<Attr> Namespace::SetAttr(const Credentials& cred, InodeId ino,
   Status s = backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(Attr a, t.GetInode(ino, LockMode::kExclusive));
     const std::string ctx = "setattr inode " + std::to_string(ino);
-    NS_RETURN_IF_ERROR(CheckSetAttr(cred, a, req, ctx));
+    NS_ASSIGN_OR_RETURN(
+        uint32_t granted,
+        Granted(t, cred, a, kAceWriteAcl | kAceWriteAttributes | kAceWriteData));
+    NS_RETURN_IF_ERROR(CheckSetAttr(cred, a, req, granted, ctx));
     TimeNs now = NowNs();
     bool changed = false;
     if (req.mode) {
       a.mode = ModeAfterChmod(cred, a, *req.mode);
+      if (a.has_acl) {
+        // RFC 8881 §6.4.1.1: chmod rewrites what the ACL says for OWNER@,
+        // GROUP@ and EVERYONE@ so that the two agree.
+        NS_ASSIGN_OR_RETURN(Acl acl, t.GetAcl(ino));
+        NS_RETURN_IF_ERROR(t.SetAcl(ino, AclAfterChmod(acl, a.mode)));
+      }
       changed = true;
     }
     if (req.uid || req.gid) {
@@ -316,13 +326,33 @@ class Namespace::Ops {
     Status s = ns.backend_->Write([&](Transaction& t) -> Status {
       NS_ASSIGN_OR_RETURN(Attr p, t.GetInode(parent, LockMode::kShared));
       NS_RETURN_IF_ERROR(RequireDir(p, ctx));
-      NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
+      const bool is_dir = type == FileType::kDirectory;
+      // One read of the parent's ACL serves the check and inheritance.
+      NS_ASSIGN_OR_RETURN(Acl parent_acl, AclOf(t, p));
+      const uint32_t want =
+          kAceExecute | (is_dir ? kAceAddSubdirectory : kAceAddFile);
+      if ((AccessFromAcl(cred, p, parent_acl, want) & want) != want) {
+        return Status::AccessDenied(ctx);
+      }
       TimeNs now = NowNs();
       Attr a;
       a.type = type;
       a.uid = cred.uid;
       a.gid = GidForNewInode(cred, p);
       a.mode = ModeForNewInode(cred, p, type, a.gid, mode);
+      // RFC 8881 §6.4.3: inheritable ACEs of the parent become the new
+      // object's ACL, and the mode follows from it; when none of them
+      // applies to the object itself, the requested mode is added.
+      Acl acl = InheritAcl(parent_acl, is_dir);
+      if (!acl.empty()) {
+        bool effective = false;
+        for (const Ace& ace : acl) {
+          effective = effective || !(ace.flags & kAceInheritOnly);
+        }
+        if (!effective) acl = AclAfterChmod(acl, a.mode);
+        a.mode = (a.mode & 07000) | ModeFromAcl(acl);
+        a.has_acl = true;
+      }
       a.nlink = type == FileType::kDirectory ? 2 : 1;
       a.size = type == FileType::kSymlink ? target.size() : 0;
       a.rdev_major = major;
@@ -332,6 +362,10 @@ class Namespace::Ops {
       a.parent = type == FileType::kDirectory ? parent : 0;
       NS_ASSIGN_OR_RETURN(a.ino, t.InsertInode(a));
       NS_RETURN_IF_ERROR(t.InsertEntry(parent, name, a.ino, type));
+      if (a.has_acl) NS_RETURN_IF_ERROR(t.SetAcl(a.ino, acl));
+      // Tags by reference (Chimera): one row, made by the database from the
+      // parent's, and none when the parent has no tags.
+      if (is_dir) NS_RETURN_IF_ERROR(t.InheritTags(a.ino, parent));
       if (type == FileType::kSymlink) {
         NS_RETURN_IF_ERROR(t.InsertSymlink(a.ino, target));
       }
@@ -431,7 +465,8 @@ Result<Attr> Namespace::Link(const Credentials& cred, InodeId ino,
     }
     if (a.nlink == 0) return Status::NotFound(ctx, "the file was removed");
     if (a.nlink >= kMaxLinks) return Status::TooManyLinks(ctx);
-    NS_RETURN_IF_ERROR(CheckAccess(cred, p, kMayWrite | kMayExec, ctx));
+    NS_RETURN_IF_ERROR(
+        RequireAccess(t, cred, p, kAceExecute | kAceAddFile, ctx));
     TimeNs now = NowNs();
     NS_RETURN_IF_ERROR(t.InsertEntry(new_parent, new_name, ino, a.type));
     a.nlink += 1;
@@ -548,18 +583,19 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
     Attr moved = locked[src->child];
     NS_RETURN_IF_ERROR(RequireDir(sp, ctx));
     NS_RETURN_IF_ERROR(RequireDir(dp, ctx));
-    NS_RETURN_IF_ERROR(CheckAccess(cred, sp, kMayWrite | kMayExec, ctx));
-    NS_RETURN_IF_ERROR(CheckAccess(cred, dp, kMayWrite | kMayExec, ctx));
-    NS_RETURN_IF_ERROR(CheckSticky(cred, sp, moved, ctx));
+    NS_RETURN_IF_ERROR(RequireDelete(t, cred, sp, moved, ctx));
+    NS_RETURN_IF_ERROR(RequireAccess(
+        t, cred, dp,
+        kAceExecute | (src_is_dir ? kAceAddSubdirectory : kAceAddFile), ctx));
     if (moves_dir) {
       // Its ".." entry changes.
-      NS_RETURN_IF_ERROR(CheckAccess(cred, moved, kMayWrite, ctx));
+      NS_RETURN_IF_ERROR(RequireAccess(t, cred, moved, kAceWriteData, ctx));
     }
     TimeNs now = NowNs();
     int dst_nlink_delta = 0;
     if (dst) {
       const Attr& victim = locked[dst->child];
-      NS_RETURN_IF_ERROR(CheckSticky(cred, dp, victim, ctx));
+      NS_RETURN_IF_ERROR(RequireDelete(t, cred, dp, victim, ctx));
       NS_RETURN_IF_ERROR(t.DeleteEntry(dst_parent, dst_name));
       if (victim.type == FileType::kDirectory) {
         NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(victim.ino));
@@ -606,7 +642,7 @@ Result<DirPage> Namespace::ReadDir(const Credentials& cred, InodeId dir,
   Status s = backend_->Read([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(Attr d, t.GetInode(dir, LockMode::kNone));
     NS_RETURN_IF_ERROR(RequireDir(d, ctx));
-    NS_RETURN_IF_ERROR(CheckAccess(cred, d, kMayRead, ctx));
+    NS_RETURN_IF_ERROR(RequireAccess(t, cred, d, kAceListDirectory, ctx));
     // One more than asked tells whether this page is the last. A page is
     // bounded so that a huge request cannot pull a whole directory into
     // memory at once (the caller simply gets a shorter page, eof false).
@@ -656,7 +692,7 @@ Result<Attr> Namespace::Resolve(const Credentials& cred, std::string_view path,
       todo.pop_front();
       if (comp == ".") continue;
       NS_RETURN_IF_ERROR(RequireDir(cur, ctx));
-      NS_RETURN_IF_ERROR(CheckAccess(cred, cur, kMayExec, ctx));
+      NS_RETURN_IF_ERROR(RequireAccess(t, cred, cur, kAceExecute, ctx));
       if (comp == "..") {
         NS_ASSIGN_OR_RETURN(cur, t.GetInode(cur.parent, LockMode::kNone));
         continue;

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "libnamespace/include/namespace/acl.h"
+
 namespace ns {
 namespace {
 
@@ -45,8 +47,9 @@ Status CheckSticky(const Credentials& cred, const Attr& dir,
 }
 
 Status CheckSetAttr(const Credentials& cred, const Attr& a,
-                    const SetAttrRequest& req, std::string_view ctx) {
-  if (req.mode && !IsOwner(cred, a)) {
+                    const SetAttrRequest& req, uint32_t granted,
+                    std::string_view ctx) {
+  if (req.mode && !IsOwner(cred, a) && !(granted & kAceWriteAcl)) {
     return Status::NotPermitted(ctx, "only the owner may change the mode");
   }
   if (req.uid && *req.uid != a.uid && !cred.IsRoot()) {
@@ -60,13 +63,15 @@ Status CheckSetAttr(const Credentials& cred, const Attr& a,
   if (req.uid && !cred.IsRoot() && cred.uid != a.uid) {
     return Status::NotPermitted(ctx, "only root may change the owner");
   }
-  if ((req.atime || req.mtime) && !IsOwner(cred, a)) {
+  if ((req.atime || req.mtime) && !IsOwner(cred, a) &&
+      !(granted & kAceWriteAttributes)) {
     return Status::NotPermitted(ctx, "only the owner may set times");
   }
-  if ((req.atime_now || req.mtime_now) && !IsOwner(cred, a)) {
-    NS_RETURN_IF_ERROR(CheckAccess(cred, a, kMayWrite, ctx));
+  if ((req.atime_now || req.mtime_now) && !IsOwner(cred, a) &&
+      !(granted & (kAceWriteData | kAceWriteAttributes))) {
+    return Status::AccessDenied(ctx);
   }
-  if (req.size) NS_RETURN_IF_ERROR(CheckAccess(cred, a, kMayWrite, ctx));
+  if (req.size && !(granted & kAceWriteData)) return Status::AccessDenied(ctx);
   return Status::Ok();
 }
 

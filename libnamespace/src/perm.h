@@ -28,12 +28,16 @@ Status CheckAccess(const Credentials& cred, const Attr& a, uint32_t want,
 Status CheckSticky(const Credentials& cred, const Attr& dir,
                    const Attr& victim, std::string_view ctx);
 
-// Who may change what: mode and explicit times by the owner or root; uid by
+// Who may change what: mode by the owner, root or a holder of WRITE_ACL;
+// explicit times by the owner, root or a holder of WRITE_ATTRIBUTES; uid by
 // root only; gid by root, or the owner to one of its groups; times set to
-// "now" by the owner, root or anyone with write permission; size by anyone
-// with write permission.
+// "now" by those or anyone with WRITE_DATA; size by anyone with WRITE_DATA.
+// `granted`: the rights the caller holds on `a` among kAceWriteAcl,
+// kAceWriteAttributes and kAceWriteData (from the access check, ACL or
+// mode).
 Status CheckSetAttr(const Credentials& cred, const Attr& a,
-                    const SetAttrRequest& req, std::string_view ctx);
+                    const SetAttrRequest& req, uint32_t granted,
+                    std::string_view ctx);
 
 // The mode after chmod(requested): a non-root caller outside the file's
 // group cannot set setgid on a file (POSIX chmod(2)).

@@ -46,6 +46,7 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -121,10 +122,19 @@ std::string DeltasOf(const std::string& i) {
 // would then count the folded deltas twice. The scalar subquery reads the
 // snapshot's version, so a differing xmin tells the caller to read again
 // (with the lock now held, from a fresh snapshot).
+//
+// Column 20 carries the inode's ACEs ("type,flags,mask,kind,id;..." in
+// order) when its mode has the ACL bit, else NULL: a create under a
+// directory with an ACL needs them, and fetching them here saves that
+// create a round trip. The one-time filter on mode keeps inodes without an
+// ACL from probing aces.
 std::string LockingGet(const std::string& clause) {
   return "SELECT " + RawCols("i") +
          ", d.c, d.n, d.t, "
-         "i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1) "
+         "i.xmin = (SELECT x.xmin FROM inodes x WHERE x.ino = $1), "
+         "(SELECT string_agg(a.type || ',' || a.flags || ',' || a.mask || ',' "
+         "|| a.who_kind || ',' || a.who_id, ';' ORDER BY a.pos) FROM aces a "
+         "WHERE a.ino = i.ino AND i.mode >= 65536) "
          "FROM inodes i CROSS JOIN LATERAL " +
          DeltasOf("i") + " d WHERE i.ino = $1 " + clause;
 }
@@ -156,6 +166,27 @@ constexpr char kVerifier[] = "verifier";
 constexpr char kStatsMeta[] = "stats_meta";
 constexpr char kStatsExact[] = "stats_exact";
 constexpr char kStatsSample[] = "stats_sample";
+constexpr char kGetAcl[] = "get_acl";
+constexpr char kDeleteAcl[] = "del_acl";
+constexpr char kInsertAces[] = "ins_aces";
+constexpr char kGetXattr[] = "get_xattr";
+constexpr char kListXattrs[] = "list_xattrs";
+constexpr char kPutXattr[] = "put_xattr";
+constexpr char kDeleteXattr[] = "del_xattr";
+constexpr char kGetTagOrigin[] = "get_tag_origin";
+constexpr char kSetTagOrigin[] = "set_tag_origin";
+constexpr char kInheritTags[] = "inherit_tags";
+constexpr char kListTags[] = "list_tags";
+constexpr char kCopyTags[] = "copy_tags";
+constexpr char kPutTag[] = "put_tag";
+constexpr char kDeleteTag[] = "del_tag";
+constexpr char kCollectTags[] = "collect_tags";
+constexpr char kListChecksums[] = "list_cksums";
+constexpr char kPutChecksum[] = "put_cksum";
+constexpr char kDeleteChecksum[] = "del_cksum";
+constexpr char kListLocations[] = "list_locs";
+constexpr char kAddLocation[] = "add_loc";
+constexpr char kDeleteLocation[] = "del_loc";
 
 struct StatementDef {
   std::string name;
@@ -171,7 +202,9 @@ struct StatementDef {
 constexpr char kXidSuffix[] = "_x";
 constexpr const char* kWithXidVariant[] = {
     kGet,         kGetKeyShare, kGetUpdate, kLookupWithParent, kNextInos,
-    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink};
+    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink,
+    kGetAcl,      kGetXattr,    kListXattrs, kGetTagOrigin,    kListTags,
+    kListChecksums, kListLocations};
 
 bool HasXidVariant(std::string_view name) {
   for (std::string_view base : kWithXidVariant) {
@@ -233,11 +266,86 @@ const std::vector<StatementDef>& Statements() {
          "ctime_ns = $10, parent = $11, "
          "nlink = CASE WHEN i.type = 2 THEN i.nlink + s.n ELSE $12 END, "
          "change = i.change + s.c + 1 FROM s WHERE i.ino = $1"});
+    // Every side row in one statement. The CTEs share one snapshot, so
+    // the tag set test excludes the reference deleted beside it.
     v->push_back({kDeleteInode,
                   "WITH s AS (DELETE FROM symlinks WHERE ino = $1), "
                   "o AS (DELETE FROM orphans WHERE ino = $1), "
-                  "d AS (DELETE FROM dir_deltas WHERE parent = $1) "
+                  "d AS (DELETE FROM dir_deltas WHERE parent = $1), "
+                  "a AS (DELETE FROM aces WHERE ino = $1), "
+                  "x AS (DELETE FROM xattrs WHERE ino = $1), "
+                  "k AS (DELETE FROM checksums WHERE ino = $1), "
+                  "l AS (DELETE FROM locations WHERE ino = $1), "
+                  "r AS (DELETE FROM dir_tags WHERE ino = $1), "
+                  "t AS (DELETE FROM tags WHERE origin = "
+                  "(SELECT origin FROM dir_tags WHERE ino = $1) AND NOT EXISTS "
+                  "(SELECT 1 FROM dir_tags r WHERE r.origin = tags.origin "
+                  "AND r.ino <> $1)) "
                   "DELETE FROM inodes WHERE ino = $1"});
+    // --- metadata (version 3). Binary values travel as hex text. ---
+    v->push_back({kGetAcl,
+                  "SELECT type, flags, mask, who_kind, who_id FROM aces "
+                  "WHERE ino = $1 ORDER BY pos"});
+    v->push_back({kDeleteAcl, "DELETE FROM aces WHERE ino = $1"});
+    // The whole ACL as five parallel arrays: one statement for any length.
+    v->push_back({kInsertAces,
+                  "INSERT INTO aces (ino, pos, type, flags, mask, who_kind, "
+                  "who_id) SELECT $1, u.ord - 1, u.t, u.f, u.m, u.k, u.i FROM "
+                  "unnest($2::int[], $3::int[], $4::int[], $5::int[], "
+                  "$6::bigint[]) WITH ORDINALITY AS u(t, f, m, k, i, ord)"});
+    v->push_back({kGetXattr,
+                  "SELECT encode(value, 'hex') FROM xattrs "
+                  "WHERE ino = $1 AND name = $2"});
+    v->push_back({kListXattrs,
+                  "SELECT name, length(value) FROM xattrs WHERE ino = $1 "
+                  "ORDER BY name"});
+    v->push_back({kPutXattr,
+                  "INSERT INTO xattrs (ino, name, value) "
+                  "VALUES ($1, $2, decode($3, 'hex')) "
+                  "ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteXattr,
+                  "DELETE FROM xattrs WHERE ino = $1 AND name = $2"});
+    v->push_back({kGetTagOrigin, "SELECT origin FROM dir_tags WHERE ino = $1"});
+    v->push_back({kSetTagOrigin,
+                  "INSERT INTO dir_tags (ino, origin) VALUES ($1, $2) "
+                  "ON CONFLICT (ino) DO UPDATE SET origin = excluded.origin"});
+    v->push_back({kInheritTags,
+                  "INSERT INTO dir_tags (ino, origin) "
+                  "SELECT $1, origin FROM dir_tags WHERE ino = $2"});
+    v->push_back({kListTags,
+                  "SELECT name, encode(value, 'hex') FROM tags "
+                  "WHERE origin = $1 ORDER BY name"});
+    v->push_back({kCopyTags,
+                  "INSERT INTO tags (origin, name, value) "
+                  "SELECT $2, name, value FROM tags WHERE origin = $1 "
+                  "ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kPutTag,
+                  "INSERT INTO tags (origin, name, value) "
+                  "VALUES ($1, $2, decode($3, 'hex')) "
+                  "ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteTag,
+                  "DELETE FROM tags WHERE origin = $1 AND name = $2"});
+    v->push_back({kCollectTags,
+                  "WITH gone AS (DELETE FROM tags t WHERE NOT EXISTS "
+                  "(SELECT 1 FROM dir_tags r WHERE r.origin = t.origin) "
+                  "RETURNING origin) SELECT count(DISTINCT origin) FROM gone"});
+    v->push_back({kListChecksums,
+                  "SELECT type, value FROM checksums WHERE ino = $1 "
+                  "ORDER BY type"});
+    v->push_back({kPutChecksum,
+                  "INSERT INTO checksums (ino, type, value) VALUES ($1, $2, $3) "
+                  "ON CONFLICT (ino, type) DO UPDATE SET value = excluded.value"});
+    v->push_back({kDeleteChecksum,
+                  "DELETE FROM checksums WHERE ino = $1 AND type = $2"});
+    v->push_back({kListLocations,
+                  "SELECT type, location, added_ns FROM locations "
+                  "WHERE ino = $1 ORDER BY type, location"});
+    v->push_back({kAddLocation,
+                  "INSERT INTO locations (ino, type, location, added_ns) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"});
+    v->push_back({kDeleteLocation,
+                  "DELETE FROM locations WHERE ino = $1 AND type = $2 "
+                  "AND location = $3"});
     v->push_back({kLookupEntry,
                   "SELECT child, type, cookie FROM dirents "
                   "WHERE parent = $1 AND name = $2"});
@@ -564,7 +672,9 @@ Attr RowToAttr(const pqxx::row& r, int base, int deltas) {
   Attr a;
   a.ino = Next<InodeId>(col);
   a.type = static_cast<FileType>(Next<int>(col));
-  a.mode = Next<uint32_t>(col);
+  const auto mode = Next<uint32_t>(col);
+  a.mode = mode & 07777;
+  a.has_acl = (mode & kModeHasAclBit) != 0;
   a.nlink = Next<uint32_t>(col);
   a.uid = Next<uint32_t>(col);
   a.gid = Next<uint32_t>(col);
@@ -613,10 +723,14 @@ int TypeCode(FileType t) { return static_cast<int>(t); }
 // SQL surfaces at the statement it travelled with.
 class PgTxn final : public Transaction {
  public:
-  PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos)
-      : t_(t), writable_(writable), inos_(inos) {
+  PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos,
+        AclCache* acl_cache)
+      : t_(t), writable_(writable), inos_(inos), acl_cache_(acl_cache) {
     if (writable_) pending_ = "BEGIN;";
   }
+
+  AclCache* acl_cache() override { return acl_cache_; }
+  bool may_fill_acl_cache() const override { return !writable_; }
 
   const Status& first_error() const { return first_error_; }
   // The transaction's id (txid_current) and start (seconds since the
@@ -685,8 +799,15 @@ class PgTxn final : public Transaction {
       const pqxx::result r =
           Exec(lock == LockMode::kShared ? kGetKeyShare : kGetUpdate, ino);
       if (r.empty()) return NoInode(ino);
-      if (r[0][19].as<bool>()) return RowToAttr(r[0], 0, 16);
-      return PlainGet(ino);
+      if (!r[0][19].as<bool>()) return PlainGet(ino);
+      Attr a = RowToAttr(r[0], 0, 16);
+      // The row is locked now, so its ACL cannot change before commit
+      // (SetAcl holds FOR UPDATE): keep the ACEs for GetAcl.
+      if (a.has_acl && !r[0][20].is_null()) {
+        std::optional<Acl> acl = ParseAceList(r[0][20].c_str());
+        if (acl) prefetched_acl_[ino] = std::move(*acl);
+      }
+      return a;
     });
   }
 
@@ -722,7 +843,7 @@ class PgTxn final : public Transaction {
         got.erase(got.begin());
         inos_->Add(std::move(got));
       }
-      Defer(kInsertInode, *ino, TypeCode(a.type), a.mode, a.nlink, a.uid, a.gid,
+      Defer(kInsertInode, *ino, TypeCode(a.type), StoredMode(a), a.nlink, a.uid, a.gid,
             a.size, a.rdev_major, a.rdev_minor, a.atime, a.mtime, a.ctime,
             a.btime, std::max<uint64_t>(a.change, 1), a.generation, a.parent);
       return *ino;
@@ -733,7 +854,7 @@ class PgTxn final : public Transaction {
   // statement cannot miss; its errors surface with the next statement.
   Status UpdateInode(const Attr& a) override {
     return RunWrite("pg update inode", [&]() -> Status {
-      Defer(kUpdateInode, a.ino, a.mode, a.uid, a.gid, a.size, a.rdev_major,
+      Defer(kUpdateInode, a.ino, StoredMode(a), a.uid, a.gid, a.size, a.rdev_major,
             a.rdev_minor, a.atime, a.mtime, a.ctime, a.parent, a.nlink);
       return Status::Ok();
     });
@@ -913,7 +1034,281 @@ class PgTxn final : public Transaction {
     });
   }
 
+  // --- metadata ---
+
+  Result<Acl> GetAcl(InodeId ino) override {
+    if (auto it = prefetched_acl_.find(ino); it != prefetched_acl_.end()) {
+      return it->second;
+    }
+    return Run("pg get acl", [&]() -> Result<Acl> {
+      const pqxx::result r = Exec(kGetAcl, ino);
+      Acl acl;
+      for (const pqxx::row& row : r) {
+        Ace ace;
+        ace.type = Get<uint32_t>(row[0]);
+        ace.flags = Get<uint32_t>(row[1]);
+        ace.mask = Get<uint32_t>(row[2]);
+        const int kind = Get<int>(row[3]);
+        if (kind < 0 || kind > static_cast<int>(AceWho::kNamedGroup)) {
+          return Status::Corruption("pg get acl",
+                                    "bad who kind on inode " +
+                                        std::to_string(ino));
+        }
+        ace.who = static_cast<AceWho>(kind);
+        ace.id = Get<uint32_t>(row[4]);
+        acl.push_back(ace);
+      }
+      return acl;
+    });
+  }
+
+  // Deferred: the caller holds the inode FOR UPDATE.
+  Status SetAcl(InodeId ino, const Acl& acl) override {
+    prefetched_acl_.erase(ino);
+    return RunWrite("pg set acl", [&]() -> Status {
+      Defer(kDeleteAcl, ino);
+      if (acl.empty()) return Status::Ok();
+      std::string t = "{", f = "{", m = "{", k = "{", i = "{";
+      for (size_t n = 0; n < acl.size(); ++n) {
+        const char* sep = n == 0 ? "" : ",";
+        t += sep + std::to_string(acl[n].type);
+        f += sep + std::to_string(acl[n].flags);
+        m += sep + std::to_string(acl[n].mask);
+        k += sep + std::to_string(static_cast<int>(acl[n].who));
+        i += sep + std::to_string(acl[n].id);
+      }
+      Defer(kInsertAces, ino, t + "}", f + "}", m + "}", k + "}", i + "}");
+      return Status::Ok();
+    });
+  }
+
+  Result<std::optional<std::string>> GetXattr(InodeId ino,
+                                              std::string_view name) override {
+    using Out = std::optional<std::string>;
+    return Run("pg get xattr", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kGetXattr, ino, std::string(name));
+      if (r.empty()) return Out();
+      return Out(FromHex(r[0][0]));
+    });
+  }
+
+  Result<std::vector<XattrName>> ListXattrs(InodeId ino) override {
+    using Out = std::vector<XattrName>;
+    return Run("pg list xattrs", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListXattrs, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({Text(row[0]), Get<uint64_t>(row[1])});
+      }
+      return out;
+    });
+  }
+
+  Status PutXattr(InodeId ino, std::string_view name,
+                  std::string_view value) override {
+    return RunWrite("pg put xattr", [&]() -> Status {
+      Defer(kPutXattr, ino, std::string(name), ToHex(value));
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteXattr(InodeId ino, std::string_view name) override {
+    return RunWrite("pg delete xattr", [&]() -> Result<bool> {
+      return Exec(kDeleteXattr, ino, std::string(name)).affected_rows() > 0;
+    });
+  }
+
+  Result<std::optional<InodeId>> GetTagOrigin(InodeId ino) override {
+    using Out = std::optional<InodeId>;
+    return Run("pg get tag origin", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kGetTagOrigin, ino);
+      if (r.empty()) return Out();
+      return Out(Get<InodeId>(r[0][0]));
+    });
+  }
+
+  Status SetTagOrigin(InodeId ino, InodeId origin) override {
+    return RunWrite("pg set tag origin", [&]() -> Status {
+      Defer(kSetTagOrigin, ino, origin);
+      return Status::Ok();
+    });
+  }
+
+  // Deferred: rides with the create's next statement or its COMMIT, so a
+  // mkdir under tags costs no extra round trip.
+  Status InheritTags(InodeId child, InodeId parent) override {
+    return RunWrite("pg inherit tags", [&]() -> Status {
+      Defer(kInheritTags, child, parent);
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<Tag>> ListTags(InodeId origin) override {
+    using Out = std::vector<Tag>;
+    return Run("pg list tags", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListTags, origin);
+      Out out;
+      for (const pqxx::row& row : r) {
+        Tag t;
+        t.name = Text(row[0]);
+        t.value = FromHex(row[1]);
+        out.push_back(std::move(t));
+      }
+      return out;
+    });
+  }
+
+  Status CopyTags(InodeId from, InodeId to) override {
+    return RunWrite("pg copy tags", [&]() -> Status {
+      Defer(kCopyTags, from, to);
+      return Status::Ok();
+    });
+  }
+
+  Status PutTag(InodeId origin, std::string_view name,
+                std::string_view value) override {
+    return RunWrite("pg put tag", [&]() -> Status {
+      Defer(kPutTag, origin, std::string(name), ToHex(value));
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteTag(InodeId origin, std::string_view name) override {
+    return RunWrite("pg delete tag", [&]() -> Result<bool> {
+      return Exec(kDeleteTag, origin, std::string(name)).affected_rows() > 0;
+    });
+  }
+
+  Result<uint64_t> CollectTags() override {
+    return RunWrite("pg collect tags", [&]() -> Result<uint64_t> {
+      return Get<uint64_t>(Exec(kCollectTags)[0][0]);
+    });
+  }
+
+  Result<std::vector<Checksum>> ListChecksums(InodeId ino) override {
+    using Out = std::vector<Checksum>;
+    return Run("pg list checksums", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListChecksums, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({static_cast<ChecksumType>(Get<int>(row[0])),
+                       Text(row[1])});
+      }
+      return out;
+    });
+  }
+
+  Status PutChecksum(InodeId ino, const Checksum& c) override {
+    return RunWrite("pg put checksum", [&]() -> Status {
+      Defer(kPutChecksum, ino, static_cast<int>(c.type), c.value);
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteChecksum(InodeId ino, ChecksumType type) override {
+    return RunWrite("pg delete checksum", [&]() -> Result<bool> {
+      return Exec(kDeleteChecksum, ino, static_cast<int>(type))
+                 .affected_rows() > 0;
+    });
+  }
+
+  Result<std::vector<Location>> ListLocations(InodeId ino) override {
+    using Out = std::vector<Location>;
+    return Run("pg list locations", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kListLocations, ino);
+      Out out;
+      for (const pqxx::row& row : r) {
+        out.push_back({static_cast<LocationType>(Get<int>(row[0])),
+                       Text(row[1]), Get<int64_t>(row[2])});
+      }
+      return out;
+    });
+  }
+
+  Status AddLocation(InodeId ino, const Location& l) override {
+    return RunWrite("pg add location", [&]() -> Status {
+      const pqxx::result r =
+          Exec(kAddLocation, ino, static_cast<int>(l.type), l.location,
+               l.added_ns);
+      if (r.affected_rows() == 0) {
+        return Status::Exists("pg add location", l.location);
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteLocation(InodeId ino, LocationType type,
+                              std::string_view location) override {
+    return RunWrite("pg delete location", [&]() -> Result<bool> {
+      return Exec(kDeleteLocation, ino, static_cast<int>(type),
+                  std::string(location))
+                 .affected_rows() > 0;
+    });
+  }
+
  private:
+  static int64_t StoredMode(const Attr& a) {
+    return static_cast<int64_t>((a.mode & 07777) |
+                                (a.has_acl ? kModeHasAclBit : 0));
+  }
+
+  // "type,flags,mask,kind,id;..." as LockingGet aggregates it; nullopt if
+  // malformed (then GetAcl asks the table).
+  static std::optional<Acl> ParseAceList(std::string_view text) {
+    Acl acl;
+    while (!text.empty()) {
+      const size_t semi = text.find(';');
+      std::string_view one = text.substr(0, semi);
+      text = semi == std::string_view::npos ? std::string_view()
+                                            : text.substr(semi + 1);
+      int64_t v[5];
+      for (int k = 0; k < 5; ++k) {
+        const size_t comma = one.find(',');
+        if ((k < 4) == (comma == std::string_view::npos)) return std::nullopt;
+        const std::string_view num = one.substr(0, comma);
+        const auto [p, ec] =
+            std::from_chars(num.data(), num.data() + num.size(), v[k]);
+        if (ec != std::errc() || p != num.data() + num.size()) {
+          return std::nullopt;
+        }
+        one = k < 4 ? one.substr(comma + 1) : std::string_view();
+      }
+      if (v[3] < 0 || v[3] > static_cast<int64_t>(AceWho::kNamedGroup)) {
+        return std::nullopt;
+      }
+      acl.push_back(Ace{static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]),
+                        static_cast<uint32_t>(v[2]), static_cast<AceWho>(v[3]),
+                        static_cast<uint32_t>(v[4])});
+    }
+    return acl;
+  }
+
+  static std::string ToHex(std::string_view v) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(v.size() * 2);
+    for (unsigned char c : v) {
+      out += kDigits[c >> 4];
+      out += kDigits[c & 15];
+    }
+    return out;
+  }
+
+  static std::string FromHex(const pqxx::field& f) {
+    const char* p = f.c_str();
+    const size_t n = f.size() / 2;
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return c - 'A' + 10;
+    };
+    std::string out(n, '\0');
+    for (size_t i = 0; i < n; ++i) {
+      out[i] = static_cast<char>((nibble(p[2 * i]) << 4) | nibble(p[2 * i + 1]));
+    }
+    return out;
+  }
+
   Result<Attr> PlainGet(InodeId ino) {
     const pqxx::result r = Exec(kGet, ino);
     if (r.empty()) return NoInode(ino);
@@ -1056,6 +1451,9 @@ class PgTxn final : public Transaction {
   pqxx::transaction_base& t_;
   const bool writable_;
   InoCache* const inos_;
+  AclCache* const acl_cache_;
+  // ACEs read along with a locking GetInode (see LockingGet).
+  std::unordered_map<InodeId, Acl> prefetched_acl_;
   std::string pending_;      // SQL not yet sent, each statement ';'-ended
   bool begin_sent_ = false;  // a transaction is open on the server
   std::optional<int64_t> xid_;
@@ -1136,7 +1534,7 @@ class PgBackend final : public Backend {
           return Status::Ok();
         });
         if (!opened.ok()) return opened;
-        PgTxn txn(*n, /*writable=*/true, &inos_);
+        PgTxn txn(*n, /*writable=*/true, &inos_, &acl_cache_);
         const Status fs = Outcome(CallFn(fn, txn), txn.first_error());
         if (!fs.ok()) {
           txn.Rollback();
@@ -1174,7 +1572,7 @@ class PgBackend final : public Backend {
         return Status::Ok();
       });
       if (!opened.ok()) return opened;
-      PgTxn txn(*n, /*writable=*/false, &inos_);
+      PgTxn txn(*n, /*writable=*/false, &inos_, &acl_cache_);
       return Outcome(CallFn(fn, txn), txn.first_error());
     });
   }
@@ -1446,6 +1844,7 @@ class PgBackend final : public Backend {
 
   ConnPool pool_;
   InoCache inos_;
+  AclCache acl_cache_;
   std::atomic<uint64_t> verifier_{0};
 
   std::mutex rng_mu_;

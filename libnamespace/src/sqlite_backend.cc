@@ -125,6 +125,32 @@ enum class Sql : int {
   kHasSchemaVersionTable,
   kMaxSchemaVersion,
   kInsertSchemaVersion,
+  kGetAcl,
+  kDeleteAcl,
+  kInsertAce,
+  kGetXattr,
+  kListXattrs,
+  kPutXattr,
+  kDeleteXattr,
+  kDeleteXattrs,
+  kGetTagOrigin,
+  kSetTagOrigin,
+  kInheritTags,
+  kListTags,
+  kCopyTags,
+  kPutTag,
+  kDeleteTag,
+  kReleaseTagRef,
+  kReleaseTagSet,
+  kCollectTags,
+  kListChecksums,
+  kPutChecksum,
+  kDeleteChecksum,
+  kDeleteChecksums,
+  kListLocations,
+  kAddLocation,
+  kDeleteLocation,
+  kDeleteLocations,
   kCount,  // not a statement: the number of them
 };
 
@@ -205,6 +231,51 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         "SELECT max(version) FROM schema_version",
         "INSERT INTO schema_version (version, name, applied_ns)"
         " VALUES (?1, ?2, ?3)",
+        // --- metadata (version 3) ---
+        "SELECT type, flags, mask, who_kind, who_id FROM aces"
+        " WHERE ino = ?1 ORDER BY pos",
+        "DELETE FROM aces WHERE ino = ?1",
+        "INSERT INTO aces (ino, pos, type, flags, mask, who_kind, who_id)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+        "SELECT name, length(value) FROM xattrs WHERE ino = ?1 ORDER BY name",
+        "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value",
+        "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+        "DELETE FROM xattrs WHERE ino = ?1",
+        "SELECT origin FROM dir_tags WHERE ino = ?1",
+        "INSERT INTO dir_tags (ino, origin) VALUES (?1, ?2)"
+        " ON CONFLICT (ino) DO UPDATE SET origin = excluded.origin",
+        // kInheritTags: nothing to read first; no row when the parent has
+        // no tags.
+        "INSERT INTO dir_tags (ino, origin)"
+        " SELECT ?1, origin FROM dir_tags WHERE ino = ?2",
+        "SELECT name, value FROM tags WHERE origin = ?1 ORDER BY name",
+        "INSERT OR REPLACE INTO tags (origin, name, value)"
+        " SELECT ?2, name, value FROM tags WHERE origin = ?1",
+        "INSERT INTO tags (origin, name, value) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (origin, name) DO UPDATE SET value = excluded.value",
+        "DELETE FROM tags WHERE origin = ?1 AND name = ?2",
+        // kReleaseTagRef, kReleaseTagSet: run by DeleteInode, set first.
+        // The set the directory sees (its own, or one whose owner is gone)
+        // goes when no other directory references it.
+        "DELETE FROM dir_tags WHERE ino = ?1",
+        "DELETE FROM tags"
+        " WHERE origin = (SELECT origin FROM dir_tags WHERE ino = ?1)"
+        " AND NOT EXISTS (SELECT 1 FROM dir_tags AS r"
+        " WHERE r.origin = tags.origin AND r.ino <> ?1)",
+        "DELETE FROM tags WHERE origin NOT IN (SELECT origin FROM dir_tags)",
+        "SELECT type, value FROM checksums WHERE ino = ?1 ORDER BY type",
+        "INSERT INTO checksums (ino, type, value) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (ino, type) DO UPDATE SET value = excluded.value",
+        "DELETE FROM checksums WHERE ino = ?1 AND type = ?2",
+        "DELETE FROM checksums WHERE ino = ?1",
+        "SELECT type, location, added_ns FROM locations WHERE ino = ?1"
+        " ORDER BY type, location",
+        "INSERT INTO locations (ino, type, location, added_ns)"
+        " VALUES (?1, ?2, ?3, ?4)",
+        "DELETE FROM locations WHERE ino = ?1 AND type = ?2 AND location = ?3",
+        "DELETE FROM locations WHERE ino = ?1",
 };
 
 #undef NS_INODE_COLS
@@ -254,6 +325,13 @@ class Stmt {
                                  value.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
 
+  // Bytes, not text: xattr and tag values may hold anything.
+  void BindBlob(int index, std::string_view value) {
+    Remember(sqlite3_bind_blob64(stmt_, index,
+                                 value.data() != nullptr ? value.data() : "",
+                                 value.size(), SQLITE_STATIC));
+  }
+
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() {
     if (bind_rc_ != SQLITE_OK) return bind_rc_;
@@ -264,6 +342,12 @@ class Stmt {
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
   bool IsNull(int col) const {
     return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
+  std::string Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    if (p == nullptr || n <= 0) return {};
+    return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
   }
   // Valid until the next Step() or the end of the Stmt.
   std::string_view Text(int col) const {
@@ -533,7 +617,9 @@ Result<Attr> ReadAttr(const Stmt& stmt, int col) {
         fmt::format("inode {}: bad file type {}", a.ino, type));
   }
   a.type = static_cast<FileType>(type);
-  a.mode = static_cast<uint32_t>(stmt.Int(col + 2));
+  const auto mode = static_cast<uint32_t>(stmt.Int(col + 2));
+  a.mode = mode & 07777;
+  a.has_acl = (mode & kModeHasAclBit) != 0;
   a.nlink = static_cast<uint32_t>(stmt.Int(col + 3));
   a.uid = static_cast<uint32_t>(stmt.Int(col + 4));
   a.gid = static_cast<uint32_t>(stmt.Int(col + 5));
@@ -552,7 +638,11 @@ Result<Attr> ReadAttr(const Stmt& stmt, int col) {
 
 class SqliteTransaction final : public Transaction {
  public:
-  explicit SqliteTransaction(Connection& conn) : conn_(conn) {}
+  SqliteTransaction(Connection& conn, AclCache* cache, bool may_fill)
+      : conn_(conn), acl_cache_(cache), may_fill_(may_fill) {}
+
+  AclCache* acl_cache() override { return acl_cache_; }
+  bool may_fill_acl_cache() const override { return may_fill_; }
 
   Result<Attr> GetInode(InodeId ino, LockMode /*lock*/) override {
     // No row locks: the one writer already excludes every other writer.
@@ -593,7 +683,7 @@ class SqliteTransaction final : public Transaction {
   Result<InodeId> InsertInode(const Attr& attr) override {
     NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kInsertInode));
     stmt.Bind(1, static_cast<int64_t>(attr.type));
-    stmt.Bind(2, attr.mode);
+    stmt.Bind(2, StoredMode(attr));
     stmt.Bind(3, attr.nlink);
     stmt.Bind(4, attr.uid);
     stmt.Bind(5, attr.gid);
@@ -616,7 +706,7 @@ class SqliteTransaction final : public Transaction {
 
   Status UpdateInode(const Attr& attr) override {
     NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kUpdateInode));
-    stmt.Bind(1, attr.mode);
+    stmt.Bind(1, StoredMode(attr));
     stmt.Bind(2, attr.uid);
     stmt.Bind(3, attr.gid);
     stmt.Bind(4, ToDb(attr.size));
@@ -641,8 +731,13 @@ class SqliteTransaction final : public Transaction {
     if (sqlite3_changes(conn_.db()) == 0) {
       return Status::Stale(fmt::format("inode {}", ino));
     }
-    NS_RETURN_IF_ERROR(DeleteBy(Sql::kDeleteSymlink, ino, "DeleteInode"));
-    return DeleteBy(Sql::kDeleteOrphan, ino, "DeleteInode");
+    for (Sql side : {Sql::kDeleteSymlink, Sql::kDeleteOrphan, Sql::kDeleteAcl,
+                     Sql::kDeleteXattrs, Sql::kDeleteChecksums,
+                     Sql::kDeleteLocations, Sql::kReleaseTagSet,
+                     Sql::kReleaseTagRef}) {
+      NS_RETURN_IF_ERROR(DeleteBy(side, ino, "DeleteInode"));
+    }
+    return Status::Ok();
   }
 
   Result<std::optional<EntryRow>> LookupEntry(InodeId parent,
@@ -847,7 +942,243 @@ class SqliteTransaction final : public Transaction {
     return stats;
   }
 
+  // --- metadata ---
+
+  Result<Acl> GetAcl(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetAcl));
+    stmt.Bind(1, ToDb(ino));
+    Acl acl;
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      Ace ace;
+      ace.type = static_cast<uint32_t>(stmt.Int(0));
+      ace.flags = static_cast<uint32_t>(stmt.Int(1));
+      ace.mask = static_cast<uint32_t>(stmt.Int(2));
+      const int64_t kind = stmt.Int(3);
+      if (kind < 0 || kind > static_cast<int64_t>(AceWho::kNamedGroup)) {
+        return Status::Corruption(
+            fmt::format("inode {}: ACE with bad who kind {}", ino, kind));
+      }
+      ace.who = static_cast<AceWho>(kind);
+      ace.id = static_cast<uint32_t>(stmt.Int(4));
+      acl.push_back(ace);
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "GetAcl");
+    return acl;
+  }
+
+  Status SetAcl(InodeId ino, const Acl& acl) override {
+    NS_RETURN_IF_ERROR(DeleteBy(Sql::kDeleteAcl, ino, "SetAcl"));
+    for (size_t pos = 0; pos < acl.size(); ++pos) {
+      const Ace& ace = acl[pos];
+      NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kInsertAce));
+      stmt.Bind(1, ToDb(ino));
+      stmt.Bind(2, static_cast<int64_t>(pos));
+      stmt.Bind(3, static_cast<int64_t>(ace.type));
+      stmt.Bind(4, static_cast<int64_t>(ace.flags));
+      stmt.Bind(5, static_cast<int64_t>(ace.mask));
+      stmt.Bind(6, static_cast<int64_t>(ace.who));
+      stmt.Bind(7, static_cast<int64_t>(ace.id));
+      const int rc = stmt.Step();
+      if (rc != SQLITE_DONE) return Fail(rc, "SetAcl");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::optional<std::string>> GetXattr(InodeId ino,
+                                              std::string_view name) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetXattr));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, name);
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return Fail(rc, "GetXattr");
+    return std::optional<std::string>(stmt.Blob(0));
+  }
+
+  Result<std::vector<XattrName>> ListXattrs(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kListXattrs));
+    stmt.Bind(1, ToDb(ino));
+    std::vector<XattrName> out;
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      out.push_back({std::string(stmt.Text(0)),
+                     static_cast<uint64_t>(stmt.Int(1))});
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "ListXattrs");
+    return out;
+  }
+
+  Status PutXattr(InodeId ino, std::string_view name,
+                  std::string_view value) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutXattr));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, name);
+    stmt.BindBlob(3, value);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutXattr");
+    return Status::Ok();
+  }
+
+  Result<bool> DeleteXattr(InodeId ino, std::string_view name) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDeleteXattr));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, name);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "DeleteXattr");
+    return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<std::optional<InodeId>> GetTagOrigin(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetTagOrigin));
+    stmt.Bind(1, ToDb(ino));
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return std::optional<InodeId>();
+    if (rc != SQLITE_ROW) return Fail(rc, "GetTagOrigin");
+    return std::optional<InodeId>(static_cast<InodeId>(stmt.Int(0)));
+  }
+
+  Status SetTagOrigin(InodeId ino, InodeId origin) override {
+    return Exec2(Sql::kSetTagOrigin, ino, origin, "SetTagOrigin");
+  }
+
+  Status InheritTags(InodeId child, InodeId parent) override {
+    return Exec2(Sql::kInheritTags, child, parent, "InheritTags");
+  }
+
+  Result<std::vector<Tag>> ListTags(InodeId origin) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kListTags));
+    stmt.Bind(1, ToDb(origin));
+    std::vector<Tag> out;
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      Tag t;
+      t.name = std::string(stmt.Text(0));
+      t.value = stmt.Blob(1);
+      out.push_back(std::move(t));
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "ListTags");
+    return out;
+  }
+
+  Status CopyTags(InodeId from, InodeId to) override {
+    return Exec2(Sql::kCopyTags, from, to, "CopyTags");
+  }
+
+  Status PutTag(InodeId origin, std::string_view name,
+                std::string_view value) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutTag));
+    stmt.Bind(1, ToDb(origin));
+    stmt.Bind(2, name);
+    stmt.BindBlob(3, value);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutTag");
+    return Status::Ok();
+  }
+
+  Result<bool> DeleteTag(InodeId origin, std::string_view name) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDeleteTag));
+    stmt.Bind(1, ToDb(origin));
+    stmt.Bind(2, name);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "DeleteTag");
+    return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<uint64_t> CollectTags() override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kCollectTags));
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "CollectTags");
+    return static_cast<uint64_t>(sqlite3_changes(conn_.db()));
+  }
+
+  Result<std::vector<Checksum>> ListChecksums(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kListChecksums));
+    stmt.Bind(1, ToDb(ino));
+    std::vector<Checksum> out;
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      Checksum c;
+      c.type = static_cast<ChecksumType>(stmt.Int(0));
+      c.value = std::string(stmt.Text(1));
+      out.push_back(std::move(c));
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "ListChecksums");
+    return out;
+  }
+
+  Status PutChecksum(InodeId ino, const Checksum& c) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutChecksum));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, static_cast<int64_t>(c.type));
+    stmt.Bind(3, c.value);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutChecksum");
+    return Status::Ok();
+  }
+
+  Result<bool> DeleteChecksum(InodeId ino, ChecksumType type) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDeleteChecksum));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, static_cast<int64_t>(type));
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "DeleteChecksum");
+    return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<std::vector<Location>> ListLocations(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kListLocations));
+    stmt.Bind(1, ToDb(ino));
+    std::vector<Location> out;
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      Location l;
+      l.type = static_cast<LocationType>(stmt.Int(0));
+      l.location = std::string(stmt.Text(1));
+      l.added_ns = stmt.Int(2);
+      out.push_back(std::move(l));
+    }
+    if (rc != SQLITE_DONE) return Fail(rc, "ListLocations");
+    return out;
+  }
+
+  Status AddLocation(InodeId ino, const Location& l) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kAddLocation));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, static_cast<int64_t>(l.type));
+    stmt.Bind(3, l.location);
+    stmt.Bind(4, l.added_ns);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "AddLocation");  // UNIQUE: Exists
+    return Status::Ok();
+  }
+
+  Result<bool> DeleteLocation(InodeId ino, LocationType type,
+                              std::string_view location) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDeleteLocation));
+    stmt.Bind(1, ToDb(ino));
+    stmt.Bind(2, static_cast<int64_t>(type));
+    stmt.Bind(3, location);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "DeleteLocation");
+    return sqlite3_changes(conn_.db()) > 0;
+  }
+
  private:
+  static int64_t StoredMode(const Attr& a) {
+    return static_cast<int64_t>((a.mode & 07777) |
+                                (a.has_acl ? kModeHasAclBit : 0));
+  }
+
+  Status Exec2(Sql sql, InodeId a, InodeId b, std::string_view ctx) {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(sql));
+    stmt.Bind(1, ToDb(a));
+    stmt.Bind(2, ToDb(b));
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, ctx);
+    return Status::Ok();
+  }
+
   static std::string DirectoryOf(const std::string& path) {
     const size_t slash = path.rfind('/');
     if (slash == std::string::npos) return ".";
@@ -868,6 +1199,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   Connection& conn_;
+  AclCache* const acl_cache_;
+  const bool may_fill_;
 };
 
 // ---------------------------------------------------------------------------
@@ -932,9 +1265,9 @@ class SqliteBackend final : public Backend {
 
   Status Read(const TxnFn& fn) override {
     try {
-      return WithReader([&fn](Connection& conn) {
+      return WithReader([&fn, this](Connection& conn) {
         NS_RETURN_IF_ERROR(conn.Exec(Sql::kBegin));
-        SqliteTransaction txn(conn);
+        SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/true);
         Status status = CallFn(fn, txn);
         // Nothing to keep from a read-only transaction: COMMIT and ROLLBACK
         // both just end the snapshot.
@@ -1186,7 +1519,7 @@ class SqliteBackend final : public Backend {
       conn.RollbackQuietly();
       return {std::move(status), std::nullopt};
     }
-    SqliteTransaction txn(conn);
+    SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/false);
     for (size_t i = 0;; ++i) {
       if (i == requests.size()) {
         if (!TakeMore(requests)) break;
@@ -1399,6 +1732,7 @@ class SqliteBackend final : public Backend {
 
   const std::string path_;
   const bool durable_;
+  AclCache acl_cache_;
   const int max_readers_;
 
   // Used only by the writer thread once it runs (and before, by Open).

@@ -23,6 +23,7 @@ NS_STATUS_FACTORY(Stale, kStale)
 NS_STATUS_FACTORY(Loop, kLoop)
 NS_STATUS_FACTORY(TooManyLinks, kTooManyLinks)
 NS_STATUS_FACTORY(NotSupported, kNotSupported)
+NS_STATUS_FACTORY(TooBig, kTooBig)
 NS_STATUS_FACTORY(Corruption, kCorruption)
 NS_STATUS_FACTORY(IOError, kIOError)
 NS_STATUS_FACTORY(Unavailable, kUnavailable)
@@ -50,6 +51,7 @@ int Status::Errno() const {
     case Code::kTooManyLinks: return EMLINK;
     case Code::kNotSupported: return EOPNOTSUPP;
     case Code::kReadOnly: return EROFS;
+    case Code::kTooBig: return E2BIG;
     case Code::kUnavailable:
     case Code::kRetry: return EAGAIN;
     case Code::kNoSpace: return ENOSPC;
@@ -78,6 +80,7 @@ std::string_view Status::Reason() const {
     case Code::kTooManyLinks: return "Too many links";
     case Code::kNotSupported: return "Operation not supported";
     case Code::kReadOnly: return "Read-only file system";
+    case Code::kTooBig: return "Argument list too long";
     case Code::kCorruption: return "Database corrupt";
     case Code::kIOError: return "Input/output error";
     case Code::kUnavailable: return "Database unavailable";

@@ -290,6 +290,11 @@ bool OpenStateTable::IsOpen(ns::InodeId ino) const {
   return files_.count(ino) != 0;
 }
 
+bool OpenStateTable::AnyOpen() const {
+  std::lock_guard lock(mu_);
+  return !files_.empty();
+}
+
 bool OpenStateTable::MarkOrphan(ns::InodeId ino) {
   std::lock_guard lock(mu_);
   auto it = files_.find(ino);

@@ -126,6 +126,7 @@ class OpenStateTable {
   // True if an open of any client denies `access` (anonymous I/O, §9.1.2).
   bool Denied(ns::InodeId ino, uint32_t access) const;
   bool IsOpen(ns::InodeId ino) const;
+  bool AnyOpen() const;
   // The file was unlinked while open: keep it until its last close. False
   // if it is not open (any more): the caller releases it now.
   bool MarkOrphan(ns::InodeId ino);

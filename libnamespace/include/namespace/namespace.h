@@ -22,6 +22,10 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "libnamespace/include/namespace/acl.h"
+#include "libnamespace/include/namespace/metadata.h"
 #include "libnamespace/include/namespace/status.h"
 #include "libnamespace/include/namespace/types.h"
 
@@ -138,6 +142,110 @@ class Namespace {
   // Deletes an inode kept by UnlinkOptions::retain_if_last once its last
   // user is gone. Errors: Invalid (the inode still has links).
   Status ReleaseOrphan(InodeId ino);
+
+  // --- Access and NFSv4 ACLs (acl.h; implemented in src/acl.cc) ---------
+  //
+  // Every operation above checks access in one place (src/access.h): with
+  // the inode's ACL when it has one, with the mode bits otherwise.
+
+  // Which rights of `mask` (kAce* bits) the caller holds on `ino`: the
+  // answer of NFSv4 ACCESS and of a permission check (RFC 8881 §6.2.1,
+  // §18.1). Never an error for lack of rights: those bits are just absent.
+  Result<uint32_t> Access(const Credentials& cred, InodeId ino, uint32_t mask);
+
+  // The inode's ACL; an inode without one answers the ACL equivalent to its
+  // mode (OWNER@, GROUP@, EVERYONE@ ALLOW ACEs), as RFC 8881 §6.4.2 asks.
+  // Errors: AccessDenied (no READ_ACL).
+  Result<Acl> GetAcl(const Credentials& cred, InodeId ino);
+
+  // Replaces the ACL and derives the mode's rwx bits from it (§6.4.1.2);
+  // setuid, setgid and sticky stay. An empty `acl` removes the ACL, leaving
+  // the mode as it is. Errors: Invalid (ValidateAcl), NotPermitted (no
+  // WRITE_ACL: by default only the owner and root).
+  Result<Attr> SetAcl(const Credentials& cred, InodeId ino, const Acl& acl);
+
+  // --- Extended attributes (src/xattr.cc) -------------------------------
+  // Names: 1..255 bytes, no NUL. Values: at most 64 KiB; names plus values
+  // of one inode at most kMaxXattrTotalBytes. Reading needs
+  // READ_NAMED_ATTRS, changing WRITE_NAMED_ATTRS (the r and w bits).
+  // Changing bumps the inode's ctime and change.
+
+  // Errors: NotFound (no such xattr), AccessDenied.
+  Result<std::string> GetXattr(const Credentials& cred, InodeId ino,
+                               std::string_view name);
+  // Errors: Exists (kCreate and the name is taken), NotFound (kReplace and
+  // it is not), NameTooLong, Invalid (empty name or NUL), TooBig (value over
+  // 64 KiB), NoSpace (over the per-inode total), AccessDenied. A refused
+  // set changes nothing.
+  Status SetXattr(const Credentials& cred, InodeId ino, std::string_view name,
+                  std::string_view value, XattrMode mode = XattrMode::kEither);
+  // In name order. Errors: AccessDenied.
+  Result<std::vector<XattrName>> ListXattrs(const Credentials& cred,
+                                            InodeId ino);
+  // Errors: NotFound, AccessDenied.
+  Status RemoveXattr(const Credentials& cred, InodeId ino,
+                     std::string_view name);
+
+  // --- Directory tags (src/tags.cc), dCache Chimera semantics -----------
+  //
+  // A directory sees a set of tags (name -> value). mkdir gives the new
+  // directory a reference to its parent's set (one row, nothing copied, no
+  // shared counter). Writing or removing a tag on a directory that sees an
+  // inherited set first copies the set to the directory (copy-on-write):
+  // parent and siblings keep theirs. A directory that owns its set changes
+  // it in place, and the directories that still reference it (those made
+  // under it since) see the change, as in Chimera. Removing a directory
+  // drops its reference; a set nobody references any more is deleted with
+  // its last referrer, or by CollectTags. Names as file names (ValidateName)
+  // but any bytes up to 64 KiB as values. Reading needs search (x) on the
+  // directory; changing needs the owner or root. Errors common to all:
+  // NotDir, AccessDenied, NotPermitted.
+
+  // All tags the directory sees, in name order.
+  Result<std::vector<Tag>> ListTags(const Credentials& cred, InodeId dir);
+  // Errors: NotFound.
+  Result<std::string> ReadTag(const Credentials& cred, InodeId dir,
+                              std::string_view name);
+  // Errors: Invalid / NameTooLong (name), TooBig (value).
+  Status WriteTag(const Credentials& cred, InodeId dir, std::string_view name,
+                  std::string_view value);
+  // Errors: NotFound.
+  Status RemoveTag(const Credentials& cred, InodeId dir, std::string_view name);
+  // Writes the tag on `dir` and every directory below it, in one
+  // transaction; returns how many directories were changed. Root only
+  // (NotPermitted). At most `max_dirs` directories (Invalid beyond, nothing
+  // changed).
+  Result<uint64_t> PushTag(const Credentials& cred, InodeId dir,
+                           std::string_view name, std::string_view value,
+                           uint64_t max_dirs = 1'000'000);
+  // Deletes tag sets that no directory references any more (left behind
+  // when two directories sharing a set are removed concurrently); returns
+  // how many sets went. For nsadmin and tests.
+  Result<uint64_t> CollectTags();
+
+  // --- Checksums and storage locations (src/checksums.cc) ---------------
+  // Regular files only (Invalid otherwise). Reading needs READ_ATTRIBUTES
+  // (everyone); changing needs the owner or root (NotPermitted).
+
+  // In type order.
+  Result<std::vector<Checksum>> GetChecksums(const Credentials& cred,
+                                             InodeId ino);
+  // Replaces a checksum of the same type. Errors: Invalid (value not hex
+  // of the type's length).
+  Status SetChecksum(const Credentials& cred, InodeId ino,
+                     const Checksum& checksum);
+  // Errors: NotFound.
+  Status RemoveChecksum(const Credentials& cred, InodeId ino,
+                        ChecksumType type);
+  // In (type, location) order.
+  Result<std::vector<Location>> GetLocations(const Credentials& cred,
+                                             InodeId ino);
+  // Errors: Exists (already listed), Invalid (empty, NUL, over 4096 bytes).
+  Status AddLocation(const Credentials& cred, InodeId ino, LocationType type,
+                     std::string_view location);
+  // Errors: NotFound.
+  Status RemoveLocation(const Credentials& cred, InodeId ino,
+                        LocationType type, std::string_view location);
 
   // The backend, for admin tools and tests.
   Backend& backend() { return *backend_; }

@@ -55,6 +55,8 @@ class Status {
   static Status NotSupported(std::string_view ctx, std::string_view detail = {});
   // EROFS: the database accepts no writes here (a PostgreSQL standby).
   static Status ReadOnly(std::string_view ctx, std::string_view detail = {});
+  // E2BIG: a value over its size limit (an xattr value: NFS4ERR_XATTR2BIG).
+  static Status TooBig(std::string_view ctx, std::string_view detail = {});
   // EIO: the database answered with something that cannot be right.
   static Status Corruption(std::string_view ctx, std::string_view detail = {});
   // EIO: any other failure of the database or the OS.
@@ -66,10 +68,11 @@ class Status {
   static Status SchemaTooOld(std::string_view ctx, std::string_view detail = {});
   // The database's schema is newer than this build knows: upgrade the tools.
   static Status SchemaTooNew(std::string_view ctx, std::string_view detail = {});
+  // ENOSPC / EDQUOT: no room left: for file data (the embedded data store
+  // is full) or under a per-inode quota (an inode's xattrs in total).
+  static Status NoSpace(std::string_view ctx, std::string_view detail = {});
   // A transient conflict (serialization failure, deadlock, busy). Used inside
   // the library to drive retries; never returned by Namespace.
-  // ENOSPC / EDQUOT: no room left for file data (the embedded data store).
-  static Status NoSpace(std::string_view ctx, std::string_view detail = {});
   static Status Retry(std::string_view ctx, std::string_view detail = {});
 
   bool ok() const { return rep_ == nullptr; }
@@ -86,6 +89,8 @@ class Status {
   bool IsLoop() const { return code() == Code::kLoop; }
   bool IsTooManyLinks() const { return code() == Code::kTooManyLinks; }
   bool IsNotSupported() const { return code() == Code::kNotSupported; }
+  bool IsTooBig() const { return code() == Code::kTooBig; }
+  bool IsNoSpace() const { return code() == Code::kNoSpace; }
   bool IsCorruption() const { return code() == Code::kCorruption; }
   bool IsIOError() const { return code() == Code::kIOError; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
@@ -93,7 +98,6 @@ class Status {
   bool IsSchemaTooOld() const { return code() == Code::kSchemaTooOld; }
   bool IsSchemaTooNew() const { return code() == Code::kSchemaTooNew; }
   bool IsRetry() const { return code() == Code::kRetry; }
-  bool IsNoSpace() const { return code() == Code::kNoSpace; }
 
   // The errno a POSIX caller would see (0 on success).
   int Errno() const;
@@ -127,6 +131,7 @@ class Status {
     kSchemaTooOld,
     kSchemaTooNew,
     kRetry,
+    kTooBig,
     kNoSpace,
   };
   struct Rep {

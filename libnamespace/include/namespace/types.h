@@ -81,6 +81,9 @@ struct Attr {
   // For a directory, the inode of its parent (the root is its own parent).
   // 0 for other types: a file may have many parents.
   InodeId parent = 0;
+  // The inode has an NFSv4 ACL (RFC 8881 §6): access checks use it, and
+  // `mode` is derived from it (Namespace::GetAcl reads it).
+  bool has_acl = false;
 };
 
 // What SetAttr changes; unset fields stay as they are. Any change sets ctime
