@@ -18,6 +18,8 @@ PACKAGES=(
   libnfsidmap-dev                  # nfs41d's user@domain owners (idmap = "nfsidmap")
   libsimdjson-dev                  # ns-migrate: parsing JSON-lines dumps fast
   libacl1-dev                      # ns-migrate: POSIX ACLs of posix: sources
+  qemu-system-x86 kmod cpio        # tests/e2e: boot a Debian kernel under qemu (TCG);
+                                   # depmod/modprobe read its unpacked modules
 )
 
 missing=()
