@@ -61,6 +61,7 @@ struct Options {
   double phase_seconds = 60;  // each phase stops at this
   uint32_t readdir_bytes = 65536;  // READDIR maxcount
   bool json = false;
+  bool keep = false;  // leave the files and directories behind
 };
 
 // What `ls -l` asks for.
@@ -127,6 +128,11 @@ class Load {
       if (nfsstat4 s = workers_[t].client->EstablishSession(); s != NFS4_OK) {
         return "session: nfsstat4 " + std::to_string(static_cast<int>(s));
       }
+      // Nothing to reclaim: tell the server, so it need not hold our OPENs
+      // back for the grace period.
+      Compound rc;
+      rc.ReclaimComplete();
+      (void)workers_[t].client->Call(rc);
     }
     Client& c0 = *workers_[0].client;
     auto root = c0.RootFh();
@@ -143,6 +149,22 @@ class Load {
              std::to_string(static_cast<int>(top.status)) + " " + top.error;
     }
     top_ = top.value;
+    // A server still in its grace period refuses OPENs (NFS4ERR_GRACE):
+    // wait it out, up to two minutes, with a probe file.
+    if (!o_.dirs) {
+      for (int attempt = 0;; ++attempt) {
+        auto p = c0.OpenFile(top_, "probe", OPEN4_SHARE_ACCESS_BOTH);
+        if (p.ok()) {
+          (void)c0.CloseFile(p.value.fh, p.value.stateid);
+          (void)c0.Remove(top_, "probe");
+          break;
+        }
+        if (p.status != NFS4ERR_GRACE || attempt >= 120) {
+          return "probe open: nfsstat4 " + std::to_string(static_cast<int>(p.status));
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
     Fh shared;
     if (o_.shared_dir) {
       auto d = c0.Mkdir(top_, "shared", 0777);
@@ -376,6 +398,7 @@ int main(int argc, char** argv) {
   app.add_option("--phase-seconds", o.phase_seconds, "time limit of each phase");
   app.add_option("--readdir-bytes", o.readdir_bytes, "READDIR maxcount");
   app.add_flag("--json", o.json, "one JSON line with every phase");
+  app.add_flag("--keep", o.keep, "leave what was made (no cleanup at the end)");
   CLI11_PARSE(app, argc, argv);
   if (o.dirs && o.size > 0) {
     std::fprintf(stderr, "nfs-load: --size needs files, not --dirs\n");
@@ -417,7 +440,7 @@ int main(int argc, char** argv) {
     }
     results.push_back(std::move(r));
   }
-  load.Cleanup();
+  if (!o.keep) load.Cleanup();
   if (o.json) {
     std::string out = "{\"server\": \"" + o.server + "\", \"threads\": " +
                       std::to_string(o.threads) + ", \"files\": " +
