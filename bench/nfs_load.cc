@@ -15,11 +15,14 @@
 //            when --size > 0, CLOSE; one latency per file covers all three.
 //            --dirs: CREATE NF4DIR.
 //   stat     PUTFH dir, LOOKUP name, GETATTR (what `ls -l` asks for).
-//   readdir  the thread's directory, whole, with the same attributes, over
-//            as many READDIRs as it takes; ops are entries, latencies are
-//            per READDIR.
+//   readdir  the thread's directory (with --shared-dir every thread reads
+//            the whole shared one), with the same attributes, over as many
+//            READDIRs as it takes; ops are entries, latencies per READDIR.
 //   rename   RENAME within the directory (f... -> r...).
 //   remove   REMOVE of each name.
+//
+// Each session sends RECLAIM_COMPLETE; a server still in its grace period
+// (NFS4ERR_GRACE to OPEN) is waited out, up to two minutes, before the run.
 //
 // Output: a line per phase (ops/s, p50, p99, errors) or, with --json, one
 // line {"phases": {"create": {"ops": .., "ops_per_s": .., "p50_us": ..,
