@@ -1,0 +1,17 @@
+# bench/compare.sh's plot: nfs41d / Ganesha ops/s per workload and phase.
+# gnuplot -e "datafile='ratios.dat'; outfile='x.png'" compare.gp
+set terminal pngcairo size 1100,520 font ",10"
+set output outfile
+set title "nfs41d / NFS-Ganesha (VFS), ops/s ratio, same run (> 1: nfs41d faster)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -35 left
+set ylabel "ratio"
+set yrange [0:*]
+set grid ytics
+set key top right
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
+set arrow from graph 0, first 1.5 to graph 1, first 1.5 nohead dt 3 lc rgb "red"
+plot datafile using 2:xtic(1) title "SQLite / Ganesha", '' using 3 title "PostgreSQL / Ganesha"
