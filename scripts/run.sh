@@ -1,27 +1,16 @@
 #!/usr/bin/env bash
 # The README's main command: installs dependencies, builds, and runs the main
-# job on the embedded SQLite default. Until the NFS server lands that job is:
-# create a namespace (var/ns.db), put a small tree in it and show it with nsh.
+# job: the NFSv4.1 server on the embedded SQLite default. With no arguments
+# nfs41d serves the namespace (made on first start) and the data store under
+# ~/.local/share/nfs41d, "/" exported read-write to loopback, on
+# 127.0.0.1:2049, logging to stderr; Ctrl-C or SIGTERM stops it cleanly,
+# SIGHUP re-reads the exports. Arguments are passed on (e.g. --listen
+# 127.0.0.1:12049, --config FILE, --db URI, --metrics 127.0.0.1:9149).
+#
+# Mount it from a Linux client on the same machine:
+#   mount -t nfs -o vers=4.1,port=2049 127.0.0.1:/ /mnt
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/build.sh"
-BIN="$ROOT/build/tools"
-mkdir -p "$ROOT/var"
-export NS_DB="sqlite://$ROOT/var/ns.db"
-if [[ ! -e "$ROOT/var/ns.db" ]]; then
-  "$BIN/nsadmin" init
-else
-  "$BIN/nsadmin" upgrade
-fi
-"$BIN/nsadmin" version
-"$BIN/nsh" mkdir -p /home/alice/projects /data/raw
-"$BIN/nsh" touch /home/alice/notes.txt /data/raw/run-0001.dat
-"$BIN/nsh" ln -s /data/raw /home/alice/raw 2>/dev/null || true
-"$BIN/nsh" chown 1000:1000 /home/alice /home/alice/notes.txt
-echo "--- nsh ls -lR / (namespace at $NS_DB)"
-"$BIN/nsh" ls -lR -n /
-echo "--- nsh stat /home/alice/notes.txt"
-"$BIN/nsh" stat /home/alice/notes.txt
-echo "--- nsh df -i"
-"$BIN/nsh" df -i
+exec "$ROOT/build/nfs41d/nfs41d" "$@"
