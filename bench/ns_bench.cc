@@ -1018,8 +1018,8 @@ int main(int argc, char** argv) {
   // result, the entries) and frees it a millisecond later. With glibc's
   // defaults that memory goes back to the kernel (munmap or trimming the
   // heap) and is faulted in again for the next page: measured, it doubled
-  // the client's CPU per entry. Fixed thresholds keep it in the heap; nfs41d
-  // does the same (docs/performance.md).
+  // the client's CPU per entry. Fixed thresholds keep it in the heap
+  // (docs/performance.md).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   return nsbench::Main(argc, argv);
