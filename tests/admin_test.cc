@@ -177,6 +177,26 @@ TEST_P(AdminTest, StrayRowsAreRemoved) {
   EXPECT_EQ(target, "/a/f");
 }
 
+TEST_P(AdminTest, MetadataOfMissingInodesAndStrayTagSetsAreRemoved) {
+  Corrupt("INSERT INTO xattrs (ino, name, value) VALUES (777777, 'user.x', 'v')");
+  Corrupt("INSERT INTO checksums (ino, type, value) VALUES (777777, 1, 'ab')");
+  Corrupt("INSERT INTO tags (origin, name, value) VALUES (888888, 'OSMTemplate', 'x')");
+  // A tag set that a directory sees is left alone.
+  ASSERT_OK(ns_->WriteTag(root_, a_, "sGroup", "kept"));
+  const FsckReport found = RunFsck(false);
+  EXPECT_EQ(Checks(found),
+            (std::multiset<std::string>{"metadata-of-missing-inode",
+                                        "metadata-of-missing-inode",
+                                        "unreferenced-tag-set"}));
+  EXPECT_EQ(RunFsck(true).Unrepaired(), 0u);
+  EXPECT_TRUE(RunFsck(false).findings.empty());
+  std::string error;
+  EXPECT_EQ(raw_->QueryInts("SELECT count(*) FROM xattrs WHERE ino = 777777", &error),
+            std::vector<int64_t>{0}) << error;
+  ASSERT_OK_AND_ASSIGN(std::string v, ns_->ReadTag(root_, a_, "sGroup"));
+  EXPECT_EQ(v, "kept");
+}
+
 TEST_P(AdminTest, UnrepairableProblemsAreOnlyReported) {
   // A cycle: b named inside c (and still in a) -> b has two names.
   Corrupt("INSERT INTO dirents (parent, name, child, type, cookie) VALUES (" +

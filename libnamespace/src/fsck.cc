@@ -70,6 +70,8 @@ class Checker {
     NS_RETURN_IF_ERROR(UnreachableDirectory());
     NS_RETURN_IF_ERROR(SymlinkTarget());
     NS_RETURN_IF_ERROR(OrphanRecord());
+    NS_RETURN_IF_ERROR(MetadataOfMissingInode());
+    NS_RETURN_IF_ERROR(UnreferencedTagSet());
     return std::move(report_);
   }
 
@@ -516,6 +518,70 @@ class Checker {
     return Status::Ok();
   }
 
+  // ACEs, xattrs, checksums, locations and tag references of an inode that
+  // is gone (DeleteInode removes them with it; these are left by a bug or a
+  // hand edit). Removed, table by table, once the inode is confirmed gone.
+  Status MetadataOfMissingInode() {
+    const std::string check = "metadata-of-missing-inode";
+    for (const char* table :
+         {"aces", "xattrs", "checksums", "locations", "dir_tags"}) {
+      NS_ASSIGN_OR_RETURN(
+          auto rows,
+          Find(check, fmt::format("SELECT DISTINCT t.ino FROM {} t WHERE NOT "
+                                  "EXISTS (SELECT 1 FROM inodes i WHERE "
+                                  "i.ino = t.ino) ORDER BY t.ino LIMIT $1",
+                                  table)));
+      for (const SqlRow& r : rows) {
+        const InodeId ino = Int(r[0]);
+        NS_RETURN_IF_ERROR(Add(
+            check, ino,
+            fmt::format("{} rows of inode {}, which does not exist", table,
+                        ino),
+            [&](Transaction& t) -> Result<bool> {
+              const int64_t one[] = {static_cast<int64_t>(ino)};
+              NS_ASSIGN_OR_RETURN(
+                  auto gone,
+                  t.Query(fmt::format("DELETE FROM {} WHERE ino = $1 AND NOT "
+                                      "EXISTS (SELECT 1 FROM inodes WHERE "
+                                      "ino = $1) RETURNING ino",
+                                      table),
+                          one));
+              return !gone.empty();
+            }));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // A tag set (rows of `tags` owned by an origin) that no directory sees:
+  // what Namespace::CollectTags removes; reported and removed here too.
+  Status UnreferencedTagSet() {
+    const std::string check = "unreferenced-tag-set";
+    NS_ASSIGN_OR_RETURN(
+        auto rows,
+        Find(check,
+             "SELECT DISTINCT t.origin FROM tags t WHERE NOT EXISTS (SELECT 1 "
+             "FROM dir_tags d WHERE d.origin = t.origin) ORDER BY t.origin "
+             "LIMIT $1"));
+    for (const SqlRow& r : rows) {
+      const InodeId origin = Int(r[0]);
+      NS_RETURN_IF_ERROR(Add(
+          check, origin,
+          fmt::format("tag set of {} is seen by no directory", origin),
+          [&](Transaction& t) -> Result<bool> {
+            const int64_t one[] = {static_cast<int64_t>(origin)};
+            NS_ASSIGN_OR_RETURN(
+                auto gone,
+                t.Query("DELETE FROM tags WHERE origin = $1 AND NOT EXISTS "
+                        "(SELECT 1 FROM dir_tags WHERE origin = $1) "
+                        "RETURNING origin",
+                        one));
+            return !gone.empty();
+          }));
+    }
+    return Status::Ok();
+  }
+
   Namespace& ns_;
   Backend& backend_;
   const FsckOptions options_;
@@ -540,7 +606,8 @@ const std::vector<std::string>& FsckCheckNames() {
       "directory-several-names", "directory-parent",
       "file-nlink",            "directory-nlink",
       "unreachable-directory", "symlink-target",
-      "orphan-record"};
+      "orphan-record",         "metadata-of-missing-inode",
+      "unreferenced-tag-set"};
   return names;
 }
 

@@ -78,6 +78,9 @@ struct FsckReport {
 //                             target row without a symlink -> row removed
 //   orphan-record             open-file orphan record of a missing inode
 //                             or of one that has names -> record removed
+//   metadata-of-missing-inode ACEs, xattrs, checksums, locations or a tag
+//                             reference of a missing inode -> rows removed
+//   unreferenced-tag-set      a tag set no directory sees -> removed
 const std::vector<std::string>& FsckCheckNames();
 
 // Runs every check (and the repairs if asked). Errors: Unavailable etc.
