@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "libnamespace/include/namespace/acl.h"
@@ -88,6 +89,8 @@ struct GraceRow {
 // A row of an ad-hoc query (Transaction::Query): each column as the
 // database prints it, nullopt for NULL.
 using SqlRow = std::vector<std::optional<std::string>>;
+// A parameter of Transaction::QueryValues: a 64-bit integer or text.
+using SqlValue = std::variant<int64_t, std::string>;
 
 class Transaction {
  public:
@@ -191,6 +194,16 @@ class Transaction {
   // methods (a syntax error is Internal: it is our SQL).
   virtual Result<std::vector<SqlRow>> Query(
       std::string_view sql, std::span<const int64_t> params) = 0;
+  // As Query, with text parameters too: for the small pNFS tables
+  // (pnfs.h), whose rows carry addresses and uuids. Not for the POSIX hot
+  // path. PostgreSQL sends every parameter as text and lets the statement
+  // give it its type. A backend without it answers NotSupported.
+  virtual Result<std::vector<SqlRow>> QueryValues(
+      std::string_view sql, std::span<const SqlValue> params) {
+    (void)sql;
+    (void)params;
+    return Status::NotSupported("QueryValues", "not implemented by this backend");
+  }
   // The backend's ACL cache (nullptr: none), and whether this transaction
   // may fill it (Reads only; see AclCache).
   virtual AclCache* acl_cache() { return nullptr; }

@@ -1460,6 +1460,35 @@ class PgTxn final : public Transaction {
 
   Result<std::vector<SqlRow>> Query(std::string_view sql,
                                     std::span<const int64_t> params) override {
+    return RunQuery(sql, [&](pqxx::transaction_base& t) {
+      return t.exec_params(
+          std::string(sql),
+          pqxx::prepare::make_dynamic_params(params.begin(), params.end()));
+    });
+  }
+
+  Result<std::vector<SqlRow>> QueryValues(
+      std::string_view sql, std::span<const SqlValue> params) override {
+    // Every parameter as text: PostgreSQL types each from the statement.
+    std::vector<std::string> text;
+    text.reserve(params.size());
+    for (const SqlValue& v : params) {
+      if (const int64_t* i = std::get_if<int64_t>(&v)) {
+        text.push_back(std::to_string(*i));
+      } else {
+        text.push_back(std::get<std::string>(v));
+      }
+    }
+    return RunQuery(sql, [&](pqxx::transaction_base& t) {
+      return t.exec_params(
+          std::string(sql),
+          pqxx::prepare::make_dynamic_params(text.begin(), text.end()));
+    });
+  }
+
+  template <typename ExecFn>
+  Result<std::vector<SqlRow>> RunQuery(std::string_view sql, ExecFn exec) {
+    (void)sql;
     return Run("pg query", [&]() -> Result<std::vector<SqlRow>> {
       if (writable_) {
         // A Write must know its transaction id before COMMIT (see
@@ -1473,9 +1502,7 @@ class PgTxn final : public Transaction {
           t_.exec(queued);
         }
       }
-      const pqxx::result r = t_.exec_params(
-          std::string(sql),
-          pqxx::prepare::make_dynamic_params(params.begin(), params.end()));
+      const pqxx::result r = exec(t_);
       std::vector<SqlRow> rows;
       rows.reserve(r.size());
       for (const pqxx::row& row : r) {

@@ -912,6 +912,12 @@ class SqliteTransaction final : public Transaction {
 
   Result<std::vector<SqlRow>> Query(std::string_view sql,
                                     std::span<const int64_t> params) override {
+    std::vector<SqlValue> values(params.begin(), params.end());
+    return QueryValues(sql, values);
+  }
+
+  Result<std::vector<SqlRow>> QueryValues(
+      std::string_view sql, std::span<const SqlValue> params) override {
     sqlite3_stmt* raw = nullptr;
     int rc = sqlite3_prepare_v2(conn_.db(), sql.data(),
                                 static_cast<int>(sql.size()), &raw, nullptr);
@@ -924,7 +930,14 @@ class SqliteTransaction final : public Transaction {
       const std::string name = "$" + std::to_string(i + 1);
       const int index = sqlite3_bind_parameter_index(raw, name.c_str());
       if (index == 0) continue;
-      rc = sqlite3_bind_int64(raw, index, params[i]);
+      if (const int64_t* v = std::get_if<int64_t>(&params[i])) {
+        rc = sqlite3_bind_int64(raw, index, *v);
+      } else {
+        const std::string& text = std::get<std::string>(params[i]);
+        rc = sqlite3_bind_text(raw, index, text.data(),
+                               static_cast<int>(text.size()),
+                               SQLITE_TRANSIENT);
+      }
       if (rc != SQLITE_OK) return Fail(rc, "Query");
     }
     std::vector<SqlRow> rows;
