@@ -723,6 +723,18 @@ rpc::Reply Client::HandleCbCompound(std::span<const uint8_t> bytes) {
       cb_stats_.last_type_mask = a.craa_type_mask.bitmap4_len > 0
                                      ? a.craa_type_mask.bitmap4_val[0]
                                      : 0;
+    } else if (op.argop == OP_CB_LAYOUTRECALL) {
+      // Recorded and accepted: a test returns the layout itself
+      // (LAYOUTRETURN), as a real client would after the callback.
+      const CB_LAYOUTRECALL4args& a = op.nfs_cb_argop4_u.opcblayoutrecall;
+      ++cb_stats_.cb_layoutrecall;
+      cb_stats_.last_layoutrecall_type = a.clora_recall.lor_recalltype;
+      if (a.clora_recall.lor_recalltype == LAYOUTRECALL4_FILE) {
+        const layoutrecall_file4& f = a.clora_recall.layoutrecall4_u.lor_layout;
+        cb_stats_.last_layoutrecall_fh.assign(
+            f.lor_fh.nfs_fh4_val, f.lor_fh.nfs_fh4_val + f.lor_fh.nfs_fh4_len);
+        cb_stats_.last_layoutrecall_stateid = f.lor_stateid;
+      }
     } else {
       status = NFS4ERR_NOTSUPP;
     }

@@ -205,6 +205,10 @@ struct CallbackStats {
   uint32_t last_type_mask = 0;
   uint32_t last_cb_program = 0;  // program number the last callback used
   nfsstat4 last_sequence_status = NFS4_OK;
+  uint64_t cb_layoutrecall = 0;  // CB_LAYOUTRECALLs accepted (§20.3)
+  uint32_t last_layoutrecall_type = 0;
+  Fh last_layoutrecall_fh;
+  stateid4 last_layoutrecall_stateid{};
 };
 
 // An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.

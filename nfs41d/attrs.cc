@@ -24,7 +24,7 @@ constexpr std::initializer_list<uint32_t> kSupported = {
     FATTR4_SPACE_USED, FATTR4_TIME_ACCESS, FATTR4_TIME_ACCESS_SET,
     FATTR4_TIME_CREATE, FATTR4_TIME_DELTA, FATTR4_TIME_METADATA,
     FATTR4_TIME_MODIFY, FATTR4_TIME_MODIFY_SET, FATTR4_MOUNTED_ON_FILEID,
-    FATTR4_SUPPATTR_EXCLCREAT};
+    FATTR4_SUPPATTR_EXCLCREAT, FATTR4_FS_LAYOUT_TYPES, FATTR4_LAYOUT_BLKSIZE};
 
 constexpr std::initializer_list<uint32_t> kSettable = {
     FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER, FATTR4_OWNER_GROUP,
@@ -258,6 +258,16 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
       case FATTR4_TIME_DELTA: PutTime(e, 1); break;
       case FATTR4_TIME_METADATA: PutTime(e, a.ctime); break;
       case FATTR4_TIME_MODIFY: PutTime(e, a.mtime); break;
+      case FATTR4_FS_LAYOUT_TYPES:
+        // §5.12.2: the layout types of this file system (none without
+        // data servers: the client then never asks for a layout).
+        e.PutUint32(src.pnfs_files ? 1 : 0);
+        if (src.pnfs_files) e.PutUint32(LAYOUT4_NFSV4_1_FILES);
+        break;
+      case FATTR4_LAYOUT_BLKSIZE:
+        // §5.12.4: the preferred I/O unit; the stripe unit, else max_io.
+        e.PutUint32(src.layout_blksize ? src.layout_blksize : src.max_io);
+        break;
       case FATTR4_MOUNTED_ON_FILEID:
         e.PutUint64(src.mounted_on_fileid.value_or(a.ino));
         break;

@@ -59,6 +59,10 @@ struct AttrSource {
   std::optional<uint64_t> mounted_on_fileid;
   // fsid minor: the export id (default: the filehandle's).
   std::optional<uint32_t> fsid_minor;
+  // pNFS (RFC 8881 §5.12): fs_layout_types lists LAYOUT4_NFSV4_1_FILES
+  // when set (else it is empty); layout_blksize.
+  bool pnfs_files = false;
+  uint32_t layout_blksize = 0;
 };
 
 // The NFSv4 `change` attribute (RFC 8881 §5.8.1.4) from the database's

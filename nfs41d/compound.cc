@@ -193,6 +193,15 @@ OpTable BuildTable() {
   OP(OP_LOCK, OpLock, oplock, oplock, kModifiesState | kCacheThis)
   OP(OP_LOCKT, OpLockT, oplockt, oplockt, 0)
   OP(OP_LOCKU, OpLockU, oplocku, oplocku, kModifiesState | kCacheThis)
+  // pNFS (ops_pnfs.cc).
+  OP(OP_GETDEVICEINFO, OpGetDeviceInfo, opgetdeviceinfo, opgetdeviceinfo, 0)
+  OP(OP_GETDEVICELIST, OpGetDeviceList, opgetdevicelist, opgetdevicelist, 0)
+  OP(OP_LAYOUTGET, OpLayoutGet, oplayoutget, oplayoutget,
+     kModifiesState | kCacheThis)
+  OP(OP_LAYOUTCOMMIT, OpLayoutCommit, oplayoutcommit, oplayoutcommit,
+     kModifiesState | kCacheThis)
+  OP(OP_LAYOUTRETURN, OpLayoutReturn, oplayoutreturn, oplayoutreturn,
+     kModifiesState | kCacheThis)
 #undef OP
 #undef OP0
   return t;

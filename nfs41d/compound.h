@@ -50,6 +50,8 @@
 
 namespace nfs41d {
 
+class PnfsMds;
+
 // What handlers share for the server's lifetime.
 struct ServerContext {
   ns::Namespace* ns = nullptr;
@@ -73,6 +75,8 @@ struct ServerContext {
   AttrCache* attrs = nullptr;
   // Per-op counters and latencies; null: none.
   Metrics* metrics = nullptr;
+  // pNFS metadata server (pnfs_mds.h); null: no layouts.
+  PnfsMds* pnfs = nullptr;
 };
 
 // Memory for one operation's results (strings, lists, attribute buffers):

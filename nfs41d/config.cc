@@ -207,6 +207,26 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       auto v = node.value<int64_t>();
       if (!v || *v < 0 || *v > 3600000) return bad("an integer in 0..3600000");
       cfg->server.attr_cache.ttl = std::chrono::milliseconds(*v);
+    } else if (k == "pnfs_key_file") {
+      auto v = node.value<std::string>();
+      if (!v || v->empty()) return bad("a file path");
+      cfg->server.pnfs.key_file = *v;
+    } else if (k == "pnfs_stripe_unit") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 64 || *v > (int64_t{1} << 30)) {
+        return bad("an integer in 64..1073741824");
+      }
+      cfg->server.pnfs.stripe_unit = static_cast<uint64_t>(*v);
+    } else if (k == "pnfs_stripe_count") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > 1024) return bad("an integer in 0..1024");
+      cfg->server.pnfs.stripe_count = static_cast<uint32_t>(*v);
+    } else if (k == "pnfs_heartbeat_seconds" || k == "pnfs_expire_seconds") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 1 || *v > 3600) return bad("an integer in 1..3600");
+      (k == "pnfs_heartbeat_seconds" ? cfg->server.pnfs.heartbeat_seconds
+                                     : cfg->server.pnfs.expire_seconds) =
+          static_cast<uint32_t>(*v);
     } else if (k == "export") {
       const toml::array* a = node.as_array();
       if (!a || !a->is_array_of_tables()) {

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warning, error");
   std::string metrics;
   app.add_option("--metrics", metrics, "HOST:PORT for Prometheus /metrics");
+  std::string pnfs_key;
+  app.add_option("--pnfs-key", pnfs_key,
+                 "key shared with pNFS data servers (default DATA_DIR/pnfs.key)");
   CLI11_PARSE(app, argc, argv);
 
   nfs41d::Config cfg;
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   }
   if (!db.empty()) cfg.server.db_uri = db;
   if (!data_dir.empty()) cfg.server.data_dir = data_dir;
+  if (!pnfs_key.empty()) cfg.server.pnfs.key_file = pnfs_key;
   if (!log_level.empty() && !rpc::log::ParseLevel(log_level, &cfg.log_level)) {
     std::fprintf(stderr, "nfs41d: --log-level: unknown level '%s'\n",
                  log_level.c_str());

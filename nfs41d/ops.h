@@ -76,6 +76,25 @@ nfsstat4 OpRead(CompoundState&, const READ4args&, READ4res&);
 nfsstat4 OpWrite(CompoundState&, const WRITE4args&, WRITE4res&);
 nfsstat4 OpCommit(CompoundState&, const COMMIT4args&, COMMIT4res&);
 
+// --- pNFS (ops_pnfs.cc, RFC 8881 §18.40-§18.44)
+nfsstat4 OpGetDeviceInfo(CompoundState&, const GETDEVICEINFO4args&,
+                         GETDEVICEINFO4res&);
+nfsstat4 OpGetDeviceList(CompoundState&, const GETDEVICELIST4args&,
+                         GETDEVICELIST4res&);
+nfsstat4 OpLayoutGet(CompoundState&, const LAYOUTGET4args&, LAYOUTGET4res&);
+nfsstat4 OpLayoutCommit(CompoundState&, const LAYOUTCOMMIT4args&,
+                        LAYOUTCOMMIT4res&);
+nfsstat4 OpLayoutReturn(CompoundState&, const LAYOUTRETURN4args&,
+                        LAYOUTRETURN4res&);
+// LAYOUTCOMMIT's effect (ops_io.cc, beside the open-file overlay it must
+// agree with): grows the size to `end` (if larger) and sets mtime (now if
+// nullopt and `end` is set). *new_size / *changed: the size afterwards and
+// whether it changed.
+nfsstat4 CommitLayoutWrites(ServerContext& ctx, ns::InodeId ino,
+                            std::optional<uint64_t> end,
+                            std::optional<ns::TimeNs> mtime,
+                            uint64_t* new_size, bool* changed);
+
 // --- byte-range locks (ops_lock.cc)
 nfsstat4 OpLock(CompoundState&, const LOCK4args&, LOCK4res&);
 nfsstat4 OpLockT(CompoundState&, const LOCKT4args&, LOCKT4res&);

@@ -12,6 +12,7 @@
 #include "nfs41d/export_ops.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
+#include "nfs41d/pnfs_mds.h"
 #include "nfs41d/status_map.h"
 
 namespace nfs41d {
@@ -130,6 +131,11 @@ AttrSource SourceOf(CompoundState& st, const ns::Attr& a, const FileHandle& fh,
   src.stats = stats;
   src.lease_seconds = st.server.state->options().lease_seconds;
   src.max_io = st.server.max_io;
+  if (st.server.pnfs && st.server.pnfs->AnyRegistered()) {
+    src.pnfs_files = true;
+    src.layout_blksize =
+        static_cast<uint32_t>(st.server.pnfs->options().stripe_unit);
+  }
   ApplyExportAttrs(st, fh, &src);
   return src;
 }

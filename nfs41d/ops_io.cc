@@ -25,6 +25,7 @@
 
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
+#include "nfs41d/pnfs_mds.h"
 #include "nfs41d/status_map.h"
 #include "rpc/log.h"
 
@@ -192,6 +193,10 @@ ns::UnlinkOptions UnlinkOptionsFor(CompoundState& st, ns::InodeId dir,
 
 void AfterUnlink(CompoundState& st, const ns::UnlinkResult& r) {
   if (r.nlink_left > 0) return;
+  // The last name went: layouts on the file must not be used to write
+  // bytes the data servers are about to remove (RFC 8881 §12.5.5; the
+  // removal itself is queued by the database with the inode's release).
+  if (st.server.pnfs) st.server.pnfs->RecallFile(r.ino);
   if (r.retained) {
     // Open: the last CLOSE (or the client's expiry) releases it. Closed
     // since we looked: release now.
@@ -208,6 +213,11 @@ nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
   if (size > kMaxFileSize) return NFS4ERR_FBIG;
   IoStateid io;
   if (nfsstat4 e = CheckIoStateid(st, stateid, a.ino, true, &io); e) return e;
+  // A shrink conflicts with other clients' layouts (§12.5.5): recall them
+  // before the data servers are told to cut the file.
+  if (st.server.pnfs && size < a.size) {
+    st.server.pnfs->RecallFile(a.ino, ClientOf(st));
+  }
   std::lock_guard lock(FileMu(st.server, a.ino));
   return ToNfsStat(FlushLocked(st.server, a.ino));
 }
@@ -273,6 +283,38 @@ void FlushDirtyFiles(ServerContext& ctx) {
   for (const state::FileRelease& r : ctx.state->TakeReleasedFiles()) {
     ReleaseFile(ctx, r);
   }
+}
+
+nfsstat4 CommitLayoutWrites(ServerContext& ctx, ns::InodeId ino,
+                            std::optional<uint64_t> end,
+                            std::optional<ns::TimeNs> mtime,
+                            uint64_t* new_size, bool* changed) {
+  const ns::TimeNs when = mtime ? *mtime : NowNs();
+  *changed = false;
+  std::lock_guard lock(FileMu(ctx, ino));
+  // An open file's size lives in its overlay (GETATTR shows it): grow it
+  // there and write it back, so a later write-back cannot shrink the file.
+  if (auto ov = Opens(ctx).Overlay(ino)) {
+    const uint64_t before = ov->size;
+    if (end || mtime) Opens(ctx).NoteWrite(ino, end.value_or(0), when);
+    if (ns::Status s = FlushLocked(ctx, ino); !s.ok()) return ToNfsStat(s);
+    auto after = Opens(ctx).Overlay(ino);
+    *new_size = after ? after->size : std::max(before, end.value_or(0));
+    *changed = *new_size != before;
+    return NFS4_OK;
+  }
+  ns::Result<ns::Attr> cur = ctx.ns->GetAttr(ns::Credentials::Root(), ino);
+  if (!cur.ok()) return ToNfsStat(cur.status());
+  ns::SetAttrRequest q;
+  if (end && *end > cur->size) q.size = *end;
+  if (end || mtime) q.mtime = when;
+  *new_size = q.size.value_or(cur->size);
+  if (!q.size && !q.mtime) return NFS4_OK;
+  ns::Result<ns::Attr> r = ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
+  if (ctx.attrs) ctx.attrs->Invalidate(ino);
+  if (!r.ok()) return ToNfsStat(r.status());
+  *changed = q.size.has_value();
+  return NFS4_OK;
 }
 
 // ------------------------------------------------------------------ READ

@@ -8,6 +8,7 @@
 #include "nfs41d/export_ops.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
+#include "nfs41d/pnfs_mds.h"
 #include "nfs41d/status_map.h"
 
 namespace nfs41d {
@@ -237,6 +238,9 @@ nfsstat4 OpOpen(CompoundState& st, const OPEN4args& args, OPEN4res& res) {
       file = *r;
     }
     cinfo = ChangeInfo(before.change, st, dir);
+    // A file's first LAYOUTGET stripes it as its directory's tags say, and
+    // files do not record their directory (Attr::parent is 0).
+    if (st.server.pnfs) st.server.pnfs->NoteDirectory(file.ino, dir.ino);
   } else {
     // CLAIM_FH, CLAIM_PREVIOUS: the current filehandle is the file.
     if (nfsstat4 e = AttrOf(st, *st.current_fh, &file); e) return e;

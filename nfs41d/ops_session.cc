@@ -24,6 +24,13 @@ nfsstat4 OpExchangeId(CompoundState& st, const EXCHANGE_ID4args& args,
   ok.eir_clientid = r.clientid;
   ok.eir_sequenceid = r.sequenceid;
   ok.eir_flags = r.flags;
+  if (st.server.pnfs) {
+    // RFC 8881 §13.1: a metadata server says USE_PNFS_MDS; not together
+    // with USE_NON_PNFS (the Linux client refuses both at once). It still
+    // serves READ/WRITE itself for files without a layout.
+    ok.eir_flags = (ok.eir_flags & ~EXCHGID4_FLAG_MASK_PNFS) |
+                   EXCHGID4_FLAG_USE_PNFS_MDS;
+  }
   ok.eir_state_protect.spr_how = SP4_NONE;
   const std::string& owner = st.server.state->options().server_owner;
   ok.eir_server_owner.so_minor_id = 0;

@@ -86,6 +86,22 @@ std::string Nfs41Server::Start() {
   ctx_.idmap = idmap_.get();
   ctx_.attrs = attrs_->enabled() ? attrs_.get() : nullptr;
   ctx_.metrics = &metrics_;
+  {
+    const std::string key_file = options_.pnfs.key_file.empty()
+                                     ? options_.data_dir + "/pnfs.key"
+                                     : options_.pnfs.key_file;
+    auto pkey = LoadOrCreateSecret(key_file, &err);
+    if (!pkey) return "pnfs key: " + err;
+    pnfs_ = std::make_unique<PnfsMds>(options_.pnfs, *pkey, ns_.get(),
+                                      state_.get());
+    ctx_.pnfs = pnfs_.get();
+    // READ/WRITE/COMMIT of files with a layout go to the data servers.
+    PnfsMds* mds = pnfs_.get();
+    pnfs_data_ = std::make_unique<data::PnfsDataStore>(
+        data_.get(), ns_.get(), &pnfs_->ds_fh(),
+        [mds] { return mds->AnyRegistered(); });
+    ctx_.data = pnfs_data_.get();
+  }
   metrics_.extra = [this](std::string* out) {
     auto gauge = [out](const char* name, const char* help, const char* type,
                        uint64_t v) {
@@ -129,6 +145,8 @@ std::string Nfs41Server::Start() {
   };
   rpc_ = std::make_unique<rpc::Server>(ro);
   rpc_->Register(MakeNfs4Program(&ctx_));
+  // Data servers register and heartbeat on the NFS port (docs/pnfs.md).
+  rpc_->Register(pnfs_->MakeNsctlProgram());
   if (rpc::Status s = rpc_->Start(); !s.ok()) {
     rpc_.reset();
     return "cannot listen on " + options_.host + ":" +
@@ -148,6 +166,7 @@ std::string Nfs41Server::Start() {
                    options_.metrics_host, metrics_server_->port());
   }
   state_->StartReaper();
+  pnfs_->Start();
   flusher_stop_ = false;
   flusher_ = std::thread([this] {
     std::unique_lock lock(flusher_mu_);
@@ -186,6 +205,7 @@ void Nfs41Server::Stop() {
   if (metrics_server_) metrics_server_->Stop();
   if (rpc_) rpc_->Stop();
   if (state_) state_->StopReaper();
+  if (pnfs_) pnfs_->Stop();
   {
     std::lock_guard lock(flusher_mu_);
     flusher_stop_ = true;

@@ -25,6 +25,8 @@
 #include "nfs41d/idmap.h"
 #include "nfs41d/metrics.h"
 #include "nfs41d/fh.h"
+#include "nfs41d/data/pnfs_data_store.h"
+#include "nfs41d/pnfs_mds.h"
 #include "nfs41d/state/state_manager.h"
 #include "rpc/server.h"
 
@@ -52,6 +54,9 @@ struct ServerOptions {
   // Prometheus /metrics listener; empty host: none.
   std::string metrics_host;
   uint16_t metrics_port = 0;
+  // pNFS metadata server: the key shared with data servers, stripe
+  // defaults, heartbeat and expiry (pnfs_mds.h, docs/pnfs.md).
+  PnfsOptions pnfs;
 };
 
 class Nfs41Server {
@@ -91,8 +96,10 @@ class Nfs41Server {
   state::StateManager& state() { return *state_; }
   ns::Namespace& ns() { return *ns_; }
   const FhCodec& fh_codec() const { return *fh_; }
+  // The MDS's local store (files without a pNFS layout).
   data::DataStore& data() { return *data_; }
   const ServerContext& context() const { return ctx_; }
+  PnfsMds& pnfs() { return *pnfs_; }
 
  private:
   ServerOptions options_;
@@ -107,6 +114,8 @@ class Nfs41Server {
   Metrics metrics_;
   std::unique_ptr<MetricsServer> metrics_server_;
   ServerContext ctx_;
+  std::unique_ptr<PnfsMds> pnfs_;
+  std::unique_ptr<data::DataStore> pnfs_data_;  // wraps data_
   std::unique_ptr<rpc::Server> rpc_;
 
   // The flusher thread (FlushDirtyFiles every flush_interval).

@@ -1,0 +1,175 @@
+#pragma once
+
+// PnfsMds: nfs41d as a pNFS metadata server (RFC 8881 §12, §13; docs/pnfs.md).
+//
+//  - The control program NSCTL_PROG (pnfs/nsctl.x) on nfs41d's NFS port:
+//    data servers register (their proof checked with the pNFS key; a stable
+//    id per uuid, ns::PnfsRegistry) and heartbeat (liveness, queued work
+//    out, finished work deleted). A background thread marks data servers
+//    that stopped heartbeating as down and recalls the layouts that use
+//    them (CB_LAYOUTRECALL, §20.3).
+//  - Layout state: one layout stateid per (client, file) (§12.5.3), kept in
+//    memory like open state (a restarted MDS has none; clients get new
+//    layouts after reclaim, §12.7.4).
+//  - Files get a layout (a device and a stripe unit, in the database) at
+//    their first LAYOUTGET while they have no bytes in the MDS's own store.
+//
+// The layout operations themselves are in ops_pnfs.cc.
+//
+// Thread safety: every method may be called from any thread, except
+// Start/Stop (the owning thread).
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "libnamespace/include/namespace/namespace.h"
+#include "libnamespace/include/namespace/pnfs.h"
+#include "nfs41d/fh.h"
+#include "nfs41d/proto/nfs4_prot.h"
+#include "nfs41d/state/state_manager.h"
+#include "rpc/program.h"
+
+namespace nfs41d {
+
+struct PnfsOptions {
+  // The key shared with the data servers; empty: <data_dir>/pnfs.key,
+  // created if missing (docs/pnfs.md).
+  std::string key_file;
+  // Told to data servers at registration (nsctl_register_ok).
+  uint32_t heartbeat_seconds = 5;
+  // A data server silent for this long is down.
+  uint32_t expire_seconds = 20;
+  // Stripe unit and count of new layouts when the directory has no tags
+  // pnfs.stripe_unit / pnfs.stripe_count. stripe_count 0: every data
+  // server that is up. The unit is rounded up to a multiple of 64 (the low
+  // bits of nfl_util4 are flags, RFC 8881 §13.3).
+  uint64_t stripe_unit = 1 << 20;
+  uint32_t stripe_count = 0;
+};
+
+// The NFS deviceid4 of a registry device: its id, big-endian, in the first
+// 8 bytes (the rest zero), so it is stable across MDS restarts as the
+// device is.
+std::array<uint8_t, NFS4_DEVICEID4_SIZE> DeviceIdBytes(uint64_t device);
+std::optional<uint64_t> DeviceFromBytes(const uint8_t* bytes);
+
+// "host:port" -> the universal address of RFC 5665 §5.2.3.3
+// ("h1.h2.h3.h4.p1.p2") and its netid ("tcp"/"tcp6"). False if the host is
+// neither an IP literal nor resolvable.
+bool UniversalAddress(const std::string& host_port, std::string* netid,
+                      std::string* uaddr);
+
+class PnfsMds {
+ public:
+  // `ns`, `state` must outlive this object.
+  PnfsMds(PnfsOptions options, std::array<uint8_t, kFhSecretBytes> key,
+          ns::Namespace* ns, state::StateManager* state);
+  ~PnfsMds();  // Stop()
+
+  const PnfsOptions& options() const { return options_; }
+  // Data-server filehandles (docs/pnfs.md): FhCodec keyed with the pNFS key.
+  const FhCodec& ds_fh() const { return ds_fh_; }
+  ns::PnfsRegistry& registry() { return registry_; }
+
+  // NSCTL_PROG v1 (NULL, REGISTER, HEARTBEAT).
+  rpc::Program MakeNsctlProgram();
+
+  // The expiry thread: every second, ExpireNow(now).
+  void Start();
+  void Stop();
+  // Marks data servers silent for expire_seconds as down and recalls the
+  // layouts of devices that use them. Returns how many went down.
+  size_t ExpireNow(ns::TimeNs now);
+
+  // Whether any data server ever registered (fs_layout_types lists
+  // LAYOUT4_NFSV4_1_FILES from then on; see attrs in ops_pnfs.cc).
+  bool AnyRegistered() const { return any_registered_.load(); }
+
+  // --- layout state (§12.5.3)
+  struct Layout {
+    clientid4 client = 0;
+    ns::InodeId ino = 0;
+    uint32_t generation = 0;
+    std::array<uint8_t, 12> other{};
+    uint32_t seqid = 0;
+    uint64_t device = 0;
+    layoutiomode4 iomode = LAYOUTIOMODE4_READ;
+    // The client's (MDS) filehandle of the file, for CB_LAYOUTRECALL.
+    std::vector<uint8_t> mds_fh;
+  };
+  // Is `sid` a layout stateid of this server? Then *out is its state.
+  // NFS4ERR_BAD_STATEID (unknown or another client's), NFS4ERR_OLD_STATEID.
+  nfsstat4 FindLayout(clientid4 client, const stateid4& sid, Layout* out);
+  bool IsLayoutStateid(const stateid4& sid) const;
+  // Grants (client, ino) a layout on `device`: a new stateid, or the
+  // existing one with seqid + 1. Returns the stateid to send.
+  stateid4 Grant(clientid4 client, ns::InodeId ino, uint32_t generation,
+                 uint64_t device, layoutiomode4 iomode,
+                 std::vector<uint8_t> mds_fh);
+  // LAYOUTRETURN of a FILE (whole file: we hand out whole-file layouts):
+  // seqid + 1 and the state forgotten; returns the final stateid, or
+  // nullopt if the client held none on `ino`.
+  std::optional<stateid4> ReturnFile(clientid4 client, ns::InodeId ino);
+  // LAYOUTRETURN FSID / ALL: forgets every layout of the client.
+  size_t ReturnAll(clientid4 client);
+  // Layouts held, for tests.
+  std::vector<Layout> LayoutsOf(ns::InodeId ino);
+
+  // CB_LAYOUTRECALL (§20.3) of every layout on `ino` (except `except`'s)
+  // before a conflicting change (truncate, removal of the last name of an
+  // open file); waits for each client's answer to the callback (not for
+  // its LAYOUTRETURN). Clients that answer NFS4ERR_NOMATCHING_LAYOUT or
+  // cannot be reached lose the layout at once. Returns how many recalls
+  // were delivered. REQUIRES: not on the RPC event-loop thread.
+  size_t RecallFile(ns::InodeId ino, clientid4 except = 0);
+  // The same for every layout on `device`.
+  size_t RecallDevice(uint64_t device);
+
+  // The directory `ino` was last opened by name in (OPEN CLAIM_NULL), for
+  // the stripe tags of its first layout; 0 if unknown. Bounded memory.
+  void NoteDirectory(ns::InodeId ino, ns::InodeId dir);
+  ns::InodeId DirectoryOf(ns::InodeId ino);
+
+  // Drops the layouts of clients the server no longer knows (lease expiry,
+  // DESTROY_CLIENTID): called by the expiry thread.
+  void ForgetGoneClients();
+
+ private:
+  struct Key {
+    clientid4 client;
+    ns::InodeId ino;
+    auto operator<=>(const Key&) const = default;
+  };
+  nfsstat4 SendRecall(const Layout& l);
+
+  PnfsOptions options_;
+  std::array<uint8_t, kFhSecretBytes> key_;
+  FhCodec ds_fh_;
+  ns::Namespace* ns_;
+  state::StateManager* state_;
+  ns::PnfsRegistry registry_;
+  std::atomic<bool> any_registered_{false};
+  uint32_t instance_;
+
+  mutable std::mutex mu_;
+  std::map<Key, Layout> layouts_;  // guarded by mu_
+  uint64_t next_other_ = 1;        // guarded by mu_
+  std::map<ns::InodeId, ns::InodeId> dirs_;  // guarded by mu_
+
+  std::mutex thread_mu_;
+  std::condition_variable thread_cv_;
+  bool stop_ = false;  // guarded by thread_mu_
+  std::thread thread_;
+};
+
+}  // namespace nfs41d
