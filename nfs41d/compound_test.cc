@@ -67,7 +67,9 @@ class Nfs41Test : public ::testing::Test {
   EXPECT_STREQ(NfsStatName(expr), NfsStatName(want))
 
 TEST_F(Nfs41Test, SessionSetup) {
-  EXPECT_TRUE(client_->exchange_flags() & EXCHGID4_FLAG_USE_NON_PNFS);
+  // nfs41d is a pNFS metadata server (RFC 8881 §13.1, docs/pnfs.md).
+  EXPECT_EQ(client_->exchange_flags() & EXCHGID4_FLAG_MASK_PNFS,
+            EXCHGID4_FLAG_USE_PNFS_MDS);
   EXPECT_FALSE(client_->exchange_flags() & EXCHGID4_FLAG_CONFIRMED_R);
   EXPECT_GE(client_->slot_count(), 16u);
   EXPECT_EQ(server_->state().client_count(), 1u);

@@ -135,7 +135,12 @@ nfsstat4 OpLayoutGet(CompoundState& st, const LAYOUTGET4args& args,
     PnfsMds::Layout held;
     if (nfsstat4 e = mds->FindLayout(client, sid, &held); e) return e;
     if (held.ino != a.ino) return NFS4ERR_BAD_STATEID;
-  } else {
+  }
+  for (const PnfsMds::Layout& l : mds->LayoutsOf(a.ino)) {
+    // §12.5.5.2.1: no new layout while this client's recall is pending.
+    if (l.client == client && l.recalled_ns != 0) return NFS4ERR_RECALLCONFLICT;
+  }
+  if (!mds->IsLayoutStateid(sid)) {
     state::StateInfo info;
     if (nfsstat4 e = st.server.state->opens().Find(client, sid, &info); e) {
       return e;

@@ -266,7 +266,8 @@ void PnfsMds::Start() {
       if (stop_) break;
       lock.unlock();
       ExpireNow(WallNs());
-      ForgetGoneClients();
+      ForgetGoneClients(std::chrono::seconds(
+          state_->options().lease_seconds));
       lock.lock();
     }
   });
@@ -437,11 +438,15 @@ nfsstat4 PnfsMds::SendRecall(const Layout& l) {
   if (last.status == NFS4_OK || last.op_status.size() >= 2) {
     result = last.op_status.size() >= 2 ? last.op_status[1] : last.status;
   }
-  if (result == NFS4ERR_NOMATCHING_LAYOUT || result == NFS4ERR_CB_PATH_DOWN) {
-    // The client holds nothing (it may have returned it already), or it
-    // cannot be told: the layout is revoked (§12.5.5.2).
-    std::lock_guard lock(mu_);
-    layouts_.erase(Key{l.client, l.ino});
+  std::lock_guard lock(mu_);
+  auto it = layouts_.find(Key{l.client, l.ino});
+  if (it == layouts_.end()) return result;  // returned meanwhile
+  if (result == NFS4_OK) {
+    if (it->second.recalled_ns == 0) it->second.recalled_ns = WallNs();
+  } else {
+    // NOMATCHING_LAYOUT: the client holds nothing (§20.3.3); otherwise it
+    // cannot be told: either way the layout is revoked (§12.5.5.2).
+    layouts_.erase(it);
   }
   return result;
 }
@@ -485,15 +490,29 @@ ns::InodeId PnfsMds::DirectoryOf(ns::InodeId ino) {
   return it == dirs_.end() ? 0 : it->second;
 }
 
-void PnfsMds::ForgetGoneClients() {
+size_t PnfsMds::ForgetGoneClients(std::chrono::nanoseconds recall_timeout) {
   std::set<clientid4> clients;
+  size_t n = 0;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [k, l] : layouts_) clients.insert(k.client);
+    const int64_t cutoff = WallNs() - recall_timeout.count();
+    for (auto it = layouts_.begin(); it != layouts_.end();) {
+      if (it->second.recalled_ns != 0 && it->second.recalled_ns < cutoff) {
+        rpc::log::Warning("pnfs: client {:#x} did not return the recalled "
+                          "layout of inode {}: revoked",
+                          it->second.client, it->second.ino);
+        it = layouts_.erase(it);
+        ++n;
+        continue;
+      }
+      clients.insert(it->first.client);
+      ++it;
+    }
   }
   for (clientid4 c : clients) {
-    if (!state_->FindClient(c)) ReturnAll(c);
+    if (!state_->FindClient(c)) n += ReturnAll(c);
   }
+  return n;
 }
 
 }  // namespace nfs41d

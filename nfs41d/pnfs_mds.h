@@ -106,6 +106,11 @@ class PnfsMds {
     layoutiomode4 iomode = LAYOUTIOMODE4_READ;
     // The client's (MDS) filehandle of the file, for CB_LAYOUTRECALL.
     std::vector<uint8_t> mds_fh;
+    // When a CB_LAYOUTRECALL the client accepted was sent (0: none): until
+    // it returns the layout, LAYOUTGET of the file is
+    // NFS4ERR_RECALLCONFLICT (§12.5.5.2.1); after a lease period without
+    // the return the layout is revoked (§12.5.5.2).
+    int64_t recalled_ns = 0;
   };
   // Is `sid` a layout stateid of this server? Then *out is its state.
   // NFS4ERR_BAD_STATEID (unknown or another client's), NFS4ERR_OLD_STATEID.
@@ -141,8 +146,9 @@ class PnfsMds {
   ns::InodeId DirectoryOf(ns::InodeId ino);
 
   // Drops the layouts of clients the server no longer knows (lease expiry,
-  // DESTROY_CLIENTID): called by the expiry thread.
-  void ForgetGoneClients();
+  // DESTROY_CLIENTID) and revokes recalled layouts not returned within
+  // `recall_timeout`: called by the expiry thread. Returns how many went.
+  size_t ForgetGoneClients(std::chrono::nanoseconds recall_timeout);
 
  private:
   struct Key {

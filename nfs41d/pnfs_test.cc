@@ -628,9 +628,34 @@ TEST_F(PnfsExpiryTest, SilentDataServerGoesDownAndItsLayoutsAreRecalled) {
   auto d = server_->pnfs().registry().GetDataServer(a.id());
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->state, ns::DataServerState::kDown);
+  // Until the client returns the recalled layout: RECALLCONFLICT.
+  EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4ERR_RECALLCONFLICT);
+  nfs41client::CallbackStats cs = client_->callback_stats();
+  ASSERT_NFS(LayoutReturnFile(f.fh, cs.last_layoutrecall_stateid), NFS4_OK);
   EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4ERR_LAYOUTUNAVAILABLE);
   // It comes back: layouts again.
   ASSERT_EQ(a.Heartbeat({}), NSCTL_OK);
+  EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4_OK);
+}
+
+TEST_F(PnfsTest, RecalledLayoutNotReturnedIsRevoked) {
+  AddDs(1);
+  Client::Opened f = Open("f");
+  Got g = LayoutGet(f.fh, f.stateid);
+  ASSERT_NFS(g.status, NFS4_OK);
+  const ns::InodeId ino = server_->fh_codec().Decode(f.fh)->ino;
+  EXPECT_EQ(server_->pnfs().RecallFile(ino), 1u);
+  EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4ERR_RECALLCONFLICT);
+  EXPECT_EQ(server_->pnfs().ForgetGoneClients(std::chrono::hours(1)), 0u)
+      << "within the timeout the layout stays";
+  EXPECT_EQ(server_->pnfs().ForgetGoneClients(std::chrono::nanoseconds(-1)),
+            1u);
+  EXPECT_TRUE(server_->pnfs().LayoutsOf(ino).empty());
+  uint64_t size = 0;
+  bool changed = false;
+  EXPECT_NFS(LayoutCommit(f.fh, g.stateid, 5, std::nullopt, &size, &changed),
+             NFS4ERR_BAD_STATEID)
+      << "a revoked layout's stateid is gone";
   EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4_OK);
 }
 
