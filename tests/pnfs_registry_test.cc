@@ -53,7 +53,7 @@ TEST_P(PnfsRegistryTest, BadInputIsInvalid) {
   EXPECT_TRUE(reg_->Register("", "a:1", "a:1", 0, 0, 1).status().IsInvalid());
   EXPECT_TRUE(
       reg_->Register("XYZ", "a:1", "a:1", 0, 0, 1).status().IsInvalid());
-  EXPECT_TRUE(reg_->Register(std::string(65, 'a'), "a:1", "a:1", 0, 0, 1)
+  EXPECT_TRUE(reg_->Register(std::string(129, 'a'), "a:1", "a:1", 0, 0, 1)
                   .status()
                   .IsInvalid());
   EXPECT_TRUE(reg_->Register("ab", "", "a:1", 0, 0, 1).status().IsInvalid());

@@ -138,7 +138,8 @@ ns::Result<size_t> PnfsDataStore::Read(ns::InodeId ino, uint64_t offset,
                            static_cast<uint32_t>(std::min<size_t>(
                                len - got, 1u << 20)));
       if (r.status != NFS4_OK) {
-        if (r.status == NFS4ERR_IO) Drop(id);
+        // A fresh session next time: the data server may have restarted.
+        Drop(id);
         return DsError(id, r.status, "READ");
       }
       std::memcpy(out.data() + done + got, r.value.data.data(),
@@ -175,7 +176,7 @@ ns::Status PnfsDataStore::Write(ns::InodeId ino, uint64_t offset,
         std::string(reinterpret_cast<const char*>(data.data() + done), len),
         FILE_SYNC4);
     if (r.status != NFS4_OK) {
-      if (r.status == NFS4ERR_IO) Drop(id);
+      Drop(id);
       return DsError(id, r.status, "WRITE");
     }
     if (r.value.count == 0) return DsError(id, NFS4ERR_IO, "WRITE wrote 0");

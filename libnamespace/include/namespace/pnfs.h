@@ -40,9 +40,9 @@ namespace ns {
 
 class Namespace;
 
-// The largest uuid and address the registry stores (pnfs/nsctl.x's
-// NSCTL_UUID_MAX, NSCTL_ADDR_MAX).
-inline constexpr size_t kMaxDataServerUuidBytes = 64;
+// The largest uuid (as hex: twice pnfs/nsctl.x's NSCTL_UUID_MAX bytes) and
+// address (NSCTL_ADDR_MAX) the registry stores.
+inline constexpr size_t kMaxDataServerUuidBytes = 128;
 inline constexpr size_t kMaxDataServerAddrBytes = 255;
 
 enum class DataServerState { kUp = 1, kDown = 2 };

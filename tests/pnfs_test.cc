@@ -1,0 +1,438 @@
+// pNFS end to end on loopback: nfs41d (in-process) as the metadata server
+// and three real `dataserver` processes. The in-tree client writes a file
+// through its layout (straight to the data servers, striped), reads it back
+// and checks every byte, checks the bytes sit on the data servers' disks and
+// not in the MDS's store, reads it through the MDS (the fallback path a
+// client takes when it cannot reach a data server), and then kills one data
+// server: the MDS answers NFS4ERR_DELAY for the bytes it holds, recalls the
+// layout once the data server is declared down, stops handing out layouts,
+// and serves everything again once the data server is back.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nfs41client/client.h"
+#include "nfs41d/data/data_store.h"
+#include "nfs41d/pnfs_mds.h"
+#include "nfs41d/server.h"
+#include "nfs41d/status_map.h"
+#include "rpc/xdr_codec.h"
+
+namespace {
+
+using nfs41client::Client;
+using nfs41client::Compound;
+using nfs41client::Fh;
+using nfs41d::NfsStatName;
+
+constexpr uint64_t kAll = ~uint64_t{0};
+constexpr uint64_t kUnit = 65536;
+
+#define ASSERT_NFS(expr, want) \
+  ASSERT_STREQ(NfsStatName(expr), NfsStatName(want))
+#define EXPECT_NFS(expr, want) \
+  EXPECT_STREQ(NfsStatName(expr), NfsStatName(want))
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// "h1.h2.h3.h4.p1.p2" -> host, port.
+bool ParseUaddr(const std::string& u, std::string* host, uint16_t* port) {
+  const size_t p2 = u.rfind('.');
+  if (p2 == std::string::npos) return false;
+  const size_t p1 = u.rfind('.', p2 - 1);
+  if (p1 == std::string::npos) return false;
+  *host = u.substr(0, p1);
+  *port = static_cast<uint16_t>(std::stoi(u.substr(p1 + 1, p2 - p1 - 1)) * 256 +
+                                std::stoi(u.substr(p2 + 1)));
+  return true;
+}
+
+class DataServerProcess {
+ public:
+  DataServerProcess(std::string dir, uint16_t port, uint16_t mds_port)
+      : dir_(std::move(dir)), port_(port), mds_port_(mds_port) {}
+  ~DataServerProcess() { Kill(); }
+
+  void Start() {
+    const std::string listen = "127.0.0.1:" + std::to_string(port_);
+    const std::string mds = "127.0.0.1:" + std::to_string(mds_port_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl(DATASERVER_BINARY, "dataserver", "--listen", listen.c_str(),
+            "--mds", mds.c_str(), "--data-dir", dir_.c_str(), "--log-level",
+            "warning", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  // SIGKILL by pid: a crash, not a clean stop.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const std::string& dir() const { return dir_; }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::string dir_;
+  uint16_t port_;
+  uint16_t mds_port_;
+  pid_t pid_ = -1;
+};
+
+class PnfsEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("pnfs-e2e-" + std::to_string(getpid()));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+    nfs41d::ServerOptions o;
+    o.port = 0;
+    o.data_dir = root_ + "/mds";
+    o.worker_threads = 4;
+    o.durable = false;
+    o.state.callback_timeout = std::chrono::milliseconds(3000);
+    o.pnfs.stripe_unit = kUnit;
+    o.pnfs.heartbeat_seconds = 1;
+    o.pnfs.expire_seconds = 3;
+    mds_ = std::make_unique<nfs41d::Nfs41Server>(o);
+    ASSERT_EQ(mds_->Start(), "");
+    for (int i = 0; i < 3; ++i) {
+      const std::string dir = root_ + "/ds" + std::to_string(i);
+      std::filesystem::create_directories(dir);
+      // The operator copies the MDS's key to each data server.
+      std::filesystem::copy_file(o.data_dir + "/pnfs.key", dir + "/pnfs.key");
+      ds_.push_back(
+          std::make_unique<DataServerProcess>(dir, FreePort(), mds_->port()));
+      ds_.back()->Start();
+    }
+    ASSERT_TRUE(WaitUp(3)) << "three data servers register";
+    auto c = Client::Connect("127.0.0.1", mds_->port());
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(c).value();
+    ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
+  }
+  void TearDown() override {
+    client_.reset();
+    ds_.clear();
+    mds_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  bool WaitUp(size_t n, std::chrono::seconds limit = std::chrono::seconds(30)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      auto up = mds_->pnfs().registry().ListDataServers(true);
+      if (up.ok() && up->size() == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  Fh Root() { return client_->RootFh().value; }
+
+  struct Layout {
+    nfsstat4 status = NFS4_OK;
+    stateid4 stateid{};
+    uint64_t device = 0;
+    uint64_t unit = 0;
+    Fh fh;
+  };
+  Layout LayoutGet(const Fh& fh, const stateid4& sid) {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTGET;
+    LAYOUTGET4args& a = op.nfs_argop4_u.oplayoutget;
+    a.loga_layout_type = LAYOUT4_NFSV4_1_FILES;
+    a.loga_iomode = LAYOUTIOMODE4_RW;
+    a.loga_length = kAll;
+    a.loga_stateid = sid;
+    a.loga_maxcount = 4096;
+    Compound cp;
+    cp.PutFh(fh).Op(op);
+    auto r = client_->Call(cp);
+    Layout l;
+    if (!r.ok()) {
+      l.status = NFS4ERR_IO;
+      return l;
+    }
+    l.status = r->status();
+    if (l.status != NFS4_OK) return l;
+    const auto& ok =
+        r->op(2).nfs_resop4_u.oplayoutget.LAYOUTGET4res_u.logr_resok4;
+    l.stateid = ok.logr_stateid;
+    const layout4& lo = ok.logr_layout.logr_layout_val[0];
+    rpc::XdrOwned<nfsv4_1_file_layout4> fl(xdr_nfsv4_1_file_layout4);
+    EXPECT_TRUE(fl.DecodeAll(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(lo.lo_content.loc_body.loc_body_val),
+        lo.lo_content.loc_body.loc_body_len)));
+    l.device = *nfs41d::DeviceFromBytes(
+        reinterpret_cast<const uint8_t*>(fl.get().nfl_deviceid));
+    l.unit = fl.get().nfl_util & ~uint32_t{NFL4_UFLG_MASK};
+    EXPECT_EQ(fl.get().nfl_util & NFL4_UFLG_DENSE, 0u) << "sparse";
+    const nfs_fh4& f = fl.get().nfl_fh_list.nfl_fh_list_val[0];
+    l.fh.assign(f.nfs_fh4_val, f.nfs_fh4_val + f.nfs_fh4_len);
+    return l;
+  }
+
+  // The data servers of `device` in stripe order, connected.
+  std::vector<std::unique_ptr<Client>> ConnectDevice(uint64_t device) {
+    nfs_argop4 op{};
+    op.argop = OP_GETDEVICEINFO;
+    const auto id = nfs41d::DeviceIdBytes(device);
+    std::memcpy(op.nfs_argop4_u.opgetdeviceinfo.gdia_device_id, id.data(),
+                id.size());
+    op.nfs_argop4_u.opgetdeviceinfo.gdia_layout_type = LAYOUT4_NFSV4_1_FILES;
+    op.nfs_argop4_u.opgetdeviceinfo.gdia_maxcount = 4096;
+    Compound cp;
+    cp.Op(op);
+    auto r = client_->Call(cp);
+    std::vector<std::unique_ptr<Client>> out;
+    EXPECT_TRUE(r.ok() && r->status() == NFS4_OK);
+    if (!r.ok() || r->status() != NFS4_OK) return out;
+    const device_addr4& da = r->op(1)
+                                 .nfs_resop4_u.opgetdeviceinfo
+                                 .GETDEVICEINFO4res_u.gdir_resok4
+                                 .gdir_device_addr;
+    rpc::XdrOwned<nfsv4_1_file_layout_ds_addr4> d(
+        xdr_nfsv4_1_file_layout_ds_addr4);
+    EXPECT_TRUE(d.DecodeAll(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(da.da_addr_body.da_addr_body_val),
+        da.da_addr_body.da_addr_body_len)));
+    const auto& list = d.get().nflda_multipath_ds_list;
+    for (u_int i = 0; i < list.nflda_multipath_ds_list_len; ++i) {
+      std::string host;
+      uint16_t port = 0;
+      EXPECT_TRUE(ParseUaddr(
+          list.nflda_multipath_ds_list_val[i].multipath_list4_val[0].na_r_addr,
+          &host, &port));
+      auto c = Client::Connect(host, port);
+      EXPECT_TRUE(c.ok());
+      if (!c.ok()) return {};
+      EXPECT_EQ((*c)->EstablishSession(), NFS4_OK);
+      EXPECT_TRUE((*c)->exchange_flags() & EXCHGID4_FLAG_USE_PNFS_DS);
+      out.push_back(std::move(c).value());
+    }
+    return out;
+  }
+
+  // Reads [0, size) through the MDS in 256 KiB READs.
+  nfsstat4 ReadThroughMds(const Fh& fh, const stateid4& sid, uint64_t size,
+                          std::string* out) {
+    out->clear();
+    while (out->size() < size) {
+      auto r = client_->ReadFile(fh, sid, out->size(), 256 * 1024);
+      if (r.status != NFS4_OK) return r.status;
+      if (r.value.data.empty()) break;
+      *out += r.value.data;
+    }
+    return NFS4_OK;
+  }
+
+  std::string root_;
+  std::unique_ptr<nfs41d::Nfs41Server> mds_;
+  std::vector<std::unique_ptr<DataServerProcess>> ds_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
+  // 9 stripe units and a bit: every data server holds three or four.
+  std::string bytes(9 * kUnit + 12345, '\0');
+  std::mt19937_64 rng(42);
+  for (char& c : bytes) c = static_cast<char>(rng());
+
+  auto opened = client_->OpenFile(Root(), "striped", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(opened.status, NFS4_OK);
+  const Fh fh = opened.value.fh;
+  const stateid4 open_sid = opened.value.stateid;
+  Layout l = LayoutGet(fh, open_sid);
+  ASSERT_NFS(l.status, NFS4_OK);
+  ASSERT_EQ(l.unit, kUnit);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  ASSERT_EQ(dss.size(), 3u);
+
+  // Write through the layout: unit k to data server k mod 3 at its logical
+  // offset (RFC 8881 §13.4.4, sparse), UNSTABLE4, then COMMIT each.
+  for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
+    const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
+    auto w = dss[(off / kUnit) % 3]->WriteFile(l.fh, l.stateid, off,
+                                               bytes.substr(off, len));
+    ASSERT_NFS(w.status, NFS4_OK);
+    ASSERT_EQ(w.value.count, len);
+  }
+  for (auto& d : dss) ASSERT_NFS(d->CommitFile(l.fh).status, NFS4_OK);
+  // LAYOUTCOMMIT: the MDS learns the size.
+  {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTCOMMIT;
+    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
+    a.loca_length = kAll;
+    a.loca_stateid = l.stateid;
+    a.loca_last_write_offset.no_newoffset = TRUE;
+    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
+    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
+    Compound cp;
+    cp.PutFh(fh).Op(op);
+    auto r = client_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    ASSERT_NFS(r->status(), NFS4_OK);
+  }
+  auto attrs = client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE,
+                                                       FATTR4_FILEID}));
+  ASSERT_EQ(attrs.value.size, bytes.size());
+  const ns::InodeId ino = attrs.value.fileid;
+
+  // Read back through the layout: every byte.
+  std::string back;
+  for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
+    const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
+    auto r = dss[(off / kUnit) % 3]->ReadFile(l.fh, l.stateid, off,
+                                              static_cast<uint32_t>(len));
+    ASSERT_NFS(r.status, NFS4_OK);
+    back += r.value.data;
+  }
+  ASSERT_EQ(back.size(), bytes.size());
+  EXPECT_TRUE(back == bytes) << "bytes read through the layout differ";
+
+  // The data server process at each stripe index of the device.
+  auto dev = mds_->pnfs().registry().GetDevice(l.device);
+  ASSERT_TRUE(dev.ok());
+  ASSERT_EQ(dev->data_servers.size(), 3u);
+  std::vector<DataServerProcess*> at(3, nullptr);
+  for (int k = 0; k < 3; ++k) {
+    auto d = mds_->pnfs().registry().GetDataServer(dev->data_servers[k]);
+    ASSERT_TRUE(d.ok());
+    for (auto& p : ds_) {
+      if (d->listen == "127.0.0.1:" + std::to_string(p->port())) at[k] = p.get();
+    }
+    ASSERT_NE(at[k], nullptr);
+  }
+  // On the data servers' disks (their stores keep logical offsets), and not
+  // in the MDS's store.
+  for (int i = 0; i < 3; ++i) {
+    auto store = nfs41d::data::OpenLocalDataStore(at[i]->dir() + "/data");
+    ASSERT_TRUE(store.ok());
+    for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
+      if (static_cast<int>((off / kUnit) % 3) != i) continue;
+      const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
+      std::string got(len, '\0');
+      auto n = (*store)->Read(ino, off,
+                              std::span<uint8_t>(
+                                  reinterpret_cast<uint8_t*>(got.data()), len));
+      ASSERT_TRUE(n.ok());
+      EXPECT_EQ(*n, len);
+      EXPECT_TRUE(got == bytes.substr(off, len))
+          << "data server " << i << " unit " << off / kUnit;
+    }
+  }
+  auto mds_used = mds_->data().SpaceUsed(ino);
+  ASSERT_TRUE(mds_used.ok());
+  EXPECT_EQ(*mds_used, 0u) << "no bytes in the MDS's own store";
+
+  // Through the MDS (the fallback path): the same bytes.
+  std::string via_mds;
+  ASSERT_NFS(ReadThroughMds(fh, open_sid, bytes.size(), &via_mds), NFS4_OK);
+  EXPECT_TRUE(via_mds == bytes) << "bytes read through the MDS differ";
+  // A write through the MDS lands on the data servers too.
+  ASSERT_NFS(client_->WriteFile(fh, open_sid, kUnit + 10, "MDS-WRITE").status,
+             NFS4_OK);
+  bytes.replace(kUnit + 10, 9, "MDS-WRITE");
+  auto r1 = dss[1]->ReadFile(l.fh, l.stateid, kUnit + 10, 9);
+  ASSERT_NFS(r1.status, NFS4_OK);
+  EXPECT_EQ(r1.value.data, "MDS-WRITE");
+
+  // Kill the data server of stripe index 1 (SIGKILL).
+  DataServerProcess* dead = at[1];
+  dead->Kill();
+  // Bytes on the live data servers still come through the MDS...
+  auto live = client_->ReadFile(fh, open_sid, 0, kUnit);
+  ASSERT_NFS(live.status, NFS4_OK);
+  EXPECT_TRUE(live.value.data == bytes.substr(0, kUnit));
+  // ...those on the dead one are NFS4ERR_DELAY (retry later), never wrong
+  // bytes.
+  EXPECT_NFS(client_->ReadFile(fh, open_sid, kUnit, 100).status,
+             NFS4ERR_DELAY);
+  // Once it is declared down the layout is recalled and no new one given.
+  ASSERT_TRUE(client_->WaitForCallbacks(
+      [](const nfs41client::CallbackStats& s) { return s.cb_layoutrecall > 0; },
+      std::chrono::seconds(15)));
+  nfs41client::CallbackStats cs = client_->callback_stats();
+  {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTRETURN;
+    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
+    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
+    a.lora_iomode = LAYOUTIOMODE4_ANY;
+    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
+        cs.last_layoutrecall_stateid;
+    Compound cp;
+    cp.PutFh(fh).Op(op);
+    auto r = client_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    EXPECT_NFS(r->status(), NFS4_OK);
+  }
+  EXPECT_NFS(LayoutGet(fh, open_sid).status, NFS4ERR_LAYOUTUNAVAILABLE);
+
+  // It restarts on the same data directory: same id, nothing lost.
+  dead->Start();
+  ASSERT_TRUE(WaitUp(3));
+  std::string after;
+  ASSERT_NFS(ReadThroughMds(fh, open_sid, bytes.size(), &after), NFS4_OK);
+  EXPECT_TRUE(after == bytes) << "committed bytes survive the restart";
+  EXPECT_NFS(LayoutGet(fh, open_sid).status, NFS4_OK);
+
+  // Removing the file removes its stripes from every data server.
+  ASSERT_NFS(client_->CloseFile(fh, open_sid).status, NFS4_OK);
+  ASSERT_NFS(client_->Remove(Root(), "striped").status, NFS4_OK);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bool gone = false;
+  while (!gone && std::chrono::steady_clock::now() < end) {
+    gone = true;
+    for (int i = 0; i < 3; ++i) {
+      auto store = nfs41d::data::OpenLocalDataStore(ds_[i]->dir() + "/data");
+      ASSERT_TRUE(store.ok());
+      auto used = (*store)->SpaceUsed(ino);
+      if (!used.ok() || *used != 0) gone = false;
+    }
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(gone) << "stripes removed through the work queue";
+  // The data servers report the work done in their next heartbeat; then
+  // the rows go.
+  bool empty = false;
+  while (!empty && std::chrono::steady_clock::now() < end) {
+    auto work = mds_->pnfs().registry().ListWork();
+    ASSERT_TRUE(work.ok());
+    empty = work->empty();
+    if (!empty) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(empty) << "done work is deleted";
+}
+
+}  // namespace
