@@ -213,11 +213,12 @@ nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
   if (size > kMaxFileSize) return NFS4ERR_FBIG;
   IoStateid io;
   if (nfsstat4 e = CheckIoStateid(st, stateid, a.ino, true, &io); e) return e;
-  // A shrink conflicts with other clients' layouts (§12.5.5): recall them
-  // before the data servers are told to cut the file.
-  if (st.server.pnfs && size < a.size) {
-    st.server.pnfs->RecallFile(a.ino, ClientOf(st));
-  }
+  // A shrink conflicts with every layout on the file, the caller's too
+  // (§12.5.5): the data servers cut the file at their next heartbeat, and
+  // bytes written through a layout before then would be cut with it. So
+  // the layouts are recalled first, and until the data servers are done
+  // LAYOUTGET says LAYOUTTRYLATER and writes through the MDS NFS4ERR_DELAY.
+  if (st.server.pnfs && size < a.size) st.server.pnfs->RecallFile(a.ino);
   std::lock_guard lock(FileMu(st.server, a.ino));
   return ToNfsStat(FlushLocked(st.server, a.ino));
 }

@@ -557,7 +557,7 @@ TEST_F(PnfsTest, RemovalQueuesWorkForEveryDataServerUntilDone) {
       std::chrono::seconds(5)));
 }
 
-TEST_F(PnfsTest, TruncateRecallsOtherClientsLayoutsAndQueuesTruncate) {
+TEST_F(PnfsTest, TruncateRecallsLayoutsAndQueuesTruncate) {
   FakeDs& a = AddDs(1);
   Client::Opened f = Open("t");
   Got g = LayoutGet(f.fh, f.stateid);
@@ -601,7 +601,13 @@ TEST_F(PnfsTest, TruncateRecallsOtherClientsLayoutsAndQueuesTruncate) {
                        c2.get())
                  .status,
              NFS4ERR_LAYOUTTRYLATER);
+  // Writes through the MDS wait for the truncate too.
+  EXPECT_NFS(c2->WriteFile(o2.value.fh, o2.value.stateid, 0, "x").status,
+             NFS4ERR_DELAY);
   ASSERT_EQ(a.Heartbeat({w[0].work_id}, &w), NSCTL_OK);
+  EXPECT_NFS(c2->WriteFile(o2.value.fh, o2.value.stateid, 0, "x").status,
+             NFS4ERR_DELAY)
+      << "the fake data server is not reachable for the MDS";
   EXPECT_NFS(LayoutGet(o2.value.fh, o2.value.stateid, LAYOUTIOMODE4_RW, 4096,
                        c2.get())
                  .status,

@@ -161,6 +161,16 @@ ns::Status PnfsDataStore::Write(ns::InodeId ino, uint64_t offset,
                                 Stability stability) {
   NS_ASSIGN_OR_RETURN(std::optional<Striping> s, StripingOf(ino));
   if (!s) return local_->Write(ino, offset, data, stability);
+  // A truncate still queued for the data servers would cut these bytes
+  // when it runs: the client retries after it did (NFS4ERR_DELAY).
+  NS_ASSIGN_OR_RETURN(std::vector<ns::PnfsWork> work,
+                      registry_.WorkForFile(ino));
+  for (const ns::PnfsWork& w : work) {
+    if (w.op == ns::PnfsWorkOp::kTruncate) {
+      return ns::Status::Unavailable("inode " + std::to_string(ino),
+                                     "truncate pending on data servers");
+    }
+  }
   const size_t n = s->data_servers.size();
   size_t done = 0;
   while (done < data.size()) {

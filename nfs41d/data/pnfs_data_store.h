@@ -10,7 +10,9 @@
 // data-server filehandles (FhCodec keyed with the pNFS key). Files without
 // a layout use the wrapped local store.
 //
-// Fallback writes are FILE_SYNC4 on the data servers: the MDS hands its
+// While a truncate of the file is still queued for its data servers,
+// writes fail with Unavailable (NFS4ERR_DELAY): the late truncate would cut
+// them. Fallback writes are FILE_SYNC4 on the data servers: the MDS hands its
 // own write verifier to the client and could not tell it that a data
 // server restarted and lost unstable bytes. Truncate and Remove of a file
 // with a layout do nothing here: the database queues them for the data
