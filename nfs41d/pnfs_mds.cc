@@ -327,8 +327,13 @@ bool PnfsMds::IsLayoutStateid(const stateid4& sid) const {
 nfsstat4 PnfsMds::FindLayout(clientid4 client, const stateid4& sid,
                              Layout* out) {
   std::lock_guard lock(mu_);
-  for (const auto& [k, l] : layouts_) {
-    if (std::memcmp(l.other.data(), sid.other, 12) != 0) continue;
+  std::array<uint8_t, 12> other;
+  std::memcpy(other.data(), sid.other, 12);
+  auto o = by_other_.find(other);
+  if (o != by_other_.end()) {
+    auto it = layouts_.find(o->second);
+    if (it == layouts_.end()) return NFS4ERR_BAD_STATEID;
+    const Layout& l = it->second;
     if (l.client != client) return NFS4ERR_BAD_STATEID;
     // §12.5.3: a seqid older than the current one is OLD_STATEID, a newer
     // one was never handed out.
@@ -344,7 +349,7 @@ stateid4 PnfsMds::Grant(clientid4 client, ns::InodeId ino, uint32_t generation,
                         uint64_t device, layoutiomode4 iomode,
                         std::vector<uint8_t> mds_fh) {
   std::lock_guard lock(mu_);
-  Layout& l = layouts_[Key{client, ino}];
+  Layout& l = layouts_[Key{ino, client}];
   if (l.seqid == 0) {
     l.client = client;
     l.ino = ino;
@@ -354,6 +359,7 @@ stateid4 PnfsMds::Grant(clientid4 client, ns::InodeId ino, uint32_t generation,
     // counter starts at 1 in the same instance bytes' space.
     const uint64_t n = (next_other_++) | (uint64_t{1} << 63);
     std::memcpy(l.other.data() + 4, &n, 8);
+    by_other_[l.other] = Key{ino, client};
   }
   // §12.5.3: every LAYOUTGET that grants a layout bumps the seqid.
   ++l.seqid;
@@ -368,12 +374,12 @@ stateid4 PnfsMds::Grant(clientid4 client, ns::InodeId ino, uint32_t generation,
 
 std::optional<stateid4> PnfsMds::ReturnFile(clientid4 client, ns::InodeId ino) {
   std::lock_guard lock(mu_);
-  auto it = layouts_.find(Key{client, ino});
+  auto it = layouts_.find(Key{ino, client});
   if (it == layouts_.end()) return std::nullopt;
   stateid4 out{};
   out.seqid = it->second.seqid + 1;
   std::memcpy(out.other, it->second.other.data(), 12);
-  layouts_.erase(it);
+  EraseLocked(it);
   return out;
 }
 
@@ -382,7 +388,7 @@ size_t PnfsMds::ReturnAll(clientid4 client) {
   size_t n = 0;
   for (auto it = layouts_.begin(); it != layouts_.end();) {
     if (it->first.client == client) {
-      it = layouts_.erase(it);
+      it = EraseLocked(it);
       ++n;
     } else {
       ++it;
@@ -391,11 +397,18 @@ size_t PnfsMds::ReturnAll(clientid4 client) {
   return n;
 }
 
+std::map<PnfsMds::Key, PnfsMds::Layout>::iterator PnfsMds::EraseLocked(
+    std::map<Key, Layout>::iterator it) {
+  by_other_.erase(it->second.other);
+  return layouts_.erase(it);
+}
+
 std::vector<PnfsMds::Layout> PnfsMds::LayoutsOf(ns::InodeId ino) {
   std::lock_guard lock(mu_);
   std::vector<Layout> out;
-  for (const auto& [k, l] : layouts_) {
-    if (k.ino == ino) out.push_back(l);
+  for (auto it = layouts_.lower_bound(Key{ino, 0});
+       it != layouts_.end() && it->first.ino == ino; ++it) {
+    out.push_back(it->second);
   }
   return out;
 }
@@ -407,7 +420,7 @@ nfsstat4 PnfsMds::SendRecall(const Layout& l) {
   stateid4 sid{};
   {
     std::lock_guard lock(mu_);
-    auto it = layouts_.find(Key{l.client, l.ino});
+    auto it = layouts_.find(Key{l.ino, l.client});
     if (it == layouts_.end()) return NFS4ERR_NOMATCHING_LAYOUT;
     // §12.5.3: CB_LAYOUTRECALL carries the stateid with seqid + 1.
     sid.seqid = ++it->second.seqid;
@@ -439,14 +452,14 @@ nfsstat4 PnfsMds::SendRecall(const Layout& l) {
     result = last.op_status.size() >= 2 ? last.op_status[1] : last.status;
   }
   std::lock_guard lock(mu_);
-  auto it = layouts_.find(Key{l.client, l.ino});
+  auto it = layouts_.find(Key{l.ino, l.client});
   if (it == layouts_.end()) return result;  // returned meanwhile
   if (result == NFS4_OK) {
     if (it->second.recalled_ns == 0) it->second.recalled_ns = WallNs();
   } else {
     // NOMATCHING_LAYOUT: the client holds nothing (§20.3.3); otherwise it
     // cannot be told: either way the layout is revoked (§12.5.5.2).
-    layouts_.erase(it);
+    EraseLocked(it);
   }
   return result;
 }
@@ -501,7 +514,7 @@ size_t PnfsMds::ForgetGoneClients(std::chrono::nanoseconds recall_timeout) {
         rpc::log::Warning("pnfs: client {:#x} did not return the recalled "
                           "layout of inode {}: revoked",
                           it->second.client, it->second.ino);
-        it = layouts_.erase(it);
+        it = EraseLocked(it);
         ++n;
         continue;
       }

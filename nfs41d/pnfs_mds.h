@@ -151,12 +151,17 @@ class PnfsMds {
   size_t ForgetGoneClients(std::chrono::nanoseconds recall_timeout);
 
  private:
+  // By inode first: the layouts of one file are one range (RecallFile,
+  // LAYOUTGET's recall check run on every REMOVE / LAYOUTGET).
   struct Key {
-    clientid4 client;
     ns::InodeId ino;
+    clientid4 client;
     auto operator<=>(const Key&) const = default;
   };
   nfsstat4 SendRecall(const Layout& l);
+  // REQUIRES: mu_ held.
+  std::map<Key, Layout>::iterator EraseLocked(
+      std::map<Key, Layout>::iterator it);
 
   PnfsOptions options_;
   std::array<uint8_t, kFhSecretBytes> key_;
@@ -169,6 +174,8 @@ class PnfsMds {
 
   mutable std::mutex mu_;
   std::map<Key, Layout> layouts_;  // guarded by mu_
+  // Stateid `other` -> its layout's key; guarded by mu_.
+  std::map<std::array<uint8_t, 12>, Key> by_other_;
   uint64_t next_other_ = 1;        // guarded by mu_
   std::map<ns::InodeId, ns::InodeId> dirs_;  // guarded by mu_
 

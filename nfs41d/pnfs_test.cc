@@ -634,6 +634,17 @@ TEST_F(PnfsExpiryTest, SilentDataServerGoesDownAndItsLayoutsAreRecalled) {
   auto d = server_->pnfs().registry().GetDataServer(a.id());
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->state, ns::DataServerState::kDown);
+  // The client saw the recall before the server saw its answer: wait for
+  // the server to record it.
+  const ns::InodeId ino = server_->fh_codec().Decode(f.fh)->ino;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool recorded = false;
+  while (!recorded && std::chrono::steady_clock::now() < until) {
+    auto ls = server_->pnfs().LayoutsOf(ino);
+    recorded = ls.size() == 1 && ls[0].recalled_ns != 0;
+    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(recorded);
   // Until the client returns the recalled layout: RECALLCONFLICT.
   EXPECT_NFS(LayoutGet(f.fh, f.stateid).status, NFS4ERR_RECALLCONFLICT);
   nfs41client::CallbackStats cs = client_->callback_stats();
