@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "libnamespace/include/namespace/admin.h"
 #include "libnamespace/include/namespace/pnfs.h"
 #include "tests/test_util.h"
 
@@ -190,6 +191,39 @@ TEST_P(PnfsRegistryTest, RemovalAndShrinkOfAFileWithALayoutQueueWork) {
   EXPECT_FALSE(gone) << "the layout row goes with the inode";
   ASSERT_OK_AND_ASSIGN(auto total, reg_->ListWork());
   EXPECT_EQ(total.size(), 4u) << "the file without a layout queued nothing";
+}
+
+TEST_P(PnfsRegistryTest, FsckFindsALayoutOfAMissingInodeAndQueuesItsRemoval) {
+  DataServer a = Reg("aa01", "h:1");
+  DataServer b = Reg("bb02", "h:2");
+  const std::vector<uint64_t> ab = {a.id, b.id};
+  ASSERT_OK_AND_ASSIGN(PnfsDevice d, reg_->DeviceFor(ab));
+  // A layout row whose inode is gone (a hand edit: the trigger never ran).
+  std::string error;
+  std::unique_ptr<RawDb> db = RawDb::Open(uri_, &error);
+  ASSERT_TRUE(db) << error;
+  ASSERT_TRUE(db->Exec("INSERT INTO pnfs_layouts (ino, device, stripe_unit) "
+                       "VALUES (777777, " + std::to_string(d.id) + ", 4096)",
+                       &error))
+      << error;
+  ASSERT_OK_AND_ASSIGN(FsckReport found, Fsck(*ns_));
+  ASSERT_EQ(found.findings.size(), 1u);
+  EXPECT_EQ(found.findings[0].check, "pnfs-layout-of-missing-inode");
+  EXPECT_EQ(found.findings[0].ino, 777777u);
+  ASSERT_OK_AND_ASSIGN(auto none, reg_->ListWork());
+  EXPECT_TRUE(none.empty()) << "a check without repair changes nothing";
+  FsckOptions repair;
+  repair.repair = true;
+  ASSERT_OK_AND_ASSIGN(FsckReport fixed, Fsck(*ns_, repair));
+  ASSERT_EQ(fixed.findings.size(), 1u);
+  EXPECT_TRUE(fixed.findings[0].repaired);
+  ASSERT_OK_AND_ASSIGN(auto work, reg_->WorkForFile(777777));
+  ASSERT_EQ(work.size(), 2u);
+  EXPECT_EQ(work[0].op, PnfsWorkOp::kRemove);
+  EXPECT_EQ(work[0].data_server, a.id);
+  EXPECT_EQ(work[1].data_server, b.id);
+  ASSERT_OK_AND_ASSIGN(FsckReport clean, Fsck(*ns_));
+  EXPECT_TRUE(clean.findings.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PnfsRegistryTest,

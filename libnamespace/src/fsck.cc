@@ -72,6 +72,7 @@ class Checker {
     NS_RETURN_IF_ERROR(OrphanRecord());
     NS_RETURN_IF_ERROR(MetadataOfMissingInode());
     NS_RETURN_IF_ERROR(UnreferencedTagSet());
+    NS_RETURN_IF_ERROR(PnfsLayoutOfMissingInode());
     return std::move(report_);
   }
 
@@ -582,6 +583,48 @@ class Checker {
     return Status::Ok();
   }
 
+  // A pNFS layout (schema 005) whose inode is gone: the trigger that queues
+  // the stripes' removal with the inode's deletion did not run (a hand
+  // edit, or rows restored apart). The repair does what the trigger does:
+  // queue REMOVE on each data server of the layout's device, then drop the
+  // layout, so the data servers lose the dark data.
+  Status PnfsLayoutOfMissingInode() {
+    const std::string check = "pnfs-layout-of-missing-inode";
+    NS_ASSIGN_OR_RETURN(
+        auto rows,
+        Find(check,
+             "SELECT l.ino FROM pnfs_layouts l WHERE NOT EXISTS (SELECT 1 "
+             "FROM inodes i WHERE i.ino = l.ino) ORDER BY l.ino LIMIT $1"));
+    for (const SqlRow& r : rows) {
+      const InodeId ino = Int(r[0]);
+      NS_RETURN_IF_ERROR(Add(
+          check, ino,
+          fmt::format("pNFS layout of inode {}, which does not exist: its "
+                      "stripes are dark data on the data servers",
+                      ino),
+          [&](Transaction& t) -> Result<bool> {
+            const int64_t one[] = {static_cast<int64_t>(ino)};
+            NS_ASSIGN_OR_RETURN(
+                auto gone,
+                t.Query("DELETE FROM pnfs_layouts WHERE ino = $1 AND NOT "
+                        "EXISTS (SELECT 1 FROM inodes WHERE ino = $1) "
+                        "RETURNING device",
+                        one));
+            if (gone.empty()) return false;
+            const int64_t q[] = {static_cast<int64_t>(ino), NowNs(),
+                                 Int(gone[0][0])};
+            NS_RETURN_IF_ERROR(
+                t.Query("INSERT INTO pnfs_work (ds, op, fileid, size, "
+                        "queued_ns) SELECT ds, 1, $1, 0, $2 FROM "
+                        "pnfs_device_members WHERE device = $3",
+                        q)
+                    .status());
+            return true;
+          }));
+    }
+    return Status::Ok();
+  }
+
   Namespace& ns_;
   Backend& backend_;
   const FsckOptions options_;
@@ -607,7 +650,7 @@ const std::vector<std::string>& FsckCheckNames() {
       "file-nlink",            "directory-nlink",
       "unreachable-directory", "symlink-target",
       "orphan-record",         "metadata-of-missing-inode",
-      "unreferenced-tag-set"};
+      "unreferenced-tag-set",  "pnfs-layout-of-missing-inode"};
   return names;
 }
 
