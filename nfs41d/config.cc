@@ -213,8 +213,8 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       cfg->server.pnfs.key_file = *v;
     } else if (k == "pnfs_stripe_unit") {
       auto v = node.value<int64_t>();
-      if (!v || *v < 64 || *v > (int64_t{1} << 30)) {
-        return bad("an integer in 64..1073741824");
+      if (!v || *v < 4096 || *v > (int64_t{1} << 30) || *v % 4096 != 0) {
+        return bad("a multiple of 4096 in 4096..1073741824");
       }
       cfg->server.pnfs.stripe_unit = static_cast<uint64_t>(*v);
     } else if (k == "pnfs_stripe_count") {

@@ -70,8 +70,7 @@ nfsstat4 NewLayout(CompoundState& st, PnfsMds& mds, const ns::Attr& a,
       count = ParseTag(*tags, "pnfs.stripe_count", count);
     }
   }
-  unit = std::max<uint64_t>(64, (unit + 63) & ~uint64_t{63});
-  if (unit > 0xffffffc0u) unit = 0xffffffc0u;  // nfl_util4 is 32 bits
+  unit = RoundStripeUnit(unit);
   const size_t n = up->size();
   if (count == 0 || count > n) count = n;
   std::vector<uint64_t> members;

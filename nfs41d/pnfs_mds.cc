@@ -69,6 +69,13 @@ bool ValidHostPort(const char* s) {
 
 }  // namespace
 
+uint64_t RoundStripeUnit(uint64_t unit) {
+  constexpr uint64_t kPage = 4096;
+  constexpr uint64_t kMax = 0x80000000u;  // fits nfl_util4 (32 bits)
+  unit = std::max(kPage, (unit + kPage - 1) / kPage * kPage);
+  return std::min(unit, kMax);
+}
+
 std::array<uint8_t, NFS4_DEVICEID4_SIZE> DeviceIdBytes(uint64_t device) {
   std::array<uint8_t, NFS4_DEVICEID4_SIZE> out{};
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(device >> (56 - 8 * i));
@@ -141,8 +148,7 @@ PnfsMds::PnfsMds(PnfsOptions options, std::array<uint8_t, kFhSecretBytes> key,
       ns_(ns),
       state_(state),
       registry_(ns) {
-  options_.stripe_unit = std::max<uint64_t>(64, (options_.stripe_unit + 63) &
-                                                    ~uint64_t{63});
+  options_.stripe_unit = RoundStripeUnit(options_.stripe_unit);
   std::random_device rd;
   instance_ = rd();
   auto all = registry_.ListDataServers();

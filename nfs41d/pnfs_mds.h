@@ -51,11 +51,15 @@ struct PnfsOptions {
   uint32_t expire_seconds = 20;
   // Stripe unit and count of new layouts when the directory has no tags
   // pnfs.stripe_unit / pnfs.stripe_count. stripe_count 0: every data
-  // server that is up. The unit is rounded up to a multiple of 64 (the low
-  // bits of nfl_util4 are flags, RFC 8881 §13.3).
+  // server that is up. The unit is rounded (RoundStripeUnit).
   uint64_t stripe_unit = 1 << 20;
   uint32_t stripe_count = 0;
 };
+
+// A stripe unit as layouts carry it: a multiple of 4096 (RFC 8881 §13.3
+// needs 64, since nfl_util4's low bits are flags; the Linux client refuses
+// units that are not whole pages), at most 2 GiB (nfl_util4 is 32 bits).
+uint64_t RoundStripeUnit(uint64_t unit);
 
 // The NFS deviceid4 of a registry device: its id, big-endian, in the first
 // 8 bytes (the rest zero), so it is stable across MDS restarts as the
