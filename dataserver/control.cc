@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "nfs41d/status_map.h"
 #include "pnfs/nsctl.h"
 #include "rpc/client.h"
+#include "rpc/connection.h"
 #include "rpc/log.h"
 #include "rpc/xdr_codec.h"
 
@@ -72,6 +72,8 @@ void ControlClient::Stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    // A call waiting for its reply fails at once (Closed).
+    if (conn_) conn_->Close();
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -97,7 +99,9 @@ bool ControlClient::Connect() {
   if (rpc_ && rpc_->client && rpc_->client->IsOpen()) return true;
   Disconnect();
   rpc::ClientOptions co;
-  co.connect_timeout = options_.call_timeout;
+  // Short: Stop() cannot cut a connect short.
+  co.connect_timeout = std::min<std::chrono::milliseconds>(
+      options_.call_timeout, std::chrono::seconds(5));
   co.call_timeout = options_.call_timeout;
   co.backchannel_threads = 1;
   co.endpoint.name = "nsctl";
@@ -110,10 +114,17 @@ bool ControlClient::Connect() {
   }
   rpc_ = std::make_unique<Rpc>();
   rpc_->client = std::move(c).value();
+  std::lock_guard lock(mu_);
+  conn_ = rpc_->client->connection();
+  if (stop_) conn_->Close();  // Stop() came while connecting
   return true;
 }
 
 void ControlClient::Disconnect() {
+  {
+    std::lock_guard lock(mu_);
+    conn_.reset();
+  }
   if (rpc_ && rpc_->client) rpc_->client->Close();
   rpc_.reset();
 }
@@ -137,13 +148,15 @@ void ControlClient::Run() {
       next_backoff();
       continue;
     }
-    if (!Heartbeat()) {
+    bool more = false;
+    if (!Heartbeat(&more)) {
       if (!registered_.load()) continue;  // UNKNOWN_DEVICE: register now
       if (!Sleep(backoff)) return;
       next_backoff();
       continue;
     }
     backoff = options_.initial_backoff;
+    if (more) continue;
     if (!Sleep(std::chrono::seconds(std::max<uint32_t>(1, heartbeat_seconds_)))) {
       return;
     }
@@ -199,7 +212,7 @@ bool ControlClient::Register() {
   return true;
 }
 
-bool ControlClient::Heartbeat() {
+bool ControlClient::Heartbeat(bool* more) {
   if (!Connect()) return false;
   const uint64_t device = device_id_.load();
   nsctl_heartbeat_args a{};
@@ -263,11 +276,11 @@ bool ControlClient::Heartbeat() {
     switch (w.op) {
       case NSCTL_REMOVE:
         what = "remove";
-        s = options_.store->Remove(w.fileid);
+        s = options_.store->RemoveStripe(w.fileid);
         break;
       case NSCTL_TRUNCATE:
         what = "truncate";
-        s = options_.store->Truncate(w.fileid, w.size);
+        s = options_.store->TruncateStripe(w.fileid, w.size);
         break;
       default:
         // A newer MDS's work this server does not know: report it failed
@@ -287,6 +300,7 @@ bool ControlClient::Heartbeat() {
     done_.push_back({w.work_id, Errno(s)});
     work_done_.fetch_add(1);
   }
+  *more = work.work_len >= NSCTL_WORK_MAX || done_.size() > NSCTL_WORK_MAX;
   return true;
 }
 

@@ -10,9 +10,10 @@
 //      logging the first failure and every change of reason.
 //   2. Every heartbeat_seconds the MDS gave: NSCTL_HEARTBEAT carrying the
 //      results (`done`) of the work the previous reply delivered. The reply
-//      brings new work: NSCTL_REMOVE -> DataStore::Remove, NSCTL_TRUNCATE ->
-//      DataStore::Truncate, each result (0 or an errno) kept for the next
-//      heartbeat. Results stay queued until a heartbeat carrying them is
+//      brings new work: NSCTL_REMOVE -> StripeStore::RemoveStripe,
+//      NSCTL_TRUNCATE -> StripeStore::TruncateStripe, each result (0 or an
+//      errno) kept for the next heartbeat. A full batch (NSCTL_WORK_MAX
+//      items) means more is queued: the next heartbeat goes at once. Results stay queued until a heartbeat carrying them is
 //      answered NSCTL_OK, so a lost reply loses none (the work is
 //      idempotent if the MDS sends it again).
 //   3. NSCTL_ERR_UNKNOWN_DEVICE: back to 1 (the MDS forgot this device; the
@@ -24,16 +25,32 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "nfs41d/data/data_store.h"
+#include "libnamespace/include/namespace/status.h"
 #include "pnfs/auth.h"
 
+namespace rpc {
+class Connection;
+}
+
 namespace dataserver {
+
+// What the MDS's work acts on; DataServer implements it.
+class StripeStore {
+ public:
+  virtual ~StripeStore() = default;
+  // NSCTL_REMOVE: deletes the stripe file of `fileid`; Ok if absent.
+  virtual ns::Status RemoveStripe(uint64_t fileid) = 0;
+  // NSCTL_TRUNCATE: cuts the stripe file of `fileid` to logical size
+  // `size`; Ok if it is absent or not longer.
+  virtual ns::Status TruncateStripe(uint64_t fileid, uint64_t size) = 0;
+};
 
 struct ControlOptions {
   // The MDS (nfs41d's NFS port: it serves NSCTL_PROG there too).
@@ -46,7 +63,7 @@ struct ControlOptions {
   std::string listen;
   pnfs::Key key{};
   // Stripe files to remove / truncate; must outlive the client.
-  nfs41d::data::DataStore* store = nullptr;
+  StripeStore* store = nullptr;
   // statvfs of this path gives bytes_total / bytes_free.
   std::string data_dir;
   // Retry delays while the MDS is unreachable or refuses.
@@ -66,7 +83,8 @@ class ControlClient {
   // Starts the thread; returns at once (registration happens in the
   // background, the MDS may be down).
   void Start();
-  // Stops the thread (an RPC in progress is abandoned). Idempotent.
+  // Stops the thread; an RPC in progress is cut short (its connection
+  // closed). Idempotent.
   void Stop();
 
   bool registered() const { return registered_.load(); }
@@ -84,7 +102,8 @@ class ControlClient {
   void Run();
   // One attempt; false: wait (backoff) before the next.
   bool Register();
-  bool Heartbeat();
+  // `*more`: the MDS has more work queued (a full batch).
+  bool Heartbeat(bool* more);
   // Sleeps up to `d`; false if Stop() was called.
   bool Sleep(std::chrono::milliseconds d);
   // Connects if not connected; false (logged) on failure.
@@ -98,6 +117,8 @@ class ControlClient {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
+  // The connection in use, for Stop() to close; guarded by mu_.
+  std::shared_ptr<rpc::Connection> conn_;
 
   // The rest belongs to the thread.
   struct Rpc;

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -365,6 +366,39 @@ TEST_F(DataPathTest, MalformedRequestsGetErrorsAndTheServerKeepsServing) {
   EXPECT_TRUE(w.ok());
 }
 
+TEST_F(DataPathTest, RandomBytesNeverStopTheServer) {
+  std::mt19937 rng(20261123);
+  const std::vector<uint32_t> ops = {OP_PUTFH, OP_READ, OP_WRITE, OP_COMMIT,
+                                     OP_GETATTR, OP_EXCHANGE_ID,
+                                     OP_CREATE_SESSION, OP_SEQUENCE,
+                                     OP_BIND_CONN_TO_SESSION, OP_LOOKUP, 0,
+                                     77};
+  auto random_bytes = [&](size_t max) {
+    std::vector<uint8_t> b(rng() % (max + 1));
+    for (uint8_t& x : b) x = static_cast<uint8_t>(rng());
+    return b;
+  };
+  for (int i = 0; i < 300; ++i) {
+    nfs41client::Compound cp;
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int j = 0; j < n; ++j) {
+      cp.RawOp(ops[rng() % ops.size()], random_bytes(48));
+    }
+    if (i % 2) {
+      (void)client_->Call(cp);  // after SEQUENCE
+    } else {
+      (void)client_->CallNoSession(cp);
+    }
+    if (i % 10 == 0) (void)client_->CallRaw(random_bytes(64));
+  }
+  // The same session still works.
+  const Fh fh = Handle(TestKey(), 47);
+  ASSERT_TRUE(client_->WriteFile(fh, anon_, 0, "alive", UNSTABLE4).ok());
+  auto r = client_->ReadFile(fh, anon_, 0, 5);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value.data, "alive");
+}
+
 TEST_F(DataPathTest, NoOpNeedsAFilehandleItDoesNotHave) {
   nfs41client::Compound cp;
   cp.Read(anon_, 0, 10);
@@ -694,7 +728,7 @@ class ControlTest : public ::testing::Test {
     co.listen = "127.0.0.1:" + std::to_string(ds_->port());
     co.advertise = "10.0.2.2:" + std::to_string(ds_->port());
     co.key = key;
-    co.store = &ds_->data();
+    co.store = ds_.get();
     co.data_dir = dir_;
     co.initial_backoff = 50ms;
     co.max_backoff = 200ms;
@@ -728,18 +762,33 @@ TEST_F(ControlTest, RegistersWithAProofAndCarriesOutWork) {
                            Pattern(10000, 1), FILE_SYNC4).ok());
   ASSERT_TRUE(c->WriteFile(Handle(TestKey(), 8), stateid4{}, 0,
                            Pattern(10000, 2), FILE_SYNC4).ok());
+  ASSERT_TRUE(c->WriteFile(Handle(TestKey(), 11), stateid4{}, 0,
+                           Pattern(10000, 3), FILE_SYNC4).ok());
   {
     std::lock_guard l(mds.mu);
     mds.work.push_back({.work_id = 100, .op = NSCTL_REMOVE, .fileid = 7, .size = 0});
     mds.work.push_back({.work_id = 101, .op = NSCTL_TRUNCATE, .fileid = 8, .size = 10});
     mds.work.push_back({.work_id = 102, .op = NSCTL_REMOVE, .fileid = 9, .size = 0});
+    // Truncates never grow or make a stripe file: past its end it reads
+    // as zeros anyway.
+    mds.work.push_back({.work_id = 103, .op = NSCTL_TRUNCATE, .fileid = 10, .size = 5000});
+    mds.work.push_back({.work_id = 104, .op = NSCTL_TRUNCATE, .fileid = 11, .size = 1u << 30});
+    mds.work.push_back({.work_id = 105, .op = static_cast<nsctl_work_op>(9), .fileid = 11, .size = 0});
   }
   // Carried out, then reported in a later heartbeat.
-  ASSERT_TRUE(WaitFor([&] { return mds.Reported(101).has_value(); }, 6s));
+  ASSERT_TRUE(WaitFor([&] { return mds.Reported(105).has_value(); }, 6s));
   EXPECT_EQ(mds.Reported(100), 0);
   EXPECT_EQ(mds.Reported(101), 0);
   EXPECT_EQ(mds.Reported(102), 0);  // absent: nothing to remove, no error
-  EXPECT_EQ(control_->work_done(), 3u);
+  EXPECT_EQ(mds.Reported(103), 0);
+  EXPECT_EQ(mds.Reported(104), 0);
+  EXPECT_EQ(mds.Reported(105), EOPNOTSUPP);  // kept by the MDS, not lost
+  EXPECT_EQ(control_->work_done(), 5u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/data/" +
+                                       nfs41d::data::LocalDataPath(10)));
+  EXPECT_EQ(std::filesystem::file_size(dir_ + "/data/" +
+                                       nfs41d::data::LocalDataPath(11)),
+            10000u);
   auto gone = c->ReadFile(Handle(TestKey(), 7), stateid4{}, 0, 100);
   ASSERT_TRUE(gone.ok());
   EXPECT_EQ(gone.value.data, "");
@@ -755,7 +804,7 @@ TEST_F(ControlTest, RegistersWithAProofAndCarriesOutWork) {
   // Each result is reported once.
   size_t reports = 0;
   for (const FakeMds::Beat& b : mds.beats) reports += b.done.size();
-  EXPECT_EQ(reports, 3u);
+  EXPECT_EQ(reports, 6u);
 }
 
 TEST_F(ControlTest, RegistersAgainAfterUnknownDevice) {

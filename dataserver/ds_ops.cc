@@ -1,9 +1,5 @@
 #include "dataserver/ds_ops.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -87,69 +83,8 @@ nfsstat4 DsBindConnToSession(CompoundState& st,
 
 // --------------------------------------------------------- the stripe file
 
-// What stat says of a stripe file; all zero when it does not exist (never
-// written, or removed): it reads as zeros, as a hole would.
-struct StripeStat {
-  bool exists = false;
-  uint64_t size = 0;
-  uint64_t space_used = 0;
-  int64_t mtime_ns = 0;
-  int64_t ctime_ns = 0;
-};
-
-int64_t ToNs(const timespec& t) {
-  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
-
-nfsstat4 StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out) {
-  struct stat sb;
-  const std::string path = ctx.store_dir + "/" + nfs41d::data::LocalDataPath(ino);
-  if (::stat(path.c_str(), &sb) != 0) {
-    if (errno == ENOENT) return NFS4_OK;
-    rpc::log::Error("dataserver: stat {}: {}", path, std::strerror(errno));
-    return NFS4ERR_IO;
-  }
-  out->exists = true;
-  out->size = static_cast<uint64_t>(sb.st_size);
-  out->space_used = static_cast<uint64_t>(sb.st_blocks) * 512;
-  out->mtime_ns = ToNs(sb.st_mtim);
-  out->ctime_ns = ToNs(sb.st_ctim);
-  return NFS4_OK;
-}
-
-// fsyncs a directory; false (errno set) on failure.
-bool SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  errno = err;
-  return ok;
-}
-
-// A committed stripe file must still be there after a crash, not only its
-// bytes: fsync of the file does not make its directory entry (or the
-// fan-out directories the store made for it) durable. Done once per stripe
-// file per run; a file created again after a REMOVE is synced again.
-nfsstat4 SyncDirectories(DsContext& ctx, ns::InodeId ino) {
-  {
-    std::lock_guard lock(ctx.dirs_mu);
-    if (ctx.dirs_synced.count(ino)) return NFS4_OK;
-  }
-  // data/xx/yy/<ino>: sync yy (the entry), xx (yy's entry), data (xx's).
-  std::string dir = ctx.store_dir + "/" + nfs41d::data::LocalDataPath(ino);
-  for (int i = 0; i < 3; ++i) {
-    dir = dir.substr(0, dir.rfind('/'));
-    if (!SyncDir(dir)) {
-      if (errno == ENOENT) return NFS4_OK;  // nothing stored: nothing to keep
-      rpc::log::Error("dataserver: fsync {}: {}", dir, std::strerror(errno));
-      return NFS4ERR_IO;
-    }
-  }
-  std::lock_guard lock(ctx.dirs_mu);
-  ctx.dirs_synced.insert(ino);
-  return NFS4_OK;
+nfsstat4 ToNfs(const ns::Status& s) {
+  return s.ok() ? NFS4_OK : nfs41d::ToNfsStat(s);
 }
 
 // ------------------------------------------------------------- data path
@@ -177,7 +112,7 @@ nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
   const uint64_t count = std::min<uint64_t>(args.count, st.server.max_io);
   if (count == 0 || args.offset >= kMaxOffset) {
     StripeStat ss;
-    if (nfsstat4 e = StatStripe(Ctx(st), ino, &ss); e) return e;
+    if (nfsstat4 e = ToNfs(StatStripe(Ctx(st), ino, &ss)); e) return e;
     ok.eof = args.offset >= ss.size;
     ok.data.data_len = 0;
     ok.data.data_val = st.arena.Bytes(0);
@@ -224,7 +159,7 @@ nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
       return nfs41d::ToNfsStat(s);
     }
     if (args.stable != UNSTABLE4) {
-      if (nfsstat4 e = SyncDirectories(Ctx(st), ino); e) return e;
+      if (nfsstat4 e = ToNfs(SyncStripeDirs(Ctx(st), ino)); e) return e;
     }
   }
   WRITE4resok& ok = res.WRITE4res_u.resok4;
@@ -250,7 +185,7 @@ nfsstat4 DsCommit(CompoundState& st, const COMMIT4args& args,
     rpc::log::Error("dataserver: {}", s.ToString());
     return nfs41d::ToNfsStat(s);
   }
-  if (nfsstat4 e = SyncDirectories(Ctx(st), ino); e) return e;
+  if (nfsstat4 e = ToNfs(SyncStripeDirs(Ctx(st), ino)); e) return e;
   std::memcpy(res.COMMIT4res_u.resok4.writeverf,
               st.server.write_verifier.data(), NFS4_VERIFIER_SIZE);
   return NFS4_OK;
@@ -299,7 +234,7 @@ nfsstat4 DsGetAttr(CompoundState& st, const GETATTR4args& args,
                    GETATTR4res& res) {
   const nfs41d::FileHandle& fh = *st.current_fh;
   StripeStat ss;
-  if (nfsstat4 e = StatStripe(Ctx(st), fh.ino, &ss); e) return e;
+  if (nfsstat4 e = ToNfs(StatStripe(Ctx(st), fh.ino, &ss)); e) return e;
   const nfs41d::AttrBits req =
       nfs41d::AttrBits::From(args.attr_request) & DsSupportedAttrs();
   rpc::XdrEncoder e(256);

@@ -1,8 +1,12 @@
 #include "dataserver/ds_server.h"
 
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -11,6 +15,94 @@
 #include "rpc/log.h"
 
 namespace dataserver {
+namespace {
+
+int64_t ToNs(const timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// fsyncs a directory; false (errno set) on failure.
+bool SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
+}
+
+std::string StripePath(const DsContext& ctx, ns::InodeId ino) {
+  return ctx.store_dir + "/" + nfs41d::data::LocalDataPath(ino);
+}
+
+std::string Parent(const std::string& path) {
+  return path.substr(0, path.rfind('/'));
+}
+
+ns::Status IoError(const std::string& what, const std::string& path, int err) {
+  rpc::log::Error("dataserver: {} {}: {}", what, path, std::strerror(err));
+  return ns::Status::IOError(what + " " + path, std::strerror(err));
+}
+
+}  // namespace
+
+ns::Status StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out) {
+  *out = StripeStat{};
+  struct stat sb;
+  const std::string path = StripePath(ctx, ino);
+  if (::stat(path.c_str(), &sb) != 0) {
+    if (errno == ENOENT) return ns::Status::Ok();
+    return IoError("stat", path, errno);
+  }
+  out->exists = true;
+  out->size = static_cast<uint64_t>(sb.st_size);
+  out->space_used = static_cast<uint64_t>(sb.st_blocks) * 512;
+  out->mtime_ns = ToNs(sb.st_mtim);
+  out->ctime_ns = ToNs(sb.st_ctim);
+  return ns::Status::Ok();
+}
+
+ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino) {
+  {
+    std::lock_guard lock(ctx.dirs_mu);
+    if (ctx.dirs_synced.count(ino)) return ns::Status::Ok();
+  }
+  // data/xx/yy/<ino>: sync yy (the entry), xx (yy's entry), data (xx's).
+  std::string dir = StripePath(ctx, ino);
+  for (int i = 0; i < 3; ++i) {
+    dir = Parent(dir);
+    if (!SyncDir(dir)) {
+      if (errno == ENOENT) return ns::Status::Ok();  // nothing stored
+      return IoError("fsync", dir, errno);
+    }
+  }
+  std::lock_guard lock(ctx.dirs_mu);
+  ctx.dirs_synced.insert(ino);
+  return ns::Status::Ok();
+}
+
+ns::Status DataServer::RemoveStripe(uint64_t fileid) {
+  StripeStat ss;
+  if (ns::Status s = StatStripe(ctx_, fileid, &ss); !s.ok()) return s;
+  if (!ss.exists) return ns::Status::Ok();  // never stored here, or done
+  if (ns::Status s = data_->Remove(fileid); !s.ok()) return s;
+  {
+    std::lock_guard lock(ctx_.dirs_mu);
+    ctx_.dirs_synced.erase(fileid);
+  }
+  const std::string dir = Parent(StripePath(ctx_, fileid));
+  if (!SyncDir(dir)) return IoError("fsync", dir, errno);
+  return ns::Status::Ok();
+}
+
+ns::Status DataServer::TruncateStripe(uint64_t fileid, uint64_t size) {
+  StripeStat ss;
+  if (ns::Status s = StatStripe(ctx_, fileid, &ss); !s.ok()) return s;
+  if (!ss.exists || ss.size <= size) return ns::Status::Ok();
+  if (ns::Status s = data_->Truncate(fileid, size); !s.ok()) return s;
+  return data_->Sync(fileid, nfs41d::data::Stability::kFileSync);
+}
 
 DataServer::DataServer(DataServerOptions options)
     : options_(std::move(options)) {}

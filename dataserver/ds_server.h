@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include "dataserver/control.h"
 #include "nfs41d/compound.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/fh.h"
@@ -53,12 +54,32 @@ struct DsContext : nfs41d::ServerContext {
   // The data store's directory (stripe file paths for stat: size, times).
   std::string store_dir;
   // Stripe files whose directory entries are known to be on stable storage
-  // (see SyncDirectories in ds_ops.cc).
+  // (SyncStripeDirs).
   std::mutex dirs_mu;
   std::set<ns::InodeId> dirs_synced;  // guarded by dirs_mu
 };
 
-class DataServer {
+// --- stripe files (ds_server.cc), for the ops and the MDS's work
+
+// What stat says of a stripe file; all zero when it does not exist (never
+// written, or removed): it reads as zeros, as a hole would.
+struct StripeStat {
+  bool exists = false;
+  uint64_t size = 0;
+  uint64_t space_used = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+// IOError (logged) if stat fails for another reason than absence.
+ns::Status StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out);
+// A committed stripe file must still be there after a crash, not only its
+// bytes: fsync of the file does not make its directory entry (or the
+// fan-out directories the store made for it) durable. This fsyncs them,
+// once per stripe file per run (RemoveStripe forgets it). Ok if the file
+// does not exist.
+ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino);
+
+class DataServer : public StripeStore {
  public:
   explicit DataServer(DataServerOptions options);
   ~DataServer();  // Stop()
@@ -81,6 +102,16 @@ class DataServer {
     return ctx_.write_verifier;
   }
   nfs41d::state::StateManager& state() { return *state_; }
+
+  // StripeStore (the MDS's work, control.h). Both are durable before they
+  // return: a result reported to the MDS deletes its queue row, so a crash
+  // must not bring the bytes back. RemoveStripe: unlink, then fsync the
+  // directory. TruncateStripe only shrinks: a stripe file that is absent
+  // or not longer already reads as zeros past `size` (READ's eof), and
+  // growing it would make stripe files on data servers that hold none of
+  // the file's bytes. REQUIRES: Start() succeeded.
+  ns::Status RemoveStripe(uint64_t fileid) override;
+  ns::Status TruncateStripe(uint64_t fileid, uint64_t size) override;
 
  private:
   DataServerOptions options_;

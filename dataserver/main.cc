@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   co.listen = listen_addr;
   co.advertise = advertise.empty() ? listen_addr : advertise;
   co.key = *key;
-  co.store = &server.data();
+  co.store = &server;
   co.data_dir = data_dir;
   dataserver::ControlClient control(co);
   control.Start();
