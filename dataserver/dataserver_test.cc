@@ -189,6 +189,46 @@ TEST_F(DataPathTest, WriteCommitReadRoundTrip) {
       dir_ + "/data/" + nfs41d::data::LocalDataPath(42)));
 }
 
+TEST_F(DataPathTest, BindConnToSessionBindsTheForeChannelOnly) {
+  ASSERT_TRUE(client_->Reconnect("127.0.0.1", ds_->port()).ok());
+  channel_dir_from_server4 dir = CDFS4_BOTH;
+  EXPECT_EQ(client_->BindConnToSession(CDFC4_BACK_OR_BOTH, &dir), NFS4_OK);
+  EXPECT_EQ(dir, CDFS4_FORE);
+  EXPECT_EQ(client_->BindConnToSession(CDFC4_FORE_OR_BOTH, &dir), NFS4_OK);
+  EXPECT_EQ(dir, CDFS4_FORE);
+  EXPECT_EQ(client_->BindConnToSession(CDFC4_BACK, &dir), NFS4ERR_INVAL);
+  // The session works on the new connection.
+  EXPECT_TRUE(client_->WriteFile(Handle(TestKey(), 40), anon_, 0, "x",
+                                 UNSTABLE4).ok());
+}
+
+TEST_F(DataPathTest, ARetriedWriteIsAnsweredFromTheSlotNotDoneAgain) {
+  // RFC 8881 §2.10.6.1: a retry (same slot, same sequence id) gets the
+  // cached reply; the WRITE is not executed a second time.
+  const Fh fh = Handle(TestKey(), 39);
+  const uint32_t seq = client_->slot_seqid(0) + 1;
+  nfs41client::Compound first;
+  first.PutFh(fh).Write(anon_, 0, "AAAA", UNSTABLE4);
+  auto r1 = client_->CallOnSlot(first, 0, seq, /*cache_this=*/true);
+  ASSERT_TRUE(r1.ok());
+  ASSERT_EQ(r1->status(), NFS4_OK);
+  // Another slot overwrites the bytes.
+  nfs41client::Compound other;
+  other.PutFh(fh).Write(anon_, 0, "BBBB", UNSTABLE4);
+  auto r2 = client_->CallOnSlot(other, 1, client_->slot_seqid(1) + 1, true);
+  ASSERT_TRUE(r2.ok());
+  ASSERT_EQ(r2->status(), NFS4_OK);
+  auto r3 = client_->CallOnSlot(first, 0, seq, true);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(r3->status(), NFS4_OK);
+  // (A fresh session: this client's slot table no longer matches.)
+  auto reader = Connect(ds_->port());
+  ASSERT_NE(reader, nullptr);
+  auto data = reader->ReadFile(fh, anon_, 0, 4);
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(data.value.data, "BBBB");
+}
+
 TEST_F(DataPathTest, OneMebibyteInOneWriteAndOneRead) {
   // What a client sized by the MDS's maxread/maxwrite (1 MiB) sends.
   nfs41client::ClientOptions co;

@@ -40,11 +40,18 @@ struct DataServerOptions {
   // The key shared with the MDS: filehandles are checked with it.
   pnfs::Key key{};
   size_t worker_threads = 8;
-  // Sessions: slots, sizes, lease. server_owner must differ from the MDS's
+  // Sessions: slots, sizes, lease (see DataServerOptions() below).
+  // server_owner must differ from the MDS's
   // and from every other data server's (RFC 8881 §2.10.5: equal owners
   // would tell the client the servers are one and may share sessions);
   // the daemon uses "dataserver:<uuid>".
   nfs41d::state::StateOptions state;
+
+  // A long lease: the Linux client renews a data server's lease at the
+  // MDS's period (it does not ask the data server, fs/nfs/filelayout), so
+  // a shorter lease here would expire clients that are fine. A data server
+  // keeps no locking state, so a long lease costs only a little memory.
+  DataServerOptions() { state.lease_seconds = 300; }
 };
 
 // What the data server's operations share (ds_ops.cc): nfs41d's
