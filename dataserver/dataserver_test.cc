@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "dataserver/control.h"
+#include "dataserver/daemon.h"
 #include "dataserver/ds_server.h"
 #include "dataserver/identity.h"
 #include "nfs41client/client.h"
@@ -906,6 +907,62 @@ TEST_F(DaemonTest, TheDaemonRegistersWithItsUuidAndAddresses) {
   }
   ::kill(p.pid, SIGTERM);
   EXPECT_EQ(Wait(p), 0);
+}
+
+TEST(InProcessDaemons, ThreeDataServersRegisterAsThreeDevices) {
+  FakeMds mds;
+  std::vector<std::string> dirs;
+  std::vector<std::unique_ptr<Daemon>> ds;
+  for (int i = 0; i < 3; ++i) {
+    dirs.push_back(MakeTempDir());
+    WriteKeyFile(dirs.back() + "/pnfs.key", TestKey());
+    DaemonOptions o;
+    o.data_dir = dirs.back();
+    o.mds_port = mds.port();
+    o.worker_threads = 2;
+    o.initial_backoff = 50ms;
+    ds.push_back(std::make_unique<Daemon>(o));
+    ASSERT_EQ(ds.back()->Start(), "");
+  }
+  for (auto& d : ds) {
+    ASSERT_TRUE(WaitFor([&] { return d->control().registered(); }, 5s));
+  }
+  EXPECT_NE(ds[0]->uuid(), ds[1]->uuid());
+  EXPECT_NE(ds[1]->uuid(), ds[2]->uuid());
+  EXPECT_NE(ds[0]->control().device_id(), ds[1]->control().device_id());
+  {
+    std::lock_guard l(mds.mu);
+    ASSERT_EQ(mds.registrations.size(), 3u);
+    for (const FakeMds::Registration& r : mds.registrations) {
+      EXPECT_TRUE(r.proof_ok);
+      EXPECT_EQ(r.listen, r.advertise);
+    }
+  }
+  // Each serves its own stripes.
+  for (int i = 0; i < 3; ++i) {
+    auto c = Connect(ds[i]->port());
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->WriteFile(Handle(TestKey(), 1), stateid4{}, i * 100,
+                             "stripe" + std::to_string(i), FILE_SYNC4).ok());
+  }
+  for (int i = 0; i < 3; ++i) {
+    ds[i]->Stop();
+    EXPECT_EQ(std::filesystem::file_size(dirs[i] + "/data/" +
+                                         nfs41d::data::LocalDataPath(1)),
+              i * 100 + 7u);
+    std::filesystem::remove_all(dirs[i]);
+  }
+}
+
+TEST(InProcessDaemons, StartFailsWithoutTheKey) {
+  const std::string dir = MakeTempDir();
+  DaemonOptions o;
+  o.data_dir = dir;
+  o.mds_port = 1;
+  Daemon d(o);
+  const std::string e = d.Start();
+  EXPECT_NE(e.find("pnfs.key"), std::string::npos) << e;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Identity, UuidIsCreatedOnceAndKeyMustExist) {

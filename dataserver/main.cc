@@ -12,16 +12,12 @@
 // arguments (CLI11's own codes for unknown flags).
 
 #include <signal.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
-#include "dataserver/control.h"
-#include "dataserver/ds_server.h"
-#include "dataserver/identity.h"
+#include "dataserver/daemon.h"
 #include "nfs41d/config.h"
 #include "rpc/log.h"
 
@@ -34,11 +30,6 @@ int Usage(const char* flag, const std::string& what) {
 
 bool IsWildcard(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
-}
-
-std::string HostPort(const std::string& host, uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -68,13 +59,12 @@ int main(int argc, char** argv) {
   }
   rpc::log::SetLevel(level);
 
-  dataserver::DataServerOptions so;
-  if (!nfs41d::ParseHostPort(listen, &so.host, &so.port)) {
+  dataserver::DaemonOptions o;
+  if (!nfs41d::ParseHostPort(listen, &o.host, &o.port)) {
     return Usage("--listen", "expected HOST:PORT, got '" + listen + "'");
   }
-  std::string mds_host;
-  uint16_t mds_port = 0;
-  if (!nfs41d::ParseHostPort(mds, &mds_host, &mds_port) || mds_port == 0) {
+  if (!nfs41d::ParseHostPort(mds, &o.mds_host, &o.mds_port) ||
+      o.mds_port == 0) {
     return Usage("--mds", "expected HOST:PORT, got '" + mds + "'");
   }
   if (!advertise.empty()) {
@@ -85,32 +75,15 @@ int main(int argc, char** argv) {
                    "expected HOST:PORT clients can reach, got '" + advertise +
                        "'");
     }
-  } else if (IsWildcard(so.host)) {
+  } else if (IsWildcard(o.host)) {
     return Usage("--advertise",
                  "required when --listen is a wildcard address (clients "
-                 "cannot connect to " + so.host + ")");
+                 "cannot connect to " + o.host + ")");
   }
-
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec || ::access(data_dir.c_str(), W_OK | X_OK) != 0) {
-    std::fprintf(stderr, "dataserver: --data-dir %s: not a writable directory%s%s\n",
-                 data_dir.c_str(), ec ? ": " : "", ec ? ec.message().c_str() : "");
-    return 1;
-  }
-  if (key_file.empty()) key_file = data_dir + "/pnfs.key";
-  std::string err;
-  std::optional<pnfs::Key> key = dataserver::LoadKey(key_file, &err);
-  if (!key) {
-    std::fprintf(stderr, "dataserver: %s\n", err.c_str());
-    return 1;
-  }
-  std::optional<std::string> uuid =
-      dataserver::LoadOrCreateUuid(data_dir, &err);
-  if (!uuid) {
-    std::fprintf(stderr, "dataserver: %s\n", err.c_str());
-    return 1;
-  }
+  o.advertise = advertise;
+  o.data_dir = data_dir;
+  o.key_file = key_file;
+  o.worker_threads = workers;
 
   // Signals are taken by sigwait below; every thread inherits the mask.
   sigset_t sigs;
@@ -120,36 +93,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  so.data_dir = data_dir;
-  so.key = *key;
-  so.worker_threads = workers;
-  so.state.server_owner = "dataserver:" + *uuid;
-  dataserver::DataServer server(so);
-  if (std::string e = server.Start(); !e.empty()) {
-    rpc::log::Error("dataserver: {}", e);
+  dataserver::Daemon daemon(o);
+  if (std::string e = daemon.Start(); !e.empty()) {
+    std::fprintf(stderr, "dataserver: %s\n", e.c_str());
     return 1;
   }
-  // Port 0 (tests): the addresses name the port actually bound.
-  const std::string listen_addr = HostPort(so.host, server.port());
-  dataserver::ControlOptions co;
-  co.mds_host = mds_host;
-  co.mds_port = mds_port;
-  co.uuid = *uuid;
-  co.listen = listen_addr;
-  co.advertise = advertise.empty() ? listen_addr : advertise;
-  co.key = *key;
-  co.store = &server;
-  co.data_dir = data_dir;
-  dataserver::ControlClient control(co);
-  control.Start();
-  rpc::log::Info("dataserver {}: listening on {}, advertising {}, MDS {}",
-                 *uuid, listen_addr, co.advertise, mds);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   rpc::log::Info("dataserver: signal {}: stopping", sig);
-  control.Stop();
-  server.Stop();
+  daemon.Stop();
   rpc::log::Info("dataserver: stopped");
   return 0;
 }
