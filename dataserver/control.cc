@@ -148,6 +148,10 @@ void ControlClient::Run() {
       next_backoff();
       continue;
     }
+    // The interval runs from the start of a heartbeat, so the MDS hears
+    // from us every heartbeat_seconds however long the call and the work
+    // took ("at least this often", nsctl.x).
+    const auto started = std::chrono::steady_clock::now();
     bool more = false;
     if (!Heartbeat(&more)) {
       if (!registered_.load()) continue;  // UNKNOWN_DEVICE: register now
@@ -157,9 +161,11 @@ void ControlClient::Run() {
     }
     backoff = options_.initial_backoff;
     if (more) continue;
-    if (!Sleep(std::chrono::seconds(std::max<uint32_t>(1, heartbeat_seconds_)))) {
-      return;
-    }
+    const auto next =
+        started + std::chrono::seconds(std::max<uint32_t>(1, heartbeat_seconds_));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next - std::chrono::steady_clock::now());
+    if (left.count() > 0 && !Sleep(left)) return;
   }
 }
 

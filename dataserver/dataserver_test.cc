@@ -848,6 +848,18 @@ TEST_F(ControlTest, RegistersWithAProofAndCarriesOutWork) {
   EXPECT_EQ(reports, 6u);
 }
 
+TEST_F(ControlTest, HeartbeatsAtTheIntervalTheMdsGives) {
+  FakeMds mds;  // heartbeat_seconds = 1
+  StartControl(mds.port());
+  ASSERT_TRUE(WaitFor([&] { return control_->registered(); }, 5s));
+  std::this_thread::sleep_for(3500ms);
+  // One right after registering, then one a second: about 4. Loose bounds
+  // for a loaded machine; a spinning or stalled loop is far outside them.
+  const uint64_t n = control_->heartbeats();
+  EXPECT_GE(n, 2u);
+  EXPECT_LE(n, 6u);
+}
+
 TEST_F(ControlTest, RegistersAgainAfterUnknownDevice) {
   FakeMds mds;
   StartControl(mds.port());
