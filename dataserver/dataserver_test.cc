@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -658,7 +659,9 @@ class FakeMds {
   std::vector<Beat> beats;
   std::vector<nsctl_work> work;       // delivered with the next heartbeat
   bool forget_device = false;         // next heartbeat: UNKNOWN_DEVICE
-  uint64_t known_device = 0;
+  int garbage_replies = 0;            // this many replies that do not decode
+  int delay_replies = 0;              // then this many NSCTL_ERR_DELAY
+  std::set<uint64_t> known_devices;
 
   size_t registration_count() {
     std::lock_guard l(mu);
@@ -694,12 +697,20 @@ class FakeMds {
                                        NSCTL_PROOF_LEN));
     registrations.push_back(r);
     nsctl_register_res res{};
-    if (!r.proof_ok) {
+    if (garbage_replies > 0) {
+      --garbage_replies;
+      return rpc::Reply::Success({0, 0, 0, 0, 0, 0, 0, 1});
+    }
+    if (delay_replies > 0) {
+      --delay_replies;
+      res.status = NSCTL_ERR_DELAY;
+    } else if (!r.proof_ok) {
       res.status = NSCTL_ERR_AUTH;
     } else {
       res.status = NSCTL_OK;
-      known_device = next_device++;
-      res.nsctl_register_res_u.ok.device_id = known_device;
+      const uint64_t device = next_device++;
+      known_devices.insert(device);
+      res.nsctl_register_res_u.ok.device_id = device;
       res.nsctl_register_res_u.ok.heartbeat_seconds = 1;
       res.nsctl_register_res_u.ok.expire_seconds = 5;
     }
@@ -729,9 +740,9 @@ class FakeMds {
     std::vector<nsctl_work> out;
     if (!b.proof_ok) {
       res.status = NSCTL_ERR_AUTH;
-    } else if (forget_device || b.device_id != known_device) {
+    } else if (forget_device || !known_devices.count(b.device_id)) {
       forget_device = false;
-      known_device = 0;
+      known_devices.clear();
       res.status = NSCTL_ERR_UNKNOWN_DEVICE;
     } else {
       res.status = NSCTL_OK;
@@ -885,6 +896,18 @@ TEST_F(ControlTest, RetriesUntilTheMdsComesUp) {
   FakeMds mds(port);
   ASSERT_TRUE(WaitFor([&] { return control_->registered(); }, 5s));
   EXPECT_EQ(mds.registration_count(), 1u);
+}
+
+TEST_F(ControlTest, SurvivesRepliesThatDoNotDecodeAndDelays) {
+  FakeMds mds;
+  {
+    std::lock_guard l(mds.mu);
+    mds.garbage_replies = 2;
+    mds.delay_replies = 2;
+  }
+  StartControl(mds.port());
+  ASSERT_TRUE(WaitFor([&] { return control_->registered(); }, 5s));
+  EXPECT_EQ(mds.registration_count(), 5u);
 }
 
 TEST_F(ControlTest, AWrongKeyIsRefusedAndNeverRegisters) {
