@@ -17,6 +17,8 @@
 namespace dataserver {
 namespace {
 
+constexpr size_t kMaxDirsSynced = 1u << 20;
+
 int64_t ToNs(const timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
 }
@@ -78,6 +80,8 @@ ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino) {
     }
   }
   std::lock_guard lock(ctx.dirs_mu);
+  // Bounded memory: forgetting only costs a few directory fsyncs again.
+  if (ctx.dirs_synced.size() >= kMaxDirsSynced) ctx.dirs_synced.clear();
   ctx.dirs_synced.insert(ino);
   return ns::Status::Ok();
 }
