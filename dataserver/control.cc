@@ -154,7 +154,12 @@ void ControlClient::Run() {
     const auto started = std::chrono::steady_clock::now();
     bool more = false;
     if (!Heartbeat(&more)) {
-      if (!registered_.load()) continue;  // UNKNOWN_DEVICE: register now
+      // UNKNOWN_DEVICE: register again now, unless the MDS forgot us right
+      // after registering (its bug; do not spin).
+      if (!registered_.load() &&
+          started - registered_at_ >= std::chrono::seconds(1)) {
+        continue;
+      }
       if (!Sleep(backoff)) return;
       next_backoff();
       continue;
@@ -208,6 +213,7 @@ bool ControlClient::Register() {
   heartbeat_seconds_ = ok.heartbeat_seconds;
   device_id_.store(ok.device_id);
   registered_.store(true);
+  registered_at_ = std::chrono::steady_clock::now();
   registrations_.fetch_add(1);
   last_complaint_.clear();
   rpc::log::Info(

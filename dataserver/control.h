@@ -125,6 +125,7 @@ class ControlClient {
   std::unique_ptr<Rpc> rpc_;
   std::string last_complaint_;
   uint32_t heartbeat_seconds_ = 30;
+  std::chrono::steady_clock::time_point registered_at_;
   std::vector<Done> done_;
 
   std::atomic<bool> registered_{false};
