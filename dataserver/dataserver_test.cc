@@ -989,6 +989,60 @@ TEST(InProcessDaemons, ThreeDataServersRegisterAsThreeDevices) {
   }
 }
 
+TEST(InProcessDaemons, AFileStripedOverThreeDataServersReadsBackWhole) {
+  // What a files-layout client does with a sparse layout (RFC 8881
+  // §13.4.2, no NFL4_UFLG_DENSE): stripe unit i goes to data server
+  // i % 3 at its logical offset; COMMIT to each; read back unit by unit.
+  FakeMds mds;
+  std::vector<std::string> dirs;
+  std::vector<std::unique_ptr<Daemon>> ds;
+  std::vector<std::unique_ptr<nfs41client::Client>> cl;
+  for (int i = 0; i < 3; ++i) {
+    dirs.push_back(MakeTempDir());
+    WriteKeyFile(dirs.back() + "/pnfs.key", TestKey());
+    DaemonOptions o;
+    o.data_dir = dirs.back();
+    o.mds_port = mds.port();
+    o.worker_threads = 2;
+    ds.push_back(std::make_unique<Daemon>(o));
+    ASSERT_EQ(ds.back()->Start(), "");
+    cl.push_back(Connect(ds.back()->port()));
+    ASSERT_NE(cl.back(), nullptr);
+  }
+  const uint64_t unit = 64u << 10;
+  const std::string file = Pattern(20 * unit + 123, 11);
+  const Fh fh = Handle(TestKey(), 4242);
+  for (uint64_t off = 0, i = 0; off < file.size(); off += unit, ++i) {
+    auto w = cl[i % 3]->WriteFile(fh, stateid4{}, off, file.substr(off, unit),
+                                  UNSTABLE4);
+    ASSERT_TRUE(w.ok()) << i;
+  }
+  for (auto& c : cl) ASSERT_TRUE(c->CommitFile(fh).ok());
+  std::string back;
+  for (uint64_t off = 0, i = 0; off < file.size(); off += unit, ++i) {
+    auto r = cl[i % 3]->ReadFile(fh, stateid4{}, off, unit);
+    ASSERT_TRUE(r.ok()) << i;
+    back += r.value.data;
+  }
+  EXPECT_EQ(back.size(), file.size());
+  EXPECT_TRUE(back == file);
+  // Each stripe file is sparse: a third of the bytes, holes for the rest.
+  for (int i = 0; i < 3; ++i) {
+    auto a = cl[i]->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE, FATTR4_SPACE_USED}));
+    ASSERT_TRUE(a.ok());
+    EXPECT_LT(a.value.space_used, a.value.size * 2 / 3) << i;
+    // A read in another server's unit: zeros, and not the end.
+    auto hole = cl[i]->ReadFile(fh, stateid4{}, ((i + 1) % 3) * unit, 16);
+    ASSERT_TRUE(hole.ok());
+    EXPECT_EQ(hole.value.data, std::string(16, '\0')) << i;
+  }
+  cl.clear();
+  for (int i = 0; i < 3; ++i) {
+    ds[i]->Stop();
+    std::filesystem::remove_all(dirs[i]);
+  }
+}
+
 TEST(InProcessDaemons, StartFailsWithoutTheKey) {
   const std::string dir = MakeTempDir();
   DaemonOptions o;
