@@ -44,6 +44,23 @@ std::string Daemon::Start() {
   so.worker_threads = options_.worker_threads;
   // Each data server is a server of its own to clients (RFC 8881 §2.10.5).
   so.state.server_owner = "dataserver:" + uuid_;
+  so.metrics_extra = [this](std::string* out) {
+    auto put = [out](const char* name, const char* help, const char* type,
+                     uint64_t v) {
+      *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " +
+              name + " " + type + "\n" + name + " " + std::to_string(v) +
+              "\n";
+    };
+    const ControlClient* c = control_view_.load();  // null until it starts
+    put("dataserver_registered", "1 while registered with the MDS.", "gauge",
+        c && c->registered() ? 1 : 0);
+    put("dataserver_registrations_total", "Successful NSCTL_REGISTERs.",
+        "counter", c ? c->registrations() : 0);
+    put("dataserver_heartbeats_total", "Heartbeats the MDS answered.",
+        "counter", c ? c->heartbeats() : 0);
+    put("dataserver_work_done_total", "REMOVE/TRUNCATE work carried out.",
+        "counter", c ? c->work_done() : 0);
+  };
   server_ = std::make_unique<DataServer>(so);
   if (std::string e = server_->Start(); !e.empty()) {
     server_.reset();
@@ -65,6 +82,7 @@ std::string Daemon::Start() {
   co.max_backoff = options_.max_backoff;
   co.call_timeout = options_.call_timeout;
   control_ = std::make_unique<ControlClient>(co);
+  control_view_.store(control_.get());
   control_->Start();
   rpc::log::Info("dataserver {}: listening on {}, advertising {}, MDS {}", uuid_,
                  listen_, advertise_,

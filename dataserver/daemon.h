@@ -15,6 +15,8 @@
 //
 // Thread safety: Start/Stop from the owning thread.
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -37,8 +39,8 @@ struct DaemonOptions {
   // The MDS's pNFS key; empty: <data_dir>/pnfs.key. Must exist.
   std::string key_file;
   size_t worker_threads = 8;
-  // Session options (lease, slots, sizes); server_owner is set from the
-  // uuid.
+  // Session options (lease, slots, sizes) and the metrics listener;
+  // server_owner is set from the uuid.
   DataServerOptions server;
   // Retry delays and call deadline of the control client.
   std::chrono::milliseconds initial_backoff{500};
@@ -76,6 +78,8 @@ class Daemon {
   std::string advertise_;
   std::unique_ptr<DataServer> server_;
   std::unique_ptr<ControlClient> control_;
+  // control_ for the metrics thread, which may render while Start() runs.
+  std::atomic<const ControlClient*> control_view_{nullptr};
 };
 
 // "host:port", with brackets for an IPv6 host.

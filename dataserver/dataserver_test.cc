@@ -1043,6 +1043,55 @@ TEST(InProcessDaemons, AFileStripedOverThreeDataServersReadsBackWhole) {
   }
 }
 
+std::string HttpGet(uint16_t port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+  ::close(fd);
+  return out;
+}
+
+TEST(InProcessDaemons, MetricsShowOpsAndTheControlLoop) {
+  FakeMds mds;
+  const std::string dir = MakeTempDir();
+  WriteKeyFile(dir + "/pnfs.key", TestKey());
+  DaemonOptions o;
+  o.data_dir = dir;
+  o.mds_port = mds.port();
+  o.worker_threads = 2;
+  o.server.metrics_host = "127.0.0.1";
+  Daemon d(o);
+  ASSERT_EQ(d.Start(), "");
+  ASSERT_NE(d.server().metrics_port(), 0);
+  ASSERT_TRUE(WaitFor([&] { return d.control().heartbeats() >= 1; }, 5s));
+  auto c = Connect(d.port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->WriteFile(Handle(TestKey(), 3), stateid4{}, 0, "m", UNSTABLE4).ok());
+  nfs41client::Compound bad;
+  bad.PutFh(Fh(33, 0));
+  ASSERT_TRUE(c->Call(bad).ok());
+  const std::string m = HttpGet(d.server().metrics_port(), "/metrics");
+  EXPECT_NE(m.find("nfs41d_ops_total{op=\"WRITE\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("status=\"NFS4ERR_BADHANDLE\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("dataserver_registered 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("dataserver_sessions 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("dataserver_heartbeats_total"), std::string::npos) << m;
+  c.reset();
+  d.Stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(InProcessDaemons, StartFailsWithoutTheKey) {
   const std::string dir = MakeTempDir();
   DaemonOptions o;

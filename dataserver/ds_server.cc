@@ -138,6 +138,18 @@ std::string DataServer::Start() {
   ctx_.state = state_.get();
   ctx_.data = data_.get();
   ctx_.ops = &DsOpTable();
+  ctx_.metrics = &metrics_;
+  metrics_.extra = [this](std::string* out) {
+    auto gauge = [out](const char* name, const char* help, uint64_t v) {
+      *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " +
+              name + " gauge\n" + name + " " + std::to_string(v) + "\n";
+    };
+    gauge("dataserver_sessions", "Current NFSv4.1 sessions.",
+          state_->session_count());
+    gauge("dataserver_clients", "Current NFSv4.1 clients.",
+          state_->client_count());
+    if (options_.metrics_extra) options_.metrics_extra(out);
+  };
   ctx_.store_dir = store_dir;
   // New at every start (RFC 8881 §18.32.3): random bytes, so clients see a
   // restart and resend what they had not committed.
@@ -158,7 +170,12 @@ std::string DataServer::Start() {
   ro.endpoint.max_record_size = options_.state.max_request_size + 4096;
   ro.endpoint.name = "dataserver";
   nfs41d::state::StateManager* sm = state_.get();
-  ro.endpoint.on_close = [sm](const std::shared_ptr<rpc::Connection>& c) {
+  nfs41d::Metrics* m = &metrics_;
+  ro.endpoint.on_open = [m](const std::shared_ptr<rpc::Connection>&) {
+    m->ConnectionOpened();
+  };
+  ro.endpoint.on_close = [sm, m](const std::shared_ptr<rpc::Connection>& c) {
+    m->ConnectionClosed();
     sm->ConnectionClosed(c->id());
   };
   rpc_ = std::make_unique<rpc::Server>(ro);
@@ -168,6 +185,19 @@ std::string DataServer::Start() {
     return "cannot listen on " + options_.host + ":" +
            std::to_string(options_.port) + ": " + s.ToString();
   }
+  if (!options_.metrics_host.empty()) {
+    metrics_server_ = std::make_unique<nfs41d::MetricsServer>(&metrics_);
+    if (std::string e = metrics_server_->Start(options_.metrics_host,
+                                               options_.metrics_port);
+        !e.empty()) {
+      rpc_->Stop();
+      rpc_.reset();
+      metrics_server_.reset();
+      return e;
+    }
+    rpc::log::Info("dataserver: metrics on http://{}:{}/metrics",
+                   options_.metrics_host, metrics_server_->port());
+  }
   state_->StartReaper();
   rpc::log::Info("dataserver: serving {} on {}:{}", store_dir, options_.host,
                  port());
@@ -175,6 +205,7 @@ std::string DataServer::Start() {
 }
 
 void DataServer::Stop() {
+  if (metrics_server_) metrics_server_->Stop();
   if (rpc_) rpc_->Stop();
   if (state_) state_->StopReaper();
 }

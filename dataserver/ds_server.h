@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -25,6 +26,7 @@
 #include "nfs41d/compound.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/fh.h"
+#include "nfs41d/metrics.h"
 #include "nfs41d/state/state_manager.h"
 #include "pnfs/auth.h"
 #include "rpc/server.h"
@@ -46,6 +48,12 @@ struct DataServerOptions {
   // would tell the client the servers are one and may share sessions);
   // the daemon uses "dataserver:<uuid>".
   nfs41d::state::StateOptions state;
+  // Prometheus /metrics listener (nfs41d/metrics.h: per-op counts,
+  // latencies and errors, connections, sessions); empty host: none.
+  std::string metrics_host;
+  uint16_t metrics_port = 0;
+  // More gauges for the exposition (the daemon adds the control client's).
+  std::function<void(std::string*)> metrics_extra;
 
   // A long lease: the Linux client renews a data server's lease at the
   // MDS's period (it does not ask the data server, fs/nfs/filelayout), so
@@ -102,6 +110,10 @@ class DataServer : public StripeStore {
   void Stop();
 
   uint16_t port() const { return rpc_ ? rpc_->port() : 0; }
+  uint16_t metrics_port() const {
+    return metrics_server_ ? metrics_server_->port() : 0;
+  }
+  nfs41d::Metrics& metrics() { return metrics_; }
   // The data store, shared with the control client (REMOVE/TRUNCATE
   // work). REQUIRES: Start() succeeded.
   nfs41d::data::DataStore& data() { return *data_; }
@@ -126,6 +138,8 @@ class DataServer : public StripeStore {
   std::unique_ptr<nfs41d::state::StateManager> state_;
   std::unique_ptr<nfs41d::data::DataStore> data_;
   DsContext ctx_;
+  nfs41d::Metrics metrics_;
+  std::unique_ptr<nfs41d::MetricsServer> metrics_server_;
   std::unique_ptr<rpc::Server> rpc_;
 };
 

@@ -2,7 +2,7 @@
 //
 //   dataserver --listen HOST:PORT [--advertise HOST:PORT] --mds HOST:PORT
 //              --data-dir DIR [--key-file FILE] [--log-level LEVEL]
-//              [--workers N]
+//              [--workers N] [--metrics HOST:PORT]
 //
 // Serves the data path over NFSv4.1 on --listen, keeps stripe files under
 // --data-dir, registers with the MDS at --mds (retrying while it is
@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   app.add_option("--key-file", key_file,
                  "the MDS's pNFS key (default: <data-dir>/pnfs.key)");
   app.add_option("--log-level", log_level, "debug, info, warning, error");
+  std::string metrics;
+  app.add_option("--metrics", metrics, "HOST:PORT for Prometheus /metrics");
   app.add_option("--workers", workers, "request worker threads")
       ->check(CLI::Range(1, 1024));
   CLI11_PARSE(app, argc, argv);
@@ -79,6 +81,11 @@ int main(int argc, char** argv) {
     return Usage("--advertise",
                  "required when --listen is a wildcard address (clients "
                  "cannot connect to " + o.host + ")");
+  }
+  if (!metrics.empty() &&
+      !nfs41d::ParseHostPort(metrics, &o.server.metrics_host,
+                             &o.server.metrics_port)) {
+    return Usage("--metrics", "expected HOST:PORT, got '" + metrics + "'");
   }
   o.advertise = advertise;
   o.data_dir = data_dir;
