@@ -81,8 +81,7 @@ nfsstat4 DsBindConnToSession(CompoundState& st,
   return nfs41d::OpBindConnToSession(st, a, res);
 }
 
-// --------------------------------------------------------- the stripe file
-
+// Stripe-file helpers report ns::Status; ops answer nfsstat4.
 nfsstat4 ToNfs(const ns::Status& s) {
   return s.ok() ? NFS4_OK : nfs41d::ToNfsStat(s);
 }
