@@ -57,6 +57,9 @@ struct ServerContext {
   ns::Namespace* ns = nullptr;
   const FhCodec* fh = nullptr;
   state::StateManager* state = nullptr;
+  // The operations served (op_table.h); null: the metadata server's. The
+  // pNFS data server sets its own.
+  const OpTable* ops = nullptr;
   // Largest READ/WRITE offered (fattr4 maxread/maxwrite).
   uint32_t max_io = 1u << 20;
   // File contents (the embedded data store).
@@ -75,9 +78,6 @@ struct ServerContext {
   AttrCache* attrs = nullptr;
   // Per-op counters and latencies; null: none.
   Metrics* metrics = nullptr;
-  // The operations served (op_table.h); null: the metadata server's. The
-  // pNFS data server sets its own.
-  const OpTable* ops = nullptr;
 };
 
 // Memory for one operation's results (strings, lists, attribute buffers):
