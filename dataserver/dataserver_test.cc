@@ -251,6 +251,27 @@ TEST_F(DataPathTest, OneMebibyteInOneWriteAndOneRead) {
   EXPECT_TRUE(r.value.data == data);
 }
 
+TEST_F(DataPathTest, AReadLargerThanTheSessionAllowsIsShortNotAnError) {
+  // client_ asked for 1 MiB responses: a 1 MiB READ cannot fit with its
+  // headers, so it gets what fits and reads on.
+  const Fh fh = Handle(TestKey(), 38);
+  const std::string data = Pattern(1u << 20, 8);
+  for (uint64_t off = 0; off < data.size(); off += 256u << 10) {
+    ASSERT_TRUE(client_->WriteFile(fh, anon_, off, data.substr(off, 256u << 10),
+                                   UNSTABLE4).ok());
+  }
+  auto r = client_->ReadFile(fh, anon_, 0, 1u << 20);
+  ASSERT_TRUE(r.ok()) << r.status;
+  EXPECT_GT(r.value.data.size(), 0u);
+  EXPECT_LT(r.value.data.size(), data.size());
+  EXPECT_FALSE(r.value.eof);
+  EXPECT_EQ(r.value.data, data.substr(0, r.value.data.size()));
+  auto rest = client_->ReadFile(fh, anon_, r.value.data.size(), 1u << 20);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(r.value.data + rest.value.data, data);
+  EXPECT_TRUE(rest.value.eof);
+}
+
 TEST_F(DataPathTest, AnyStateidIsAccepted) {
   // §13.9.1: the MDS's open/lock/layout stateids mean nothing here.
   stateid4 sid{};

@@ -108,7 +108,17 @@ nfsstat4 DsPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
 nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
   const ns::InodeId ino = st.current_fh->ino;
   READ4resok& ok = res.READ4res_u.resok4;
-  const uint64_t count = std::min<uint64_t>(args.count, st.server.max_io);
+  uint64_t count = std::min<uint64_t>(args.count, st.server.max_io);
+  // §18.22.3: a server may return fewer bytes than asked. A reply over the
+  // session's ca_maxresponsesize would be NFS4ERR_REP_TOO_BIG instead, so
+  // a client that asks for its whole response size (1 MiB against a 1 MiB
+  // session) gets a short read and continues, as after any short read.
+  if (st.session) {
+    constexpr uint64_t kReplyHeadroom = 4096;  // COMPOUND, SEQUENCE, PUTFH
+    const uint64_t max = st.session->fore().ca_maxresponsesize;
+    const uint64_t fit = max > 2 * kReplyHeadroom ? max - kReplyHeadroom : max / 2;
+    count = std::min(count, fit);
+  }
   if (count == 0 || args.offset >= kMaxOffset) {
     StripeStat ss;
     if (nfsstat4 e = ToNfs(StatStripe(Ctx(st), ino, &ss)); e) return e;
