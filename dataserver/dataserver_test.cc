@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -270,6 +271,38 @@ TEST_F(DataPathTest, AReadLargerThanTheSessionAllowsIsShortNotAnError) {
   ASSERT_TRUE(rest.ok());
   EXPECT_EQ(r.value.data + rest.value.data, data);
   EXPECT_TRUE(rest.value.eof);
+}
+
+TEST_F(DataPathTest, ConcurrentWritersOnManySlots) {
+  // One session, 8 threads, each on its own slot: disjoint 64 KiB pieces of
+  // one stripe file, then every byte back.
+  const Fh fh = Handle(TestKey(), 37);
+  constexpr int kThreads = 8, kPieces = 8;
+  constexpr uint64_t kPiece = 64u << 10;
+  const std::string data = Pattern(kThreads * kPieces * kPiece, 4);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int p = 0; p < kPieces; ++p) {
+        const uint64_t off = (static_cast<uint64_t>(p) * kThreads + t) * kPiece;
+        auto w = client_->WriteFile(fh, anon_, off, data.substr(off, kPiece),
+                                    UNSTABLE4);
+        if (!w.ok() || w.value.count != kPiece) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE(client_->CommitFile(fh).ok());
+  std::string back;
+  while (back.size() < data.size()) {
+    auto r = client_->ReadFile(fh, anon_, back.size(), 512u << 10);
+    ASSERT_TRUE(r.ok());
+    ASSERT_FALSE(r.value.data.empty());
+    back += r.value.data;
+  }
+  EXPECT_TRUE(back == data);
 }
 
 TEST_F(DataPathTest, AnyStateidIsAccepted) {
