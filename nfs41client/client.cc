@@ -452,11 +452,12 @@ Compound& Compound::SetSize(const stateid4& sid, uint64_t size) {
 
 Compound& Compound::LockNew(nfs_lock_type4 type, uint64_t offset,
                             uint64_t length, const stateid4& open_sid,
-                            const std::string& lock_owner) {
+                            const std::string& lock_owner, bool reclaim) {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_LOCK;
   LOCK4args& a = op.nfs_argop4_u.oplock;
   a.locktype = type;
+  a.reclaim = reclaim ? TRUE : FALSE;
   a.offset = offset;
   a.length = length;
   a.locker.new_lock_owner = TRUE;

@@ -115,8 +115,11 @@ class Compound {
   Compound& SetSize(const stateid4& sid, uint64_t size);
   // LOCK with a new lock owner (from an open stateid) or an existing lock
   // stateid.
+  // `reclaim`: a lock held before the server restarted (§18.10.3), in
+  // its grace period.
   Compound& LockNew(nfs_lock_type4 type, uint64_t offset, uint64_t length,
-                    const stateid4& open_sid, const std::string& lock_owner);
+                    const stateid4& open_sid, const std::string& lock_owner,
+                    bool reclaim = false);
   Compound& LockExisting(nfs_lock_type4 type, uint64_t offset,
                          uint64_t length, const stateid4& lock_sid);
   Compound& LockT(nfs_lock_type4 type, uint64_t offset, uint64_t length,

@@ -285,6 +285,40 @@ void FlushDirtyFiles(ServerContext& ctx) {
   }
 }
 
+bool ReleaseCrashOrphans(ServerContext& ctx) {
+  // RFC 8881 §8.4.2.1: until the grace period is over a client may still
+  // reclaim an open of an unlinked file (CLAIM_PREVIOUS by filehandle), so
+  // nothing is released while it lasts.
+  if (ctx.state->InGrace()) return false;
+  // Orphans a client has open in this run (an open reclaimed during grace,
+  // or a file unlinked since the start) go with their last CLOSE: marking
+  // them makes sure of that for reclaimed ones, which no REMOVE marked.
+  // Not open any more (MarkOrphan false): released here.
+  ns::InodeId after = 0;
+  size_t released = 0;
+  for (;;) {
+    ns::Result<std::vector<ns::InodeId>> page = ctx.ns->ListOrphans(after);
+    if (!page.ok()) {
+      rpc::log::Error("listing unlinked inodes left by a crash: {}",
+                      page.status().ToString());
+      return false;  // try again at the next tick
+    }
+    for (ns::InodeId ino : *page) {
+      if (Opens(ctx).MarkOrphan(ino)) continue;
+      ReleaseNow(ctx, ino);
+      ++released;
+    }
+    if (page->size() < 1024) break;
+    after = page->back();
+  }
+  if (released > 0) {
+    rpc::log::Info("released {} unlinked inodes nobody has open (left by a "
+                   "previous run)",
+                   released);
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------ READ
 
 nfsstat4 OpRead(CompoundState& st, const READ4args& args, READ4res& res) {
