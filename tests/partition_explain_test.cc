@@ -9,11 +9,10 @@
 // (pruned by the planner), writes inside a transaction that is rolled back,
 // and once more as generic plans with sequential scans allowed.
 
-#include <pqxx/pqxx>
-
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <pqxx/pqxx>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -56,7 +55,7 @@ struct Scan {
   bool executed = false;
 };
 
-std::vector<Scan> Scans(const std::string& plan) {
+std::vector<Scan> Scans(const std::string &plan) {
   static const std::regex scan_re(
       R"(((?:Parallel )?(?:Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan|Tid Scan|Sample Scan))(?: Backward)?(?: using \S+)? on (\w+))");
   static const std::regex loops_re(R"(loops=(\d+))");
@@ -76,19 +75,20 @@ std::vector<Scan> Scans(const std::string& plan) {
 }
 
 // "dirents_p3" -> "dirents"; "" for a relation that is no partition.
-std::string TableOf(const std::string& relation) {
+std::string TableOf(const std::string &relation) {
   static const std::regex part_re(R"((\w+)_p\d+)");
   std::smatch m;
   if (!std::regex_match(relation, m, part_re)) return "";
-  for (const PartitionedTableDef& d : PartitionedTables()) {
+  for (const PartitionedTableDef &d : PartitionedTables()) {
     if (d.table == m[1]) return d.table;
   }
   return "";
 }
 
-std::string Plan(pqxx::nontransaction& t, const std::string& sql) {
+std::string Plan(pqxx::nontransaction &t, const std::string &sql) {
   std::string out;
-  for (const pqxx::row& r : t.exec(sql)) out += std::string(r[0].c_str()) + "\n";
+  for (const pqxx::row &r : t.exec(sql))
+    out += std::string(r[0].c_str()) + "\n";
   return out;
 }
 
@@ -110,24 +110,31 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
         "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, atime_ns, "
         "mtime_ns, ctime_ns, btime_ns, parent) "
         "SELECT 2 + g, 2, 493, 2, 0, 0, 1, 1, 1, 1, 1 "
-        "FROM generate_series(0, " + d + " - 1) g");
+        "FROM generate_series(0, " +
+        d + " - 1) g");
     w.exec(
         "INSERT INTO inodes (ino, type, mode, nlink, uid, gid, atime_ns, "
         "mtime_ns, ctime_ns, btime_ns, parent) "
-        "SELECT 2 + " + d + " + g, 1, 420, 1, 0, 0, 1, 1, 1, 1, 0 "
-        "FROM generate_series(0, " + n + " - 1) g");
+        "SELECT 2 + " +
+        d +
+        " + g, 1, 420, 1, 0, 0, 1, 1, 1, 1, 0 "
+        "FROM generate_series(0, " +
+        n + " - 1) g");
     w.exec("UPDATE inodes SET nlink = 2 + " + d + " WHERE ino = 1");
     w.exec(
         "INSERT INTO dirents (parent, name, child, type, cookie) "
-        "SELECT 1, 'd' || g, 2 + g, 2, 3 + g FROM generate_series(0, " + d +
-        " - 1) g");
+        "SELECT 1, 'd' || g, 2 + g, 2, 3 + g FROM generate_series(0, " +
+        d + " - 1) g");
     w.exec(
         "INSERT INTO dirents (parent, name, child, type, cookie) "
-        "SELECT 2 + g / " + per + ", 'f' || (g % " + per + "), 2 + " + d +
-        " + g, 1, 3 + " + d + " + g FROM generate_series(0, " + n + " - 1) g");
+        "SELECT 2 + g / " +
+        per + ", 'f' || (g % " + per + "), 2 + " + d + " + g, 1, 3 + " + d +
+        " + g FROM generate_series(0, " + n + " - 1) g");
     // One file with an ACL, so the ACE subquery of the locking reads runs.
-    w.exec("INSERT INTO aces (ino, pos, type, flags, mask, who_kind, who_id) "
-           "VALUES (" + std::to_string(FileIno(500, 8)) + ", 0, 0, 0, 1, 1, 0)");
+    w.exec(
+        "INSERT INTO aces (ino, pos, type, flags, mask, who_kind, who_id) "
+        "VALUES (" +
+        std::to_string(FileIno(500, 8)) + ", 0, 0, 0, 1, 1, 0)");
     w.exec("UPDATE inodes SET mode = mode | 65536 WHERE ino = " +
            std::to_string(FileIno(500, 8)));
     w.exec("SELECT setval('inode_ino_seq', 2 + " + d + " + " + n +
@@ -138,9 +145,9 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
     pqxx::nontransaction t(conn);
     t.exec("ANALYZE");
   }
-  const double load_s = std::chrono::duration<double>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count();
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::printf("loaded %d entries in %d partitions and analysed in %.1f s\n",
               kDirs + kDirs * kFilesPerDir, kPartitions, load_s);
 
@@ -158,6 +165,10 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
     req.with_attrs = true;
     ASSERT_OK_AND_ASSIGN(DirPage page, (*ns)->ReadDir(root, dir.ino, req));
     EXPECT_EQ(page.entries.size(), 500u);
+    // statfs sums the partitions' statistics (and samples them for bytes).
+    ASSERT_OK_AND_ASSIGN(FsStats st, (*ns)->StatFs(root));
+    const double want = 1 + kDirs + kDirs * kFilesPerDir;
+    EXPECT_NEAR(static_cast<double>(st.files), want, want * 0.05);
   }
 
   const std::string D = std::to_string(DirIno(500));
@@ -177,7 +188,9 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
       {"list", D + ", 0, 1000"},
       {"list", D + ", " + mid_cookie + ", 100"},
       {"list_attrs", D + ", 0, 1000", false, {{"inodes", kPartitions}}},
-      {"list_attrs", D + ", " + mid_cookie + ", 100", false,
+      {"list_attrs",
+       D + ", " + mid_cookie + ", 100",
+       false,
        {{"inodes", kPartitions}}},
       {"has_ent", D},
       // create: lock the parent (first statement of the Write: the _x
@@ -203,87 +216,120 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
       {"read_symlink", F},
   };
 
-  pqxx::nontransaction t(conn);
-  t.exec(std::string(PgSessionSettings()));
-  std::set<std::string> prepared;
   std::string shown_plan;
-  // The third pass lets the planner consider sequential scans (the
-  // library's connections disable them): the indexes must win on cost.
-  struct Pass {
-    const char* mode;
-    bool seqscan;
-  };
-  for (const Pass& pass : {Pass{"force_generic_plan", false},
-                           Pass{"force_custom_plan", false},
-                           Pass{"force_generic_plan", true}}) {
-    const std::string mode = pass.mode;
-    t.exec("SET plan_cache_mode = " + mode);
-    t.exec(std::string("SET enable_seqscan = ") + (pass.seqscan ? "on" : "off"));
-    for (const Case& c : cases) {
-      SCOPED_TRACE(c.statement + "(" + c.args + ") " + mode +
-                   (pass.seqscan ? " enable_seqscan=on" : ""));
-      const std::optional<std::string> sql = PgStatementSql(c.statement);
-      ASSERT_TRUE(sql.has_value()) << "no statement " << c.statement;
-      if (prepared.insert(c.statement).second) {
-        t.exec("PREPARE " + c.statement + " AS " + *sql);
-      }
-      if (c.write) t.exec("BEGIN");
-      const std::string plan =
-          Plan(t, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
-                  "EXECUTE " + c.statement + "(" + c.args + ")");
-      if (c.write) t.exec("ROLLBACK");
-      if (c.statement == "lookup_wp" && mode == "force_generic_plan" &&
-          !pass.seqscan) {
-        shown_plan = plan;
-      }
-      for (const Scan& s : Scans(plan)) {
-        // dir_deltas, a queue that is empty here, may be seq-scanned when
-        // the planner is allowed to: that is why the library disables it.
-        if (pass.seqscan && TableOf(s.relation).empty()) continue;
-        EXPECT_EQ(s.node.find("Seq Scan"), std::string::npos)
-            << s.node << " on " << s.relation << "\n" << plan;
-      }
-      std::map<std::string, std::set<std::string>> touched;
-      std::map<std::string, long> loops;
-      for (const Scan& s : Scans(plan)) {
-        const std::string table = TableOf(s.relation);
-        if (table.empty() || !s.executed) continue;
-        // A bitmap heap scan reads the heap pages its Bitmap Index Scan
-        // found: index access too (the planner picks it for a whole
-        // directory's entries, has_ent and unbounded pages).
-        EXPECT_TRUE(s.node == "Index Scan" || s.node == "Index Only Scan" ||
-                    s.node == "Bitmap Heap Scan")
-            << s.node << " on " << s.relation << "\n" << plan;
-        touched[table].insert(s.relation);
-        loops[table] += s.loops;
-      }
-      for (const auto& [table, parts] : touched) {
-        auto it = c.max_partitions.find(table);
-        const int allowed = it == c.max_partitions.end() ? 1 : it->second;
-        EXPECT_LE(static_cast<int>(parts.size()), allowed)
-            << table << " partitions read\n" << plan;
-      }
-      if (c.statement == "list_attrs") {
-        // One probe per entry of the page, each in one partition: without
-        // pruning every probe would visit all kPartitions partitions.
-        EXPECT_EQ(touched["dirents"].size(), 1u) << plan;
-        const long page = c.args.ends_with("1000") ? 1000 : 100;
-        EXPECT_LE(loops["inodes"], page) << plan;
-        EXPECT_GT(loops["inodes"], 0) << plan;
-      }
-      // Reads and updates name their partition by a parameter: the generic
-      // plan must drop the other partitions before running.
-      const bool keyed_read = c.statement != "ins_inode" &&
-                              c.statement != "ins_ent";
-      if (keyed_read && mode == "force_generic_plan") {
-        EXPECT_NE(plan.find("Subplans Removed"), std::string::npos) << plan;
+  std::vector<std::string> counts_before;
+  {
+    pqxx::nontransaction t(conn);
+    t.exec(std::string(PgSessionSettings()));
+    std::set<std::string> prepared;
+    // The third pass lets the planner consider sequential scans (the
+    // library's connections disable them): the indexes must win on cost.
+    struct Pass {
+      const char *mode;
+      bool seqscan;
+    };
+    for (const Pass &pass :
+         {Pass{"force_generic_plan", false}, Pass{"force_custom_plan", false},
+          Pass{"force_generic_plan", true}}) {
+      const std::string mode = pass.mode;
+      t.exec("SET plan_cache_mode = " + mode);
+      t.exec(std::string("SET enable_seqscan = ") +
+             (pass.seqscan ? "on" : "off"));
+      for (const Case &c : cases) {
+        SCOPED_TRACE(c.statement + "(" + c.args + ") " + mode +
+                     (pass.seqscan ? " enable_seqscan=on" : ""));
+        const std::optional<std::string> sql = PgStatementSql(c.statement);
+        ASSERT_TRUE(sql.has_value()) << "no statement " << c.statement;
+        if (prepared.insert(c.statement).second) {
+          t.exec("PREPARE " + c.statement + " AS " + *sql);
+        }
+        if (c.write) t.exec("BEGIN");
+        const std::string plan =
+            Plan(t,
+                 "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+                 "EXECUTE " +
+                     c.statement + "(" + c.args + ")");
+        if (c.write) t.exec("ROLLBACK");
+        if (c.statement == "lookup_wp" && mode == "force_generic_plan" &&
+            !pass.seqscan) {
+          shown_plan = plan;
+        }
+        for (const Scan &s : Scans(plan)) {
+          // dir_deltas, a queue that is empty here, may be seq-scanned when
+          // the planner is allowed to: that is why the library disables it.
+          if (pass.seqscan && TableOf(s.relation).empty()) continue;
+          EXPECT_EQ(s.node.find("Seq Scan"), std::string::npos)
+              << s.node << " on " << s.relation << "\n"
+              << plan;
+        }
+        std::map<std::string, std::set<std::string>> touched;
+        std::map<std::string, long> loops;
+        for (const Scan &s : Scans(plan)) {
+          const std::string table = TableOf(s.relation);
+          if (table.empty() || !s.executed) continue;
+          // A bitmap heap scan reads the heap pages its Bitmap Index Scan
+          // found: index access too (the planner picks it for a whole
+          // directory's entries, has_ent and unbounded pages).
+          EXPECT_TRUE(s.node == "Index Scan" || s.node == "Index Only Scan" ||
+                      s.node == "Bitmap Heap Scan")
+              << s.node << " on " << s.relation << "\n"
+              << plan;
+          touched[table].insert(s.relation);
+          loops[table] += s.loops;
+        }
+        for (const auto &[table, parts] : touched) {
+          auto it = c.max_partitions.find(table);
+          const int allowed = it == c.max_partitions.end() ? 1 : it->second;
+          EXPECT_LE(static_cast<int>(parts.size()), allowed)
+              << table << " partitions read\n"
+              << plan;
+        }
+        if (c.statement == "list_attrs") {
+          // One probe per entry of the page, each in one partition: without
+          // pruning every probe would visit all kPartitions partitions.
+          EXPECT_EQ(touched["dirents"].size(), 1u) << plan;
+          const long page = c.args.ends_with("1000") ? 1000 : 100;
+          EXPECT_LE(loops["inodes"], page) << plan;
+          EXPECT_GT(loops["inodes"], 0) << plan;
+        }
+        // Reads and updates name their partition by a parameter: the generic
+        // plan must drop the other partitions before running.
+        const bool keyed_read =
+            c.statement != "ins_inode" && c.statement != "ins_ent";
+        if (keyed_read && mode == "force_generic_plan") {
+          EXPECT_NE(plan.find("Subplans Removed"), std::string::npos) << plan;
+        }
       }
     }
+
+    // The stop a repartition of this namespace costs, and that it keeps
+    // every row.
+    counts_before = {t.exec("SELECT count(*) FROM inodes")[0][0].c_str(),
+                     t.exec("SELECT count(*) FROM dirents")[0][0].c_str()};
   }
+  conn.disconnect();  // Repartition refuses while others are connected
+  const auto r0 = std::chrono::steady_clock::now();
+  RepartitionOptions o;
+  o.count = 16;
+  ASSERT_OK(Repartition(uri, o));
+  std::printf(
+      "repartitioned %d -> %u partitions in %.1f s\n", kPartitions, o.count,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - r0)
+          .count());
   std::printf("generic plan of lookup_wp:\n%s", shown_plan.c_str());
-  const double total_s = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - t0)
-                             .count();
+  pqxx::connection after(uri);
+  pqxx::nontransaction a(after);
+  EXPECT_EQ(counts_before[0],
+            std::string(a.exec("SELECT count(*) FROM inodes")[0][0].c_str()));
+  EXPECT_EQ(counts_before[1],
+            std::string(a.exec("SELECT count(*) FROM dirents")[0][0].c_str()));
+  EXPECT_EQ(a.exec("SELECT count(*) FROM pg_inherits "
+                   "WHERE inhparent = 'dirents'::regclass")[0][0]
+                .as<int>(),
+            16);
+  const double total_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::printf("whole test %.1f s\n", total_s);
 }
 

@@ -40,7 +40,7 @@ class PartitionTest : public ::testing::Test {
   // them, in a fixed order: equal before and after iff nothing was lost.
   std::vector<std::string> Dump() {
     std::vector<std::string> out;
-    for (const char* sql :
+    for (const char *sql :
          {"SELECT * FROM inodes ORDER BY ino",
           "SELECT * FROM dirents ORDER BY parent, name",
           "SELECT * FROM symlinks ORDER BY ino",
@@ -63,15 +63,16 @@ class PartitionTest : public ::testing::Test {
   void Populate() {
     const Credentials root = Credentials::Root();
     for (int d = 0; d < 5; ++d) {
-      ASSERT_OK_AND_ASSIGN(Attr dir,
-                           ns_->Mkdir(root, ns_->Root(), "d" + std::to_string(d), 0755));
+      ASSERT_OK_AND_ASSIGN(Attr dir, ns_->Mkdir(root, ns_->Root(),
+                                                "d" + std::to_string(d), 0755));
       for (int f = 0; f < 60; ++f) {
         ASSERT_OK_AND_ASSIGN(
             Attr a, ns_->Create(root, dir.ino, "f" + std::to_string(f), 0644));
         if (f % 10 == 0) {
-          ASSERT_OK(ns_->SetXattr(root, a.ino, "user.k", "v" + std::to_string(f)));
-          ASSERT_OK(ns_->SetChecksum(root, a.ino,
-                                     Checksum{ChecksumType::kAdler32, "0a0b0c0d"}));
+          ASSERT_OK(
+              ns_->SetXattr(root, a.ino, "user.k", "v" + std::to_string(f)));
+          ASSERT_OK(ns_->SetChecksum(
+              root, a.ino, Checksum{ChecksumType::kAdler32, "0a0b0c0d"}));
           ASSERT_OK(ns_->AddLocation(root, a.ino, LocationType::kExternal,
                                      "s3://b/" + std::to_string(a.ino)));
         }
@@ -79,7 +80,8 @@ class PartitionTest : public ::testing::Test {
           Acl acl = {Ace{kAceAllow, 0, 0x1, AceWho::kUser, 1000},
                      Ace{kAceAllow, 0, 0x1, AceWho::kOwner, 0}};
           ASSERT_OK(ns_->SetAcl(root, a.ino, acl).status());
-          ASSERT_OK(ns_->Link(root, a.ino, ns_->Root(), "hard" + std::to_string(d)));
+          ASSERT_OK(
+              ns_->Link(root, a.ino, ns_->Root(), "hard" + std::to_string(d)));
         }
       }
       ASSERT_OK(ns_->Symlink(root, dir.ino, "up", "..").status());
@@ -90,7 +92,7 @@ class PartitionTest : public ::testing::Test {
     auto layout = ReadPartitionLayout(uri_);
     ASSERT_TRUE(layout.ok()) << layout.status().ToString();
     ASSERT_EQ(layout->size(), PartitionedTables().size());
-    for (const TableLayout& l : *layout) {
+    for (const TableLayout &l : *layout) {
       EXPECT_EQ(l.count, count) << l.table;
       EXPECT_EQ(l.key.empty(), count == 1) << l.table;
     }
@@ -174,20 +176,20 @@ TEST_F(PartitionTest, WritesWorkOnPartitions) {
   // ext_id stays unique across partitions (the trigger-kept side table).
   ASSERT_OK_AND_ASSIGN(Attr a, ns_->Lookup(root, d.ino, "f1"));
   ASSERT_OK_AND_ASSIGN(Attr b, ns_->Lookup(root, d.ino, "f2"));
-  ASSERT_TRUE(raw_->Exec("UPDATE inodes SET ext_id = 'X1' WHERE ino = " +
-                             std::to_string(a.ino),
-                         &error))
+  ASSERT_TRUE(raw_->Exec(
+      "UPDATE inodes SET ext_id = 'X1' WHERE ino = " + std::to_string(a.ino),
+      &error))
       << error;
-  EXPECT_FALSE(raw_->Exec("UPDATE inodes SET ext_id = 'X1' WHERE ino = " +
-                              std::to_string(b.ino),
-                          &error));
+  EXPECT_FALSE(raw_->Exec(
+      "UPDATE inodes SET ext_id = 'X1' WHERE ino = " + std::to_string(b.ino),
+      &error));
   EXPECT_NE(error.find("duplicate"), std::string::npos) << error;
   // Moving the id from a to b, and deleting a, keep the side table exact.
-  ASSERT_TRUE(raw_->Exec("UPDATE inodes SET ext_id = NULL WHERE ino = " +
-                             std::to_string(a.ino) +
-                             "; UPDATE inodes SET ext_id = 'X1' WHERE ino = " +
-                             std::to_string(b.ino),
-                         &error))
+  ASSERT_TRUE(raw_->Exec(
+      "UPDATE inodes SET ext_id = NULL WHERE ino = " + std::to_string(a.ino) +
+          "; UPDATE inodes SET ext_id = 'X1' WHERE ino = " +
+          std::to_string(b.ino),
+      &error))
       << error;
   EXPECT_EQ(raw_->QueryInts("SELECT ino FROM inode_ext_ids", &error),
             std::vector<int64_t>{static_cast<int64_t>(b.ino)});
@@ -201,7 +203,7 @@ TEST_F(PartitionTest, WritesWorkOnPartitions) {
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->size(), 4 * PartitionedTables().size());
   int64_t inodes = 0;
-  for (const PartitionStat& s : *stats) {
+  for (const PartitionStat &s : *stats) {
     if (s.table == "inodes") inodes += s.rows;
     EXPECT_GT(s.total_bytes, 0) << s.partition;
     EXPECT_EQ(s.partition.rfind(s.table + "_p", 0), 0u) << s.partition;
@@ -247,7 +249,7 @@ TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {
   ASSERT_OK(InitPartitionedSchema(uri, 8));
   auto layout = ReadPartitionLayout(uri);
   ASSERT_TRUE(layout.ok()) << layout.status().ToString();
-  for (const TableLayout& l : *layout) EXPECT_EQ(l.count, 8u) << l.table;
+  for (const TableLayout &l : *layout) EXPECT_EQ(l.count, 8u) << l.table;
   auto state = ReadSchemaState(uri);
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->version, LatestSchemaVersion());
@@ -256,7 +258,8 @@ TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {
   ASSERT_TRUE(from.ok()) << from.status().ToString();
   auto ns = Namespace::Open(uri, TestOptions());
   ASSERT_TRUE(ns.ok()) << ns.status().ToString();
-  ASSERT_OK((*ns)->Mkdir(Credentials::Root(), (*ns)->Root(), "x", 0755).status());
+  ASSERT_OK(
+      (*ns)->Mkdir(Credentials::Root(), (*ns)->Root(), "x", 0755).status());
   ASSERT_OK_AND_ASSIGN(FsStats st, (*ns)->StatFs(Credentials::Root()));
   EXPECT_EQ(st.files, 2u);  // root and x, counted over the partitions
 
@@ -271,7 +274,7 @@ TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {
   EXPECT_EQ(*from, 3);
   layout = ReadPartitionLayout(old);
   ASSERT_TRUE(layout.ok()) << layout.status().ToString();
-  for (const TableLayout& l : *layout) EXPECT_EQ(l.count, 4u) << l.table;
+  for (const TableLayout &l : *layout) EXPECT_EQ(l.count, 4u) << l.table;
 }
 
 }  // namespace

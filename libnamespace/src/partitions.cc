@@ -26,7 +26,7 @@ namespace {
 // keep inodes without an external id (everything not migrated) from
 // calling the function at all.
 constexpr char kExtIdTable[] = "inode_ext_ids";
-const char* const kExtIdSetup[] = {
+const char *const kExtIdSetup[] = {
     "CREATE TABLE inode_ext_ids (ext_id text PRIMARY KEY, ino bigint NOT NULL)",
     "INSERT INTO inode_ext_ids (ext_id, ino) "
     "SELECT ext_id, ino FROM inodes WHERE ext_id IS NOT NULL",
@@ -48,7 +48,7 @@ const char* const kExtIdSetup[] = {
     "WHEN (OLD.ext_id IS NOT NULL) EXECUTE FUNCTION inode_ext_ids_sync()",
 };
 // The plain layout's unique index (schema/postgresql/001_core.sql).
-const char* const kExtIdPlain[] = {
+const char *const kExtIdPlain[] = {
     "CREATE UNIQUE INDEX inodes_ext_id ON inodes (ext_id) "
     "WHERE ext_id IS NOT NULL",
     "DROP FUNCTION IF EXISTS inode_ext_ids_sync()",
@@ -56,7 +56,7 @@ const char* const kExtIdPlain[] = {
 
 // A string as an SQL literal; only ever given our own table names and
 // catalog output, but quoting costs nothing.
-std::string Literal(const std::string& s) {
+std::string Literal(const std::string &s) {
   std::string out = "'";
   for (char c : s) {
     if (c == '\'') out += '\'';
@@ -67,18 +67,18 @@ std::string Literal(const std::string& s) {
 
 std::string TableArray() {
   std::string out = "ARRAY[";
-  for (const PartitionedTableDef& t : PartitionedTables()) {
+  for (const PartitionedTableDef &t : PartitionedTables()) {
     if (out.size() > 6) out += ", ";
     out += Literal(t.table);
   }
   return out + "]";
 }
 
-std::string Col(const SqlRow& row, size_t i) {
+std::string Col(const SqlRow &row, size_t i) {
   return i < row.size() && row[i] ? *row[i] : std::string();
 }
 
-int64_t IntCol(const SqlRow& row, size_t i) {
+int64_t IntCol(const SqlRow &row, size_t i) {
   const std::string s = Col(row, i);
   if (s.empty()) return 0;
   try {
@@ -89,11 +89,12 @@ int64_t IntCol(const SqlRow& row, size_t i) {
 }
 
 // The backend of `uri` if it is PostgreSQL with a schema; else why not.
-Result<std::unique_ptr<Backend>> OpenPartitionable(const std::string& uri,
-                                                   const char* what) {
-  const Status sqlite = Status::NotSupported(
-      what, "partitions are a PostgreSQL layout; SQLite has no "
-            "partitioning (use a postgresql:// database)");
+Result<std::unique_ptr<Backend>> OpenPartitionable(const std::string &uri,
+                                                   const char *what) {
+  const Status sqlite =
+      Status::NotSupported(what,
+                           "partitions are a PostgreSQL layout; SQLite has no "
+                           "partitioning (use a postgresql:// database)");
   // By scheme first: opening a SQLite file that does not exist yet fails
   // with a message about the file, not about what was asked.
   if (uri.rfind("sqlite:", 0) == 0) return sqlite;
@@ -104,42 +105,46 @@ Result<std::unique_ptr<Backend>> OpenPartitionable(const std::string& uri,
 
 Status CheckCount(uint32_t count) {
   if (count < 1 || count > kMaxPartitions) {
-    return Status::Invalid("partition count " + std::to_string(count),
-                           "must be 1 (plain tables) to " +
-                               std::to_string(kMaxPartitions));
+    return Status::Invalid(
+        "partition count " + std::to_string(count),
+        "must be 1 (plain tables) to " + std::to_string(kMaxPartitions));
   }
   return Status::Ok();
 }
 
 // Rebuilds one table with `count` partitions (see Repartition).
-Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
+Status RebuildTable(Transaction &t, const PartitionedTableDef &def,
                     uint32_t count) {
-  auto q = [&](const std::string& sql) { return t.Query(sql, {}); };
-  const std::string& T = def.table;
+  auto q = [&](const std::string &sql) { return t.Query(sql, {}); };
+  const std::string &T = def.table;
   const std::string reg = Literal(T) + "::regclass";
   // Storage parameters (inodes' fillfactor) live on the leaves: a
   // partitioned table has no storage of its own and refuses them.
   NS_ASSIGN_OR_RETURN(
       auto opts,
       q("SELECT coalesce(array_to_string(c.reloptions, ', '), '') "
-        "FROM pg_class c WHERE c.relkind = 'r' AND (c.oid = " + reg +
-        " OR c.oid IN (SELECT relid FROM pg_partition_tree(" + reg + "))) "
+        "FROM pg_class c WHERE c.relkind = 'r' AND (c.oid = " +
+        reg + " OR c.oid IN (SELECT relid FROM pg_partition_tree(" + reg +
+        "))) "
         "ORDER BY c.relname LIMIT 1"));
-  const std::string with =
-      opts.empty() || Col(opts[0], 0).empty() ? ""
-                                              : " WITH (" + Col(opts[0], 0) + ")";
+  const std::string with = opts.empty() || Col(opts[0], 0).empty()
+                               ? ""
+                               : " WITH (" + Col(opts[0], 0) + ")";
   // Primary keys and unique constraints, then the other indexes, as the
   // catalog prints them, to be made again once the rows are in (building
   // an index once is cheaper than maintaining it row by row).
   NS_ASSIGN_OR_RETURN(
       auto constraints,
       q("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = " + reg + " AND contype IN ('p', 'u', 'x') "
+        "WHERE conrelid = " +
+        reg +
+        " AND contype IN ('p', 'u', 'x') "
         "ORDER BY conname"));
   NS_ASSIGN_OR_RETURN(
       auto indexes,
       q("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = " + reg +
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = " +
+        reg +
         " AND NOT EXISTS (SELECT 1 FROM pg_constraint k "
         "WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid) "
         "ORDER BY c.relname"));
@@ -167,12 +172,12 @@ Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
     NS_RETURN_IF_ERROR(
         q("ALTER TABLE " + fresh + p + " RENAME TO " + T + p).status());
   }
-  for (const SqlRow& c : constraints) {
-    NS_RETURN_IF_ERROR(q("ALTER TABLE " + T + " ADD CONSTRAINT " + Col(c, 0) +
-                         " " + Col(c, 1))
-                           .status());
+  for (const SqlRow &c : constraints) {
+    NS_RETURN_IF_ERROR(
+        q("ALTER TABLE " + T + " ADD CONSTRAINT " + Col(c, 0) + " " + Col(c, 1))
+            .status());
   }
-  for (const SqlRow& ix : indexes) {
+  for (const SqlRow &ix : indexes) {
     // The ext_id index changes kind with the layout; made below.
     if (T == "inodes" && Col(ix, 0) == "inodes_ext_id") continue;
     std::string sql = Col(ix, 1);
@@ -188,9 +193,9 @@ Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
     NS_RETURN_IF_ERROR(
         q(std::string("DROP TABLE IF EXISTS ") + kExtIdTable).status());
     if (count > 1) {
-      for (const char* sql : kExtIdSetup) NS_RETURN_IF_ERROR(q(sql).status());
+      for (const char *sql : kExtIdSetup) NS_RETURN_IF_ERROR(q(sql).status());
     } else {
-      for (const char* sql : kExtIdPlain) NS_RETURN_IF_ERROR(q(sql).status());
+      for (const char *sql : kExtIdPlain) NS_RETURN_IF_ERROR(q(sql).status());
     }
   }
   // Fresh statistics now, or the planner sees empty tables until
@@ -200,16 +205,16 @@ Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
 
 }  // namespace
 
-const std::vector<PartitionedTableDef>& PartitionedTables() {
+const std::vector<PartitionedTableDef> &PartitionedTables() {
   static const std::vector<PartitionedTableDef> defs = {
-      {"inodes", "ino"},  {"dirents", "parent"},  {"symlinks", "ino"},
-      {"aces", "ino"},    {"xattrs", "ino"},      {"checksums", "ino"},
+      {"inodes", "ino"},    {"dirents", "parent"}, {"symlinks", "ino"},
+      {"aces", "ino"},      {"xattrs", "ino"},     {"checksums", "ino"},
       {"locations", "ino"},
   };
   return defs;
 }
 
-Status Repartition(const std::string& uri, const RepartitionOptions& options) {
+Status Repartition(const std::string &uri, const RepartitionOptions &options) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "repartition"));
   NS_RETURN_IF_ERROR(CheckCount(options.count));
   NS_ASSIGN_OR_RETURN(int version, backend->SchemaVersion());
@@ -221,16 +226,16 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
     return Status::SchemaTooNew("repartition",
                                 "the database is newer than this build");
   }
-  return backend->Write([&](Transaction& t) -> Status {
-    auto q = [&](const std::string& sql) { return t.Query(sql, {}); };
+  return backend->Write([&](Transaction &t) -> Status {
+    auto q = [&](const std::string &sql) { return t.Query(sql, {}); };
     // The library's connections disable sequential scans (pg_backend.cc);
     // a full copy wants exactly those. More memory makes the index builds
     // sort in memory.
     NS_RETURN_IF_ERROR(q("SET LOCAL enable_seqscan = on").status());
     NS_RETURN_IF_ERROR(q("SET LOCAL maintenance_work_mem = '256MB'").status());
-    NS_RETURN_IF_ERROR(q("SET LOCAL lock_timeout = " +
-                         std::to_string(options.lock_timeout_ms))
-                           .status());
+    NS_RETURN_IF_ERROR(
+        q("SET LOCAL lock_timeout = " + std::to_string(options.lock_timeout_ms))
+            .status());
     if (!options.force) {
       NS_ASSIGN_OR_RETURN(
           auto others,
@@ -240,7 +245,7 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
             "AND backend_type = 'client backend' ORDER BY pid"));
       if (!others.empty()) {
         std::string who;
-        for (const SqlRow& r : others) {
+        for (const SqlRow &r : others) {
           if (!who.empty()) who += ", ";
           who += "pid " + Col(r, 0) + " (" + Col(r, 1) + " from " + Col(r, 2) +
                  ")";
@@ -253,7 +258,7 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
       }
     }
     std::string tables;
-    for (const PartitionedTableDef& d : PartitionedTables()) {
+    for (const PartitionedTableDef &d : PartitionedTables()) {
       tables += (tables.empty() ? "" : ", ") + d.table;
     }
     // All locks up front, in one statement, so a writer that slipped in
@@ -267,17 +272,20 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
         auto fks,
         q("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
           "FROM pg_constraint WHERE contype = 'f' AND conparentid = 0 AND "
-          "(conrelid = ANY (" + TableArray() + "::regclass[]) OR "
-          "confrelid = ANY (" + TableArray() + "::regclass[]))"));
-    for (const SqlRow& fk : fks) {
-      NS_RETURN_IF_ERROR(q("ALTER TABLE " + Col(fk, 0) + " DROP CONSTRAINT " +
-                           Col(fk, 1))
-                             .status());
+          "(conrelid = ANY (" +
+          TableArray() +
+          "::regclass[]) OR "
+          "confrelid = ANY (" +
+          TableArray() + "::regclass[]))"));
+    for (const SqlRow &fk : fks) {
+      NS_RETURN_IF_ERROR(
+          q("ALTER TABLE " + Col(fk, 0) + " DROP CONSTRAINT " + Col(fk, 1))
+              .status());
     }
-    for (const PartitionedTableDef& d : PartitionedTables()) {
+    for (const PartitionedTableDef &d : PartitionedTables()) {
       NS_RETURN_IF_ERROR(RebuildTable(t, d, options.count));
     }
-    for (const SqlRow& fk : fks) {
+    for (const SqlRow &fk : fks) {
       NS_RETURN_IF_ERROR(q("ALTER TABLE " + Col(fk, 0) + " ADD CONSTRAINT " +
                            Col(fk, 1) + " " + Col(fk, 2))
                              .status());
@@ -286,10 +294,11 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
   });
 }
 
-Status InitPartitionedSchema(const std::string& uri, uint32_t count) {
+Status InitPartitionedSchema(const std::string &uri, uint32_t count) {
   {
     // Refuse SQLite and a bad count before anything is created.
-    NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "init --partitions"));
+    NS_ASSIGN_OR_RETURN(auto backend,
+                        OpenPartitionable(uri, "init --partitions"));
     NS_RETURN_IF_ERROR(CheckCount(count));
   }
   NS_RETURN_IF_ERROR(InitSchema(uri));
@@ -299,12 +308,12 @@ Status InitPartitionedSchema(const std::string& uri, uint32_t count) {
   return Repartition(uri, options);
 }
 
-Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri) {
+Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string &uri) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "partitions"));
   std::vector<TableLayout> out;
-  NS_RETURN_IF_ERROR(backend->Read([&](Transaction& t) -> Status {
+  NS_RETURN_IF_ERROR(backend->Read([&](Transaction &t) -> Status {
     out.clear();
-    for (const PartitionedTableDef& d : PartitionedTables()) {
+    for (const PartitionedTableDef &d : PartitionedTables()) {
       NS_ASSIGN_OR_RETURN(
           auto rows,
           t.Query("SELECT coalesce(a.attname::text, ''), "
@@ -312,11 +321,12 @@ Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri) {
                   "FROM pg_class c LEFT JOIN pg_partitioned_table p "
                   "ON p.partrelid = c.oid LEFT JOIN pg_attribute a "
                   "ON a.attrelid = c.oid AND a.attnum = p.partattrs[0] "
-                  "WHERE c.oid = to_regclass(" + Literal(d.table) + ")",
+                  "WHERE c.oid = to_regclass(" +
+                      Literal(d.table) + ")",
                   {}));
       if (rows.empty()) {
-        return Status::Invalid("partitions", "no table " + d.table +
-                                                 ": run `nsadmin init`");
+        return Status::Invalid("partitions",
+                               "no table " + d.table + ": run `nsadmin init`");
       }
       TableLayout l;
       l.table = d.table;
@@ -329,7 +339,7 @@ Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri) {
   return out;
 }
 
-Result<std::vector<PartitionStat>> PartitionStats(const std::string& uri,
+Result<std::vector<PartitionStat>> PartitionStats(const std::string &uri,
                                                   bool exact) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "partitions"));
   // Rows: the statistics collector's live count, or count(*) through
@@ -361,19 +371,22 @@ Result<std::vector<PartitionStat>> PartitionStats(const std::string& uri,
   const std::string sql =
       "SELECT tb.name, c.relname, " + rows +
       ", coalesce(s.n_dead_tup, 0), pg_total_relation_size(c.oid), "
-      "pg_indexes_size(c.oid), " + bloat +
+      "pg_indexes_size(c.oid), " +
+      bloat +
       ", coalesce(greatest(s.last_autovacuum, s.last_vacuum)::text, '') "
-      "FROM unnest(" + TableArray() + ") WITH ORDINALITY AS tb(name, ord) "
+      "FROM unnest(" +
+      TableArray() +
+      ") WITH ORDINALITY AS tb(name, ord) "
       "JOIN pg_class c ON c.relkind = 'r' AND (c.oid = tb.name::regclass "
       "OR c.oid IN (SELECT relid FROM pg_partition_tree(tb.name::regclass))) "
       "JOIN pg_namespace n ON n.oid = c.relnamespace "
       "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
       "ORDER BY tb.ord, length(c.relname), c.relname";
   std::vector<PartitionStat> out;
-  NS_RETURN_IF_ERROR(backend->Read([&](Transaction& t) -> Status {
+  NS_RETURN_IF_ERROR(backend->Read([&](Transaction &t) -> Status {
     out.clear();
     NS_ASSIGN_OR_RETURN(auto result, t.Query(sql, {}));
-    for (const SqlRow& r : result) {
+    for (const SqlRow &r : result) {
       PartitionStat s;
       s.table = Col(r, 0);
       s.partition = Col(r, 1);

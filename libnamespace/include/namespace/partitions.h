@@ -37,7 +37,7 @@ struct PartitionedTableDef {
   std::string table;
   std::string key;
 };
-const std::vector<PartitionedTableDef>& PartitionedTables();
+const std::vector<PartitionedTableDef> &PartitionedTables();
 
 // Partition counts accepted (1 means plain, unpartitioned tables).
 inline constexpr uint32_t kMaxPartitions = 1024;
@@ -64,12 +64,12 @@ struct RepartitionOptions {
 // Invalid (count out of 1..kMaxPartitions; schema not initialised),
 // NotPermitted (other sessions connected, naming them), Unavailable
 // (a lock not granted within lock_timeout_ms), errors of the database.
-Status Repartition(const std::string& uri, const RepartitionOptions& options);
+Status Repartition(const std::string &uri, const RepartitionOptions &options);
 
 // `nsadmin init --partitions N`: InitSchema, then Repartition to `count`.
 // SQLite and a bad count are refused before anything is created
 // (NotSupported, Invalid).
-Status InitPartitionedSchema(const std::string& uri, uint32_t count);
+Status InitPartitionedSchema(const std::string &uri, uint32_t count);
 
 // How one table is laid out now.
 struct TableLayout {
@@ -78,7 +78,7 @@ struct TableLayout {
   uint32_t count = 1;  // partitions (1: plain table)
 };
 // Errors: NotSupported (SQLite), errors of the database.
-Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri);
+Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string &uri);
 
 // One partition (or a plain table) as `nsadmin partitions` shows it.
 struct PartitionStat {
@@ -87,9 +87,9 @@ struct PartitionStat {
   // Live rows: pg_stat_user_tables.n_live_tup (statistics collector, may
   // lag by a few seconds), or count(*) when asked for exact counts.
   int64_t rows = 0;
-  int64_t dead_rows = 0;      // n_dead_tup
-  int64_t total_bytes = 0;    // heap + TOAST + indexes
-  int64_t index_bytes = 0;    // all indexes of the partition
+  int64_t dead_rows = 0;    // n_dead_tup
+  int64_t total_bytes = 0;  // heap + TOAST + indexes
+  int64_t index_bytes = 0;  // all indexes of the partition
   // Estimated bytes of its indexes beyond what their rows need: pages in
   // the index minus pages the entries would fill at the default B-tree
   // leaf fillfactor (90%), the entry width taken from pg_stats. An
@@ -101,7 +101,7 @@ struct PartitionStat {
 // Every partition of every table of PartitionedTables(), in table then
 // partition order. `exact` counts rows with count(*) (a full scan of each
 // partition; fine for thousands, slow for hundreds of millions).
-Result<std::vector<PartitionStat>> PartitionStats(const std::string& uri,
+Result<std::vector<PartitionStat>> PartitionStats(const std::string &uri,
                                                   bool exact = false);
 
 }  // namespace ns
