@@ -55,7 +55,7 @@ struct Scan {
   bool executed = false;
 };
 
-std::vector<Scan> Scans(const std::string &plan) {
+std::vector<Scan> Scans(const std::string& plan) {
   static const std::regex scan_re(
       R"(((?:Parallel )?(?:Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan|Tid Scan|Sample Scan))(?: Backward)?(?: using \S+)? on (\w+))");
   static const std::regex loops_re(R"(loops=(\d+))");
@@ -75,19 +75,19 @@ std::vector<Scan> Scans(const std::string &plan) {
 }
 
 // "dirents_p3" -> "dirents"; "" for a relation that is no partition.
-std::string TableOf(const std::string &relation) {
+std::string TableOf(const std::string& relation) {
   static const std::regex part_re(R"((\w+)_p\d+)");
   std::smatch m;
   if (!std::regex_match(relation, m, part_re)) return "";
-  for (const PartitionedTableDef &d : PartitionedTables()) {
+  for (const PartitionedTableDef& d : PartitionedTables()) {
     if (d.table == m[1]) return d.table;
   }
   return "";
 }
 
-std::string Plan(pqxx::nontransaction &t, const std::string &sql) {
+std::string Plan(pqxx::nontransaction& t, const std::string& sql) {
   std::string out;
-  for (const pqxx::row &r : t.exec(sql))
+  for (const pqxx::row& r : t.exec(sql))
     out += std::string(r[0].c_str()) + "\n";
   return out;
 }
@@ -225,17 +225,17 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
     // The third pass lets the planner consider sequential scans (the
     // library's connections disable them): the indexes must win on cost.
     struct Pass {
-      const char *mode;
+      const char* mode;
       bool seqscan;
     };
-    for (const Pass &pass :
+    for (const Pass& pass :
          {Pass{"force_generic_plan", false}, Pass{"force_custom_plan", false},
           Pass{"force_generic_plan", true}}) {
       const std::string mode = pass.mode;
       t.exec("SET plan_cache_mode = " + mode);
       t.exec(std::string("SET enable_seqscan = ") +
              (pass.seqscan ? "on" : "off"));
-      for (const Case &c : cases) {
+      for (const Case& c : cases) {
         SCOPED_TRACE(c.statement + "(" + c.args + ") " + mode +
                      (pass.seqscan ? " enable_seqscan=on" : ""));
         const std::optional<std::string> sql = PgStatementSql(c.statement);
@@ -254,7 +254,7 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
             !pass.seqscan) {
           shown_plan = plan;
         }
-        for (const Scan &s : Scans(plan)) {
+        for (const Scan& s : Scans(plan)) {
           // dir_deltas, a queue that is empty here, may be seq-scanned when
           // the planner is allowed to: that is why the library disables it.
           if (pass.seqscan && TableOf(s.relation).empty()) continue;
@@ -264,7 +264,7 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
         }
         std::map<std::string, std::set<std::string>> touched;
         std::map<std::string, long> loops;
-        for (const Scan &s : Scans(plan)) {
+        for (const Scan& s : Scans(plan)) {
           const std::string table = TableOf(s.relation);
           if (table.empty() || !s.executed) continue;
           // A bitmap heap scan reads the heap pages its Bitmap Index Scan
@@ -277,7 +277,7 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
           touched[table].insert(s.relation);
           loops[table] += s.loops;
         }
-        for (const auto &[table, parts] : touched) {
+        for (const auto& [table, parts] : touched) {
           auto it = c.max_partitions.find(table);
           const int allowed = it == c.max_partitions.end() ? 1 : it->second;
           EXPECT_LE(static_cast<int>(parts.size()), allowed)

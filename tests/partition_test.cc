@@ -40,7 +40,7 @@ class PartitionTest : public ::testing::Test {
   // them, in a fixed order: equal before and after iff nothing was lost.
   std::vector<std::string> Dump() {
     std::vector<std::string> out;
-    for (const char *sql :
+    for (const char* sql :
          {"SELECT * FROM inodes ORDER BY ino",
           "SELECT * FROM dirents ORDER BY parent, name",
           "SELECT * FROM symlinks ORDER BY ino",
@@ -92,7 +92,7 @@ class PartitionTest : public ::testing::Test {
     auto layout = ReadPartitionLayout(uri_);
     ASSERT_TRUE(layout.ok()) << layout.status().ToString();
     ASSERT_EQ(layout->size(), PartitionedTables().size());
-    for (const TableLayout &l : *layout) {
+    for (const TableLayout& l : *layout) {
       EXPECT_EQ(l.count, count) << l.table;
       EXPECT_EQ(l.key.empty(), count == 1) << l.table;
     }
@@ -203,7 +203,7 @@ TEST_F(PartitionTest, WritesWorkOnPartitions) {
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->size(), 4 * PartitionedTables().size());
   int64_t inodes = 0;
-  for (const PartitionStat &s : *stats) {
+  for (const PartitionStat& s : *stats) {
     if (s.table == "inodes") inodes += s.rows;
     EXPECT_GT(s.total_bytes, 0) << s.partition;
     EXPECT_EQ(s.partition.rfind(s.table + "_p", 0), 0u) << s.partition;
@@ -249,7 +249,7 @@ TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {
   ASSERT_OK(InitPartitionedSchema(uri, 8));
   auto layout = ReadPartitionLayout(uri);
   ASSERT_TRUE(layout.ok()) << layout.status().ToString();
-  for (const TableLayout &l : *layout) EXPECT_EQ(l.count, 8u) << l.table;
+  for (const TableLayout& l : *layout) EXPECT_EQ(l.count, 8u) << l.table;
   auto state = ReadSchemaState(uri);
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->version, LatestSchemaVersion());
@@ -274,7 +274,7 @@ TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {
   EXPECT_EQ(*from, 3);
   layout = ReadPartitionLayout(old);
   ASSERT_TRUE(layout.ok()) << layout.status().ToString();
-  for (const TableLayout &l : *layout) EXPECT_EQ(l.count, 4u) << l.table;
+  for (const TableLayout& l : *layout) EXPECT_EQ(l.count, 4u) << l.table;
 }
 
 }  // namespace

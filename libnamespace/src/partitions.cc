@@ -26,7 +26,7 @@ namespace {
 // keep inodes without an external id (everything not migrated) from
 // calling the function at all.
 constexpr char kExtIdTable[] = "inode_ext_ids";
-const char *const kExtIdSetup[] = {
+const char* const kExtIdSetup[] = {
     "CREATE TABLE inode_ext_ids (ext_id text PRIMARY KEY, ino bigint NOT NULL)",
     "INSERT INTO inode_ext_ids (ext_id, ino) "
     "SELECT ext_id, ino FROM inodes WHERE ext_id IS NOT NULL",
@@ -48,7 +48,7 @@ const char *const kExtIdSetup[] = {
     "WHEN (OLD.ext_id IS NOT NULL) EXECUTE FUNCTION inode_ext_ids_sync()",
 };
 // The plain layout's unique index (schema/postgresql/001_core.sql).
-const char *const kExtIdPlain[] = {
+const char* const kExtIdPlain[] = {
     "CREATE UNIQUE INDEX inodes_ext_id ON inodes (ext_id) "
     "WHERE ext_id IS NOT NULL",
     "DROP FUNCTION IF EXISTS inode_ext_ids_sync()",
@@ -56,7 +56,7 @@ const char *const kExtIdPlain[] = {
 
 // A string as an SQL literal; only ever given our own table names and
 // catalog output, but quoting costs nothing.
-std::string Literal(const std::string &s) {
+std::string Literal(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
     if (c == '\'') out += '\'';
@@ -67,18 +67,18 @@ std::string Literal(const std::string &s) {
 
 std::string TableArray() {
   std::string out = "ARRAY[";
-  for (const PartitionedTableDef &t : PartitionedTables()) {
+  for (const PartitionedTableDef& t : PartitionedTables()) {
     if (out.size() > 6) out += ", ";
     out += Literal(t.table);
   }
   return out + "]";
 }
 
-std::string Col(const SqlRow &row, size_t i) {
+std::string Col(const SqlRow& row, size_t i) {
   return i < row.size() && row[i] ? *row[i] : std::string();
 }
 
-int64_t IntCol(const SqlRow &row, size_t i) {
+int64_t IntCol(const SqlRow& row, size_t i) {
   const std::string s = Col(row, i);
   if (s.empty()) return 0;
   try {
@@ -89,8 +89,8 @@ int64_t IntCol(const SqlRow &row, size_t i) {
 }
 
 // The backend of `uri` if it is PostgreSQL with a schema; else why not.
-Result<std::unique_ptr<Backend>> OpenPartitionable(const std::string &uri,
-                                                   const char *what) {
+Result<std::unique_ptr<Backend>> OpenPartitionable(const std::string& uri,
+                                                   const char* what) {
   const Status sqlite =
       Status::NotSupported(what,
                            "partitions are a PostgreSQL layout; SQLite has no "
@@ -113,10 +113,10 @@ Status CheckCount(uint32_t count) {
 }
 
 // Rebuilds one table with `count` partitions (see Repartition).
-Status RebuildTable(Transaction &t, const PartitionedTableDef &def,
+Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
                     uint32_t count) {
-  auto q = [&](const std::string &sql) { return t.Query(sql, {}); };
-  const std::string &T = def.table;
+  auto q = [&](const std::string& sql) { return t.Query(sql, {}); };
+  const std::string& T = def.table;
   const std::string reg = Literal(T) + "::regclass";
   // Storage parameters (inodes' fillfactor) live on the leaves: a
   // partitioned table has no storage of its own and refuses them.
@@ -172,12 +172,12 @@ Status RebuildTable(Transaction &t, const PartitionedTableDef &def,
     NS_RETURN_IF_ERROR(
         q("ALTER TABLE " + fresh + p + " RENAME TO " + T + p).status());
   }
-  for (const SqlRow &c : constraints) {
+  for (const SqlRow& c : constraints) {
     NS_RETURN_IF_ERROR(
         q("ALTER TABLE " + T + " ADD CONSTRAINT " + Col(c, 0) + " " + Col(c, 1))
             .status());
   }
-  for (const SqlRow &ix : indexes) {
+  for (const SqlRow& ix : indexes) {
     // The ext_id index changes kind with the layout; made below.
     if (T == "inodes" && Col(ix, 0) == "inodes_ext_id") continue;
     std::string sql = Col(ix, 1);
@@ -193,9 +193,9 @@ Status RebuildTable(Transaction &t, const PartitionedTableDef &def,
     NS_RETURN_IF_ERROR(
         q(std::string("DROP TABLE IF EXISTS ") + kExtIdTable).status());
     if (count > 1) {
-      for (const char *sql : kExtIdSetup) NS_RETURN_IF_ERROR(q(sql).status());
+      for (const char* sql : kExtIdSetup) NS_RETURN_IF_ERROR(q(sql).status());
     } else {
-      for (const char *sql : kExtIdPlain) NS_RETURN_IF_ERROR(q(sql).status());
+      for (const char* sql : kExtIdPlain) NS_RETURN_IF_ERROR(q(sql).status());
     }
   }
   // Fresh statistics now, or the planner sees empty tables until
@@ -205,7 +205,7 @@ Status RebuildTable(Transaction &t, const PartitionedTableDef &def,
 
 }  // namespace
 
-const std::vector<PartitionedTableDef> &PartitionedTables() {
+const std::vector<PartitionedTableDef>& PartitionedTables() {
   static const std::vector<PartitionedTableDef> defs = {
       {"inodes", "ino"},    {"dirents", "parent"}, {"symlinks", "ino"},
       {"aces", "ino"},      {"xattrs", "ino"},     {"checksums", "ino"},
@@ -214,7 +214,7 @@ const std::vector<PartitionedTableDef> &PartitionedTables() {
   return defs;
 }
 
-Status Repartition(const std::string &uri, const RepartitionOptions &options) {
+Status Repartition(const std::string& uri, const RepartitionOptions& options) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "repartition"));
   NS_RETURN_IF_ERROR(CheckCount(options.count));
   NS_ASSIGN_OR_RETURN(int version, backend->SchemaVersion());
@@ -226,8 +226,8 @@ Status Repartition(const std::string &uri, const RepartitionOptions &options) {
     return Status::SchemaTooNew("repartition",
                                 "the database is newer than this build");
   }
-  return backend->Write([&](Transaction &t) -> Status {
-    auto q = [&](const std::string &sql) { return t.Query(sql, {}); };
+  return backend->Write([&](Transaction& t) -> Status {
+    auto q = [&](const std::string& sql) { return t.Query(sql, {}); };
     // The library's connections disable sequential scans (pg_backend.cc);
     // a full copy wants exactly those. More memory makes the index builds
     // sort in memory.
@@ -245,7 +245,7 @@ Status Repartition(const std::string &uri, const RepartitionOptions &options) {
             "AND backend_type = 'client backend' ORDER BY pid"));
       if (!others.empty()) {
         std::string who;
-        for (const SqlRow &r : others) {
+        for (const SqlRow& r : others) {
           if (!who.empty()) who += ", ";
           who += "pid " + Col(r, 0) + " (" + Col(r, 1) + " from " + Col(r, 2) +
                  ")";
@@ -258,7 +258,7 @@ Status Repartition(const std::string &uri, const RepartitionOptions &options) {
       }
     }
     std::string tables;
-    for (const PartitionedTableDef &d : PartitionedTables()) {
+    for (const PartitionedTableDef& d : PartitionedTables()) {
       tables += (tables.empty() ? "" : ", ") + d.table;
     }
     // All locks up front, in one statement, so a writer that slipped in
@@ -277,15 +277,15 @@ Status Repartition(const std::string &uri, const RepartitionOptions &options) {
           "::regclass[]) OR "
           "confrelid = ANY (" +
           TableArray() + "::regclass[]))"));
-    for (const SqlRow &fk : fks) {
+    for (const SqlRow& fk : fks) {
       NS_RETURN_IF_ERROR(
           q("ALTER TABLE " + Col(fk, 0) + " DROP CONSTRAINT " + Col(fk, 1))
               .status());
     }
-    for (const PartitionedTableDef &d : PartitionedTables()) {
+    for (const PartitionedTableDef& d : PartitionedTables()) {
       NS_RETURN_IF_ERROR(RebuildTable(t, d, options.count));
     }
-    for (const SqlRow &fk : fks) {
+    for (const SqlRow& fk : fks) {
       NS_RETURN_IF_ERROR(q("ALTER TABLE " + Col(fk, 0) + " ADD CONSTRAINT " +
                            Col(fk, 1) + " " + Col(fk, 2))
                              .status());
@@ -294,7 +294,7 @@ Status Repartition(const std::string &uri, const RepartitionOptions &options) {
   });
 }
 
-Status InitPartitionedSchema(const std::string &uri, uint32_t count) {
+Status InitPartitionedSchema(const std::string& uri, uint32_t count) {
   {
     // Refuse SQLite and a bad count before anything is created.
     NS_ASSIGN_OR_RETURN(auto backend,
@@ -308,12 +308,12 @@ Status InitPartitionedSchema(const std::string &uri, uint32_t count) {
   return Repartition(uri, options);
 }
 
-Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string &uri) {
+Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "partitions"));
   std::vector<TableLayout> out;
-  NS_RETURN_IF_ERROR(backend->Read([&](Transaction &t) -> Status {
+  NS_RETURN_IF_ERROR(backend->Read([&](Transaction& t) -> Status {
     out.clear();
-    for (const PartitionedTableDef &d : PartitionedTables()) {
+    for (const PartitionedTableDef& d : PartitionedTables()) {
       NS_ASSIGN_OR_RETURN(
           auto rows,
           t.Query("SELECT coalesce(a.attname::text, ''), "
@@ -339,7 +339,7 @@ Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string &uri) {
   return out;
 }
 
-Result<std::vector<PartitionStat>> PartitionStats(const std::string &uri,
+Result<std::vector<PartitionStat>> PartitionStats(const std::string& uri,
                                                   bool exact) {
   NS_ASSIGN_OR_RETURN(auto backend, OpenPartitionable(uri, "partitions"));
   // Rows: the statistics collector's live count, or count(*) through
@@ -383,10 +383,10 @@ Result<std::vector<PartitionStat>> PartitionStats(const std::string &uri,
       "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
       "ORDER BY tb.ord, length(c.relname), c.relname";
   std::vector<PartitionStat> out;
-  NS_RETURN_IF_ERROR(backend->Read([&](Transaction &t) -> Status {
+  NS_RETURN_IF_ERROR(backend->Read([&](Transaction& t) -> Status {
     out.clear();
     NS_ASSIGN_OR_RETURN(auto result, t.Query(sql, {}));
-    for (const SqlRow &r : result) {
+    for (const SqlRow& r : result) {
       PartitionStat s;
       s.table = Col(r, 0);
       s.partition = Col(r, 1);

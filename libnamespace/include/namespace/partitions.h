@@ -37,7 +37,7 @@ struct PartitionedTableDef {
   std::string table;
   std::string key;
 };
-const std::vector<PartitionedTableDef> &PartitionedTables();
+const std::vector<PartitionedTableDef>& PartitionedTables();
 
 // Partition counts accepted (1 means plain, unpartitioned tables).
 inline constexpr uint32_t kMaxPartitions = 1024;
@@ -64,12 +64,12 @@ struct RepartitionOptions {
 // Invalid (count out of 1..kMaxPartitions; schema not initialised),
 // NotPermitted (other sessions connected, naming them), Unavailable
 // (a lock not granted within lock_timeout_ms), errors of the database.
-Status Repartition(const std::string &uri, const RepartitionOptions &options);
+Status Repartition(const std::string& uri, const RepartitionOptions& options);
 
 // `nsadmin init --partitions N`: InitSchema, then Repartition to `count`.
 // SQLite and a bad count are refused before anything is created
 // (NotSupported, Invalid).
-Status InitPartitionedSchema(const std::string &uri, uint32_t count);
+Status InitPartitionedSchema(const std::string& uri, uint32_t count);
 
 // How one table is laid out now.
 struct TableLayout {
@@ -78,7 +78,7 @@ struct TableLayout {
   uint32_t count = 1;  // partitions (1: plain table)
 };
 // Errors: NotSupported (SQLite), errors of the database.
-Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string &uri);
+Result<std::vector<TableLayout>> ReadPartitionLayout(const std::string& uri);
 
 // One partition (or a plain table) as `nsadmin partitions` shows it.
 struct PartitionStat {
@@ -101,7 +101,7 @@ struct PartitionStat {
 // Every partition of every table of PartitionedTables(), in table then
 // partition order. `exact` counts rows with count(*) (a full scan of each
 // partition; fine for thousands, slow for hundreds of millions).
-Result<std::vector<PartitionStat>> PartitionStats(const std::string &uri,
+Result<std::vector<PartitionStat>> PartitionStats(const std::string& uri,
                                                   bool exact = false);
 
 }  // namespace ns
