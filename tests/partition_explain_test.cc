@@ -317,6 +317,17 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - r0)
           .count());
   std::printf("generic plan of lookup_wp:\n%s", shown_plan.c_str());
+  auto stats = PartitionStats(uri);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  for (const PartitionStat& p : *stats) {
+    if (p.partition != "inodes_p0" && p.partition != "dirents_p0") continue;
+    std::printf("%s: rows %lld dead %lld total %lld index %lld bloat~ %lld\n",
+                p.partition.c_str(), static_cast<long long>(p.rows),
+                static_cast<long long>(p.dead_rows),
+                static_cast<long long>(p.total_bytes),
+                static_cast<long long>(p.index_bytes),
+                static_cast<long long>(p.index_bloat_bytes));
+  }
   pqxx::connection after(uri);
   pqxx::nontransaction a(after);
   EXPECT_EQ(counts_before[0],
