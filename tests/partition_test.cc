@@ -6,6 +6,7 @@
 // statistics add up.
 
 #include <filesystem>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
@@ -223,6 +224,21 @@ TEST_F(PartitionTest, BadInputChangesNothing) {
   EXPECT_STATUS(s, NotPermitted);
   EXPECT_NE(s.ToString().find("other session"), std::string::npos)
       << s.ToString();
+  // --force skips the check, but a session holding a lock still stops
+  // the rebuild at the lock timeout, before anything changed.
+  {
+    pqxx::connection holder(uri_);
+    pqxx::work w(holder);
+    w.exec("LOCK TABLE xattrs IN ACCESS SHARE MODE");
+    RepartitionOptions o;
+    o.count = 4;
+    o.force = true;
+    o.lock_timeout_ms = 300;
+    const Status locked = Repartition(uri_, o);
+    EXPECT_FALSE(locked.ok());
+    EXPECT_NE(locked.ToString().find("lock timeout"), std::string::npos)
+        << locked.ToString();
+  }
   EXPECT_STATUS(Repart(0, true), Invalid);
   EXPECT_STATUS(Repart(kMaxPartitions + 1, true), Invalid);
   ExpectLayout(1);
@@ -242,6 +258,43 @@ TEST_F(PartitionTest, BadInputChangesNothing) {
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   EXPECT_EQ(state->version, 0);
   EXPECT_STATUS(Repartition(empty, o), Invalid);
+}
+
+TEST_F(PartitionTest, StatsEstimateIndexBloat) {
+  ns_.reset();
+  raw_.reset();
+  ASSERT_OK(Repart(4));
+  std::string error;
+  raw_ = RawDb::Open(uri_, &error);
+  ASSERT_NE(raw_, nullptr) << error;
+  // 20,000 xattrs of the root, all in one partition; 19,900 deleted: the
+  // index keeps its pages, the statistics see 100 rows.
+  ASSERT_TRUE(raw_->Exec(
+      "INSERT INTO xattrs (ino, name, value) SELECT 1, 'user.' || "
+      "lpad(g::text, 8, '0'), '\\x00' FROM generate_series(1, 20000) g",
+      &error))
+      << error;
+  ASSERT_TRUE(
+      raw_->Exec("DELETE FROM xattrs WHERE name > 'user.00000100'", &error))
+      << error;
+  ASSERT_TRUE(raw_->Exec("ANALYZE xattrs", &error)) << error;
+  raw_.reset();
+  auto stats = PartitionStats(uri_);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  int bloated = 0;
+  for (const PartitionStat& s : *stats) {
+    if (s.table != "xattrs") {
+      EXPECT_EQ(s.index_bloat_bytes, 0) << s.partition;
+      continue;
+    }
+    if (s.index_bloat_bytes > 0) {
+      ++bloated;
+      // 20,000 entries of ~24 bytes took some 60 pages; 100 need one.
+      EXPECT_GT(s.index_bloat_bytes, 30 * 8192) << s.partition;
+      EXPECT_LT(s.index_bloat_bytes, s.index_bytes) << s.partition;
+    }
+  }
+  EXPECT_EQ(bloated, 1);
 }
 
 TEST_F(PartitionTest, InitWithPartitionsAndUpgradeAfterwards) {

@@ -62,8 +62,9 @@ struct RepartitionOptions {
 // RepartitionOptions::force) for as long as the copy takes; an interrupted
 // run leaves the old layout untouched. Errors: NotSupported (SQLite),
 // Invalid (count out of 1..kMaxPartitions; schema not initialised),
-// NotPermitted (other sessions connected, naming them), Unavailable
-// (a lock not granted within lock_timeout_ms), errors of the database.
+// NotPermitted (other sessions connected, naming them), errors of the
+// database (a lock not granted within lock_timeout_ms: "canceling
+// statement due to lock timeout").
 Status Repartition(const std::string& uri, const RepartitionOptions& options);
 
 // `nsadmin init --partitions N`: InitSchema, then Repartition to `count`.
