@@ -340,6 +340,8 @@ TEST(NsadminPartitions, InitRepartitionAndReport) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   r = RunTool(NS_NSADMIN, {"--db", uri, "version"});
   EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("2 hash partitions per big table"), std::string::npos)
+      << r.out;
 }
 
 }  // namespace

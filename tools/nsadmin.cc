@@ -12,6 +12,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "libnamespace/include/namespace/admin.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/partitions.h"
@@ -226,6 +228,19 @@ int main(int argc, char** argv) {
   if (!st.ok()) return Fail(st.status());
   fmt::print("database schema version: {}\nthis build's version:    {}\n",
              st->version, st->latest);
+  // PostgreSQL only (SQLite answers NotSupported): the partition layout,
+  // which the catalog records beside the schema version.
+  if (st->version > 0) {
+    if (auto layout = ns::ReadPartitionLayout(*uri); layout.ok()) {
+      uint32_t most = 1;
+      for (const ns::TableLayout& l : *layout) most = std::max(most, l.count);
+      fmt::print("layout:                  {}\n",
+                 most == 1 ? std::string("plain tables")
+                           : fmt::format("{} hash partitions per big table "
+                                         "(`nsadmin partitions`)",
+                                         most));
+    }
+  }
   if (st->version == 0) {
     fmt::print("the database is empty: run `nsadmin init`\n");
   } else if (st->version < st->latest) {

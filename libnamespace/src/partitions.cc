@@ -8,7 +8,9 @@
 
 #include "libnamespace/include/namespace/partitions.h"
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "libnamespace/include/namespace/schema.h"
@@ -237,12 +239,25 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
         q("SET LOCAL lock_timeout = " + std::to_string(options.lock_timeout_ms))
             .status());
     if (!options.force) {
-      NS_ASSIGN_OR_RETURN(
-          auto others,
-          q("SELECT pid, coalesce(nullif(application_name, ''), '?'), "
-            "coalesce(client_addr::text, 'local') FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend' ORDER BY pid"));
+      // A client that just disconnected (the caller's own namespace,
+      // closed a moment ago) stays in pg_stat_activity until its server
+      // process has exited: look again for up to two seconds before
+      // calling a session live. The activity snapshot is per transaction,
+      // hence pg_stat_clear_snapshot() before each look.
+      std::vector<SqlRow> others;
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        if (attempt > 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        NS_RETURN_IF_ERROR(q("SELECT pg_stat_clear_snapshot()").status());
+        NS_ASSIGN_OR_RETURN(
+            others,
+            q("SELECT pid, coalesce(nullif(application_name, ''), '?'), "
+              "coalesce(client_addr::text, 'local') FROM pg_stat_activity "
+              "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+              "AND backend_type = 'client backend' ORDER BY pid"));
+        if (others.empty()) break;
+      }
       if (!others.empty()) {
         std::string who;
         for (const SqlRow& r : others) {
