@@ -46,7 +46,7 @@ inline const std::vector<std::string>& Dialects() {
 
 // Dialects() plus "postgresql_partitioned": PostgreSQL with the big tables
 // in 4 hash partitions (partitions.h), for the suites whose semantics must
-// hold on either layout (conformance, metadata).
+// hold on either layout (conformance, metadata, concurrency, admin).
 inline const std::vector<std::string>& DialectsWithPartitions() {
   static const std::vector<std::string> d = {"sqlite", "postgresql",
                                              "postgresql_partitioned"};
