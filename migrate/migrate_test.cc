@@ -628,7 +628,7 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, MigrateTest,
-                         ::testing::ValuesIn(ns::testing::Dialects()),
+                         ::testing::ValuesIn(ns::testing::DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -1131,7 +1131,7 @@ TEST_P(ConformanceTest, ReadDirResumesAtEveryCookieWhileTheDirectoryChanges) {
   EXPECT_EQ(final_list.size(), live);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Dialects()),
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
