@@ -75,7 +75,7 @@ ns::Result<VerifyReport> VerifyUri(const std::string& from,
   NS_ASSIGN_OR_RETURN(std::unique_ptr<Source> a,
                       OpenSource(from, SourceOptions{&skips}));
   NS_ASSIGN_OR_RETURN(std::unique_ptr<Source> b, OpenNamespaceSource(to));
-  return Verify(*a, *b, true, stderr);
+  return Verify(*a, *b, false, stderr);
 }
 
 std::unique_ptr<ns::Namespace> OpenNs(const std::string& uri) {

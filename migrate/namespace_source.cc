@@ -4,12 +4,18 @@
 // Entries come in cookie order, which for an imported tree is the order of
 // the source. Memory: one readdir page per open directory. The external
 // ids, which the API does not show, come from one query per directory.
+// ACLs, xattrs, tags (a directory's own set only: inherited ones come back
+// by inheritance on import), checksums and locations through the API, each
+// asked only where it can exist (ACL: the inode's has_acl; tags: directories
+// that see a set; checksums and locations: regular files).
 
 #include <fmt/core.h>
 
 #include <unordered_map>
 #include <vector>
 
+#include "libnamespace/include/namespace/acl.h"
+#include "libnamespace/include/namespace/metadata.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "migrate/source.h"
 #include "migrate/writer.h"
@@ -33,6 +39,7 @@ class NamespaceSource final : public Source {
       started_ = true;
       NS_ASSIGN_OR_RETURN(ns::Attr root, ns_->GetAttr(cred_, ns::kRootInode));
       Entry e = FromAttr("/", root);
+      NS_RETURN_IF_ERROR(AddMetadata(e, root));
       NS_RETURN_IF_ERROR(Push(ns::kRootInode, "/"));
       ++returned_;
       return std::optional<Entry>(std::move(e));
@@ -52,6 +59,7 @@ class NamespaceSource final : public Source {
         if (e.type == ns::FileType::kSymlink) {
           NS_ASSIGN_OR_RETURN(e.target, ns_->ReadLink(cred_, d.ino));
         }
+        NS_RETURN_IF_ERROR(AddMetadata(e, *d.attr));
         if (e.type == ns::FileType::kDirectory) {
           NS_RETURN_IF_ERROR(Push(d.ino, path));
         }
@@ -110,6 +118,56 @@ class NamespaceSource final : public Source {
       e.nlink = a.nlink;
     }
     return e;
+  }
+
+  ns::Status AddMetadata(Entry& e, const ns::Attr& a) {
+    if (a.has_acl) {
+      NS_ASSIGN_OR_RETURN(ns::Acl acl, ns_->GetAcl(cred_, a.ino));
+      for (const ns::Ace& x : acl) {
+        Ace ace{x.type, x.flags, x.mask, {}};
+        switch (x.who) {
+          case ns::AceWho::kOwner:
+            ace.who = "OWNER@";
+            break;
+          case ns::AceWho::kGroup:
+            ace.who = "GROUP@";
+            break;
+          case ns::AceWho::kEveryone:
+            ace.who = "EVERYONE@";
+            break;
+          default:
+            ace.who = std::to_string(x.id);
+        }
+        e.acl.push_back(std::move(ace));
+      }
+    }
+    NS_ASSIGN_OR_RETURN(std::vector<ns::XattrName> names,
+                        ns_->ListXattrs(cred_, a.ino));
+    for (const ns::XattrName& n : names) {
+      NS_ASSIGN_OR_RETURN(std::string v, ns_->GetXattr(cred_, a.ino, n.name));
+      e.xattrs.emplace_back(n.name, std::move(v));
+    }
+    if (a.type == ns::FileType::kDirectory) {
+      NS_ASSIGN_OR_RETURN(std::vector<ns::Tag> tags, ns_->ListTags(cred_, a.ino));
+      for (ns::Tag& t : tags) {
+        if (t.own) e.tags.emplace_back(std::move(t.name), std::move(t.value));
+      }
+    }
+    if (a.type == ns::FileType::kRegular) {
+      NS_ASSIGN_OR_RETURN(std::vector<ns::Checksum> sums,
+                          ns_->GetChecksums(cred_, a.ino));
+      for (ns::Checksum& c : sums) {
+        e.checksums.emplace_back(std::string(ns::ChecksumTypeName(c.type)),
+                                 std::move(c.value));
+      }
+      NS_ASSIGN_OR_RETURN(std::vector<ns::Location> locs,
+                          ns_->GetLocations(cred_, a.ino));
+      for (ns::Location& l : locs) {
+        e.locations.push_back(Location{std::string(LocationTypeName(l.type)),
+                                       std::move(l.location)});
+      }
+    }
+    return ns::Status::Ok();
   }
 
   ns::Status ReadPage(Level& l) {

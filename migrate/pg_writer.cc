@@ -44,6 +44,17 @@ void AppendCopyText(std::string& out, std::string_view s) {
   }
 }
 
+// A bytea value in COPY's text format: PostgreSQL's hex input ("\\x..."),
+// whose backslash COPY itself wants doubled.
+void AppendCopyBytea(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\\\x";
+  for (unsigned char c : s) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+}
+
 void AppendInt(std::string& out, int64_t v) {
   fmt::format_to(std::back_inserter(out), "{}", v);
 }
@@ -384,6 +395,7 @@ class PgWriter final : public Writer {
                                 return true;
                               }));
     }
+    NS_RETURN_IF_ERROR(WriteMetadata(b));
     for (const LinkRow& l : b.links) {
       NS_RETURN_IF_ERROR(
           Query("INSERT INTO ns_migrate_links (key, ino, seen, nlink) VALUES "
@@ -394,6 +406,67 @@ class PgWriter final : public Writer {
               .status());
     }
     return StoreState(cp, false);
+  }
+
+  // One COPY per metadata table that has rows in the batch.
+  template <typename Row, typename Format>
+  ns::Status CopyRows(const char* sql, const std::vector<Row>& rows,
+                      Format format) {
+    if (rows.empty()) return ns::Status::Ok();
+    return Copy(sql, [&](std::string& buf, auto flush) {
+      for (const Row& r : rows) {
+        format(buf, r);
+        buf.push_back('\n');
+        if (!flush()) return false;
+      }
+      return true;
+    });
+  }
+
+  ns::Status WriteMetadata(const Batch& b) {
+    auto out = [](std::string& buf) { return std::back_inserter(buf); };
+    NS_RETURN_IF_ERROR(CopyRows(
+        "COPY aces (ino, pos, type, flags, mask, who_kind, who_id) FROM STDIN",
+        b.aces, [&](std::string& buf, const AceRow& a) {
+          fmt::format_to(out(buf), "{}\t{}\t{}\t{}\t{}\t{}\t{}", a.ino, a.pos,
+                         a.type, static_cast<int32_t>(a.flags),
+                         static_cast<int32_t>(a.mask), a.who_kind, a.who_id);
+        }));
+    NS_RETURN_IF_ERROR(CopyRows(
+        "COPY xattrs (ino, name, value) FROM STDIN", b.xattrs,
+        [&](std::string& buf, const XattrRow& x) {
+          fmt::format_to(out(buf), "{}\t", x.ino);
+          AppendCopyText(buf, x.name);
+          buf.push_back('\t');
+          AppendCopyBytea(buf, x.value);
+        }));
+    NS_RETURN_IF_ERROR(CopyRows("COPY dir_tags (ino, origin) FROM STDIN",
+                                b.dir_tags,
+                                [&](std::string& buf, const DirTagRow& d) {
+                                  fmt::format_to(out(buf), "{}\t{}", d.ino,
+                                                 d.origin);
+                                }));
+    NS_RETURN_IF_ERROR(CopyRows(
+        "COPY tags (origin, name, value) FROM STDIN", b.tags,
+        [&](std::string& buf, const TagRow& t) {
+          fmt::format_to(out(buf), "{}\t", t.origin);
+          AppendCopyText(buf, t.name);
+          buf.push_back('\t');
+          AppendCopyBytea(buf, t.value);
+        }));
+    NS_RETURN_IF_ERROR(CopyRows(
+        "COPY checksums (ino, type, value) FROM STDIN", b.checksums,
+        [&](std::string& buf, const ChecksumRow& c) {
+          fmt::format_to(out(buf), "{}\t{}\t", c.ino, c.type);
+          AppendCopyText(buf, c.value);
+        }));
+    return CopyRows(
+        "COPY locations (ino, type, location, added_ns) FROM STDIN",
+        b.locations, [&](std::string& buf, const LocationRow& l) {
+          fmt::format_to(out(buf), "{}\t{}\t", l.ino, l.type);
+          AppendCopyText(buf, l.location);
+          fmt::format_to(out(buf), "\t{}", l.added_ns);
+        });
   }
 
   std::string uri_;
