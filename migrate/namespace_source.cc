@@ -39,6 +39,9 @@ class NamespaceSource final : public Source {
       started_ = true;
       NS_ASSIGN_OR_RETURN(ns::Attr root, ns_->GetAttr(cred_, ns::kRootInode));
       Entry e = FromAttr("/", root);
+      if (any_ext_) {
+        NS_ASSIGN_OR_RETURN(e.ext_id, ids_->ExtIdOf(ns::kRootInode));
+      }
       NS_RETURN_IF_ERROR(AddMetadata(e, root));
       NS_RETURN_IF_ERROR(Push(ns::kRootInode, "/"));
       ++returned_;

@@ -23,17 +23,7 @@ namespace {
 using nsmigrate::Progress;
 using nsmigrate::SkipLog;
 
-// Passwords in URIs stay out of messages.
-std::string Redact(const std::string& uri) {
-  const size_t scheme = uri.find("://");
-  const size_t at = uri.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) {
-    return uri;
-  }
-  const size_t colon = uri.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return uri;
-  return uri.substr(0, colon) + ":***" + uri.substr(at);
-}
+std::string Redact(const std::string& uri) { return nsmigrate::RedactUri(uri); }
 
 int Fail(const ns::Status& s, const std::string& what) {
   fmt::print(stderr, "ns-migrate: {}: {}\n", what, s.ToString());
@@ -81,8 +71,8 @@ int main(int argc, char** argv) {
   bool export_mode = false, no_progress = false;
   uint64_t batch_rows = 200000, crash_after = 0;
   app.add_option("--from", from,
-                 "source: dump:FILE, posix:/path, sqlite:///x.db, "
-                 "postgresql://...")
+                 "source: dump:FILE, posix:/path, chimera:postgresql://..., "
+                 "sqlite:///x.db, postgresql://...")
       ->required();
   app.add_option("--to", to,
                  "target namespace (sqlite:///x.db, "
@@ -96,7 +86,8 @@ int main(int argc, char** argv) {
   app.add_flag("--verify-only", verify_only,
                "only compare source and an already imported target");
   app.add_flag("--export", export_mode,
-               "write the namespace --from as a dump to --to dump:FILE");
+               "write --from (a namespace or any source) as a dump to --to "
+               "dump:FILE");
   app.add_option("--log", log_path,
                  "file for the log of skipped entries (default: stderr)");
   app.add_option("--batch-rows", batch_rows,
@@ -129,8 +120,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ns-migrate: --export writes --to dump:FILE\n");
       return 1;
     }
+    // Any source can be written as a dump (a namespace, or chimera:/...
+    // to see what an import would bring in).
+    nsmigrate::SourceOptions eo;
+    eo.skips = &skips;
     ns::Result<std::unique_ptr<nsmigrate::Source>> src =
-        nsmigrate::OpenNamespaceSource(from);
+        nsmigrate::OpenSource(from, eo);
     if (!src.ok()) return Fail(src.status(), "source " + Redact(from));
     ns::Result<uint64_t> n =
         nsmigrate::ExportDump(**src, to.substr(5), &progress);

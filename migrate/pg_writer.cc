@@ -254,6 +254,14 @@ class PgWriter final : public Writer {
     return out;
   }
 
+  ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(
+        PgResult r, Query("SELECT coalesce(ext_id, '') FROM inodes WHERE ino = $1",
+                          {std::to_string(ino)}));
+    if (PQntuples(r.get()) == 0) return std::string();
+    return std::string(PQgetvalue(r.get(), 0, 0));
+  }
+
   ns::Result<bool> AnyExtId() override {
     NS_ASSIGN_OR_RETURN(
         PgResult r,

@@ -238,6 +238,15 @@ class SqliteWriter final : public Writer {
     return out;
   }
 
+  ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
+    if (!db_) return std::string();
+    NS_ASSIGN_OR_RETURN(
+        Stmt s, Prepare("SELECT ext_id FROM inodes WHERE ino = ?1"));
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(ino));
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::string();
+    return Text(s.get(), 0);
+  }
+
   ns::Result<bool> AnyExtId() override {
     if (!db_) return false;
     NS_ASSIGN_OR_RETURN(

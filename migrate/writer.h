@@ -67,28 +67,33 @@ struct AceRow {
   uint32_t pos = 0, type = 0, flags = 0, mask = 0;
   uint32_t who_kind = 0;  // 0 OWNER@, 1 GROUP@, 2 EVERYONE@, 3 uid, 4 gid
   uint32_t who_id = 0;
+  bool operator==(const AceRow&) const = default;
 };
 
 struct XattrRow {
   ns::InodeId ino = 0;
   std::string name, value;
+  bool operator==(const XattrRow&) const = default;
 };
 
 // A directory that sees the tag set made by `origin` (itself when it owns
 // one); TagRows hold the sets.
 struct DirTagRow {
   ns::InodeId ino = 0, origin = 0;
+  bool operator==(const DirTagRow&) const = default;
 };
 
 struct TagRow {
   ns::InodeId origin = 0;
   std::string name, value;
+  bool operator==(const TagRow&) const = default;
 };
 
 struct ChecksumRow {
   ns::InodeId ino = 0;
   uint32_t type = 0;  // ns::ChecksumType
   std::string value;
+  bool operator==(const ChecksumRow&) const = default;
 };
 
 struct LocationRow {
@@ -96,6 +101,7 @@ struct LocationRow {
   uint32_t type = 0;  // ns::LocationType
   std::string location;
   int64_t added_ns = 0;
+  bool operator==(const LocationRow&) const = default;
 };
 
 // Where an import stands, stored with every batch.
@@ -179,6 +185,8 @@ class Writer {
   // ext_id of every entry of `dir` that has one: name -> ext_id.
   virtual ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
       ns::InodeId dir) = 0;
+  // The ext_id of inode `ino` ("" if none).
+  virtual ns::Result<std::string> ExtIdOf(ns::InodeId ino) = 0;
   // Whether any inode has an ext_id (so readers skip ExtIdsIn otherwise).
   virtual ns::Result<bool> AnyExtId() = 0;
 };
