@@ -607,6 +607,10 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
   st = ImportUri("posix:/nonexistent/tree", Fresh());
   EXPECT_TRUE(st.status().IsNotFound()) << st.status().ToString();
   st = ImportUri("chimera:postgresql://x/y", Fresh());
+  EXPECT_TRUE(st.status().IsUnavailable()) << st.status().ToString();
+  EXPECT_NE(st.status().ToString().find("chimera:postgresql://x/y"),
+            std::string::npos);
+  st = ImportUri("nosuch:/x", Fresh());
   EXPECT_TRUE(st.status().IsInvalid()) << st.status().ToString();
   const int port = ns::testing::FreeLocalPort();
   const std::string dead =
