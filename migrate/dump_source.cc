@@ -170,13 +170,15 @@ ns::Result<std::unique_ptr<Source>> OpenSource(const std::string& uri,
     return OpenPosixSource(uri.substr(6), options.skips);
   }
   if (uri.starts_with("chimera:")) return OpenChimeraSource(uri);
+  if (uri.starts_with("dpm:")) return OpenDpmSource(uri);
   if (uri.starts_with("sqlite:") || uri.starts_with("postgresql://") ||
       uri.starts_with("postgres://")) {
     return OpenNamespaceSource(uri);
   }
   return ns::Status::Invalid(uri,
                              "unknown source (dump:FILE, posix:/path, "
-                             "chimera:postgresql://..., sqlite:..., "
+                             "chimera:postgresql://..., dpm:mysql://..., "
+                             "sqlite:..., "
                              "postgresql://...)");
 }
 
