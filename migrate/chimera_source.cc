@@ -313,24 +313,29 @@ class ChimeraSource final : public Source {
     // Every name must hang below the root; what does not is a cycle (each
     // directory having one name, a loop of them is cut off from the root)
     // or below one.
+    // One walk of the tree answers both (the CTE is materialized once):
+    // the first row it misses, and its size for the progress ETA.
     NS_ASSIGN_OR_RETURN(
         PgResult lost,
-        Query(fmt::format("{} SELECT d.iparent, d.iname, d.ichild FROM t_dirs d"
+        Query(fmt::format("{} SELECT (SELECT count(*) FROM tree), l.* FROM"
+                          " (SELECT 1) one LEFT JOIN (SELECT d.iparent,"
+                          " d.iname, d.ichild FROM t_dirs d"
                           " WHERE d.iname NOT IN ('.', '..')"
                           " AND d.ichild <> d.iparent"
                           " AND d.iparent NOT IN (SELECT inumber FROM tree)"
-                          " ORDER BY 1, 2 LIMIT 1",
+                          " ORDER BY 1, 2 LIMIT 1) l ON true",
                           kTree),
               {kRootId}));
-    if (PQntuples(lost.get()) > 0) {
-      return row_error(lost.get(),
-                       "not reachable from the root (a cycle of directories, "
-                       "or below one)");
+    total_ = std::stoull(PQgetvalue(lost.get(), 0, 0));
+    if (!PQgetisnull(lost.get(), 0, 1)) {
+      return ns::Status::Invalid(
+          fmt::format("{} t_dirs row (iparent {}, iname '{}', ichild {})",
+                      name_, PQgetvalue(lost.get(), 0, 1),
+                      PQgetvalue(lost.get(), 0, 2),
+                      PQgetvalue(lost.get(), 0, 3)),
+          "not reachable from the root (a cycle of directories, or below "
+          "one)");
     }
-    NS_ASSIGN_OR_RETURN(
-        PgResult n, Query(fmt::format("{} SELECT count(*) FROM tree", kTree),
-                          {kRootId}));
-    total_ = std::stoull(PQgetvalue(n.get(), 0, 0));
     return ns::Status::Ok();
   }
 
