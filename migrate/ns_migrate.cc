@@ -1,7 +1,10 @@
 // ns-migrate: brings an old namespace in (see migrate/README.md).
 //
 //   ns-migrate --from SOURCE-URI --to DB-URI [--dry-run] [--resume] [--verify]
-//   ns-migrate --export --from DB-URI --to dump:FILE
+//   ns-migrate --export --from SOURCE-OR-DB-URI --to dump:FILE
+//
+// Sources: dump:FILE, posix:/path, chimera:postgresql://...,
+// dpm:mysql://..., or a namespace (sqlite:..., postgresql://...).
 //
 // Exit status: 0 done (and verified), 1 error, 2 --verify found differences.
 
@@ -64,15 +67,16 @@ int RunVerify(const std::string& from, const std::string& to, SkipLog& skips) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "ns-migrate: bring an old namespace (a dump, a POSIX tree, "
-      "another namespace) into a namespace database"};
+      "ns-migrate: bring an old namespace (a dump, a POSIX tree, dCache "
+      "Chimera, DPM/LFC, another namespace) into a namespace database"};
   std::string from, to, log_path;
   bool dry_run = false, resume = false, verify = false, verify_only = false;
   bool export_mode = false, no_progress = false;
   uint64_t batch_rows = 200000, crash_after = 0;
   app.add_option("--from", from,
                  "source: dump:FILE, posix:/path, chimera:postgresql://..., "
-                 "sqlite:///x.db, postgresql://...")
+                 "dpm:mysql://user:pw@host:port/db, sqlite:///x.db, "
+                 "postgresql://...")
       ->required();
   app.add_option("--to", to,
                  "target namespace (sqlite:///x.db, "
