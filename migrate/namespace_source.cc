@@ -5,9 +5,10 @@
 // the source. Memory: one readdir page per open directory. The external
 // ids, which the API does not show, come from one query per directory.
 // ACLs, xattrs, tags (a directory's own set only: inherited ones come back
-// by inheritance on import), checksums and locations through the API, each
-// asked only where it can exist (ACL: the inode's has_acl; tags: directories
-// that see a set; checksums and locations: regular files).
+// by inheritance on import), checksums and locations likewise: one query
+// per table and directory (Writer::MetadataIn), since through the API each
+// would cost a transaction per entry (a round trip each on PostgreSQL); the
+// root's come through the API.
 
 #include <fmt/core.h>
 
@@ -62,7 +63,9 @@ class NamespaceSource final : public Source {
         if (e.type == ns::FileType::kSymlink) {
           NS_ASSIGN_OR_RETURN(e.target, ns_->ReadLink(cred_, d.ino));
         }
-        NS_RETURN_IF_ERROR(AddMetadata(e, *d.attr));
+        if (auto it = top.meta.find(d.ino); it != top.meta.end()) {
+          Take(e, it->second);
+        }
         if (e.type == ns::FileType::kDirectory) {
           NS_RETURN_IF_ERROR(Push(d.ino, path));
         }
@@ -100,7 +103,59 @@ class NamespaceSource final : public Source {
     uint64_t cookie = 0, verifier = 0;
     bool eof = false;
     std::unordered_map<std::string, std::string> ext_ids;
+    std::unordered_map<ns::InodeId, Entry> meta;  // extras of the entries
   };
+
+  // The rows of MetadataIn as each inode's Entry extras.
+  static std::unordered_map<ns::InodeId, Entry> Group(Batch&& b) {
+    std::unordered_map<ns::InodeId, Entry> m;
+    for (const AceRow& a : b.aces) {
+      Ace ace{a.type, a.flags, a.mask, {}};
+      switch (a.who_kind) {
+        case 0:
+          ace.who = "OWNER@";
+          break;
+        case 1:
+          ace.who = "GROUP@";
+          break;
+        case 2:
+          ace.who = "EVERYONE@";
+          break;
+        default:
+          ace.who = std::to_string(a.who_id);
+      }
+      m[a.ino].acl.push_back(std::move(ace));
+    }
+    for (XattrRow& x : b.xattrs) {
+      m[x.ino].xattrs.emplace_back(std::move(x.name), std::move(x.value));
+    }
+    for (TagRow& t : b.tags) {
+      m[t.origin].tags.emplace_back(std::move(t.name), std::move(t.value));
+    }
+    for (ChecksumRow& c : b.checksums) {
+      m[c.ino].checksums.emplace_back(
+          std::string(
+              ns::ChecksumTypeName(static_cast<ns::ChecksumType>(c.type))),
+          std::move(c.value));
+    }
+    for (LocationRow& l : b.locations) {
+      m[l.ino].locations.push_back(
+          Location{std::string(LocationTypeName(
+                       static_cast<ns::LocationType>(l.type))),
+                   std::move(l.location)});
+    }
+    return m;
+  }
+
+  static void Take(Entry& e, Entry& from) {
+    // A hard link's second name in the same directory finds the rows
+    // again: copy, do not move.
+    e.acl = from.acl;
+    e.xattrs = from.xattrs;
+    e.tags = from.tags;
+    e.checksums = from.checksums;
+    e.locations = from.locations;
+  }
 
   static Entry FromAttr(std::string path, const ns::Attr& a) {
     Entry e;
@@ -196,6 +251,8 @@ class NamespaceSource final : public Source {
       NS_ASSIGN_OR_RETURN(auto ids, ids_->ExtIdsIn(ino));
       for (auto& [n, id] : ids) l.ext_ids.emplace(std::move(n), std::move(id));
     }
+    NS_ASSIGN_OR_RETURN(Batch meta, ids_->MetadataIn(ino));
+    l.meta = Group(std::move(meta));
     stack_.push_back(std::move(l));
     return ns::Status::Ok();
   }

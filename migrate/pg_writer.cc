@@ -254,6 +254,69 @@ class PgWriter final : public Writer {
     return out;
   }
 
+  ns::Result<Batch> MetadataIn(ns::InodeId dir) override {
+    Batch b;
+    const std::vector<std::string> arg = {std::to_string(dir)};
+    // Text results; bytea as hex (encode), decoded here.
+    auto unhex = [](const char* h) {
+      std::string out;
+      auto val = [](char c) {
+        return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+      };
+      for (size_t i = 0; h[i] && h[i + 1]; i += 2) {
+        out.push_back(static_cast<char>(val(h[i]) * 16 + val(h[i + 1])));
+      }
+      return out;
+    };
+    auto each = [&](const char* sql, auto row) -> ns::Status {
+      NS_ASSIGN_OR_RETURN(PgResult r, Query(sql, arg));
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        auto v = [&](int c) { return PQgetvalue(r.get(), i, c); };
+        row(v);
+      }
+      return ns::Status::Ok();
+    };
+    auto u64 = [](const char* x) { return std::stoull(x); };
+    auto u32 = [](const char* x) {
+      return static_cast<uint32_t>(std::stoll(x));
+    };
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, pos, type, flags, mask, who_kind, who_id FROM aces "
+        "WHERE ino IN (SELECT child FROM dirents WHERE parent = $1) "
+        "ORDER BY ino, pos",
+        [&](auto v) {
+          b.aces.push_back(AceRow{u64(v(0)), u32(v(1)), u32(v(2)), u32(v(3)),
+                                  u32(v(4)), u32(v(5)), u32(v(6))});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, name, encode(value, 'hex') FROM xattrs WHERE ino IN "
+        "(SELECT child FROM dirents WHERE parent = $1) ORDER BY ino, name",
+        [&](auto v) {
+          b.xattrs.push_back(XattrRow{u64(v(0)), v(1), unhex(v(2))});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT t.origin, t.name, encode(t.value, 'hex') FROM tags t JOIN "
+        "dir_tags g ON g.ino = t.origin AND g.origin = t.origin WHERE "
+        "t.origin IN (SELECT child FROM dirents WHERE parent = $1) "
+        "ORDER BY t.origin, t.name",
+        [&](auto v) { b.tags.push_back(TagRow{u64(v(0)), v(1), unhex(v(2))}); }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, value FROM checksums WHERE ino IN (SELECT child "
+        "FROM dirents WHERE parent = $1) ORDER BY ino, type",
+        [&](auto v) {
+          b.checksums.push_back(ChecksumRow{u64(v(0)), u32(v(1)), v(2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
+        "(SELECT child FROM dirents WHERE parent = $1) "
+        "ORDER BY ino, type, location",
+        [&](auto v) {
+          b.locations.push_back(
+              LocationRow{u64(v(0)), u32(v(1)), v(2), std::stoll(v(3))});
+        }));
+    return b;
+  }
+
   ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
     NS_ASSIGN_OR_RETURN(
         PgResult r, Query("SELECT coalesce(ext_id, '') FROM inodes WHERE ino = $1",

@@ -238,6 +238,68 @@ class SqliteWriter final : public Writer {
     return out;
   }
 
+  ns::Result<Batch> MetadataIn(ns::InodeId dir) override {
+    Batch b;
+    if (!db_) return b;
+    // Runs `sql` with ?1 = dir, handing each row to `row`.
+    auto each = [&](const char* sql, auto row) -> ns::Status {
+      NS_ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
+      sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(dir));
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) row(s.get());
+      if (rc != SQLITE_DONE) return Error(sql);
+      return ns::Status::Ok();
+    };
+    auto u64 = [](sqlite3_stmt* s, int c) {
+      return static_cast<uint64_t>(sqlite3_column_int64(s, c));
+    };
+    auto u32 = [](sqlite3_stmt* s, int c) {
+      return static_cast<uint32_t>(sqlite3_column_int64(s, c));
+    };
+    auto blob = [](sqlite3_stmt* s, int c) {
+      const void* p = sqlite3_column_blob(s, c);
+      return p ? std::string(static_cast<const char*>(p),
+                             sqlite3_column_bytes(s, c))
+               : std::string();
+    };
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, pos, type, flags, mask, who_kind, who_id FROM aces "
+        "WHERE ino IN (SELECT child FROM dirents WHERE parent = ?1) "
+        "ORDER BY ino, pos",
+        [&](sqlite3_stmt* s) {
+          b.aces.push_back(AceRow{u64(s, 0), u32(s, 1), u32(s, 2), u32(s, 3),
+                                  u32(s, 4), u32(s, 5), u32(s, 6)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, name, value FROM xattrs WHERE ino IN (SELECT child FROM "
+        "dirents WHERE parent = ?1) ORDER BY ino, name",
+        [&](sqlite3_stmt* s) {
+          b.xattrs.push_back(XattrRow{u64(s, 0), Text(s, 1), blob(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT t.origin, t.name, t.value FROM tags t JOIN dir_tags g ON "
+        "g.ino = t.origin AND g.origin = t.origin WHERE t.origin IN (SELECT "
+        "child FROM dirents WHERE parent = ?1) ORDER BY t.origin, t.name",
+        [&](sqlite3_stmt* s) {
+          b.tags.push_back(TagRow{u64(s, 0), Text(s, 1), blob(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, value FROM checksums WHERE ino IN (SELECT child "
+        "FROM dirents WHERE parent = ?1) ORDER BY ino, type",
+        [&](sqlite3_stmt* s) {
+          b.checksums.push_back(ChecksumRow{u64(s, 0), u32(s, 1), Text(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
+        "(SELECT child FROM dirents WHERE parent = ?1) "
+        "ORDER BY ino, type, location",
+        [&](sqlite3_stmt* s) {
+          b.locations.push_back(LocationRow{u64(s, 0), u32(s, 1), Text(s, 2),
+                                            sqlite3_column_int64(s, 3)});
+        }));
+    return b;
+  }
+
   ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
     if (!db_) return std::string();
     NS_ASSIGN_OR_RETURN(

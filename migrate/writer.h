@@ -185,6 +185,11 @@ class Writer {
   // ext_id of every entry of `dir` that has one: name -> ext_id.
   virtual ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
       ns::InodeId dir) = 0;
+  // The metadata rows of the inodes named in directory `dir` (each inode
+  // once; tags: the sets the child directories own), ordered by inode and
+  // then as the library lists them. For readers: one query per table
+  // instead of a round trip per entry and table.
+  virtual ns::Result<Batch> MetadataIn(ns::InodeId dir) = 0;
   // The ext_id of inode `ino` ("" if none).
   virtual ns::Result<std::string> ExtIdOf(ns::InodeId ino) = 0;
   // Whether any inode has an ext_id (so readers skip ExtIdsIn otherwise).
