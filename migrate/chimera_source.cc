@@ -150,8 +150,7 @@ class ChimeraSource final : public Source {
       return ns::Status::Unavailable(
           name_, conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
     }
-    NS_RETURN_IF_ERROR(
-        Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    NS_RETURN_IF_ERROR(Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     NS_RETURN_IF_ERROR(Check());
     // The metadata tables are aggregated per inode and joined (hash or
     // merge joins over whole tables) rather than probed once per row by
@@ -258,8 +257,8 @@ class ChimeraSource final : public Source {
         Query("SELECT inumber, itype FROM t_inodes WHERE ipnfsid = $1",
               {kRootId}));
     if (PQntuples(root.get()) != 1) {
-      return ns::Status::Invalid(name_, fmt::format("no root inode (ipnfsid {})",
-                                                   kRootId));
+      return ns::Status::Invalid(
+          name_, fmt::format("no root inode (ipnfsid {})", kRootId));
     }
     auto row_error = [&](PGresult* r, std::string_view why) {
       return ns::Status::Invalid(
@@ -286,11 +285,11 @@ class ChimeraSource final : public Source {
                            : "no such child inode, or the parent is not a "
                              "directory");
     }
-    NS_ASSIGN_OR_RETURN(
-        PgResult dup, Query("SELECT iparent, iname, min(ichild) FROM t_dirs"
-                            " GROUP BY iparent, iname HAVING count(*) > 1"
-                            " ORDER BY 1, 2 LIMIT 1",
-                            {}));
+    NS_ASSIGN_OR_RETURN(PgResult dup,
+                        Query("SELECT iparent, iname, min(ichild) FROM t_dirs"
+                              " GROUP BY iparent, iname HAVING count(*) > 1"
+                              " ORDER BY 1, 2 LIMIT 1",
+                              {}));
     if (PQntuples(dup.get()) > 0) {
       return row_error(dup.get(), "duplicate name in its directory");
     }
@@ -389,15 +388,15 @@ class ChimeraSource final : public Source {
     }
     std::map<std::string, std::string> visible;  // this directory's tags
     bool own = false;
-    NS_RETURN_IF_ERROR(Extras(std::string_view(PQgetvalue(p, r, 14),
-                                               PQgetlength(p, r, 14)),
-                              where, e, visible, own));
+    NS_RETURN_IF_ERROR(
+        Extras(std::string_view(PQgetvalue(p, r, 14), PQgetlength(p, r, 14)),
+               where, e, visible, own));
     if (!PQgetisnull(p, r, 15)) {
       const int64_t al = num(15);
-      e.xattrs.emplace_back("chimera.access_latency",
-                            al == 1   ? "ONLINE"
-                            : al == 0 ? "NEARLINE"
-                                      : std::to_string(al));
+      e.xattrs.emplace_back("chimera.access_latency", al == 1 ? "ONLINE"
+                                                      : al == 0
+                                                          ? "NEARLINE"
+                                                          : std::to_string(al));
     }
     if (!PQgetisnull(p, r, 16)) {
       e.xattrs.emplace_back("chimera.retention_policy", txt(16));
@@ -448,8 +447,8 @@ class ChimeraSource final : public Source {
       const char* name = ChecksumName(type);
       std::string value = str(s.at(1));
       for (char& c : value) c = static_cast<char>(std::tolower(c));
-      e.checksums.emplace_back(name ? name : fmt::format("chimera-type-{}", type),
-                               std::move(value));
+      e.checksums.emplace_back(
+          name ? name : fmt::format("chimera-type-{}", type), std::move(value));
     }
     for (simdjson::dom::element a : rows("acl")) {
       Ace ace;
@@ -484,9 +483,9 @@ class ChimeraSource final : public Source {
     }
     simdjson::dom::array si;
     if (!doc["si"].get_array().get(si)) {
-      e.xattrs.emplace_back("chimera.storage_info",
-                            fmt::format("{}:{}:{}", str(si.at(0)),
-                                        str(si.at(1)), str(si.at(2))));
+      e.xattrs.emplace_back(
+          "chimera.storage_info",
+          fmt::format("{}:{}:{}", str(si.at(0)), str(si.at(1)), str(si.at(2))));
     }
     for (simdjson::dom::element l : rows("lv")) {
       NS_ASSIGN_OR_RETURN(std::string v, Unhex(str(l.at(1)), where));

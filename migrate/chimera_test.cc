@@ -46,7 +46,7 @@ std::pair<int, std::string> RunTool(const std::vector<std::string>& args) {
 // Executes SQL on `uri`; records a failure with the server's message.
 void Sql(const std::string& uri, const std::string& sql) {
   std::unique_ptr<PGconn, void (*)(PGconn*)> c(PQconnectdb(uri.c_str()),
-                                                &PQfinish);
+                                               &PQfinish);
   ASSERT_EQ(PQstatus(c.get()), CONNECTION_OK) << PQerrorMessage(c.get());
   PGresult* r = PQexec(c.get(), sql.c_str());
   const ExecStatusType st = PQresultStatus(r);
@@ -275,7 +275,8 @@ TEST_P(ChimeraTest, ImportKeepsIdsAclsTagsChecksumsLocations) {
   // The ACL, in order, ANONYMOUS@ left out.
   ASSERT_OK_AND_ASSIGN(ns::Acl acl, n.GetAcl(root_, f1.ino));
   ASSERT_EQ(acl.size(), 5u);
-  EXPECT_EQ(acl[0], (ns::Ace{ns::kAceAllow, 0, 1180063, ns::AceWho::kOwner, 0}));
+  EXPECT_EQ(acl[0],
+            (ns::Ace{ns::kAceAllow, 0, 1180063, ns::AceWho::kOwner, 0}));
   EXPECT_EQ(acl[1], (ns::Ace{ns::kAceDeny, 0, 6, ns::AceWho::kUser, 1001}));
   EXPECT_EQ(acl[2], (ns::Ace{ns::kAceAllow, ns::kAceIdentifierGroup, 1,
                              ns::AceWho::kNamedGroup, 200}));
@@ -344,7 +345,8 @@ TEST_P(ChimeraTest, ImportKeepsIdsAclsTagsChecksumsLocations) {
   EXPECT_EQ(*n.GetXattr(root_, f1.ino, "chimera.access_latency"), "ONLINE");
   EXPECT_EQ(*n.GetXattr(root_, legacy.ino, "chimera.level.2"), "l=1;c=7:abc;");
   ASSERT_OK_AND_ASSIGN(ns::Attr data, n.Resolve(root_, "/data"));
-  EXPECT_EQ(*n.GetXattr(root_, data.ino, "user.bin"), std::string("\0\xff\x01", 3));
+  EXPECT_EQ(*n.GetXattr(root_, data.ino, "user.bin"),
+            std::string("\0\xff\x01", 3));
   EXPECT_TRUE(data.has_acl);
   EXPECT_EQ(data.mode, 0750u);
   EXPECT_EQ(data.nlink, 3u);
@@ -359,10 +361,10 @@ TEST_P(ChimeraTest, ImportKeepsIdsAclsTagsChecksumsLocations) {
   // applied (location types, md4 and ANONYMOUS@ dropped).
   const std::string a = NewPath("source") + ".dump";
   const std::string b = NewPath("target") + ".dump";
-  ASSERT_EQ(RunTool({"--export", "--from", "chimera:" + chimera, "--to",
-                     "dump:" + a})
-                .first,
-            0);
+  ASSERT_EQ(
+      RunTool({"--export", "--from", "chimera:" + chimera, "--to", "dump:" + a})
+          .first,
+      0);
   ASSERT_EQ(RunTool({"--export", "--from", target, "--to", "dump:" + b}).first,
             0);
   std::vector<Entry> src = ReadDump(a), dst = ReadDump(b);
@@ -382,7 +384,8 @@ TEST_P(ChimeraTest, ImportKeepsIdsAclsTagsChecksumsLocations) {
     EXPECT_EQ(FormatEntry(x), FormatEntry(y));
   }
   const std::string dump = ns::testing::ReadFileBytes(b);
-  EXPECT_NE(dump.find(fmt::format("\"ext_id\":\"{}\"", kF1)), std::string::npos);
+  EXPECT_NE(dump.find(fmt::format("\"ext_id\":\"{}\"", kF1)),
+            std::string::npos);
   EXPECT_NE(dump.find(fmt::format("\"ext_id\":\"{}\"", kLegacy)),
             std::string::npos);
   EXPECT_NE(dump.find(fmt::format("\"ext_id\":\"{}\"", kRoot)),
@@ -457,11 +460,11 @@ TEST_P(ChimeraTest, BadInputNamesTheRowAndImportsNothing) {
     }
   }
   // An unreachable server.
-  auto [rc, err] = RunTool(
-      {"--from",
-       fmt::format("chimera:postgresql://nobody@127.0.0.1:{}/chimera",
-                   ns::testing::FreeLocalPort()),
-       "--to", Target()});
+  auto [rc, err] =
+      RunTool({"--from",
+               fmt::format("chimera:postgresql://nobody@127.0.0.1:{}/chimera",
+                           ns::testing::FreeLocalPort()),
+               "--to", Target()});
   EXPECT_EQ(rc, 1) << err;
   EXPECT_NE(err.find("chimera:postgresql://nobody@127.0.0.1"),
             std::string::npos)

@@ -129,9 +129,9 @@ ns::Status CnsAclToPosix(const std::string& acl, std::string* access,
     const bool is_default = ((e[0] - '@') & 0x20) != 0;
     const int perm = e[1] - '0';
     const std::string id = e.substr(2);
-    const std::string rwx = fmt::format("{}{}{}", perm & 4 ? 'r' : '-',
-                                        perm & 2 ? 'w' : '-',
-                                        perm & 1 ? 'x' : '-');
+    const std::string rwx =
+        fmt::format("{}{}{}", perm & 4 ? 'r' : '-', perm & 2 ? 'w' : '-',
+                    perm & 1 ? 'x' : '-');
     std::string text;
     switch (type) {
       case 1:
@@ -219,7 +219,8 @@ class DpmSource final : public Source {
   ns::Status Seek(const SourcePos& pos) override {
     while (returned_ < pos.line) {
       NS_ASSIGN_OR_RETURN(std::optional<Entry> e, Next());
-      if (!e) return ns::Status::Invalid(uri_, "fewer rows than the checkpoint");
+      if (!e)
+        return ns::Status::Invalid(uri_, "fewer rows than the checkpoint");
     }
     return ns::Status::Ok();
   }
@@ -294,8 +295,7 @@ class DpmSource final : public Source {
         Query("SELECT CAST(fileid AS CHAR), CAST(parent_fileid AS CHAR), name,"
               " CAST(filemode AS CHAR) FROM Cns_file_metadata"
               " WHERE parent_fileid = 0"));
-    if (roots.size() != 1 ||
-        (std::stoul(roots[0].v[3]) & 0170000) != 0040000) {
+    if (roots.size() != 1 || (std::stoul(roots[0].v[3]) & 0170000) != 0040000) {
       return ns::Status::Invalid(uri_,
                                  "no single root directory (parent_fileid 0)");
     }
@@ -474,7 +474,8 @@ class DpmSource final : public Source {
       } else {
         // "host:/fs/path" (DPM's usual sfn) or just a path.
         std::string_view p = sfn;
-        if (const size_t colon = p.find(":/"); colon != std::string_view::npos) {
+        if (const size_t colon = p.find(":/");
+            colon != std::string_view::npos) {
           p = p.substr(colon + 1);
         }
         uri = fmt::format("dpm://{}{}", host, p);

@@ -246,10 +246,9 @@ TEST_P(DpmTest, ImportKeepsIdsAclsChecksumsReplicas) {
   ASSERT_OK_AND_ASSIGN(uint32_t r104, n.Access(ns::Credentials{300, 104, {}},
                                                home.ino, ns::kAceAddFile));
   EXPECT_EQ(r104, 0u);
-  ASSERT_OK_AND_ASSIGN(uint32_t r999, n.Access(ns::Credentials{999, 999, {}},
-                                               home.ino,
-                                               ns::kAceAddFile |
-                                                   ns::kAceListDirectory));
+  ASSERT_OK_AND_ASSIGN(uint32_t r999,
+                       n.Access(ns::Credentials{999, 999, {}}, home.ino,
+                                ns::kAceAddFile | ns::kAceListDirectory));
   EXPECT_EQ(r999, ns::kAceListDirectory);
 
   ASSERT_OK_AND_ASSIGN(ns::Attr l, n.Resolve(root_, "/dpm/home/l", false));
@@ -326,11 +325,11 @@ TEST_P(DpmTest, BadInputNamesTheRowAndImportsNothing) {
       EXPECT_TRUE(names.empty());
     }
   }
-  auto [rc, err] = RunTool(
-      {"--from",
-       fmt::format("dpm:mysql://nobody:secret@127.0.0.1:{}/cns",
-                   ns::testing::FreeLocalPort()),
-       "--to", Target()});
+  auto [rc, err] =
+      RunTool({"--from",
+               fmt::format("dpm:mysql://nobody:secret@127.0.0.1:{}/cns",
+                           ns::testing::FreeLocalPort()),
+               "--to", Target()});
   EXPECT_EQ(rc, 1) << err;
   EXPECT_NE(err.find("dpm:mysql://nobody:***@127.0.0.1"), std::string::npos)
       << err;

@@ -95,9 +95,10 @@ bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
       x.id = static_cast<uint32_t>(std::stoull(a.who));
     } else {
       // ANONYMOUS@, AUTHENTICATED@ and the like: no such principal here.
-      skip(fmt::format("ACE {} of type {} for '{}' dropped: the namespace "
-                       "has no such principal",
-                       acl.size(), a.type, a.who));
+      skip(
+          fmt::format("ACE {} of type {} for '{}' dropped: the namespace "
+                      "has no such principal",
+                      acl.size(), a.type, a.who));
       continue;
     }
     acl.push_back(x);
@@ -120,9 +121,10 @@ bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
         name.find('\0') != std::string::npos ||
         value.size() > ns::kMaxXattrValueBytes ||
         xattr_bytes > ns::kMaxXattrTotalBytes) {
-      skip(fmt::format("xattr '{}' not stored: beyond the namespace's limits "
-                       "(name 1..255 bytes, value 64 KiB, 1 MiB per inode)",
-                       name.substr(0, 64)));
+      skip(
+          fmt::format("xattr '{}' not stored: beyond the namespace's limits "
+                      "(name 1..255 bytes, value 64 KiB, 1 MiB per inode)",
+                      name.substr(0, 64)));
       continue;
     }
     b.xattrs.push_back(XattrRow{ino, name, value});
@@ -132,10 +134,12 @@ bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
       skip("tags on a non-directory not stored");
     } else {
       for (const auto& [name, value] : e.tags) {
-        if (!ns::ValidateName(name).ok() || value.size() > ns::kMaxTagValueBytes) {
-          skip(fmt::format("tag '{}' not stored: not a valid name, or value "
-                           "over 64 KiB",
-                           name.substr(0, 64)));
+        if (!ns::ValidateName(name).ok() ||
+            value.size() > ns::kMaxTagValueBytes) {
+          skip(
+              fmt::format("tag '{}' not stored: not a valid name, or value "
+                          "over 64 KiB",
+                          name.substr(0, 64)));
           continue;
         }
         b.tags.push_back(TagRow{ino, name, value});
@@ -145,20 +149,21 @@ bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
   for (const auto& [type, value] : e.checksums) {
     ns::Result<ns::ChecksumType> t = ns::ParseChecksumType(type);
     if (!t.ok()) {
-      skip(fmt::format("checksum {}:{} not stored: the namespace has no {} "
-                       "checksums (adler32, md5, sha1, sha256, sha512)",
-                       type, value, type));
+      skip(
+          fmt::format("checksum {}:{} not stored: the namespace has no {} "
+                      "checksums (adler32, md5, sha1, sha256, sha512)",
+                      type, value, type));
       continue;
     }
     if (value.size() != ns::ChecksumHexDigits(*t) ||
         value.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      skip(fmt::format("checksum {}:{} not stored: not {} lower-case hex "
-                       "digits",
-                       type, value, ns::ChecksumHexDigits(*t)));
+      skip(
+          fmt::format("checksum {}:{} not stored: not {} lower-case hex "
+                      "digits",
+                      type, value, ns::ChecksumHexDigits(*t)));
       continue;
     }
-    b.checksums.push_back(
-        ChecksumRow{ino, static_cast<uint32_t>(*t), value});
+    b.checksums.push_back(ChecksumRow{ino, static_cast<uint32_t>(*t), value});
   }
   for (const Location& l : e.locations) {
     if (l.uri.empty() || l.uri.size() > ns::kMaxLocationBytes) {
@@ -170,7 +175,6 @@ bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
   }
   return !acl.empty();
 }
-
 
 // The stack in a checkpoint: one line per level, "ino parent subdirs given
 // <dump line>"; names are reloaded from the target on resume.
@@ -273,8 +277,14 @@ class Importer {
       }
       if (!e.link_key.empty()) return At(src_, e.path, "the root has one name");
       const ns::InodeId origin = TagOrigin(e, ns::kRootInode, 0);
-      stack_.push_back(Level{"/", ns::kRootInode, ns::kRootInode, std::move(e),
-                             true, 0, {}, origin});
+      stack_.push_back(Level{"/",
+                             ns::kRootInode,
+                             ns::kRootInode,
+                             std::move(e),
+                             true,
+                             0,
+                             {},
+                             origin});
       ++stats_.entries;
       ++stats_.directories;
       return ns::Status::Ok();
@@ -336,8 +346,14 @@ class Importer {
         const ns::InodeId parent_ino = dir.ino;
         const ns::InodeId origin = TagOrigin(e, ino, dir.tag_origin);
         std::string path = e.path;
-        stack_.push_back(Level{std::move(path), ino, parent_ino, std::move(e),
-                               true, 0, {}, origin});
+        stack_.push_back(Level{std::move(path),
+                               ino,
+                               parent_ino,
+                               std::move(e),
+                               true,
+                               0,
+                               {},
+                               origin});
         return ns::Status::Ok();
       }
       case ns::FileType::kSymlink:
@@ -447,9 +463,10 @@ class Importer {
   std::unordered_map<std::string, LinkRow> links_;
   bool began_ = false;
   // When this run started: the recorded time of the locations it stores.
-  const int64_t start_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+  const int64_t start_ns_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
 };
 
 std::string Describe(const Entry& a, const Entry& b) {

@@ -139,10 +139,9 @@ class NamespaceSource final : public Source {
           std::move(c.value));
     }
     for (LocationRow& l : b.locations) {
-      m[l.ino].locations.push_back(
-          Location{std::string(LocationTypeName(
-                       static_cast<ns::LocationType>(l.type))),
-                   std::move(l.location)});
+      m[l.ino].locations.push_back(Location{
+          std::string(LocationTypeName(static_cast<ns::LocationType>(l.type))),
+          std::move(l.location)});
     }
     return m;
   }
@@ -206,7 +205,8 @@ class NamespaceSource final : public Source {
       e.xattrs.emplace_back(n.name, std::move(v));
     }
     if (a.type == ns::FileType::kDirectory) {
-      NS_ASSIGN_OR_RETURN(std::vector<ns::Tag> tags, ns_->ListTags(cred_, a.ino));
+      NS_ASSIGN_OR_RETURN(std::vector<ns::Tag> tags,
+                          ns_->ListTags(cred_, a.ino));
       for (ns::Tag& t : tags) {
         if (t.own) e.tags.emplace_back(std::move(t.name), std::move(t.value));
       }

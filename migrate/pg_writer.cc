@@ -288,39 +288,42 @@ class PgWriter final : public Writer {
           b.aces.push_back(AceRow{u64(v(0)), u32(v(1)), u32(v(2)), u32(v(3)),
                                   u32(v(4)), u32(v(5)), u32(v(6))});
         }));
-    NS_RETURN_IF_ERROR(each(
-        "SELECT ino, name, encode(value, 'hex') FROM xattrs WHERE ino IN "
-        "(SELECT child FROM dirents WHERE parent = $1) ORDER BY ino, name",
-        [&](auto v) {
-          b.xattrs.push_back(XattrRow{u64(v(0)), v(1), unhex(v(2))});
-        }));
-    NS_RETURN_IF_ERROR(each(
-        "SELECT t.origin, t.name, encode(t.value, 'hex') FROM tags t JOIN "
-        "dir_tags g ON g.ino = t.origin AND g.origin = t.origin WHERE "
-        "t.origin IN (SELECT child FROM dirents WHERE parent = $1) "
-        "ORDER BY t.origin, t.name",
-        [&](auto v) { b.tags.push_back(TagRow{u64(v(0)), v(1), unhex(v(2))}); }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT ino, name, encode(value, 'hex') FROM xattrs WHERE ino IN "
+             "(SELECT child FROM dirents WHERE parent = $1) ORDER BY ino, name",
+             [&](auto v) {
+               b.xattrs.push_back(XattrRow{u64(v(0)), v(1), unhex(v(2))});
+             }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT t.origin, t.name, encode(t.value, 'hex') FROM tags t JOIN "
+             "dir_tags g ON g.ino = t.origin AND g.origin = t.origin WHERE "
+             "t.origin IN (SELECT child FROM dirents WHERE parent = $1) "
+             "ORDER BY t.origin, t.name",
+             [&](auto v) {
+               b.tags.push_back(TagRow{u64(v(0)), v(1), unhex(v(2))});
+             }));
     NS_RETURN_IF_ERROR(each(
         "SELECT ino, type, value FROM checksums WHERE ino IN (SELECT child "
         "FROM dirents WHERE parent = $1) ORDER BY ino, type",
         [&](auto v) {
           b.checksums.push_back(ChecksumRow{u64(v(0)), u32(v(1)), v(2)});
         }));
-    NS_RETURN_IF_ERROR(each(
-        "SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
-        "(SELECT child FROM dirents WHERE parent = $1) "
-        "ORDER BY ino, type, location",
-        [&](auto v) {
-          b.locations.push_back(
-              LocationRow{u64(v(0)), u32(v(1)), v(2), std::stoll(v(3))});
-        }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
+             "(SELECT child FROM dirents WHERE parent = $1) "
+             "ORDER BY ino, type, location",
+             [&](auto v) {
+               b.locations.push_back(
+                   LocationRow{u64(v(0)), u32(v(1)), v(2), std::stoll(v(3))});
+             }));
     return b;
   }
 
   ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
     NS_ASSIGN_OR_RETURN(
-        PgResult r, Query("SELECT coalesce(ext_id, '') FROM inodes WHERE ino = $1",
-                          {std::to_string(ino)}));
+        PgResult r,
+        Query("SELECT coalesce(ext_id, '') FROM inodes WHERE ino = $1",
+              {std::to_string(ino)}));
     if (PQntuples(r.get()) == 0) return std::string();
     return std::string(PQgetvalue(r.get(), 0, 0));
   }
@@ -503,41 +506,38 @@ class PgWriter final : public Writer {
                          a.type, static_cast<int32_t>(a.flags),
                          static_cast<int32_t>(a.mask), a.who_kind, a.who_id);
         }));
-    NS_RETURN_IF_ERROR(CopyRows(
-        "COPY xattrs (ino, name, value) FROM STDIN", b.xattrs,
-        [&](std::string& buf, const XattrRow& x) {
-          fmt::format_to(out(buf), "{}\t", x.ino);
-          AppendCopyText(buf, x.name);
-          buf.push_back('\t');
-          AppendCopyBytea(buf, x.value);
-        }));
-    NS_RETURN_IF_ERROR(CopyRows("COPY dir_tags (ino, origin) FROM STDIN",
-                                b.dir_tags,
-                                [&](std::string& buf, const DirTagRow& d) {
-                                  fmt::format_to(out(buf), "{}\t{}", d.ino,
-                                                 d.origin);
+    NS_RETURN_IF_ERROR(CopyRows("COPY xattrs (ino, name, value) FROM STDIN",
+                                b.xattrs,
+                                [&](std::string& buf, const XattrRow& x) {
+                                  fmt::format_to(out(buf), "{}\t", x.ino);
+                                  AppendCopyText(buf, x.name);
+                                  buf.push_back('\t');
+                                  AppendCopyBytea(buf, x.value);
                                 }));
-    NS_RETURN_IF_ERROR(CopyRows(
-        "COPY tags (origin, name, value) FROM STDIN", b.tags,
-        [&](std::string& buf, const TagRow& t) {
-          fmt::format_to(out(buf), "{}\t", t.origin);
-          AppendCopyText(buf, t.name);
-          buf.push_back('\t');
-          AppendCopyBytea(buf, t.value);
-        }));
-    NS_RETURN_IF_ERROR(CopyRows(
-        "COPY checksums (ino, type, value) FROM STDIN", b.checksums,
-        [&](std::string& buf, const ChecksumRow& c) {
-          fmt::format_to(out(buf), "{}\t{}\t", c.ino, c.type);
-          AppendCopyText(buf, c.value);
-        }));
-    return CopyRows(
-        "COPY locations (ino, type, location, added_ns) FROM STDIN",
-        b.locations, [&](std::string& buf, const LocationRow& l) {
-          fmt::format_to(out(buf), "{}\t{}\t", l.ino, l.type);
-          AppendCopyText(buf, l.location);
-          fmt::format_to(out(buf), "\t{}", l.added_ns);
-        });
+    NS_RETURN_IF_ERROR(
+        CopyRows("COPY dir_tags (ino, origin) FROM STDIN", b.dir_tags,
+                 [&](std::string& buf, const DirTagRow& d) {
+                   fmt::format_to(out(buf), "{}\t{}", d.ino, d.origin);
+                 }));
+    NS_RETURN_IF_ERROR(CopyRows("COPY tags (origin, name, value) FROM STDIN",
+                                b.tags, [&](std::string& buf, const TagRow& t) {
+                                  fmt::format_to(out(buf), "{}\t", t.origin);
+                                  AppendCopyText(buf, t.name);
+                                  buf.push_back('\t');
+                                  AppendCopyBytea(buf, t.value);
+                                }));
+    NS_RETURN_IF_ERROR(
+        CopyRows("COPY checksums (ino, type, value) FROM STDIN", b.checksums,
+                 [&](std::string& buf, const ChecksumRow& c) {
+                   fmt::format_to(out(buf), "{}\t{}\t", c.ino, c.type);
+                   AppendCopyText(buf, c.value);
+                 }));
+    return CopyRows("COPY locations (ino, type, location, added_ns) FROM STDIN",
+                    b.locations, [&](std::string& buf, const LocationRow& l) {
+                      fmt::format_to(out(buf), "{}\t{}\t", l.ino, l.type);
+                      AppendCopyText(buf, l.location);
+                      fmt::format_to(out(buf), "\t{}", l.added_ns);
+                    });
   }
 
   std::string uri_;

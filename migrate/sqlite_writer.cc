@@ -302,8 +302,8 @@ class SqliteWriter final : public Writer {
 
   ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
     if (!db_) return std::string();
-    NS_ASSIGN_OR_RETURN(
-        Stmt s, Prepare("SELECT ext_id FROM inodes WHERE ino = ?1"));
+    NS_ASSIGN_OR_RETURN(Stmt s,
+                        Prepare("SELECT ext_id FROM inodes WHERE ino = ?1"));
     sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(ino));
     if (sqlite3_step(s.get()) != SQLITE_ROW) return std::string();
     return Text(s.get(), 0);
@@ -407,7 +407,8 @@ class SqliteWriter final : public Writer {
         Prepare("INSERT INTO tags (origin, name, value) VALUES (?1, ?2, ?3)"));
     NS_ASSIGN_OR_RETURN(
         ins_checksum_,
-        Prepare("INSERT INTO checksums (ino, type, value) VALUES (?1, ?2, ?3)"));
+        Prepare(
+            "INSERT INTO checksums (ino, type, value) VALUES (?1, ?2, ?3)"));
     NS_ASSIGN_OR_RETURN(
         ins_location_,
         Prepare("INSERT INTO locations (ino, type, location, added_ns) VALUES "

@@ -88,7 +88,8 @@ std::unique_ptr<MariaDbServer> MariaDbServer::Create(std::string* error) {
 }
 
 bool MariaDbServer::Init(std::string* error) {
-  for (const char* bin : {"/usr/bin/mariadb-install-db", "/usr/sbin/mariadbd"}) {
+  for (const char* bin :
+       {"/usr/bin/mariadb-install-db", "/usr/sbin/mariadbd"}) {
     if (!std::filesystem::exists(bin)) {
       *error = std::string(bin) + " not found (install mariadb-server)";
       return false;
@@ -117,9 +118,12 @@ bool MariaDbServer::Init(std::string* error) {
   }
   const std::string log = base_ + "/server.log";
   std::vector<std::string> install = {
-      "/usr/bin/mariadb-install-db", "--no-defaults",
-      "--datadir=" + base_ + "/data", "--auth-root-authentication-method=normal",
-      "--skip-test-db", "--skip-name-resolve"};
+      "/usr/bin/mariadb-install-db",
+      "--no-defaults",
+      "--datadir=" + base_ + "/data",
+      "--auth-root-authentication-method=normal",
+      "--skip-test-db",
+      "--skip-name-resolve"};
   install.insert(install.end(), user.begin(), user.end());
   if (const int rc = WaitExit(Spawn(install, log)); rc != 0) {
     *error = "mariadb-install-db failed (exit " + std::to_string(rc) + ")\n" +
@@ -128,14 +132,19 @@ bool MariaDbServer::Init(std::string* error) {
   }
   for (int attempt = 0; attempt < 3; ++attempt) {
     port_ = FreeLocalPort();
-    std::vector<std::string> argv = {
-        "/usr/sbin/mariadbd", "--no-defaults", "--datadir=" + base_ + "/data",
-        "--socket=" + base_ + "/mariadb.sock", "--pid-file=" + base_ +
-        "/mariadbd.pid", "--bind-address=127.0.0.1",
-        "--port=" + std::to_string(port_), "--skip-grant-tables",
-        "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-        "--innodb-flush-log-at-trx-commit=0", "--log-error=" + base_ +
-        "/error.log"};
+    std::vector<std::string> argv = {"/usr/sbin/mariadbd",
+                                     "--no-defaults",
+                                     "--datadir=" + base_ + "/data",
+                                     "--socket=" + base_ + "/mariadb.sock",
+                                     "--pid-file=" + base_ + "/mariadbd.pid",
+                                     "--bind-address=127.0.0.1",
+                                     "--port=" + std::to_string(port_),
+                                     "--skip-grant-tables",
+                                     "--skip-name-resolve",
+                                     "--skip-log-bin",
+                                     "--innodb-buffer-pool-size=32M",
+                                     "--innodb-flush-log-at-trx-commit=0",
+                                     "--log-error=" + base_ + "/error.log"};
     argv.insert(argv.end(), user.begin(), user.end());
     pid_ = Spawn(argv, log);
     if (pid_ < 0) {
@@ -149,7 +158,8 @@ bool MariaDbServer::Init(std::string* error) {
 }
 
 bool MariaDbServer::WaitReady(std::string* error) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
   // Bounded by the deadline.
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
@@ -175,10 +185,13 @@ void MariaDbServer::StartWatchdog() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return;
   std::vector<std::string> strs = {
-      "/bin/sh", "-c",
+      "/bin/sh",
+      "-c",
       "read x; [ \"$x\" = done ] && exit 0; kill -9 \"$1\"; sleep 1; "
       "rm -rf \"$2\"",
-      "nstest-mariadb-watchdog", std::to_string(pid_), base_};
+      "nstest-mariadb-watchdog",
+      std::to_string(pid_),
+      base_};
   std::vector<char*> ptrs;
   for (auto& s : strs) ptrs.push_back(s.data());
   ptrs.push_back(nullptr);
@@ -234,8 +247,9 @@ std::string MariaDbServer::UriFor(const std::string& database) const {
 }
 
 std::string MariaDbServer::LogTail() const {
-  return "--- " + base_ + "/server.log ---\n" + Tail(base_ + "/server.log", 2000) +
-         "\n--- " + base_ + "/error.log ---\n" + Tail(base_ + "/error.log", 2000);
+  return "--- " + base_ + "/server.log ---\n" +
+         Tail(base_ + "/server.log", 2000) + "\n--- " + base_ +
+         "/error.log ---\n" + Tail(base_ + "/error.log", 2000);
 }
 
 }  // namespace ns::testing
