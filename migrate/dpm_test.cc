@@ -276,6 +276,25 @@ TEST_P(DpmTest, ImportKeepsIdsAclsChecksumsReplicas) {
             std::string::npos);
 }
 
+TEST_P(DpmTest, DryRunAndResumeWorkUnchanged) {
+  const std::string dpm = MakeDpm();
+  ASSERT_FALSE(dpm.empty());
+  const std::string dry = NewPath("dry") + ".db";
+  auto [rc, err] =
+      RunTool({"--from", dpm, "--to", "sqlite://" + dry, "--dry-run"});
+  ASSERT_EQ(rc, 0) << err;
+  struct stat st {};
+  EXPECT_NE(::stat(dry.c_str(), &st), 0);
+  // kill -9 after the first batch of 3 rows, then resume: verify passes.
+  const std::string target = Target();
+  auto [rc1, err1] = RunTool({"--from", dpm, "--to", target, "--batch-rows",
+                              "3", "--crash-after-batches", "1"});
+  EXPECT_NE(rc1, 0) << err1;
+  auto [rc2, err2] = RunTool({"--from", dpm, "--to", target, "--batch-rows",
+                              "3", "--resume", "--verify"});
+  EXPECT_EQ(rc2, 0) << err2;
+}
+
 TEST_P(DpmTest, BadInputNamesTheRowAndImportsNothing) {
   struct Case {
     const char* what;
