@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <unordered_map>
@@ -639,6 +640,39 @@ ns::Result<std::string> Base64Decode(std::string_view in) {
     if (pad < 1) out.push_back(static_cast<char>(x & 255));
   }
   return out;
+}
+
+ns::LocationType LocationTypeOf(std::string_view type) {
+  return type == "stripe" ? ns::LocationType::kStripe
+                          : ns::LocationType::kExternal;
+}
+
+std::string_view LocationTypeName(ns::LocationType type) {
+  return type == ns::LocationType::kStripe ? "stripe" : "external";
+}
+
+void NormalizeMetadata(Entry& e) {
+  for (Location& l : e.locations) {
+    l.type = std::string(LocationTypeName(LocationTypeOf(l.type)));
+  }
+  auto by_key = [](const auto& a, const auto& b) { return a < b; };
+  std::sort(e.xattrs.begin(), e.xattrs.end(), by_key);
+  std::sort(e.tags.begin(), e.tags.end(), by_key);
+  // The namespace lists checksums by its type number, the same order as
+  // their names here except adler32 first.
+  std::sort(e.checksums.begin(), e.checksums.end(),
+            [](const auto& a, const auto& b) {
+              auto rank = [](const std::string& t) {
+                ns::Result<ns::ChecksumType> r = ns::ParseChecksumType(t);
+                return r.ok() ? static_cast<int>(*r) : 100;
+              };
+              return std::pair(rank(a.first), a.first) <
+                     std::pair(rank(b.first), b.first);
+            });
+  std::sort(e.locations.begin(), e.locations.end(),
+            [](const Location& a, const Location& b) {
+              return std::pair(a.type, a.uri) < std::pair(b.type, b.uri);
+            });
 }
 
 }  // namespace nsmigrate

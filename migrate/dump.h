@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "libnamespace/include/namespace/metadata.h"
 #include "libnamespace/include/namespace/status.h"
 #include "libnamespace/include/namespace/types.h"
 
@@ -101,6 +102,19 @@ std::pair<std::string_view, std::string_view> SplitPath(std::string_view path);
 
 // The letter a dump uses for a type ('f' for a regular file, else as ls).
 char TypeLetter(ns::FileType t);
+
+// The namespace keeps two kinds of location (docs/schema.md, locations):
+// "stripe" (a data-server stripe) and everything else, an external URI
+// whose scheme says where it is ("osm://...", "dcache-pool:pool1"). So
+// "disk", "tape" or "external" all become kExternal, exported as
+// "external"; --verify compares locations through this mapping.
+ns::LocationType LocationTypeOf(std::string_view type);
+std::string_view LocationTypeName(ns::LocationType type);
+
+// An entry as the namespace gives it back: location types mapped as above,
+// checksums, xattrs, tags and locations in the namespace's order (sorted);
+// ACEs keep their order, which is their meaning.
+void NormalizeMetadata(Entry& e);
 
 std::string Base64Encode(std::string_view bytes);
 ns::Result<std::string> Base64Decode(std::string_view text);

@@ -152,19 +152,34 @@ void SkipLog::Skip(std::string_view where, std::string_view why) {
   if (out_) fmt::print(out_, "skipped: {}: {}\n", where, why);
 }
 
+std::string RedactUri(const std::string& uri) {
+  const size_t scheme = uri.find("://");
+  const size_t at = uri.find('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme) {
+    return uri;
+  }
+  const size_t colon = uri.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return uri;
+  return uri.substr(0, colon) + ":***" + uri.substr(at);
+}
+
 ns::Result<std::unique_ptr<Source>> OpenSource(const std::string& uri,
                                                const SourceOptions& options) {
   if (uri.starts_with("dump:")) return OpenDumpSource(uri.substr(5));
   if (uri.starts_with("posix:")) {
     return OpenPosixSource(uri.substr(6), options.skips);
   }
+  if (uri.starts_with("chimera:")) return OpenChimeraSource(uri);
+  if (uri.starts_with("dpm:")) return OpenDpmSource(uri);
   if (uri.starts_with("sqlite:") || uri.starts_with("postgresql://") ||
       uri.starts_with("postgres://")) {
     return OpenNamespaceSource(uri);
   }
   return ns::Status::Invalid(uri,
                              "unknown source (dump:FILE, posix:/path, "
-                             "sqlite:..., postgresql://...)");
+                             "chimera:postgresql://..., dpm:mysql://..., "
+                             "sqlite:..., "
+                             "postgresql://...)");
 }
 
 }  // namespace nsmigrate

@@ -11,8 +11,15 @@
 #include <unordered_set>
 #include <vector>
 
+#include "libnamespace/include/namespace/acl.h"
+#include "libnamespace/include/namespace/metadata.h"
+#include "libnamespace/include/namespace/namespace.h"
+
 namespace nsmigrate {
 namespace {
+
+// inodes.mode bit 0x10000: the inode has rows in aces (docs/schema.md).
+constexpr uint32_t kModeHasAcl = 0x10000;
 
 double Now() {
   return std::chrono::duration<double>(
@@ -48,7 +55,126 @@ struct Level {
   bool given = true;  // false: the root without a "/" line
   uint32_t subdirs = 0;
   std::unordered_set<std::string> names;
+  // Whose tag set this directory sees: itself when its entry carries tags,
+  // else its parent's (Chimera's inheritance); 0 for none.
+  ns::InodeId tag_origin = 0;
 };
+
+// The tag set a directory sees, from its entry and its parent's.
+ns::InodeId TagOrigin(const Entry& dir, ns::InodeId ino,
+                      ns::InodeId parent_origin) {
+  return dir.tags.empty() ? parent_origin : ino;
+}
+
+// What of an entry's ACL, xattrs, tags, checksums and locations the
+// namespace can hold, as rows for inode `ino`; the rest is logged as
+// skipped with the reason (never dropped silently). Returns whether the
+// inode got ACEs (the mode bit). `added_ns`: the locations' timestamp.
+bool AddMetadata(const Entry& e, ns::InodeId ino, Batch& b, SkipLog* skips,
+                 int64_t added_ns) {
+  auto skip = [&](const std::string& why) {
+    if (skips) skips->Skip(e.path, why);
+  };
+  ns::Acl acl;
+  for (const Ace& a : e.acl) {
+    ns::Ace x;
+    x.type = a.type;
+    x.flags = a.flags;
+    x.mask = a.mask;
+    if (a.who == "OWNER@") {
+      x.who = ns::AceWho::kOwner;
+    } else if (a.who == "GROUP@") {
+      x.who = ns::AceWho::kGroup;
+    } else if (a.who == "EVERYONE@") {
+      x.who = ns::AceWho::kEveryone;
+    } else if (!a.who.empty() &&
+               a.who.find_first_not_of("0123456789") == std::string::npos &&
+               a.who.size() <= 10 && std::stoull(a.who) <= 0xfffffffeULL) {
+      x.who = (a.flags & ns::kAceIdentifierGroup) ? ns::AceWho::kNamedGroup
+                                                  : ns::AceWho::kUser;
+      x.id = static_cast<uint32_t>(std::stoull(a.who));
+    } else {
+      // ANONYMOUS@, AUTHENTICATED@ and the like: no such principal here.
+      skip(
+          fmt::format("ACE {} of type {} for '{}' dropped: the namespace "
+                      "has no such principal",
+                      acl.size(), a.type, a.who));
+      continue;
+    }
+    acl.push_back(x);
+  }
+  if (!acl.empty()) {
+    if (ns::Status st = ns::ValidateAcl(acl); !st.ok()) {
+      skip("ACL not stored: " + st.ToString());
+      acl.clear();
+    }
+  }
+  for (size_t i = 0; i < acl.size(); ++i) {
+    const ns::Ace& a = acl[i];
+    b.aces.push_back(AceRow{ino, static_cast<uint32_t>(i), a.type, a.flags,
+                            a.mask, static_cast<uint32_t>(a.who), a.id});
+  }
+  size_t xattr_bytes = 0;
+  for (const auto& [name, value] : e.xattrs) {
+    xattr_bytes += name.size() + value.size();
+    if (name.empty() || name.size() > ns::kMaxXattrNameBytes ||
+        name.find('\0') != std::string::npos ||
+        value.size() > ns::kMaxXattrValueBytes ||
+        xattr_bytes > ns::kMaxXattrTotalBytes) {
+      skip(
+          fmt::format("xattr '{}' not stored: beyond the namespace's limits "
+                      "(name 1..255 bytes, value 64 KiB, 1 MiB per inode)",
+                      name.substr(0, 64)));
+      continue;
+    }
+    b.xattrs.push_back(XattrRow{ino, name, value});
+  }
+  if (!e.tags.empty()) {
+    if (e.type != ns::FileType::kDirectory) {
+      skip("tags on a non-directory not stored");
+    } else {
+      for (const auto& [name, value] : e.tags) {
+        if (!ns::ValidateName(name).ok() ||
+            value.size() > ns::kMaxTagValueBytes) {
+          skip(
+              fmt::format("tag '{}' not stored: not a valid name, or value "
+                          "over 64 KiB",
+                          name.substr(0, 64)));
+          continue;
+        }
+        b.tags.push_back(TagRow{ino, name, value});
+      }
+    }
+  }
+  for (const auto& [type, value] : e.checksums) {
+    ns::Result<ns::ChecksumType> t = ns::ParseChecksumType(type);
+    if (!t.ok()) {
+      skip(
+          fmt::format("checksum {}:{} not stored: the namespace has no {} "
+                      "checksums (adler32, md5, sha1, sha256, sha512)",
+                      type, value, type));
+      continue;
+    }
+    if (value.size() != ns::ChecksumHexDigits(*t) ||
+        value.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      skip(
+          fmt::format("checksum {}:{} not stored: not {} lower-case hex "
+                      "digits",
+                      type, value, ns::ChecksumHexDigits(*t)));
+      continue;
+    }
+    b.checksums.push_back(ChecksumRow{ino, static_cast<uint32_t>(*t), value});
+  }
+  for (const Location& l : e.locations) {
+    if (l.uri.empty() || l.uri.size() > ns::kMaxLocationBytes) {
+      skip("location not stored: empty or over 4096 bytes");
+      continue;
+    }
+    b.locations.push_back(LocationRow{
+        ino, static_cast<uint32_t>(LocationTypeOf(l.type)), l.uri, added_ns});
+  }
+  return !acl.empty();
+}
 
 // The stack in a checkpoint: one line per level, "ino parent subdirs given
 // <dump line>"; names are reloaded from the target on resume.
@@ -92,6 +218,8 @@ ns::Result<std::vector<Level>> LoadStack(const std::string& text,
     l.given = given != 0;
     NS_ASSIGN_OR_RETURN(std::vector<std::string> names, writer.NamesIn(l.ino));
     for (auto& name : names) l.names.insert(std::move(name));
+    l.tag_origin =
+        TagOrigin(l.dir, l.ino, stack.empty() ? 0 : stack.back().tag_origin);
     stack.push_back(std::move(l));
   }
   return stack;
@@ -125,16 +253,13 @@ class Importer {
       for (LinkRow& l : links) links_.emplace(l.key, l);
     }
     stats_.entries = cp_.entries;
-    // ACLs, xattrs, tags, checksums and locations are not stored yet (the
-    // library's tables for them came after this importer): each entry
-    // that carries them is logged as skipped, never dropped silently.
     // Bounded by the source: each iteration consumes one entry.
     while (true) {
       NS_ASSIGN_OR_RETURN(std::optional<Entry> e, src_.Next());
       if (!e) break;
       NS_RETURN_IF_ERROR(Add(std::move(*e)));
       if (o_.progress) o_.progress->Tick(stats_.entries, src_.Fraction());
-      if (batch_.inodes.size() + batch_.dirents.size() >= o_.batch_rows) {
+      if (batch_.rows() >= o_.batch_rows) {
         NS_RETURN_IF_ERROR(CommitBatch());
       }
     }
@@ -151,8 +276,15 @@ class Importer {
         return At(src_, e.path, "the root must be a directory");
       }
       if (!e.link_key.empty()) return At(src_, e.path, "the root has one name");
-      stack_.push_back(Level{
-          "/", ns::kRootInode, ns::kRootInode, std::move(e), true, 0, {}});
+      const ns::InodeId origin = TagOrigin(e, ns::kRootInode, 0);
+      stack_.push_back(Level{"/",
+                             ns::kRootInode,
+                             ns::kRootInode,
+                             std::move(e),
+                             true,
+                             0,
+                             {},
+                             origin});
       ++stats_.entries;
       ++stats_.directories;
       return ns::Status::Ok();
@@ -183,14 +315,6 @@ class Importer {
     if (!dir.names.insert(nm).second) {
       return At(src_, e.path, "duplicate name in its directory");
     }
-    if (e.HasExtras()) {
-      ++stats_.extras_skipped;
-      if (o_.skips) {
-        o_.skips->Skip(e.path,
-                       "ACL/xattrs/tags/checksums/locations not "
-                       "stored: the target has no tables for them yet");
-      }
-    }
     ++stats_.entries;
     if (!e.link_key.empty()) {
       auto it = links_.find(e.link_key);
@@ -220,9 +344,16 @@ class Importer {
         ++stats_.directories;
         ++dir.subdirs;
         const ns::InodeId parent_ino = dir.ino;
+        const ns::InodeId origin = TagOrigin(e, ino, dir.tag_origin);
         std::string path = e.path;
-        stack_.push_back(
-            Level{std::move(path), ino, parent_ino, std::move(e), true, 0, {}});
+        stack_.push_back(Level{std::move(path),
+                               ino,
+                               parent_ino,
+                               std::move(e),
+                               true,
+                               0,
+                               {},
+                               origin});
         return ns::Status::Ok();
       }
       case ns::FileType::kSymlink:
@@ -235,8 +366,21 @@ class Importer {
       default:
         ++stats_.others;
     }
-    batch_.inodes.push_back(RowOf(e, ino));
+    InodeRow row = RowOf(e, ino);
+    if (Metadata(e, ino)) row.mode |= kModeHasAcl;
+    batch_.inodes.push_back(std::move(row));
     return ns::Status::Ok();
+  }
+
+  // The metadata rows of inode `ino`; whether it got an ACL.
+  bool Metadata(const Entry& e, ns::InodeId ino) {
+    if (!e.HasExtras()) return false;
+    const size_t before = batch_.rows();
+    const uint64_t skipped = o_.skips ? o_.skips->count() : 0;
+    const bool acl = AddMetadata(e, ino, batch_, o_.skips, start_ns_);
+    if (batch_.rows() > before) ++stats_.with_metadata;
+    if (o_.skips && o_.skips->count() > skipped) ++stats_.extras_skipped;
+    return acl;
   }
 
   // Writes the top directory's row, now that its subdirectories are known.
@@ -245,6 +389,8 @@ class Importer {
     InodeRow r = RowOf(l.dir, l.ino);
     r.nlink = 2 + l.subdirs;
     r.parent = l.parent;
+    if (Metadata(l.dir, l.ino)) r.mode |= kModeHasAcl;
+    if (l.tag_origin != 0) batch_.dir_tags.push_back({l.ino, l.tag_origin});
     batch_.inodes.push_back(std::move(r));
     stack_.pop_back();
   }
@@ -278,7 +424,14 @@ class Importer {
       const Level& l = stack_.back();
       root = RowOf(l.dir, ns::kRootInode);
       root.nlink = 2 + l.subdirs;
-      if (!l.given) root.ino = 0;
+      if (!l.given) {
+        root.ino = 0;
+      } else {
+        if (Metadata(l.dir, ns::kRootInode)) root.mode |= kModeHasAcl;
+        if (l.tag_origin != 0) {
+          batch_.dir_tags.push_back({ns::kRootInode, l.tag_origin});
+        }
+      }
     }
     std::vector<std::pair<ns::InodeId, uint32_t>> nlinks;
     for (const auto& [key, l] : links_) {
@@ -309,6 +462,11 @@ class Importer {
   std::vector<Level> stack_;
   std::unordered_map<std::string, LinkRow> links_;
   bool began_ = false;
+  // When this run started: the recorded time of the locations it stores.
+  const int64_t start_ns_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
 };
 
 std::string Describe(const Entry& a, const Entry& b) {
@@ -330,8 +488,27 @@ std::string Describe(const Entry& a, const Entry& b) {
   field("target", a.target, b.target);
   field("ext_id", a.ext_id, b.ext_id);
   if (a.HasExtras() || b.HasExtras()) {
-    if (FormatEntry(a) != FormatEntry(b))
-      d += " acl/xattrs/tags/checksums/locations differ;";
+    auto extras = [](const Entry& e) {
+      Entry x;
+      x.path = e.path;
+      x.type = e.type;
+      x.checksums = e.checksums;
+      x.xattrs = e.xattrs;
+      x.acl = e.acl;
+      x.tags = e.tags;
+      x.locations = e.locations;
+      std::string line = FormatEntry(x);
+      // Only the extras: cut what FormatEntry always writes before them.
+      const size_t at = line.find(",\"checksums\"") != std::string::npos
+                            ? line.find(",\"checksums\"")
+                            : line.find(",\"", line.find("\"mtime\""));
+      return at == std::string::npos ? line : line.substr(at + 1);
+    };
+    const std::string xa = extras(a), xb = extras(b);
+    if (xa != xb) {
+      d += fmt::format(" metadata: {} != {};", xa.substr(0, 300),
+                       xb.substr(0, 300));
+    }
   }
   return d;
 }
@@ -419,13 +596,15 @@ ns::Result<VerifyReport> Verify(Source& source, Source& target,
       continue;
     }
     ++rep.compared;
-    if (ignore_extras && a->HasExtras()) {
-      ++rep.extras_ignored;
-      a->checksums.clear();
-      a->xattrs.clear();
-      a->acl.clear();
-      a->tags.clear();
-      a->locations.clear();
+    if (ignore_extras) {
+      if (a->HasExtras()) ++rep.extras_ignored;
+      for (Entry* e : {&*a, &*b}) {
+        e->checksums.clear();
+        e->xattrs.clear();
+        e->acl.clear();
+        e->tags.clear();
+        e->locations.clear();
+      }
     }
     bool same = true;
     if (!a->link_key.empty() || !b->link_key.empty()) {
@@ -437,11 +616,34 @@ ns::Result<VerifyReport> Verify(Source& source, Source& target,
       }
     }
     Entry x = *a, y = *b;
+    // Metadata is compared as the rows the namespace holds, so what an
+    // import maps (location types, case of hex) or leaves out (checksum
+    // types and principals the namespace lacks, logged at import) counts
+    // as equal.
+    NormalizeMetadata(x);
+    NormalizeMetadata(y);
+    Batch mx, my;
+    AddMetadata(x, 0, mx, nullptr, 0);
+    AddMetadata(y, 0, my, nullptr, 0);
+    const bool same_meta = mx.aces == my.aces && mx.xattrs == my.xattrs &&
+                           mx.tags == my.tags && mx.checksums == my.checksums &&
+                           mx.locations == my.locations;
+    for (Entry* e : {&x, &y}) {
+      e->checksums.clear();
+      e->xattrs.clear();
+      e->acl.clear();
+      e->tags.clear();
+      e->locations.clear();
+    }
+    if (!same_meta) {
+      same = false;
+      report(fmt::format("{}:{}", a->path, Describe(*a, *b)));
+    }
     x.link_key.clear();
     y.link_key.clear();
     // Reading a tree (the import, this very pass) moves its atimes.
     x.atime = y.atime = 0;
-    if (x != y) {
+    if (same_meta && x != y) {
       same = false;
       report(fmt::format("{}:{}", a->path, Describe(x, y)));
     }

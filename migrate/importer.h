@@ -50,7 +50,8 @@ struct ImportStats {
   uint64_t entries = 0, directories = 0, files = 0, symlinks = 0, others = 0;
   uint64_t extra_names = 0;     // hard links beyond an inode's first name
   uint64_t nlink_fixed = 0;     // groups whose declared nlink was wrong
-  uint64_t extras_skipped = 0;  // entries whose ACL/xattrs/... were not stored
+  uint64_t with_metadata = 0;   // entries with ACL/xattr/tag/... rows
+  uint64_t extras_skipped = 0;  // entries with some of that not stored (logged)
   uint64_t batches = 0;
   bool resumed = false;
   uint64_t resumed_at = 0;  // entries already imported before this run

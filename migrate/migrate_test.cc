@@ -75,7 +75,7 @@ ns::Result<VerifyReport> VerifyUri(const std::string& from,
   NS_ASSIGN_OR_RETURN(std::unique_ptr<Source> a,
                       OpenSource(from, SourceOptions{&skips}));
   NS_ASSIGN_OR_RETURN(std::unique_ptr<Source> b, OpenNamespaceSource(to));
-  return Verify(*a, *b, true, stderr);
+  return Verify(*a, *b, false, stderr);
 }
 
 std::unique_ptr<ns::Namespace> OpenNs(const std::string& uri) {
@@ -607,6 +607,10 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
   st = ImportUri("posix:/nonexistent/tree", Fresh());
   EXPECT_TRUE(st.status().IsNotFound()) << st.status().ToString();
   st = ImportUri("chimera:postgresql://x/y", Fresh());
+  EXPECT_TRUE(st.status().IsUnavailable()) << st.status().ToString();
+  EXPECT_NE(st.status().ToString().find("chimera:postgresql://x/y"),
+            std::string::npos);
+  st = ImportUri("nosuch:/x", Fresh());
   EXPECT_TRUE(st.status().IsInvalid()) << st.status().ToString();
   const int port = ns::testing::FreeLocalPort();
   const std::string dead =
@@ -628,7 +632,7 @@ TEST_P(MigrateTest, UnreachableSourcesAndTargetsSayWhy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, MigrateTest,
-                         ::testing::ValuesIn(ns::testing::Dialects()),
+                         ::testing::ValuesIn(ns::testing::DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -1,7 +1,10 @@
 // ns-migrate: brings an old namespace in (see migrate/README.md).
 //
 //   ns-migrate --from SOURCE-URI --to DB-URI [--dry-run] [--resume] [--verify]
-//   ns-migrate --export --from DB-URI --to dump:FILE
+//   ns-migrate --export --from SOURCE-OR-DB-URI --to dump:FILE
+//
+// Sources: dump:FILE, posix:/path, chimera:postgresql://...,
+// dpm:mysql://..., or a namespace (sqlite:..., postgresql://...).
 //
 // Exit status: 0 done (and verified), 1 error, 2 --verify found differences.
 
@@ -23,17 +26,7 @@ namespace {
 using nsmigrate::Progress;
 using nsmigrate::SkipLog;
 
-// Passwords in URIs stay out of messages.
-std::string Redact(const std::string& uri) {
-  const size_t scheme = uri.find("://");
-  const size_t at = uri.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) {
-    return uri;
-  }
-  const size_t colon = uri.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return uri;
-  return uri.substr(0, colon) + ":***" + uri.substr(at);
-}
+std::string Redact(const std::string& uri) { return nsmigrate::RedactUri(uri); }
 
 int Fail(const ns::Status& s, const std::string& what) {
   fmt::print(stderr, "ns-migrate: {}: {}\n", what, s.ToString());
@@ -55,9 +48,8 @@ int RunVerify(const std::string& from, const std::string& to, SkipLog& skips) {
   ns::Result<std::unique_ptr<nsmigrate::Source>> dst =
       nsmigrate::OpenNamespaceSource(to);
   if (!dst.ok()) return Fail(dst.status(), "verify: target " + Redact(to));
-  // The target cannot hold ACLs etc. until the library has the tables.
   ns::Result<nsmigrate::VerifyReport> rep =
-      nsmigrate::Verify(**src, **dst, true, stderr);
+      nsmigrate::Verify(**src, **dst, false, stderr);
   if (!rep.ok()) return Fail(rep.status(), "verify");
   fmt::print(
       "verify: {} entries compared, {} equal, {} differing, {} missing "
@@ -75,14 +67,15 @@ int RunVerify(const std::string& from, const std::string& to, SkipLog& skips) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "ns-migrate: bring an old namespace (a dump, a POSIX tree, "
-      "another namespace) into a namespace database"};
+      "ns-migrate: bring an old namespace (a dump, a POSIX tree, dCache "
+      "Chimera, DPM/LFC, another namespace) into a namespace database"};
   std::string from, to, log_path;
   bool dry_run = false, resume = false, verify = false, verify_only = false;
   bool export_mode = false, no_progress = false;
   uint64_t batch_rows = 200000, crash_after = 0;
   app.add_option("--from", from,
-                 "source: dump:FILE, posix:/path, sqlite:///x.db, "
+                 "source: dump:FILE, posix:/path, chimera:postgresql://..., "
+                 "dpm:mysql://user:pw@host:port/db, sqlite:///x.db, "
                  "postgresql://...")
       ->required();
   app.add_option("--to", to,
@@ -97,7 +90,8 @@ int main(int argc, char** argv) {
   app.add_flag("--verify-only", verify_only,
                "only compare source and an already imported target");
   app.add_flag("--export", export_mode,
-               "write the namespace --from as a dump to --to dump:FILE");
+               "write --from (a namespace or any source) as a dump to --to "
+               "dump:FILE");
   app.add_option("--log", log_path,
                  "file for the log of skipped entries (default: stderr)");
   app.add_option("--batch-rows", batch_rows,
@@ -130,8 +124,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ns-migrate: --export writes --to dump:FILE\n");
       return 1;
     }
+    // Any source can be written as a dump (a namespace, or chimera:/...
+    // to see what an import would bring in).
+    nsmigrate::SourceOptions eo;
+    eo.skips = &skips;
     ns::Result<std::unique_ptr<nsmigrate::Source>> src =
-        nsmigrate::OpenNamespaceSource(from);
+        nsmigrate::OpenSource(from, eo);
     if (!src.ok()) return Fail(src.status(), "source " + Redact(from));
     ns::Result<uint64_t> n =
         nsmigrate::ExportDump(**src, to.substr(5), &progress);

@@ -44,6 +44,17 @@ void AppendCopyText(std::string& out, std::string_view s) {
   }
 }
 
+// A bytea value in COPY's text format: PostgreSQL's hex input ("\\x..."),
+// whose backslash COPY itself wants doubled.
+void AppendCopyBytea(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\\\x";
+  for (unsigned char c : s) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+}
+
 void AppendInt(std::string& out, int64_t v) {
   fmt::format_to(std::back_inserter(out), "{}", v);
 }
@@ -243,6 +254,80 @@ class PgWriter final : public Writer {
     return out;
   }
 
+  ns::Result<Batch> MetadataIn(ns::InodeId dir) override {
+    Batch b;
+    const std::vector<std::string> arg = {std::to_string(dir)};
+    // Text results; bytea as hex (encode), decoded here.
+    auto unhex = [](const char* h) {
+      std::string out;
+      auto val = [](char c) {
+        return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+      };
+      for (size_t i = 0; h[i] && h[i + 1]; i += 2) {
+        out.push_back(static_cast<char>(val(h[i]) * 16 + val(h[i + 1])));
+      }
+      return out;
+    };
+    auto each = [&](const char* sql, auto row) -> ns::Status {
+      NS_ASSIGN_OR_RETURN(PgResult r, Query(sql, arg));
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        auto v = [&](int c) { return PQgetvalue(r.get(), i, c); };
+        row(v);
+      }
+      return ns::Status::Ok();
+    };
+    auto u64 = [](const char* x) { return std::stoull(x); };
+    auto u32 = [](const char* x) {
+      return static_cast<uint32_t>(std::stoll(x));
+    };
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, pos, type, flags, mask, who_kind, who_id FROM aces "
+        "WHERE ino IN (SELECT child FROM dirents WHERE parent = $1) "
+        "ORDER BY ino, pos",
+        [&](auto v) {
+          b.aces.push_back(AceRow{u64(v(0)), u32(v(1)), u32(v(2)), u32(v(3)),
+                                  u32(v(4)), u32(v(5)), u32(v(6))});
+        }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT ino, name, encode(value, 'hex') FROM xattrs WHERE ino IN "
+             "(SELECT child FROM dirents WHERE parent = $1) ORDER BY ino, name",
+             [&](auto v) {
+               b.xattrs.push_back(XattrRow{u64(v(0)), v(1), unhex(v(2))});
+             }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT t.origin, t.name, encode(t.value, 'hex') FROM tags t JOIN "
+             "dir_tags g ON g.ino = t.origin AND g.origin = t.origin WHERE "
+             "t.origin IN (SELECT child FROM dirents WHERE parent = $1) "
+             "ORDER BY t.origin, t.name",
+             [&](auto v) {
+               b.tags.push_back(TagRow{u64(v(0)), v(1), unhex(v(2))});
+             }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, value FROM checksums WHERE ino IN (SELECT child "
+        "FROM dirents WHERE parent = $1) ORDER BY ino, type",
+        [&](auto v) {
+          b.checksums.push_back(ChecksumRow{u64(v(0)), u32(v(1)), v(2)});
+        }));
+    NS_RETURN_IF_ERROR(
+        each("SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
+             "(SELECT child FROM dirents WHERE parent = $1) "
+             "ORDER BY ino, type, location",
+             [&](auto v) {
+               b.locations.push_back(
+                   LocationRow{u64(v(0)), u32(v(1)), v(2), std::stoll(v(3))});
+             }));
+    return b;
+  }
+
+  ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(
+        PgResult r,
+        Query("SELECT coalesce(ext_id, '') FROM inodes WHERE ino = $1",
+              {std::to_string(ino)}));
+    if (PQntuples(r.get()) == 0) return std::string();
+    return std::string(PQgetvalue(r.get(), 0, 0));
+  }
+
   ns::Result<bool> AnyExtId() override {
     NS_ASSIGN_OR_RETURN(
         PgResult r,
@@ -384,6 +469,7 @@ class PgWriter final : public Writer {
                                 return true;
                               }));
     }
+    NS_RETURN_IF_ERROR(WriteMetadata(b));
     for (const LinkRow& l : b.links) {
       NS_RETURN_IF_ERROR(
           Query("INSERT INTO ns_migrate_links (key, ino, seen, nlink) VALUES "
@@ -394,6 +480,64 @@ class PgWriter final : public Writer {
               .status());
     }
     return StoreState(cp, false);
+  }
+
+  // One COPY per metadata table that has rows in the batch.
+  template <typename Row, typename Format>
+  ns::Status CopyRows(const char* sql, const std::vector<Row>& rows,
+                      Format format) {
+    if (rows.empty()) return ns::Status::Ok();
+    return Copy(sql, [&](std::string& buf, auto flush) {
+      for (const Row& r : rows) {
+        format(buf, r);
+        buf.push_back('\n');
+        if (!flush()) return false;
+      }
+      return true;
+    });
+  }
+
+  ns::Status WriteMetadata(const Batch& b) {
+    auto out = [](std::string& buf) { return std::back_inserter(buf); };
+    NS_RETURN_IF_ERROR(CopyRows(
+        "COPY aces (ino, pos, type, flags, mask, who_kind, who_id) FROM STDIN",
+        b.aces, [&](std::string& buf, const AceRow& a) {
+          fmt::format_to(out(buf), "{}\t{}\t{}\t{}\t{}\t{}\t{}", a.ino, a.pos,
+                         a.type, static_cast<int32_t>(a.flags),
+                         static_cast<int32_t>(a.mask), a.who_kind, a.who_id);
+        }));
+    NS_RETURN_IF_ERROR(CopyRows("COPY xattrs (ino, name, value) FROM STDIN",
+                                b.xattrs,
+                                [&](std::string& buf, const XattrRow& x) {
+                                  fmt::format_to(out(buf), "{}\t", x.ino);
+                                  AppendCopyText(buf, x.name);
+                                  buf.push_back('\t');
+                                  AppendCopyBytea(buf, x.value);
+                                }));
+    NS_RETURN_IF_ERROR(
+        CopyRows("COPY dir_tags (ino, origin) FROM STDIN", b.dir_tags,
+                 [&](std::string& buf, const DirTagRow& d) {
+                   fmt::format_to(out(buf), "{}\t{}", d.ino, d.origin);
+                 }));
+    NS_RETURN_IF_ERROR(CopyRows("COPY tags (origin, name, value) FROM STDIN",
+                                b.tags, [&](std::string& buf, const TagRow& t) {
+                                  fmt::format_to(out(buf), "{}\t", t.origin);
+                                  AppendCopyText(buf, t.name);
+                                  buf.push_back('\t');
+                                  AppendCopyBytea(buf, t.value);
+                                }));
+    NS_RETURN_IF_ERROR(
+        CopyRows("COPY checksums (ino, type, value) FROM STDIN", b.checksums,
+                 [&](std::string& buf, const ChecksumRow& c) {
+                   fmt::format_to(out(buf), "{}\t{}\t", c.ino, c.type);
+                   AppendCopyText(buf, c.value);
+                 }));
+    return CopyRows("COPY locations (ino, type, location, added_ns) FROM STDIN",
+                    b.locations, [&](std::string& buf, const LocationRow& l) {
+                      fmt::format_to(out(buf), "{}\t{}\t", l.ino, l.type);
+                      AppendCopyText(buf, l.location);
+                      fmt::format_to(out(buf), "\t{}", l.added_ns);
+                    });
   }
 
   std::string uri_;

@@ -8,6 +8,8 @@
 // URIs:
 //   dump:FILE                  a canonical dump
 //   posix:/path                a local tree (lstat/statx, xattrs, POSIX ACLs)
+//   chimera:postgresql://...   a dCache Chimera database (chimera_source.cc)
+//   dpm:mysql://...            a DPM/LFC Cns_* database (dpm_source.cc)
 //   sqlite:///x.db, postgresql://...   a namespace (for --export, --verify)
 //
 // Thread safety: none; one source per thread.
@@ -73,5 +75,15 @@ ns::Result<std::unique_ptr<Source>> OpenDumpSource(const std::string& path);
 ns::Result<std::unique_ptr<Source>> OpenPosixSource(const std::string& root,
                                                     SkipLog* skips);
 ns::Result<std::unique_ptr<Source>> OpenNamespaceSource(const std::string& uri);
+// `uri` is the whole "chimera:postgresql://..." (its libpq part after
+// "chimera:"). Errors: Unavailable (cannot connect), Invalid naming the
+// t_dirs row at fault (dangling parent, cycle, duplicate name, ...).
+ns::Result<std::unique_ptr<Source>> OpenChimeraSource(const std::string& uri);
+// "dpm:mysql://user:password@host:port/db". Errors as OpenChimeraSource,
+// naming the Cns_file_metadata row.
+ns::Result<std::unique_ptr<Source>> OpenDpmSource(const std::string& uri);
+
+// `uri` with the password of a "scheme://user:password@..." part hidden.
+std::string RedactUri(const std::string& uri);
 
 }  // namespace nsmigrate

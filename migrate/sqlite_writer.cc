@@ -238,6 +238,77 @@ class SqliteWriter final : public Writer {
     return out;
   }
 
+  ns::Result<Batch> MetadataIn(ns::InodeId dir) override {
+    Batch b;
+    if (!db_) return b;
+    // Runs `sql` with ?1 = dir, handing each row to `row`.
+    auto each = [&](const char* sql, auto row) -> ns::Status {
+      NS_ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
+      sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(dir));
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) row(s.get());
+      if (rc != SQLITE_DONE) return Error(sql);
+      return ns::Status::Ok();
+    };
+    auto u64 = [](sqlite3_stmt* s, int c) {
+      return static_cast<uint64_t>(sqlite3_column_int64(s, c));
+    };
+    auto u32 = [](sqlite3_stmt* s, int c) {
+      return static_cast<uint32_t>(sqlite3_column_int64(s, c));
+    };
+    auto blob = [](sqlite3_stmt* s, int c) {
+      const void* p = sqlite3_column_blob(s, c);
+      return p ? std::string(static_cast<const char*>(p),
+                             sqlite3_column_bytes(s, c))
+               : std::string();
+    };
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, pos, type, flags, mask, who_kind, who_id FROM aces "
+        "WHERE ino IN (SELECT child FROM dirents WHERE parent = ?1) "
+        "ORDER BY ino, pos",
+        [&](sqlite3_stmt* s) {
+          b.aces.push_back(AceRow{u64(s, 0), u32(s, 1), u32(s, 2), u32(s, 3),
+                                  u32(s, 4), u32(s, 5), u32(s, 6)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, name, value FROM xattrs WHERE ino IN (SELECT child FROM "
+        "dirents WHERE parent = ?1) ORDER BY ino, name",
+        [&](sqlite3_stmt* s) {
+          b.xattrs.push_back(XattrRow{u64(s, 0), Text(s, 1), blob(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT t.origin, t.name, t.value FROM tags t JOIN dir_tags g ON "
+        "g.ino = t.origin AND g.origin = t.origin WHERE t.origin IN (SELECT "
+        "child FROM dirents WHERE parent = ?1) ORDER BY t.origin, t.name",
+        [&](sqlite3_stmt* s) {
+          b.tags.push_back(TagRow{u64(s, 0), Text(s, 1), blob(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, value FROM checksums WHERE ino IN (SELECT child "
+        "FROM dirents WHERE parent = ?1) ORDER BY ino, type",
+        [&](sqlite3_stmt* s) {
+          b.checksums.push_back(ChecksumRow{u64(s, 0), u32(s, 1), Text(s, 2)});
+        }));
+    NS_RETURN_IF_ERROR(each(
+        "SELECT ino, type, location, added_ns FROM locations WHERE ino IN "
+        "(SELECT child FROM dirents WHERE parent = ?1) "
+        "ORDER BY ino, type, location",
+        [&](sqlite3_stmt* s) {
+          b.locations.push_back(LocationRow{u64(s, 0), u32(s, 1), Text(s, 2),
+                                            sqlite3_column_int64(s, 3)});
+        }));
+    return b;
+  }
+
+  ns::Result<std::string> ExtIdOf(ns::InodeId ino) override {
+    if (!db_) return std::string();
+    NS_ASSIGN_OR_RETURN(Stmt s,
+                        Prepare("SELECT ext_id FROM inodes WHERE ino = ?1"));
+    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(ino));
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::string();
+    return Text(s.get(), 0);
+  }
+
   ns::Result<bool> AnyExtId() override {
     if (!db_) return false;
     NS_ASSIGN_OR_RETURN(
@@ -321,6 +392,27 @@ class SqliteWriter final : public Writer {
         put_link_,
         Prepare("INSERT OR REPLACE INTO ns_migrate_links (key, ino, seen, "
                 "nlink) VALUES (?1, ?2, ?3, ?4)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_ace_, Prepare("INSERT INTO aces (ino, pos, type, flags, mask, "
+                          "who_kind, who_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                          "?7)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_xattr_,
+        Prepare("INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_dir_tag_,
+        Prepare("INSERT INTO dir_tags (ino, origin) VALUES (?1, ?2)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_tag_,
+        Prepare("INSERT INTO tags (origin, name, value) VALUES (?1, ?2, ?3)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_checksum_,
+        Prepare(
+            "INSERT INTO checksums (ino, type, value) VALUES (?1, ?2, ?3)"));
+    NS_ASSIGN_OR_RETURN(
+        ins_location_,
+        Prepare("INSERT INTO locations (ino, type, location, added_ns) VALUES "
+                "(?1, ?2, ?3, ?4)"));
     return ns::Status::Ok();
   }
 
@@ -389,7 +481,67 @@ class SqliteWriter final : public Writer {
       sqlite3_bind_int(s, 4, static_cast<int>(l.nlink));
       NS_RETURN_IF_ERROR(Step(s, "store link group"));
     }
+    NS_RETURN_IF_ERROR(WriteMetadata(b));
     return StoreState(cp);
+  }
+
+  ns::Status WriteMetadata(const Batch& b) {
+    auto i64 = [](uint64_t v) { return static_cast<sqlite3_int64>(v); };
+    auto text = [](sqlite3_stmt* st, int idx, const std::string& v) {
+      sqlite3_bind_text(st, idx, v.data(), static_cast<int>(v.size()),
+                        SQLITE_STATIC);
+    };
+    auto blob = [](sqlite3_stmt* st, int idx, const std::string& v) {
+      sqlite3_bind_blob(st, idx, v.data(), static_cast<int>(v.size()),
+                        SQLITE_STATIC);
+    };
+    sqlite3_stmt* s = ins_ace_.get();
+    for (const AceRow& a : b.aces) {
+      sqlite3_bind_int64(s, 1, i64(a.ino));
+      sqlite3_bind_int(s, 2, static_cast<int>(a.pos));
+      sqlite3_bind_int(s, 3, static_cast<int>(a.type));
+      sqlite3_bind_int64(s, 4, a.flags);
+      sqlite3_bind_int64(s, 5, a.mask);
+      sqlite3_bind_int(s, 6, static_cast<int>(a.who_kind));
+      sqlite3_bind_int64(s, 7, a.who_id);
+      NS_RETURN_IF_ERROR(Step(s, "insert ace"));
+    }
+    s = ins_xattr_.get();
+    for (const XattrRow& x : b.xattrs) {
+      sqlite3_bind_int64(s, 1, i64(x.ino));
+      text(s, 2, x.name);
+      blob(s, 3, x.value);
+      NS_RETURN_IF_ERROR(Step(s, "insert xattr"));
+    }
+    s = ins_dir_tag_.get();
+    for (const DirTagRow& d : b.dir_tags) {
+      sqlite3_bind_int64(s, 1, i64(d.ino));
+      sqlite3_bind_int64(s, 2, i64(d.origin));
+      NS_RETURN_IF_ERROR(Step(s, "insert dir_tags"));
+    }
+    s = ins_tag_.get();
+    for (const TagRow& t : b.tags) {
+      sqlite3_bind_int64(s, 1, i64(t.origin));
+      text(s, 2, t.name);
+      blob(s, 3, t.value);
+      NS_RETURN_IF_ERROR(Step(s, "insert tag"));
+    }
+    s = ins_checksum_.get();
+    for (const ChecksumRow& c : b.checksums) {
+      sqlite3_bind_int64(s, 1, i64(c.ino));
+      sqlite3_bind_int(s, 2, static_cast<int>(c.type));
+      text(s, 3, c.value);
+      NS_RETURN_IF_ERROR(Step(s, "insert checksum"));
+    }
+    s = ins_location_.get();
+    for (const LocationRow& l : b.locations) {
+      sqlite3_bind_int64(s, 1, i64(l.ino));
+      sqlite3_bind_int(s, 2, static_cast<int>(l.type));
+      text(s, 3, l.location);
+      sqlite3_bind_int64(s, 4, l.added_ns);
+      NS_RETURN_IF_ERROR(Step(s, "insert location"));
+    }
+    return ns::Status::Ok();
   }
 
   std::string path_;
@@ -397,6 +549,8 @@ class SqliteWriter final : public Writer {
   bool exists_;
   std::unique_ptr<sqlite3, SqliteCloser> db_;
   Stmt ins_inode_, ins_dirent_, ins_symlink_, put_link_;
+  Stmt ins_ace_, ins_xattr_, ins_dir_tag_, ins_tag_, ins_checksum_,
+      ins_location_;
 };
 
 }  // namespace

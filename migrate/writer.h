@@ -1,7 +1,8 @@
 #pragma once
 
 // Writer: the rows of the documented core tables (docs/schema.md: inodes,
-// dirents, symlinks, and the sequences) written straight to a namespace
+// dirents, symlinks, the sequences) and of the metadata tables (aces,
+// xattrs, dir_tags, tags, checksums, locations) written straight to a namespace
 // database, one implementation per backend. The importer decides every
 // value (inode numbers, cookies, link counts); a writer only stores rows, in
 // batches, each batch in ONE transaction together with the import's
@@ -59,6 +60,50 @@ struct LinkRow {
   uint32_t nlink = 0;  // link count the source declared
 };
 
+// The metadata tables of docs/schema.md ("Metadata (version 3)"), one row
+// each, values as the library stores them.
+struct AceRow {
+  ns::InodeId ino = 0;
+  uint32_t pos = 0, type = 0, flags = 0, mask = 0;
+  uint32_t who_kind = 0;  // 0 OWNER@, 1 GROUP@, 2 EVERYONE@, 3 uid, 4 gid
+  uint32_t who_id = 0;
+  bool operator==(const AceRow&) const = default;
+};
+
+struct XattrRow {
+  ns::InodeId ino = 0;
+  std::string name, value;
+  bool operator==(const XattrRow&) const = default;
+};
+
+// A directory that sees the tag set made by `origin` (itself when it owns
+// one); TagRows hold the sets.
+struct DirTagRow {
+  ns::InodeId ino = 0, origin = 0;
+  bool operator==(const DirTagRow&) const = default;
+};
+
+struct TagRow {
+  ns::InodeId origin = 0;
+  std::string name, value;
+  bool operator==(const TagRow&) const = default;
+};
+
+struct ChecksumRow {
+  ns::InodeId ino = 0;
+  uint32_t type = 0;  // ns::ChecksumType
+  std::string value;
+  bool operator==(const ChecksumRow&) const = default;
+};
+
+struct LocationRow {
+  ns::InodeId ino = 0;
+  uint32_t type = 0;  // ns::LocationType
+  std::string location;
+  int64_t added_ns = 0;
+  bool operator==(const LocationRow&) const = default;
+};
+
 // Where an import stands, stored with every batch.
 struct Checkpoint {
   std::string source;   // the source URI
@@ -75,15 +120,30 @@ struct Batch {
   std::vector<DirentRow> dirents;
   std::vector<SymlinkRow> symlinks;
   std::vector<LinkRow> links;  // new or changed groups
-  bool empty() const {
-    return inodes.empty() && dirents.empty() && symlinks.empty() &&
-           links.empty();
+  std::vector<AceRow> aces;
+  std::vector<XattrRow> xattrs;
+  std::vector<DirTagRow> dir_tags;
+  std::vector<TagRow> tags;
+  std::vector<ChecksumRow> checksums;
+  std::vector<LocationRow> locations;
+  // Rows of every table, for the batch size.
+  size_t rows() const {
+    return inodes.size() + dirents.size() + symlinks.size() + aces.size() +
+           xattrs.size() + dir_tags.size() + tags.size() + checksums.size() +
+           locations.size();
   }
+  bool empty() const { return rows() == 0 && links.empty(); }
   void clear() {
     inodes.clear();
     dirents.clear();
     symlinks.clear();
     links.clear();
+    aces.clear();
+    xattrs.clear();
+    dir_tags.clear();
+    tags.clear();
+    checksums.clear();
+    locations.clear();
   }
 };
 
@@ -125,6 +185,13 @@ class Writer {
   // ext_id of every entry of `dir` that has one: name -> ext_id.
   virtual ns::Result<std::vector<std::pair<std::string, std::string>>> ExtIdsIn(
       ns::InodeId dir) = 0;
+  // The metadata rows of the inodes named in directory `dir` (each inode
+  // once; tags: the sets the child directories own), ordered by inode and
+  // then as the library lists them. For readers: one query per table
+  // instead of a round trip per entry and table.
+  virtual ns::Result<Batch> MetadataIn(ns::InodeId dir) = 0;
+  // The ext_id of inode `ino` ("" if none).
+  virtual ns::Result<std::string> ExtIdOf(ns::InodeId ino) = 0;
   // Whether any inode has an ext_id (so readers skip ExtIdsIn otherwise).
   virtual ns::Result<bool> AnyExtId() = 0;
 };

@@ -276,6 +276,30 @@ Compound& Compound::SetOwner(const std::string& owner,
   return Op(op);
 }
 
+Compound& Compound::SetAcl(const std::vector<Ace>& acl,
+                           std::optional<uint32_t> mode) {
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_SETATTR;
+  rpc::XdrEncoder e;
+  std::vector<uint32_t> bits =
+      mode ? Bits({FATTR4_ACL, FATTR4_MODE}) : Bits({FATTR4_ACL});
+  // Attribute values go in bit order: acl (12) before mode (33).
+  e.PutUint32(static_cast<uint32_t>(acl.size()));
+  for (const Ace& a : acl) {
+    e.PutUint32(a.type);
+    e.PutUint32(a.flags);
+    e.PutUint32(a.mask);
+    e.PutString(a.who);
+  }
+  if (mode) e.PutUint32(*mode);
+  std::vector<uint8_t> vals = e.Take();
+  SETATTR4args& a = op.nfs_argop4_u.opsetattr;
+  a.obj_attributes.attrmask = Bitmap(bits);
+  a.obj_attributes.attr_vals.attrlist4_len = static_cast<u_int>(vals.size());
+  a.obj_attributes.attr_vals.attrlist4_val = reinterpret_cast<char*>(vals.data());
+  return Op(op);
+}
+
 Compound& Compound::SecInfoNoName() {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_SECINFO_NO_NAME;
@@ -428,11 +452,12 @@ Compound& Compound::SetSize(const stateid4& sid, uint64_t size) {
 
 Compound& Compound::LockNew(nfs_lock_type4 type, uint64_t offset,
                             uint64_t length, const stateid4& open_sid,
-                            const std::string& lock_owner) {
+                            const std::string& lock_owner, bool reclaim) {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_LOCK;
   LOCK4args& a = op.nfs_argop4_u.oplock;
   a.locktype = type;
+  a.reclaim = reclaim ? TRUE : FALSE;
   a.offset = offset;
   a.length = length;
   a.locker.new_lock_owner = TRUE;
@@ -579,6 +604,19 @@ bool DecodeAttrs(const fattr4& in, Attrs* out) {
           ok = r.U64(&u64) && r.U32(&out->mtime_nsec);
           out->mtime_sec = static_cast<int64_t>(u64);
           break;
+        case FATTR4_ACL: {
+          uint32_t n;
+          ok = r.U32(&n) && n <= 4096;
+          out->acl.clear();
+          for (uint32_t i = 0; ok && i < n; ++i) {
+            Ace ace;
+            ok = r.U32(&ace.type) && r.U32(&ace.flags) && r.U32(&ace.mask) &&
+                 r.Opaque(&ace.who);
+            out->acl.push_back(std::move(ace));
+          }
+          break;
+        }
+        case FATTR4_ACLSUPPORT: ok = r.U32(&out->aclsupport); break;
         case FATTR4_TIME_ACCESS:
         case FATTR4_TIME_CREATE:
         case FATTR4_TIME_DELTA:

@@ -37,6 +37,16 @@ namespace nfs41client {
 
 using Fh = std::vector<uint8_t>;
 
+// An nfsace4 (RFC 8881 §6.2.1) with its who as a string ("OWNER@",
+// "1000", "user@domain").
+struct Ace {
+  uint32_t type = ACE4_ACCESS_ALLOWED_ACE_TYPE;
+  uint32_t flags = 0;
+  uint32_t mask = 0;
+  std::string who;
+  bool operator==(const Ace&) const = default;
+};
+
 // A bitmap4 from attribute numbers.
 std::vector<uint32_t> Bits(std::initializer_list<uint32_t> attrs);
 
@@ -76,6 +86,9 @@ class Compound {
   Compound& SetMtime(int64_t seconds);
   // SETATTR of owner and/or owner_group strings (empty: not set).
   Compound& SetOwner(const std::string& owner, const std::string& group = "");
+  // SETATTR of the acl attribute, with mode too when `mode` is set.
+  Compound& SetAcl(const std::vector<Ace>& acl,
+                   std::optional<uint32_t> mode = {});
   Compound& SecInfoNoName();
   Compound& ReclaimComplete(bool one_fs = false);
 
@@ -102,8 +115,11 @@ class Compound {
   Compound& SetSize(const stateid4& sid, uint64_t size);
   // LOCK with a new lock owner (from an open stateid) or an existing lock
   // stateid.
+  // `reclaim`: a lock held before the server restarted (§18.10.3), in
+  // its grace period.
   Compound& LockNew(nfs_lock_type4 type, uint64_t offset, uint64_t length,
-                    const stateid4& open_sid, const std::string& lock_owner);
+                    const stateid4& open_sid, const std::string& lock_owner,
+                    bool reclaim = false);
   Compound& LockExisting(nfs_lock_type4 type, uint64_t offset,
                          uint64_t length, const stateid4& lock_sid);
   Compound& LockT(nfs_lock_type4 type, uint64_t offset, uint64_t length,
@@ -159,6 +175,8 @@ struct Attrs {
   uint64_t mounted_on_fileid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
+  std::vector<Ace> acl;
+  uint32_t aclsupport = 0;
   std::vector<uint32_t> present;  // attribute numbers decoded
 };
 // False if the values are malformed or carry an attribute it cannot parse.

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "nfs41d/acl_attr.h"
 #include "rpc/xdr_codec.h"
 
 namespace nfs41d {
@@ -24,16 +25,19 @@ constexpr std::initializer_list<uint32_t> kSupported = {
     FATTR4_SPACE_USED, FATTR4_TIME_ACCESS, FATTR4_TIME_ACCESS_SET,
     FATTR4_TIME_CREATE, FATTR4_TIME_DELTA, FATTR4_TIME_METADATA,
     FATTR4_TIME_MODIFY, FATTR4_TIME_MODIFY_SET, FATTR4_MOUNTED_ON_FILEID,
-    FATTR4_SUPPATTR_EXCLCREAT, FATTR4_FS_LAYOUT_TYPES, FATTR4_LAYOUT_BLKSIZE};
+    FATTR4_SUPPATTR_EXCLCREAT,
+    FATTR4_ACL, FATTR4_ACLSUPPORT, FATTR4_FS_LAYOUT_TYPES,
+    FATTR4_LAYOUT_BLKSIZE};
 
 constexpr std::initializer_list<uint32_t> kSettable = {
     FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER, FATTR4_OWNER_GROUP,
-    FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET};
+    FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET,
+    FATTR4_ACL};
 
 // Writable in RFC 8881 but not offered: NFS4ERR_ATTRNOTSUPP rather than
 // NFS4ERR_INVAL.
 constexpr std::initializer_list<uint32_t> kWritableUnsupported = {
-    FATTR4_ACL, FATTR4_ARCHIVE, FATTR4_HIDDEN, FATTR4_MIMETYPE,
+    FATTR4_ARCHIVE, FATTR4_HIDDEN, FATTR4_MIMETYPE,
     FATTR4_SYSTEM, FATTR4_TIME_BACKUP, FATTR4_TIME_CREATE,
     FATTR4_MODE_SET_MASKED, FATTR4_RETENTION_SET, FATTR4_RETENTEVT_SET,
     FATTR4_RETENTION_HOLD, FATTR4_LAYOUT_HINT};
@@ -96,6 +100,10 @@ class Reader {
     return true;
   }
   bool Done() const { return off_ == n_; }
+  // The bytes not read yet, for decoders that live elsewhere.
+  const char* rest() const { return reinterpret_cast<const char*>(p_ + off_); }
+  size_t left() const { return n_ - off_; }
+  void Skip(size_t k) { off_ += k; }  // REQUIRES: k <= left()
 
  private:
   const uint8_t* p_;
@@ -280,6 +288,16 @@ void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
         PutBits(e, x);
         break;
       }
+      case FATTR4_ACL:
+        // Only when the caller read it (Namespace::GetAcl needs the
+        // caller's READ_ACL); otherwise left out like an unsupported one.
+        if (!src.acl) {
+          req.w[n / 32] &= ~(1u << (n % 32));
+          break;
+        }
+        EncodeAcl(e, *src.acl, src.idmap);
+        break;
+      case FATTR4_ACLSUPPORT: e.PutUint32(kAclSupport); break;
       case FATTR4_TIME_ACCESS_SET:
       case FATTR4_TIME_MODIFY_SET:
       default:
@@ -338,6 +356,17 @@ nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
                                 : idmap->GroupToGid(s);
         if (!id) return NFS4ERR_BADOWNER;
         (n == FATTR4_OWNER ? q.uid : q.gid) = *id;
+        break;
+      }
+      case FATTR4_ACL: {
+        ns::Acl acl;
+        size_t used = 0;
+        if (nfsstat4 st = DecodeAcl(r.rest(), r.left(), &used, &acl, idmap);
+            st) {
+          return st;
+        }
+        r.Skip(used);
+        out->acl = std::move(acl);
         break;
       }
       case FATTR4_TIME_ACCESS_SET:

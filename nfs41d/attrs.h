@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "libnamespace/include/namespace/acl.h"
 #include "libnamespace/include/namespace/types.h"
 #include "nfs41d/compound.h"
 #include "nfs41d/fh.h"
@@ -63,6 +64,9 @@ struct AttrSource {
   // when set (else it is empty); layout_blksize.
   bool pnfs_files = false;
   uint32_t layout_blksize = 0;
+  // The acl attribute (Namespace::GetAcl, read with the caller's
+  // credentials); null: acl is left out of the reply.
+  const ns::Acl* acl = nullptr;
 };
 
 // The NFSv4 `change` attribute (RFC 8881 §5.8.1.4) from the database's
@@ -89,11 +93,13 @@ void EncodeAttrs(const AttrBits& req, const AttrSource& src, Arena& arena,
 struct DecodedSetAttrs {
   ns::SetAttrRequest req;
   AttrBits set;  // the attributes given
+  // The acl attribute, for Namespace::SetAcl (not part of SetAttr).
+  std::optional<ns::Acl> acl;
 };
 // NFS4ERR_BADXDR (malformed values), NFS4ERR_ATTRNOTSUPP (an attribute we do
 // not support setting), NFS4ERR_INVAL (a read-only attribute, a bad time),
-// NFS4ERR_BADOWNER (an owner or group `idmap` does not know; null: numeric
-// ids only).
+// NFS4ERR_BADOWNER (an owner or group `idmap` does not know, also as an
+// ACE's who; null: numeric ids only); for acl see DecodeAcl (acl_attr.h).
 nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
                         const IdMapper* idmap = nullptr);
 

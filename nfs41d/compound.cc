@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "nfs41d/export_ops.h"
+#include "nfs41d/op_table.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/status_map.h"
 #include "rpc/connection.h"
@@ -28,62 +29,9 @@ char* Arena::Copy(std::string_view s) {
   return p;
 }
 
-namespace {
-
 // ------------------------------------------------------- the dispatch table
 
-using OpFn = nfsstat4 (*)(CompoundState&, const nfs_argop4&, nfs_resop4&);
-
-enum OpFlag : uint32_t {
-  // NFS4ERR_NOFILEHANDLE unless there is a current filehandle (§16.2.3).
-  kNeedsFh = 1u << 0,
-  // May be the first op of a COMPOUND without SEQUENCE, and then must be the
-  // only op (§2.6.3.1.1.1: EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION,
-  // DESTROY_CLIENTID, BIND_CONN_TO_SESSION).
-  kSessionless = 1u << 1,
-  // Must be the only op of its COMPOUND: never preceded by SEQUENCE
-  // (BIND_CONN_TO_SESSION, §18.34.3).
-  kOnlyOp = 1u << 2,
-  // Changes the namespace or client state.
-  kModifiesState = 1u << 3,
-  // Non-idempotent: a retry must find the reply in the slot cache.
-  kCacheThis = 1u << 4,
-  // An NFSv4.0 operation that NFSv4.1 MUST NOT implement (§18.x): NOTSUPP.
-  kNotInV41 = 1u << 5,
-  // Changes the file system: NFS4ERR_ROFS on a read-only export or the
-  // pseudo fs (RFC 8881 §7.3, exports.h).
-  kModifiesFs = 1u << 6,
-  // Refused with NFS4ERR_GRACE during the grace period (RFC 8881
-  // §8.4.2.1): it could remove or rename a file whose open or delegation a
-  // client is yet to reclaim. OPEN and LOCK decide themselves through
-  // StateManager::CheckClaim (reclaims are allowed).
-  kGraceBlocked = 1u << 7,
-};
-
-struct OpDesc {
-  const char* name = nullptr;  // null: not an operation (OP_ILLEGAL)
-  OpFn fn = nullptr;           // null: not implemented (NFS4ERR_NOTSUPP)
-  uint32_t flags = 0;
-};
-
-using ArgU = decltype(nfs_argop4::nfs_argop4_u);
-using ResU = decltype(nfs_resop4::nfs_resop4_u);
-
-template <auto ArgM, auto ResM, auto Fn>
-nfsstat4 Adapt(CompoundState& s, const nfs_argop4& a, nfs_resop4& r) {
-  return Fn(s, a.nfs_argop4_u.*ArgM, r.nfs_resop4_u.*ResM);
-}
-template <auto ResM, auto Fn>
-nfsstat4 AdaptNoArgs(CompoundState& s, const nfs_argop4&, nfs_resop4& r) {
-  return Fn(s, NoArgs{}, r.nfs_resop4_u.*ResM);
-}
-
-constexpr uint32_t kFirstOp = OP_ACCESS;               // 3
-constexpr uint32_t kLastOp = OP_RECLAIM_COMPLETE;      // 58
-
-using OpTable = std::array<OpDesc, kLastOp + 1>;
-
-OpTable BuildTable() {
+OpTable BaseOpTable() {
   OpTable t{};
   // Names of every operation, implemented or not.
 #define NAME(op) t[op].name = #op + 3;
@@ -130,7 +78,13 @@ OpTable BuildTable() {
                       OP_WRITE, OP_LAYOUTCOMMIT}) {
     t[op].flags |= kModifiesFs;
   }
+  return t;
+}
 
+namespace {
+
+OpTable BuildTable() {
+  OpTable t = BaseOpTable();
 #define OP(op, handler, am, rm, fl) \
   t[op].fn = &Adapt<&ArgU::am, &ResU::rm, handler>;  \
   t[op].flags |= (fl);
@@ -212,9 +166,9 @@ const OpTable& Table() {
   return table;
 }
 
-const OpDesc* FindOp(uint32_t opnum) {
+const OpDesc* FindOp(const OpTable& table, uint32_t opnum) {
   if (opnum < kFirstOp || opnum > kLastOp) return nullptr;
-  const OpDesc& d = Table()[opnum];
+  const OpDesc& d = table[opnum];
   return d.name ? &d : nullptr;
 }
 
@@ -300,7 +254,7 @@ std::vector<uint8_t> EncodeReply(nfsstat4 status, const utf8str_cs& tag,
 
 const char* OpName(uint32_t opnum) {
   if (opnum == OP_ILLEGAL) return "ILLEGAL";
-  const OpDesc* d = FindOp(opnum);
+  const OpDesc* d = FindOp(Table(), opnum);
   return d ? d->name : "?";
 }
 
@@ -331,6 +285,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
   // Every op takes at least its 4-byte number.
   if (*count > dec.remaining() / 4) return std::nullopt;
   st.op_count = *count;
+  const OpTable& table = st.server.ops ? *st.server.ops : Table();
 
   const size_t header_size = 12 + Padded(tag->utf8string_len);
   std::vector<uint8_t> ops;      // encoded results so far
@@ -353,7 +308,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
       break;
     }
     if (i == 1) second_op = *opnum;
-    const OpDesc* d = FindOp(*opnum);
+    const OpDesc* d = FindOp(table, *opnum);
     std::vector<uint8_t> r;
     if (d == nullptr) {
       // §15.2, §18.54: an undefined operation is answered as OP_ILLEGAL.

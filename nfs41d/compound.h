@@ -2,7 +2,8 @@
 
 // The COMPOUND procedure (RFC 8881 §16.2, §15.2): one loop that decodes the
 // operations one at a time, applies every generic rule, and calls one
-// handler per operation through a table indexed by operation number.
+// handler per operation through a table indexed by operation number
+// (op_table.h; ServerContext::ops picks another table, the data server's).
 //
 // Generic rules, applied here and nowhere else:
 //   minorversion != 1                  -> NFS4ERR_MINOR_VERS_MISMATCH, no results
@@ -44,6 +45,7 @@
 #include "nfs41d/fh.h"
 #include "nfs41d/idmap.h"
 #include "nfs41d/metrics.h"
+#include "nfs41d/op_table.h"
 #include "nfs41d/proto/nfs4_prot.h"
 #include "nfs41d/state/state_manager.h"
 #include "rpc/program.h"
@@ -57,6 +59,9 @@ struct ServerContext {
   ns::Namespace* ns = nullptr;
   const FhCodec* fh = nullptr;
   state::StateManager* state = nullptr;
+  // The operations served (op_table.h); null: the metadata server's. The
+  // pNFS data server sets its own.
+  const OpTable* ops = nullptr;
   // Largest READ/WRITE offered (fattr4 maxread/maxwrite).
   uint32_t max_io = 1u << 20;
   // File contents (the embedded data store).
@@ -150,8 +155,6 @@ struct CompoundState {
 
   Arena arena;
 };
-
-struct NoArgs {};
 
 // Runs one COMPOUND: `args` are the XDR-encoded COMPOUND4args. Returns the
 // XDR-encoded COMPOUND4res, or nullopt if the header (tag, minorversion,

@@ -252,7 +252,7 @@ TEST_F(Nfs41Test, PutRootFhGetAttr) {
                               FATTR4_OWNER_GROUP, FATTR4_SPACE_USED,
                               FATTR4_TIME_MODIFY, FATTR4_MOUNTED_ON_FILEID,
                               FATTR4_FILES_TOTAL, FATTR4_SPACE_TOTAL,
-                              FATTR4_MAXNAME, FATTR4_ACL}))
+                              FATTR4_MAXNAME, FATTR4_ARCHIVE}))
       .GetFh();
   auto r = client_->Call(c);
   ASSERT_TRUE(r.ok());
@@ -267,7 +267,7 @@ TEST_F(Nfs41Test, PutRootFhGetAttr) {
   EXPECT_EQ(a.owner, "0");
   EXPECT_EQ(a.filehandle, *r->LastFh());
   EXPECT_FALSE(std::count(a.present.begin(), a.present.end(),
-                          uint32_t{FATTR4_ACL}));  // not supported: omitted
+                          uint32_t{FATTR4_ARCHIVE}));  // not supported: omitted
   ASSERT_GE(a.supported.size(), 2u);
   EXPECT_TRUE(a.supported[0] & (1u << FATTR4_TYPE));
   EXPECT_TRUE(a.supported[1] & (1u << (FATTR4_MODE - 32)));

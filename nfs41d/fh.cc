@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace nfs41d {
@@ -36,12 +37,65 @@ uint64_t Get64(const uint8_t* p) {
 
 }  // namespace
 
+// RFC 2104: HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)), with K
+// zero-padded to SHA-256's 64-byte block (our 32-byte secret fits).
+struct FhCodec::Keyed {
+  EVP_MD_CTX* inner = nullptr;  // after absorbing K ^ ipad
+  EVP_MD_CTX* outer = nullptr;  // after absorbing K ^ opad
+  ~Keyed() {
+    EVP_MD_CTX_free(inner);
+    EVP_MD_CTX_free(outer);
+  }
+};
+
+FhCodec::FhCodec(std::array<uint8_t, kFhSecretBytes> secret) {
+  static_assert(kFhSecretBytes <= 64, "the secret must fit one block");
+  auto k = std::make_shared<Keyed>();
+  uint8_t ipad[64], opad[64];
+  for (size_t i = 0; i < 64; ++i) {
+    const uint8_t b = i < secret.size() ? secret[i] : 0;
+    ipad[i] = b ^ 0x36;
+    opad[i] = b ^ 0x5c;
+  }
+  k->inner = EVP_MD_CTX_new();
+  k->outer = EVP_MD_CTX_new();
+  // Only allocation failure can make these fail; a codec that cannot MAC
+  // would accept nothing and hand out garbage, so stop here instead.
+  if (!k->inner || !k->outer ||
+      EVP_DigestInit_ex(k->inner, EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(k->inner, ipad, sizeof ipad) != 1 ||
+      EVP_DigestInit_ex(k->outer, EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(k->outer, opad, sizeof opad) != 1) {
+    std::abort();
+  }
+  OPENSSL_cleanse(ipad, sizeof ipad);
+  OPENSSL_cleanse(opad, sizeof opad);
+  keyed_ = std::move(k);
+}
+
 std::array<uint8_t, 16> FhCodec::Mac(std::span<const uint8_t> body) const {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       body.data(), body.size(), md, &len);
+  // One scratch context per thread, reused (copy_ex reinitialises it).
+  struct Scratch {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Scratch() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Scratch scratch;
+  unsigned char ih[EVP_MAX_MD_SIZE], md[EVP_MAX_MD_SIZE];
+  unsigned int ilen = 0, len = 0;
   std::array<uint8_t, 16> out{};
+  if (!scratch.ctx ||
+      EVP_MD_CTX_copy_ex(scratch.ctx, keyed_->inner) != 1 ||
+      EVP_DigestUpdate(scratch.ctx, body.data(), body.size()) != 1 ||
+      EVP_DigestFinal_ex(scratch.ctx, ih, &ilen) != 1 ||
+      EVP_MD_CTX_copy_ex(scratch.ctx, keyed_->outer) != 1 ||
+      EVP_DigestUpdate(scratch.ctx, ih, ilen) != 1 ||
+      EVP_DigestFinal_ex(scratch.ctx, md, &len) != 1) {
+    // Out of memory: a MAC of all zeros matches no handle we made with a
+    // working digest, so decoding refuses (NFS4ERR_BADHANDLE) rather than
+    // accepting a forged handle.
+    out.fill(0);
+    return out;
+  }
   std::memcpy(out.data(), md, out.size());
   return out;
 }

@@ -10,6 +10,7 @@
 // or whose exports do not resolve is logged and the running exports stay
 // (other keys -- listen, db, ... -- need a restart).
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,14 @@
 #include "rpc/log.h"
 
 int main(int argc, char** argv) {
+  // READ/WRITE buffers (up to max_io, 1 MiB) and READDIR pages with
+  // attributes are allocated and freed within one COMPOUND. With glibc's
+  // dynamic defaults, blocks that size are mmap()ed and munmap()ed, or the
+  // heap is trimmed, so every request faults its memory in again; fixed
+  // thresholds keep it in the heap for the next request, as ns-bench does
+  // (docs/performance.md). Set before any thread starts.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"nfs41d: NFSv4.1 metadata server over a namespace database"};
   std::string config_file, listen, db, data_dir, log_level;
   app.add_option("--config", config_file, "TOML configuration file");

@@ -108,5 +108,11 @@ void ReleaseFile(ServerContext& ctx, const state::FileRelease& r);
 // Flushes every dirty open file and handles the files released with
 // removed clients. The server calls it periodically and at shutdown.
 void FlushDirtyFiles(ServerContext& ctx);
+// Once per server start, when no client can reclaim any more (grace over,
+// or none at all): releases the inodes and data of files unlinked while
+// open that nobody has open now -- left behind when the server stopped or
+// crashed before their last CLOSE (Namespace::ListOrphans). False while in
+// grace or on a database error (call again later), true when done.
+bool ReleaseCrashOrphans(ServerContext& ctx);
 
 }  // namespace nfs41d

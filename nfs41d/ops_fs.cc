@@ -148,6 +148,21 @@ void CachePut(CompoundState& st, const ns::Attr& a, uint64_t epoch) {
   if (st.server.attrs) st.server.attrs->Put(a, epoch);
 }
 
+// The acl attribute when `req` asks for it (RFC 8881 §6.2.1): read with
+// the caller's credentials (READ_ACL, else NFS4ERR_ACCESS), and for an
+// inode without an ACL the one the library derives from its mode
+// (§6.4.2). The only attribute that costs a database read on a cached
+// inode, so GETATTRs without it stay cache-only.
+nfsstat4 LoadAcl(CompoundState& st, const AttrBits& req, ns::InodeId ino,
+                 ns::Acl* acl, AttrSource* src) {
+  if (!req.Has(FATTR4_ACL)) return NFS4_OK;
+  ns::Result<ns::Acl> r = Ns(st).GetAcl(st.cred, ino);
+  if (!r.ok()) return ToNfsStat(r.status());
+  *acl = std::move(r).value();
+  src->acl = acl;
+  return NFS4_OK;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------ filehandles
@@ -260,6 +275,8 @@ nfsstat4 SameAttrs(CompoundState& st, const fattr4& given, bool* same) {
   }
   AttrSource src = SourceOf(st, a, *st.current_fh, stats ? &*stats : nullptr);
   OverlayFileAttrs(st, req, &a, &src);
+  ns::Acl acl;
+  if (nfsstat4 e = LoadAcl(st, req, a.ino, &acl, &src); e) return e;
   fattr4 mine{};
   EncodeAttrs(req, src, st.arena, &mine);
   *same = mine.attr_vals.attrlist4_len == given.attr_vals.attrlist4_len &&
@@ -297,6 +314,8 @@ nfsstat4 OpGetAttr(CompoundState& st, const GETATTR4args& args,
   }
   AttrSource src = SourceOf(st, a, *st.current_fh, stats ? &*stats : nullptr);
   OverlayFileAttrs(st, req, &a, &src);
+  ns::Acl acl;
+  if (nfsstat4 e = LoadAcl(st, req, a.ino, &acl, &src); e) return e;
   EncodeAttrs(req, src, st.arena, &res.GETATTR4res_u.resok4.obj_attributes);
   return NFS4_OK;
 }
@@ -313,18 +332,83 @@ nfsstat4 OpSetAttr(CompoundState& st, const SETATTR4args& args,
   if (d.req.size && a.type == ns::FileType::kDirectory) return NFS4ERR_ISDIR;
   if (d.req.size && a.type != ns::FileType::kRegular) return NFS4ERR_INVAL;
   if (nfsstat4 e = PrepareSetAttr(st, args.stateid, a, d.req); e) return e;
-  ns::Result<ns::Attr> r = Ns(st).SetAttr(st.cred, a.ino, d.req);
-  if (!r.ok()) return ToNfsStat(r.status());
-  FinishSetAttr(st, a, d.req);
+  const ns::SetAttrRequest& q = d.req;
+  const bool plain = q.mode || q.uid || q.gid || q.size || q.atime ||
+                     q.mtime || q.atime_now || q.mtime_now;
+  if (plain || !d.acl) {
+    ns::Result<ns::Attr> r = Ns(st).SetAttr(st.cred, a.ino, d.req);
+    if (!r.ok()) return ToNfsStat(r.status());
+    FinishSetAttr(st, a, d.req);
+  }
+  if (d.acl) {
+    // Mode (with the rest) first, then the ACL, whose ALLOW/DENY bits for
+    // OWNER@/GROUP@/EVERYONE@ then decide the mode's rwx bits (RFC 8881
+    // §6.4.1.2, §6.4.1.3). An ACL the library refuses is NFS4ERR_INVAL;
+    // no WRITE_ACL is NFS4ERR_PERM, as for chmod by a non-owner.
+    ns::Result<ns::Attr> r = Ns(st).SetAcl(st.cred, a.ino, *d.acl);
+    if (!r.ok()) return ToNfsStat(r.status());
+  }
   res.attrsset = d.set.ToBitmap(st.arena);
   return NFS4_OK;
 }
 
-// RFC 8881 §18.1: what the caller may do, from the mode bits.
+namespace {
+
+// ACCESS4 bits (§18.1.3) as ACE mask bits (§6.2.1.3) on a directory or
+// another object; a bit is granted when all of its mask bits are.
+uint32_t AceMaskOf(uint32_t access_bit, bool dir) {
+  switch (access_bit) {
+    case ACCESS4_READ: return ns::kAceReadData;
+    case ACCESS4_LOOKUP: return dir ? ns::kAceExecute : 0;
+    case ACCESS4_MODIFY: return dir ? ns::kAceAddFile : ns::kAceWriteData;
+    case ACCESS4_EXTEND:
+      return dir ? ns::kAceAddFile | ns::kAceAddSubdirectory
+                 : ns::kAceAppendData;
+    case ACCESS4_DELETE: return dir ? ns::kAceDeleteChild : 0;
+    case ACCESS4_EXECUTE: return dir ? 0 : ns::kAceExecute;
+  }
+  return 0;
+}
+
+// ACCESS on an inode with an NFSv4 ACL (§6.2.1): the library evaluates the
+// ACEs (one database read).
+nfsstat4 AclAccess(CompoundState& st, const ns::Attr& a, uint32_t asked,
+                   uint32_t* allowed) {
+  const bool dir = a.type == ns::FileType::kDirectory;
+  uint32_t mask = 0;
+  for (uint32_t bit = 1; bit <= ACCESS4_EXECUTE; bit <<= 1) {
+    if (asked & bit) mask |= AceMaskOf(bit, dir);
+  }
+  ns::Result<uint32_t> r = Ns(st).Access(st.cred, a.ino, mask);
+  if (!r.ok()) return ToNfsStat(r.status());
+  *allowed = 0;
+  for (uint32_t bit = 1; bit <= ACCESS4_EXECUTE; bit <<= 1) {
+    const uint32_t m = AceMaskOf(bit, dir);
+    if (m != 0 && (*r & m) == m) *allowed |= bit;
+  }
+  return NFS4_OK;
+}
+
+}  // namespace
+
+// RFC 8881 §18.1: what the caller may do, from the ACL when the inode has
+// one, else from the mode bits (cached attributes, no database read).
 nfsstat4 OpAccess(CompoundState& st, const ACCESS4args& args,
                   ACCESS4res& res) {
   ns::Attr a;
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
+  const uint32_t all = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY |
+                       ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_EXECUTE;
+  if (a.has_acl) {
+    uint32_t allowed = 0;
+    if (nfsstat4 e = AclAccess(st, a, args.access & all, &allowed); e) {
+      return e;
+    }
+    ACCESS4resok& ok = res.ACCESS4res_u.resok4;
+    ok.supported = args.access & all;
+    ok.access = args.access & allowed;
+    return NFS4_OK;
+  }
   const bool dir = a.type == ns::FileType::kDirectory;
   uint32_t bits;  // rwx
   if (st.cred.IsRoot()) {
@@ -347,8 +431,6 @@ nfsstat4 OpAccess(CompoundState& st, const ACCESS4args& args,
   } else if (bits & 1) {
     allowed |= ACCESS4_EXECUTE;
   }
-  const uint32_t all = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY |
-                       ACCESS4_EXTEND | ACCESS4_DELETE | ACCESS4_EXECUTE;
   ACCESS4resok& ok = res.ACCESS4res_u.resok4;
   ok.supported = args.access & all;
   ok.access = args.access & allowed;
@@ -411,6 +493,9 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
                                                   st.export_id},
                                 stats ? &*stats : nullptr);
       if (de.attr) OverlayFileAttrs(st, req, &a, &src);
+      // An entry whose ACL the caller may not read just lacks it.
+      ns::Acl acl;
+      if (de.attr) (void)LoadAcl(st, req, de.ino, &acl, &src);
       entry4* e = st.arena.New<entry4>();
       e->cookie = de.cookie;
       e->name.utf8string_len = static_cast<u_int>(de.name.size());
@@ -525,6 +610,9 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
         if (d.set.Has(a)) applied.Set(a);
       }
     }
+  }
+  if (d.acl && Ns(st).SetAcl(st.cred, r->ino, *d.acl).ok()) {
+    applied.Set(FATTR4_ACL);
   }
   CREATE4resok& ok = res.CREATE4res_u.resok4;
   ok.cinfo = ChangeInfo(before.change, st, dir);

@@ -67,6 +67,9 @@ AttrBits ApplyCreateAttrs(CompoundState& st, const DecodedSetAttrs& d,
       }
     }
   }
+  if (d.acl && st.server.ns->SetAcl(st.cred, ino, *d.acl).ok()) {
+    applied.Set(FATTR4_ACL);
+  }
   return applied;
 }
 
@@ -83,7 +86,9 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
   switch (how.mode) {
     case UNCHECKED4:
     case GUARDED4:
-      if (nfsstat4 e = DecodeSetAttrs(how.createhow4_u.createattrs, &d); e) {
+      if (nfsstat4 e = DecodeSetAttrs(how.createhow4_u.createattrs, &d,
+                                      st.server.idmap);
+          e) {
         return e;
       }
       break;
@@ -92,14 +97,14 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       break;
     case EXCLUSIVE4_1:
       if (nfsstat4 e = DecodeSetAttrs(how.createhow4_u.ch_createboth.cva_attrs,
-                                      &d);
+                                      &d, st.server.idmap);
           e) {
         return e;
       }
       // §18.16.3: times cannot come with an exclusive create (the
       // verifier lives there); only suppattr_exclcreat attributes.
       if (d.set.Has(FATTR4_TIME_ACCESS_SET) ||
-          d.set.Has(FATTR4_TIME_MODIFY_SET)) {
+          d.set.Has(FATTR4_TIME_MODIFY_SET) || d.set.Has(FATTR4_ACL)) {
         return NFS4ERR_INVAL;
       }
       verf = VerifierTime(how.createhow4_u.ch_createboth.cva_verf);
@@ -248,10 +253,11 @@ nfsstat4 OpOpen(CompoundState& st, const OPEN4args& args, OPEN4res& res) {
     cinfo.before = cinfo.after = NfsChange(file.change, 0);
   }
   if (nfsstat4 e = TypeStatus(file); e) return e;
-  // Mode bits (§18.16.3: the server checks access at OPEN). The creator
-  // may open its new file whatever mode it gave it (POSIX O_CREAT).
+  // Mode bits or the ACL (§18.16.3: the server checks access at OPEN;
+  // §6.2.1). The creator may open its new file whatever mode it gave it
+  // (POSIX O_CREAT).
   if (!created) {
-    const uint32_t rights = ModeRights(st.cred, file);
+    const uint32_t rights = FileRights(st, file);
     if (((access & OPEN4_SHARE_ACCESS_READ) && !(rights & 4)) ||
         ((access & OPEN4_SHARE_ACCESS_WRITE) && !(rights & 2))) {
       return NFS4ERR_ACCESS;

@@ -57,6 +57,11 @@ void FinishSetAttr(CompoundState& st, const ns::Attr& a,
 // rwx (4/2/1) that `cred` has on `a` by its mode bits; root has rw, and x
 // on a directory or a file with any x bit.
 uint32_t ModeRights(const ns::Credentials& cred, const ns::Attr& a);
+// The same for the caller of `st`, by the inode's NFSv4 ACL when it has
+// one (RFC 8881 §6.2.1: READ_DATA, WRITE_DATA, EXECUTE; one database read)
+// and by its mode bits otherwise (no database read). 0 if the ACL cannot
+// be read.
+uint32_t FileRights(CompoundState& st, const ns::Attr& a);
 
 // The stateid an op names: the current stateid for the special "current"
 // one (§16.2.3.1.2); NFS4ERR_BAD_STATEID if there is none.

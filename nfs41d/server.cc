@@ -170,11 +170,13 @@ std::string Nfs41Server::Start() {
   flusher_stop_ = false;
   flusher_ = std::thread([this] {
     std::unique_lock lock(flusher_mu_);
+    bool orphans_done = !ctx_.data;
     while (!flusher_stop_) {
       flusher_cv_.wait_for(lock, options_.flush_interval);
       if (flusher_stop_) break;
       lock.unlock();
       FlushDirtyFiles(ctx_);
+      if (!orphans_done) orphans_done = ReleaseCrashOrphans(ctx_);
       lock.lock();
     }
   });

@@ -18,6 +18,7 @@
 #include "libnamespace/src/backend.h"  // BackendWrapper: fault injection
 #include "nfs41client/client.h"
 #include "nfs41d/config.h"
+#include "nfs41d/data/data_store.h"
 #include "nfs41d/server.h"
 #include "nfs41d/state/state_manager.h"
 #include "nfs41d/status_map.h"
@@ -25,6 +26,7 @@
 namespace nfs41d {
 namespace {
 
+using nfs41client::Bits;
 using nfs41client::Client;
 using nfs41client::Compound;
 using nfs41client::Fh;
@@ -773,6 +775,213 @@ TEST_F(ServerTest, DestroyedClientIsNotWaitedFor) {
   ASSERT_NFS(a->DestroyClientId(), NFS4_OK);
   Restart();
   EXPECT_FALSE(server_->state().InGrace());
+}
+
+// ------------------------------------------- orphans left by a restart
+
+// A file unlinked while open keeps its inode and data until its last CLOSE
+// (issue 4 item 8). If the server goes away first, the restarted server
+// releases what nobody reclaimed once grace is over, and keeps an orphan a
+// client reclaimed an open of (§8.4.2.1) until that open is closed.
+TEST_F(ServerTest, OrphansOfARestartAreReleasedAfterGrace) {
+  nfs41client::ClientOptions oa;
+  oa.owner = "client-orphans";
+  Client* a = Established(oa);
+  ASSERT_TRUE(a);
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  auto root = a->RootFh();
+  ASSERT_NFS(root.status, NFS4_OK);
+  struct Kept {
+    Client::Opened open;
+    ns::InodeId ino = 0;
+    std::string data_file;
+  };
+  auto keep = [&](const std::string& name) {
+    Kept k;
+    auto o = a->OpenFile(root.value, name, OPEN4_SHARE_ACCESS_BOTH);
+    EXPECT_NFS(o.status, NFS4_OK);
+    k.open = o.value;
+    EXPECT_NFS(a->WriteFile(k.open.fh, k.open.stateid, 0, "still here",
+                            FILE_SYNC4)
+                   .status,
+               NFS4_OK);
+    auto id = a->GetAttr(k.open.fh, Bits({FATTR4_FILEID}));
+    EXPECT_NFS(id.status, NFS4_OK);
+    k.ino = id.value.fileid;
+    k.data_file = dir_ + "/data/" + data::LocalDataPath(k.ino);
+    EXPECT_NFS(a->Remove(root.value, name).status, NFS4_OK);
+    return k;
+  };
+  Kept lost = keep("lost");
+  Kept reclaimed = keep("reclaimed");
+  ASSERT_TRUE(std::filesystem::exists(lost.data_file));
+  auto exists = [&](ns::InodeId ino) {
+    return server_->ns().GetAttr(ns::Credentials::Root(), ino).ok();
+  };
+
+  Restart();  // the opens are not closed: as after a crash
+  ASSERT_TRUE(server_->state().InGrace());
+  // During grace nothing goes: a client may still reclaim these opens.
+  std::this_thread::sleep_for(milliseconds(1200));  // > 2 flusher ticks
+  EXPECT_TRUE(exists(lost.ino));
+  EXPECT_TRUE(exists(reclaimed.ino));
+  EXPECT_TRUE(std::filesystem::exists(lost.data_file));
+
+  ASSERT_TRUE(a->Reconnect("127.0.0.1", port_).ok());
+  ASSERT_NFS(a->EstablishSession(), NFS4_OK);
+  Compound rc;
+  rc.PutFh(reclaimed.open.fh)
+      .OpenFh(OPEN4_SHARE_ACCESS_BOTH, OPEN4_SHARE_DENY_NONE, "owner",
+              CLAIM_PREVIOUS);
+  auto r = a->Call(rc);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  const stateid4 sid =
+      r->op(2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  EXPECT_FALSE(server_->state().InGrace());
+
+  // Grace over: the orphan nobody reclaimed goes with its data.
+  EXPECT_TRUE(Eventually([&] { return !exists(lost.ino); }));
+  EXPECT_FALSE(std::filesystem::exists(lost.data_file));
+  // The reclaimed one is still readable, and goes with its last CLOSE.
+  EXPECT_TRUE(exists(reclaimed.ino));
+  auto data = a->ReadFile(reclaimed.open.fh, sid, 0, 100);
+  ASSERT_NFS(data.status, NFS4_OK);
+  EXPECT_EQ(data.value.data, "still here");
+  ASSERT_NFS(a->CloseFile(reclaimed.open.fh, sid).status, NFS4_OK);
+  EXPECT_TRUE(Eventually([&] { return !exists(reclaimed.ino); }));
+  EXPECT_FALSE(std::filesystem::exists(reclaimed.data_file));
+}
+
+TEST_F(ServerTest, OrphansAreReleasedAtStartWhenNobodyMayReclaim) {
+  Client* a = Established();
+  ASSERT_TRUE(a);
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  auto root = a->RootFh();
+  ASSERT_NFS(root.status, NFS4_OK);
+  auto o = a->OpenFile(root.value, "f", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(o.status, NFS4_OK);
+  auto id = a->GetAttr(o.value.fh, Bits({FATTR4_FILEID}));
+  ASSERT_NFS(id.status, NFS4_OK);
+  ASSERT_NFS(a->Remove(root.value, "f").status, NFS4_OK);
+  // The client goes away for good (its record too), then the server.
+  ASSERT_NFS(a->DestroySession(), NFS4_OK);
+  ASSERT_NFS(a->DestroyClientId(), NFS4_OK);
+  Restart();
+  EXPECT_FALSE(server_->state().InGrace());
+  EXPECT_TRUE(Eventually([&] {
+    return server_->ns()
+        .GetAttr(ns::Credentials::Root(), id.value.fileid)
+        .status()
+        .IsStale();
+  }));
+  auto left = server_->ns().ListOrphans();
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+}
+
+// ---------------------------------------------- LOCK reclaim after restart
+
+// RFC 8881 §8.4.2.1, §18.10.3: a lock held before the restart is reclaimed
+// (reclaim = TRUE) during grace; a new lock waits for the end of grace
+// (NFS4ERR_GRACE); after RECLAIM_COMPLETE and the end of grace, reclaims are
+// refused (NFS4ERR_NO_GRACE) and locks conflict as usual.
+TEST_F(ServerTest, LockReclaimAcrossARestart) {
+  nfs41client::ClientOptions oa, ob;
+  oa.owner = "client-locker";
+  ob.owner = "client-other";
+  Client* a = Established(oa);
+  Client* b = Established(ob);
+  ASSERT_TRUE(a && b);
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  ASSERT_NFS(ReclaimComplete(b), NFS4_OK);
+  auto root = a->RootFh();
+  ASSERT_NFS(root.status, NFS4_OK);
+  auto held = a->OpenFile(root.value, "locked", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(held.status, NFS4_OK);
+  auto held_b = b->OpenFile(root.value, "locked", OPEN4_SHARE_ACCESS_BOTH, 0,
+                            false, "owner-b");
+  ASSERT_NFS(held_b.status, NFS4_OK);
+  auto lock = [](Client* c, const Compound& op) {
+    auto r = c->Call(op);
+    return r.ok() ? r->status() : NFS4ERR_IO;
+  };
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 0, 100, held.value.stateid, "lock-owner-a");
+    ASSERT_NFS(lock(a, cp), NFS4_OK);
+  }
+
+  Restart();
+  ASSERT_TRUE(server_->state().InGrace());
+  ASSERT_TRUE(a->Reconnect("127.0.0.1", port_).ok());
+  ASSERT_NFS(a->EstablishSession(), NFS4_OK);
+  ASSERT_TRUE(b->Reconnect("127.0.0.1", port_).ok());
+  ASSERT_NFS(b->EstablishSession(), NFS4_OK);
+  // Both reclaim their opens (CLAIM_PREVIOUS).
+  auto reclaim_open = [&](Client* c, const std::string& owner) {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .OpenFh(OPEN4_SHARE_ACCESS_BOTH, OPEN4_SHARE_DENY_NONE, owner,
+                CLAIM_PREVIOUS);
+    auto r = c->Call(cp);
+    stateid4 sid{};
+    if (r.ok() && r->status() == NFS4_OK) {
+      sid = r->op(2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+    }
+    return std::make_pair(r.ok() ? r->status() : NFS4ERR_IO, sid);
+  };
+  auto [sa, open_a] = reclaim_open(a, "owner");
+  ASSERT_NFS(sa, NFS4_OK);
+  auto [sb, open_b] = reclaim_open(b, "owner-b");
+  ASSERT_NFS(sb, NFS4_OK);
+
+  // A new (non-reclaim) LOCK during grace: NFS4ERR_GRACE.
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 200, 10, open_b, "lock-owner-b");
+    EXPECT_NFS(lock(b, cp), NFS4ERR_GRACE);
+  }
+  // The reclaim of the lock held before: granted.
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 0, 100, open_a, "lock-owner-a", /*reclaim=*/true);
+    EXPECT_NFS(lock(a, cp), NFS4_OK);
+  }
+  ASSERT_NFS(ReclaimComplete(a), NFS4_OK);
+  // A client that completed may not reclaim any more (§18.51.3).
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 300, 10, open_a, "lock-owner-a2", true);
+    EXPECT_NFS(lock(a, cp), NFS4ERR_NO_GRACE);
+  }
+  ASSERT_NFS(ReclaimComplete(b), NFS4_OK);
+  EXPECT_FALSE(server_->state().InGrace());
+
+  // After grace: the reclaimed lock conflicts with b's, others are granted.
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 50, 10, open_b, "lock-owner-b");
+    EXPECT_NFS(lock(b, cp), NFS4ERR_DENIED);
+  }
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 200, 10, open_b, "lock-owner-b");
+    EXPECT_NFS(lock(b, cp), NFS4_OK);
+  }
+  {
+    Compound cp;
+    cp.PutFh(held.value.fh)
+        .LockNew(WRITE_LT, 400, 10, open_a, "lock-owner-a3", true);
+    EXPECT_NFS(lock(a, cp), NFS4ERR_NO_GRACE);
+  }
 }
 
 }  // namespace

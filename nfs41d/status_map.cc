@@ -20,6 +20,11 @@ nfsstat4 ToNfsStat(const ns::Status& s) {
   if (s.IsReadOnly()) return NFS4ERR_ROFS;
   if (s.IsUnavailable() || s.IsRetry()) return NFS4ERR_DELAY;
   if (s.IsNoSpace()) return NFS4ERR_NOSPC;
+  // A value over a library limit (an xattr or tag value): the arguments
+  // are at fault, not the file's size (NFS4ERR_FBIG). Too many ACEs come
+  // as Invalid (ns::ValidateAcl) and are refused before that when
+  // decoding (acl_attr.h).
+  if (s.IsTooBig()) return NFS4ERR_INVAL;
   if (s.IsCorruption() || s.IsIOError()) return NFS4ERR_IO;
   return NFS4ERR_SERVERFAULT;
 }

@@ -1,12 +1,15 @@
 // Unit tests without sockets: filehandles, the status mapping, config.
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <arpa/inet.h>
 
@@ -32,6 +35,26 @@ TEST(FhTest, RoundTrip) {
   auto back = c.Decode(b);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(*back, fh);
+}
+
+TEST(FhTest, MacIsHmacSha256OfTheBody) {
+  // The precomputed-pad HMAC must equal OpenSSL's one-shot HMAC().
+  const auto key = Key(5);
+  FhCodec c(key);
+  std::vector<uint8_t> b = c.Encode(FileHandle{987654321, 2, 4});
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), b.data(), 17,
+       md, &len);
+  ASSERT_EQ(len, 32u);
+  EXPECT_EQ(std::vector<uint8_t>(b.begin() + 17, b.end()),
+            std::vector<uint8_t>(md, md + 16));
+  // A copy of the codec, used from another thread, agrees.
+  FhCodec copy = c;
+  std::vector<uint8_t> other;
+  std::thread([&] { other = copy.Encode(FileHandle{987654321, 2, 4}); })
+      .join();
+  EXPECT_EQ(other, b);
 }
 
 TEST(FhTest, AlteredOrForeignHandlesAreRefused) {

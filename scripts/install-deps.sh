@@ -18,6 +18,10 @@ PACKAGES=(
   libnfsidmap-dev                  # nfs41d's user@domain owners (idmap = "nfsidmap")
   libsimdjson-dev                  # ns-migrate: parsing JSON-lines dumps fast
   libacl1-dev                      # ns-migrate: POSIX ACLs of posix: sources
+  libsoci-dev libsoci-mysql4.0     # ns-migrate: dpm: sources (DPM/LFC Cns_* on MySQL)
+  default-libmysqlclient-dev       # the MySQL/MariaDB client SOCI's mysql backend uses
+  libboost-dev                     # Debian's SOCI headers are built with Boost support
+  mariadb-server                   # migrate_dpm_test: a real throwaway MariaDB server
   qemu-system-x86 kmod cpio        # tests/e2e: boot a Debian kernel under qemu (TCG);
                                    # depmod/modprobe read its unpacked modules
 )

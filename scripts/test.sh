@@ -6,4 +6,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/build.sh"
 cd "$ROOT/build"
+rm -f tests/e2e/timings-*.txt
 ctest --output-on-failure --timeout 1200 -j1
+# Where the end-to-end time went (boot, mount, each step), per backend.
+for f in tests/e2e/timings-*.txt; do [[ -e $f ]] && cat "$f"; done
+true

@@ -302,7 +302,7 @@ TEST_P(AdminTest, UsageCountsByTypeOwnerAndTree) {
   EXPECT_EQ(u.largest_directories.front().files, 3u);  // b, f, l
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, AdminTest, ::testing::ValuesIn(Dialects()),
+INSTANTIATE_TEST_SUITE_P(Backends, AdminTest, ::testing::ValuesIn(DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -386,7 +386,7 @@ TEST_P(ConcurrencyTest, InvariantCheckDetectsDamage) {
   EXPECT_NE(bad_nlink.find("nlink of inode"), std::string::npos) << bad_nlink;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConcurrencyTest, ::testing::ValuesIn(Dialects()),
+INSTANTIATE_TEST_SUITE_P(Backends, ConcurrencyTest, ::testing::ValuesIn(DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -444,6 +444,37 @@ TEST_P(ConformanceTest, UnlinkRetainIfLastKeepsAnOrphanUntilReleased) {
   EXPECT_STATUS(ns_->GetAttr(root_, linked), Stale);
 }
 
+TEST_P(ConformanceTest, ListOrphansFindsRetainedInodesUntilReleased) {
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeId> none, ns_->ListOrphans());
+  EXPECT_TRUE(none.empty());
+  UnlinkOptions retain;
+  retain.retain_if_last = true;
+  std::vector<InodeId> kept;
+  for (const char* name : {"o1", "o2", "o3"}) {
+    ASSERT_OK_AND_ASSIGN(Attr f, ns_->Create(root_, ns_->Root(), name, 0644));
+    ASSERT_OK(ns_->Unlink(root_, ns_->Root(), name, retain).status());
+    kept.push_back(f.ino);
+  }
+  // An ordinary unlink and a linked file are not orphans.
+  CreateOrFail(ns_->Root(), "gone");
+  ASSERT_OK(ns_->Unlink(root_, ns_->Root(), "gone").status());
+  CreateOrFail(ns_->Root(), "linked");
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeId> all, ns_->ListOrphans());
+  EXPECT_EQ(all, kept);
+  // Paged by id.
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeId> first, ns_->ListOrphans(0, 2));
+  EXPECT_EQ(first, std::vector<InodeId>(kept.begin(), kept.begin() + 2));
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeId> rest,
+                       ns_->ListOrphans(first.back(), 2));
+  EXPECT_EQ(rest, std::vector<InodeId>{kept[2]});
+  EXPECT_STATUS(ns_->ListOrphans(0, 0), Invalid);
+  // Released ones leave the list, and their inodes are gone.
+  ASSERT_OK(ns_->ReleaseOrphan(kept[1]));
+  ASSERT_OK_AND_ASSIGN(std::vector<InodeId> left, ns_->ListOrphans());
+  EXPECT_EQ(left, (std::vector<InodeId>{kept[0], kept[2]}));
+  EXPECT_STATUS(ns_->GetAttr(root_, kept[1]), Stale);
+}
+
 // ---- rename -------------------------------------------------------------------
 
 TEST_P(ConformanceTest, RenameFileWithinAndAcrossDirectories) {
@@ -1100,7 +1131,7 @@ TEST_P(ConformanceTest, ReadDirResumesAtEveryCookieWhileTheDirectoryChanges) {
   EXPECT_EQ(final_list.size(), live);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Dialects()),
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -555,7 +555,7 @@ TEST_P(MetadataTest, BadInputChangesNothing) {
   EXPECT_FALSE(GetAttrOrFail(f.ino).has_acl);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, MetadataTest, ::testing::ValuesIn(Dialects()),
+INSTANTIATE_TEST_SUITE_P(Backends, MetadataTest, ::testing::ValuesIn(DialectsWithPartitions()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -300,5 +300,49 @@ TEST(NshNoDb, MissingDatabaseIsAClearError) {
   EXPECT_FALSE(std::ifstream(path).good());
 }
 
+// nsadmin's partition commands as an operator runs them (issue 9 item 1).
+TEST(NsadminPartitions, InitRepartitionAndReport) {
+  const std::string sqlite = "sqlite://" + ScratchDir() + "/parts.db";
+  Ran r = RunTool(NS_NSADMIN, {"--db", sqlite, "init", "--partitions", "4"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("SQLite has no partitioning"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::ifstream(ScratchDir() + "/parts.db").good());
+
+  const std::string uri = FreshUri("postgresql");
+  ASSERT_FALSE(uri.empty());
+  r = RunTool(NS_NSADMIN, {"--db", uri, "init", "--partitions", "0"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("partition count 0"), std::string::npos) << r.err;
+  r = RunTool(NS_NSADMIN, {"--db", uri, "init", "--partitions", "4"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 partition(s)"), std::string::npos) << r.out;
+  ASSERT_EQ(RunTool(NS_NSH, {"--db", uri, "mkdir", "/a"}).code, 0);
+  ASSERT_EQ(RunTool(NS_NSH, {"--db", uri, "touch", "/a/f"}).code, 0);
+
+  r = RunTool(NS_NSADMIN, {"--db", uri, "partitions", "--exact"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("dirents: 4 hash partitions on parent"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("inodes_p3"), std::string::npos) << r.out;
+
+  r = RunTool(NS_NSADMIN, {"--db", uri, "partition", "--count", "2000"});
+  EXPECT_NE(r.code, 0);
+  r = RunTool(NS_NSADMIN, {"--db", uri, "partition", "--count", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = RunTool(NS_NSADMIN, {"--db", uri, "partitions"});
+  EXPECT_NE(r.out.find("inodes: 2 hash partitions on ino"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("inodes_p3"), std::string::npos) << r.out;
+  r = RunTool(NS_NSH, {"--db", uri, "ls", "/a"});
+  EXPECT_EQ(r.out, "f\n");
+  r = RunTool(NS_NSADMIN, {"--db", uri, "fsck"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  r = RunTool(NS_NSADMIN, {"--db", uri, "version"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("2 hash partitions per big table"), std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace ns

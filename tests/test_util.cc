@@ -14,6 +14,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "libnamespace/include/namespace/partitions.h"
+
 namespace ns::testing {
 namespace {
 
@@ -67,14 +69,21 @@ std::string FreshUri(const std::string& dialect) {
     }
     return "sqlite://" + dir + "/ns" + std::to_string(g_next_file++) + ".db";
   }
-  if (dialect == "postgresql") {
+  if (dialect == "postgresql" || dialect == "postgresql_partitioned") {
     std::string error;
     PgCluster* pg = SharedPg(&error);
     if (pg == nullptr) {
       ADD_FAILURE() << error;
       return {};
     }
-    return pg->NewDatabaseUri();
+    std::string uri = pg->NewDatabaseUri();
+    if (dialect == "postgresql" || uri.empty()) return uri;
+    const Status s = InitPartitionedSchema(uri, 4);
+    if (!s.ok()) {
+      ADD_FAILURE() << "init --partitions 4: " << s.ToString();
+      return {};
+    }
+    return uri;
   }
   ADD_FAILURE() << "unknown dialect " << dialect;
   return {};

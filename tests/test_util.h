@@ -44,9 +44,19 @@ inline const std::vector<std::string>& Dialects() {
 }
 // For INSTANTIATE_TEST_SUITE_P(..., ::testing::PrintToStringParamName()).
 
+// Dialects() plus "postgresql_partitioned": PostgreSQL with the big tables
+// in 4 hash partitions (partitions.h), for the suites whose semantics must
+// hold on either layout (conformance, metadata, concurrency, admin).
+inline const std::vector<std::string>& DialectsWithPartitions() {
+  static const std::vector<std::string> d = {"sqlite", "postgresql",
+                                             "postgresql_partitioned"};
+  return d;
+}
+
 // A URI naming a new, empty database of `dialect`: a not yet existing file
-// for sqlite, a freshly created database for postgresql. "" (and a recorded
-// failure) if that cannot be had.
+// for sqlite, a freshly created database for postgresql; for
+// postgresql_partitioned one already initialised with 4 partitions per big
+// table. "" (and a recorded failure) if that cannot be had.
 std::string FreshUri(const std::string& dialect);
 
 // create_if_missing = true, durable = false.
@@ -115,7 +125,7 @@ class DialectTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override;
 
   const std::string& dialect() const { return GetParam(); }
-  bool is_pg() const { return GetParam() == "postgresql"; }
+  bool is_pg() const { return GetParam() != "sqlite"; }
 
   Attr GetAttrOrFail(InodeId ino);
   Attr LookupOrFail(InodeId parent, const std::string& name);

@@ -5,12 +5,18 @@
 //   nsadmin version --db URI   print the database's and this build's version
 //   nsadmin fsck    --db URI [--repair]   check (and fix) every invariant
 //   nsadmin stats   --db URI [--top N]    usage by type, owner, group, tree
+//   nsadmin init    --db URI --partitions N   schema with N hash partitions
+//   nsadmin partition --count N --db URI [--force]   repartition (a stop)
+//   nsadmin partitions --db URI [--exact]  rows, sizes, dead rows, bloat
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "libnamespace/include/namespace/admin.h"
 #include "libnamespace/include/namespace/namespace.h"
+#include "libnamespace/include/namespace/partitions.h"
 #include "libnamespace/include/namespace/schema.h"
 #include "tools/cli_common.h"
 
@@ -73,6 +79,41 @@ int RunStats(ns::Namespace& ns, const ns::UsageOptions& options) {
   return 0;
 }
 
+std::string Bytes(int64_t b) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+int RunPartitions(const std::string& uri, bool exact) {
+  auto layout = ns::ReadPartitionLayout(uri);
+  if (!layout.ok()) return Fail(layout.status());
+  auto stats = ns::PartitionStats(uri, exact);
+  if (!stats.ok()) return Fail(stats.status());
+  for (const ns::TableLayout& l : *layout) {
+    if (l.count > 1) {
+      fmt::print("{}: {} hash partitions on {}\n", l.table, l.count, l.key);
+    } else {
+      fmt::print("{}: not partitioned\n", l.table);
+    }
+  }
+  fmt::print("\n{:<16} {:>12} {:>10} {:>10} {:>10} {:>11}  {}\n", "partition",
+             exact ? "rows" : "rows(est)", "dead", "total", "indexes",
+             "idx bloat~", "last vacuum");
+  for (const ns::PartitionStat& p : *stats) {
+    fmt::print("{:<16} {:>12} {:>10} {:>10} {:>10} {:>11}  {}\n", p.partition,
+               p.rows, p.dead_rows, Bytes(p.total_bytes), Bytes(p.index_bytes),
+               Bytes(p.index_bloat_bytes),
+               p.last_vacuum.empty() ? "never" : p.last_vacuum.substr(0, 19));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +126,29 @@ int main(int argc, char** argv) {
   int target = 0;
   auto* init = app.add_subcommand("init", "create the schema in an empty database");
   init->add_option("--to", target, "schema version to create (default: latest)");
+  uint32_t init_partitions = 0;
+  init->add_option("--partitions", init_partitions,
+                   "PostgreSQL: lay the big tables out as N hash partitions "
+                   "(1 to 1024; docs/dba.md, Partitions)");
+  ns::RepartitionOptions repartition;
+  auto* partition = app.add_subcommand(
+      "partition",
+      "PostgreSQL: rebuild the big tables with N hash partitions (1: plain) "
+      "in one transaction; stops the namespace while it copies");
+  partition->add_option("--count", repartition.count, "partitions per table")
+      ->required();
+  partition->add_flag("--force", repartition.force,
+                      "run even though other sessions are connected (they "
+                      "wait for the copy, and may fail after it)");
+  partition->add_option("--lock-timeout-ms", repartition.lock_timeout_ms,
+                        "wait at most this long for the table locks "
+                        "(default 10000; 0 = forever)");
+  bool partitions_exact = false;
+  auto* partitions = app.add_subcommand(
+      "partitions",
+      "PostgreSQL: per partition rows, dead rows, size, index bloat estimate");
+  partitions->add_flag("--exact", partitions_exact,
+                       "count rows with count(*) instead of the statistics");
   auto* upgrade = app.add_subcommand("upgrade", "apply missing schema migrations");
   upgrade->add_option("--to", target, "version to upgrade to (default: latest)");
   app.add_subcommand("version", "print the schema version");
@@ -108,6 +172,27 @@ int main(int argc, char** argv) {
   if (!uri.ok()) return Fail(uri.status());
   const std::string shown = ns::tools::RedactUri(*uri);
 
+  if (init->parsed() && init->count("--partitions") > 0) {
+    if (target != 0) {
+      fmt::print(stderr, "nsadmin: --partitions and --to do not mix: "
+                         "partitioning needs the latest schema\n");
+      return 1;
+    }
+    ns::Status s = ns::InitPartitionedSchema(*uri, init_partitions);
+    if (!s.ok()) return Fail(s);
+    fmt::print("initialised {} at schema version {} with {} partition(s) "
+               "per big table\n",
+               shown, ns::LatestSchemaVersion(), init_partitions);
+    return 0;
+  }
+  if (partition->parsed()) {
+    ns::Status s = ns::Repartition(*uri, repartition);
+    if (!s.ok()) return Fail(s);
+    fmt::print("repartitioned {}: {} partition(s) per big table\n", shown,
+               repartition.count);
+    return 0;
+  }
+  if (partitions->parsed()) return RunPartitions(*uri, partitions_exact);
   if (init->parsed()) {
     ns::Status s = ns::InitSchema(*uri, target);
     if (!s.ok()) return Fail(s);
@@ -143,6 +228,19 @@ int main(int argc, char** argv) {
   if (!st.ok()) return Fail(st.status());
   fmt::print("database schema version: {}\nthis build's version:    {}\n",
              st->version, st->latest);
+  // PostgreSQL only (SQLite answers NotSupported): the partition layout,
+  // which the catalog records beside the schema version.
+  if (st->version > 0) {
+    if (auto layout = ns::ReadPartitionLayout(*uri); layout.ok()) {
+      uint32_t most = 1;
+      for (const ns::TableLayout& l : *layout) most = std::max(most, l.count);
+      fmt::print("layout:                  {}\n",
+                 most == 1 ? std::string("plain tables")
+                           : fmt::format("{} hash partitions per big table "
+                                         "(`nsadmin partitions`)",
+                                         most));
+    }
+  }
   if (st->version == 0) {
     fmt::print("the database is empty: run `nsadmin init`\n");
   } else if (st->version < st->latest) {

@@ -744,4 +744,32 @@ Status Namespace::ReleaseOrphan(InodeId ino) {
   });
 }
 
+Result<std::vector<InodeId>> Namespace::ListOrphans(InodeId after,
+                                                    uint32_t limit) {
+  if (limit == 0 || limit > 100000) {
+    return Status::Invalid("list orphans",
+                           "limit " + std::to_string(limit) +
+                               " outside 1..100000");
+  }
+  if (after > static_cast<InodeId>(INT64_MAX)) return std::vector<InodeId>{};
+  std::vector<InodeId> out;
+  NS_RETURN_IF_ERROR(backend_->Read([&](Transaction& t) -> Status {
+    out.clear();
+    // The orphans table's primary key is ino: an index range scan on
+    // both dialects. The same text runs on both ($n is bound by Query).
+    const int64_t params[] = {static_cast<int64_t>(after),
+                              static_cast<int64_t>(limit)};
+    NS_ASSIGN_OR_RETURN(
+        std::vector<SqlRow> rows,
+        t.Query("SELECT ino FROM orphans WHERE ino > $1 ORDER BY ino "
+                "LIMIT $2",
+                params));
+    for (const SqlRow& r : rows) {
+      if (!r.empty() && r[0]) out.push_back(std::stoull(*r[0]));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
 }  // namespace ns

@@ -52,6 +52,7 @@
 
 #include "libnamespace/src/backend.h"
 #include "libnamespace/src/pg_errors.h"
+#include "libnamespace/src/pg_statements.h"
 
 namespace ns {
 namespace {
@@ -430,13 +431,20 @@ const std::vector<StatementDef>& Statements() {
          "FROM s WHERE i.ino = $1 AND s.c > 0"});
     v->push_back({kVerifier, "SELECT verifier FROM fs_info WHERE id = 1"});
     // pg_relation_size rather than relpages: relpages stays 0 until the
-    // first VACUUM/ANALYZE, e.g. right after a bulk load.
+    // first VACUUM/ANALYZE, e.g. right after a bulk load. Summed over the
+    // partitions when inodes is partitioned (pg_partition_tree lists no
+    // rows for a plain table; the parent has no storage of its own). One leaf
+    // never analysed makes the sum unknown (-1), as for a plain table.
     v->push_back(
         {kStatsMeta,
-         "SELECT c.reltuples::float8, "
-         "pg_relation_size(c.oid) / current_setting('block_size')::int8, "
+         "SELECT CASE WHEN bool_or(c.reltuples < 0) THEN -1 "
+         "ELSE sum(c.reltuples) END::float8, "
+         "sum(pg_relation_size(c.oid))::int8 / "
+         "current_setting('block_size')::int8, "
          "(SELECT last_value FROM inode_ino_seq) "
-         "FROM pg_class c WHERE c.oid = 'inodes'::regclass"});
+         "FROM pg_class c WHERE c.relkind = 'r' AND "
+         "(c.oid = 'inodes'::regclass OR c.oid IN "
+         "(SELECT relid FROM pg_partition_tree('inodes')))"});
     v->push_back({kStatsExact,
                   "SELECT count(*), coalesce(sum(size) FILTER "
                   "(WHERE type = 1), 0)::int8 FROM inodes"});
@@ -490,6 +498,22 @@ const std::vector<StatementDef>& Statements() {
   return *defs;
 }
 
+}  // namespace
+
+std::optional<std::string> PgStatementSql(std::string_view name) {
+  for (const StatementDef& s : Statements()) {
+    if (s.name == name) return s.sql;
+  }
+  return std::nullopt;
+}
+
+std::string_view PgSessionSettings() {
+  return "SET enable_seqscan = off; SET jit = off; "
+         "SET max_parallel_workers_per_gather = 0; ";
+}
+
+namespace {
+
 // --- Connections -----------------------------------------------------------
 
 // One server connection with every statement registered.
@@ -519,8 +543,7 @@ struct PgConn {
     // The same round trip learns which server process this is (see
     // `server`).
     server = Txn()
-                 .exec("SET enable_seqscan = off; SET jit = off; "
-                       "SET max_parallel_workers_per_gather = 0; "
+                 .exec(std::string(PgSessionSettings()) +
                        "SELECT pg_postmaster_start_time()::text")[0][0]
                  .c_str();
   }

@@ -143,6 +143,15 @@ class Namespace {
   // user is gone. Errors: Invalid (the inode still has links).
   Status ReleaseOrphan(InodeId ino);
 
+  // Inodes kept by UnlinkOptions::retain_if_last and not released yet, in
+  // id order: ids greater than `after`, at most `limit` (1..100000) of
+  // them. A server that crashed with such files open finds them here after
+  // its restart and releases the ones no client reclaimed (ReleaseOrphan);
+  // a running server's own open ones are in the list too, so it skips
+  // what it has open. Errors: Invalid (limit).
+  Result<std::vector<InodeId>> ListOrphans(InodeId after = 0,
+                                           uint32_t limit = 1024);
+
   // --- Access and NFSv4 ACLs (acl.h; implemented in src/acl.cc) ---------
   //
   // Every operation above checks access in one place (src/access.h): with

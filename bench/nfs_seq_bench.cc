@@ -1,0 +1,237 @@
+// nfs-seq-bench: server time per NULL COMPOUND (SEQUENCE alone) and per
+// GETATTR of a cached inode (issue 4 item 12), for docs/performance.md.
+//
+// Method: starts the nfs41d binary as a child process on a free loopback
+// port with a fresh data directory (embedded SQLite), sends N COMPOUNDs of
+// each kind one after another from one client, and divides the CPU time
+// the server process used meanwhile (utime + stime from /proc/PID/stat:
+// every server thread -- event loop, workers, background flusher) by N.
+// That is all the server spends per request: RPC decode, COMPOUND loop,
+// reply encode and the socket system calls. Wall time per call (the
+// round trip as the client sees it) is printed next to it, and the time
+// inside the op handlers themselves, from the server's own Prometheus
+// histogram sums (nfs41d_op_duration_seconds_sum / _count, --metrics):
+// the difference is the RPC layer, the thread hand-off and the kernel.
+//
+// Not a test: the figures depend on the machine.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "nfs41client/client.h"
+
+namespace {
+
+using nfs41client::Bits;
+using nfs41client::Client;
+using nfs41client::Compound;
+
+// utime + stime of `pid` in seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  // Fields after the command name, which is in parentheses and may hold
+  // spaces: state is field 3, utime 14, stime 15.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(line.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// GET /metrics from 127.0.0.1:`port`; "" on failure.
+std::string FetchMetrics(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req =
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[65536];
+      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+    }
+  }
+  close(fd);
+  return out;
+}
+
+// Seconds spent in and calls of each op, from the duration histogram.
+struct OpTimes {
+  std::map<std::string, double> sum;
+  std::map<std::string, double> count;
+};
+OpTimes ParseOpTimes(const std::string& text) {
+  OpTimes t;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const std::string kind : {"sum", "count"}) {
+      const std::string prefix =
+          "nfs41d_op_duration_seconds_" + kind + "{op=\"";
+      if (line.rfind(prefix, 0) != 0) continue;
+      const size_t q = line.find('"', prefix.size());
+      const size_t sp = line.rfind(' ');
+      if (q == std::string::npos || sp == std::string::npos) continue;
+      const std::string op = line.substr(prefix.size(), q - prefix.size());
+      (kind == "sum" ? t.sum : t.count)[op] = std::stod(line.substr(sp + 1));
+    }
+  }
+  return t;
+}
+
+// Microseconds per call of `op` between two snapshots.
+double HandlerUs(const OpTimes& a, const OpTimes& b, const std::string& op) {
+  const double n = b.count.count(op) ? b.count.at(op) - (a.count.count(op) ? a.count.at(op) : 0) : 0;
+  const double s = b.sum.count(op) ? b.sum.at(op) - (a.sum.count(op) ? a.sum.at(op) : 0) : 0;
+  return n > 0 ? s * 1e6 / n : 0;
+}
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct Figure {
+  double server_us = 0;  // server CPU per call
+  double wall_us = 0;    // client round trip per call
+  OpTimes before, after;  // the server's op histograms around the run
+};
+
+template <typename F>
+Figure Measure(pid_t server, uint16_t metrics_port, int calls, F&& call) {
+  for (int i = 0; i < calls / 10; ++i) call();  // warm up (caches, pages)
+  Figure f;
+  f.before = ParseOpTimes(FetchMetrics(metrics_port));
+  const double cpu0 = CpuSeconds(server);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < calls; ++i) call();
+  const auto t1 = std::chrono::steady_clock::now();
+  const double cpu1 = CpuSeconds(server);
+  f.after = ParseOpTimes(FetchMetrics(metrics_port));
+  f.server_us = (cpu1 - cpu0) * 1e6 / calls;
+  f.wall_us =
+      std::chrono::duration<double, std::micro>(t1 - t0).count() / calls;
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nfs-seq-bench: nfs41d server time per SEQUENCE and cached GETATTR"};
+  std::string binary;
+  int calls = 100000;
+  app.add_option("--nfs41d", binary, "the nfs41d binary")->required();
+  app.add_option("--calls", calls, "COMPOUNDs of each kind")
+      ->check(CLI::Range(100, 100000000));
+  CLI11_PARSE(app, argc, argv);
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("nfs-seq-bench-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const uint16_t port = FreePort();
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  uint16_t metrics_port = FreePort();
+  while (metrics_port == port) metrics_port = FreePort();
+  const std::string metrics = "127.0.0.1:" + std::to_string(metrics_port);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(binary.c_str(), binary.c_str(), "--listen", listen.c_str(),
+          "--data-dir", dir.c_str(), "--log-level", "warning", "--metrics",
+          metrics.c_str(),
+          static_cast<char*>(nullptr));
+    std::perror("exec nfs41d");
+    _exit(127);
+  }
+  auto stop = [&](int rc) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    std::filesystem::remove_all(dir);
+    return rc;
+  };
+  std::unique_ptr<Client> c;
+  for (int i = 0; i < 100 && !c; ++i) {
+    auto r = Client::Connect("127.0.0.1", port);
+    if (r.ok()) {
+      c = std::move(r).value();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  if (!c || c->EstablishSession() != NFS4_OK) {
+    std::fprintf(stderr, "nfs-seq-bench: nfs41d did not come up on %s\n",
+                 listen.c_str());
+    return stop(1);
+  }
+  auto root = c->RootFh();
+  if (!root.ok()) return stop(1);
+
+  bool failed = false;
+  const Compound seq;  // SEQUENCE is added in front: SEQUENCE alone
+  Figure s = Measure(pid, metrics_port, calls, [&] {
+    auto r = c->Call(seq);
+    failed = failed || !r.ok() || r->status() != NFS4_OK;
+  });
+  // What a Linux client asks for when it revalidates an inode.
+  Compound ga;
+  ga.PutFh(root.value).GetAttr(Bits({
+      FATTR4_TYPE, FATTR4_CHANGE, FATTR4_SIZE, FATTR4_FSID, FATTR4_FILEID,
+      FATTR4_MODE, FATTR4_NUMLINKS, FATTR4_OWNER, FATTR4_OWNER_GROUP,
+      FATTR4_SPACE_USED, FATTR4_TIME_ACCESS, FATTR4_TIME_METADATA,
+      FATTR4_TIME_MODIFY, FATTR4_MOUNTED_ON_FILEID}));
+  Figure g = Measure(pid, metrics_port, calls, [&] {
+    auto r = c->Call(ga);
+    failed = failed || !r.ok() || r->status() != NFS4_OK;
+  });
+  if (failed) {
+    std::fprintf(stderr, "nfs-seq-bench: a COMPOUND failed\n");
+    return stop(1);
+  }
+  std::printf("calls per kind            %d\n", calls);
+  std::printf("SEQUENCE alone            %.2f us server CPU, %.2f us round trip\n",
+              s.server_us, s.wall_us);
+  std::printf("SEQUENCE+PUTFH+GETATTR    %.2f us server CPU, %.2f us round trip\n",
+              g.server_us, g.wall_us);
+  std::printf("inside the op handlers     SEQUENCE %.2f us; PUTFH %.2f us, "
+              "GETATTR %.2f us (second run)\n",
+              HandlerUs(s.before, s.after, "SEQUENCE"),
+              HandlerUs(g.before, g.after, "PUTFH"),
+              HandlerUs(g.before, g.after, "GETATTR"));
+  std::printf("target: SEQUENCE under 20 us of server time: %s\n",
+              s.server_us < 20 ? "met" : "NOT met");
+  return stop(0);
+}

@@ -1,0 +1,319 @@
+#include "dataserver/control.h"
+
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "pnfs/nsctl.h"
+#include "rpc/client.h"
+#include "rpc/connection.h"
+#include "rpc/log.h"
+#include "rpc/xdr_codec.h"
+
+namespace dataserver {
+
+struct ControlClient::Rpc {
+  std::unique_ptr<rpc::Client> client;
+};
+
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void Space(const std::string& dir, uint64_t* total, uint64_t* free) {
+  struct statvfs sv;
+  if (::statvfs(dir.c_str(), &sv) == 0) {
+    *total = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+    *free = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+  }
+}
+
+const char* StatusName(nsctl_status s) {
+  switch (s) {
+    case NSCTL_OK: return "NSCTL_OK";
+    case NSCTL_ERR_AUTH: return "NSCTL_ERR_AUTH (the key differs from the MDS's)";
+    case NSCTL_ERR_UNKNOWN_DEVICE: return "NSCTL_ERR_UNKNOWN_DEVICE";
+    case NSCTL_ERR_INVAL: return "NSCTL_ERR_INVAL";
+    case NSCTL_ERR_DELAY: return "NSCTL_ERR_DELAY";
+    case NSCTL_ERR_SERVERFAULT: return "NSCTL_ERR_SERVERFAULT";
+  }
+  return "unknown nsctl status";
+}
+
+// The errno a failed DataStore call stands for, for `done.error`: the MDS
+// only needs "failed, retry later" and a hint for its log.
+int32_t Errno(const ns::Status& s) {
+  if (s.ok()) return 0;
+  if (s.IsNoSpace()) return ENOSPC;
+  if (s.IsInvalid()) return EINVAL;
+  return EIO;
+}
+
+}  // namespace
+
+ControlClient::ControlClient(ControlOptions options)
+    : options_(std::move(options)) {}
+
+ControlClient::~ControlClient() { Stop(); }
+
+void ControlClient::Start() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = false;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ControlClient::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    // A call waiting for its reply fails at once (Closed).
+    if (conn_) conn_->Close();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  Disconnect();
+}
+
+bool ControlClient::Sleep(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [this] { return stop_; });
+  return !stop_;
+}
+
+void ControlClient::Complain(const std::string& why) {
+  if (why == last_complaint_) {
+    rpc::log::Debug("dataserver: control: {}", why);
+    return;
+  }
+  last_complaint_ = why;
+  rpc::log::Warning("dataserver: control: {}", why);
+}
+
+bool ControlClient::Connect() {
+  if (rpc_ && rpc_->client && rpc_->client->IsOpen()) return true;
+  Disconnect();
+  rpc::ClientOptions co;
+  // Short: Stop() cannot cut a connect short.
+  co.connect_timeout = std::min<std::chrono::milliseconds>(
+      options_.call_timeout, std::chrono::seconds(5));
+  co.call_timeout = options_.call_timeout;
+  co.backchannel_threads = 1;
+  co.endpoint.name = "nsctl";
+  auto c = rpc::Client::Connect(options_.mds_host, options_.mds_port, co);
+  if (!c.ok()) {
+    Complain("MDS " + options_.mds_host + ":" +
+             std::to_string(options_.mds_port) + " unreachable (" +
+             c.status().ToString() + "); retrying");
+    return false;
+  }
+  rpc_ = std::make_unique<Rpc>();
+  rpc_->client = std::move(c).value();
+  std::lock_guard lock(mu_);
+  conn_ = rpc_->client->connection();
+  if (stop_) conn_->Close();  // Stop() came while connecting
+  return true;
+}
+
+void ControlClient::Disconnect() {
+  {
+    std::lock_guard lock(mu_);
+    conn_.reset();
+  }
+  if (rpc_ && rpc_->client) rpc_->client->Close();
+  rpc_.reset();
+}
+
+void ControlClient::Run() {
+  std::chrono::milliseconds backoff = options_.initial_backoff;
+  auto next_backoff = [&] {
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  };
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    if (!registered_.load()) {
+      if (Register()) {
+        backoff = options_.initial_backoff;
+        continue;  // heartbeat right away: there may be work waiting
+      }
+      if (!Sleep(backoff)) return;
+      next_backoff();
+      continue;
+    }
+    // The interval runs from the start of a heartbeat, so the MDS hears
+    // from us every heartbeat_seconds however long the call and the work
+    // took ("at least this often", nsctl.x).
+    const auto started = std::chrono::steady_clock::now();
+    bool more = false;
+    if (!Heartbeat(&more)) {
+      // UNKNOWN_DEVICE: register again now, unless the MDS forgot us right
+      // after registering (its bug; do not spin).
+      if (!registered_.load() &&
+          started - registered_at_ >= std::chrono::seconds(1)) {
+        continue;
+      }
+      if (!Sleep(backoff)) return;
+      next_backoff();
+      continue;
+    }
+    backoff = options_.initial_backoff;
+    if (more) continue;
+    const auto next =
+        started + std::chrono::seconds(std::max<uint32_t>(1, heartbeat_seconds_));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next - std::chrono::steady_clock::now());
+    if (left.count() > 0 && !Sleep(left)) return;
+  }
+}
+
+bool ControlClient::Register() {
+  if (!Connect()) return false;
+  nsctl_register_args a{};
+  a.ds_uuid.ds_uuid_len = static_cast<u_int>(options_.uuid.size());
+  a.ds_uuid.ds_uuid_val = const_cast<char*>(options_.uuid.data());
+  a.advertise = const_cast<char*>(options_.advertise.c_str());
+  a.listen = const_cast<char*>(options_.listen.c_str());
+  Space(options_.data_dir, &a.bytes_total, &a.bytes_free);
+  const pnfs::Proof proof = pnfs::RegisterProof(
+      options_.key, Bytes(options_.uuid), options_.advertise, options_.listen);
+  std::memcpy(a.proof, proof.data(), proof.size());
+  auto args = rpc::XdrEncode(xdr_nsctl_register_args, a);
+  if (!args.ok()) {
+    Complain("cannot encode NSCTL_REGISTER: " + args.status().ToString());
+    return false;
+  }
+  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_REGISTER,
+                                  std::move(args).value());
+  if (!reply.ok()) {
+    Complain("NSCTL_REGISTER to " + options_.mds_host + ":" +
+             std::to_string(options_.mds_port) + ": " +
+             reply.status().ToString() + "; retrying");
+    Disconnect();
+    return false;
+  }
+  rpc::XdrOwned<nsctl_register_res> res(xdr_nsctl_register_res);
+  if (!res.DecodeAll(reply->results())) {
+    Complain("NSCTL_REGISTER: reply does not decode; retrying");
+    return false;
+  }
+  if (res->status != NSCTL_OK) {
+    Complain(std::string("NSCTL_REGISTER refused: ") + StatusName(res->status) +
+             "; retrying");
+    return false;
+  }
+  const nsctl_register_ok& ok = res->nsctl_register_res_u.ok;
+  heartbeat_seconds_ = ok.heartbeat_seconds;
+  device_id_.store(ok.device_id);
+  registered_.store(true);
+  registered_at_ = std::chrono::steady_clock::now();
+  registrations_.fetch_add(1);
+  last_complaint_.clear();
+  rpc::log::Info(
+      "dataserver: registered with MDS {}:{} as device {} (uuid {}, "
+      "advertising {}); heartbeat every {} s, expiry {} s",
+      options_.mds_host, options_.mds_port, ok.device_id, options_.uuid,
+      options_.advertise, ok.heartbeat_seconds, ok.expire_seconds);
+  return true;
+}
+
+bool ControlClient::Heartbeat(bool* more) {
+  if (!Connect()) return false;
+  const uint64_t device = device_id_.load();
+  nsctl_heartbeat_args a{};
+  a.device_id = device;
+  a.ds_uuid.ds_uuid_len = static_cast<u_int>(options_.uuid.size());
+  a.ds_uuid.ds_uuid_val = const_cast<char*>(options_.uuid.data());
+  Space(options_.data_dir, &a.bytes_total, &a.bytes_free);
+  // At most NSCTL_WORK_MAX results per heartbeat; the rest go next time.
+  const size_t n = std::min<size_t>(done_.size(), NSCTL_WORK_MAX);
+  std::vector<nsctl_done> done(n);
+  for (size_t i = 0; i < n; ++i) {
+    done[i].work_id = done_[i].work_id;
+    done[i].error = done_[i].error;
+  }
+  a.done.done_len = static_cast<u_int>(n);
+  a.done.done_val = done.data();
+  const pnfs::Proof proof =
+      pnfs::HeartbeatProof(options_.key, device, Bytes(options_.uuid));
+  std::memcpy(a.proof, proof.data(), proof.size());
+  auto args = rpc::XdrEncode(xdr_nsctl_heartbeat_args, a);
+  if (!args.ok()) {
+    Complain("cannot encode NSCTL_HEARTBEAT: " + args.status().ToString());
+    return false;
+  }
+  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_HEARTBEAT,
+                                  std::move(args).value());
+  if (!reply.ok()) {
+    Complain("NSCTL_HEARTBEAT to " + options_.mds_host + ":" +
+             std::to_string(options_.mds_port) + ": " +
+             reply.status().ToString() + "; retrying");
+    Disconnect();
+    return false;
+  }
+  rpc::XdrOwned<nsctl_heartbeat_res> res(xdr_nsctl_heartbeat_res);
+  if (!res.DecodeAll(reply->results())) {
+    Complain("NSCTL_HEARTBEAT: reply does not decode; retrying");
+    return false;
+  }
+  if (res->status == NSCTL_ERR_UNKNOWN_DEVICE) {
+    rpc::log::Info("dataserver: the MDS does not know device {}: registering "
+                   "again",
+                   device);
+    registered_.store(false);
+    done_.clear();
+    return false;
+  }
+  if (res->status != NSCTL_OK) {
+    Complain(std::string("NSCTL_HEARTBEAT refused: ") +
+             StatusName(res->status) + "; retrying");
+    return false;
+  }
+  heartbeats_.fetch_add(1);
+  last_complaint_.clear();
+  // The MDS has the results it was sent.
+  done_.erase(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(n));
+  const auto& work = res->nsctl_heartbeat_res_u.work;
+  for (u_int i = 0; i < work.work_len; ++i) {
+    const nsctl_work& w = work.work_val[i];
+    ns::Status s;
+    const char* what = "?";
+    switch (w.op) {
+      case NSCTL_REMOVE:
+        what = "remove";
+        s = options_.store->RemoveStripe(w.fileid);
+        break;
+      case NSCTL_TRUNCATE:
+        what = "truncate";
+        s = options_.store->TruncateStripe(w.fileid, w.size);
+        break;
+      default:
+        // A newer MDS's work this server does not know: report it failed
+        // so that the MDS keeps it (and logs it) instead of losing it.
+        rpc::log::Warning("dataserver: control: unknown work op {} (id {})",
+                          static_cast<int>(w.op), w.work_id);
+        done_.push_back({w.work_id, EOPNOTSUPP});
+        continue;
+    }
+    if (!s.ok()) {
+      rpc::log::Error("dataserver: {} of file {} (work {}): {}", what,
+                      w.fileid, w.work_id, s.ToString());
+    } else {
+      rpc::log::Debug("dataserver: {} of file {} (work {}) done", what,
+                      w.fileid, w.work_id);
+    }
+    done_.push_back({w.work_id, Errno(s)});
+    work_done_.fetch_add(1);
+  }
+  *more = work.work_len >= NSCTL_WORK_MAX || done_.size() > NSCTL_WORK_MAX;
+  return true;
+}
+
+}  // namespace dataserver

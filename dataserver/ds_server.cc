@@ -1,0 +1,213 @@
+#include "dataserver/ds_server.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "dataserver/ds_ops.h"
+#include "rpc/log.h"
+
+namespace dataserver {
+namespace {
+
+constexpr size_t kMaxDirsSynced = 1u << 20;
+
+int64_t ToNs(const timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// fsyncs a directory; false (errno set) on failure.
+bool SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
+}
+
+std::string StripePath(const DsContext& ctx, ns::InodeId ino) {
+  return ctx.store_dir + "/" + nfs41d::data::LocalDataPath(ino);
+}
+
+std::string Parent(const std::string& path) {
+  return path.substr(0, path.rfind('/'));
+}
+
+ns::Status IoError(const std::string& what, const std::string& path, int err) {
+  rpc::log::Error("dataserver: {} {}: {}", what, path, std::strerror(err));
+  return ns::Status::IOError(what + " " + path, std::strerror(err));
+}
+
+}  // namespace
+
+ns::Status StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out) {
+  *out = StripeStat{};
+  struct stat sb;
+  const std::string path = StripePath(ctx, ino);
+  if (::stat(path.c_str(), &sb) != 0) {
+    if (errno == ENOENT) return ns::Status::Ok();
+    return IoError("stat", path, errno);
+  }
+  out->exists = true;
+  out->size = static_cast<uint64_t>(sb.st_size);
+  out->space_used = static_cast<uint64_t>(sb.st_blocks) * 512;
+  out->mtime_ns = ToNs(sb.st_mtim);
+  out->ctime_ns = ToNs(sb.st_ctim);
+  return ns::Status::Ok();
+}
+
+ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino) {
+  {
+    std::lock_guard lock(ctx.dirs_mu);
+    if (ctx.dirs_synced.count(ino)) return ns::Status::Ok();
+  }
+  // data/xx/yy/<ino>: sync yy (the entry), xx (yy's entry), data (xx's).
+  std::string dir = StripePath(ctx, ino);
+  for (int i = 0; i < 3; ++i) {
+    dir = Parent(dir);
+    if (!SyncDir(dir)) {
+      if (errno == ENOENT) return ns::Status::Ok();  // nothing stored
+      return IoError("fsync", dir, errno);
+    }
+  }
+  std::lock_guard lock(ctx.dirs_mu);
+  // Bounded memory: forgetting only costs a few directory fsyncs again.
+  if (ctx.dirs_synced.size() >= kMaxDirsSynced) ctx.dirs_synced.clear();
+  ctx.dirs_synced.insert(ino);
+  return ns::Status::Ok();
+}
+
+ns::Status DataServer::RemoveStripe(uint64_t fileid) {
+  StripeStat ss;
+  if (ns::Status s = StatStripe(ctx_, fileid, &ss); !s.ok()) return s;
+  if (!ss.exists) return ns::Status::Ok();  // never stored here, or done
+  if (ns::Status s = data_->Remove(fileid); !s.ok()) return s;
+  {
+    std::lock_guard lock(ctx_.dirs_mu);
+    ctx_.dirs_synced.erase(fileid);
+  }
+  const std::string dir = Parent(StripePath(ctx_, fileid));
+  if (!SyncDir(dir)) return IoError("fsync", dir, errno);
+  return ns::Status::Ok();
+}
+
+ns::Status DataServer::TruncateStripe(uint64_t fileid, uint64_t size) {
+  StripeStat ss;
+  if (ns::Status s = StatStripe(ctx_, fileid, &ss); !s.ok()) return s;
+  if (!ss.exists || ss.size <= size) return ns::Status::Ok();
+  if (ns::Status s = data_->Truncate(fileid, size); !s.ok()) return s;
+  return data_->Sync(fileid, nfs41d::data::Stability::kFileSync);
+}
+
+DataServer::DataServer(DataServerOptions options)
+    : options_(std::move(options)) {}
+
+DataServer::~DataServer() { Stop(); }
+
+std::string DataServer::Start() {
+  fh_ = std::make_unique<nfs41d::FhCodec>(options_.key);
+  // A READ or WRITE of max_io bytes must fit the session with its COMPOUND
+  // around it (RFC 8881 §18.36.3): clients size their I/O by the MDS, which
+  // offers max_io too, so the data server's channel limits leave headroom.
+  constexpr uint32_t kHeadroom = 64u << 10;
+  options_.state.max_request_size =
+      std::max(options_.state.max_request_size, ctx_.max_io + kHeadroom);
+  options_.state.max_response_size =
+      std::max(options_.state.max_response_size, ctx_.max_io + kHeadroom);
+  // No client records: a data server keeps no locking state, so it has no
+  // grace period and nothing to reclaim after a restart (RFC 8881 §13.9:
+  // that state lives on the MDS).
+  state_ = std::make_unique<nfs41d::state::StateManager>(options_.state);
+  const std::string store_dir = options_.data_dir + "/data";
+  auto store = nfs41d::data::OpenLocalDataStore(store_dir);
+  if (!store.ok()) {
+    return "cannot open the data store: " + store.status().ToString();
+  }
+  data_ = std::move(store).value();
+
+  ctx_.fh = fh_.get();
+  ctx_.state = state_.get();
+  ctx_.data = data_.get();
+  ctx_.ops = &DsOpTable();
+  ctx_.metrics = &metrics_;
+  metrics_.extra = [this](std::string* out) {
+    auto gauge = [out](const char* name, const char* help, uint64_t v) {
+      *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " +
+              name + " gauge\n" + name + " " + std::to_string(v) + "\n";
+    };
+    gauge("dataserver_sessions", "Current NFSv4.1 sessions.",
+          state_->session_count());
+    gauge("dataserver_clients", "Current NFSv4.1 clients.",
+          state_->client_count());
+    if (options_.metrics_extra) options_.metrics_extra(out);
+  };
+  ctx_.store_dir = store_dir;
+  // New at every start (RFC 8881 §18.32.3): random bytes, so clients see a
+  // restart and resend what they had not committed.
+  if (RAND_bytes(ctx_.write_verifier.data(),
+                 static_cast<int>(ctx_.write_verifier.size())) != 1) {
+    std::random_device rd;
+    uint64_t v = static_cast<uint64_t>(
+                     std::chrono::system_clock::now().time_since_epoch()
+                         .count()) ^
+                 (uint64_t{rd()} << 32) ^ rd();
+    std::memcpy(ctx_.write_verifier.data(), &v, sizeof v);
+  }
+
+  rpc::ServerOptions ro;
+  ro.host = options_.host;
+  ro.port = options_.port;
+  ro.worker_threads = options_.worker_threads;
+  ro.endpoint.max_record_size = options_.state.max_request_size + 4096;
+  ro.endpoint.name = "dataserver";
+  nfs41d::state::StateManager* sm = state_.get();
+  nfs41d::Metrics* m = &metrics_;
+  ro.endpoint.on_open = [m](const std::shared_ptr<rpc::Connection>&) {
+    m->ConnectionOpened();
+  };
+  ro.endpoint.on_close = [sm, m](const std::shared_ptr<rpc::Connection>& c) {
+    m->ConnectionClosed();
+    sm->ConnectionClosed(c->id());
+  };
+  rpc_ = std::make_unique<rpc::Server>(ro);
+  rpc_->Register(nfs41d::MakeNfs4Program(&ctx_));
+  if (rpc::Status s = rpc_->Start(); !s.ok()) {
+    rpc_.reset();
+    return "cannot listen on " + options_.host + ":" +
+           std::to_string(options_.port) + ": " + s.ToString();
+  }
+  if (!options_.metrics_host.empty()) {
+    metrics_server_ = std::make_unique<nfs41d::MetricsServer>(&metrics_);
+    if (std::string e = metrics_server_->Start(options_.metrics_host,
+                                               options_.metrics_port);
+        !e.empty()) {
+      rpc_->Stop();
+      rpc_.reset();
+      metrics_server_.reset();
+      return e;
+    }
+    rpc::log::Info("dataserver: metrics on http://{}:{}/metrics",
+                   options_.metrics_host, metrics_server_->port());
+  }
+  state_->StartReaper();
+  rpc::log::Info("dataserver: serving {} on {}:{}", store_dir, options_.host,
+                 port());
+  return "";
+}
+
+void DataServer::Stop() {
+  if (metrics_server_) metrics_server_->Stop();
+  if (rpc_) rpc_->Stop();
+  if (state_) state_->StopReaper();
+}
+
+}  // namespace dataserver
