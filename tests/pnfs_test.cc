@@ -435,4 +435,104 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
   EXPECT_TRUE(empty) << "done work is deleted";
 }
 
+TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
+  std::string bytes(3 * kUnit, '\0');
+  std::mt19937_64 rng(7);
+  for (char& c : bytes) c = static_cast<char>(rng());
+  auto opened = client_->OpenFile(Root(), "shrunk", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(opened.status, NFS4_OK);
+  const Fh fh = opened.value.fh;
+  const stateid4 sid = opened.value.stateid;
+  Layout l = LayoutGet(fh, sid);
+  ASSERT_NFS(l.status, NFS4_OK);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  ASSERT_EQ(dss.size(), 3u);
+  for (uint64_t k = 0; k < 3; ++k) {
+    ASSERT_NFS(dss[k]->WriteFile(l.fh, l.stateid, k * kUnit,
+                                 bytes.substr(k * kUnit, kUnit), FILE_SYNC4)
+                   .status,
+               NFS4_OK);
+  }
+  {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTCOMMIT;
+    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
+    a.loca_length = kAll;
+    a.loca_stateid = l.stateid;
+    a.loca_last_write_offset.no_newoffset = TRUE;
+    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
+    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
+    Compound cp;
+    cp.PutFh(fh).Op(op);
+    auto r = client_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    ASSERT_NFS(r->status(), NFS4_OK);
+  }
+  const ns::InodeId ino =
+      client_->GetAttr(fh, nfs41client::Bits({FATTR4_FILEID})).value.fileid;
+
+  // Shrink to 100 bytes: the layout is recalled first (the caller's too).
+  Compound cp;
+  cp.PutFh(fh).SetSize(sid, 100);
+  auto r = client_->Call(cp);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  EXPECT_GE(client_->callback_stats().cb_layoutrecall, 1u);
+  // The client returns it; a new layout comes once every data server cut
+  // its stripe file (their next heartbeat).
+  {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTRETURN;
+    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
+    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
+    a.lora_iomode = LAYOUTIOMODE4_ANY;
+    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
+        client_->callback_stats().last_layoutrecall_stateid;
+    Compound ret;
+    ret.PutFh(fh).Op(op);
+    auto rr = client_->Call(ret);
+    ASSERT_TRUE(rr.ok());
+    EXPECT_NFS(rr->status(), NFS4_OK);
+  }
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  Layout again;
+  do {
+    again = LayoutGet(fh, sid);
+    if (again.status == NFS4_OK) break;
+    EXPECT_NFS(again.status, NFS4ERR_LAYOUTTRYLATER);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < end);
+  ASSERT_NFS(again.status, NFS4_OK);
+  // On every data server's disk nothing is left past byte 100.
+  for (auto& p : ds_) {
+    auto store = nfs41d::data::OpenLocalDataStore(p->dir() + "/data");
+    ASSERT_TRUE(store.ok());
+    std::string buf(kUnit, '\0');
+    for (uint64_t k = 1; k < 3; ++k) {
+      auto n = (*store)->Read(ino, k * kUnit,
+                              std::span<uint8_t>(
+                                  reinterpret_cast<uint8_t*>(buf.data()),
+                                  buf.size()));
+      ASSERT_TRUE(n.ok());
+      EXPECT_EQ(*n, 0u) << "stripe unit " << k << " was cut";
+    }
+  }
+  // Through the MDS: exactly the first 100 bytes.
+  std::string via_mds;
+  ASSERT_NFS(ReadThroughMds(fh, sid, 100, &via_mds), NFS4_OK);
+  EXPECT_TRUE(via_mds == bytes.substr(0, 100));
+  // Writing again through the new layout (to the data server of unit 2)
+  // is not cut by anything queued.
+  ASSERT_NFS(dss[2]->WriteFile(again.fh, again.stateid, 2 * kUnit, "after",
+                               FILE_SYNC4)
+                 .status,
+             NFS4_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  auto back = dss[2]->ReadFile(again.fh, again.stateid, 2 * kUnit, 5);
+  ASSERT_NFS(back.status, NFS4_OK);
+  EXPECT_EQ(back.value.data, "after") << "no late truncate cut new bytes";
+}
+
 }  // namespace
