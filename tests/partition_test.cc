@@ -13,6 +13,7 @@
 #include "libnamespace/include/namespace/admin.h"
 #include "libnamespace/include/namespace/partitions.h"
 #include "libnamespace/include/namespace/schema.h"
+#include "libnamespace/include/namespace/pnfs.h"
 #include "tests/test_util.h"
 
 namespace ns::testing {
@@ -197,6 +198,21 @@ TEST_F(PartitionTest, WritesWorkOnPartitions) {
   ASSERT_OK(ns_->Unlink(root, d.ino, "f2").status());
   EXPECT_TRUE(raw_->QueryInts("SELECT ino FROM inode_ext_ids", &error).empty());
 
+  // The pNFS work-queue triggers (schema 005) survive the rebuild and fire
+  // on the partitions.
+  {
+    PnfsRegistry reg(ns_.get());
+    ASSERT_OK_AND_ASSIGN(DataServer ds,
+                         reg.Register("ab", "h:1", "h:1", 0, 0, 1));
+    const std::vector<uint64_t> one = {ds.id};
+    ASSERT_OK_AND_ASSIGN(PnfsDevice dev, reg.DeviceFor(one));
+    ASSERT_OK_AND_ASSIGN(Attr f5, ns_->Lookup(root, d.ino, "f5"));
+    ASSERT_OK(reg.SetLayoutIfAbsent({f5.ino, dev.id, 4096}).status());
+    ASSERT_OK(ns_->Unlink(root, d.ino, "f5").status());
+    ASSERT_OK_AND_ASSIGN(auto work, reg.WorkForFile(f5.ino));
+    EXPECT_EQ(work.size(), 1u) << "the removal was queued";
+  }
+
   // Statistics: one line per partition, exact rows adding up.
   raw_.reset();
   ns_.reset();
@@ -209,7 +225,7 @@ TEST_F(PartitionTest, WritesWorkOnPartitions) {
     EXPECT_GT(s.total_bytes, 0) << s.partition;
     EXPECT_EQ(s.partition.rfind(s.table + "_p", 0), 0u) << s.partition;
   }
-  EXPECT_EQ(inodes, 1 + 1 + 50 - 2);  // root, d, files less two unlinked
+  EXPECT_EQ(inodes, 1 + 1 + 50 - 3);  // root, d, files less three unlinked
 }
 
 TEST_F(PartitionTest, BadInputChangesNothing) {

@@ -151,6 +151,16 @@ Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
         "WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid) "
         "ORDER BY c.relname"));
 
+  // Triggers of our own (schema 005's pNFS work-queue triggers on inodes),
+  // as the catalog prints them: DROP TABLE takes them along, so they are
+  // made again on the new table (on a partitioned one PostgreSQL clones
+  // them to every partition). The ext_id triggers are made below.
+  NS_ASSIGN_OR_RETURN(
+      auto triggers,
+      q("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE "
+        "tgrelid = " +
+        reg + " AND NOT tgisinternal ORDER BY tgname"));
+
   const std::string fresh = T + "_repart";
   std::string create = "CREATE TABLE " + fresh + " (LIKE " + T +
                        " INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
@@ -190,6 +200,10 @@ Status RebuildTable(Transaction& t, const PartitionedTableDef& def,
       sql.replace(at, only.size(), " ON ");
     }
     NS_RETURN_IF_ERROR(q(sql).status());
+  }
+  for (const SqlRow& tr : triggers) {
+    if (T == "inodes" && Col(tr, 0).rfind("inodes_ext_id", 0) == 0) continue;
+    NS_RETURN_IF_ERROR(q(Col(tr, 1)).status());
   }
   if (T == "inodes") {
     NS_RETURN_IF_ERROR(
