@@ -137,7 +137,7 @@ constexpr const char* kTree =
     "  WHERE d.iname NOT IN ('.', '..') AND d.ichild <> d.iparent"
     "    AND t.depth < 2048)";
 
-class ChimeraSource final : public Source {
+class ChimeraSource final : public ReplaySource {
  public:
   ChimeraSource(std::string uri, std::string conninfo)
       : uri_(std::move(uri)),
@@ -208,7 +208,7 @@ class ChimeraSource final : public Source {
     return Query(sql, {kRootId}).status();
   }
 
-  ns::Result<std::optional<Entry>> Next() override {
+  ns::Result<std::optional<Entry>> Read() override {
     if (row_ >= rows_) {
       if (done_) return std::optional<Entry>();
       NS_RETURN_IF_ERROR(Fetch());
@@ -218,31 +218,7 @@ class ChimeraSource final : public Source {
       }
     }
     NS_ASSIGN_OR_RETURN(Entry e, Row(row_++));
-    ++returned_;
     return std::optional<Entry>(std::move(e));
-  }
-
-  SourcePos Position() const override { return {returned_, returned_}; }
-
-  ns::Status Seek(const SourcePos& pos) override {
-    if (pos.line < returned_) {
-      return ns::Status::Invalid(name_, "cannot go back");
-    }
-    // The tag sets of the directories open at `pos` are rebuilt by reading
-    // the rows up to it (the walk is deterministic in one snapshot of an
-    // unchanged source); MOVE would be faster but lose them.
-    while (returned_ < pos.line) {
-      NS_ASSIGN_OR_RETURN(std::optional<Entry> e, Next());
-      if (!e) {
-        return ns::Status::Invalid(name_, "fewer rows than the checkpoint");
-      }
-    }
-    return ns::Status::Ok();
-  }
-
-  std::optional<double> Fraction() const override {
-    if (total_ == 0) return std::nullopt;
-    return static_cast<double>(returned_) / static_cast<double>(total_);
   }
 
   // Without the password: it is recorded in checkpoints and dump headers.
@@ -521,7 +497,6 @@ class ChimeraSource final : public Source {
   PgResult page_;
   int rows_ = 0, row_ = 0;
   bool done_ = false;
-  uint64_t returned_ = 0, total_ = 0;
   std::vector<std::map<std::string, std::string>> tags_;
   simdjson::dom::parser parser_;
 };

@@ -162,7 +162,7 @@ ns::Status CnsAclToPosix(const std::string& acl, std::string* access,
   return ns::Status::Ok();
 }
 
-class DpmSource final : public Source {
+class DpmSource final : public ReplaySource {
  public:
   DpmSource(std::string uri, std::string connect)
       : uri_(RedactUri(uri)), connect_(std::move(connect)) {}
@@ -177,7 +177,7 @@ class DpmSource final : public Source {
     });
   }
 
-  ns::Result<std::optional<Entry>> Next() override {
+  ns::Result<std::optional<Entry>> Read() override {
     std::optional<Entry> out;
     NS_RETURN_IF_ERROR(Guard(uri_, [&]() -> ns::Status {
       if (!started_) {
@@ -210,24 +210,7 @@ class DpmSource final : public Source {
       }
       return ns::Status::Ok();
     }));
-    if (out) ++returned_;
     return out;
-  }
-
-  SourcePos Position() const override { return {returned_, returned_}; }
-
-  ns::Status Seek(const SourcePos& pos) override {
-    while (returned_ < pos.line) {
-      NS_ASSIGN_OR_RETURN(std::optional<Entry> e, Next());
-      if (!e)
-        return ns::Status::Invalid(uri_, "fewer rows than the checkpoint");
-    }
-    return ns::Status::Ok();
-  }
-
-  std::optional<double> Fraction() const override {
-    if (total_ == 0) return std::nullopt;
-    return static_cast<double>(returned_) / static_cast<double>(total_);
   }
 
   const std::string& Uri() const override { return uri_; }
@@ -490,7 +473,6 @@ class DpmSource final : public Source {
   std::unique_ptr<soci::session> sql_;
   std::vector<Level> stack_;
   bool started_ = false;
-  uint64_t returned_ = 0, total_ = 0;
   simdjson::dom::parser parser_;
 };
 

@@ -62,6 +62,45 @@ class Source {
   virtual const std::string& Uri() const = 0;
 };
 
+// A source read in one deterministic order (a database walk in one
+// snapshot): Seek replays entries up to the position, which also rebuilds
+// any state that depends on earlier rows (inherited tag sets), and Fraction
+// comes from a row count taken up front. Subclasses implement Read() and set
+// total_.
+class ReplaySource : public Source {
+ public:
+  ns::Result<std::optional<Entry>> Next() final {
+    auto e = Read();
+    if (e.ok() && *e) ++returned_;
+    return e;
+  }
+  SourcePos Position() const override { return {returned_, returned_}; }
+  ns::Status Seek(const SourcePos& pos) override {
+    if (pos.line < returned_) {
+      return ns::Status::Invalid(Uri(), "cannot go back");
+    }
+    while (returned_ < pos.line) {
+      NS_ASSIGN_OR_RETURN(std::optional<Entry> e, Next());
+      if (!e) {
+        return ns::Status::Invalid(Uri(), "fewer rows than the checkpoint");
+      }
+    }
+    return ns::Status::Ok();
+  }
+  std::optional<double> Fraction() const override {
+    if (total_ == 0) return std::nullopt;
+    return static_cast<double>(returned_) / static_cast<double>(total_);
+  }
+
+ protected:
+  // The next entry in the walk's order; nullopt at the end.
+  virtual ns::Result<std::optional<Entry>> Read() = 0;
+  uint64_t total_ = 0;  // entries in the source, 0 while unknown
+
+ private:
+  uint64_t returned_ = 0;
+};
+
 struct SourceOptions {
   SkipLog* skips = nullptr;  // required for posix:
 };
