@@ -311,8 +311,24 @@ ns::Status ResolveId(bool group, std::string_view name, uint64_t lineno,
 
 struct DumpParser::Impl {
   od::parser parser;
+  od::document doc;  // of the line in buf; objects read from it borrow it
   std::unordered_map<std::string, uint32_t> users, groups;
   std::string buf;  // the line with simdjson's padding after it
+
+  // Parses `line` (a `what`: header or entry) into its top-level object.
+  ns::Status Begin(std::string_view line, uint64_t lineno,
+                   std::string_view what, od::object* obj) {
+    buf.assign(line);
+    buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+    if (auto err = parser.iterate(buf.data(), buf.size(), buf.capacity())
+                       .get(doc)) {
+      return JsonError(lineno, what, err);
+    }
+    if (auto err = doc.get_object().get(*obj)) {
+      return JsonError(lineno, what, err);
+    }
+    return ns::Status::Ok();
+  }
 };
 
 DumpParser::DumpParser() : impl_(std::make_unique<Impl>()) {}
@@ -320,19 +336,8 @@ DumpParser::~DumpParser() = default;
 
 ns::Result<DumpHeader> DumpParser::ParseHeader(std::string_view line,
                                                uint64_t lineno) {
-  impl_->buf.assign(line);
-  impl_->buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
-  od::document doc;
-  if (auto err = impl_->parser
-                     .iterate(impl_->buf.data(), impl_->buf.size(),
-                              impl_->buf.capacity())
-                     .get(doc)) {
-    return JsonError(lineno, "header", err);
-  }
   od::object obj;
-  if (auto err = doc.get_object().get(obj)) {
-    return JsonError(lineno, "header", err);
-  }
+  NS_RETURN_IF_ERROR(impl_->Begin(line, lineno, "header", &obj));
   DumpHeader h;
   std::string format;
   for (auto kv : obj) {
@@ -364,19 +369,8 @@ ns::Result<DumpHeader> DumpParser::ParseHeader(std::string_view line,
 
 ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
                                          uint64_t lineno) {
-  impl_->buf.assign(line);
-  impl_->buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
-  od::document doc;
-  if (auto err = impl_->parser
-                     .iterate(impl_->buf.data(), impl_->buf.size(),
-                              impl_->buf.capacity())
-                     .get(doc)) {
-    return JsonError(lineno, "entry", err);
-  }
   od::object obj;
-  if (auto err = doc.get_object().get(obj)) {
-    return JsonError(lineno, "entry", err);
-  }
+  NS_RETURN_IF_ERROR(impl_->Begin(line, lineno, "entry", &obj));
   Entry e;
   enum : uint32_t {
     kPath = 1,
@@ -474,7 +468,7 @@ ns::Result<Entry> DumpParser::ParseEntry(std::string_view line,
     }
   }
   // At the end of the input current_location() is out of bounds.
-  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+  if (impl_->doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
     return LineError(lineno, "text after the JSON object");
   }
   constexpr uint32_t kRequired = kPath | kType | kMode | kUid | kGid | kMtime;
