@@ -121,6 +121,19 @@ class Checker {
     return Status::Ok();
   }
 
+  // A finding repaired by one guarded DELETE: `sql` takes the id as $1,
+  // re-checks the fault itself (so a row fixed meanwhile stays) and returns
+  // the rows it deleted.
+  Status AddDelete(const std::string& check, InodeId id, std::string detail,
+                   std::string sql) {
+    return Add(check, id, std::move(detail),
+               [&](Transaction& t) -> Result<bool> {
+                 const int64_t one[] = {static_cast<int64_t>(id)};
+                 NS_ASSIGN_OR_RETURN(auto gone, t.Query(sql, one));
+                 return !gone.empty();
+               });
+  }
+
   void AddReportOnly(const std::string& check, InodeId ino,
                      std::string detail) {
     report_.findings.push_back({check, ino, std::move(detail), false, false});
@@ -469,20 +482,12 @@ class Checker {
              "WHERE i.ino IS NULL OR i.type <> 3 ORDER BY s.ino LIMIT $1"));
     for (const SqlRow& r : stray) {
       const InodeId ino = Int(r[0]);
-      NS_RETURN_IF_ERROR(Add(
+      NS_RETURN_IF_ERROR(AddDelete(
           check, ino,
           fmt::format("symlink target stored for {}, which is no symlink",
                       ino),
-          [&](Transaction& t) -> Result<bool> {
-            const int64_t one[] = {static_cast<int64_t>(ino)};
-            NS_ASSIGN_OR_RETURN(
-                auto gone,
-                t.Query("DELETE FROM symlinks WHERE ino = $1 AND NOT EXISTS "
-                        "(SELECT 1 FROM inodes WHERE ino = $1 AND type = 3) "
-                        "RETURNING ino",
-                        one));
-            return !gone.empty();
-          }));
+          "DELETE FROM symlinks WHERE ino = $1 AND NOT EXISTS (SELECT 1 FROM "
+          "inodes WHERE ino = $1 AND type = 3) RETURNING ino"));
     }
     return Status::Ok();
   }
@@ -534,21 +539,13 @@ class Checker {
                                   table)));
       for (const SqlRow& r : rows) {
         const InodeId ino = Int(r[0]);
-        NS_RETURN_IF_ERROR(Add(
+        NS_RETURN_IF_ERROR(AddDelete(
             check, ino,
             fmt::format("{} rows of inode {}, which does not exist", table,
                         ino),
-            [&](Transaction& t) -> Result<bool> {
-              const int64_t one[] = {static_cast<int64_t>(ino)};
-              NS_ASSIGN_OR_RETURN(
-                  auto gone,
-                  t.Query(fmt::format("DELETE FROM {} WHERE ino = $1 AND NOT "
-                                      "EXISTS (SELECT 1 FROM inodes WHERE "
-                                      "ino = $1) RETURNING ino",
-                                      table),
-                          one));
-              return !gone.empty();
-            }));
+            fmt::format("DELETE FROM {} WHERE ino = $1 AND NOT EXISTS "
+                        "(SELECT 1 FROM inodes WHERE ino = $1) RETURNING ino",
+                        table)));
       }
     }
     return Status::Ok();
@@ -566,19 +563,11 @@ class Checker {
              "LIMIT $1"));
     for (const SqlRow& r : rows) {
       const InodeId origin = Int(r[0]);
-      NS_RETURN_IF_ERROR(Add(
+      NS_RETURN_IF_ERROR(AddDelete(
           check, origin,
           fmt::format("tag set of {} is seen by no directory", origin),
-          [&](Transaction& t) -> Result<bool> {
-            const int64_t one[] = {static_cast<int64_t>(origin)};
-            NS_ASSIGN_OR_RETURN(
-                auto gone,
-                t.Query("DELETE FROM tags WHERE origin = $1 AND NOT EXISTS "
-                        "(SELECT 1 FROM dir_tags WHERE origin = $1) "
-                        "RETURNING origin",
-                        one));
-            return !gone.empty();
-          }));
+          "DELETE FROM tags WHERE origin = $1 AND NOT EXISTS (SELECT 1 FROM "
+          "dir_tags WHERE origin = $1) RETURNING origin"));
     }
     return Status::Ok();
   }
