@@ -117,7 +117,10 @@ class PnfsEndToEnd : public ::testing::Test {
     o.worker_threads = 4;
     o.durable = false;
     o.state.callback_timeout = std::chrono::milliseconds(3000);
-    o.pnfs.stripe_unit = kUnit;
+    o.pnfs.stripe_unit = stripe_unit_;
+    if (max_request_ != 0) {
+      o.state.max_request_size = o.state.max_response_size = max_request_;
+    }
     o.pnfs.heartbeat_seconds = 1;
     o.pnfs.expire_seconds = 3;
     mds_ = std::make_unique<nfs41d::Nfs41Server>(o);
@@ -132,7 +135,9 @@ class PnfsEndToEnd : public ::testing::Test {
       ds_.back()->Start();
     }
     ASSERT_TRUE(WaitUp(3)) << "three data servers register";
-    auto c = Client::Connect("127.0.0.1", mds_->port());
+    nfs41client::ClientOptions co;
+    if (max_request_ != 0) co.max_request_size = co.max_response_size = max_request_;
+    auto c = Client::Connect("127.0.0.1", mds_->port(), co);
     ASSERT_TRUE(c.ok());
     client_ = std::move(c).value();
     ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
@@ -252,6 +257,10 @@ class PnfsEndToEnd : public ::testing::Test {
     }
     return NFS4_OK;
   }
+
+  // Set by a derived fixture's constructor, before SetUp.
+  uint64_t stripe_unit_ = kUnit;
+  uint32_t max_request_ = 0;  // MDS session sizes (0: the defaults)
 
   std::string root_;
   std::unique_ptr<nfs41d::Nfs41Server> mds_;
@@ -433,6 +442,57 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
     if (!empty) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_TRUE(empty) << "done work is deleted";
+}
+
+// 1 MiB stripe units (nfs41d's default) and an MDS whose sessions take
+// 1 MiB WRITEs: a WRITE through the MDS covering a whole stripe unit goes to
+// its data server as one 1 MiB WRITE, which needs a data-server session
+// whose request size holds 1 MiB plus the COMPOUND around it (RFC 8881
+// §18.36.3: else NFS4ERR_REQ_TOO_BIG, which the MDS would turn into an
+// endless NFS4ERR_DELAY).
+class PnfsOneMiBUnits : public PnfsEndToEnd {
+ protected:
+  PnfsOneMiBUnits() {
+    stripe_unit_ = 1u << 20;
+    max_request_ = 2u << 20;
+  }
+};
+
+TEST_F(PnfsOneMiBUnits, WholeStripeUnitsThroughTheMds) {
+  constexpr uint32_t kMiB = 1u << 20;
+  std::string bytes(3 * kMiB, '\0');
+  std::mt19937_64 rng(7);
+  for (char& c : bytes) c = static_cast<char>(rng());
+  auto opened = client_->OpenFile(Root(), "units", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(opened.status, NFS4_OK);
+  const Fh fh = opened.value.fh;
+  const stateid4 sid = opened.value.stateid;
+  // The first LAYOUTGET gives the file its device and stripe unit.
+  Layout l = LayoutGet(fh, sid);
+  ASSERT_NFS(l.status, NFS4_OK);
+  ASSERT_EQ(l.unit, kMiB);
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto w = client_->WriteFile(fh, sid, off, bytes.substr(off, kMiB),
+                                FILE_SYNC4);
+    ASSERT_NFS(w.status, NFS4_OK) << "WRITE of unit " << off / kMiB;
+    EXPECT_EQ(w.value.count, kMiB);
+  }
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto r = client_->ReadFile(fh, sid, off, kMiB);
+    ASSERT_NFS(r.status, NFS4_OK) << "READ of unit " << off / kMiB;
+    EXPECT_EQ(r.value.data.size(), kMiB);
+    EXPECT_TRUE(r.value.data == bytes.substr(off, kMiB))
+        << "unit " << off / kMiB << " read through the MDS differs";
+  }
+  // Each unit on the data server of its stripe index (k mod 3).
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  ASSERT_EQ(dss.size(), 3u);
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto r = dss[(off / kMiB) % 3]->ReadFile(l.fh, l.stateid, off, 4096);
+    ASSERT_NFS(r.status, NFS4_OK);
+    EXPECT_TRUE(r.value.data == bytes.substr(off, 4096))
+        << "unit " << off / kMiB << " on its data server";
+  }
 }
 
 TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
