@@ -498,6 +498,10 @@ s_pnfs_write() {
   eq "WRITEs nfs41d served (the bytes went to the data servers)" "$MDS_WRITE" "$writes0"
   check "host: the bytes are in the data servers' stores, not nfs41d's" host_do disks
   echo "host: $answer"
+  # Small files: each is one WRITE at close, which the client sends FILE_SYNC4.
+  run sh -c 'echo "a small file through the layout" > small'
+  run sh -c 'echo "first line" > appended; echo "second line" >> appended'
+  mds_ops && echo "nfs41d: $answer"
 }
 
 s_pnfs_remount() {
@@ -507,6 +511,8 @@ s_pnfs_remount() {
   mds_ops || return
   reads0=$MDS_READ
   eq "md5 after a remount" "$(md5 "$PNFS_FILE")" "$(cat /tmp/pnfs.md5)"
+  eq "a small file after a remount" "$(cat "$W/pnfs_write/small")" "a small file through the layout"
+  eq "an appended file after a remount" "$(cat "$W/pnfs_write/appended")" "$(printf 'first line\nsecond line')"
   echo "mountstats: $(opstats)"
   mds_ops || return
   echo "nfs41d: $answer"
