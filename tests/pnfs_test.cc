@@ -245,6 +245,33 @@ class PnfsEndToEnd : public ::testing::Test {
     return out;
   }
 
+  static std::string RandomBytes(size_t n, uint64_t seed) {
+    std::string bytes(n, '\0');
+    std::mt19937_64 rng(seed);
+    for (char& c : bytes) c = static_cast<char>(rng());
+    return bytes;
+  }
+
+  // Creates `name` open for reading and writing, and takes its first
+  // layout (which gives the file its device and stripe unit).
+  struct Opened {
+    nfsstat4 status = NFS4_OK;  // of OPEN, else of LAYOUTGET
+    Fh fh;
+    stateid4 sid{};
+    Layout layout;
+  };
+  Opened OpenWithLayout(const std::string& name) {
+    Opened o;
+    auto opened = client_->OpenFile(Root(), name, OPEN4_SHARE_ACCESS_BOTH);
+    o.status = opened.status;
+    if (o.status != NFS4_OK) return o;
+    o.fh = opened.value.fh;
+    o.sid = opened.value.stateid;
+    o.layout = LayoutGet(o.fh, o.sid);
+    o.status = o.layout.status;
+    return o;
+  }
+
   // Reads [0, size) through the MDS in 256 KiB READs.
   nfsstat4 ReadThroughMds(const Fh& fh, const stateid4& sid, uint64_t size,
                           std::string* out) {
@@ -460,35 +487,29 @@ class PnfsOneMiBUnits : public PnfsEndToEnd {
 
 TEST_F(PnfsOneMiBUnits, WholeStripeUnitsThroughTheMds) {
   constexpr uint32_t kMiB = 1u << 20;
-  std::string bytes(3 * kMiB, '\0');
-  std::mt19937_64 rng(7);
-  for (char& c : bytes) c = static_cast<char>(rng());
-  auto opened = client_->OpenFile(Root(), "units", OPEN4_SHARE_ACCESS_BOTH);
-  ASSERT_NFS(opened.status, NFS4_OK);
-  const Fh fh = opened.value.fh;
-  const stateid4 sid = opened.value.stateid;
-  // The first LAYOUTGET gives the file its device and stripe unit.
-  Layout l = LayoutGet(fh, sid);
-  ASSERT_NFS(l.status, NFS4_OK);
-  ASSERT_EQ(l.unit, kMiB);
+  const std::string bytes = RandomBytes(3 * kMiB, 7);
+  Opened o = OpenWithLayout("units");
+  ASSERT_NFS(o.status, NFS4_OK);
+  ASSERT_EQ(o.layout.unit, kMiB);
   for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
-    auto w = client_->WriteFile(fh, sid, off, bytes.substr(off, kMiB),
+    auto w = client_->WriteFile(o.fh, o.sid, off, bytes.substr(off, kMiB),
                                 FILE_SYNC4);
     ASSERT_NFS(w.status, NFS4_OK) << "WRITE of unit " << off / kMiB;
     EXPECT_EQ(w.value.count, kMiB);
   }
   for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
-    auto r = client_->ReadFile(fh, sid, off, kMiB);
+    auto r = client_->ReadFile(o.fh, o.sid, off, kMiB);
     ASSERT_NFS(r.status, NFS4_OK) << "READ of unit " << off / kMiB;
     EXPECT_EQ(r.value.data.size(), kMiB);
     EXPECT_TRUE(r.value.data == bytes.substr(off, kMiB))
         << "unit " << off / kMiB << " read through the MDS differs";
   }
   // Each unit on the data server of its stripe index (k mod 3).
-  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(o.layout.device);
   ASSERT_EQ(dss.size(), 3u);
   for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
-    auto r = dss[(off / kMiB) % 3]->ReadFile(l.fh, l.stateid, off, 4096);
+    auto r = dss[(off / kMiB) % 3]->ReadFile(o.layout.fh, o.layout.stateid,
+                                             off, 4096);
     ASSERT_NFS(r.status, NFS4_OK);
     EXPECT_TRUE(r.value.data == bytes.substr(off, 4096))
         << "unit " << off / kMiB << " on its data server";
@@ -496,15 +517,12 @@ TEST_F(PnfsOneMiBUnits, WholeStripeUnitsThroughTheMds) {
 }
 
 TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
-  std::string bytes(3 * kUnit, '\0');
-  std::mt19937_64 rng(7);
-  for (char& c : bytes) c = static_cast<char>(rng());
-  auto opened = client_->OpenFile(Root(), "shrunk", OPEN4_SHARE_ACCESS_BOTH);
-  ASSERT_NFS(opened.status, NFS4_OK);
-  const Fh fh = opened.value.fh;
-  const stateid4 sid = opened.value.stateid;
-  Layout l = LayoutGet(fh, sid);
-  ASSERT_NFS(l.status, NFS4_OK);
+  const std::string bytes = RandomBytes(3 * kUnit, 7);
+  Opened o = OpenWithLayout("shrunk");
+  ASSERT_NFS(o.status, NFS4_OK);
+  const Fh& fh = o.fh;
+  const stateid4& sid = o.sid;
+  const Layout& l = o.layout;
   std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
   ASSERT_EQ(dss.size(), 3u);
   for (uint64_t k = 0; k < 3; ++k) {

@@ -23,7 +23,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -293,6 +295,19 @@ TEST_F(PnfsE2e, LinuxFilesLayoutClient) {
         stripes_removed ? "removal queue done" : "NOT DONE");
   t.Row("test total", Seconds(t_removed - t_start));
   t.PrintAndSave("pnfs");
+
+  // What the servers complained about (log lines at warning or error
+  // level), for whoever reads this run: a kill and a fallback leave some.
+  for (const std::string& log : {mds_log_, ds_[0].log, ds_[1].log}) {
+    std::istringstream in(ReadFile(log));
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("Z W ") != std::string::npos ||
+          line.find("Z E ") != std::string::npos) {
+        std::printf("%s: %s\n", log.substr(log.rfind('/') + 1).c_str(),
+                    line.c_str());
+      }
+    }
+  }
 
   ExpectGuestPassed(guest, mds_tail);
   EXPECT_TRUE(disks_checked_) << "the bytes were not where they belong (see "

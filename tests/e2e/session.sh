@@ -479,7 +479,16 @@ s_pnfs_layout() {
 }
 
 s_pnfs_write() {
-  run sh -c "head -c $((PNFS_MIB << 20)) /dev/urandom > /tmp/pnfs.src" || return
+  # Random bytes, each MiB different: its number, then 1 MiB - 16 bytes of
+  # a 4 MiB random pool (64 MiB from /dev/urandom cost ~20 s under TCG).
+  run sh -c "head -c $((4 << 20)) /dev/urandom > /tmp/pnfs.pool" || return
+  i=0
+  while [ $i -lt $PNFS_MIB ]; do
+    printf '%015d\n' $i
+    dd if=/tmp/pnfs.pool bs=$(((1 << 20) - 16)) skip=$((i % 4)) count=1 2>/dev/null
+    i=$((i + 1))
+  done > /tmp/pnfs.src
+  rm -f /tmp/pnfs.pool
   md5 /tmp/pnfs.src > /tmp/pnfs.md5
   mds_ops || return
   writes0=$MDS_WRITE layoutgets0=$MDS_LAYOUTGET
