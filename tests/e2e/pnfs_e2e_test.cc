@@ -12,12 +12,17 @@
 // LAYOUT_NFSV4_1_FILES; a 64 MiB file written with LAYOUTGET and
 // GETDEVICEINFO counted and no WRITE to the MDS; the host checks that the
 // bytes sit in the data servers' --data-dir and not in the MDS's data
-// store; md5 after a remount; then the fallback (see KillDataServer).
-// After the session the file is gone, and so must its stripe files be
-// (the removal queue, carried by the heartbeats).
+// store; small files (one FILE_SYNC4 WRITE each) and the big one's md5
+// after a remount, read with no READ to the MDS; a LAYOUTGET of the
+// client's own (an RW layout while it holds a READ one); then the
+// fallback (see KillDataServer): the read completes through the MDS, and
+// a new file is written through it onto the data servers. After the
+// session the files are gone, and so must their stripe files be (the
+// removal queue, carried by the heartbeats).
 //
 // Host actions the guest asks for ("E2E HOST <request>", answered on the
-// console): `disks` (where the bytes are) and `kill-ds`.
+// console): `disks` and `mds-store` (where the bytes are), `mds-ops`
+// (nfs41d's operation counts) and `kill-ds`.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -135,11 +140,19 @@ class PnfsE2e : public ::testing::Test {
       ok = ok && b >= kFileBytes / kDataServers &&
            b <= kFileBytes / kDataServers + 2 * kMiB;
     }
-    const uint64_t mds = DiskBytes(tag_ + "-data");
-    report += " mds=" + std::to_string(mds);
-    ok = ok && total >= kFileBytes && mds < kMiB;
+    const std::string mds = MdsStore();
+    report += " " + mds.substr(mds.find(' ') + 1);
+    ok = ok && total >= kFileBytes && mds.rfind("ok", 0) == 0;
     disks_checked_ = ok;
     return (ok ? "ok" : "fail") + report;
+  }
+
+  // `mds-store`: nfs41d's own data store holds no file's bytes (under
+  // 1 MiB: its keys and nothing else).
+  std::string MdsStore() {
+    const uint64_t mds = DiskBytes(tag_ + "-data");
+    return (mds < kMiB ? "ok" : "fail") + std::string(" mds=") +
+           std::to_string(mds);
   }
 
   // `kill-ds`: the fallback. The guest's reader has read the first part of
@@ -246,6 +259,7 @@ TEST_F(PnfsE2e, LinuxFilesLayoutClient) {
   g.on_host_request = [this](const std::string& request) -> std::string {
     if (request == "disks") return CheckDisks();
     if (request == "mds-ops") return MdsOps();
+    if (request == "mds-store") return MdsStore();
     if (request == "kill-ds") return KillDataServer();
     return "fail unknown request '" + request + "'";
   };

@@ -565,6 +565,20 @@ s_pnfs_fallback() {
   echo "nfs41d: $answer"
   check "the client fell back to READ through nfs41d ($reads0 -> $MDS_READ)" \
     [ "$MDS_READ" -gt "$reads0" ]
+  # While the client holds the device unavailable, a new file's bytes go
+  # through nfs41d too, which splits them by stripe unit onto the data
+  # servers (PnfsDataStore) and keeps none in its own store.
+  writes0=$MDS_WRITE
+  run sh -c "head -c $((3 << 20)) /dev/urandom > /tmp/fb.src" || return
+  run dd if=/tmp/fb.src of=written bs=1M conv=fsync 2>&1
+  drop_caches
+  eq "md5 of a file written through nfs41d" "$(md5 written)" "$(md5 /tmp/fb.src)"
+  mds_ops || return
+  echo "nfs41d: $answer"
+  check "the client fell back to WRITE through nfs41d ($writes0 -> $MDS_WRITE)" \
+    [ "$MDS_WRITE" -gt "$writes0" ]
+  check "host: nfs41d's own store holds none of it" host_do mds-store
+  echo "host: $answer"
 }
 
 # ---- one step -------------------------------------------------------------
