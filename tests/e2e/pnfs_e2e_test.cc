@@ -64,16 +64,9 @@ uint64_t DiskBytes(const std::string& dir) {
   return sum;
 }
 
-// How many times nfs41d's log says "... registered (..., listen `listen`)".
-int Registrations(const std::string& log, const std::string& listen) {
-  const std::string text = ReadFile(log);
-  const std::string needle = "listen " + listen + ")";
-  int n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos;
-       at = text.find(needle, at + 1)) {
-    ++n;
-  }
-  return n;
+// Whether nfs41d's log says "... registered (..., listen `listen`)".
+bool Registered(const std::string& log, const std::string& listen) {
+  return ReadFile(log).find("listen " + listen + ")") != std::string::npos;
 }
 
 class PnfsE2e : public ::testing::Test {
@@ -108,7 +101,7 @@ class PnfsE2e : public ::testing::Test {
     if (d.port < 0) return "dataserver " + std::to_string(i) + ": " + error;
     const std::string listen = "127.0.0.1:" + std::to_string(d.port);
     const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (Registrations(mds_log_, listen) == 0) {
+    while (!Registered(mds_log_, listen)) {
       int st = 0;
       if (d.proc.Exited(&st)) {
         return "dataserver " + std::to_string(i) + " exited (" +

@@ -538,6 +538,11 @@ s_pnfs_remount() {
   mds_ops || return
   echo "nfs41d: $answer"
   eq "WRITEs nfs41d served" "$MDS_WRITE" 0
+  # Overwriting a file with fewer bytes: OPEN truncates it, which the MDS
+  # queues for the data servers; the new bytes must survive that truncate.
+  run sh -c "echo shorter > '$W/pnfs_write/small'"
+  drop_caches
+  eq "a file overwritten with fewer bytes" "$(cat "$W/pnfs_write/small")" shorter
 }
 
 # One reader reads the file through its layout; half-way, the host kills a
