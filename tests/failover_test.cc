@@ -53,7 +53,8 @@ bool WaitFor(Fn&& fn, std::chrono::seconds limit) {
   return false;
 }
 
-class FailoverTest : public ::testing::Test {
+// A throwaway cluster, one namespace database in it, and its directory /d.
+class OnePrimary : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
@@ -61,13 +62,27 @@ class FailoverTest : public ::testing::Test {
     ASSERT_NE(primary_, nullptr) << error;
     primary_uri_ = primary_->NewDatabaseUri();
     ASSERT_FALSE(primary_uri_.empty());
-    {
-      auto ns = Namespace::Open(primary_uri_, TestOptions());
-      ASSERT_TRUE(ns.ok()) << ns.status().ToString();
-      auto d = (*ns)->Mkdir(Credentials::Root(), kRootInode, "d", 0755);
-      ASSERT_TRUE(d.ok()) << d.status().ToString();
-      dir_ = d->ino;
-    }
+    auto opened = Namespace::Open(primary_uri_, TestOptions());
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ns_ = std::move(*opened);
+    ASSERT_OK_AND_ASSIGN(Attr d, ns_->Mkdir(root_, kRootInode, "d", 0755));
+    dir_ = d.ino;
+  }
+
+  std::unique_ptr<PgCluster> primary_;
+  std::string primary_uri_;
+  std::unique_ptr<Namespace> ns_;  // on primary_uri_
+  InodeId dir_ = 0;
+  const Credentials root_ = Credentials::Root();
+};
+
+class FailoverTest : public OnePrimary {
+ protected:
+  void SetUp() override {
+    OnePrimary::SetUp();
+    if (HasFatalFailure()) return;
+    ns_.reset();  // each test opens the doors it needs
+    std::string error;
     standby_ = PgCluster::CreateStandby(*primary_, &error);
     ASSERT_NE(standby_, nullptr) << error;
     standby_uri_ = standby_->UriFor(DatabaseOf(primary_uri_));
@@ -102,10 +117,8 @@ class FailoverTest : public ::testing::Test {
         << "the standby never became a synchronous standby";
   }
 
-  std::unique_ptr<PgCluster> primary_, standby_;
-  std::string primary_uri_, standby_uri_;
-  InodeId dir_ = 0;
-  const Credentials root_ = Credentials::Root();
+  std::unique_ptr<PgCluster> standby_;
+  std::string standby_uri_;
 };
 
 TEST_F(FailoverTest, StandbyDoorReadsAndRefusesWrites) {
@@ -261,20 +274,8 @@ TEST_F(FailoverTest, WritersRideOutPromotionAndLoseNothingAcknowledged) {
 
 // A COMMIT whose answer is lost, on one server, through the test hook of
 // pg_commit_token.h.
-class LostCommitTest : public ::testing::Test {
+class LostCommitTest : public OnePrimary {
  protected:
-  void SetUp() override {
-    std::string error;
-    cluster_ = PgCluster::Create(&error);
-    ASSERT_NE(cluster_, nullptr) << error;
-    uri_ = cluster_->NewDatabaseUri();
-    ASSERT_FALSE(uri_.empty());
-    auto opened = Namespace::Open(uri_, TestOptions());
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    ns_ = std::move(*opened);
-    ASSERT_OK_AND_ASSIGN(Attr d, ns_->Mkdir(root_, kRootInode, "d", 0755));
-    dir_ = d.ino;
-  }
   void TearDown() override { SetPgCommitHookForTesting(nullptr); }
 
   // Makes the next COMMIT lose its answer in the way `point` says, and
@@ -285,7 +286,7 @@ class LostCommitTest : public ::testing::Test {
   void LoseNextCommit(CommitPoint point) {
     commits_ = 0;
     armed_ = true;
-    const std::string uri = uri_;
+    const std::string uri = primary_uri_;
     SetPgCommitHookForTesting(
         [this, point, uri](CommitPoint at, pqxx::connection_base& c) {
           if (at == CommitPoint::kBeforeSend) ++commits_;
@@ -311,7 +312,7 @@ class LostCommitTest : public ::testing::Test {
 
   int64_t Count(const std::string& sql) {
     std::string error;
-    std::unique_ptr<RawDb> raw = RawDb::Open(uri_, &error);
+    std::unique_ptr<RawDb> raw = RawDb::Open(primary_uri_, &error);
     if (raw == nullptr) {
       ADD_FAILURE() << error;
       return -1;
@@ -321,11 +322,6 @@ class LostCommitTest : public ::testing::Test {
     return v.empty() ? -1 : v[0];
   }
 
-  std::unique_ptr<PgCluster> cluster_;
-  std::string uri_;
-  std::unique_ptr<Namespace> ns_;
-  InodeId dir_ = 0;
-  const Credentials root_ = Credentials::Root();
   std::atomic<int> commits_{0};
   std::atomic<bool> armed_{false};
 };
@@ -369,7 +365,7 @@ TEST_F(LostCommitTest, BackendKilledAtCommitRunsAgainAndAppliesOnce) {
 }
 
 TEST_F(LostCommitTest, FenceDecidesBothWaysAndWaitsForARunningCommit) {
-  pqxx::connection a(uri_), b(uri_);
+  pqxx::connection a(primary_uri_), b(primary_uri_);
   pqxx::nontransaction fence(b);
   // Committed: the writer's row is there.
   const int64_t done = NewCommitToken();
@@ -412,14 +408,14 @@ TEST_F(LostCommitTest, FenceDecidesBothWaysAndWaitsForARunningCommit) {
 
 TEST_F(LostCommitTest, OldTokensExpire) {
   std::string error;
-  std::unique_ptr<RawDb> raw = RawDb::Open(uri_, &error);
+  std::unique_ptr<RawDb> raw = RawDb::Open(primary_uri_, &error);
   ASSERT_NE(raw, nullptr) << error;
   ASSERT_TRUE(raw->Exec("DELETE FROM commit_tokens", &error)) << error;
   ASSERT_TRUE(raw->Exec("INSERT INTO commit_tokens (token, created_at) VALUES "
                         "(1, now() - interval '10 minutes'), (2, now())",
                         &error))
       << error;
-  pqxx::connection c(uri_);
+  pqxx::connection c(primary_uri_);
   pqxx::nontransaction n(c);
   EXPECT_EQ(ExpireCommitTokens(n), 1);
   EXPECT_EQ(Count("SELECT token FROM commit_tokens"), 2);
