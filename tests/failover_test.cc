@@ -371,7 +371,7 @@ TEST_F(LostCommitTest, FenceDecidesBothWaysAndWaitsForARunningCommit) {
   const int64_t done = NewCommitToken();
   {
     pqxx::work w(a);
-    w.exec(CommitTokenSql(done));
+    w.exec_params(CommitTokenInsertSql(), done);
     w.commit();
   }
   ASSERT_OK_AND_ASSIGN(bool committed, FenceCommitToken(fence, done));
@@ -386,7 +386,7 @@ TEST_F(LostCommitTest, FenceDecidesBothWaysAndWaitsForARunningCommit) {
   {
     pqxx::work w(a);
     try {
-      w.exec(CommitTokenSql(lost));
+      w.exec_params(CommitTokenInsertSql(), lost);
       ADD_FAILURE() << "a fenced token was inserted";
     } catch (const pqxx::sql_error& e) {
       EXPECT_TRUE(IsCommitTokenClash(e)) << e.what();
@@ -395,7 +395,7 @@ TEST_F(LostCommitTest, FenceDecidesBothWaysAndWaitsForARunningCommit) {
   // Running: the fence waits for the writer's COMMIT and sees it.
   const int64_t running = NewCommitToken();
   pqxx::work w(a);
-  w.exec(CommitTokenSql(running));
+  w.exec_params(CommitTokenInsertSql(), running);
   std::thread committer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     w.commit();

@@ -469,6 +469,7 @@ const std::vector<StatementDef>& Statements() {
          "reclaim_epoch = EXCLUDED.reclaim_epoch"});
     v->push_back({kDeleteClient,
                   "DELETE FROM nfs_clients WHERE owner = decode($1, 'hex')"});
+    v->push_back({kCommitTokenStatement, CommitTokenInsertSql()});
     return v;
   }();
   return *defs;
@@ -793,12 +794,25 @@ class PgTxn final : public Transaction {
                  : Status::Unavailable("pg commit", "connection lost");
     });
     if (!alive.ok()) return alive;
+    token_.reset();
+    const bool with_token = tokens_ && wrote_;
+    if (with_token) {
+      // Once per connection: a round trip before COMMIT, nothing after.
+      const Status prepared = PgGuard("pg commit", [&] {
+        t_.conn().prepare_now(kCommitTokenStatement);
+        return Status::Ok();
+      });
+      if (!prepared.ok()) {
+        Rollback();
+        return prepared;
+      }
+    }
     std::string sql;
     sql.swap(pending_);
-    token_.reset();
-    if (tokens_ && wrote_) {
+    if (with_token) {
       token_ = NewCommitToken();
-      sql += CommitTokenSql(*token_);
+      AppendExecute(sql, kCommitTokenStatement, *token_);
+      sql += ';';
     }
     sql += "COMMIT";
     begin_sent_ = true;

@@ -44,9 +44,8 @@ int64_t NewCommitToken() {
   return static_cast<int64_t>(rng() >> 1);
 }
 
-std::string CommitTokenSql(int64_t token) {
-  return "INSERT INTO commit_tokens (token) VALUES (" + std::to_string(token) +
-         ");";
+const char* CommitTokenInsertSql() {
+  return "INSERT INTO commit_tokens (token) VALUES ($1)";
 }
 
 bool IsCommitTokenClash(const pqxx::sql_error& e) {

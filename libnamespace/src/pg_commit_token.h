@@ -6,7 +6,7 @@
 //
 // Every write transaction inserts one row into commit_tokens (schema
 // version 6) with a random token, in the same round trip as its COMMIT
-// (CommitTokenSql() goes right before "COMMIT" in the batch). The row is
+// (kCommitTokenStatement goes right before "COMMIT" in the batch). The row is
 // part of the transaction, so it exists on a server exactly when that
 // server has the commit: the old primary after a restart, or a promoted
 // standby that received the commit record. Transaction ids cannot tell
@@ -33,8 +33,12 @@ namespace ns {
 // probability about n^2 / 2^64 for n rows in the table.
 int64_t NewCommitToken();
 
-// The statement (';'-terminated) that records `token` in the transaction.
-std::string CommitTokenSql(int64_t token);
+// The statement that records a token ($1, bigint) in the transaction, and
+// the name it is prepared under on every connection: a write sends
+// "EXECUTE <name>(<token>);" right before its COMMIT, in the same round
+// trip, and the server parses and plans the INSERT once per connection.
+constexpr char kCommitTokenStatement[] = "ins_token";
+const char* CommitTokenInsertSql();
 
 // Whether `e`, thrown by a COMMIT batch, is the token's insert failing on
 // the primary key: a fence beat this transaction (it was already given up
