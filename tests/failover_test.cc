@@ -199,9 +199,10 @@ TEST_F(FailoverTest, WritersRideOutPromotionAndLoseNothingAcknowledged) {
         const Status& s = r.status();
         // Exists after a delay: the delayed create had happened after all,
         // which a user would see as EEXIST.
-        const std::string kind = s.IsUnavailable()          ? "still unavailable"
-                                 : s.IsExists() && delays > 0 ? "exists after delay"
-                                                              : "other";
+        const std::string kind =
+            s.IsUnavailable()              ? "still unavailable"
+            : s.IsExists() && delays > 0 ? "exists after delay"
+                                         : "other";
         ++errors[kind];
         if (examples.size() < 10) examples.push_back(name + ": " + s.ToString());
       }
@@ -310,6 +311,16 @@ class LostCommitTest : public OnePrimary {
         });
   }
 
+  // Runs `op` (returning Status or Result) with its COMMIT lost as
+  // LoseNextCommit(point) says; expects success after `runs` COMMITs.
+  template <typename Op>
+  void RunWithLostCommit(CommitPoint point, int runs, Op op) {
+    LoseNextCommit(point);
+    ASSERT_OK(op());
+    EXPECT_FALSE(armed_) << "the hook never fired";
+    EXPECT_EQ(commits_, runs);
+  }
+
   int64_t Count(const std::string& sql) {
     std::string error;
     std::unique_ptr<RawDb> raw = RawDb::Open(primary_uri_, &error);
@@ -327,36 +338,27 @@ class LostCommitTest : public OnePrimary {
 };
 
 TEST_F(LostCommitTest, AnswerLostAfterCommitIsSuccessAndRunsOnce) {
-  LoseNextCommit(CommitPoint::kAfterAnswer);
-  ASSERT_OK(ns_->Create(root_, dir_, "f", 0644));
-  EXPECT_FALSE(armed_) << "the hook never fired";
-  // The token was found: no second run (which would have failed: Exists).
-  EXPECT_EQ(commits_, 1);
-  LoseNextCommit(CommitPoint::kAfterAnswer);
-  ASSERT_OK(ns_->Rename(root_, dir_, "f", dir_, "g"));
-  EXPECT_EQ(commits_, 1);
-  LoseNextCommit(CommitPoint::kAfterAnswer);
-  ASSERT_OK(ns_->Unlink(root_, dir_, "g"));
-  EXPECT_EQ(commits_, 1);
+  // The token is found: no second run (which would fail: Exists, NotFound).
+  constexpr CommitPoint kLost = CommitPoint::kAfterAnswer;
+  RunWithLostCommit(kLost, 1,
+                    [&] { return ns_->Create(root_, dir_, "f", 0644); });
+  RunWithLostCommit(kLost, 1,
+                    [&] { return ns_->Rename(root_, dir_, "f", dir_, "g"); });
+  RunWithLostCommit(kLost, 1, [&] { return ns_->Unlink(root_, dir_, "g"); });
   EXPECT_STATUS(ns_->Lookup(root_, dir_, "g"), NotFound);
   EXPECT_EQ(Count("SELECT count(*) FROM commit_tokens WHERE fenced"), 0);
 }
 
 TEST_F(LostCommitTest, BackendKilledAtCommitRunsAgainAndAppliesOnce) {
-  LoseNextCommit(CommitPoint::kBeforeSend);
-  ASSERT_OK(ns_->Create(root_, dir_, "f", 0644));
-  EXPECT_FALSE(armed_) << "the hook never fired";
-  // The token was absent, so it was fenced and the create ran again.
-  EXPECT_EQ(commits_, 2);
-  LoseNextCommit(CommitPoint::kBeforeSend);
-  ASSERT_OK(ns_->Rename(root_, dir_, "f", dir_, "g"));
-  EXPECT_EQ(commits_, 2);
-  LoseNextCommit(CommitPoint::kBeforeSend);
-  ASSERT_OK(ns_->Mkdir(root_, dir_, "sub", 0755));
-  EXPECT_EQ(commits_, 2);
-  LoseNextCommit(CommitPoint::kBeforeSend);
-  ASSERT_OK(ns_->Unlink(root_, dir_, "g"));
-  EXPECT_EQ(commits_, 2);
+  // The token is absent: it is fenced and the operation runs again.
+  constexpr CommitPoint kKilled = CommitPoint::kBeforeSend;
+  RunWithLostCommit(kKilled, 2,
+                    [&] { return ns_->Create(root_, dir_, "f", 0644); });
+  RunWithLostCommit(kKilled, 2,
+                    [&] { return ns_->Rename(root_, dir_, "f", dir_, "g"); });
+  RunWithLostCommit(kKilled, 2,
+                    [&] { return ns_->Mkdir(root_, dir_, "sub", 0755); });
+  RunWithLostCommit(kKilled, 2, [&] { return ns_->Unlink(root_, dir_, "g"); });
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListNames(*ns_, dir_));
   EXPECT_EQ(names, std::vector<std::string>{"sub"});
   ASSERT_OK_AND_ASSIGN(Attr d, ns_->GetAttr(root_, dir_));
