@@ -6,8 +6,8 @@
 //
 // Every write transaction inserts one row into commit_tokens (schema
 // version 6) with a random token, in the same round trip as its COMMIT
-// (kCommitTokenStatement goes right before "COMMIT" in the batch). The row is
-// part of the transaction, so it exists on a server exactly when that
+// (kCommitTokenStatement goes right before "COMMIT" in the batch). The row
+// is part of the transaction, so it exists on a server exactly when that
 // server has the commit: the old primary after a restart, or a promoted
 // standby that received the commit record. Transaction ids cannot tell
 // this: a promoted standby hands out again the ids that never reached it.
