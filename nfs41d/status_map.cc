@@ -18,6 +18,11 @@ nfsstat4 ToNfsStat(const ns::Status& s) {
   if (s.IsTooManyLinks()) return NFS4ERR_MLINK;
   if (s.IsNotSupported()) return NFS4ERR_NOTSUPP;
   if (s.IsReadOnly()) return NFS4ERR_ROFS;
+  // The client resends after NFS4ERR_DELAY with a new slot sequence id
+  // (RFC 8881 §15.1.1.3), so the reply cache (§2.10.6) will not answer the
+  // resend: DELAY is only right for an operation that did not happen.
+  // libnamespace keeps to that: a write whose COMMIT lost its answer is
+  // decided by its commit token first (docs/dba.md, "Replicas").
   if (s.IsUnavailable() || s.IsRetry()) return NFS4ERR_DELAY;
   if (s.IsNoSpace()) return NFS4ERR_NOSPC;
   // A value over a library limit (an xattr or tag value): the arguments

@@ -193,17 +193,16 @@ TEST(PartitionExplainTest, HotStatementsUseIndexScansOnOnePartition) {
        false,
        {{"inodes", kPartitions}}},
       {"has_ent", D},
-      // create: lock the parent (first statement of the Write: the _x
-      // twin), look the name up, insert inode and entry
-      {"get_ks_x", D, true},
-      {"lookup_ent_x", D + ", 'new'", true},
+      // create: lock the parent, look the name up, insert inode and entry
+      {"get_ks", D, true},
+      {"lookup_ent", D + ", 'new'", true},
       {"ins_inode",
        fresh + ", 1, 420, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, " + D, true},
       {"ins_ent", D + ", 'new', " + fresh + ", 1", true},
       // unlink: lock the child, delete the entry, update or delete the inode
       {"get_upd", F, true},
       {"get_upd", F_acl, true},
-      {"get_ks_x", F_acl, true},
+      {"get_ks", F_acl, true},
       {"get_acl", F_acl},
       {"del_ent", D + ", 'f7'", true},
       {"upd_inode", F + ", 420, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0", true},

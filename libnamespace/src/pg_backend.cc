@@ -16,9 +16,10 @@
 //     statement, and statements whose result the caller does not need
 //     (DirChanged, InsertInode with an inode number reserved in advance,
 //     ...) travel with the next statement or with COMMIT. A create is three
-//     round trips instead of six. The first SELECT also returns the
-//     transaction id, so that a COMMIT cut off by a lost connection can be
-//     looked up (txid_status) instead of reported as "outcome unknown".
+//     round trips instead of six. A Write that changed anything also
+//     inserts a commit token with its COMMIT, so that a COMMIT cut off by
+//     a lost connection is looked up on whichever server is primary now
+//     instead of reported as "outcome unknown" (pg_commit_token.h).
 //   - RunOnConnection retries serialization failures and deadlocks (Retry)
 //     with jittered backoff, and rides out a lost or restarting server
 //     (Unavailable) on fresh connections for up to kUnavailableBudget.
@@ -51,6 +52,7 @@
 #include <vector>
 
 #include "libnamespace/src/backend.h"
+#include "libnamespace/src/pg_commit_token.h"
 #include "libnamespace/src/pg_errors.h"
 #include "libnamespace/src/pg_statements.h"
 
@@ -75,6 +77,8 @@ constexpr auto kUnavailableBudget = std::chrono::seconds(20);
 // directories before looking again.
 constexpr auto kFoldInterval = std::chrono::milliseconds(50);
 constexpr int kFoldBatch = 256;
+// The folding thread deletes expired commit tokens this often.
+constexpr auto kTokenExpiryInterval = std::chrono::seconds(10);
 // Inode numbers reserved from inode_ino_seq per round trip (see InoCache).
 constexpr int kInoBatch = 64;
 // Above this many inodes (pg_class.reltuples), Stats estimates from a
@@ -200,26 +204,6 @@ struct StatementDef {
   std::string name;
   std::string sql;
 };
-
-// SELECT statements that may open a Write transaction; each gets a twin,
-// name + kXidSuffix, returning two extra last columns: txid_current() and
-// the transaction's start in whole seconds (server clock). That is how a
-// Write learns who it is without a round trip of its own; it needs both to
-// find out, if the connection breaks during COMMIT, whether the
-// transaction committed (see PgBackend::CommitOutcome).
-constexpr char kXidSuffix[] = "_x";
-constexpr const char* kWithXidVariant[] = {
-    kGet,         kGetKeyShare, kGetUpdate, kLookupWithParent, kNextInos,
-    kLookupEntry, kHasEntries,  kList,      kListAttrs,        kReadSymlink,
-    kGetAcl,      kGetXattr,    kListXattrs, kGetTagOrigin,    kListTags,
-    kListChecksums, kListLocations};
-
-bool HasXidVariant(std::string_view name) {
-  for (std::string_view base : kWithXidVariant) {
-    if (base == name) return true;
-  }
-  return false;
-}
 
 const std::vector<StatementDef>& Statements() {
   static const std::vector<StatementDef>* const defs = [] {
@@ -485,14 +469,7 @@ const std::vector<StatementDef>& Statements() {
          "reclaim_epoch = EXCLUDED.reclaim_epoch"});
     v->push_back({kDeleteClient,
                   "DELETE FROM nfs_clients WHERE owner = decode($1, 'hex')"});
-    const size_t base = v->size();
-    for (size_t k = 0; k < base; ++k) {
-      if (!HasXidVariant((*v)[k].name)) continue;
-      v->push_back({(*v)[k].name + std::string(kXidSuffix),
-                    "SELECT q.*, txid_current(), "
-                    "floor(extract(epoch FROM now()))::int8 FROM (" +
-                        (*v)[k].sql + ") q"});
-    }
+    v->push_back({kCommitTokenStatement, CommitTokenInsertSql()});
     return v;
   }();
   return *defs;
@@ -539,13 +516,7 @@ struct PgConn {
     // range scan; a parallel plan for it starts worker processes per page
     // and made the cost per page grow with the directory, so no parallel
     // workers either.
-    //
-    // The same round trip learns which server process this is (see
-    // `server`).
-    server = Txn()
-                 .exec(std::string(PgSessionSettings()) +
-                       "SELECT pg_postmaster_start_time()::text")[0][0]
-                 .c_str();
+    Txn().exec(std::string(PgSessionSettings()));
   }
 
   // The connection's one nontransaction, kept open for its lifetime: Read
@@ -564,11 +535,6 @@ struct PgConn {
   // library must not write to its host's stderr.
   pqxx::quiet_errorhandler quiet;
   std::optional<pqxx::nontransaction> txn;  // see Txn()
-  // When the server (postmaster) serving this connection started, to the
-  // microsecond: it differs after a restart and after a failover to a
-  // promoted standby, which both may reuse transaction ids that never
-  // became durable (see PgBackend::CommitOutcome).
-  std::string server;
 };
 
 // At most `max` connections, made on demand; callers beyond that wait.
@@ -786,9 +752,15 @@ int TypeCode(FileType t) { return static_cast<int>(t); }
 // SQL surfaces at the statement it travelled with.
 class PgTxn final : public Transaction {
  public:
+  // `tokens`: whether COMMIT records a commit token (the database has
+  // commit_tokens, schema version 6).
   PgTxn(pqxx::transaction_base& t, bool writable, InoCache* inos,
-        AclCache* acl_cache)
-      : t_(t), writable_(writable), inos_(inos), acl_cache_(acl_cache) {
+        AclCache* acl_cache, bool tokens = false)
+      : t_(t),
+        writable_(writable),
+        tokens_(tokens),
+        inos_(inos),
+        acl_cache_(acl_cache) {
     if (writable_) pending_ = "BEGIN;";
   }
 
@@ -796,16 +768,18 @@ class PgTxn final : public Transaction {
   bool may_fill_acl_cache() const override { return !writable_; }
 
   const Status& first_error() const { return first_error_; }
-  // The transaction's id (txid_current) and start (seconds since the
-  // epoch, server clock), once a statement told them.
-  std::optional<int64_t> xid() const { return xid_; }
-  int64_t start_s() const { return start_s_; }
   // Whether the connection broke while COMMIT was under way.
   bool in_doubt() const { return in_doubt_; }
+  // The commit token sent with the last COMMIT, if any (see
+  // pg_commit_token.h): with it, an in-doubt COMMIT can be decided.
+  std::optional<int64_t> token() const { return token_; }
 
-  // Sends what is pending followed by COMMIT. Errors: IOError "commit
-  // outcome unknown" if the connection broke while COMMIT was under way,
-  // else as PgStatus maps them.
+  // Sends what is pending, the commit token (if anything was written) and
+  // COMMIT, in one round trip. Errors: IOError "commit outcome unknown" if
+  // the connection broke while COMMIT was under way (and something was
+  // written: a transaction that changed nothing has nothing to lose, and
+  // is then Ok); Retry if the token clashed (nothing committed); else as
+  // PgStatus maps them.
   Status Commit() {
     // Nothing ran and nothing is queued: there is no transaction.
     if (!begin_sent_ && pending_ == "BEGIN;") return Status::Ok();
@@ -820,23 +794,52 @@ class PgTxn final : public Transaction {
                  : Status::Unavailable("pg commit", "connection lost");
     });
     if (!alive.ok()) return alive;
+    token_.reset();
+    const bool with_token = tokens_ && wrote_;
+    if (with_token) {
+      // Once per connection: a round trip before COMMIT, nothing after.
+      const Status prepared = PgGuard("pg commit", [&] {
+        t_.conn().prepare_now(kCommitTokenStatement);
+        return Status::Ok();
+      });
+      if (!prepared.ok()) {
+        Rollback();
+        return prepared;
+      }
+    }
     std::string sql;
     sql.swap(pending_);
+    if (with_token) {
+      token_ = NewCommitToken();
+      AppendExecute(sql, kCommitTokenStatement, *token_);
+      sql += ';';
+    }
     sql += "COMMIT";
     begin_sent_ = true;
     try {
+      (void)RunPgCommitHook(CommitPoint::kBeforeSend, t_.conn());
       t_.exec(sql);
       begin_sent_ = false;
+      if (RunPgCommitHook(CommitPoint::kAfterAnswer, t_.conn())) {
+        t_.conn().disconnect();
+        throw pqxx::broken_connection("answer to COMMIT dropped by a test");
+      }
       return Status::Ok();
     } catch (const std::exception& e) {
       if (!t_.conn().is_open()) {
+        begin_sent_ = false;
+        if (!wrote_) return Status::Ok();
         in_doubt_ = true;
         return Status::IOError(
             "pg commit",
             "commit outcome unknown: connection lost during COMMIT: " +
                 PgMessage(e));
       }
-      const Status s = PgStatus(e, "pg commit");
+      const auto* sql_error = dynamic_cast<const pqxx::sql_error*>(&e);
+      const Status s =
+          sql_error != nullptr && IsCommitTokenClash(*sql_error)
+              ? Status::Retry("pg commit", "commit token clash")
+              : PgStatus(e, "pg commit");
       Rollback();
       return s;
     }
@@ -1514,10 +1517,9 @@ class PgTxn final : public Transaction {
     (void)sql;
     return Run("pg query", [&]() -> Result<std::vector<SqlRow>> {
       if (writable_) {
-        // A Write must know its transaction id before COMMIT (see
-        // CommitOutcome); typed methods learn it from their first SELECT,
-        // so run one (it also sends what is pending, BEGIN first).
-        if (!xid_) (void)Exec(kHasEntries, InodeId{0});
+        // SQL through the escape hatch may change rows: COMMIT then
+        // records a token like any other write.
+        wrote_ = true;
         if (!pending_.empty()) {
           std::string queued;
           queued.swap(pending_);
@@ -1578,30 +1580,15 @@ class PgTxn final : public Transaction {
   // that of its last statement). prepare_now makes sure the server knows
   // the statement before a plain-SQL EXECUTE names it (libpqxx otherwise
   // prepares on first exec_prepared only).
-  //
-  // Until a Write knows its transaction id, SELECTs run as their xid
-  // variant (see XidVariantOf) and the id is read off the extra column.
   template <typename... Args>
   pqxx::result Exec(const std::string& stmt, const Args&... args) {
-    const bool want_xid = writable_ && !xid_ && HasXidVariant(stmt);
-    const std::string name = want_xid ? stmt + kXidSuffix : stmt;
-    pqxx::result r;
-    if (pending_.empty()) {
-      r = t_.exec_prepared(name, args...);
-    } else {
-      t_.conn().prepare_now(name);
-      std::string sql;
-      sql.swap(pending_);
-      AppendExecute(sql, name, args...);
-      begin_sent_ = true;  // pending SQL in a Write always starts with BEGIN
-      r = t_.exec(sql);
-    }
-    if (want_xid && !r.empty()) {
-      const int cols = static_cast<int>(r.columns());
-      xid_ = r[0][cols - 2].as<int64_t>();
-      start_s_ = r[0][cols - 1].as<int64_t>();
-    }
-    return r;
+    if (pending_.empty()) return t_.exec_prepared(stmt, args...);
+    t_.conn().prepare_now(stmt);
+    std::string sql;
+    sql.swap(pending_);
+    AppendExecute(sql, stmt, args...);
+    begin_sent_ = true;  // pending SQL in a Write always starts with BEGIN
+    return t_.exec(sql);
   }
 
   // Queues a statement whose result is not needed; it goes out with the
@@ -1633,6 +1620,7 @@ class PgTxn final : public Transaction {
     if (!writable_) {
       return Status::Invalid(ctx, "write inside Backend::Read");
     }
+    wrote_ = true;
     return Run(ctx, std::forward<Fn>(fn));
   }
 
@@ -1643,14 +1631,15 @@ class PgTxn final : public Transaction {
 
   pqxx::transaction_base& t_;
   const bool writable_;
+  const bool tokens_;
   InoCache* const inos_;
   AclCache* const acl_cache_;
   // ACEs read along with a locking GetInode (see LockingGet).
   std::unordered_map<InodeId, Acl> prefetched_acl_;
   std::string pending_;      // SQL not yet sent, each statement ';'-ended
   bool begin_sent_ = false;  // a transaction is open on the server
-  std::optional<int64_t> xid_;
-  int64_t start_s_ = 0;
+  bool wrote_ = false;       // a method that changes rows ran
+  std::optional<int64_t> token_;
   bool in_doubt_ = false;
   Status first_error_;
 };
@@ -1706,48 +1695,39 @@ class PgBackend final : public Backend {
 
   std::string_view Dialect() const override { return "postgresql"; }
 
-  // A connection that breaks while COMMIT is under way (a server restart
-  // terminating sessions does that) leaves the outcome unknown. If the
-  // transaction told its id, a fresh connection asks txid_status: not
-  // committed means `fn` runs again as after any lost connection, committed
-  // means done; only if that cannot be learned within kUnavailableBudget
-  // does the caller get IOError "commit outcome unknown".
+  // A connection that breaks while COMMIT is under way (a server crash,
+  // a failover) leaves the outcome unknown. The commit token decides it on
+  // whichever server answers now (TokenCommitted): committed means done
+  // (fn's results stand); not committed means it never will, and fn runs
+  // again as after any lost connection. So a caller sees success, or
+  // Unavailable (NFS4ERR_DELAY) only for an operation that certainly did
+  // not happen, except when no server answers within the time budget.
   Status Write(const TxnFn& fn) override {
     const Clock::time_point start = Clock::now();
     for (;;) {
-      std::optional<int64_t> doubt_xid;
-      int64_t doubt_start_s = 0;
-      std::string doubt_server;
-      bool in_doubt = false;
+      std::optional<int64_t> doubt;  // the token of an in-doubt COMMIT
       const Status s = RunOnConnection("pg write", [&](PgConn& c) -> Status {
-        in_doubt = false;
+        doubt.reset();
         pqxx::nontransaction* n = nullptr;
         const Status opened = PgGuard("pg write", [&] {
           n = &c.Txn();
           return Status::Ok();
         });
         if (!opened.ok()) return opened;
-        PgTxn txn(*n, /*writable=*/true, &inos_, &acl_cache_);
+        PgTxn txn(*n, /*writable=*/true, &inos_, &acl_cache_,
+                  tokens_.load());
         const Status fs = Outcome(CallFn(fn, txn), txn.first_error());
         if (!fs.ok()) {
           txn.Rollback();
           return fs;
         }
         const Status cs = txn.Commit();
-        in_doubt = txn.in_doubt();
-        doubt_xid = txn.xid();
-        doubt_start_s = txn.start_s();
-        doubt_server = c.server;
+        if (txn.in_doubt()) doubt = txn.token();
         return cs;
       });
-      if (!in_doubt || !doubt_xid) return s;
-      const Result<bool> committed =
-          CommitOutcome(*doubt_xid, doubt_start_s, doubt_server, start);
-      if (!committed.ok()) {
-        return Status::IOError("pg write", s.ToString() + "; resolving it: " +
-                                               committed.status().ToString());
-      }
-      if (*committed) return Status::Ok();
+      if (!doubt) return s;
+      NS_ASSIGN_OR_RETURN(const bool committed, TokenCommitted(*doubt, start));
+      if (committed) return Status::Ok();
       if (Clock::now() - start >= kUnavailableBudget) {
         return Status::Unavailable(
             "pg write",
@@ -1822,6 +1802,12 @@ class PgBackend final : public Backend {
           return Status::Corruption("pg start", "fs_info has no row");
         }
         verifier = static_cast<uint64_t>(r[0][0].as<int64_t>());
+        // Below schema version 6 (a tool opened an older database on
+        // purpose) there is no commit_tokens table: COMMITs go without.
+        tokens_ = c.Txn()
+                      .exec("SELECT to_regclass('commit_tokens') IS NOT NULL")
+                      [0][0]
+                      .as<bool>();
         return Status::Ok();
       });
     }));
@@ -1834,73 +1820,38 @@ class PgBackend final : public Backend {
   }
 
  private:
-  // Whether transaction `xid`, begun at `start_s` (server clock, seconds),
-  // committed; asked on a fresh connection until the server answers or
-  // kUnavailableBudget (from `start`) runs out. "in progress" means the
-  // server has not yet noticed the lost client and is waited out.
-  //
-  // "aborted" and "in the future" are always believed: had the
-  // transaction committed, its commit record would have carried the id past
-  // any crash, and nobody else could hold it now. "committed" is believed
-  // only if no checkpoint has completed since the transaction began: crash
-  // recovery hands out again ids that never reached the WAL, and a restart
-  // or recovery checkpoints before it admits clients, so after one,
-  // "committed" may describe another transaction and the caller gets
-  // IOError "commit outcome unknown". (Observed under load: after
-  // pg_ctl restart -m immediate, txid_status said "committed" for creates
-  // that were not in the database; after -m fast, in-doubt transactions
-  // came back "aborted" and were retried.)
-  Result<bool> CommitOutcome(int64_t xid, int64_t start_s,
-                             const std::string& server,
-                             Clock::time_point start) {
+  // Whether the write that sent `token` with its COMMIT committed, asked
+  // on fresh connections (RunOnConnection finds the server that is
+  // primary now) until one answers; `start` is when the write began.
+  // While the original transaction still holds its token (its server has
+  // not yet noticed the lost client), asks again until kUnavailableBudget
+  // from `start` runs out. Errors: Unavailable "commit outcome unknown"
+  // when no answer came in time (the one case where a caller cannot know).
+  Result<bool> TokenCommitted(int64_t token, Clock::time_point start) {
     for (;;) {
-      std::string state;
-      bool trusted = false;
-      const Status s = RunOnConnection("pg commit outcome", [&](PgConn& c) {
-        return PgGuard("pg commit outcome", [&]() -> Status {
-          pqxx::nontransaction& n = c.Txn();
-          try {
-            const pqxx::result r = n.exec_params("SELECT txid_status($1)", xid);
-            state = r[0][0].is_null() ? "" : r[0][0].c_str();
-          } catch (const pqxx::sql_error& e) {
-            if (e.sqlstate() != "22023") throw;
-            state = "in the future";
-          }
-          // A transaction id is only ever reused by another server
-          // process: after a crash restart or on a promoted standby, ids
-          // whose WAL never became durable (or never reached the standby)
-          // are handed out again. So "committed" is ours only when the
-          // same server answers and has not checkpointed since the
-          // transaction began (crash recovery, which a backend crash
-          // triggers without a new postmaster, ends with a checkpoint).
-          if (state == "committed" && c.server == server) {
-            const pqxx::result r = n.exec_params(
-                "SELECT checkpoint_time < to_timestamp($1) "
-                "FROM pg_control_checkpoint()",
-                start_s);
-            trusted = r[0][0].as<bool>();
-          }
-          return Status::Ok();
+      Result<bool> outcome = Status::Retry("pg commit token");
+      const Status s = RunOnConnection("pg commit token", [&](PgConn& c) {
+        return PgGuard("pg commit token", [&]() -> Status {
+          outcome = FenceCommitToken(c.Txn(), token);
+          // A Retry here means "still running", not a conflict for
+          // RunOnConnection's loop; it is handled below.
+          return outcome.ok() || outcome.status().IsRetry()
+                     ? Status::Ok()
+                     : outcome.status();
         });
       });
-      if (!s.ok()) return s;
-      if (state == "committed") {
-        if (trusted) return true;
-        return Status::IOError(
-            "pg commit outcome",
-            "another server (restarted, or a promoted standby) answers, "
-            "or it checkpointed since the transaction began; its id " +
-                std::to_string(xid) + " may have been reused");
+      if (!s.ok()) {
+        return Status::Unavailable(
+            "pg write",
+            "commit outcome unknown: " + s.ToString() +
+                "; the operation may or may not have happened");
       }
-      if (state == "aborted" || state == "in the future") return false;
-      if (state != "in progress") {
-        return Status::IOError(
-            "pg commit outcome",
-            "txid_status(" + std::to_string(xid) + ") = '" + state + "'");
-      }
+      if (outcome.ok()) return *outcome;
       if (Clock::now() - start >= kUnavailableBudget) {
-        return Status::IOError("pg commit outcome",
-                               "transaction still in progress");
+        return Status::Unavailable(
+            "pg write", "commit outcome unknown: " +
+                            outcome.status().ToString() +
+                            "; the operation may or may not have happened");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -2004,9 +1955,12 @@ class PgBackend final : public Backend {
   // to kFoldBatch directories, each in its own autocommit statement so no
   // lock is held longer than one fold. Errors are ignored (the next round
   // tries again); a broken connection is replaced next round. It has its
-  // own connection so that a busy pool never delays folding.
+  // own connection so that a busy pool never delays folding. Every
+  // kTokenExpiryInterval it also deletes old commit tokens, which bounds
+  // that table to a few minutes of writes.
   void FoldLoop() {
     std::unique_ptr<PgConn> conn;
+    Clock::time_point last_expiry = Clock::now();
     std::unique_lock<std::mutex> lock(fold_mu_);
     bool more = false;
     while (!stop_) {
@@ -2028,6 +1982,10 @@ class PgBackend final : public Backend {
           n.exec_prepared(kFold, row[0].as<int64_t>());
         }
         more = dirs.size() == static_cast<size_t>(kFoldBatch);
+        if (tokens_ && Clock::now() - last_expiry >= kTokenExpiryInterval) {
+          last_expiry = Clock::now();
+          (void)ExpireCommitTokens(n);
+        }
       } catch (const std::exception&) {
         if (conn != nullptr && !conn->conn.is_open()) conn.reset();
       }
@@ -2039,6 +1997,7 @@ class PgBackend final : public Backend {
   InoCache inos_;
   AclCache acl_cache_;
   std::atomic<uint64_t> verifier_{0};
+  std::atomic<bool> tokens_{false};  // commit_tokens exists (see Start)
 
   std::mutex rng_mu_;
   std::mt19937_64 rng_;  // guarded by rng_mu_
