@@ -1,6 +1,6 @@
 # bench/compare.sh's plot: nfs41d / Ganesha ops/s per workload and phase.
 # gnuplot -e "datafile='ratios.dat'; outfile='x.png'" compare.gp
-set terminal pngcairo size 1100,520 font ",10"
+set terminal pngcairo size 1600,560 font ",9"
 set output outfile
 set title "nfs41d / NFS-Ganesha (VFS), ops/s ratio, same run (> 1: nfs41d faster)"
 set style data histograms

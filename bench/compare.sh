@@ -15,19 +15,24 @@
 # is stopped by its pid; temporary files are removed at the end.
 #
 # Environment: NFS_LOAD_BUILD (build dir, default build/), COMPARE_OUT
-# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script).
+# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script),
+# COMPARE_THREADS (client thread counts, default "2 8 16").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${NFS_LOAD_BUILD:-$ROOT/build}
 OUT=${COMPARE_OUT:-$BUILD/bench-results/compare-$(date +%Y%m%d-%H%M%S)}
 QUICK=${COMPARE_QUICK:-0}
+# THREADS: client threads (each its own session, as mdtest's ranks) of the
+# files and dirs workloads; per thread FILES and DIRS are divided so that
+# every thread count makes about the same number in all. Chosen for ~10
+# minutes on 2 cores: the slowest server's durable creates run at a few
+# hundred per second.
+THREADS=${COMPARE_THREADS:-2 8 16}
 if [[ $QUICK == 1 ]]; then
-  ROUNDS=1 FILES=50 DIRS=50 BIG=500 PHASE_SECS=20
+  ROUNDS=1 FILES=100 DIRS=100 BIG=500 PHASE_SECS=20
 else
-  # Per thread, 2 threads. Chosen for ~6 minutes in all on 2 cores: the
-  # slowest server's durable creates run at a few hundred per second.
-  ROUNDS=2 FILES=600 DIRS=1000 BIG=10000 PHASE_SECS=60
+  ROUNDS=2 FILES=1600 DIRS=2000 BIG=10000 PHASE_SECS=60
 fi
 RUN_LIMIT=400
 
@@ -211,11 +216,15 @@ run() {
 SERVERS=(sqlite postgresql ganesha)
 PHASES=create,stat,readdir,rename,remove
 for round in $(seq "$ROUNDS"); do
-  for s in "${SERVERS[@]}"; do
-    run "$s" files-3901 "$round" --threads 2 --files "$FILES" --size 3901 --phases "$PHASES"
-  done
-  for s in "${SERVERS[@]}"; do
-    run "$s" dirs-shared "$round" --threads 2 --files "$DIRS" --dirs --shared-dir --phases "$PHASES"
+  for t in $THREADS; do
+    for s in "${SERVERS[@]}"; do
+      run "$s" files-3901 "$round" --threads "$t" --files $((FILES / t)) --size 3901 \
+        --phases "$PHASES"
+    done
+    for s in "${SERVERS[@]}"; do
+      run "$s" dirs-shared "$round" --threads "$t" --files $((DIRS / t)) --dirs --shared-dir \
+        --phases "$PHASES"
+    done
   done
 done
 # One big shared directory, empty files, kept (the servers are thrown away).

@@ -4,8 +4,8 @@ between the compare markers) and the gnuplot data file.
 
   compare_report.py RESULTS.jsonl MACHINE.txt PERFORMANCE.md RATIOS.dat
 
-Per server, workload and phase: the median ops/s over the rounds; ratios are
-nfs41d (SQLite, PostgreSQL) over Ganesha.
+Per server, workload, client thread count and phase: the median ops/s over
+the rounds; ratios are nfs41d (SQLite, PostgreSQL) over Ganesha.
 """
 import json
 import statistics
@@ -15,13 +15,14 @@ results, machine, perf_md, ratios_dat = sys.argv[1:5]
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 SERVERS = ["sqlite", "postgresql", "ganesha"]
 
-runs = {}  # (workload, phase) -> server -> [ops/s], [p50], [p99], errors
+runs = {}  # (workload, threads, phase) -> server -> [ops/s], [p50], [p99], errors
 loads = []
 for line in open(results):
     r = json.loads(line)
     loads.append(r["load1"])
+    threads = r["result"].get("threads", 0)
     for phase, ph in r["result"]["phases"].items():
-        d = runs.setdefault((r["workload"], phase), {}).setdefault(
+        d = runs.setdefault((r["workload"], threads, phase), {}).setdefault(
             r["server"], {"rate": [], "p50": [], "p99": [], "errors": 0})
         d["rate"].append(ph["ops_per_s"])
         d["p50"].append(ph["p50_us"])
@@ -52,20 +53,21 @@ lines += ["load average (1 min) at each nfs-load start: %s" %
           " ".join("%.2f" % l for l in loads), "```", "",
           "ops/s (readdir: entries/s) with p50 / p99 latency in µs "
           "(readdir: per READDIR call); median of the rounds.", "",
-          "| workload | phase | nfs41d SQLite | nfs41d PostgreSQL | Ganesha VFS "
-          "| SQLite / Ganesha | PostgreSQL / Ganesha |",
-          "|---|---|---|---|---|---|---|"]
+          "| workload | threads | phase | nfs41d SQLite | nfs41d PostgreSQL "
+          "| Ganesha VFS | SQLite / Ganesha | PostgreSQL / Ganesha |",
+          "|---|---|---|---|---|---|---|---|"]
 dat = []
 order = ["create", "stat", "readdir", "rename", "remove"]
-for (workload, phase) in sorted(runs, key=lambda k: (k[0], order.index(k[1]))):
-    s = runs[(workload, phase)]
+for (workload, threads, phase) in sorted(
+        runs, key=lambda k: (k[0], k[1], order.index(k[2]))):
+    s = runs[(workload, threads, phase)]
     rs = ratio(s.get("sqlite"), s.get("ganesha"))
     rp = ratio(s.get("postgresql"), s.get("ganesha"))
     f = lambda x: "–" if x is None else "%.2f×" % x
-    lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-        workload, phase, fmt_rate(s.get("sqlite")), fmt_rate(s.get("postgresql")),
-        fmt_rate(s.get("ganesha")), f(rs), f(rp)))
-    dat.append('"%s %s" %s %s' % (workload, phase, rs or 0, rp or 0))
+    lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        workload, threads, phase, fmt_rate(s.get("sqlite")),
+        fmt_rate(s.get("postgresql")), fmt_rate(s.get("ganesha")), f(rs), f(rp)))
+    dat.append('"%s ×%s %s" %s %s' % (workload, threads, phase, rs or 0, rp or 0))
 lines += ["", "![nfs41d / Ganesha, ops/s ratio](compare-ganesha.png)", "", END]
 table = "\n".join(lines)
 print(table)
