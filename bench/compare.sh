@@ -197,15 +197,15 @@ log "servers: sqlite ${PORT[sqlite]}, postgresql ${PORT[postgresql]} (pg $PG_POR
   echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 } | tee "$OUT/machine.txt" >&2
 
-# Runs nfs-load against one server; appends {"server", "workload", "round",
-# "load1", "result"} to $RESULTS.
+# Runs nfs-load against one server (server workload round threads args...);
+# appends {"server", "workload", "round", "load1", "result"} to $RESULTS.
 run() {
-  local server=$1 workload=$2 round=$3
-  shift 3
-  local out=$OUT/$workload-$server-$round
-  log "$workload round $round on $server"
+  local server=$1 workload=$2 round=$3 threads=$4
+  shift 4
+  local out=$OUT/$workload-t$threads-$server-$round
+  log "$workload, $threads threads, round $round on $server"
   if ! timeout "$RUN_LIMIT" "$LOAD" --server "127.0.0.1:${PORT[$server]}" --json \
-      --phase-seconds "$PHASE_SECS" "$@" >"$out.json" 2>"$out.err"; then
+      --phase-seconds "$PHASE_SECS" --threads "$threads" "$@" >"$out.json" 2>"$out.err"; then
     log "$workload on $server FAILED: $(tail -n 3 "$out.err")"
   fi
   [[ -s $out.json ]] || return 0
@@ -218,18 +218,18 @@ PHASES=create,stat,readdir,rename,remove
 for round in $(seq "$ROUNDS"); do
   for t in $THREADS; do
     for s in "${SERVERS[@]}"; do
-      run "$s" files-3901 "$round" --threads "$t" --files $((FILES / t)) --size 3901 \
+      run "$s" files-3901 "$round" "$t" --files $((FILES / t)) --size 3901 \
         --phases "$PHASES"
     done
     for s in "${SERVERS[@]}"; do
-      run "$s" dirs-shared "$round" --threads "$t" --files $((DIRS / t)) --dirs --shared-dir \
+      run "$s" dirs-shared "$round" "$t" --files $((DIRS / t)) --dirs --shared-dir \
         --phases "$PHASES"
     done
   done
 done
 # One big shared directory, empty files, kept (the servers are thrown away).
 for s in "${SERVERS[@]}"; do
-  run "$s" bigdir 1 --threads 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
+  run "$s" bigdir 1 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 
