@@ -14,4 +14,6 @@ set grid ytics
 set key top right
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
 set arrow from graph 0, first 1.5 to graph 1, first 1.5 nohead dt 3 lc rgb "red"
-plot datafile using 2:xtic(1) title "SQLite / Ganesha", '' using 3 title "PostgreSQL / Ganesha"
+# Columns 4 and 5 (over Ganesha on a sync,dirsync mount) are 0 without it.
+plot datafile using 2:xtic(1) title "SQLite / Ganesha", '' using 3 title "PostgreSQL / Ganesha", \
+     '' using 4 title "SQLite / Ganesha sync,dirsync", '' using 5 title "PostgreSQL / Ganesha sync,dirsync"
