@@ -208,8 +208,10 @@ ns::Status SyncPath(const std::string& path, int flags) {
 }
 
 // Moves every data file of `leaf` (a leaf directory of either layout) to
-// where LocalDataPath puts it. Files already there stay.
-ns::Status MoveLeaf(const std::string& dir, const std::filesystem::path& leaf) {
+// where LocalDataPath puts it. Files already there stay. Returns how many
+// moved.
+ns::Result<size_t> MoveLeaf(const std::string& dir,
+                            const std::filesystem::path& leaf) {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(leaf, ec)) {
@@ -218,6 +220,7 @@ ns::Status MoveLeaf(const std::string& dir, const std::filesystem::path& leaf) {
   if (ec) return PosixError("list " + leaf.string(), ec.value());
   const std::string rel = leaf.parent_path().filename().string() + "/" +
                           leaf.filename().string() + "/";
+  size_t moved = 0;
   for (const std::string& name : names) {
     if (!IsHex(name, 16)) continue;  // not ours: left alone
     const ns::InodeId ino = std::stoull(name, nullptr, 16);
@@ -229,14 +232,16 @@ ns::Status MoveLeaf(const std::string& dir, const std::filesystem::path& leaf) {
     if (::rename((leaf / name).c_str(), to.c_str()) != 0) {
       return PosixError("move " + (leaf / name).string(), errno);
     }
+    ++moved;
   }
   ::rmdir(leaf.c_str());  // fails (and stays) if files are left: fine
-  return ns::Status::Ok();
+  return moved;
 }
 
 // Brings a store to layout 2 once: renames (atomic, so a crash halfway
 // leaves every file readable in one place or the other, and the next open
-// finishes), makes the renames durable (syncfs), then writes LAYOUT.
+// finishes), makes the renames durable (syncfs, only if there were any),
+// then writes LAYOUT.
 // Errors: IOError, Invalid for a LAYOUT this version does not know.
 ns::Status UpgradeLayout(const std::string& dir) {
   const std::string marker = dir + "/" + kLayoutFile;
@@ -262,8 +267,13 @@ ns::Status UpgradeLayout(const std::string& dir) {
     if (ec) break;
   }
   if (ec) return PosixError("list " + dir, ec.value());
-  for (const auto& leaf : leaves) NS_RETURN_IF_ERROR(MoveLeaf(dir, leaf));
-  {
+  size_t moved = 0;
+  for (const auto& leaf : leaves) {
+    ns::Result<size_t> n = MoveLeaf(dir, leaf);
+    if (!n.ok()) return n.status();
+    moved += *n;
+  }
+  if (moved > 0) {
     Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d.get() < 0 || ::syncfs(d.get()) != 0) {
       return PosixError("sync " + dir, errno);
