@@ -15,19 +15,33 @@
 # is stopped by its pid; temporary files are removed at the end.
 #
 # Environment: NFS_LOAD_BUILD (build dir, default build/), COMPARE_OUT
-# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script).
+# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script),
+# COMPARE_THREADS (client thread counts, default "2 8 16"), COMPARE_SYNC=0
+# (no "equally durable" Ganesha).
+#
+# The fourth server, "ganesha-sync", is the same Ganesha over ext4 (with a
+# journal) on a loop device over a file on the same disk, mounted
+# -o sync,dirsync: every namespace change is on stable storage before the
+# syscall returns (a journal commit with a cache flush, which the loop
+# device passes to the disk as an fsync of its file), as nfs41d's commits
+# are before it replies.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${NFS_LOAD_BUILD:-$ROOT/build}
 OUT=${COMPARE_OUT:-$BUILD/bench-results/compare-$(date +%Y%m%d-%H%M%S)}
 QUICK=${COMPARE_QUICK:-0}
+# THREADS: client threads (each its own session, as mdtest's ranks) of the
+# files and dirs workloads; per thread FILES and DIRS are divided so that
+# every thread count makes about the same number in all. Chosen for ~10
+# minutes on 2 cores: the slowest server's durable creates run at a few
+# hundred per second.
+THREADS=${COMPARE_THREADS:-2 8 16}
+SYNC=${COMPARE_SYNC:-1}
 if [[ $QUICK == 1 ]]; then
-  ROUNDS=1 FILES=50 DIRS=50 BIG=500 PHASE_SECS=20
+  ROUNDS=1 FILES=100 DIRS=100 BIG=500 PHASE_SECS=20
 else
-  # Per thread, 2 threads. Chosen for ~6 minutes in all on 2 cores: the
-  # slowest server's durable creates run at a few hundred per second.
-  ROUNDS=2 FILES=600 DIRS=1000 BIG=10000 PHASE_SECS=60
+  ROUNDS=2 FILES=1600 DIRS=2000 BIG=10000 PHASE_SECS=60
 fi
 RUN_LIMIT=400
 
@@ -57,6 +71,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 [[ -x $PGBIN/initdb ]] || PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 PGDATA_DIR=$TMP/pg
 PG_STARTED=0
+SYNC_LOOP= SYNC_MNT=
 as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -67,6 +82,8 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
   done
+  if [[ -n $SYNC_MNT ]]; then umount "$SYNC_MNT" || umount -l "$SYNC_MNT" || true; fi
+  if [[ -n $SYNC_LOOP ]]; then losetup -d "$SYNC_LOOP" || true; fi
   if [[ $PG_STARTED == 1 ]]; then
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null ||
       as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null || true
@@ -139,9 +156,9 @@ start_nfs41d() {  # name db-uri
   done
   exit 1
 }
-start_ganesha() {
-  local g=$TMP/ganesha port pid
-  mkdir -p "$g/export" "$g/recov"
+start_ganesha() {  # name export-dir
+  local name=$1 g=$TMP/$1 port pid
+  mkdir -p "$2" "$g/recov"
   for attempt in 1 2 3; do
     port=$(free_port)
     cat >"$g/ganesha.conf" <<EOF
@@ -160,7 +177,7 @@ NFSV4 {
 }
 EXPORT {
   Export_Id = 1;
-  Path = "$g/export";
+  Path = "$2";
   Pseudo = "/";
   Protocols = 4;
   Access_Type = RW;
@@ -170,37 +187,50 @@ EXPORT {
 }
 LOG { Default_Log_Level = WARN; }
 EOF
-    ganesha.nfsd -F -f "$g/ganesha.conf" -L "$OUT/ganesha.log" -p "$g/ganesha.pid" \
+    ganesha.nfsd -F -f "$g/ganesha.conf" -L "$OUT/$name.log" -p "$g/ganesha.pid" \
       -N NIV_WARN &
     pid=$!
-    if wait_listen "$port" "$pid"; then PIDS+=("$pid"); PORT[ganesha]=$port; return; fi
+    if wait_listen "$port" "$pid"; then PIDS+=("$pid"); PORT[$name]=$port; return; fi
     kill "$pid" 2>/dev/null || true
-    log "ganesha did not listen on $port (attempt $attempt)"
+    log "$name did not listen on $port (attempt $attempt)"
   done
   exit 1
 }
 start_nfs41d sqlite "sqlite://$TMP/sqlite/ns.db"
 start_nfs41d postgresql "$PG_URI"
-start_ganesha
-log "servers: sqlite ${PORT[sqlite]}, postgresql ${PORT[postgresql]} (pg $PG_PORT), ganesha ${PORT[ganesha]}"
+start_ganesha ganesha "$TMP/ganesha/export"
+SERVERS=(sqlite postgresql ganesha)
+if [[ $SYNC == 1 ]]; then
+  truncate -s 2G "$TMP/sync.img"
+  SYNC_LOOP=$(losetup -f --show --direct-io=on "$TMP/sync.img" 2>/dev/null ||
+    losetup -f --show "$TMP/sync.img")
+  mkfs.ext4 -q "$SYNC_LOOP"
+  SYNC_MNT=$TMP/sync-mnt
+  mkdir -p "$SYNC_MNT"
+  mount -o sync,dirsync "$SYNC_LOOP" "$SYNC_MNT"
+  start_ganesha ganesha-sync "$SYNC_MNT/export"
+  SERVERS+=(ganesha-sync)
+fi
+log "servers: sqlite ${PORT[sqlite]}, postgresql ${PORT[postgresql]} (pg $PG_PORT), ganesha ${PORT[ganesha]}, ganesha-sync ${PORT[ganesha-sync]:-none}"
 
 {
   echo "date: $(date -Is)"
   echo "host: $(nproc) CPUs, $(awk '/MemTotal/ {print $2/1024/1024 " GiB"}' /proc/meminfo)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "ganesha: $(dpkg-query -W -f '${Version}' nfs-ganesha)"
+  [[ -z $SYNC_MNT ]] || echo "ganesha-sync: $(findmnt -n -o FSTYPE,OPTIONS "$SYNC_MNT") on $SYNC_LOOP (direct-io $(cat /sys/block/${SYNC_LOOP#/dev/}/loop/dio 2>/dev/null || echo ?))"
   echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 } | tee "$OUT/machine.txt" >&2
 
-# Runs nfs-load against one server; appends {"server", "workload", "round",
-# "load1", "result"} to $RESULTS.
+# Runs nfs-load against one server (server workload round threads args...);
+# appends {"server", "workload", "round", "load1", "result"} to $RESULTS.
 run() {
-  local server=$1 workload=$2 round=$3
-  shift 3
-  local out=$OUT/$workload-$server-$round
-  log "$workload round $round on $server"
+  local server=$1 workload=$2 round=$3 threads=$4
+  shift 4
+  local out=$OUT/$workload-t$threads-$server-$round
+  log "$workload, $threads threads, round $round on $server"
   if ! timeout "$RUN_LIMIT" "$LOAD" --server "127.0.0.1:${PORT[$server]}" --json \
-      --phase-seconds "$PHASE_SECS" "$@" >"$out.json" 2>"$out.err"; then
+      --phase-seconds "$PHASE_SECS" --threads "$threads" "$@" >"$out.json" 2>"$out.err"; then
     log "$workload on $server FAILED: $(tail -n 3 "$out.err")"
   fi
   [[ -s $out.json ]] || return 0
@@ -208,19 +238,22 @@ run() {
     "$server" "$workload" "$round" "$(cut -d' ' -f1 /proc/loadavg)" "$(cat "$out.json")" \
     >>"$RESULTS"
 }
-SERVERS=(sqlite postgresql ganesha)
 PHASES=create,stat,readdir,rename,remove
 for round in $(seq "$ROUNDS"); do
-  for s in "${SERVERS[@]}"; do
-    run "$s" files-3901 "$round" --threads 2 --files "$FILES" --size 3901 --phases "$PHASES"
-  done
-  for s in "${SERVERS[@]}"; do
-    run "$s" dirs-shared "$round" --threads 2 --files "$DIRS" --dirs --shared-dir --phases "$PHASES"
+  for t in $THREADS; do
+    for s in "${SERVERS[@]}"; do
+      run "$s" files-3901 "$round" "$t" --files $((FILES / t)) --size 3901 \
+        --phases "$PHASES"
+    done
+    for s in "${SERVERS[@]}"; do
+      run "$s" dirs-shared "$round" "$t" --files $((DIRS / t)) --dirs --shared-dir \
+        --phases "$PHASES"
+    done
   done
 done
 # One big shared directory, empty files, kept (the servers are thrown away).
 for s in "${SERVERS[@]}"; do
-  run "$s" bigdir 1 --threads 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
+  run "$s" bigdir 1 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "nfs41client/client.h"
@@ -189,7 +190,9 @@ TEST_F(DataTest, AttributesRightAfterEachWrite) {
   ASSERT_NFS(client_->CloseFile(f.fh, f.stateid).status, NFS4_OK);
   nfs41client::Attrs a5 = Attrs(f.fh);
   EXPECT_EQ(a5.size, 7u);
-  EXPECT_GT(a5.change, a4.change);
+  // No write since the flusher's write-back: the CLOSE writes nothing and
+  // the contents, so the change attribute, are what a4 showed.
+  EXPECT_EQ(a5.change, a4.change);
   // The database has it.
   auto db = server_->ns().Resolve(ns::Credentials::Root(), "/f");
   ASSERT_TRUE(db.ok());
@@ -281,6 +284,73 @@ TEST_F(DataTest, WriteVerifierChangesAcrossRestart) {
   auto w2 = client_->WriteFile(g.fh, g.stateid, 0, "P");
   ASSERT_NFS(w2.status, NFS4_OK);
   EXPECT_NE(w1.value.verf, w2.value.verf);
+}
+
+// The CLOSE after a FILE_SYNC4 WRITE writes nothing (its size and mtime
+// are in the database since the WRITE's reply, §18.32.3): both survive a
+// restart.
+TEST_F(DataTest, FileSyncWriteAndCloseSurviveRestart) {
+  Client::Opened f = Open("f", kWrite);
+  ASSERT_NFS(
+      client_->WriteFile(f.fh, f.stateid, 0, std::string(3901, 'x'), FILE_SYNC4)
+          .status,
+      NFS4_OK);
+  ASSERT_NFS(client_->CloseFile(f.fh, f.stateid).status, NFS4_OK);
+  nfs41client::Attrs before = Attrs(f.fh);
+  EXPECT_EQ(before.size, 3901u);
+  client_.reset();
+  server_.reset();
+  StartServer();
+  client_ = Connect();
+  ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
+  nfs41client::Attrs after = Attrs(f.fh);
+  EXPECT_EQ(after.size, 3901u);
+  EXPECT_EQ(after.mtime_sec, before.mtime_sec);
+  EXPECT_EQ(after.mtime_nsec, before.mtime_nsec);
+  EXPECT_EQ(after.change, before.change);
+  auto r = client_->ReadFile(f.fh, Anonymous(), 3899, 10);
+  EXPECT_EQ(r.value.data, "xx");
+}
+
+// RFC 8881 §5.8.1.4: the change attribute differs whenever the contents
+// did, also when a FILE_SYNC4 WRITE's write-back made the CLOSE free and
+// the file is written again after a new OPEN.
+TEST_F(DataTest, ChangeNeverRepeatsAcrossFileSyncReopen) {
+  std::set<uint64_t> seen;
+  uint64_t last = 0;
+  auto note = [&](const Fh& fh, bool new_contents) {
+    uint64_t c = Attrs(fh).change;
+    if (new_contents) {
+      EXPECT_TRUE(seen.insert(c).second) << "change " << c << " repeated";
+    } else {
+      EXPECT_EQ(c, last) << "change moved without a change";
+    }
+    last = c;
+  };
+  Client::Opened f = Open("f", kWrite);
+  note(f.fh, true);
+  // FILE_SYNC4 then CLOSE, then an UNSTABLE4 write after a new OPEN: the
+  // case where a count of writes restarting at the OPEN would repeat the
+  // value the FILE_SYNC4 WRITE showed.
+  const stable_how4 hows[] = {FILE_SYNC4, UNSTABLE4, FILE_SYNC4, FILE_SYNC4,
+                              UNSTABLE4, UNSTABLE4};
+  for (size_t i = 0; i < std::size(hows); ++i) {
+    ASSERT_NFS(client_->WriteFile(f.fh, f.stateid, 0, std::to_string(i),
+                                  hows[i]).status,
+               NFS4_OK);
+    note(f.fh, true);
+    ASSERT_NFS(client_->CloseFile(f.fh, f.stateid).status, NFS4_OK);
+    // Written back by the CLOSE (a new value) or before it (the same).
+    uint64_t c = Attrs(f.fh).change;
+    if (c != last) {
+      EXPECT_TRUE(seen.insert(c).second) << c << " repeated";
+    }
+    last = c;
+    auto again = client_->OpenFile(Root(), "f", kWrite, 0, false);
+    ASSERT_NFS(again.status, NFS4_OK);
+    f = again.value;
+    note(f.fh, false);
+  }
 }
 
 TEST_F(DataTest, SparseWriteAtOneGiB) {

@@ -615,6 +615,37 @@ TEST_F(AttrCacheTest, AnotherDoorsChangeIsSeenAfterTheTtl) {
   EXPECT_EQ(mode, 0700u);
 }
 
+// RFC 8881 §18.32.3: a FILE_SYNC4 WRITE puts the size and mtime on stable
+// storage before its reply; the CLOSE after it has nothing left to write.
+TEST_F(AttrCacheTest, CloseAfterFileSyncWriteCostsNoTransaction) {
+  StartCounting(AttrCacheOptions{});
+  Client* c = Connect();
+  auto d = c->LookupPath("/d");
+  ASSERT_EQ(d.status, NFS4_OK);
+  auto f = c->OpenFile(d.value, "f", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(f.status, NFS4_OK);
+  uint64_t before = g_backend_writes.load();
+  ASSERT_NFS(c->WriteFile(f.value.fh, f.value.stateid, 0, "data", FILE_SYNC4)
+                 .status,
+             NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), before + 1)
+      << "a FILE_SYNC4 WRITE writes size and mtime in one transaction";
+  before = g_backend_writes.load();
+  ASSERT_NFS(c->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), before)
+      << "CLOSE wrote attributes a FILE_SYNC4 WRITE had already written";
+  // An UNSTABLE4 write since: the CLOSE writes size and mtime back.
+  auto g = c->OpenFile(d.value, "f", OPEN4_SHARE_ACCESS_BOTH, 0, false);
+  ASSERT_NFS(g.status, NFS4_OK);
+  before = g_backend_writes.load();
+  ASSERT_NFS(c->WriteFile(g.value.fh, g.value.stateid, 4, "more").status,
+             NFS4_OK);
+  ASSERT_NFS(c->CloseFile(g.value.fh, g.value.stateid).status, NFS4_OK);
+  // By the CLOSE, or by the flusher if it came first.
+  EXPECT_GE(g_backend_writes.load(), before + 1);
+  EXPECT_EQ(c->GetAttr(g.value.fh, Bits({FATTR4_SIZE})).value.size, 8u);
+}
+
 TEST_F(AttrCacheTest, BoundedByLru) {
   AttrCache cache(AttrCacheOptions{.max_entries = 32,
                                    .ttl = std::chrono::seconds(60)});

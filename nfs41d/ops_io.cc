@@ -6,10 +6,13 @@
 // the new size and mtime of an open file are kept in its FileState
 // (state/open_state.h) and shown by GETATTR/READDIR through
 // OverlayFileAttrs, and written to the database (one SetAttr) at COMMIT, at
-// a FILE_SYNC4/DATA_SYNC4 WRITE, at the file's last CLOSE, before a
-// truncate, and by the server's flusher every half second. So a stream of
-// UNSTABLE4 writes costs one database transaction per flush interval, not
-// one per WRITE.
+// a FILE_SYNC4/DATA_SYNC4 WRITE, at the file's last CLOSE if writes came
+// since the last write-back, before a truncate, and by the server's flusher
+// every half second. So a stream of UNSTABLE4 writes costs one database
+// transaction per flush interval, not one per WRITE, and a create written
+// with one FILE_SYNC4 WRITE costs two (the create, the WRITE's size and
+// mtime), the CLOSE none. Each is a group commit shared with the other
+// sessions' (libnamespace's SQLite writer; PostgreSQL's WAL flush).
 //
 // Crash consequences: a server crash loses at most the last interval's
 // size/mtime of files written UNSTABLE4 and not committed; their data may
@@ -78,6 +81,7 @@ ns::Status FlushLocked(ServerContext& ctx, ns::InodeId ino) {
     if (!r.status().IsStale()) Opens(ctx).RestoreDirty(ino);
     return r.status();
   }
+  Opens(ctx).NoteWrittenBack(ino, *ov, r->change);
   return ns::Status::Ok();
 }
 
@@ -177,7 +181,18 @@ uint32_t FileRights(CompoundState& st, const ns::Attr& a) {
 void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
                       AttrSource* src) {
   if (a->type != ns::FileType::kRegular) return;
-  if (auto ov = Opens(st.server).Overlay(a->ino)) {
+  std::optional<state::FileOverlay> ov;
+  if (Opens(st.server).Overlay(a->ino)) {
+    // Open: read the overlay under the file's mutex, so that a write-back
+    // in flight (FlushLocked holds it from TakeDirty to NoteWrittenBack)
+    // is seen whole. A row read before its commit shows base_change, one
+    // read after it the writes it took out of the count: either way the
+    // change attribute never repeats a value shown for other contents.
+    std::lock_guard lock(FileMu(st.server, a->ino));
+    ov = Opens(st.server).Overlay(a->ino);
+  }
+  if (ov) {
+    a->change = std::max(a->change, ov->base_change);
     a->size = ov->size;
     a->mtime = std::max(a->mtime, ov->mtime);
     a->ctime = std::max(a->ctime, ov->mtime);

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <cstdio>
 #include <limits>
+#include <string_view>
+#include <vector>
 
 namespace nfs41d::data {
 namespace {
@@ -178,11 +180,122 @@ class LocalDataStore final : public DataStore {
 std::string LocalDataPath(ns::InodeId ino) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%02x/%02x/%016llx",
-                static_cast<unsigned>(ino & 0xff),
+                static_cast<unsigned>((ino >> 16) & 0xff),
                 static_cast<unsigned>((ino >> 8) & 0xff),
                 static_cast<unsigned long long>(ino));
   return buf;
 }
+
+namespace {
+
+// Names the layout in use; absent in a store made before it (version 1:
+// the low byte, then the second byte, so that each of the first 65,536
+// inodes made its own leaf directory, one mkdir per created file).
+constexpr char kLayoutFile[] = "LAYOUT";
+constexpr std::string_view kLayoutV2 = "2\n";
+
+bool IsHex(std::string_view s, size_t n) {
+  return s.size() == n &&
+         s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+ns::Status SyncPath(const std::string& path, int flags) {
+  Fd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
+    return PosixError("sync " + path, errno);
+  }
+  return ns::Status::Ok();
+}
+
+// Moves every data file of `leaf` (a leaf directory of either layout) to
+// where LocalDataPath puts it. Files already there stay. Returns how many
+// moved.
+ns::Result<size_t> MoveLeaf(const std::string& dir,
+                            const std::filesystem::path& leaf) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(leaf, ec)) {
+    names.push_back(e.path().filename().string());
+  }
+  if (ec) return PosixError("list " + leaf.string(), ec.value());
+  const std::string rel = leaf.parent_path().filename().string() + "/" +
+                          leaf.filename().string() + "/";
+  size_t moved = 0;
+  for (const std::string& name : names) {
+    if (!IsHex(name, 16)) continue;  // not ours: left alone
+    const ns::InodeId ino = std::stoull(name, nullptr, 16);
+    const std::string want = LocalDataPath(ino);
+    if (rel + name == want) continue;
+    const std::filesystem::path to = dir + "/" + want;
+    std::filesystem::create_directories(to.parent_path(), ec);
+    if (ec) return PosixError("mkdir " + to.parent_path().string(), ec.value());
+    if (::rename((leaf / name).c_str(), to.c_str()) != 0) {
+      return PosixError("move " + (leaf / name).string(), errno);
+    }
+    ++moved;
+  }
+  ::rmdir(leaf.c_str());  // fails (and stays) if files are left: fine
+  return moved;
+}
+
+// Brings a store to layout 2 once: renames (atomic, so a crash halfway
+// leaves every file readable in one place or the other, and the next open
+// finishes), makes the renames durable (syncfs, only if there were any),
+// then writes LAYOUT.
+// Errors: IOError, Invalid for a LAYOUT this version does not know.
+ns::Status UpgradeLayout(const std::string& dir) {
+  const std::string marker = dir + "/" + kLayoutFile;
+  if (std::FILE* f = std::fopen(marker.c_str(), "re")) {
+    char buf[16] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    if (std::string_view(buf, n) == kLayoutV2) return ns::Status::Ok();
+    return ns::Status::Invalid("data directory " + dir,
+                               "unknown layout in " + marker);
+  }
+  std::vector<std::filesystem::path> leaves;
+  std::error_code ec;
+  for (const auto& top : std::filesystem::directory_iterator(dir, ec)) {
+    if (!top.is_directory(ec) || !IsHex(top.path().filename().string(), 2)) {
+      continue;
+    }
+    for (const auto& leaf : std::filesystem::directory_iterator(top, ec)) {
+      if (leaf.is_directory(ec) && IsHex(leaf.path().filename().string(), 2)) {
+        leaves.push_back(leaf.path());
+      }
+    }
+    if (ec) break;
+  }
+  if (ec) return PosixError("list " + dir, ec.value());
+  size_t moved = 0;
+  for (const auto& leaf : leaves) {
+    ns::Result<size_t> n = MoveLeaf(dir, leaf);
+    if (!n.ok()) return n.status();
+    moved += *n;
+  }
+  if (moved > 0) {
+    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.get() < 0 || ::syncfs(d.get()) != 0) {
+      return PosixError("sync " + dir, errno);
+    }
+  }
+  const std::string tmp = marker + ".tmp";
+  {
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return PosixError("create " + tmp, errno);
+    const ssize_t n = ::write(fd.get(), kLayoutV2.data(), kLayoutV2.size());
+    if (n != static_cast<ssize_t>(kLayoutV2.size())) {
+      return PosixError("write " + tmp, n < 0 ? errno : EIO);
+    }
+  }
+  NS_RETURN_IF_ERROR(SyncPath(tmp, O_RDONLY));
+  if (::rename(tmp.c_str(), marker.c_str()) != 0) {
+    return PosixError("rename " + tmp, errno);
+  }
+  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace
 
 ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
     const std::string& dir) {
@@ -191,6 +304,12 @@ ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
   if (ec) return PosixError("data directory " + dir, ec.value());
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     return PosixError("data directory " + dir, errno);
+  }
+  try {
+    NS_RETURN_IF_ERROR(UpgradeLayout(dir));
+  } catch (const std::filesystem::filesystem_error& e) {
+    // directory_iterator's increment throws; a bad tree must not crash.
+    return PosixError("upgrade of data directory " + dir, e.code().value());
   }
   return std::unique_ptr<DataStore>(new LocalDataStore(dir));
 }

@@ -5,10 +5,15 @@
 // pNFS work can put data servers behind it later.
 //
 // LocalDataStore keeps each file as one sparse file under a directory
-// (--data-dir/data), fanned out by the inode number's low 16 bits
-// (data/<ino&0xff>/<(ino>>8)&0xff>/<ino in hex>) so that no directory holds
-// more than 1/65536 of the files. A file that was never written has no data
-// file: it reads as zeros up to the size the namespace records.
+// (--data-dir/data), fanned out by bits 8-23 of the inode number
+// (data/<(ino>>16)&0xff>/<(ino>>8)&0xff>/<ino in hex>): consecutive inodes
+// share a leaf directory, so creating files costs one mkdir per 256 of
+// them, and no directory holds more than 1/65536 of the files once there
+// are more than 2^24. The file LAYOUT says so ("2"); a store without it
+// (made before, fanned out by the low 16 bits, one mkdir per file) is moved
+// to this layout when it is opened (OpenLocalDataStore). A file that was
+// never written has no data file: it reads as zeros up to the size the
+// namespace records.
 //
 // Errors are ns::Status values, translated from errno in one place:
 // ENOSPC/EDQUOT -> NoSpace, EFBIG/EINVAL -> Invalid, anything else ->
@@ -60,8 +65,10 @@ class DataStore {
   virtual ns::Status Sync(ns::InodeId ino, Stability stability) = 0;
 };
 
-// Opens (creating if missing) a store under `dir`. Errors: IOError naming
-// the directory.
+// Opens (creating if missing) a store under `dir`, first moving the files
+// of a store in the old layout (renames; a crash halfway is finished by
+// the next open). Errors: IOError naming the directory, Invalid for a
+// LAYOUT file this version does not know.
 ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
     const std::string& dir);
 

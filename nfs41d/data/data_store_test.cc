@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace nfs41d::data {
@@ -45,11 +47,65 @@ TEST_F(DataStoreTest, WriteReadRoundTrip) {
 }
 
 TEST_F(DataStoreTest, FanOutPath) {
-  EXPECT_EQ(LocalDataPath(0x1234567), "67/45/0000000001234567");
+  EXPECT_EQ(LocalDataPath(0x1234567), "23/45/0000000001234567");
   ASSERT_TRUE(store_->Write(0x1234567, 0, std::vector<uint8_t>{1},
                             Stability::kDataSync)
                   .ok());
-  EXPECT_TRUE(std::filesystem::exists(dir_ + "/67/45/0000000001234567"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/23/45/0000000001234567"));
+  // 256 consecutive inodes share one leaf directory: one mkdir for them.
+  EXPECT_EQ(LocalDataPath(0x100).substr(0, 6), LocalDataPath(0x1ff).substr(0, 6));
+  EXPECT_NE(LocalDataPath(0x1ff).substr(0, 6), LocalDataPath(0x200).substr(0, 6));
+}
+
+// A store written in the first layout (low byte, second byte, no LAYOUT
+// file) is moved at open and every file still reads.
+TEST_F(DataStoreTest, OldLayoutIsMovedAndReadable) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  const std::vector<ns::InodeId> inos = {1, 0x1234567, 0xabcdef12345, 0x100};
+  for (ns::InodeId ino : inos) {
+    char rel[48];
+    std::snprintf(rel, sizeof rel, "%02x/%02x/%016llx",
+                  static_cast<unsigned>(ino & 0xff),
+                  static_cast<unsigned>((ino >> 8) & 0xff),
+                  static_cast<unsigned long long>(ino));
+    std::filesystem::create_directories(
+        std::filesystem::path(dir_ + "/" + rel).parent_path());
+    std::FILE* f = std::fopen((dir_ + "/" + rel).c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f, "data of %llx", static_cast<unsigned long long>(ino));
+    std::fclose(f);
+  }
+  auto s = OpenLocalDataStore(dir_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+  for (ns::InodeId ino : inos) {
+    char want[32];
+    std::snprintf(want, sizeof want, "data of %llx",
+                  static_cast<unsigned long long>(ino));
+    std::vector<uint8_t> got = ReadAll(ino, 0, 100);
+    EXPECT_EQ(std::string(got.begin(), got.end()), want) << ino;
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/" + LocalDataPath(ino)));
+  }
+  // The old leaf of inode 1 (01/00) held only it: removed.
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/01/00"));
+  // Opening again finds LAYOUT and leaves everything where it is.
+  store_.reset();
+  s = OpenLocalDataStore(dir_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+  EXPECT_EQ(ReadAll(0x100, 0, 100).size(), 11u);
+}
+
+TEST_F(DataStoreTest, UnknownLayoutIsRefused) {
+  store_.reset();
+  std::FILE* f = std::fopen((dir_ + "/LAYOUT").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("9\n", f);
+  std::fclose(f);
+  auto s = OpenLocalDataStore(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().IsInvalid()) << s.status().ToString();
 }
 
 TEST_F(DataStoreTest, MissingFileReadsEmptyAndUsesNoSpace) {

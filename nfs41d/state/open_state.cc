@@ -354,6 +354,18 @@ void OpenStateTable::RestoreDirty(ns::InodeId ino) {
   if (it != files_.end()) it->second->ov.dirty = true;
 }
 
+void OpenStateTable::NoteWrittenBack(ns::InodeId ino,
+                                     const FileOverlay& taken,
+                                     uint64_t change) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(ino);
+  if (it == files_.end()) return;
+  FileOverlay& ov = it->second->ov;
+  // Writes that came after TakeDirty stay counted (and made it dirty).
+  ov.writes -= std::min(ov.writes, taken.writes);
+  ov.base_change = std::max(ov.base_change, change);
+}
+
 std::vector<ns::InodeId> OpenStateTable::DirtyFiles() const {
   std::lock_guard lock(mu_);
   std::vector<ns::InodeId> out;

@@ -69,7 +69,9 @@ struct FileRelease {
   ns::InodeId ino = 0;
   // Unlinked while open: release the orphan inode and delete its data.
   bool orphan = false;
-  // Writes happened while it was open: write size/mtime back.
+  // Writes (or a truncate) the database does not have yet: write size/mtime
+  // back. False after a FILE_SYNC4 WRITE already wrote them: the CLOSE that
+  // follows costs no transaction.
   bool written = false;
   uint64_t size = 0;
   ns::TimeNs mtime = 0;
@@ -79,8 +81,13 @@ struct FileRelease {
 struct FileOverlay {
   uint64_t size = 0;
   ns::TimeNs mtime = 0;  // 0: no write since open or since SETATTR of mtime
-  uint64_t writes = 0;   // writes since the file was opened (see NfsChange)
-  bool dirty = false;    // size/mtime not yet written back
+  // Writes since the file was opened or since the last write-back that took
+  // them (NoteWrittenBack); shown in the change attribute (NfsChange).
+  uint64_t writes = 0;
+  // The database's change counter right after the last write-back: a
+  // GETATTR that read an older row shows this one (see OverlayFileAttrs).
+  uint64_t base_change = 0;
+  bool dirty = false;  // size/mtime not yet written back
 };
 
 // The details NFS4ERR_DENIED carries (LOCK4denied).
@@ -144,6 +151,12 @@ class OpenStateTable {
   std::optional<FileOverlay> TakeDirty(ns::InodeId ino);
   // Puts back what TakeDirty returned after a failed write-back.
   void RestoreDirty(ns::InodeId ino);
+  // The write-back of what TakeDirty returned (`taken`) committed and left
+  // the database's change counter at `change`: those writes are in the
+  // counter now, so they leave the overlay's count. A CLOSE with no write
+  // since then has nothing to write back (FileRelease::written false).
+  void NoteWrittenBack(ns::InodeId ino, const FileOverlay& taken,
+                       uint64_t change);
   std::vector<ns::InodeId> DirtyFiles() const;
 
   // LOCK (§18.10.3) with a new lock owner from an open stateid
