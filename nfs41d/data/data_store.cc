@@ -44,6 +44,14 @@ class Fd {
   int fd_;
 };
 
+ns::Status SyncPath(const std::string& path, int flags) {
+  Fd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
+    return PosixError("sync " + path, errno);
+  }
+  return ns::Status::Ok();
+}
+
 constexpr uint64_t kMaxOffset = std::numeric_limits<int64_t>::max();
 
 class LocalDataStore final : public DataStore {
@@ -162,10 +170,18 @@ class LocalDataStore final : public DataStore {
     const std::string path = Path(ino);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT) {
+      const std::filesystem::path leaf =
+          std::filesystem::path(path).parent_path();
       std::error_code ec;
-      std::filesystem::create_directories(
-          std::filesystem::path(path).parent_path(), ec);
+      std::filesystem::create_directories(leaf, ec);
       if (ec) return PosixError("mkdir for " + Name(ino), ec.value());
+      // A new leaf (one per 256 inodes) is made durable in its parents at
+      // once, so a later fsync of a file in it is enough on a journaling
+      // filesystem (ext4, XFS persist a new file's name with its fsync).
+      for (const auto& d : {leaf.parent_path(), std::filesystem::path(dir_)}) {
+        ns::Status st = SyncPath(d.string(), O_RDONLY | O_DIRECTORY);
+        if (!st.ok()) return st;
+      }
       fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     }
     if (fd < 0) return PosixError("open " + Name(ino), errno);
@@ -197,14 +213,6 @@ constexpr std::string_view kLayoutV2 = "2\n";
 bool IsHex(std::string_view s, size_t n) {
   return s.size() == n &&
          s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-ns::Status SyncPath(const std::string& path, int flags) {
-  Fd fd(::open(path.c_str(), flags | O_CLOEXEC));
-  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
-    return PosixError("sync " + path, errno);
-  }
-  return ns::Status::Ok();
 }
 
 // Moves every data file of `leaf` (a leaf directory of either layout) to
