@@ -347,6 +347,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     ns::Status s = registry_.InventoryPage(
         v.device_id, Hex(uuid, v.ds_uuid.ds_uuid_len), v.work_id, v.page,
         static_cast<ns::TimeNs>(v.started_ns), v.eof, stripes, WallNs());
+    if (s.ok()) NoteAlive(v.device_id);
     if (!s.ok()) {
       rpc::log::Warning("nsctl: inventory page {} of data server {}: {}",
                         v.page, v.device_id, s.ToString());

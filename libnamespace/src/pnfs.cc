@@ -440,14 +440,17 @@ Result<PnfsInventoryRun> RunFromRow(const SqlRow& r) {
                           static_cast<uint64_t>(v[6])};
 }
 
-// Whether a data server `id` with `uuid` exists (the caller of an
-// NSCTL_INVENTORY proved it holds the key; this ties it to its row).
-Status CheckDataServer(Transaction& t, uint64_t id, std::string_view uuid) {
-  const std::vector<SqlValue> p = {S(id), std::string(uuid)};
+// Ties an NSCTL_INVENTORY caller (it proved it holds the key) to its row,
+// and counts the page as a heartbeat: a data server scanning a large disk
+// sends no heartbeat until it is done, and must not be declared down.
+Status InventoryHeartbeat(Transaction& t, uint64_t id, std::string_view uuid,
+                          TimeNs now) {
+  const std::vector<SqlValue> p = {S(id), std::string(uuid), int64_t{now}};
   NS_ASSIGN_OR_RETURN(
       auto rows,
-      t.QueryValues(
-          "SELECT id FROM pnfs_data_servers WHERE id = $1 AND uuid = $2", p));
+      t.QueryValues("UPDATE pnfs_data_servers SET heartbeat_ns = $3, state = "
+                    "1 WHERE id = $1 AND uuid = $2 RETURNING id",
+                    p));
   if (rows.empty()) {
     return Status::NotFound("pnfs data server", std::to_string(id));
   }
@@ -521,7 +524,7 @@ Status PnfsRegistry::InventoryPage(uint64_t id, std::string_view uuid,
   return InTransaction(
              ns_->backend(), true,
              [&](Transaction& t) -> Result<bool> {
-               NS_RETURN_IF_ERROR(CheckDataServer(t, id, uuid));
+               NS_RETURN_IF_ERROR(InventoryHeartbeat(t, id, uuid, now));
                const std::vector<SqlValue> d = {S(id)};
                NS_ASSIGN_OR_RETURN(
                    auto runs,

@@ -206,7 +206,8 @@ class PnfsRegistry {
   Result<uint64_t> RequestInventory(uint64_t data_server, TimeNs now);
   // One page of data server `id`'s answer to work item `work_id` (see
   // pnfs/nsctl.x NSCTL_INVENTORY): page 0 (re)starts the inventory, the
-  // others must follow in order; `eof` completes it. Errors: NotFound (no
+  // others must follow in order; `eof` completes it. A page counts as a
+  // heartbeat (a long scan sends no other). Errors: NotFound (no
   // data server `id` with that uuid), Invalid (work_id is not the request
   // in force, or the page is out of order; nothing changed).
   Status InventoryPage(uint64_t id, std::string_view uuid, uint64_t work_id,
