@@ -178,6 +178,31 @@ void ControlClient::Run() {
   }
 }
 
+template <typename Encode, typename Args, typename Res>
+bool ControlClient::CallMds(uint32_t proc, const char* name, Encode encode,
+                            const Args& args, Res& res) {
+  auto bytes = rpc::XdrEncode(encode, args);
+  if (!bytes.ok()) {
+    Complain(std::string("cannot encode ") + name + ": " +
+             bytes.status().ToString());
+    return false;
+  }
+  auto reply =
+      rpc_->client->Call(NSCTL_PROG, NSCTL_V1, proc, std::move(bytes).value());
+  if (!reply.ok()) {
+    Complain(std::string(name) + " to " + options_.mds_host + ":" +
+             std::to_string(options_.mds_port) + ": " +
+             reply.status().ToString() + "; retrying");
+    Disconnect();
+    return false;
+  }
+  if (!res.DecodeAll(reply->results())) {
+    Complain(std::string(name) + ": reply does not decode; retrying");
+    return false;
+  }
+  return true;
+}
+
 bool ControlClient::Register() {
   if (!Connect()) return false;
   nsctl_register_args a{};
@@ -189,23 +214,9 @@ bool ControlClient::Register() {
   const pnfs::Proof proof = pnfs::RegisterProof(
       options_.key, Bytes(options_.uuid), options_.advertise, options_.listen);
   std::memcpy(a.proof, proof.data(), proof.size());
-  auto args = rpc::XdrEncode(xdr_nsctl_register_args, a);
-  if (!args.ok()) {
-    Complain("cannot encode NSCTL_REGISTER: " + args.status().ToString());
-    return false;
-  }
-  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_REGISTER,
-                                  std::move(args).value());
-  if (!reply.ok()) {
-    Complain("NSCTL_REGISTER to " + options_.mds_host + ":" +
-             std::to_string(options_.mds_port) + ": " +
-             reply.status().ToString() + "; retrying");
-    Disconnect();
-    return false;
-  }
   rpc::XdrOwned<nsctl_register_res> res(xdr_nsctl_register_res);
-  if (!res.DecodeAll(reply->results())) {
-    Complain("NSCTL_REGISTER: reply does not decode; retrying");
+  if (!CallMds(NSCTL_REGISTER, "NSCTL_REGISTER", xdr_nsctl_register_args, a,
+               res)) {
     return false;
   }
   if (res->status != NSCTL_OK) {
@@ -248,23 +259,9 @@ bool ControlClient::Heartbeat(bool* more) {
   const pnfs::Proof proof =
       pnfs::HeartbeatProof(options_.key, device, Bytes(options_.uuid));
   std::memcpy(a.proof, proof.data(), proof.size());
-  auto args = rpc::XdrEncode(xdr_nsctl_heartbeat_args, a);
-  if (!args.ok()) {
-    Complain("cannot encode NSCTL_HEARTBEAT: " + args.status().ToString());
-    return false;
-  }
-  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_HEARTBEAT,
-                                  std::move(args).value());
-  if (!reply.ok()) {
-    Complain("NSCTL_HEARTBEAT to " + options_.mds_host + ":" +
-             std::to_string(options_.mds_port) + ": " +
-             reply.status().ToString() + "; retrying");
-    Disconnect();
-    return false;
-  }
   rpc::XdrOwned<nsctl_heartbeat_res> res(xdr_nsctl_heartbeat_res);
-  if (!res.DecodeAll(reply->results())) {
-    Complain("NSCTL_HEARTBEAT: reply does not decode; retrying");
+  if (!CallMds(NSCTL_HEARTBEAT, "NSCTL_HEARTBEAT", xdr_nsctl_heartbeat_args, a,
+               res)) {
     return false;
   }
   if (res->status == NSCTL_ERR_UNKNOWN_DEVICE) {
@@ -422,23 +419,9 @@ bool ControlClient::SendInventoryPage(uint64_t work_id, uint32_t page,
       pnfs::InventoryProof(options_.key, device, Bytes(options_.uuid),
                            work_id, page, started_ns, eof, stripes);
   std::memcpy(a.proof, proof.data(), proof.size());
-  auto args = rpc::XdrEncode(xdr_nsctl_inventory_args, a);
-  if (!args.ok()) {
-    Complain("cannot encode NSCTL_INVENTORY: " + args.status().ToString());
-    return false;
-  }
-  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_INVENTORY,
-                                  std::move(args).value());
-  if (!reply.ok()) {
-    Complain("NSCTL_INVENTORY to " + options_.mds_host + ":" +
-             std::to_string(options_.mds_port) + ": " +
-             reply.status().ToString());
-    Disconnect();
-    return false;
-  }
   rpc::XdrOwned<nsctl_inventory_res> res(xdr_nsctl_inventory_res);
-  if (!res.DecodeAll(reply->results())) {
-    Complain("NSCTL_INVENTORY: reply does not decode");
+  if (!CallMds(NSCTL_INVENTORY, "NSCTL_INVENTORY", xdr_nsctl_inventory_args, a,
+               res)) {
     return false;
   }
   if (res->status != NSCTL_OK) {

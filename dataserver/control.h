@@ -116,6 +116,12 @@ class ControlClient {
   // Sends one inventory page; false (logged) unless the MDS answered OK.
   bool SendInventoryPage(uint64_t work_id, uint32_t page, uint64_t started_ns,
                          bool eof, const std::vector<uint64_t>& stripes);
+  // Encodes `args`, calls NSCTL procedure `proc` (`name` in logs) and
+  // decodes the reply into `res` (an rpc::XdrOwned); false (logged) if a
+  // step fails. A transport failure also drops the connection.
+  template <typename Encode, typename Args, typename Res>
+  bool CallMds(uint32_t proc, const char* name, Encode encode,
+               const Args& args, Res& res);
   // Connects if not connected; false (logged) on failure.
   bool Connect();
   void Disconnect();

@@ -580,6 +580,14 @@ size_t PnfsMds::RecallFile(ns::InodeId ino, clientid4 except) {
   return n;
 }
 
+nfsstat4 PnfsMds::ShrinkAllowed(ns::InodeId ino) {
+  if (!state_->InGrace()) return NFS4_OK;
+  ns::Result<std::optional<ns::PnfsLayout>> l = registry_.GetLayout(ino);
+  if (!l.ok()) return NFS4ERR_DELAY;
+  // §15.1.9.2: NFS4ERR_GRACE, retry once the grace period is over.
+  return *l ? NFS4ERR_GRACE : NFS4_OK;
+}
+
 size_t PnfsMds::RecallDevice(uint64_t device) {
   std::vector<Layout> hit;
   {

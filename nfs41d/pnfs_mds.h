@@ -153,6 +153,15 @@ class PnfsMds {
   size_t RecallFile(ns::InodeId ino, clientid4 except = 0);
   // The same for every layout on `device`.
   size_t RecallDevice(uint64_t device);
+  // Whether a shrink of `ino` may go ahead: NFS4ERR_GRACE while the server
+  // is in its grace period and the file has a layout. Layouts are not
+  // reclaimed (§12.7.4), so after a restart the MDS does not know who held
+  // one and cannot recall it, while a client that has not yet noticed the
+  // restart may still write to the data servers through it; the truncate
+  // queued for them could then be overtaken by such a write, and its bytes
+  // would come back when the file grows again. Clients notice the restart
+  // within a lease period, which the grace period outlasts.
+  nfsstat4 ShrinkAllowed(ns::InodeId ino);
 
   // --- device notifications (§20.12)
   // The client asked for `types` (bits 1 << notify_deviceid_type4) on
