@@ -256,8 +256,11 @@ TEST_P(PnfsRegistryTest, InventoryFindsDarkAndMissingStripes) {
   EXPECT_EQ(queued[0].op, PnfsWorkOp::kInventory);
   EXPECT_EQ(queued[0].id, wa);
   EXPECT_TRUE(reg_->RequestInventory(999, t).status().IsNotFound());
-  const std::vector<PnfsStripe> page0 = {
-      {f, 4096, t - 5}, {small, 100, t - 5}, {424242, 7, t - 5}};
+  // `small` twice: counted once.
+  const std::vector<PnfsStripe> page0 = {{f, 4096, t - 5},
+                                         {small, 100, t - 5},
+                                         {424242, 7, t - 5},
+                                         {small, 100, t - 5}};
   const std::vector<PnfsStripe> page1 = {{555555, 9, t + 5}};
   EXPECT_TRUE(reg_->InventoryPage(a.id, "bb02", wa, 0, t, false, page0, t)
                   .IsNotFound())
@@ -278,7 +281,8 @@ TEST_P(PnfsRegistryTest, InventoryFindsDarkAndMissingStripes) {
   ASSERT_OK(reg_->Heartbeat(b.id, "bb02", 100, 50, done_b, 10, t).status());
 
   ASSERT_OK_AND_ASSIGN(PnfsCheckReport r, PnfsCheck(*reg_, {}, t));
-  EXPECT_EQ(r.inventoried.size(), 2u);
+  ASSERT_EQ(r.inventoried.size(), 2u);
+  EXPECT_EQ(r.inventoried[0].files, 4u) << "3 + 1 stripe files on a";
   EXPECT_TRUE(r.not_inventoried.empty());
   ASSERT_EQ(r.dark.size(), 2u);
   EXPECT_EQ(r.dark[0].fileid, 424242u);

@@ -521,6 +521,17 @@ Status PnfsRegistry::InventoryPage(uint64_t id, std::string_view uuid,
                                    std::span<const PnfsStripe> stripes,
                                    TimeNs now) {
   NS_RETURN_IF_ERROR(CheckUuid(uuid));
+  // One row per stripe file: PostgreSQL refuses a multi-row upsert that
+  // names a key twice, and a data server lists each file once anyway.
+  std::vector<PnfsStripe> rows(stripes.begin(), stripes.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.fileid < y.fileid; });
+  rows.erase(std::unique(rows.begin(), rows.end(),
+                         [](const auto& x, const auto& y) {
+                           return x.fileid == y.fileid;
+                         }),
+             rows.end());
+  stripes = rows;
   return InTransaction(
              ns_->backend(), true,
              [&](Transaction& t) -> Result<bool> {
