@@ -69,6 +69,18 @@ bool ValidHostPort(const char* s) {
   return p > 0 && p < 65536;
 }
 
+// Whether a control request's proof matches `want`; logs one that does not
+// (a peer without the key: someone else's data server, or an attack).
+bool ProofOk(const pnfs::Proof& want, const char* proof, const char* what) {
+  if (pnfs::ProofMatches(
+          want, std::span<const uint8_t>(
+                    reinterpret_cast<const uint8_t*>(proof), NSCTL_PROOF_LEN))) {
+    return true;
+  }
+  rpc::log::Warning("nsctl: {} with a bad proof", what);
+  return false;
+}
+
 // Sends `ops` (after CB_SEQUENCE) to client `id` over the first of its
 // sessions with a back connection that delivers it (§20.9.3).
 CbResult SendToClient(state::StateManager& state, clientid4 id,
@@ -196,12 +208,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     const pnfs::Proof want = pnfs::RegisterProof(
         key_, std::span<const uint8_t>(uuid, r.ds_uuid.ds_uuid_len),
         r.advertise ? r.advertise : "", r.listen ? r.listen : "");
-    if (!pnfs::ProofMatches(
-            want, std::span<const uint8_t>(
-                      reinterpret_cast<const uint8_t*>(r.proof),
-                      NSCTL_PROOF_LEN))) {
-      // A peer without the key: someone else's data server or an attack.
-      rpc::log::Warning("nsctl: register with a bad proof");
+    if (!ProofOk(want, r.proof, "register")) {
       res.status = NSCTL_ERR_AUTH;
       return Encode(xdr_nsctl_register_res, res);
     }
@@ -260,11 +267,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     const pnfs::Proof want = pnfs::HeartbeatProof(
         key_, h.device_id,
         std::span<const uint8_t>(uuid, h.ds_uuid.ds_uuid_len));
-    if (!pnfs::ProofMatches(
-            want, std::span<const uint8_t>(
-                      reinterpret_cast<const uint8_t*>(h.proof),
-                      NSCTL_PROOF_LEN))) {
-      rpc::log::Warning("nsctl: heartbeat with a bad proof");
+    if (!ProofOk(want, h.proof, "heartbeat")) {
       res.status = NSCTL_ERR_AUTH;
       return Encode(xdr_nsctl_heartbeat_res, res);
     }
@@ -332,11 +335,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
         key_, v.device_id,
         std::span<const uint8_t>(uuid, v.ds_uuid.ds_uuid_len), v.work_id,
         v.page, v.started_ns, v.eof, words);
-    if (!pnfs::ProofMatches(
-            want, std::span<const uint8_t>(
-                      reinterpret_cast<const uint8_t*>(v.proof),
-                      NSCTL_PROOF_LEN))) {
-      rpc::log::Warning("nsctl: inventory page with a bad proof");
+    if (!ProofOk(want, v.proof, "inventory page")) {
       res.status = NSCTL_ERR_AUTH;
       return Encode(xdr_nsctl_inventory_res, res);
     }

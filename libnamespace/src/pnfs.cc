@@ -6,6 +6,7 @@
 #include "libnamespace/include/namespace/pnfs.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -425,12 +426,19 @@ namespace {
 constexpr char kRunColumns[] =
     "ds, work_id, requested_ns, started_ns, ds_started_ns, finished_ns, files";
 
-Result<PnfsInventoryRun> RunFromRow(const SqlRow& r) {
-  if (r.size() != 7) return Status::Corruption("pnfs", "inventory run row");
-  int64_t v[7];
-  for (size_t i = 0; i < 7; ++i) {
+// The N integer columns of a row.
+template <size_t N>
+Result<std::array<int64_t, N>> Ints(const SqlRow& r, std::string_view what) {
+  if (r.size() != N) return Status::Corruption("pnfs", std::string(what));
+  std::array<int64_t, N> v{};
+  for (size_t i = 0; i < N; ++i) {
     NS_ASSIGN_OR_RETURN(v[i], Int(r[i]));
   }
+  return v;
+}
+
+Result<PnfsInventoryRun> RunFromRow(const SqlRow& r) {
+  NS_ASSIGN_OR_RETURN(auto v, Ints<7>(r, "inventory run row"));
   return PnfsInventoryRun{static_cast<uint64_t>(v[0]),
                           static_cast<uint64_t>(v[1]),
                           v[2],
@@ -650,10 +658,7 @@ Result<std::vector<PnfsDarkStripe>> PnfsRegistry::DarkStripes(
                 p));
         std::vector<PnfsDarkStripe> out;
         for (const SqlRow& r : rows) {
-          int64_t v[5];
-          for (size_t i = 0; i < 5; ++i) {
-            NS_ASSIGN_OR_RETURN(v[i], Int(r.at(i)));
-          }
+          NS_ASSIGN_OR_RETURN(auto v, Ints<5>(r, "dark stripe row"));
           out.push_back({static_cast<uint64_t>(v[0]),
                          static_cast<InodeId>(v[1]),
                          static_cast<uint64_t>(v[2]), v[3], v[4] != 0});
@@ -684,10 +689,7 @@ Result<std::vector<PnfsMissingStripe>> PnfsRegistry::MissingStripes(
                 p));
         std::vector<PnfsMissingStripe> out;
         for (const SqlRow& r : rows) {
-          int64_t v[4];
-          for (size_t i = 0; i < 4; ++i) {
-            NS_ASSIGN_OR_RETURN(v[i], Int(r.at(i)));
-          }
+          NS_ASSIGN_OR_RETURN(auto v, Ints<4>(r, "missing stripe row"));
           out.push_back({static_cast<InodeId>(v[0]),
                          static_cast<uint64_t>(v[1]),
                          static_cast<uint32_t>(v[2]),
