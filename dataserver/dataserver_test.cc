@@ -313,10 +313,28 @@ TEST_F(DataPathTest, AnyStateidIsAccepted) {
   const Fh fh = Handle(TestKey(), 43);
   auto w = client_->WriteFile(fh, sid, 0, "abc", FILE_SYNC4);
   ASSERT_TRUE(w.ok()) << w.status;
-  EXPECT_EQ(w.value.committed, FILE_SYNC4);
   auto r = client_->ReadFile(fh, sid, 0, 3);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value.data, "abc");
+}
+
+TEST_F(DataPathTest, StableWritesAnswerDataSync) {
+  // The file's size and mtime live on the MDS: a data server can make its
+  // bytes stable, never the file's metadata, so FILE_SYNC4 is answered
+  // DATA_SYNC4 and the client sends LAYOUTCOMMIT (ds_ops.cc says why).
+  const Fh fh = Handle(TestKey(), 4711);
+  auto file_sync = client_->WriteFile(fh, anon_, 0, "file", FILE_SYNC4);
+  ASSERT_TRUE(file_sync.ok()) << file_sync.status;
+  EXPECT_EQ(file_sync.value.committed, DATA_SYNC4);
+  auto data_sync = client_->WriteFile(fh, anon_, 4, "data", DATA_SYNC4);
+  ASSERT_TRUE(data_sync.ok()) << data_sync.status;
+  EXPECT_EQ(data_sync.value.committed, DATA_SYNC4);
+  auto unstable = client_->WriteFile(fh, anon_, 8, "more", UNSTABLE4);
+  ASSERT_TRUE(unstable.ok()) << unstable.status;
+  EXPECT_EQ(unstable.value.committed, UNSTABLE4);
+  auto r = client_->ReadFile(fh, anon_, 0, 12);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value.data, "filedatamore");
 }
 
 TEST_F(DataPathTest, StripesAreSparseAtLogicalOffsets) {

@@ -143,7 +143,14 @@ nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
 
 // WRITE (RFC 8881 §18.32) into the stripe file. UNSTABLE4 stays in the page
 // cache until COMMIT; DATA_SYNC4 / FILE_SYNC4 are on disk (with the file's
-// directory entry) before the reply. The verifier is this run's.
+// directory entry) before the reply, which says DATA_SYNC4 for both: the
+// file's metadata (size, mtime) is not here but on the MDS, which learns it
+// from the client's LAYOUTCOMMIT (§12.5.4, §18.42). A data server answering
+// FILE_SYNC4 claims that metadata is stable too, and the Linux files layout
+// client then sends no LAYOUTCOMMIT at all (filelayout_set_layoutcommit):
+// a small file, written in one FILE_SYNC4 WRITE at close, kept size 0 on
+// the MDS. After DATA_SYNC4 it sends LAYOUTCOMMIT and no COMMIT. The
+// verifier is this run's.
 nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   const ns::InodeId ino = st.current_fh->ino;
   const uint64_t len = args.data.data_len;
@@ -173,7 +180,7 @@ nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   }
   WRITE4resok& ok = res.WRITE4res_u.resok4;
   ok.count = static_cast<count4>(len);
-  ok.committed = args.stable;
+  ok.committed = args.stable == UNSTABLE4 ? UNSTABLE4 : DATA_SYNC4;
   std::memcpy(ok.writeverf, st.server.write_verifier.data(),
               NFS4_VERIFIER_SIZE);
   return NFS4_OK;

@@ -128,7 +128,10 @@ class PnfsEndToEnd : public ::testing::Test {
     o.worker_threads = 4;
     o.durable = false;
     o.state.callback_timeout = std::chrono::milliseconds(3000);
-    o.pnfs.stripe_unit = kUnit;
+    o.pnfs.stripe_unit = stripe_unit_;
+    if (max_request_ != 0) {
+      o.state.max_request_size = o.state.max_response_size = max_request_;
+    }
     o.pnfs.heartbeat_seconds = 1;
     o.pnfs.expire_seconds = 3;
     mds_ = std::make_unique<nfs41d::Nfs41Server>(o);
@@ -143,7 +146,9 @@ class PnfsEndToEnd : public ::testing::Test {
       ds_.back()->Start();
     }
     ASSERT_TRUE(WaitUp(3)) << "three data servers register";
-    auto c = Client::Connect("127.0.0.1", mds_->port());
+    nfs41client::ClientOptions co;
+    if (max_request_ != 0) co.max_request_size = co.max_response_size = max_request_;
+    auto c = Client::Connect("127.0.0.1", mds_->port(), co);
     ASSERT_TRUE(c.ok());
     client_ = std::move(c).value();
     ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
@@ -284,6 +289,33 @@ class PnfsEndToEnd : public ::testing::Test {
     return out;
   }
 
+  static std::string RandomBytes(size_t n, uint64_t seed) {
+    std::string bytes(n, '\0');
+    std::mt19937_64 rng(seed);
+    for (char& c : bytes) c = static_cast<char>(rng());
+    return bytes;
+  }
+
+  // Creates `name` open for reading and writing, and takes its first
+  // layout (which gives the file its device and stripe unit).
+  struct Opened {
+    nfsstat4 status = NFS4_OK;  // of OPEN, else of LAYOUTGET
+    Fh fh;
+    stateid4 sid{};
+    Layout layout;
+  };
+  Opened OpenWithLayout(const std::string& name) {
+    Opened o;
+    auto opened = client_->OpenFile(Root(), name, OPEN4_SHARE_ACCESS_BOTH);
+    o.status = opened.status;
+    if (o.status != NFS4_OK) return o;
+    o.fh = opened.value.fh;
+    o.sid = opened.value.stateid;
+    o.layout = LayoutGet(o.fh, o.sid);
+    o.status = o.layout.status;
+    return o;
+  }
+
   // Reads [0, size) through the MDS in 256 KiB READs.
   nfsstat4 ReadThroughMds(const Fh& fh, const stateid4& sid, uint64_t size,
                           std::string* out) {
@@ -304,16 +336,13 @@ class PnfsEndToEnd : public ::testing::Test {
     uint64_t device = 0;
   };
   Striped WriteStriped(const std::string& name, size_t size, uint32_t seed) {
-    std::string bytes(size, '\0');
-    std::mt19937_64 rng(seed);
-    for (char& c : bytes) c = static_cast<char>(rng());
-    auto opened = client_->OpenFile(Root(), name, OPEN4_SHARE_ACCESS_BOTH);
-    EXPECT_NFS(opened.status, NFS4_OK);
-    Layout l = LayoutGet(opened.value.fh, opened.value.stateid);
-    EXPECT_NFS(l.status, NFS4_OK);
-    std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+    const std::string bytes = RandomBytes(size, seed);
+    Opened o = OpenWithLayout(name);
+    EXPECT_NFS(o.status, NFS4_OK);
+    std::vector<std::unique_ptr<Client>> dss = ConnectDevice(o.layout.device);
     EXPECT_FALSE(dss.empty());
-    if (l.status != NFS4_OK || dss.empty()) return {};
+    if (o.status != NFS4_OK || dss.empty()) return {};
+    const Layout& l = o.layout;
     for (uint64_t off = 0; off < size; off += kUnit) {
       const size_t len = std::min<size_t>(kUnit, size - off);
       EXPECT_NFS(dss[(off / kUnit) % dss.size()]
@@ -322,8 +351,8 @@ class PnfsEndToEnd : public ::testing::Test {
                      .status,
                  NFS4_OK);
     }
-    LayoutCommit(opened.value.fh, l.stateid, size - 1);
-    auto a = client_->GetAttr(opened.value.fh,
+    LayoutCommit(o.fh, l.stateid, size - 1);
+    auto a = client_->GetAttr(o.fh,
                               nfs41client::Bits({FATTR4_SIZE, FATTR4_FILEID}));
     EXPECT_EQ(a.value.size, size);
     return {a.value.fileid, l.device};
@@ -374,6 +403,9 @@ class PnfsEndToEnd : public ::testing::Test {
     }
     return pred();
   }
+  // Set by a derived fixture's constructor, before SetUp.
+  uint64_t stripe_unit_ = kUnit;
+  uint32_t max_request_ = 0;  // MDS session sizes (0: the defaults)
 
   std::string root_;
   std::unique_ptr<nfs41d::Nfs41Server> mds_;
@@ -543,16 +575,58 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
   EXPECT_TRUE(empty) << "done work is deleted";
 }
 
+// 1 MiB stripe units (nfs41d's default) and an MDS whose sessions take
+// 1 MiB WRITEs: a WRITE through the MDS covering a whole stripe unit goes to
+// its data server as one 1 MiB WRITE, which needs a data-server session
+// whose request size holds 1 MiB plus the COMPOUND around it (RFC 8881
+// §18.36.3: else NFS4ERR_REQ_TOO_BIG, which the MDS would turn into an
+// endless NFS4ERR_DELAY).
+class PnfsOneMiBUnits : public PnfsEndToEnd {
+ protected:
+  PnfsOneMiBUnits() {
+    stripe_unit_ = 1u << 20;
+    max_request_ = 2u << 20;
+  }
+};
+
+TEST_F(PnfsOneMiBUnits, WholeStripeUnitsThroughTheMds) {
+  constexpr uint32_t kMiB = 1u << 20;
+  const std::string bytes = RandomBytes(3 * kMiB, 7);
+  Opened o = OpenWithLayout("units");
+  ASSERT_NFS(o.status, NFS4_OK);
+  ASSERT_EQ(o.layout.unit, kMiB);
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto w = client_->WriteFile(o.fh, o.sid, off, bytes.substr(off, kMiB),
+                                FILE_SYNC4);
+    ASSERT_NFS(w.status, NFS4_OK) << "WRITE of unit " << off / kMiB;
+    EXPECT_EQ(w.value.count, kMiB);
+  }
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto r = client_->ReadFile(o.fh, o.sid, off, kMiB);
+    ASSERT_NFS(r.status, NFS4_OK) << "READ of unit " << off / kMiB;
+    EXPECT_EQ(r.value.data.size(), kMiB);
+    EXPECT_TRUE(r.value.data == bytes.substr(off, kMiB))
+        << "unit " << off / kMiB << " read through the MDS differs";
+  }
+  // Each unit on the data server of its stripe index (k mod 3).
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(o.layout.device);
+  ASSERT_EQ(dss.size(), 3u);
+  for (uint64_t off = 0; off < bytes.size(); off += kMiB) {
+    auto r = dss[(off / kMiB) % 3]->ReadFile(o.layout.fh, o.layout.stateid,
+                                             off, 4096);
+    ASSERT_NFS(r.status, NFS4_OK);
+    EXPECT_TRUE(r.value.data == bytes.substr(off, 4096))
+        << "unit " << off / kMiB << " on its data server";
+  }
+}
+
 TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
-  std::string bytes(3 * kUnit, '\0');
-  std::mt19937_64 rng(7);
-  for (char& c : bytes) c = static_cast<char>(rng());
-  auto opened = client_->OpenFile(Root(), "shrunk", OPEN4_SHARE_ACCESS_BOTH);
-  ASSERT_NFS(opened.status, NFS4_OK);
-  const Fh fh = opened.value.fh;
-  const stateid4 sid = opened.value.stateid;
-  Layout l = LayoutGet(fh, sid);
-  ASSERT_NFS(l.status, NFS4_OK);
+  const std::string bytes = RandomBytes(3 * kUnit, 7);
+  Opened o = OpenWithLayout("shrunk");
+  ASSERT_NFS(o.status, NFS4_OK);
+  const Fh& fh = o.fh;
+  const stateid4& sid = o.sid;
+  const Layout& l = o.layout;
   std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
   ASSERT_EQ(dss.size(), 3u);
   for (uint64_t k = 0; k < 3; ++k) {

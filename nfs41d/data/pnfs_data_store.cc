@@ -11,6 +11,15 @@
 namespace nfs41d::data {
 namespace {
 
+// The largest READ or WRITE the MDS sends a data server: nfs41d's max_io
+// (a client's whole READ/WRITE to the MDS can then go out as one call when
+// it sits in one stripe unit).
+constexpr uint32_t kChunk = 1u << 20;
+// The COMPOUND around a chunk (SEQUENCE, PUTFH with a data-server handle,
+// the READ/WRITE header and the RPC header; well under 1 KiB) fits in this.
+// A data server grants requests of its max_io plus 64 KiB (ds_server.cc).
+constexpr uint32_t kHeadroom = 64u << 10;
+
 // Splits "host:port" (IPv6 in brackets).
 bool SplitHostPort(const std::string& hp, std::string* host, uint16_t* port) {
   const size_t colon = hp.rfind(':');
@@ -98,6 +107,11 @@ ns::Result<std::shared_ptr<nfs41client::Client>> PnfsDataStore::Connection(
   o.back_channel = false;
   o.timeout = std::chrono::milliseconds(10000);
   o.owner = "nfs41d-mds-fallback";
+  // A WRITE of a whole chunk must fit the session's ca_maxrequestsize, or
+  // the data server answers NFS4ERR_REQ_TOO_BIG (RFC 8881 §18.36.3,
+  // §2.10.6.4); a READ reply likewise, or the data server cuts it short.
+  o.max_request_size = kChunk + kHeadroom;
+  o.max_response_size = kChunk + kHeadroom;
   auto c = nfs41client::Client::Connect(host, port, o);
   if (!c.ok()) {
     return ns::Status::Unavailable("data server " + std::to_string(id),
@@ -136,7 +150,7 @@ ns::Result<size_t> PnfsDataStore::Read(ns::InodeId ino, uint64_t offset,
     while (got < len) {
       auto r = c->ReadFile(s->fh, stateid4{}, off + got,
                            static_cast<uint32_t>(std::min<size_t>(
-                               len - got, 1u << 20)));
+                               len - got, kChunk)));
       if (r.status != NFS4_OK) {
         // A fresh session next time: the data server may have restarted.
         Drop(id);
@@ -178,7 +192,7 @@ ns::Status PnfsDataStore::Write(ns::InodeId ino, uint64_t offset,
     const uint64_t k = off / s->unit;
     const uint64_t unit_end = (k + 1) * s->unit;
     const size_t len = static_cast<size_t>(std::min<uint64_t>(
-        {data.size() - done, unit_end - off, uint64_t{1} << 20}));
+        {data.size() - done, unit_end - off, uint64_t{kChunk}}));
     const uint64_t id = s->data_servers[k % n];
     NS_ASSIGN_OR_RETURN(std::shared_ptr<nfs41client::Client> c, Connection(id));
     auto r = c->WriteFile(

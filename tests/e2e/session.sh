@@ -438,6 +438,154 @@ s_nonroot_access() {
   eq "root's file still there" "$(cat sticky/rootfile)" "$(printf 'rootfile\nmore')"
 }
 
+# ---- pNFS steps (ctest e2e_pnfs: nfs41d with two data servers) ----------
+# Not in ALL_STEPS: they need data servers. They share one file, written by
+# pnfs_write; its md5 stays in /tmp/pnfs.md5.
+PNFS_MIB=64
+PNFS_FILE=$W/pnfs_write/big
+
+# opcount OP: calls of OP this mount sent, from the per-op statistics of
+# /proc/self/mountstats. They count the MDS's RPC client, and the files
+# layout driver adds its READ/WRITE/COMMIT to data servers there too, so
+# which server did the I/O is asked of nfs41d itself (mds_ops).
+opcount() {
+  awk -v op="$1:" '/^device /{p=($0 ~ / fstype nfs4 /)} p && $1 == op {print $2; exit}' /proc/self/mountstats
+}
+# opstats: every operation this mount sent, with its count.
+opstats() {
+  awk '/^device /{p=($0 ~ / fstype nfs4 /)} p && $1 ~ /^[A-Z_]+:$/ && $2 > 0 {printf "%s%s ", $1, $2} END {print ""}' /proc/self/mountstats
+}
+# host_do REQUEST: asks the test driver to do REQUEST on the host and waits
+# (bounded) for its one-line answer on the console (in $answer); true if it
+# starts with "ok".
+host_do() {
+  echo "E2E HOST $*"
+  answer=
+  read -r -t 120 answer || { echo "no answer from the host"; return 1; }
+  case $answer in ok*) return 0 ;; *) echo "host: $answer"; return 1 ;; esac
+}
+# mds_ops: nfs41d's own operation counts (its /metrics, read by the host):
+# sets MDS_READ, MDS_WRITE, MDS_LAYOUTGET, MDS_GETDEVICEINFO, ...
+mds_ops() {
+  host_do mds-ops || return 1
+  for kv in ${answer#ok }; do eval "MDS_$kv"; done
+}
+
+s_pnfs_layout() {
+  # The driver the client chose at mount from fs_layout_types (RFC 8881
+  # §5.12.2): "not configured" if the MDS offers none or the module is missing.
+  eq "layout driver of the mount" "$(grep -o 'pnfs=[^,]*' /proc/self/mountstats | head -1)" \
+    pnfs=LAYOUT_NFSV4_1_FILES
+}
+
+s_pnfs_write() {
+  # Random bytes, each MiB different: its number, then 1 MiB - 16 bytes of
+  # a 4 MiB random pool (64 MiB from /dev/urandom cost ~20 s under TCG).
+  run sh -c "head -c $((4 << 20)) /dev/urandom > /tmp/pnfs.pool" || return
+  i=0
+  while [ $i -lt $PNFS_MIB ]; do
+    printf '%015d\n' $i
+    dd if=/tmp/pnfs.pool bs=$(((1 << 20) - 16)) skip=$((i % 4)) count=1 2>/dev/null
+    i=$((i + 1))
+  done > /tmp/pnfs.src
+  rm -f /tmp/pnfs.pool
+  md5 /tmp/pnfs.src > /tmp/pnfs.md5
+  mds_ops || return
+  writes0=$MDS_WRITE layoutgets0=$MDS_LAYOUTGET
+  run dd if=/tmp/pnfs.src of=big bs=1M 2>&1 || return
+  rm -f /tmp/pnfs.src
+  run sync
+  eq "size" "$(stat -c %s big)" $((PNFS_MIB << 20))
+  echo "mountstats: $(opstats)"
+  # The layout came with the OPEN (the files layout driver asks on OPEN,
+  # PNFS_LAYOUTGET_ON_OPEN), which mountstats counts as OPEN: nfs41d counts
+  # the LAYOUTGET itself; pnfs_remount makes the client send one of its own.
+  check "mountstats: GETDEVICEINFO sent" [ "$(opcount GETDEVICEINFO)" -gt 0 ]
+  mds_ops || return
+  echo "nfs41d: $answer"
+  check "nfs41d handed out layouts" [ "$MDS_LAYOUTGET" -gt "$layoutgets0" ]
+  eq "WRITEs nfs41d served (the bytes went to the data servers)" "$MDS_WRITE" "$writes0"
+  check "host: the bytes are in the data servers' stores, not nfs41d's" host_do disks
+  echo "host: $answer"
+  # Small files: each is one WRITE at close, which the client sends FILE_SYNC4.
+  run sh -c 'echo "a small file through the layout" > small'
+  run sh -c 'echo "first line" > appended; echo "second line" >> appended'
+  mds_ops && echo "nfs41d: $answer"
+}
+
+s_pnfs_remount() {
+  cd / || return
+  run umount "$M" || return
+  run nfs_mount || return
+  mds_ops || return
+  reads0=$MDS_READ
+  eq "md5 after a remount" "$(md5 "$PNFS_FILE")" "$(cat /tmp/pnfs.md5)"
+  eq "a small file after a remount" "$(cat "$W/pnfs_write/small")" "a small file through the layout"
+  eq "an appended file after a remount" "$(cat "$W/pnfs_write/appended")" "$(printf 'first line\nsecond line')"
+  echo "mountstats: $(opstats)"
+  mds_ops || return
+  echo "nfs41d: $answer"
+  eq "READs nfs41d served (the bytes came from the data servers)" "$MDS_READ" "$reads0"
+  # A write to the file while the client holds its READ layout from the
+  # OPEN: it needs an RW one and sends a LAYOUTGET of its own (with the
+  # layout stateid, RFC 8881 §12.5.3). The same bytes go back, so the md5
+  # the next step checks stays.
+  run sh -c "head -c 65536 '$PNFS_FILE' > /tmp/pnfs.head"
+  run dd if=/tmp/pnfs.head of="$PNFS_FILE" bs=65536 count=1 conv=notrunc,fsync 2>&1
+  echo "mountstats: $(opstats)"
+  check "mountstats: LAYOUTGET sent" [ "$(opcount LAYOUTGET)" -gt 0 ]
+  check "mountstats: GETDEVICEINFO sent" [ "$(opcount GETDEVICEINFO)" -gt 0 ]
+  mds_ops || return
+  echo "nfs41d: $answer"
+  eq "WRITEs nfs41d served" "$MDS_WRITE" 0
+  # Overwriting a file with fewer bytes: OPEN truncates it, which the MDS
+  # queues for the data servers; the new bytes must survive that truncate.
+  run sh -c "echo shorter > '$W/pnfs_write/small'"
+  drop_caches
+  eq "a file overwritten with fewer bytes" "$(cat "$W/pnfs_write/small")" shorter
+}
+
+# One reader reads the file through its layout; half-way, the host kills a
+# data server and brings it back where only the MDS can reach it
+# (pnfs_e2e_test.cc says why); the client must fall back to reading through
+# the MDS and the read must complete with the right bytes.
+s_pnfs_fallback() {
+  drop_caches
+  mds_ops || return
+  reads0=$MDS_READ
+  rm -f /tmp/fb.*
+  (
+    { dd bs=1M count=16 2>/dev/null; : > /tmp/fb.half; wait_for /tmp/fb.go 1200; cat; } \
+      < "$PNFS_FILE" | md5sum | cut -d' ' -f1 > /tmp/fb.md5
+  ) &
+  reader=$!
+  check "the reader read 16 MiB" wait_for /tmp/fb.half 1200 || { kill $reader; return; }
+  check "host: data server 0 killed mid-read" host_do kill-ds
+  echo "host: $answer"
+  : > /tmp/fb.go
+  wait $reader
+  eq "md5 of the read across the kill" "$(cat /tmp/fb.md5)" "$(cat /tmp/pnfs.md5)"
+  echo "mountstats: $(opstats)"
+  mds_ops || return
+  echo "nfs41d: $answer"
+  check "the client fell back to READ through nfs41d ($reads0 -> $MDS_READ)" \
+    [ "$MDS_READ" -gt "$reads0" ]
+  # While the client holds the device unavailable, a new file's bytes go
+  # through nfs41d too, which splits them by stripe unit onto the data
+  # servers (PnfsDataStore) and keeps none in its own store.
+  writes0=$MDS_WRITE
+  run sh -c "head -c $((3 << 20)) /dev/urandom > /tmp/fb.src" || return
+  run dd if=/tmp/fb.src of=written bs=1M conv=fsync 2>&1
+  drop_caches
+  eq "md5 of a file written through nfs41d" "$(md5 written)" "$(md5 /tmp/fb.src)"
+  mds_ops || return
+  echo "nfs41d: $answer"
+  check "the client fell back to WRITE through nfs41d ($writes0 -> $MDS_WRITE)" \
+    [ "$MDS_WRITE" -gt "$writes0" ]
+  check "host: nfs41d's own store holds none of it" host_do mds-store
+  echo "host: $answer"
+}
+
 # ---- one step -------------------------------------------------------------
 if [ "$1" = step ]; then
   cd "$W/$2" || exit 1
