@@ -1,11 +1,15 @@
 #include "dataserver/control.h"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
+#include "nfs41d/data/data_store.h"
 #include "pnfs/nsctl.h"
 #include "rpc/client.h"
 #include "rpc/connection.h"
@@ -174,6 +178,31 @@ void ControlClient::Run() {
   }
 }
 
+template <typename Encode, typename Args, typename Res>
+bool ControlClient::CallMds(uint32_t proc, const char* name, Encode encode,
+                            const Args& args, Res& res) {
+  auto bytes = rpc::XdrEncode(encode, args);
+  if (!bytes.ok()) {
+    Complain(std::string("cannot encode ") + name + ": " +
+             bytes.status().ToString());
+    return false;
+  }
+  auto reply =
+      rpc_->client->Call(NSCTL_PROG, NSCTL_V1, proc, std::move(bytes).value());
+  if (!reply.ok()) {
+    Complain(std::string(name) + " to " + options_.mds_host + ":" +
+             std::to_string(options_.mds_port) + ": " +
+             reply.status().ToString() + "; retrying");
+    Disconnect();
+    return false;
+  }
+  if (!res.DecodeAll(reply->results())) {
+    Complain(std::string(name) + ": reply does not decode; retrying");
+    return false;
+  }
+  return true;
+}
+
 bool ControlClient::Register() {
   if (!Connect()) return false;
   nsctl_register_args a{};
@@ -185,23 +214,9 @@ bool ControlClient::Register() {
   const pnfs::Proof proof = pnfs::RegisterProof(
       options_.key, Bytes(options_.uuid), options_.advertise, options_.listen);
   std::memcpy(a.proof, proof.data(), proof.size());
-  auto args = rpc::XdrEncode(xdr_nsctl_register_args, a);
-  if (!args.ok()) {
-    Complain("cannot encode NSCTL_REGISTER: " + args.status().ToString());
-    return false;
-  }
-  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_REGISTER,
-                                  std::move(args).value());
-  if (!reply.ok()) {
-    Complain("NSCTL_REGISTER to " + options_.mds_host + ":" +
-             std::to_string(options_.mds_port) + ": " +
-             reply.status().ToString() + "; retrying");
-    Disconnect();
-    return false;
-  }
   rpc::XdrOwned<nsctl_register_res> res(xdr_nsctl_register_res);
-  if (!res.DecodeAll(reply->results())) {
-    Complain("NSCTL_REGISTER: reply does not decode; retrying");
+  if (!CallMds(NSCTL_REGISTER, "NSCTL_REGISTER", xdr_nsctl_register_args, a,
+               res)) {
     return false;
   }
   if (res->status != NSCTL_OK) {
@@ -244,23 +259,9 @@ bool ControlClient::Heartbeat(bool* more) {
   const pnfs::Proof proof =
       pnfs::HeartbeatProof(options_.key, device, Bytes(options_.uuid));
   std::memcpy(a.proof, proof.data(), proof.size());
-  auto args = rpc::XdrEncode(xdr_nsctl_heartbeat_args, a);
-  if (!args.ok()) {
-    Complain("cannot encode NSCTL_HEARTBEAT: " + args.status().ToString());
-    return false;
-  }
-  auto reply = rpc_->client->Call(NSCTL_PROG, NSCTL_V1, NSCTL_HEARTBEAT,
-                                  std::move(args).value());
-  if (!reply.ok()) {
-    Complain("NSCTL_HEARTBEAT to " + options_.mds_host + ":" +
-             std::to_string(options_.mds_port) + ": " +
-             reply.status().ToString() + "; retrying");
-    Disconnect();
-    return false;
-  }
   rpc::XdrOwned<nsctl_heartbeat_res> res(xdr_nsctl_heartbeat_res);
-  if (!res.DecodeAll(reply->results())) {
-    Complain("NSCTL_HEARTBEAT: reply does not decode; retrying");
+  if (!CallMds(NSCTL_HEARTBEAT, "NSCTL_HEARTBEAT", xdr_nsctl_heartbeat_args, a,
+               res)) {
     return false;
   }
   if (res->status == NSCTL_ERR_UNKNOWN_DEVICE) {
@@ -294,6 +295,12 @@ bool ControlClient::Heartbeat(bool* more) {
         what = "truncate";
         s = options_.store->TruncateStripe(w.fileid, w.size);
         break;
+      case NSCTL_INVENTORY: {
+        const int32_t e = Inventory(w.work_id);
+        done_.push_back({w.work_id, e});
+        work_done_.fetch_add(1);
+        continue;
+      }
       default:
         // A newer MDS's work this server does not know: report it failed
         // so that the MDS keeps it (and logs it) instead of losing it.
@@ -313,6 +320,115 @@ bool ControlClient::Heartbeat(bool* more) {
     work_done_.fetch_add(1);
   }
   *more = work.work_len >= NSCTL_WORK_MAX || done_.size() > NSCTL_WORK_MAX;
+  return true;
+}
+
+namespace {
+
+uint64_t WallNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// The inode a stripe file under the store's directory belongs to, if
+// `rel` is exactly the path the store gives it (not a temporary or foreign
+// file).
+std::optional<uint64_t> StripeOf(const std::filesystem::path& rel) {
+  const std::string name = rel.filename().string();
+  if (name.size() != 16 ||
+      name.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return std::nullopt;
+  }
+  const uint64_t ino = std::stoull(name, nullptr, 16);
+  if (nfs41d::data::LocalDataPath(ino) != rel.string()) return std::nullopt;
+  return ino;
+}
+
+}  // namespace
+
+int32_t ControlClient::Inventory(uint64_t work_id) {
+  namespace fs = std::filesystem;
+  // Stripe files with an mtime before this were there before the scan
+  // began: the MDS's check only removes such ones (docs/pnfs.md).
+  const uint64_t started_ns = WallNs();
+  const fs::path root = fs::path(options_.data_dir) / "data";
+  std::vector<uint64_t> page;  // fileid, size, mtime_ns per stripe file
+  page.reserve(3 * NSCTL_INVENTORY_MAX);
+  uint32_t page_no = 0;
+  std::error_code ec;
+  if (fs::exists(root, ec)) {
+    fs::recursive_directory_iterator it(root, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return EIO;
+      }
+      std::error_code fec;
+      if (!it->is_regular_file(fec)) continue;
+      const std::optional<uint64_t> ino =
+          StripeOf(fs::relative(it->path(), root, fec));
+      if (!ino) continue;
+      struct stat st;
+      // Removed since the directory was read: not there any more.
+      if (::stat(it->path().c_str(), &st) != 0) continue;
+      page.insert(page.end(),
+                  {*ino, static_cast<uint64_t>(st.st_size),
+                   static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
+                       static_cast<uint64_t>(st.st_mtim.tv_nsec)});
+      if (page.size() == 3 * NSCTL_INVENTORY_MAX) {
+        if (!SendInventoryPage(work_id, page_no++, started_ns, false, page)) {
+          return EIO;
+        }
+        page.clear();
+      }
+    }
+  }
+  if (ec) {
+    rpc::log::Error("dataserver: inventory of {}: {}", root.string(),
+                    ec.message());
+    return EIO;
+  }
+  if (!SendInventoryPage(work_id, page_no, started_ns, true, page)) return EIO;
+  rpc::log::Info("dataserver: inventory (work {}) sent in {} page(s)", work_id,
+                 page_no + 1);
+  return 0;
+}
+
+bool ControlClient::SendInventoryPage(uint64_t work_id, uint32_t page,
+                                      uint64_t started_ns, bool eof,
+                                      const std::vector<uint64_t>& stripes) {
+  if (!Connect()) return false;
+  const uint64_t device = device_id_.load();
+  std::vector<nsctl_stripe> entries(stripes.size() / 3);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i] = {stripes[3 * i], stripes[3 * i + 1], stripes[3 * i + 2]};
+  }
+  nsctl_inventory_args a{};
+  a.device_id = device;
+  a.ds_uuid.ds_uuid_len = static_cast<u_int>(options_.uuid.size());
+  a.ds_uuid.ds_uuid_val = const_cast<char*>(options_.uuid.data());
+  a.work_id = work_id;
+  a.page = page;
+  a.started_ns = started_ns;
+  a.eof = eof ? TRUE : FALSE;
+  a.stripes.stripes_len = static_cast<u_int>(entries.size());
+  a.stripes.stripes_val = entries.data();
+  const pnfs::Proof proof =
+      pnfs::InventoryProof(options_.key, device, Bytes(options_.uuid),
+                           work_id, page, started_ns, eof, stripes);
+  std::memcpy(a.proof, proof.data(), proof.size());
+  rpc::XdrOwned<nsctl_inventory_res> res(xdr_nsctl_inventory_res);
+  if (!CallMds(NSCTL_INVENTORY, "NSCTL_INVENTORY", xdr_nsctl_inventory_args, a,
+               res)) {
+    return false;
+  }
+  if (res->status != NSCTL_OK) {
+    Complain(std::string("NSCTL_INVENTORY page ") + std::to_string(page) +
+             " refused: " + StatusName(res->status));
+    return false;
+  }
   return true;
 }
 

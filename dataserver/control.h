@@ -12,7 +12,9 @@
 //      results (`done`) of the work the previous reply delivered. The reply
 //      brings new work: NSCTL_REMOVE -> StripeStore::RemoveStripe,
 //      NSCTL_TRUNCATE -> StripeStore::TruncateStripe, each result (0 or an
-//      errno) kept for the next heartbeat. A full batch (NSCTL_WORK_MAX
+//      errno) kept for the next heartbeat; NSCTL_INVENTORY -> Inventory():
+//      NSCTL_INVENTORY calls with the stripe files under <data_dir>/data,
+//      NSCTL_INVENTORY_MAX a page. A full batch (NSCTL_WORK_MAX
 //      items) means more is queued: the next heartbeat goes at once. Results stay queued until a heartbeat carrying them is
 //      answered NSCTL_OK, so a lost reply loses none (the work is
 //      idempotent if the MDS sends it again).
@@ -106,6 +108,20 @@ class ControlClient {
   bool Heartbeat(bool* more);
   // Sleeps up to `d`; false if Stop() was called.
   bool Sleep(std::chrono::milliseconds d);
+  // Answers inventory request `work_id`: the stripe files under
+  // <data_dir>/data (names as nfs41d::data::LocalDataPath makes them;
+  // anything else is skipped), page by page. Returns the work's result: 0
+  // once the MDS took the last page, else EIO.
+  int32_t Inventory(uint64_t work_id);
+  // Sends one inventory page; false (logged) unless the MDS answered OK.
+  bool SendInventoryPage(uint64_t work_id, uint32_t page, uint64_t started_ns,
+                         bool eof, const std::vector<uint64_t>& stripes);
+  // Encodes `args`, calls NSCTL procedure `proc` (`name` in logs) and
+  // decodes the reply into `res` (an rpc::XdrOwned); false (logged) if a
+  // step fails. A transport failure also drops the connection.
+  template <typename Encode, typename Args, typename Res>
+  bool CallMds(uint32_t proc, const char* name, Encode encode,
+               const Args& args, Res& res);
   // Connects if not connected; false (logged) on failure.
   bool Connect();
   void Disconnect();

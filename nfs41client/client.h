@@ -227,6 +227,16 @@ struct CallbackStats {
   uint32_t last_layoutrecall_type = 0;
   Fh last_layoutrecall_fh;
   stateid4 last_layoutrecall_stateid{};
+  // CB_NOTIFY_DEVICEID (§20.12): calls accepted, and every change they
+  // carried (type NOTIFY_DEVICEID4_CHANGE or _DELETE, the device, and
+  // ndc_immediate for a change), oldest first.
+  uint64_t cb_notify_deviceid = 0;
+  struct DeviceChange {
+    uint32_t type = 0;
+    std::array<uint8_t, NFS4_DEVICEID4_SIZE> device{};
+    bool immediate = false;
+  };
+  std::vector<DeviceChange> device_changes;
 };
 
 // An nfsstat4 or a value; transport failures are NFS4ERR_IO with `error`.
@@ -350,6 +360,8 @@ class Client {
   // Registers the callback program on the connection's backchannel.
   void ServeCallbacks(uint32_t program);
   rpc::Reply HandleCbCompound(std::span<const uint8_t> args);
+  // Records a CB_NOTIFY_DEVICEID's changes. REQUIRES: cb_mu_ held.
+  nfsstat4 RecordDeviceNotify(const CB_NOTIFY_DEVICEID4args& a);
 
   ClientOptions options_;
   std::unique_ptr<rpc::Client> rpc_;

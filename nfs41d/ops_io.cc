@@ -243,7 +243,10 @@ nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
   // bytes written through a layout before then would be cut with it. So
   // the layouts are recalled first, and until the data servers are done
   // LAYOUTGET says LAYOUTTRYLATER and writes through the MDS NFS4ERR_DELAY.
-  if (st.server.pnfs && size < a.size) st.server.pnfs->RecallFile(a.ino);
+  if (st.server.pnfs && size < a.size) {
+    if (nfsstat4 e = st.server.pnfs->ShrinkAllowed(a.ino); e) return e;
+    st.server.pnfs->RecallFile(a.ino);
+  }
   std::lock_guard lock(FileMu(st.server, a.ino));
   return ToNfsStat(FlushLocked(st.server, a.ino));
 }

@@ -286,10 +286,15 @@ nfsstat4 OpGetDeviceInfo(CompoundState& st, const GETDEVICEINFO4args& args,
       st.arena.Bytes(body.size());
   std::memcpy(ok.gdir_device_addr.da_addr_body.da_addr_body_val, body.data(),
               body.size());
-  // No device notifications (CB_NOTIFY_DEVICEID) are offered: an empty
-  // bitmap says so (§18.40.3).
-  ok.gdir_notification.bitmap4_len = 0;
+  // §18.40.3: gdir_notification is what of gdia_notify_types the server
+  // will send (CB_NOTIFY_DEVICEID, §20.12; pnfs_mds.h).
+  const uint32_t asked = args.gdia_notify_types.bitmap4_len > 0
+                             ? args.gdia_notify_types.bitmap4_val[0]
+                             : 0;
+  const uint32_t granted = mds->Subscribe(ClientOf(st), *id, asked);
   ok.gdir_notification.bitmap4_val = st.arena.New<uint32_t>(1);
+  ok.gdir_notification.bitmap4_len = granted ? 1 : 0;
+  ok.gdir_notification.bitmap4_val[0] = granted;
   return NFS4_OK;
 }
 

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -65,6 +67,37 @@ bool ValidHostPort(const char* s) {
   }
   const unsigned long p = std::stoul(port);
   return p > 0 && p < 65536;
+}
+
+// Whether a control request's proof matches `want`; logs one that does not
+// (a peer without the key: someone else's data server, or an attack).
+bool ProofOk(const pnfs::Proof& want, const char* proof, const char* what) {
+  if (pnfs::ProofMatches(
+          want, std::span<const uint8_t>(
+                    reinterpret_cast<const uint8_t*>(proof), NSCTL_PROOF_LEN))) {
+    return true;
+  }
+  rpc::log::Warning("nsctl: {} with a bad proof", what);
+  return false;
+}
+
+// Sends `ops` (after CB_SEQUENCE) to client `id` over the first of its
+// sessions with a back connection that delivers it (§20.9.3).
+CbResult SendToClient(state::StateManager& state, clientid4 id,
+                      std::span<const nfs_cb_argop4> ops) {
+  CbResult last;
+  last.status = NFS4ERR_CB_PATH_DOWN;
+  std::shared_ptr<state::Client> c = state.FindClient(id);
+  if (!c) {
+    last.status = NFS4ERR_STALE_CLIENTID;
+    return last;
+  }
+  for (const auto& s : state.SessionsOf(*c)) {
+    if (!s->BackConnection()) continue;
+    last = SendCbCompound(*s, ops, state.options().callback_timeout);
+    if (last.status != NFS4ERR_CB_PATH_DOWN) break;
+  }
+  return last;
 }
 
 }  // namespace
@@ -153,6 +186,11 @@ PnfsMds::PnfsMds(PnfsOptions options, std::array<uint8_t, kFhSecretBytes> key,
   instance_ = rd();
   auto all = registry_.ListDataServers();
   any_registered_ = all.ok() && !all->empty();
+  if (all.ok()) {
+    for (const ns::DataServer& d : *all) {
+      if (d.state == ns::DataServerState::kDown) down_.insert(d.id);
+    }
+  }
 }
 
 PnfsMds::~PnfsMds() { Stop(); }
@@ -170,12 +208,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     const pnfs::Proof want = pnfs::RegisterProof(
         key_, std::span<const uint8_t>(uuid, r.ds_uuid.ds_uuid_len),
         r.advertise ? r.advertise : "", r.listen ? r.listen : "");
-    if (!pnfs::ProofMatches(
-            want, std::span<const uint8_t>(
-                      reinterpret_cast<const uint8_t*>(r.proof),
-                      NSCTL_PROOF_LEN))) {
-      // A peer without the key: someone else's data server or an attack.
-      rpc::log::Warning("nsctl: register with a bad proof");
+    if (!ProofOk(want, r.proof, "register")) {
       res.status = NSCTL_ERR_AUTH;
       return Encode(xdr_nsctl_register_res, res);
     }
@@ -184,9 +217,17 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
       res.status = NSCTL_ERR_INVAL;
       return Encode(xdr_nsctl_register_res, res);
     }
+    const std::string hex = Hex(uuid, r.ds_uuid.ds_uuid_len);
+    // The row before this registration, to tell clients when the address
+    // they were given changed (a small table; registrations are rare).
+    std::optional<std::string> old_advertise;
+    if (auto all = registry_.ListDataServers(); all.ok()) {
+      for (const ns::DataServer& x : *all) {
+        if (x.uuid == hex) old_advertise = x.advertise;
+      }
+    }
     ns::Result<ns::DataServer> d = registry_.Register(
-        Hex(uuid, r.ds_uuid.ds_uuid_len), r.advertise, r.listen,
-        r.bytes_total, r.bytes_free, WallNs());
+        hex, r.advertise, r.listen, r.bytes_total, r.bytes_free, WallNs());
     if (!d.ok()) {
       res.status = FromNs(d.status());
       if (res.status == NSCTL_ERR_UNKNOWN_DEVICE) {
@@ -197,6 +238,19 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     any_registered_ = true;
     rpc::log::Info("nsctl: data server {} registered (advertise {}, listen {})",
                    d->id, d->advertise, d->listen);
+    if (old_advertise && *old_advertise != d->advertise) {
+      // §20.12: the device's address list changed; the old address may
+      // not answer any more, so the change is immediate.
+      rpc::log::Info("nsctl: data server {} moved from {} to {}", d->id,
+                     *old_advertise, d->advertise);
+      {
+        std::lock_guard lock(mu_);
+        down_.erase(d->id);
+      }
+      DataServerChanged(d->id, /*immediate=*/true);
+    } else {
+      NoteAlive(d->id);
+    }
     res.status = NSCTL_OK;
     res.nsctl_register_res_u.ok.device_id = d->id;
     res.nsctl_register_res_u.ok.heartbeat_seconds = options_.heartbeat_seconds;
@@ -213,11 +267,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     const pnfs::Proof want = pnfs::HeartbeatProof(
         key_, h.device_id,
         std::span<const uint8_t>(uuid, h.ds_uuid.ds_uuid_len));
-    if (!pnfs::ProofMatches(
-            want, std::span<const uint8_t>(
-                      reinterpret_cast<const uint8_t*>(h.proof),
-                      NSCTL_PROOF_LEN))) {
-      rpc::log::Warning("nsctl: heartbeat with a bad proof");
+    if (!ProofOk(want, h.proof, "heartbeat")) {
       res.status = NSCTL_ERR_AUTH;
       return Encode(xdr_nsctl_heartbeat_res, res);
     }
@@ -228,8 +278,14 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     std::vector<uint64_t> done;
     for (u_int i = 0; i < h.done.done_len; ++i) {
       const nsctl_done& d = h.done.done_val[i];
-      // A failed item stays queued and is handed out again.
+      // A failed item stays queued and is handed out again, except one the
+      // data server does not know (an older data server and
+      // NSCTL_INVENTORY): it would fail forever.
       if (d.error == 0) {
+        done.push_back(d.work_id);
+      } else if (d.error == EOPNOTSUPP) {
+        rpc::log::Warning("nsctl: data server {} cannot do work {}: dropped",
+                          h.device_id, d.work_id);
         done.push_back(d.work_id);
       } else {
         rpc::log::Warning("nsctl: data server {} failed work {}: errno {}",
@@ -243,12 +299,13 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
       res.status = FromNs(w.status());
       return Encode(xdr_nsctl_heartbeat_res, res);
     }
+    NoteAlive(h.device_id);
     std::vector<nsctl_work> items(w->size());
     for (size_t i = 0; i < w->size(); ++i) {
       const ns::PnfsWork& x = (*w)[i];
       items[i].work_id = x.id;
-      items[i].op = x.op == ns::PnfsWorkOp::kRemove ? NSCTL_REMOVE
-                                                     : NSCTL_TRUNCATE;
+      // PnfsWorkOp and nsctl_work_op have the same numbers.
+      items[i].op = static_cast<nsctl_work_op>(x.op);
       items[i].fileid = x.fileid;
       items[i].size = x.size;
     }
@@ -256,6 +313,49 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     res.nsctl_heartbeat_res_u.work.work_len = static_cast<u_int>(items.size());
     res.nsctl_heartbeat_res_u.work.work_val = items.data();
     return Encode(xdr_nsctl_heartbeat_res, res);
+  });
+  p.On(NSCTL_INVENTORY, [this](const rpc::CallContext&,
+                               std::span<const uint8_t> args) -> rpc::Reply {
+    rpc::XdrOwned<nsctl_inventory_args> a(xdr_nsctl_inventory_args);
+    if (!a.DecodeAll(args)) return rpc::Reply::GarbageArgs();
+    const nsctl_inventory_args& v = a.get();
+    nsctl_inventory_res res{};
+    const auto* uuid = reinterpret_cast<const uint8_t*>(v.ds_uuid.ds_uuid_val);
+    std::vector<uint64_t> words;
+    std::vector<ns::PnfsStripe> stripes;
+    words.reserve(3 * v.stripes.stripes_len);
+    stripes.reserve(v.stripes.stripes_len);
+    for (u_int i = 0; i < v.stripes.stripes_len; ++i) {
+      const nsctl_stripe& e = v.stripes.stripes_val[i];
+      words.insert(words.end(), {e.fileid, e.size, e.mtime_ns});
+      stripes.push_back({e.fileid, e.size,
+                         static_cast<ns::TimeNs>(e.mtime_ns)});
+    }
+    const pnfs::Proof want = pnfs::InventoryProof(
+        key_, v.device_id,
+        std::span<const uint8_t>(uuid, v.ds_uuid.ds_uuid_len), v.work_id,
+        v.page, v.started_ns, v.eof, words);
+    if (!ProofOk(want, v.proof, "inventory page")) {
+      res.status = NSCTL_ERR_AUTH;
+      return Encode(xdr_nsctl_inventory_res, res);
+    }
+    if (v.ds_uuid.ds_uuid_len == 0) {
+      res.status = NSCTL_ERR_INVAL;
+      return Encode(xdr_nsctl_inventory_res, res);
+    }
+    ns::Status s = registry_.InventoryPage(
+        v.device_id, Hex(uuid, v.ds_uuid.ds_uuid_len), v.work_id, v.page,
+        static_cast<ns::TimeNs>(v.started_ns), v.eof, stripes, WallNs());
+    if (s.ok()) NoteAlive(v.device_id);
+    if (!s.ok()) {
+      rpc::log::Warning("nsctl: inventory page {} of data server {}: {}",
+                        v.page, v.device_id, s.ToString());
+    } else if (v.eof) {
+      rpc::log::Info("nsctl: data server {} finished its inventory (work {})",
+                     v.device_id, v.work_id);
+    }
+    res.status = s.ok() ? NSCTL_OK : FromNs(s);
+    return Encode(xdr_nsctl_inventory_res, res);
   });
   return p;
 }
@@ -274,6 +374,7 @@ void PnfsMds::Start() {
       ExpireNow(WallNs());
       ForgetGoneClients(std::chrono::seconds(
           state_->options().lease_seconds));
+      SendDeviceNotifications();
       lock.lock();
     }
   });
@@ -299,6 +400,10 @@ size_t PnfsMds::ExpireNow(ns::TimeNs now) {
   }
   if (down->empty()) return 0;
   std::set<uint64_t> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (const ns::DataServer& d : *down) down_.insert(d.id);
+  }
   for (const ns::DataServer& d : *down) {
     rpc::log::Warning("pnfs: data server {} ({}) is down: no heartbeat for "
                       "{} s",
@@ -445,14 +550,8 @@ nfsstat4 PnfsMds::SendRecall(const Layout& l) {
   f.lor_offset = 0;
   f.lor_length = NFS4_UINT64_MAX;
   f.lor_stateid = sid;
-  CbResult last;
-  last.status = NFS4ERR_CB_PATH_DOWN;
-  for (const auto& s : state_->SessionsOf(*c)) {
-    if (!s->BackConnection()) continue;
-    last = SendCbCompound(*s, std::span<const nfs_cb_argop4>(&op, 1),
-                          state_->options().callback_timeout);
-    if (last.status != NFS4ERR_CB_PATH_DOWN) break;
-  }
+  const CbResult last =
+      SendToClient(*state_, l.client, std::span<const nfs_cb_argop4>(&op, 1));
   nfsstat4 result = last.status;
   if (last.status == NFS4_OK || last.op_status.size() >= 2) {
     result = last.op_status.size() >= 2 ? last.op_status[1] : last.status;
@@ -478,6 +577,14 @@ size_t PnfsMds::RecallFile(ns::InodeId ino, clientid4 except) {
     if (s == NFS4_OK) ++n;
   }
   return n;
+}
+
+nfsstat4 PnfsMds::ShrinkAllowed(ns::InodeId ino) {
+  if (!state_->InGrace()) return NFS4_OK;
+  ns::Result<std::optional<ns::PnfsLayout>> l = registry_.GetLayout(ino);
+  if (!l.ok()) return NFS4ERR_DELAY;
+  // §15.1.9.2: NFS4ERR_GRACE, retry once the grace period is over.
+  return *l ? NFS4ERR_GRACE : NFS4_OK;
 }
 
 size_t PnfsMds::RecallDevice(uint64_t device) {
@@ -531,7 +638,113 @@ size_t PnfsMds::ForgetGoneClients(std::chrono::nanoseconds recall_timeout) {
   for (clientid4 c : clients) {
     if (!state_->FindClient(c)) n += ReturnAll(c);
   }
+  std::vector<clientid4> subscribed;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [c, devices] : notify_) subscribed.push_back(c);
+  }
+  for (clientid4 c : subscribed) {
+    if (state_->FindClient(c)) continue;
+    std::lock_guard lock(mu_);
+    notify_.erase(c);
+  }
   return n;
+}
+
+uint32_t PnfsMds::Subscribe(clientid4 client, uint64_t device,
+                            uint32_t types) {
+  constexpr uint32_t kChange = 1u << NOTIFY_DEVICEID4_CHANGE;
+  if (!(types & kChange)) return 0;
+  std::lock_guard lock(mu_);
+  notify_[client].insert(device);
+  return kChange;
+}
+
+void PnfsMds::NoteAlive(uint64_t id) {
+  bool was_down = false;
+  {
+    std::lock_guard lock(mu_);
+    was_down = down_.erase(id) > 0;
+  }
+  if (was_down) DataServerChanged(id, /*immediate=*/false);
+}
+
+void PnfsMds::DataServerChanged(uint64_t ds, bool immediate) {
+  ns::Result<std::vector<ns::PnfsDevice>> devices = registry_.ListDevices();
+  if (!devices.ok()) {
+    rpc::log::Error("pnfs: device notifications for data server {}: {}", ds,
+                    devices.status().ToString());
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const ns::PnfsDevice& dev : *devices) {
+      if (std::find(dev.data_servers.begin(), dev.data_servers.end(), ds) ==
+          dev.data_servers.end()) {
+        continue;
+      }
+      notify_pending_[dev.id] = notify_pending_[dev.id] || immediate;
+    }
+  }
+  // The NSCTL handler must not wait for clients' callbacks: the
+  // background thread sends them.
+  thread_cv_.notify_all();
+}
+
+size_t PnfsMds::SendDeviceNotifications() {
+  // Per client: the changed devices it subscribed to.
+  std::map<clientid4, std::vector<std::pair<uint64_t, bool>>> work;
+  {
+    std::lock_guard lock(mu_);
+    if (notify_pending_.empty()) return 0;
+    for (const auto& [client, devices] : notify_) {
+      for (const auto& [dev, immediate] : notify_pending_) {
+        if (devices.count(dev)) work[client].emplace_back(dev, immediate);
+      }
+    }
+    notify_pending_.clear();
+  }
+  size_t delivered = 0;
+  for (const auto& [client, changes] : work) {
+    // notify4 per device (§20.12.1): the mask bit NOTIFY_DEVICEID4_CHANGE
+    // and the XDR of notify_deviceid_change4 as its value.
+    const size_t n = changes.size();
+    std::vector<uint32_t> masks(n, 1u << NOTIFY_DEVICEID4_CHANGE);
+    std::vector<std::vector<uint8_t>> vals(n);
+    std::vector<notify4> items(n);
+    for (size_t i = 0; i < n; ++i) {
+      notify_deviceid_change4 c{};
+      c.ndc_layouttype = LAYOUT4_NFSV4_1_FILES;
+      const auto id = DeviceIdBytes(changes[i].first);
+      std::memcpy(c.ndc_deviceid, id.data(), id.size());
+      c.ndc_immediate = changes[i].second ? TRUE : FALSE;
+      rpc::XdrEncoder enc(32);
+      if (!enc.Encode(xdr_notify_deviceid_change4, c)) return delivered;
+      vals[i] = enc.Take();
+      items[i].notify_mask.bitmap4_len = 1;
+      items[i].notify_mask.bitmap4_val = &masks[i];
+      items[i].notify_vals.notifylist4_len = static_cast<u_int>(vals[i].size());
+      items[i].notify_vals.notifylist4_val =
+          reinterpret_cast<char*>(vals[i].data());
+    }
+    nfs_cb_argop4 op{};
+    op.argop = OP_CB_NOTIFY_DEVICEID;
+    op.nfs_cb_argop4_u.opcbnotify_deviceid.cnda_changes.cnda_changes_len =
+        static_cast<u_int>(n);
+    op.nfs_cb_argop4_u.opcbnotify_deviceid.cnda_changes.cnda_changes_val =
+        items.data();
+    const CbResult r =
+        SendToClient(*state_, client, std::span<const nfs_cb_argop4>(&op, 1));
+    if (r.status == NFS4_OK) {
+      ++delivered;
+    } else {
+      // Lost state, not a server fault: the client learns the new address
+      // at its next GETDEVICEINFO anyway.
+      rpc::log::Info("pnfs: CB_NOTIFY_DEVICEID to client {:#x}: {}", client,
+                     r.error.empty() ? std::to_string(r.status) : r.error);
+    }
+  }
+  return delivered;
 }
 
 }  // namespace nfs41d

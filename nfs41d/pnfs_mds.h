@@ -13,6 +13,15 @@
 //    layouts after reclaim, §12.7.4).
 //  - Files get a layout (a device and a stripe unit, in the database) at
 //    their first LAYOUTGET while they have no bytes in the MDS's own store.
+//  - NSCTL_INVENTORY pages (a data server's answer to an inventory request
+//    queued by `nsadmin pnfs-check`) go into the registry.
+//  - Device notifications (CB_NOTIFY_DEVICEID, §20.12): clients that asked
+//    in GETDEVICEINFO are told NOTIFY_DEVICEID4_CHANGE for every device of
+//    a data server that re-registers with another advertised address
+//    (ndc_immediate: the old address is gone) or comes back after being
+//    down (so a client that marked the device unavailable fetches it again
+//    instead of waiting out its own retry timer). Subscriptions are in
+//    memory, per client, and go with it.
 //
 // The layout operations themselves are in ops_pnfs.cc.
 //
@@ -28,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +153,31 @@ class PnfsMds {
   size_t RecallFile(ns::InodeId ino, clientid4 except = 0);
   // The same for every layout on `device`.
   size_t RecallDevice(uint64_t device);
+  // Whether a shrink of `ino` may go ahead: NFS4ERR_GRACE while the server
+  // is in its grace period and the file has a layout. Layouts are not
+  // reclaimed (§12.7.4), so after a restart the MDS does not know who held
+  // one and cannot recall it, while a client that has not yet noticed the
+  // restart may still write to the data servers through it; the truncate
+  // queued for them could then be overtaken by such a write, and its bytes
+  // would come back when the file grows again. Clients notice the restart
+  // within a lease period, which the grace period outlasts.
+  nfsstat4 ShrinkAllowed(ns::InodeId ino);
+
+  // --- device notifications (§20.12)
+  // The client asked for `types` (bits 1 << notify_deviceid_type4) on
+  // `device` in GETDEVICEINFO: records what is supported of it and returns
+  // that (gdir_notification): NOTIFY_DEVICEID4_CHANGE only. DELETE is never
+  // sent: device ids are permanent (the registry never deletes a device,
+  // and §20.12.3 forbids deleting one that layouts still name).
+  uint32_t Subscribe(clientid4 client, uint64_t device, uint32_t types);
+  // Queues NOTIFY_DEVICEID4_CHANGE for every device that has data server
+  // `ds` and wakes the background thread, which sends them
+  // (SendDeviceNotifications).
+  void DataServerChanged(uint64_t ds, bool immediate);
+  // Sends what DataServerChanged queued: one CB_NOTIFY_DEVICEID per client
+  // with every device it subscribed to among them. Returns how many
+  // clients accepted. REQUIRES: not on the RPC event-loop thread.
+  size_t SendDeviceNotifications();
 
   // The directory `ino` was last opened by name in (OPEN CLAIM_NULL), for
   // the stripe tags of its first layout; 0 if unknown. Bounded memory.
@@ -163,6 +198,9 @@ class PnfsMds {
     auto operator<=>(const Key&) const = default;
   };
   nfsstat4 SendRecall(const Layout& l);
+  // Data server `id` answered (REGISTER or HEARTBEAT): if it was down,
+  // its devices changed back (DataServerChanged, not immediate).
+  void NoteAlive(uint64_t id);
   // REQUIRES: mu_ held.
   std::map<Key, Layout>::iterator EraseLocked(
       std::map<Key, Layout>::iterator it);
@@ -182,6 +220,11 @@ class PnfsMds {
   std::map<std::array<uint8_t, 12>, Key> by_other_;
   uint64_t next_other_ = 1;        // guarded by mu_
   std::map<ns::InodeId, ns::InodeId> dirs_;  // guarded by mu_
+  // Device notifications: client -> devices it subscribed to; devices to
+  // notify (-> immediate); data servers known to be down. guarded by mu_.
+  std::map<clientid4, std::set<uint64_t>> notify_;
+  std::map<uint64_t, bool> notify_pending_;
+  std::set<uint64_t> down_;
 
   std::mutex thread_mu_;
   std::condition_variable thread_cv_;

@@ -136,16 +136,7 @@ class PnfsTest : public ::testing::Test {
            ("nfs41d-pnfs-test-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    ServerOptions o;
-    o.port = 0;
-    o.data_dir = dir_;
-    o.worker_threads = 4;
-    o.durable = false;
-    o.state.callback_timeout = std::chrono::milliseconds(3000);
-    o.pnfs.stripe_unit = 65536;
-    o.pnfs.heartbeat_seconds = 1;
-    o.pnfs.expire_seconds = expire_seconds_;
-    server_ = std::make_unique<Nfs41Server>(o);
+    server_ = std::make_unique<Nfs41Server>(Options());
     ASSERT_EQ(server_->Start(), "");
     std::ifstream kf(dir_ + "/pnfs.key", std::ios::binary);
     kf.read(reinterpret_cast<char*>(key_.data()), key_.size());
@@ -161,6 +152,19 @@ class PnfsTest : public ::testing::Test {
     ds_.clear();
     server_.reset();
     std::filesystem::remove_all(dir_);
+  }
+
+  ServerOptions Options() const {
+    ServerOptions o;
+    o.port = 0;
+    o.data_dir = dir_;
+    o.worker_threads = 4;
+    o.durable = false;
+    o.state.callback_timeout = std::chrono::milliseconds(3000);
+    o.pnfs.stripe_unit = 65536;
+    o.pnfs.heartbeat_seconds = 1;
+    o.pnfs.expire_seconds = expire_seconds_;
+    return o;
   }
 
   FakeDs& AddDs(uint8_t n, const std::string& advertise = "") {
@@ -612,6 +616,49 @@ TEST_F(PnfsTest, TruncateRecallsLayoutsAndQueuesTruncate) {
                        c2.get())
                  .status,
              NFS4_OK);
+}
+
+// §12.7.4: layouts are not reclaimed, so after a restart the MDS cannot
+// recall the layouts clients held; until the grace period ends a shrink of
+// a file with a layout waits (NFS4ERR_GRACE) for every client to notice
+// the restart and stop writing through them. Growing it does not wait.
+TEST_F(PnfsTest, ShrinkOfAFileWithALayoutWaitsOutTheGracePeriod) {
+  AddDs(1);
+  Client::Opened f = Open("g");
+  Got g = LayoutGet(f.fh, f.stateid);
+  ASSERT_NFS(g.status, NFS4_OK);
+  uint64_t size = 0;
+  bool changed = false;
+  ASSERT_NFS(LayoutCommit(f.fh, g.stateid, 999, std::nullopt, &size, &changed),
+             NFS4_OK);
+  Compound rc;
+  rc.ReclaimComplete();
+  ASSERT_TRUE(client_->Call(rc).ok());
+
+  // Restart: the client's record makes a grace period.
+  client_.reset();
+  server_->Stop();
+  server_.reset();
+  ServerOptions o = Options();
+  o.state.grace_seconds = 30;
+  server_ = std::make_unique<Nfs41Server>(o);
+  ASSERT_EQ(server_->Start(), "");
+  ASSERT_TRUE(server_->state().InGrace());
+  auto c = Client::Connect("127.0.0.1", server_->port());
+  ASSERT_TRUE(c.ok());
+  client_ = std::move(c).value();
+  ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
+  const stateid4 anonymous{};
+  Compound shrink;
+  shrink.PutFh(f.fh).SetSize(anonymous, 10);
+  auto r = client_->Call(shrink);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NFS(r->status(), NFS4ERR_GRACE);
+  Compound grow;
+  grow.PutFh(f.fh).SetSize(anonymous, 5000);
+  r = client_->Call(grow);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NFS(r->status(), NFS4_OK);
 }
 
 class PnfsExpiryTest : public PnfsTest {

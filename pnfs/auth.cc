@@ -9,14 +9,21 @@
 namespace pnfs {
 namespace {
 
-void PutField(std::vector<uint8_t>& out, std::span<const uint8_t> bytes) {
-  const auto n = static_cast<uint32_t>(bytes.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back((n >> shift) & 0xff);
-  out.insert(out.end(), bytes.begin(), bytes.end());
-}
-
 std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void PutU64(std::vector<uint8_t>& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back((v >> shift) & 0xff);
+}
+
+void PutU32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back((v >> shift) & 0xff);
+}
+
+void PutField(std::vector<uint8_t>& out, std::span<const uint8_t> bytes) {
+  PutU32(out, static_cast<uint32_t>(bytes.size()));
+  out.insert(out.end(), bytes.begin(), bytes.end());
 }
 
 Proof Hmac(const Key& key, const std::vector<uint8_t>& msg) {
@@ -45,8 +52,26 @@ Proof HeartbeatProof(const Key& key, uint64_t device_id,
   std::vector<uint8_t> msg;
   const std::string_view tag = "nsctl-heartbeat";
   msg.insert(msg.end(), tag.begin(), tag.end());
-  for (int shift = 56; shift >= 0; shift -= 8) msg.push_back((device_id >> shift) & 0xff);
+  PutU64(msg, device_id);
   PutField(msg, ds_uuid);
+  return Hmac(key, msg);
+}
+
+Proof InventoryProof(const Key& key, uint64_t device_id,
+                     std::span<const uint8_t> ds_uuid, uint64_t work_id,
+                     uint32_t page, uint64_t started_ns, bool eof,
+                     std::span<const uint64_t> stripes) {
+  std::vector<uint8_t> msg;
+  const std::string_view tag = "nsctl-inventory";
+  msg.insert(msg.end(), tag.begin(), tag.end());
+  PutU64(msg, device_id);
+  PutField(msg, ds_uuid);
+  PutU64(msg, work_id);
+  PutU32(msg, page);
+  PutU64(msg, started_ns);
+  msg.push_back(eof ? 1 : 0);
+  PutU32(msg, static_cast<uint32_t>(stripes.size() / 3));
+  for (uint64_t w : stripes) PutU64(msg, w);
   return Hmac(key, msg);
 }
 

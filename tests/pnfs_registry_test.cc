@@ -1,8 +1,9 @@
-// The pNFS registry (pnfs.h, schema 005) on both dialects: stable ids per
-// uuid, heartbeats and their work, expiry, devices, layouts, and the work
-// the database queues itself when a file with a layout is removed or
-// shrunk.
+// The pNFS registry (pnfs.h, schemas 005 and 006) on both dialects: stable
+// ids per uuid, heartbeats and their work, expiry, devices, layouts, the
+// work the database queues itself when a file with a layout is removed or
+// shrunk, and inventories with the dark-data / missing-stripe check.
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -224,6 +225,101 @@ TEST_P(PnfsRegistryTest, FsckFindsALayoutOfAMissingInodeAndQueuesItsRemoval) {
   EXPECT_EQ(work[1].data_server, b.id);
   ASSERT_OK_AND_ASSIGN(FsckReport clean, Fsck(*ns_));
   EXPECT_TRUE(clean.findings.empty());
+}
+
+TEST_P(PnfsRegistryTest, InventoryFindsDarkAndMissingStripes) {
+  DataServer a = Reg("aa01", "h:1");
+  DataServer b = Reg("bb02", "h:2");
+  const std::vector<uint64_t> ab = {a.id, b.id};
+  ASSERT_OK_AND_ASSIGN(PnfsDevice d, reg_->DeviceFor(ab));
+  // 10000 bytes in 4096-byte units: stripe 0 (a) and stripe 1 (b) hold
+  // bytes. `small` (100 bytes) has bytes on stripe 0 only.
+  const InodeId f = CreateOrFail(kRootInode, "f");
+  const InodeId small = CreateOrFail(kRootInode, "small");
+  ASSERT_OK(reg_->SetLayoutIfAbsent({f, d.id, 4096}).status());
+  ASSERT_OK(reg_->SetLayoutIfAbsent({small, d.id, 4096}).status());
+  SetAttrRequest size;
+  size.size = 10000;
+  ASSERT_OK(ns_->SetAttr(root_, f, size).status());
+  size.size = 100;
+  ASSERT_OK(ns_->SetAttr(root_, small, size).status());
+  // Inventories begin after the files were written (wall clock, as the
+  // MDS stamps them).
+  const TimeNs t = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count() +
+                   1000000000;
+
+  ASSERT_OK_AND_ASSIGN(uint64_t wa, reg_->RequestInventory(a.id, t));
+  ASSERT_OK_AND_ASSIGN(auto queued, reg_->ListWork());
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].op, PnfsWorkOp::kInventory);
+  EXPECT_EQ(queued[0].id, wa);
+  EXPECT_TRUE(reg_->RequestInventory(999, t).status().IsNotFound());
+  // `small` twice: counted once.
+  const std::vector<PnfsStripe> page0 = {{f, 4096, t - 5},
+                                         {small, 100, t - 5},
+                                         {424242, 7, t - 5},
+                                         {small, 100, t - 5}};
+  const std::vector<PnfsStripe> page1 = {{555555, 9, t + 5}};
+  EXPECT_TRUE(reg_->InventoryPage(a.id, "bb02", wa, 0, t, false, page0, t)
+                  .IsNotFound())
+      << "another data server's uuid";
+  EXPECT_TRUE(reg_->InventoryPage(a.id, "aa01", wa + 1, 0, t, false, page0, t)
+                  .IsInvalid())
+      << "not the request in force";
+  ASSERT_OK(reg_->InventoryPage(a.id, "aa01", wa, 0, t, false, page0, t));
+  EXPECT_TRUE(reg_->InventoryPage(a.id, "aa01", wa, 2, t, true, page1, t)
+                  .IsInvalid())
+      << "a page out of order";
+  ASSERT_OK(reg_->InventoryPage(a.id, "aa01", wa, 1, t, true, page1, t));
+  ASSERT_OK_AND_ASSIGN(uint64_t wb, reg_->RequestInventory(b.id, t));
+  ASSERT_OK(reg_->InventoryPage(b.id, "bb02", wb, 0, t, true, {}, t));
+  // The data servers report the inventory work done.
+  const std::vector<uint64_t> done_a = {wa}, done_b = {wb};
+  ASSERT_OK(reg_->Heartbeat(a.id, "aa01", 100, 50, done_a, 10, t).status());
+  ASSERT_OK(reg_->Heartbeat(b.id, "bb02", 100, 50, done_b, 10, t).status());
+
+  ASSERT_OK_AND_ASSIGN(PnfsCheckReport r, PnfsCheck(*reg_, {}, t));
+  ASSERT_EQ(r.inventoried.size(), 2u);
+  EXPECT_EQ(r.inventoried[0].files, 4u) << "3 + 1 stripe files on a";
+  EXPECT_TRUE(r.not_inventoried.empty());
+  ASSERT_EQ(r.dark.size(), 2u);
+  EXPECT_EQ(r.dark[0].fileid, 424242u);
+  EXPECT_EQ(r.dark[0].data_server, a.id);
+  EXPECT_TRUE(r.dark[0].before_inventory);
+  EXPECT_EQ(r.dark[1].fileid, 555555u);
+  EXPECT_FALSE(r.dark[1].before_inventory);
+  ASSERT_EQ(r.missing.size(), 1u) << "small needs nothing on b";
+  EXPECT_EQ(r.missing[0].ino, f);
+  EXPECT_EQ(r.missing[0].data_server, b.id);
+  EXPECT_EQ(r.missing[0].index, 1u);
+  ASSERT_OK_AND_ASSIGN(auto still, reg_->ListWork());
+  EXPECT_TRUE(still.empty()) << "no repair without --repair";
+
+  PnfsCheckOptions repair;
+  repair.repair = true;
+  ASSERT_OK_AND_ASSIGN(PnfsCheckReport fixed, PnfsCheck(*reg_, repair, t));
+  EXPECT_EQ(fixed.removals_queued, 1u) << "only the one older than the scan";
+  ASSERT_OK_AND_ASSIGN(auto rm, reg_->ListWork());
+  ASSERT_EQ(rm.size(), 1u);
+  EXPECT_EQ(rm[0].op, PnfsWorkOp::kRemove);
+  EXPECT_EQ(rm[0].fileid, 424242u);
+  EXPECT_EQ(rm[0].data_server, a.id);
+  ASSERT_OK_AND_ASSIGN(PnfsCheckReport again, PnfsCheck(*reg_, repair, t));
+  ASSERT_EQ(again.dark.size(), 1u) << "a queued removal is not dark";
+  EXPECT_EQ(again.removals_queued, 0u);
+  // A layout made since the report keeps its stripe file.
+  ASSERT_OK_AND_ASSIGN(bool q, reg_->QueueDarkRemoval(a.id, f, t));
+  EXPECT_FALSE(q);
+
+  // A new request: b has no complete inventory, so nothing of it is
+  // reported missing.
+  ASSERT_OK(reg_->RequestInventory(b.id, t).status());
+  ASSERT_OK_AND_ASSIGN(PnfsCheckReport partial, PnfsCheck(*reg_, {}, t));
+  ASSERT_EQ(partial.not_inventoried.size(), 1u);
+  EXPECT_EQ(partial.not_inventoried[0].id, b.id);
+  EXPECT_TRUE(partial.missing.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PnfsRegistryTest,

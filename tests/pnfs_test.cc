@@ -6,7 +6,9 @@
 // client takes when it cannot reach a data server), and then kills one data
 // server: the MDS answers NFS4ERR_DELAY for the bytes it holds, recalls the
 // layout once the data server is declared down, stops handing out layouts,
-// and serves everything again once the data server is back.
+// and serves everything again once the data server is back. Then `nsadmin
+// pnfs-check` against planted dark data and a deleted stripe, and
+// CB_NOTIFY_DEVICEID when a data server moves or comes back.
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -16,9 +18,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -76,14 +80,21 @@ class DataServerProcess {
       : dir_(std::move(dir)), port_(port), mds_port_(mds_port) {}
   ~DataServerProcess() { Kill(); }
 
-  void Start() {
+  // `advertise`: what clients are told (empty: the listen address).
+  void Start(const std::string& advertise = "") {
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
     const std::string mds = "127.0.0.1:" + std::to_string(mds_port_);
+    std::vector<const char*> argv = {"dataserver", "--listen", listen.c_str(),
+                                     "--mds", mds.c_str(), "--data-dir",
+                                     dir_.c_str(), "--log-level", "warning"};
+    if (!advertise.empty()) {
+      argv.push_back("--advertise");
+      argv.push_back(advertise.c_str());
+    }
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
-      execl(DATASERVER_BINARY, "dataserver", "--listen", listen.c_str(),
-            "--mds", mds.c_str(), "--data-dir", dir_.c_str(), "--log-level",
-            "warning", static_cast<char*>(nullptr));
+      execv(DATASERVER_BINARY, const_cast<char* const*>(argv.data()));
       _exit(127);
     }
   }
@@ -204,25 +215,50 @@ class PnfsEndToEnd : public ::testing::Test {
     return l;
   }
 
-  // The data servers of `device` in stripe order, connected.
-  std::vector<std::unique_ptr<Client>> ConnectDevice(uint64_t device) {
+  // LAYOUTCOMMIT of writes up to byte `last` through layout `sid`.
+  void LayoutCommit(const Fh& fh, const stateid4& sid, uint64_t last) {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTCOMMIT;
+    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
+    a.loca_length = kAll;
+    a.loca_stateid = sid;
+    a.loca_last_write_offset.no_newoffset = TRUE;
+    a.loca_last_write_offset.newoffset4_u.no_offset = last;
+    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
+    Compound cp;
+    cp.PutFh(fh).Op(op);
+    auto r = client_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    ASSERT_NFS(r->status(), NFS4_OK);
+  }
+
+  struct DeviceInfo {
+    std::vector<std::string> uaddrs;  // in stripe order
+    uint32_t notification = 0;        // gdir_notification word 0
+  };
+  // GETDEVICEINFO of `device`, asking for the notifications `notify`.
+  DeviceInfo GetDeviceInfo(uint64_t device, uint32_t notify = 0) {
     nfs_argop4 op{};
     op.argop = OP_GETDEVICEINFO;
+    GETDEVICEINFO4args& a = op.nfs_argop4_u.opgetdeviceinfo;
     const auto id = nfs41d::DeviceIdBytes(device);
-    std::memcpy(op.nfs_argop4_u.opgetdeviceinfo.gdia_device_id, id.data(),
-                id.size());
-    op.nfs_argop4_u.opgetdeviceinfo.gdia_layout_type = LAYOUT4_NFSV4_1_FILES;
-    op.nfs_argop4_u.opgetdeviceinfo.gdia_maxcount = 4096;
+    std::memcpy(a.gdia_device_id, id.data(), id.size());
+    a.gdia_layout_type = LAYOUT4_NFSV4_1_FILES;
+    a.gdia_maxcount = 4096;
+    a.gdia_notify_types.bitmap4_len = notify ? 1 : 0;
+    a.gdia_notify_types.bitmap4_val = &notify;
     Compound cp;
     cp.Op(op);
     auto r = client_->Call(cp);
-    std::vector<std::unique_ptr<Client>> out;
+    DeviceInfo out;
     EXPECT_TRUE(r.ok() && r->status() == NFS4_OK);
     if (!r.ok() || r->status() != NFS4_OK) return out;
-    const device_addr4& da = r->op(1)
-                                 .nfs_resop4_u.opgetdeviceinfo
-                                 .GETDEVICEINFO4res_u.gdir_resok4
-                                 .gdir_device_addr;
+    const GETDEVICEINFO4resok& ok =
+        r->op(1).nfs_resop4_u.opgetdeviceinfo.GETDEVICEINFO4res_u.gdir_resok4;
+    if (ok.gdir_notification.bitmap4_len > 0) {
+      out.notification = ok.gdir_notification.bitmap4_val[0];
+    }
+    const device_addr4& da = ok.gdir_device_addr;
     rpc::XdrOwned<nfsv4_1_file_layout_ds_addr4> d(
         xdr_nfsv4_1_file_layout_ds_addr4);
     EXPECT_TRUE(d.DecodeAll(std::span<const uint8_t>(
@@ -230,11 +266,19 @@ class PnfsEndToEnd : public ::testing::Test {
         da.da_addr_body.da_addr_body_len)));
     const auto& list = d.get().nflda_multipath_ds_list;
     for (u_int i = 0; i < list.nflda_multipath_ds_list_len; ++i) {
+      out.uaddrs.push_back(
+          list.nflda_multipath_ds_list_val[i].multipath_list4_val[0].na_r_addr);
+    }
+    return out;
+  }
+
+  // The data servers of `device` in stripe order, connected.
+  std::vector<std::unique_ptr<Client>> ConnectDevice(uint64_t device) {
+    std::vector<std::unique_ptr<Client>> out;
+    for (const std::string& uaddr : GetDeviceInfo(device).uaddrs) {
       std::string host;
       uint16_t port = 0;
-      EXPECT_TRUE(ParseUaddr(
-          list.nflda_multipath_ds_list_val[i].multipath_list4_val[0].na_r_addr,
-          &host, &port));
+      EXPECT_TRUE(ParseUaddr(uaddr, &host, &port));
       auto c = Client::Connect(host, port);
       EXPECT_TRUE(c.ok());
       if (!c.ok()) return {};
@@ -285,6 +329,80 @@ class PnfsEndToEnd : public ::testing::Test {
     return NFS4_OK;
   }
 
+  // A file of `size` random bytes written through its layout (FILE_SYNC4,
+  // each stripe unit to its data server) and committed.
+  struct Striped {
+    ns::InodeId ino = 0;
+    uint64_t device = 0;
+  };
+  Striped WriteStriped(const std::string& name, size_t size, uint32_t seed) {
+    const std::string bytes = RandomBytes(size, seed);
+    Opened o = OpenWithLayout(name);
+    EXPECT_NFS(o.status, NFS4_OK);
+    std::vector<std::unique_ptr<Client>> dss = ConnectDevice(o.layout.device);
+    EXPECT_FALSE(dss.empty());
+    if (o.status != NFS4_OK || dss.empty()) return {};
+    const Layout& l = o.layout;
+    for (uint64_t off = 0; off < size; off += kUnit) {
+      const size_t len = std::min<size_t>(kUnit, size - off);
+      EXPECT_NFS(dss[(off / kUnit) % dss.size()]
+                     ->WriteFile(l.fh, l.stateid, off, bytes.substr(off, len),
+                                 FILE_SYNC4)
+                     .status,
+                 NFS4_OK);
+    }
+    LayoutCommit(o.fh, l.stateid, size - 1);
+    auto a = client_->GetAttr(o.fh,
+                              nfs41client::Bits({FATTR4_SIZE, FATTR4_FILEID}));
+    EXPECT_EQ(a.value.size, size);
+    return {a.value.fileid, l.device};
+  }
+
+  // The registry id of a data server process (by its listen address).
+  uint64_t IdOf(const DataServerProcess& p) {
+    auto all = mds_->pnfs().registry().ListDataServers();
+    if (!all.ok()) return 0;
+    for (const ns::DataServer& d : *all) {
+      if (d.listen == "127.0.0.1:" + std::to_string(p.port())) return d.id;
+    }
+    return 0;
+  }
+  DataServerProcess* ProcessOf(uint64_t id) {
+    for (auto& p : ds_) {
+      if (IdOf(*p) == id) return p.get();
+    }
+    return nullptr;
+  }
+  std::string StripePath(const DataServerProcess& p, ns::InodeId ino) {
+    return p.dir() + "/data/" + nfs41d::data::LocalDataPath(ino);
+  }
+
+  // `nsadmin pnfs-check FLAGS` on the MDS's database: its output, and its
+  // exit code in *code.
+  std::string RunPnfsCheck(const std::string& flags, int* code) {
+    const std::string cmd = std::string(NSADMIN_BINARY) + " --db sqlite://" +
+                            root_ + "/mds/namespace.db pnfs-check " + flags +
+                            " 2>&1";
+    FILE* f = popen(cmd.c_str(), "r");
+    std::string out;
+    if (!f) return out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    const int status = pclose(f);
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  }
+
+  bool Eventually(const std::function<bool()>& pred,
+                  std::chrono::seconds limit = std::chrono::seconds(15)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return pred();
+  }
   // Set by a derived fixture's constructor, before SetUp.
   uint64_t stripe_unit_ = kUnit;
   uint32_t max_request_ = 0;  // MDS session sizes (0: the defaults)
@@ -322,21 +440,7 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
   }
   for (auto& d : dss) ASSERT_NFS(d->CommitFile(l.fh).status, NFS4_OK);
   // LAYOUTCOMMIT: the MDS learns the size.
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTCOMMIT;
-    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
-    a.loca_length = kAll;
-    a.loca_stateid = l.stateid;
-    a.loca_last_write_offset.no_newoffset = TRUE;
-    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
-    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    ASSERT_NFS(r->status(), NFS4_OK);
-  }
+  LayoutCommit(fh, l.stateid, bytes.size() - 1);
   auto attrs = client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE,
                                                        FATTR4_FILEID}));
   ASSERT_EQ(attrs.value.size, bytes.size());
@@ -531,21 +635,7 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
                    .status,
                NFS4_OK);
   }
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTCOMMIT;
-    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
-    a.loca_length = kAll;
-    a.loca_stateid = l.stateid;
-    a.loca_last_write_offset.no_newoffset = TRUE;
-    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
-    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    ASSERT_NFS(r->status(), NFS4_OK);
-  }
+  LayoutCommit(fh, l.stateid, bytes.size() - 1);
   const ns::InodeId ino =
       client_->GetAttr(fh, nfs41client::Bits({FATTR4_FILEID})).value.fileid;
 
@@ -611,6 +701,131 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   auto back = dss[2]->ReadFile(again.fh, again.stateid, 2 * kUnit, 5);
   ASSERT_NFS(back.status, NFS4_OK);
   EXPECT_EQ(back.value.data, "after") << "no late truncate cut new bytes";
+}
+
+size_t CountLines(const std::string& out, const std::string& prefix) {
+  size_t n = 0;
+  for (size_t at = 0; at < out.size();) {
+    const size_t end = out.find('\n', at);
+    if (out.compare(at, prefix.size(), prefix) == 0) ++n;
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return n;
+}
+
+TEST_F(PnfsEndToEnd, PnfsCheckFindsDarkDataAndMissingStripesRepairsOnlyDark) {
+  const Striped a = WriteStriped("a", 3 * kUnit + 100, 1);
+  const Striped b = WriteStriped("b", 3 * kUnit + 100, 2);
+  ASSERT_NE(a.ino, 0u);
+  ASSERT_NE(b.ino, 0u);
+  // A stray stripe file on the first data server (no inode has it).
+  const ns::InodeId stray = 0xdeadbe;
+  const std::string stray_path = StripePath(*ds_[0], stray);
+  std::filesystem::create_directories(
+      std::filesystem::path(stray_path).parent_path());
+  std::ofstream(stray_path) << "bytes nobody references";
+  // The stripe of b at index 1 is lost.
+  auto dev = mds_->pnfs().registry().GetDevice(b.device);
+  ASSERT_TRUE(dev.ok());
+  ASSERT_EQ(dev->data_servers.size(), 3u);
+  DataServerProcess* holder = ProcessOf(dev->data_servers[1]);
+  ASSERT_NE(holder, nullptr);
+  ASSERT_TRUE(std::filesystem::remove(StripePath(*holder, b.ino)));
+
+  int code = -1;
+  std::string out = RunPnfsCheck("--refresh --wait 30", &code);
+  EXPECT_EQ(code, 4) << out;
+  EXPECT_EQ(CountLines(out, "data server "), 3u) << out;
+  EXPECT_EQ(out.find("): not inventoried"), std::string::npos) << out;
+  ASSERT_EQ(CountLines(out, "dark: "), 1u) << out;
+  EXPECT_NE(out.find("dark: data server " + std::to_string(IdOf(*ds_[0])) +
+                     " (127.0.0.1:" + std::to_string(ds_[0]->port()) +
+                     ") stripe file of inode " + std::to_string(stray) +
+                     ": 23 bytes"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(CountLines(out, "missing: "), 1u) << out;
+  EXPECT_NE(out.find("missing: inode " + std::to_string(b.ino) +
+                     " stripe 1 on data server " +
+                     std::to_string(dev->data_servers[1])),
+            std::string::npos)
+      << out;
+
+  // --repair queues the stray's removal; the data server does it at its
+  // next heartbeat, and nothing else goes.
+  out = RunPnfsCheck("--repair", &code);
+  EXPECT_EQ(code, 4) << "the missing stripe is still there: " << out;
+  EXPECT_NE(out.find("1 removal(s) queued"), std::string::npos) << out;
+  EXPECT_TRUE(Eventually([&] { return !std::filesystem::exists(stray_path); }))
+      << "the stray stripe file is removed";
+  for (auto& p : ds_) {
+    EXPECT_TRUE(std::filesystem::exists(StripePath(*p, a.ino)));
+    EXPECT_EQ(std::filesystem::exists(StripePath(*p, b.ino)), p.get() != holder);
+  }
+
+  // A data server that is down is not inventoried, and none of its
+  // stripes is reported missing.
+  DataServerProcess* victim = ds_[0].get() == holder ? ds_[1].get() : ds_[0].get();
+  const uint64_t victim_id = IdOf(*victim);
+  victim->Kill();
+  ASSERT_TRUE(WaitUp(2)) << "the killed data server is declared down";
+  out = RunPnfsCheck("--refresh --wait 20", &code);
+  EXPECT_EQ(code, 4) << out;
+  EXPECT_NE(out.find("data server " + std::to_string(victim_id) + " (127.0.0.1:" +
+                     std::to_string(victim->port()) +
+                     "): not inventoried (down)"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(CountLines(out, "dark: "), 0u) << out;
+  EXPECT_EQ(CountLines(out, "missing: "), 1u) << "only b's lost stripe: " << out;
+}
+
+TEST_F(PnfsEndToEnd, CbNotifyDeviceIdWhenADataServerMovesOrComesBack) {
+  const Striped f = WriteStriped("n", kUnit, 3);
+  ASSERT_NE(f.device, 0u);
+  const DeviceInfo info =
+      GetDeviceInfo(f.device, (1u << NOTIFY_DEVICEID4_CHANGE) |
+                                  (1u << NOTIFY_DEVICEID4_DELETE));
+  EXPECT_EQ(info.notification, 1u << NOTIFY_DEVICEID4_CHANGE)
+      << "CHANGE is offered, DELETE is not";
+  auto dev = mds_->pnfs().registry().GetDevice(f.device);
+  ASSERT_TRUE(dev.ok());
+  const auto want_id = nfs41d::DeviceIdBytes(f.device);
+
+  // The data server at stripe index 0 restarts advertising another address.
+  DataServerProcess* mover = ProcessOf(dev->data_servers[0]);
+  ASSERT_NE(mover, nullptr);
+  mover->Kill();
+  const std::string moved = "127.0.0.1:" + std::to_string(FreePort());
+  mover->Start(moved);
+  ASSERT_TRUE(client_->WaitForCallbacks(
+      [](const auto& s) { return !s.device_changes.empty(); },
+      std::chrono::seconds(15)));
+  auto stats = client_->callback_stats();
+  ASSERT_EQ(stats.device_changes.size(), 1u);
+  EXPECT_EQ(stats.device_changes[0].type, NOTIFY_DEVICEID4_CHANGE);
+  EXPECT_TRUE(stats.device_changes[0].device == want_id);
+  EXPECT_TRUE(stats.device_changes[0].immediate) << "the old address is gone";
+  std::string netid, uaddr;
+  ASSERT_TRUE(nfs41d::UniversalAddress(moved, &netid, &uaddr));
+  EXPECT_EQ(GetDeviceInfo(f.device).uaddrs.at(0), uaddr);
+
+  // The data server at stripe index 1 goes down and comes back at the same
+  // address: a change that is not immediate.
+  DataServerProcess* back = ProcessOf(dev->data_servers[1]);
+  ASSERT_NE(back, nullptr);
+  back->Kill();
+  ASSERT_TRUE(WaitUp(2)) << "declared down";
+  back->Start();
+  ASSERT_TRUE(client_->WaitForCallbacks(
+      [](const auto& s) { return s.device_changes.size() >= 2; },
+      std::chrono::seconds(15)));
+  stats = client_->callback_stats();
+  EXPECT_EQ(stats.device_changes.size(), 2u);
+  EXPECT_EQ(stats.device_changes[1].type, NOTIFY_DEVICEID4_CHANGE);
+  EXPECT_TRUE(stats.device_changes[1].device == want_id);
+  EXPECT_FALSE(stats.device_changes[1].immediate);
 }
 
 }  // namespace

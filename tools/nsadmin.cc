@@ -8,15 +8,23 @@
 //   nsadmin init    --db URI --partitions N   schema with N hash partitions
 //   nsadmin partition --count N --db URI [--force]   repartition (a stop)
 //   nsadmin partitions --db URI [--exact]  rows, sizes, dead rows, bloat
+//   nsadmin pnfs-check --db URI [--refresh [--wait S]] [--repair]
+//                              dark data and missing stripes on the pNFS
+//                              data servers (docs/pnfs.md)
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <thread>
 
 #include "libnamespace/include/namespace/admin.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/include/namespace/partitions.h"
+#include "libnamespace/include/namespace/pnfs.h"
 #include "libnamespace/include/namespace/schema.h"
 #include "tools/cli_common.h"
 
@@ -114,6 +122,126 @@ int RunPartitions(const std::string& uri, bool exact) {
   return 0;
 }
 
+ns::TimeNs WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string When(ns::TimeNs t) {
+  const std::time_t s = static_cast<std::time_t>(t / 1000000000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+struct PnfsCheckFlags {
+  bool refresh = false;
+  uint32_t wait_seconds = 60;
+  ns::PnfsCheckOptions check;
+};
+
+// Asks every data server for a new inventory, then waits (up to
+// wait_seconds) until every data server that is up has answered. The MDS
+// hands the requests out on heartbeats; nsadmin only needs the database.
+ns::Status RefreshInventories(ns::PnfsRegistry& reg, uint32_t wait_seconds) {
+  NS_ASSIGN_OR_RETURN(std::vector<ns::DataServer> servers,
+                      reg.ListDataServers());
+  // A down data server is asked too: its old inventory is dropped (so it
+  // is reported as not inventoried) and it answers when it comes back.
+  for (const ns::DataServer& d : servers) {
+    NS_RETURN_IF_ERROR(reg.RequestInventory(d.id, WallNs()).status());
+  }
+  const auto end = std::chrono::steady_clock::now() +
+                   std::chrono::seconds(wait_seconds);
+  for (;;) {
+    NS_ASSIGN_OR_RETURN(std::vector<ns::PnfsInventoryRun> runs,
+                        reg.ListInventoryRuns());
+    NS_ASSIGN_OR_RETURN(std::vector<ns::DataServer> now_up,
+                        reg.ListDataServers(/*only_up=*/true));
+    size_t waiting = 0;
+    for (const ns::DataServer& d : now_up) {
+      auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) {
+        return r.data_server == d.id;
+      });
+      if (it == runs.end() || !it->complete()) ++waiting;
+    }
+    if (waiting == 0 || std::chrono::steady_clock::now() >= end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return ns::Status::Ok();
+}
+
+// Exit codes as fsck's: 0 clean, 1 everything found was repaired (queued),
+// 2 clean as far as it could see but some data server is not inventoried,
+// 4 problems left, 8 the check itself failed.
+int RunPnfsCheck(ns::Namespace& ns, const PnfsCheckFlags& flags) {
+  ns::PnfsRegistry reg(&ns);
+  if (flags.refresh) {
+    if (ns::Status s = RefreshInventories(reg, flags.wait_seconds); !s.ok()) {
+      fmt::print(stderr, "nsadmin: pnfs-check: {}\n", s.ToString());
+      return 8;
+    }
+  }
+  auto report = ns::PnfsCheck(reg, flags.check, WallNs());
+  if (!report.ok()) {
+    fmt::print(stderr, "nsadmin: pnfs-check: {}\n",
+               report.status().ToString());
+    return 8;
+  }
+  auto servers = reg.ListDataServers();
+  if (!servers.ok()) return Fail(servers.status());
+  std::map<uint64_t, std::string> addr;
+  for (const ns::DataServer& d : *servers) addr[d.id] = d.advertise;
+  for (const ns::PnfsInventoryRun& r : report->inventoried) {
+    fmt::print("data server {} ({}): inventory of {}: {} stripe file(s)\n",
+               r.data_server, addr[r.data_server], When(r.started_ns),
+               r.files);
+  }
+  for (const ns::DataServer& d : report->not_inventoried) {
+    fmt::print("data server {} ({}): not inventoried ({}); its stripe files "
+               "are not checked\n",
+               d.id, d.advertise,
+               d.state == ns::DataServerState::kDown
+                   ? "down"
+                   : "no complete inventory: run with --refresh");
+  }
+  uint64_t dark_bytes = 0;
+  for (const ns::PnfsDarkStripe& d : report->dark) {
+    dark_bytes += d.size;
+    const char* tail = !d.before_inventory ? " [newer than the inventory: kept]"
+                       : flags.check.repair ? " [removal queued]"
+                                            : " [repairable]";
+    fmt::print("dark: data server {} ({}) stripe file of inode {}: {} bytes, "
+               "mtime {}{}\n",
+               d.data_server, addr[d.data_server], d.fileid, d.size,
+               When(d.mtime_ns), tail);
+  }
+  if (report->dark_truncated) {
+    fmt::print("dark: more than {} shown\n", flags.check.max_findings);
+  }
+  for (const ns::PnfsMissingStripe& m : report->missing) {
+    fmt::print("missing: inode {} stripe {} on data server {} ({}): the "
+               "file's size {} says it holds bytes, the data server has no "
+               "stripe file\n",
+               m.ino, m.index, m.data_server, addr[m.data_server],
+               m.file_size);
+  }
+  if (report->missing_truncated) {
+    fmt::print("missing: more than {} shown\n", flags.check.max_findings);
+  }
+  fmt::print("{} dark stripe file(s) ({} bytes), {} missing stripe(s), {} "
+             "data server(s) not inventoried, {} removal(s) queued\n",
+             report->dark.size(), dark_bytes, report->missing.size(),
+             report->not_inventoried.size(), report->removals_queued);
+  const bool dark_left = report->dark.size() > report->removals_queued;
+  if (dark_left || !report->missing.empty()) return 4;
+  if (!report->not_inventoried.empty()) return 2;
+  return report->dark.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,6 +289,24 @@ int main(int argc, char** argv) {
   fsck->add_option("--max", fsck_options.max_findings_per_check,
                    "findings shown per check (default 1000)")
       ->check(CLI::Range(1u, 100000000u));
+  PnfsCheckFlags pnfs_flags;
+  auto* pnfs_check = app.add_subcommand(
+      "pnfs-check",
+      "compare the pNFS data servers' stripe files with the layouts: dark "
+      "data (stripe files no layout names) and missing stripes");
+  pnfs_check->add_flag("--refresh", pnfs_flags.refresh,
+                       "ask every data server for a new inventory first (the "
+                       "MDS hands the request out on heartbeats)");
+  pnfs_check->add_option("--wait", pnfs_flags.wait_seconds,
+                         "with --refresh: wait at most this many seconds for "
+                         "the data servers that are up (default 60)")
+      ->check(CLI::Range(0u, 86400u));
+  pnfs_check->add_flag("--repair", pnfs_flags.check.repair,
+                       "queue the removal of dark stripe files older than "
+                       "their inventory");
+  pnfs_check->add_option("--max", pnfs_flags.check.max_findings,
+                         "findings shown per kind (default 1000)")
+      ->check(CLI::Range(1u, 100000000u));
   ns::UsageOptions usage_options;
   auto* stats = app.add_subcommand(
       "stats", "files, directories and bytes by owner, group and tree");
@@ -200,6 +346,15 @@ int main(int argc, char** argv) {
     if (!st.ok()) return Fail(st.status());
     fmt::print("initialised {} at schema version {}\n", shown, st->version);
     return 0;
+  }
+  if (pnfs_check->parsed()) {
+    auto opened = ns::Namespace::Open(*uri);
+    if (!opened.ok()) {
+      fmt::print(stderr, "nsadmin: {}: {}\n", shown,
+                 opened.status().ToString());
+      return 8;
+    }
+    return RunPnfsCheck(**opened, pnfs_flags);
   }
   if (fsck->parsed() || stats->parsed()) {
     auto opened = ns::Namespace::Open(*uri);

@@ -5,6 +5,8 @@
 
 #include "libnamespace/include/namespace/pnfs.h"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -63,7 +65,7 @@ Result<PnfsWork> WorkFromRow(const SqlRow& r) {
   NS_ASSIGN_OR_RETURN(int64_t fileid, Int(r[3]));
   NS_ASSIGN_OR_RETURN(int64_t size, Int(r[4]));
   NS_ASSIGN_OR_RETURN(w.queued_ns, Int(r[5]));
-  if (op != 1 && op != 2) return Status::Corruption("pnfs", "work op");
+  if (op < 1 || op > 3) return Status::Corruption("pnfs", "work op");
   w.id = static_cast<uint64_t>(id);
   w.data_server = static_cast<uint64_t>(ds);
   w.op = static_cast<PnfsWorkOp>(op);
@@ -417,6 +419,366 @@ Result<uint64_t> PnfsRegistry::QueueWork(uint64_t data_server, PnfsWorkOp op,
         NS_ASSIGN_OR_RETURN(int64_t id, Int(rows[0].at(0)));
         return static_cast<uint64_t>(id);
       });
+}
+
+namespace {
+
+constexpr char kRunColumns[] =
+    "ds, work_id, requested_ns, started_ns, ds_started_ns, finished_ns, files";
+
+// The N integer columns of a row.
+template <size_t N>
+Result<std::array<int64_t, N>> Ints(const SqlRow& r, std::string_view what) {
+  if (r.size() != N) return Status::Corruption("pnfs", std::string(what));
+  std::array<int64_t, N> v{};
+  for (size_t i = 0; i < N; ++i) {
+    NS_ASSIGN_OR_RETURN(v[i], Int(r[i]));
+  }
+  return v;
+}
+
+Result<PnfsInventoryRun> RunFromRow(const SqlRow& r) {
+  NS_ASSIGN_OR_RETURN(auto v, Ints<7>(r, "inventory run row"));
+  return PnfsInventoryRun{static_cast<uint64_t>(v[0]),
+                          static_cast<uint64_t>(v[1]),
+                          v[2],
+                          v[3],
+                          v[4],
+                          v[5],
+                          static_cast<uint64_t>(v[6])};
+}
+
+// Ties an NSCTL_INVENTORY caller (it proved it holds the key) to its row,
+// and counts the page as a heartbeat: a data server scanning a large disk
+// sends no heartbeat until it is done, and must not be declared down.
+Status InventoryHeartbeat(Transaction& t, uint64_t id, std::string_view uuid,
+                          TimeNs now) {
+  const std::vector<SqlValue> p = {S(id), std::string(uuid), int64_t{now}};
+  NS_ASSIGN_OR_RETURN(
+      auto rows,
+      t.QueryValues("UPDATE pnfs_data_servers SET heartbeat_ns = $3, state = "
+                    "1 WHERE id = $1 AND uuid = $2 RETURNING id",
+                    p));
+  if (rows.empty()) {
+    return Status::NotFound("pnfs data server", std::to_string(id));
+  }
+  return Status::Ok();
+}
+
+// Rows per multi-row INSERT of inventory entries: 4 parameters each, well
+// under both dialects' parameter limits.
+constexpr size_t kInsertBatch = 250;
+
+// The layout of `fileid` names data server `ds` (SQL condition over v.ds,
+// v.fileid), or its removal from `ds` is queued.
+constexpr char kReferenced[] =
+    "(EXISTS (SELECT 1 FROM pnfs_layouts l JOIN pnfs_device_members m ON "
+    "m.device = l.device WHERE l.ino = v.fileid AND m.ds = v.ds) OR EXISTS "
+    "(SELECT 1 FROM pnfs_work w WHERE w.ds = v.ds AND w.fileid = v.fileid "
+    "AND w.op = 1))";
+
+}  // namespace
+
+Result<uint64_t> PnfsRegistry::RequestInventory(uint64_t data_server,
+                                                TimeNs now) {
+  return InTransaction(
+      ns_->backend(), true, [&](Transaction& t) -> Result<uint64_t> {
+        const std::vector<SqlValue> d = {S(data_server)};
+        NS_ASSIGN_OR_RETURN(
+            auto ds, t.QueryValues("SELECT id FROM pnfs_data_servers WHERE "
+                                   "id = $1",
+                                   d));
+        if (ds.empty()) {
+          return Status::NotFound("pnfs data server",
+                                  std::to_string(data_server));
+        }
+        // One request in force per data server: an older one still queued
+        // would only scan again for nothing.
+        NS_RETURN_IF_ERROR(
+            t.QueryValues("DELETE FROM pnfs_work WHERE ds = $1 AND op = 3", d)
+                .status());
+        NS_RETURN_IF_ERROR(
+            t.QueryValues("DELETE FROM pnfs_inventory WHERE ds = $1", d)
+                .status());
+        const std::vector<SqlValue> q = {S(data_server), int64_t{now}};
+        NS_ASSIGN_OR_RETURN(
+            auto rows,
+            t.QueryValues("INSERT INTO pnfs_work (ds, op, fileid, size, "
+                          "queued_ns) VALUES ($1, 3, 0, 0, $2) RETURNING id",
+                          q));
+        if (rows.size() != 1) return Status::Corruption("pnfs", "queue");
+        NS_ASSIGN_OR_RETURN(int64_t work, Int(rows[0].at(0)));
+        const std::vector<SqlValue> r = {S(data_server), work, int64_t{now}};
+        NS_RETURN_IF_ERROR(
+            t.QueryValues(
+                 "INSERT INTO pnfs_inventory_runs (ds, work_id, requested_ns, "
+                 "started_ns, ds_started_ns, finished_ns, next_page, files) "
+                 "VALUES ($1, $2, $3, 0, 0, 0, 0, 0) ON CONFLICT (ds) DO "
+                 "UPDATE SET work_id = excluded.work_id, requested_ns = "
+                 "excluded.requested_ns, started_ns = 0, ds_started_ns = 0, "
+                 "finished_ns = 0, next_page = 0, files = 0",
+                 r)
+                .status());
+        return static_cast<uint64_t>(work);
+      });
+}
+
+Status PnfsRegistry::InventoryPage(uint64_t id, std::string_view uuid,
+                                   uint64_t work_id, uint32_t page,
+                                   TimeNs ds_started_ns, bool eof,
+                                   std::span<const PnfsStripe> stripes,
+                                   TimeNs now) {
+  NS_RETURN_IF_ERROR(CheckUuid(uuid));
+  // One row per stripe file: PostgreSQL refuses a multi-row upsert that
+  // names a key twice, and a data server lists each file once anyway.
+  std::vector<PnfsStripe> rows(stripes.begin(), stripes.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.fileid < y.fileid; });
+  rows.erase(std::unique(rows.begin(), rows.end(),
+                         [](const auto& x, const auto& y) {
+                           return x.fileid == y.fileid;
+                         }),
+             rows.end());
+  stripes = rows;
+  return InTransaction(
+             ns_->backend(), true,
+             [&](Transaction& t) -> Result<bool> {
+               NS_RETURN_IF_ERROR(InventoryHeartbeat(t, id, uuid, now));
+               const std::vector<SqlValue> d = {S(id)};
+               NS_ASSIGN_OR_RETURN(
+                   auto runs,
+                   t.QueryValues("SELECT work_id, next_page FROM "
+                                 "pnfs_inventory_runs WHERE ds = $1",
+                                 d));
+               if (runs.empty()) {
+                 return Status::Invalid("pnfs inventory", "none requested");
+               }
+               NS_ASSIGN_OR_RETURN(int64_t want_work, Int(runs[0].at(0)));
+               NS_ASSIGN_OR_RETURN(int64_t want_page, Int(runs[0].at(1)));
+               if (static_cast<uint64_t>(want_work) != work_id) {
+                 return Status::Invalid("pnfs inventory",
+                                        "work " + std::to_string(work_id) +
+                                            " is not the request in force");
+               }
+               // Page 0 may come again: the data server starts over after a
+               // failed page.
+               if (page != 0 && page != want_page) {
+                 return Status::Invalid(
+                     "pnfs inventory",
+                     "page " + std::to_string(page) + ", expected " +
+                         std::to_string(want_page));
+               }
+               if (page == 0) {
+                 NS_RETURN_IF_ERROR(
+                     t.QueryValues("DELETE FROM pnfs_inventory WHERE ds = $1",
+                                   d)
+                         .status());
+                 const std::vector<SqlValue> p = {S(id), int64_t{now},
+                                                  int64_t{ds_started_ns}};
+                 NS_RETURN_IF_ERROR(
+                     t.QueryValues("UPDATE pnfs_inventory_runs SET "
+                                   "started_ns = $2, ds_started_ns = $3, "
+                                   "finished_ns = 0, next_page = 0, files = 0 "
+                                   "WHERE ds = $1",
+                                   p)
+                         .status());
+               }
+               for (size_t at = 0; at < stripes.size(); at += kInsertBatch) {
+                 const size_t n = std::min(kInsertBatch, stripes.size() - at);
+                 std::string sql =
+                     "INSERT INTO pnfs_inventory (ds, fileid, size, mtime_ns) "
+                     "VALUES ";
+                 std::vector<SqlValue> p;
+                 p.reserve(4 * n);
+                 for (size_t i = 0; i < n; ++i) {
+                   const PnfsStripe& e = stripes[at + i];
+                   const size_t b = 4 * i;
+                   sql += (i ? ", ($" : "($") + std::to_string(b + 1) + ", $" +
+                          std::to_string(b + 2) + ", $" +
+                          std::to_string(b + 3) + ", $" +
+                          std::to_string(b + 4) + ")";
+                   p.insert(p.end(), {S(id), S(e.fileid), S(e.size),
+                                      int64_t{e.mtime_ns}});
+                 }
+                 sql +=
+                     " ON CONFLICT (ds, fileid) DO UPDATE SET size = "
+                     "excluded.size, mtime_ns = excluded.mtime_ns";
+                 NS_RETURN_IF_ERROR(t.QueryValues(sql, p).status());
+               }
+               const std::vector<SqlValue> u = {
+                   S(id), static_cast<int64_t>(page) + 1,
+                   static_cast<int64_t>(stripes.size()),
+                   eof ? int64_t{now} : int64_t{0}};
+               NS_RETURN_IF_ERROR(
+                   t.QueryValues("UPDATE pnfs_inventory_runs SET next_page = "
+                                 "$2, files = files + $3, finished_ns = $4 "
+                                 "WHERE ds = $1",
+                                 u)
+                       .status());
+               return true;
+             })
+      .status();
+}
+
+Result<std::vector<PnfsInventoryRun>> PnfsRegistry::ListInventoryRuns() {
+  return InTransaction(
+      ns_->backend(), false,
+      [&](Transaction& t) -> Result<std::vector<PnfsInventoryRun>> {
+        NS_ASSIGN_OR_RETURN(
+            auto rows, t.QueryValues(std::string("SELECT ") + kRunColumns +
+                                         " FROM pnfs_inventory_runs ORDER "
+                                         "BY ds",
+                                     {}));
+        std::vector<PnfsInventoryRun> out;
+        for (const SqlRow& r : rows) {
+          NS_ASSIGN_OR_RETURN(PnfsInventoryRun run, RunFromRow(r));
+          out.push_back(run);
+        }
+        return out;
+      });
+}
+
+Result<std::vector<PnfsDarkStripe>> PnfsRegistry::DarkStripes(
+    uint64_t after_ds, InodeId after_fileid, size_t limit) {
+  return InTransaction(
+      ns_->backend(), false,
+      [&](Transaction& t) -> Result<std::vector<PnfsDarkStripe>> {
+        const std::vector<SqlValue> p = {S(after_ds), S(after_fileid),
+                                         static_cast<int64_t>(limit)};
+        NS_ASSIGN_OR_RETURN(
+            auto rows,
+            t.QueryValues(
+                std::string(
+                    "SELECT v.ds, v.fileid, v.size, v.mtime_ns, CASE WHEN "
+                    "v.mtime_ns < r.ds_started_ns THEN 1 ELSE 0 END FROM "
+                    "pnfs_inventory v JOIN pnfs_inventory_runs r ON r.ds = "
+                    "v.ds AND r.finished_ns <> 0 WHERE (v.ds > $1 OR (v.ds = "
+                    "$1 AND v.fileid > $2)) AND NOT ") +
+                    kReferenced + " ORDER BY v.ds, v.fileid LIMIT $3",
+                p));
+        std::vector<PnfsDarkStripe> out;
+        for (const SqlRow& r : rows) {
+          NS_ASSIGN_OR_RETURN(auto v, Ints<5>(r, "dark stripe row"));
+          out.push_back({static_cast<uint64_t>(v[0]),
+                         static_cast<InodeId>(v[1]),
+                         static_cast<uint64_t>(v[2]), v[3], v[4] != 0});
+        }
+        return out;
+      });
+}
+
+Result<std::vector<PnfsMissingStripe>> PnfsRegistry::MissingStripes(
+    InodeId after_ino, uint32_t after_index, size_t limit) {
+  return InTransaction(
+      ns_->backend(), false,
+      [&](Transaction& t) -> Result<std::vector<PnfsMissingStripe>> {
+        const std::vector<SqlValue> p = {S(after_ino),
+                                         static_cast<int64_t>(after_index),
+                                         static_cast<int64_t>(limit)};
+        NS_ASSIGN_OR_RETURN(
+            auto rows,
+            t.QueryValues(
+                "SELECT l.ino, m.ds, m.pos, i.size FROM pnfs_layouts l JOIN "
+                "pnfs_device_members m ON m.device = l.device JOIN inodes i "
+                "ON i.ino = l.ino JOIN pnfs_inventory_runs r ON r.ds = m.ds "
+                "AND r.finished_ns <> 0 WHERE (l.ino > $1 OR (l.ino = $1 AND "
+                "m.pos > $2)) AND i.size > m.pos * l.stripe_unit AND "
+                "i.mtime_ns < r.started_ns AND NOT EXISTS (SELECT 1 FROM "
+                "pnfs_inventory v WHERE v.ds = m.ds AND v.fileid = l.ino) "
+                "ORDER BY l.ino, m.pos LIMIT $3",
+                p));
+        std::vector<PnfsMissingStripe> out;
+        for (const SqlRow& r : rows) {
+          NS_ASSIGN_OR_RETURN(auto v, Ints<4>(r, "missing stripe row"));
+          out.push_back({static_cast<InodeId>(v[0]),
+                         static_cast<uint64_t>(v[1]),
+                         static_cast<uint32_t>(v[2]),
+                         static_cast<uint64_t>(v[3])});
+        }
+        return out;
+      });
+}
+
+Result<bool> PnfsRegistry::QueueDarkRemoval(uint64_t data_server,
+                                            InodeId fileid, TimeNs now) {
+  return InTransaction(
+      ns_->backend(), true, [&](Transaction& t) -> Result<bool> {
+        const std::vector<SqlValue> p = {S(data_server), S(fileid),
+                                         int64_t{now}};
+        // The check and the insert in one statement: a layout made since
+        // the report keeps its stripe file.
+        NS_ASSIGN_OR_RETURN(
+            auto rows,
+            t.QueryValues(
+                std::string(
+                    "INSERT INTO pnfs_work (ds, op, fileid, size, queued_ns) "
+                    "SELECT v.ds, 1, v.fileid, 0, CAST($3 AS bigint) FROM "
+                    "(SELECT CAST($1 AS bigint) AS ds, CAST($2 AS bigint) AS "
+                    "fileid) v WHERE NOT ") +
+                    kReferenced + " RETURNING id",
+                p));
+        return !rows.empty();
+      });
+}
+
+Result<PnfsCheckReport> PnfsCheck(PnfsRegistry& registry,
+                                  const PnfsCheckOptions& options,
+                                  TimeNs now) {
+  PnfsCheckReport report;
+  NS_ASSIGN_OR_RETURN(std::vector<PnfsInventoryRun> runs,
+                      registry.ListInventoryRuns());
+  NS_ASSIGN_OR_RETURN(std::vector<DataServer> servers,
+                      registry.ListDataServers());
+  for (const DataServer& d : servers) {
+    auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) {
+      return r.data_server == d.id;
+    });
+    if (it != runs.end() && it->complete()) {
+      report.inventoried.push_back(*it);
+    } else {
+      report.not_inventoried.push_back(d);
+    }
+  }
+  // Pages of the database, so memory stays at max_findings plus one page.
+  constexpr size_t kPage = 1000;
+  uint64_t after_ds = 0;
+  InodeId after_fileid = 0;
+  for (;;) {
+    NS_ASSIGN_OR_RETURN(auto page,
+                        registry.DarkStripes(after_ds, after_fileid, kPage));
+    for (const PnfsDarkStripe& d : page) {
+      if (options.repair && d.before_inventory) {
+        NS_ASSIGN_OR_RETURN(bool queued, registry.QueueDarkRemoval(
+                                             d.data_server, d.fileid, now));
+        if (queued) ++report.removals_queued;
+      }
+      if (report.dark.size() < options.max_findings) {
+        report.dark.push_back(d);
+      } else {
+        report.dark_truncated = true;
+      }
+    }
+    if (page.size() < kPage) break;
+    after_ds = page.back().data_server;
+    after_fileid = page.back().fileid;
+  }
+  InodeId after_ino = 0;
+  uint32_t after_index = 0;
+  for (;;) {
+    NS_ASSIGN_OR_RETURN(auto page, registry.MissingStripes(
+                                       after_ino, after_index, kPage));
+    for (const PnfsMissingStripe& m : page) {
+      if (report.missing.size() < options.max_findings) {
+        report.missing.push_back(m);
+      } else {
+        report.missing_truncated = true;
+      }
+    }
+    if (page.size() < kPage || report.missing_truncated) break;
+    after_ino = page.back().ino;
+    after_index = page.back().index;
+  }
+  return report;
 }
 
 }  // namespace ns

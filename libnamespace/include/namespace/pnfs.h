@@ -14,6 +14,9 @@
 //     data server reports it done. The database queues it itself (triggers
 //     of schema 005) in the transaction that deletes an inode that has a
 //     layout, or shrinks its size, so it can never be lost.
+//   - inventories (schema version 7): the stripe files each data server
+//     reported when asked (NSCTL_INVENTORY work), which the pNFS check
+//     (PnfsCheck below, `nsadmin pnfs-check`) compares with the layouts.
 //
 // No NFS types. Ids are the database's: a data server's id is the
 // `device_id` of the control protocol, a device's id the low bits of the
@@ -74,7 +77,8 @@ struct PnfsLayout {
   uint64_t stripe_unit = 0;
 };
 
-enum class PnfsWorkOp { kRemove = 1, kTruncate = 2 };
+// kInventory: list every stripe file (answered with InventoryPage calls).
+enum class PnfsWorkOp { kRemove = 1, kTruncate = 2, kInventory = 3 };
 
 struct PnfsWork {
   uint64_t id = 0;
@@ -84,6 +88,54 @@ struct PnfsWork {
   // kTruncate: the logical size to truncate to.
   uint64_t size = 0;
   TimeNs queued_ns = 0;
+};
+
+// One stripe file a data server holds: the inode it belongs to, its length
+// and its mtime (the data server's clock).
+struct PnfsStripe {
+  InodeId fileid = 0;
+  uint64_t size = 0;
+  TimeNs mtime_ns = 0;
+};
+
+// The state of a data server's inventory: asked for at `requested_ns`
+// (work item `work_id`), first page at `started_ns` (the MDS's clock; the
+// data server began its scan at `ds_started_ns`, its clock), complete at
+// `finished_ns` (0: not yet) with `files` stripe files.
+struct PnfsInventoryRun {
+  uint64_t data_server = 0;
+  uint64_t work_id = 0;
+  TimeNs requested_ns = 0;
+  TimeNs started_ns = 0;
+  TimeNs ds_started_ns = 0;
+  TimeNs finished_ns = 0;
+  uint64_t files = 0;
+  bool complete() const { return finished_ns != 0; }
+};
+
+// Dark data: a stripe file in a complete inventory that no layout names
+// (no layout of `fileid` whose device has the data server) and whose
+// removal is not queued. `before_inventory`: its mtime is before the data
+// server began the scan, so it cannot belong to a file being created.
+struct PnfsDarkStripe {
+  uint64_t data_server = 0;
+  InodeId fileid = 0;
+  uint64_t size = 0;
+  TimeNs mtime_ns = 0;
+  bool before_inventory = false;
+};
+
+// A missing stripe: the layout of `ino` puts stripe `index` on
+// `data_server`, the file's size says that stripe holds bytes (size >
+// index * stripe_unit: the sparse layout puts stripe unit k on index
+// k mod n), the file was last modified before the inventory started, and
+// the complete inventory lists no stripe file of `ino`. (A file grown by
+// SETATTR without writing is indistinguishable: its holes need no file.)
+struct PnfsMissingStripe {
+  InodeId ino = 0;
+  uint64_t data_server = 0;
+  uint32_t index = 0;
+  uint64_t file_size = 0;
 };
 
 class PnfsRegistry {
@@ -145,8 +197,69 @@ class PnfsRegistry {
   Result<uint64_t> QueueWork(uint64_t data_server, PnfsWorkOp op,
                              InodeId fileid, uint64_t size, TimeNs now);
 
+  // --- inventories (schema version 7)
+
+  // Asks data server `data_server` for a new inventory: queues an
+  // kInventory work item (replacing one still queued), forgets its previous
+  // inventory and returns the work id. Errors: NotFound (no such data
+  // server).
+  Result<uint64_t> RequestInventory(uint64_t data_server, TimeNs now);
+  // One page of data server `id`'s answer to work item `work_id` (see
+  // pnfs/nsctl.x NSCTL_INVENTORY): page 0 (re)starts the inventory, the
+  // others must follow in order; `eof` completes it. A page counts as a
+  // heartbeat (a long scan sends no other). Errors: NotFound (no
+  // data server `id` with that uuid), Invalid (work_id is not the request
+  // in force, or the page is out of order; nothing changed).
+  Status InventoryPage(uint64_t id, std::string_view uuid, uint64_t work_id,
+                       uint32_t page, TimeNs ds_started_ns, bool eof,
+                       std::span<const PnfsStripe> stripes, TimeNs now);
+  // Every data server's inventory state, by data server.
+  Result<std::vector<PnfsInventoryRun>> ListInventoryRuns();
+  // Up to `limit` dark stripe files after (after_ds, after_fileid), in
+  // (data server, fileid) order, from complete inventories only.
+  Result<std::vector<PnfsDarkStripe>> DarkStripes(uint64_t after_ds,
+                                                  InodeId after_fileid,
+                                                  size_t limit);
+  // Up to `limit` missing stripes after (after_ino, after_index), in that
+  // order, against complete inventories only.
+  Result<std::vector<PnfsMissingStripe>> MissingStripes(InodeId after_ino,
+                                                        uint32_t after_index,
+                                                        size_t limit);
+  // Queues the removal of the stripe file of `fileid` on `data_server`
+  // unless, in the same transaction, a layout names it after all or its
+  // removal is already queued. Returns whether it queued.
+  Result<bool> QueueDarkRemoval(uint64_t data_server, InodeId fileid,
+                                TimeNs now);
+
  private:
   Namespace* ns_;
 };
+
+struct PnfsCheckOptions {
+  // Queue the removal of dark stripe files older than their inventory.
+  bool repair = false;
+  // At most this many findings of each kind are kept (memory is bounded:
+  // the database is read page by page).
+  size_t max_findings = 1000;
+};
+
+struct PnfsCheckReport {
+  // Data servers with a complete inventory, and those without one (never
+  // asked, down, still scanning, or an older data server that cannot).
+  std::vector<PnfsInventoryRun> inventoried;
+  std::vector<DataServer> not_inventoried;
+  std::vector<PnfsDarkStripe> dark;
+  std::vector<PnfsMissingStripe> missing;
+  // More findings than max_findings of that kind.
+  bool dark_truncated = false;
+  bool missing_truncated = false;
+  // Removals queued by the repair.
+  size_t removals_queued = 0;
+};
+
+// Compares the complete inventories with the layouts (docs/pnfs.md, "Dark
+// data and missing stripes"). Read-only unless options.repair.
+Result<PnfsCheckReport> PnfsCheck(PnfsRegistry& registry,
+                                  const PnfsCheckOptions& options, TimeNs now);
 
 }  // namespace ns
