@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "nfs41client/client.h"
+#include "nfs41client/pnfs_io.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/pnfs_mds.h"
 #include "nfs41d/server.h"
@@ -38,7 +39,6 @@ using nfs41client::Compound;
 using nfs41client::Fh;
 using nfs41d::NfsStatName;
 
-constexpr uint64_t kAll = ~uint64_t{0};
 constexpr uint64_t kUnit = 65536;
 
 #define ASSERT_NFS(expr, want) \
@@ -58,32 +58,23 @@ uint16_t FreePort() {
   return ntohs(a.sin_port);
 }
 
-// "h1.h2.h3.h4.p1.p2" -> host, port.
-bool ParseUaddr(const std::string& u, std::string* host, uint16_t* port) {
-  const size_t p2 = u.rfind('.');
-  if (p2 == std::string::npos) return false;
-  const size_t p1 = u.rfind('.', p2 - 1);
-  if (p1 == std::string::npos) return false;
-  *host = u.substr(0, p1);
-  *port = static_cast<uint16_t>(std::stoi(u.substr(p1 + 1, p2 - p1 - 1)) * 256 +
-                                std::stoi(u.substr(p2 + 1)));
-  return true;
-}
-
 class DataServerProcess {
  public:
   DataServerProcess(std::string dir, uint16_t port, uint16_t mds_port)
       : dir_(std::move(dir)), port_(port), mds_port_(mds_port) {}
   ~DataServerProcess() { Kill(); }
 
-  void Start() {
+  // `advertise`: the address given to clients, when not the listen one.
+  void Start(const std::string& advertise = "") {
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
+    const std::string adv = advertise.empty() ? listen : advertise;
     const std::string mds = "127.0.0.1:" + std::to_string(mds_port_);
     pid_ = fork();
     if (pid_ == 0) {
       execl(DATASERVER_BINARY, "dataserver", "--listen", listen.c_str(),
-            "--mds", mds.c_str(), "--data-dir", dir_.c_str(), "--log-level",
-            "warning", static_cast<char*>(nullptr));
+            "--advertise", adv.c_str(), "--mds", mds.c_str(), "--data-dir",
+            dir_.c_str(), "--log-level", "warning",
+            static_cast<char*>(nullptr));
       _exit(127);
     }
   }
@@ -156,80 +147,34 @@ class PnfsEndToEnd : public ::testing::Test {
 
   Fh Root() { return client_->RootFh().value; }
 
-  struct Layout {
-    nfsstat4 status = NFS4_OK;
-    stateid4 stateid{};
-    uint64_t device = 0;
-    uint64_t unit = 0;
-    Fh fh;
-  };
-  Layout LayoutGet(const Fh& fh, const stateid4& sid) {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTGET;
-    LAYOUTGET4args& a = op.nfs_argop4_u.oplayoutget;
-    a.loga_layout_type = LAYOUT4_NFSV4_1_FILES;
-    a.loga_iomode = LAYOUTIOMODE4_RW;
-    a.loga_length = kAll;
-    a.loga_stateid = sid;
-    a.loga_maxcount = 4096;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    Layout l;
-    if (!r.ok()) {
-      l.status = NFS4ERR_IO;
-      return l;
+  // LAYOUTGET (RW, whole file) with the checks every layout here passes:
+  // sparse (nfl_util without NFL4_UFLG_DENSE, docs/pnfs.md), one handle.
+  nfs41client::NfsResult<nfs41client::FileLayout> LayoutGet(
+      const Fh& fh, const stateid4& sid) {
+    auto l = nfs41client::LayoutGet(*client_, fh, sid, LAYOUTIOMODE4_RW);
+    if (l.ok()) {
+      EXPECT_FALSE(l.value.dense()) << "sparse";
+      EXPECT_EQ(l.value.fhs.size(), 1u);
     }
-    l.status = r->status();
-    if (l.status != NFS4_OK) return l;
-    const auto& ok =
-        r->op(2).nfs_resop4_u.oplayoutget.LAYOUTGET4res_u.logr_resok4;
-    l.stateid = ok.logr_stateid;
-    const layout4& lo = ok.logr_layout.logr_layout_val[0];
-    rpc::XdrOwned<nfsv4_1_file_layout4> fl(xdr_nfsv4_1_file_layout4);
-    EXPECT_TRUE(fl.DecodeAll(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(lo.lo_content.loc_body.loc_body_val),
-        lo.lo_content.loc_body.loc_body_len)));
-    l.device = *nfs41d::DeviceFromBytes(
-        reinterpret_cast<const uint8_t*>(fl.get().nfl_deviceid));
-    l.unit = fl.get().nfl_util & ~uint32_t{NFL4_UFLG_MASK};
-    EXPECT_EQ(fl.get().nfl_util & NFL4_UFLG_DENSE, 0u) << "sparse";
-    const nfs_fh4& f = fl.get().nfl_fh_list.nfl_fh_list_val[0];
-    l.fh.assign(f.nfs_fh4_val, f.nfs_fh4_val + f.nfs_fh4_len);
     return l;
   }
+  static uint64_t DeviceOf(const nfs41client::FileLayout& l) {
+    return *nfs41d::DeviceFromBytes(l.device_id.data());
+  }
 
-  // The data servers of `device` in stripe order, connected.
-  std::vector<std::unique_ptr<Client>> ConnectDevice(uint64_t device) {
-    nfs_argop4 op{};
-    op.argop = OP_GETDEVICEINFO;
-    const auto id = nfs41d::DeviceIdBytes(device);
-    std::memcpy(op.nfs_argop4_u.opgetdeviceinfo.gdia_device_id, id.data(),
-                id.size());
-    op.nfs_argop4_u.opgetdeviceinfo.gdia_layout_type = LAYOUT4_NFSV4_1_FILES;
-    op.nfs_argop4_u.opgetdeviceinfo.gdia_maxcount = 4096;
-    Compound cp;
-    cp.Op(op);
-    auto r = client_->Call(cp);
+  // The data servers of the layout's device in stripe order, connected.
+  std::vector<std::unique_ptr<Client>> ConnectDevice(
+      const nfs41client::FileLayout& l) {
+    auto d = nfs41client::GetDeviceInfo(*client_, l.device_id);
     std::vector<std::unique_ptr<Client>> out;
-    EXPECT_TRUE(r.ok() && r->status() == NFS4_OK);
-    if (!r.ok() || r->status() != NFS4_OK) return out;
-    const device_addr4& da = r->op(1)
-                                 .nfs_resop4_u.opgetdeviceinfo
-                                 .GETDEVICEINFO4res_u.gdir_resok4
-                                 .gdir_device_addr;
-    rpc::XdrOwned<nfsv4_1_file_layout_ds_addr4> d(
-        xdr_nfsv4_1_file_layout_ds_addr4);
-    EXPECT_TRUE(d.DecodeAll(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(da.da_addr_body.da_addr_body_val),
-        da.da_addr_body.da_addr_body_len)));
-    const auto& list = d.get().nflda_multipath_ds_list;
-    for (u_int i = 0; i < list.nflda_multipath_ds_list_len; ++i) {
+    EXPECT_NFS(d.status, NFS4_OK);
+    if (!d.ok()) return out;
+    EXPECT_EQ(d.value.stripe_indices.size(), d.value.data_servers.size());
+    for (uint32_t i : d.value.stripe_indices) {
       std::string host;
       uint16_t port = 0;
-      EXPECT_TRUE(ParseUaddr(
-          list.nflda_multipath_ds_list_val[i].multipath_list4_val[0].na_r_addr,
-          &host, &port));
+      EXPECT_TRUE(nfs41client::ParseUniversalAddress(
+          d.value.data_servers.at(i).at(0).uaddr, &host, &port));
       auto c = Client::Connect(host, port);
       EXPECT_TRUE(c.ok());
       if (!c.ok()) return {};
@@ -269,57 +214,48 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
   ASSERT_NFS(opened.status, NFS4_OK);
   const Fh fh = opened.value.fh;
   const stateid4 open_sid = opened.value.stateid;
-  Layout l = LayoutGet(fh, open_sid);
-  ASSERT_NFS(l.status, NFS4_OK);
-  ASSERT_EQ(l.unit, kUnit);
-  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
-  ASSERT_EQ(dss.size(), 3u);
-
-  // Write through the layout: unit k to data server k mod 3 at its logical
-  // offset (RFC 8881 §13.4.4, sparse), UNSTABLE4, then COMMIT each.
-  for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
-    const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
-    auto w = dss[(off / kUnit) % 3]->WriteFile(l.fh, l.stateid, off,
-                                               bytes.substr(off, len));
-    ASSERT_NFS(w.status, NFS4_OK);
-    ASSERT_EQ(w.value.count, len);
-  }
-  for (auto& d : dss) ASSERT_NFS(d->CommitFile(l.fh).status, NFS4_OK);
-  // LAYOUTCOMMIT: the MDS learns the size.
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTCOMMIT;
-    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
-    a.loca_length = kAll;
-    a.loca_stateid = l.stateid;
-    a.loca_last_write_offset.no_newoffset = TRUE;
-    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
-    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    ASSERT_NFS(r->status(), NFS4_OK);
-  }
+  // Write through the layout with the client library: unit k to data
+  // server k mod 3 at its logical offset (RFC 8881 §13.4.2, sparse),
+  // UNSTABLE4, then COMMIT to each and LAYOUTCOMMIT (the MDS learns the
+  // size).
+  nfs41client::PnfsOptions po;
+  po.io_size = 40000;  // pieces smaller than a unit, several per unit
+  auto file = nfs41client::PnfsFile::Open(*client_, fh, open_sid,
+                                          LAYOUTIOMODE4_RW, po);
+  ASSERT_NFS(file.status, NFS4_OK);
+  ASSERT_TRUE(file.value->has_layout());
+  const nfs41client::FileLayout lf = *file.value->layout();
+  ASSERT_EQ(lf.unit(), kUnit);
+  EXPECT_FALSE(lf.dense()) << "sparse";
+  const Fh ds_fh = lf.fhs.at(0);
+  ASSERT_NFS(file.value->Write(0, std::span<const uint8_t>(
+                                      reinterpret_cast<const uint8_t*>(
+                                          bytes.data()),
+                                      bytes.size())),
+             NFS4_OK);
+  ASSERT_NFS(file.value->Commit(), NFS4_OK);
   auto attrs = client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE,
                                                        FATTR4_FILEID}));
   ASSERT_EQ(attrs.value.size, bytes.size());
   const ns::InodeId ino = attrs.value.fileid;
 
-  // Read back through the layout: every byte.
-  std::string back;
-  for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
-    const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
-    auto r = dss[(off / kUnit) % 3]->ReadFile(l.fh, l.stateid, off,
-                                              static_cast<uint32_t>(len));
-    ASSERT_NFS(r.status, NFS4_OK);
-    back += r.value.data;
-  }
-  ASSERT_EQ(back.size(), bytes.size());
+  // Read back through the layout: every byte, none through the MDS.
+  std::string back(bytes.size() + 100, '\0');
+  auto n = file.value->Read(
+      0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(back.data()),
+                            back.size()));
+  ASSERT_NFS(n.status, NFS4_OK);
+  ASSERT_EQ(n.value, bytes.size()) << "short at the MDS's size";
+  back.resize(n.value);
   EXPECT_TRUE(back == bytes) << "bytes read through the layout differ";
+  EXPECT_EQ(file.value->stats().ds_bytes, 2 * bytes.size());
+  EXPECT_EQ(file.value->stats().mds_bytes, 0u);
+  EXPECT_EQ(file.value->stats().fallbacks, 0u);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(lf);
+  ASSERT_EQ(dss.size(), 3u);
 
   // The data server process at each stripe index of the device.
-  auto dev = mds_->pnfs().registry().GetDevice(l.device);
+  auto dev = mds_->pnfs().registry().GetDevice(DeviceOf(lf));
   ASSERT_TRUE(dev.ok());
   ASSERT_EQ(dev->data_servers.size(), 3u);
   std::vector<DataServerProcess*> at(3, nullptr);
@@ -361,7 +297,7 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
   ASSERT_NFS(client_->WriteFile(fh, open_sid, kUnit + 10, "MDS-WRITE").status,
              NFS4_OK);
   bytes.replace(kUnit + 10, 9, "MDS-WRITE");
-  auto r1 = dss[1]->ReadFile(l.fh, l.stateid, kUnit + 10, 9);
+  auto r1 = dss[1]->ReadFile(ds_fh, open_sid, kUnit + 10, 9);
   ASSERT_NFS(r1.status, NFS4_OK);
   EXPECT_EQ(r1.value.data, "MDS-WRITE");
 
@@ -381,22 +317,9 @@ TEST_F(PnfsEndToEnd, StripedWriteReadFallbackAndDataServerLoss) {
       [](const nfs41client::CallbackStats& s) { return s.cb_layoutrecall > 0; },
       std::chrono::seconds(15)));
   nfs41client::CallbackStats cs = client_->callback_stats();
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTRETURN;
-    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
-    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
-    a.lora_iomode = LAYOUTIOMODE4_ANY;
-    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
-        cs.last_layoutrecall_stateid;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    EXPECT_NFS(r->status(), NFS4_OK);
-  }
+  EXPECT_NFS(nfs41client::LayoutReturn(*client_, fh,
+                                       cs.last_layoutrecall_stateid),
+             NFS4_OK);
   EXPECT_NFS(LayoutGet(fh, open_sid).status, NFS4ERR_LAYOUTUNAVAILABLE);
 
   // It restarts on the same data directory: same id, nothing lost.
@@ -443,31 +366,19 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   ASSERT_NFS(opened.status, NFS4_OK);
   const Fh fh = opened.value.fh;
   const stateid4 sid = opened.value.stateid;
-  Layout l = LayoutGet(fh, sid);
+  auto l = LayoutGet(fh, sid);
   ASSERT_NFS(l.status, NFS4_OK);
-  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.value);
   ASSERT_EQ(dss.size(), 3u);
   for (uint64_t k = 0; k < 3; ++k) {
-    ASSERT_NFS(dss[k]->WriteFile(l.fh, l.stateid, k * kUnit,
+    ASSERT_NFS(dss[k]->WriteFile(l.value.fhs[0], sid, k * kUnit,
                                  bytes.substr(k * kUnit, kUnit), FILE_SYNC4)
                    .status,
                NFS4_OK);
   }
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTCOMMIT;
-    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
-    a.loca_length = kAll;
-    a.loca_stateid = l.stateid;
-    a.loca_last_write_offset.no_newoffset = TRUE;
-    a.loca_last_write_offset.newoffset4_u.no_offset = bytes.size() - 1;
-    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    ASSERT_NFS(r->status(), NFS4_OK);
-  }
+  ASSERT_NFS(nfs41client::LayoutCommit(*client_, fh, l.value.stateid,
+                                       bytes.size() - 1),
+             NFS4_OK);
   const ns::InodeId ino =
       client_->GetAttr(fh, nfs41client::Bits({FATTR4_FILEID})).value.fileid;
 
@@ -480,24 +391,12 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   EXPECT_GE(client_->callback_stats().cb_layoutrecall, 1u);
   // The client returns it; a new layout comes once every data server cut
   // its stripe file (their next heartbeat).
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTRETURN;
-    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
-    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
-    a.lora_iomode = LAYOUTIOMODE4_ANY;
-    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
-        client_->callback_stats().last_layoutrecall_stateid;
-    Compound ret;
-    ret.PutFh(fh).Op(op);
-    auto rr = client_->Call(ret);
-    ASSERT_TRUE(rr.ok());
-    EXPECT_NFS(rr->status(), NFS4_OK);
-  }
+  EXPECT_NFS(nfs41client::LayoutReturn(
+                 *client_, fh,
+                 client_->callback_stats().last_layoutrecall_stateid),
+             NFS4_OK);
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  Layout again;
+  nfs41client::NfsResult<nfs41client::FileLayout> again;
   do {
     again = LayoutGet(fh, sid);
     if (again.status == NFS4_OK) break;
@@ -525,14 +424,87 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   EXPECT_TRUE(via_mds == bytes.substr(0, 100));
   // Writing again through the new layout (to the data server of unit 2)
   // is not cut by anything queued.
-  ASSERT_NFS(dss[2]->WriteFile(again.fh, again.stateid, 2 * kUnit, "after",
+  ASSERT_NFS(dss[2]->WriteFile(again.value.fhs[0], sid, 2 * kUnit, "after",
                                FILE_SYNC4)
                  .status,
              NFS4_OK);
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  auto back = dss[2]->ReadFile(again.fh, again.stateid, 2 * kUnit, 5);
+  auto back = dss[2]->ReadFile(again.value.fhs[0], sid, 2 * kUnit, 5);
   ASSERT_NFS(back.status, NFS4_OK);
   EXPECT_EQ(back.value.data, "after") << "no late truncate cut new bytes";
+}
+
+
+// A data server the client cannot reach (it advertises an address where
+// nothing listens; the MDS reaches it at its listen address): the client
+// library sends that server's stripe units through the MDS (RFC 8881
+// §13.8), the bytes land on that data server all the same, and a read
+// gets every byte back.
+TEST_F(PnfsEndToEnd, UnreachableDataServerFallsBackToTheMds) {
+  DataServerProcess* hidden = ds_[1].get();
+  hidden->Kill();
+  hidden->Start("127.0.0.1:" + std::to_string(FreePort()));
+  // Registered again with the new address (same uuid, same device).
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool moved = false;
+  while (!moved && std::chrono::steady_clock::now() < end) {
+    auto list = mds_->pnfs().registry().ListDataServers(true);
+    ASSERT_TRUE(list.ok());
+    for (const auto& d : *list) {
+      if (d.listen == "127.0.0.1:" + std::to_string(hidden->port()) &&
+          d.advertise != d.listen) {
+        moved = true;
+      }
+    }
+    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(moved);
+  ASSERT_TRUE(WaitUp(3));
+
+  std::string bytes(6 * kUnit + 777, '\0');
+  std::mt19937_64 rng(11);
+  for (char& c : bytes) c = static_cast<char>(rng());
+  auto opened = client_->OpenFile(Root(), "fallback", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(opened.status, NFS4_OK);
+  const Fh fh = opened.value.fh;
+  const auto span = std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  {
+    auto w = nfs41client::PnfsFile::Open(*client_, fh, opened.value.stateid,
+                                         LAYOUTIOMODE4_RW);
+    ASSERT_NFS(w.status, NFS4_OK);
+    ASSERT_TRUE(w.value->has_layout());
+    ASSERT_NFS(w.value->Write(0, span), NFS4_OK);
+    ASSERT_NFS(w.value->Commit(), NFS4_OK);
+    const nfs41client::PnfsStats st = w.value->stats();
+    EXPECT_EQ(st.fallbacks, 1u) << "one data server given up, once";
+    EXPECT_GT(st.mds_bytes, 0u);
+    EXPECT_GT(st.ds_bytes, 0u);
+    EXPECT_EQ(st.mds_bytes + st.ds_bytes, bytes.size());
+    EXPECT_NFS(w.value->Return(), NFS4_OK);
+  }
+  auto attrs = client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE,
+                                                       FATTR4_FILEID}));
+  ASSERT_EQ(attrs.value.size, bytes.size());
+  // The units that went through the MDS are on the hidden data server.
+  auto store = nfs41d::data::OpenLocalDataStore(hidden->dir() + "/data");
+  ASSERT_TRUE(store.ok());
+  auto used = (*store)->SpaceUsed(attrs.value.fileid);
+  ASSERT_TRUE(used.ok());
+  EXPECT_GT(*used, 0u) << "the MDS wrote them to the data server";
+
+  auto r = nfs41client::PnfsFile::Open(*client_, fh, opened.value.stateid,
+                                       LAYOUTIOMODE4_READ);
+  ASSERT_NFS(r.status, NFS4_OK);
+  std::string back(bytes.size(), '\0');
+  auto n = r.value->Read(
+      0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(back.data()),
+                            back.size()));
+  ASSERT_NFS(n.status, NFS4_OK);
+  ASSERT_EQ(n.value, bytes.size());
+  EXPECT_TRUE(back == bytes) << "bytes read with the fallback differ";
+  EXPECT_GT(r.value->stats().mds_bytes, 0u);
+  EXPECT_GT(r.value->stats().ds_bytes, 0u);
 }
 
 }  // namespace
