@@ -77,22 +77,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local p
-  for _ in $(seq 20); do
-    p=$((20000 + RANDOM % 30000))
-    [[ -z $(ss -Htln "sport = :$p") ]] && { echo "$p"; return; }
-  done
-  return 1
-}
-wait_listen() {  # port pid
-  for _ in $(seq 100); do
-    [[ -n $(ss -Htln "sport = :$1") ]] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+# free_port, wait_listen, ganesha_start.
+source "$ROOT/bench/servers.sh"
 
 # --- PostgreSQL ---------------------------------------------------------------
 if [[ $(id -u) == 0 ]]; then chown postgres: "$TMP"; fi
@@ -140,44 +126,9 @@ start_nfs41d() {  # name db-uri
   exit 1
 }
 start_ganesha() {
-  local g=$TMP/ganesha port pid
-  mkdir -p "$g/export" "$g/recov"
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    cat >"$g/ganesha.conf" <<EOF
-NFS_CORE_PARAM {
-  NFS_Port = $port;
-  Bind_addr = 127.0.0.1;
-  Protocols = 4;
-  Enable_NLM = false;
-  Enable_RQUOTA = false;
-}
-NFSV4 {
-  Minor_Versions = 1;
-  Graceless = true;
-  RecoveryBackend = fs;
-  RecoveryRoot = "$g/recov";
-}
-EXPORT {
-  Export_Id = 1;
-  Path = "$g/export";
-  Pseudo = "/";
-  Protocols = 4;
-  Access_Type = RW;
-  Squash = No_Root_Squash;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = WARN; }
-EOF
-    ganesha.nfsd -F -f "$g/ganesha.conf" -L "$OUT/ganesha.log" -p "$g/ganesha.pid" \
-      -N NIV_WARN &
-    pid=$!
-    if wait_listen "$port" "$pid"; then PIDS+=("$pid"); PORT[ganesha]=$port; return; fi
-    kill "$pid" 2>/dev/null || true
-    log "ganesha did not listen on $port (attempt $attempt)"
-  done
-  exit 1
+  ganesha_start "$TMP/ganesha" "$OUT/ganesha.log" || exit 1
+  PIDS+=("$GANESHA_PID")
+  PORT[ganesha]=$GANESHA_PORT
 }
 start_nfs41d sqlite "sqlite://$TMP/sqlite/ns.db"
 start_nfs41d postgresql "$PG_URI"

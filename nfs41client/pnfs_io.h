@@ -160,6 +160,8 @@ class PnfsFile {
 
   bool has_layout() const { return layout_.has_value() && !returned_; }
   const std::optional<FileLayout>& layout() const { return layout_; }
+  // The layout's device (empty without a layout).
+  const FileDevice& device() const { return device_; }
   PnfsStats stats() const;
 
  private:
