@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -170,16 +171,17 @@ int main(int argc, char** argv) {
     const uint64_t v = rng();
     std::memcpy(&pattern[i], &v, 8);
   }
-  std::vector<uint8_t> data(o.size);
+  // Not zeroed first: every byte is written below.
+  std::unique_ptr<uint8_t[]> data = std::make_unique_for_overwrite<uint8_t[]>(o.size);
   for (uint64_t off = 0; off < o.size; off += o.io_size) {
     const uint64_t piece = off / o.io_size;
     const size_t from = (piece * 1000003u * 8) % kPattern;
     std::memcpy(&data[off], &pattern[from],
                 std::min<uint64_t>(o.io_size, o.size - off));
   }
-  const uint64_t sum_written = Checksum(data.data(), data.size());
-  std::vector<uint8_t> back(o.size);
-  std::memset(back.data(), 0xee, back.size());  // fault the pages in now
+  const uint64_t sum_written = Checksum(data.get(), o.size);
+  std::unique_ptr<uint8_t[]> back = std::make_unique_for_overwrite<uint8_t[]>(o.size);
+  std::memset(back.get(), 0xee, o.size);  // fault the pages in now
 
   const std::string name =
       "pnfs-bench-" + std::to_string(getpid()) + "-" + o.label;
@@ -215,7 +217,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     const auto t0 = Clock::now();
-    if (nfsstat4 s = pf->Write(0, data); s != NFS4_OK) Die("write: " + Name(s));
+    if (nfsstat4 s = pf->Write(0, {data.get(), o.size}); s != NFS4_OK) Die("write: " + Name(s));
     if (nfsstat4 s = pf->Commit(); s != NFS4_OK) Die("commit: " + Name(s));
     const auto t1 = Clock::now();
     write_mbps = MBps(o.size, t1 - t0);
@@ -243,7 +245,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     auto p = PnfsFile::Open(*c, f.fh, f.stateid, LAYOUTIOMODE4_READ, PnfsOpts(o));
     if (!p.ok()) Die("layout: " + Name(p.status) + " " + p.error);
-    auto n = p.value->Read(0, back);
+    auto n = p.value->Read(0, {back.get(), o.size});
     const auto t1 = Clock::now();
     if (!n.ok()) Die("read: " + Name(n.status));
     if (n.value != o.size) Die("read " + std::to_string(n.value) + " bytes");
@@ -253,8 +255,8 @@ int main(int argc, char** argv) {
     fallbacks += p.value->stats().fallbacks;
     (void)p.value->Return();
     (void)c->CloseFile(f.fh, f.stateid);
-    sum_read = Checksum(back.data(), back.size());
-    if (std::memcmp(back.data(), data.data(), o.size) != 0 ||
+    sum_read = Checksum(back.get(), o.size);
+    if (std::memcmp(back.get(), data.get(), o.size) != 0 ||
         sum_read != sum_written) {
       Die("the bytes read back differ from those written");
     }
