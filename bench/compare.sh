@@ -32,6 +32,8 @@ fi
 RUN_LIMIT=400
 
 log() { printf '%s compare.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# free_port, wait_listen, ganesha_start, stop_pids.
+source "$ROOT/bench/servers.sh"
 
 # --- build and packages -----------------------------------------------------
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
@@ -61,12 +63,8 @@ as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 cleanup() {
-  local rc=$? pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  local rc=$?
+  stop_pids "${PIDS[@]}"
   if [[ $PG_STARTED == 1 ]]; then
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null ||
       as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null || true
@@ -76,9 +74,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# free_port, wait_listen, ganesha_start.
-source "$ROOT/bench/servers.sh"
 
 # --- PostgreSQL ---------------------------------------------------------------
 if [[ $(id -u) == 0 ]]; then chown postgres: "$TMP"; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pNFS throughput (docs/performance.md, "pNFS throughput (issue 6, item 6)"):
 #
-#   bash bench/pnfs-bench.sh        # as root, ~5 min on 2 cores
+#   bash bench/pnfs-bench.sh        # as root, ~6 min per round on 2 cores
 #
 # Starts side by side on 127.0.0.1 and free ports, every data directory
 # under /var/tmp (one disk): nfs41d alone (bytes in its own data store),
@@ -55,12 +55,8 @@ RESULTS=$OUT/results.txt
 TMP=$(mktemp -d /var/tmp/pnfsbench.XXXXXX)
 PIDS=()
 cleanup() {
-  local rc=$? pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  local rc=$?
+  stop_pids "${PIDS[@]}"
   rm -rf "$TMP"
   exit $rc
 }

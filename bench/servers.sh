@@ -66,3 +66,14 @@ CONF
   done
   return 1
 }
+
+# stop_pids PID...: SIGTERM to each, up to 10 s for each to end, then
+# SIGKILL. Only the pids given: other engineers run the same binaries.
+stop_pids() {
+  local pid
+  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}

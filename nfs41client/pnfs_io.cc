@@ -266,7 +266,9 @@ ClientOptions DataServerClientOptions() {
 // A server the file's bytes go to: a data server's own session, or the MDS.
 struct PnfsFile::Server {
   std::unique_ptr<Client> owned;  // null for the MDS
-  Client* client = nullptr;       // null: this data server failed
+  // Null once this data server failed; other threads may still be
+  // sending to it (the Client lives as long as `owned`).
+  std::atomic<Client*> client{nullptr};
   // The write verifier of the first UNSTABLE4 WRITE since the last COMMIT;
   // a different one later means the server restarted in between and may
   // have lost what it had not committed (RFC 8881 §18.32.3).
@@ -332,7 +334,7 @@ NfsResult<std::unique_ptr<PnfsFile>> PnfsFile::Open(Client& mds, const Fh& fh,
 PnfsFile::Server* PnfsFile::Connect(uint32_t ds) {
   std::lock_guard lock(mu_);
   std::unique_ptr<Server>& s = servers_[ds];
-  if (s) return s->client ? s.get() : nullptr;
+  if (s) return s->client.load() ? s.get() : nullptr;
   s = std::make_unique<Server>();
   // Each multipath address in turn (§13.5: they all reach the same data
   // server); the first that gives a session wins.
@@ -353,8 +355,7 @@ PnfsFile::Server* PnfsFile::Connect(uint32_t ds) {
 
 void PnfsFile::DropServer(Server* s) {
   std::lock_guard lock(mu_);
-  if (s->client) ++stats_.fallbacks;
-  s->client = nullptr;
+  if (s->client.exchange(nullptr)) ++stats_.fallbacks;
 }
 
 nfsstat4 PnfsFile::SendPiece(Server& s, const Fh& fh, uint64_t offset,
@@ -379,7 +380,9 @@ nfsstat4 PnfsFile::SendPiece(Server& s, const Fh& fh, uint64_t offset,
     a.count = static_cast<count4>(length);
   }
   cp.Op(op);
-  auto r = s.client->Call(cp);
+  Client* c = s.client.load();
+  if (c == nullptr) return NFS4ERR_IO;  // dropped meanwhile: to the MDS
+  auto r = c->Call(cp);
   if (StatusOf(r) != NFS4_OK) return StatusOf(r);
   if (r->size() < 3) return NFS4ERR_SERVERFAULT;
   if (write) {
@@ -540,11 +543,13 @@ nfsstat4 PnfsFile::CommitServer(Server& s, const std::vector<const Fh*>& fhs) {
     if (!s.verf) return NFS4_OK;
     // It failed after taking unstable bytes: they may be lost and the
     // caller must write them again (through the MDS now).
-    if (!s.client) return NFS4ERR_IO;
+    if (!s.client.load()) return NFS4ERR_IO;
   }
   bool lost = false;
   for (const Fh* fh : fhs) {
-    auto c = s.client->CommitFile(*fh);
+    Client* client = s.client.load();
+    if (client == nullptr) return NFS4ERR_IO;
+    auto c = client->CommitFile(*fh);
     if (!c.ok()) return c.status;
     std::lock_guard lock(mu_);
     // §18.3.3: a verifier that differs from the WRITEs' means the server
