@@ -131,9 +131,11 @@ struct PnfsStats {
 
 // One open file's data path. Without a layout (the MDS gave none, or
 // use_layout is false) every READ/WRITE goes to the MDS with the open
-// stateid; the same happens, for the rest of the file's life here, once a
-// data server cannot be reached or fails an operation (RFC 8881 §13.8:
-// the MDS can serve every byte).
+// stateid. The stripe units of a data server that cannot be reached or
+// fails an operation go to the MDS too, for the rest of this object's
+// life (RFC 8881 §13.8: the MDS can serve every byte); the others still go
+// to their data servers. Data servers and the MDS get the open stateid
+// (§13.9.1).
 class PnfsFile {
  public:
   static NfsResult<std::unique_ptr<PnfsFile>> Open(Client& mds, const Fh& fh,
