@@ -46,6 +46,8 @@ fi
 RUN_LIMIT=400
 
 log() { printf '%s compare.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# free_port, wait_listen, ganesha_start, stop_pids.
+source "$ROOT/bench/servers.sh"
 
 # --- build and packages -----------------------------------------------------
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
@@ -76,12 +78,8 @@ as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 cleanup() {
-  local rc=$? pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  local rc=$?
+  stop_pids "${PIDS[@]}"
   if [[ -n $SYNC_MNT ]]; then umount "$SYNC_MNT" || umount -l "$SYNC_MNT" || true; fi
   if [[ -n $SYNC_LOOP ]]; then losetup -d "$SYNC_LOOP" || true; fi
   if [[ $PG_STARTED == 1 ]]; then
@@ -93,23 +91,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  local p
-  for _ in $(seq 20); do
-    p=$((20000 + RANDOM % 30000))
-    [[ -z $(ss -Htln "sport = :$p") ]] && { echo "$p"; return; }
-  done
-  return 1
-}
-wait_listen() {  # port pid
-  for _ in $(seq 100); do
-    [[ -n $(ss -Htln "sport = :$1") ]] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 # --- PostgreSQL ---------------------------------------------------------------
 if [[ $(id -u) == 0 ]]; then chown postgres: "$TMP"; fi
@@ -157,44 +138,9 @@ start_nfs41d() {  # name db-uri
   exit 1
 }
 start_ganesha() {  # name export-dir
-  local name=$1 g=$TMP/$1 port pid
-  mkdir -p "$2" "$g/recov"
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    cat >"$g/ganesha.conf" <<EOF
-NFS_CORE_PARAM {
-  NFS_Port = $port;
-  Bind_addr = 127.0.0.1;
-  Protocols = 4;
-  Enable_NLM = false;
-  Enable_RQUOTA = false;
-}
-NFSV4 {
-  Minor_Versions = 1;
-  Graceless = true;
-  RecoveryBackend = fs;
-  RecoveryRoot = "$g/recov";
-}
-EXPORT {
-  Export_Id = 1;
-  Path = "$2";
-  Pseudo = "/";
-  Protocols = 4;
-  Access_Type = RW;
-  Squash = No_Root_Squash;
-  SecType = sys;
-  FSAL { Name = VFS; }
-}
-LOG { Default_Log_Level = WARN; }
-EOF
-    ganesha.nfsd -F -f "$g/ganesha.conf" -L "$OUT/$name.log" -p "$g/ganesha.pid" \
-      -N NIV_WARN &
-    pid=$!
-    if wait_listen "$port" "$pid"; then PIDS+=("$pid"); PORT[$name]=$port; return; fi
-    kill "$pid" 2>/dev/null || true
-    log "$name did not listen on $port (attempt $attempt)"
-  done
-  exit 1
+  ganesha_start "$TMP/$1" "$OUT/$1.log" "$2" || exit 1
+  PIDS+=("$GANESHA_PID")
+  PORT[$1]=$GANESHA_PORT
 }
 start_nfs41d sqlite "sqlite://$TMP/sqlite/ns.db"
 start_nfs41d postgresql "$PG_URI"

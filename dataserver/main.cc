@@ -11,6 +11,7 @@
 // Exit status: 0 after a clean stop, 1 if it cannot start, 2 for bad
 // arguments (CLI11's own codes for unknown flags).
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -35,6 +36,12 @@ bool IsWildcard(const std::string& host) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // READ/WRITE buffers (up to 1 MiB plus headers) are allocated and freed
+  // per request on every worker: keep them in the heap rather than a fresh
+  // mmap (and its page faults) each time, and keep freed memory for the
+  // next request (docs/performance.md, pNFS throughput).
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   CLI::App app{"dataserver: pNFS data server (NFSv4.1 file layout)"};
   std::string listen, advertise, mds, data_dir, key_file, log_level;
   size_t workers = 8;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -46,6 +47,14 @@ std::string Nfs41Server::Start() {
   }
   ns_ = std::move(opened).value();
   records_ = std::make_unique<ns::ClientRecords>(ns_.get());
+  // A READ or WRITE of max_io bytes (fattr4 maxread/maxwrite) must fit a
+  // session with its COMPOUND around it (RFC 8881 §18.36.3), as on the
+  // data servers (dataserver/ds_server.cc).
+  constexpr uint32_t kIoHeadroom = 64u << 10;
+  options_.state.max_request_size =
+      std::max(options_.state.max_request_size, ctx_.max_io + kIoHeadroom);
+  options_.state.max_response_size =
+      std::max(options_.state.max_response_size, ctx_.max_io + kIoHeadroom);
   state_ = std::make_unique<state::StateManager>(options_.state,
                                                  records_.get());
   if (ns::Status s = state_->StartEpoch(); !s.ok()) {

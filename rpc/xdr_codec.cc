@@ -24,7 +24,13 @@ XdrEncoder::XdrEncoder(size_t reserve) {
 
 uint8_t* XdrEncoder::Grow(size_t n) {
   if (buf_.size() - size_ < n) {
-    buf_.resize(std::max(buf_.size() * 2, size_ + n));
+    // Capacity doubles; only the bytes about to be written are added (and
+    // zeroed), not the whole new capacity: after a 1 MiB opaque the next
+    // 4-byte put must not clear another megabyte.
+    if (buf_.capacity() - size_ < n) {
+      buf_.reserve(std::max(buf_.capacity() * 2, size_ + n));
+    }
+    buf_.resize(size_ + n);
   }
   uint8_t* p = buf_.data() + size_;
   size_ += n;
@@ -48,7 +54,20 @@ bool_t XdrEncoder::PutLong(XDR* xdrs, const long* lp) {
 
 bool_t XdrEncoder::PutBytes(XDR* xdrs, const char* addr, u_int len) {
   auto* self = static_cast<XdrEncoder*>(xdrs->x_private);
-  if (len > 0) std::memcpy(self->Grow(len), addr, len);
+  if (len == 0) return TRUE;
+  std::vector<uint8_t>& b = self->buf_;
+  if (b.size() - self->size_ < len) {
+    // A large opaque (READ or WRITE data): append it, which copies once,
+    // instead of growing (zeroing) and then copying.
+    b.resize(self->size_);
+    if (b.capacity() - self->size_ < len) {
+      b.reserve(std::max(b.capacity() * 2, self->size_ + len));
+    }
+    b.insert(b.end(), addr, addr + len);
+    self->size_ += len;
+    return TRUE;
+  }
+  std::memcpy(self->Grow(len), addr, len);
   return TRUE;
 }
 

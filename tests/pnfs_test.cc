@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "nfs41client/client.h"
+#include "nfs41client/pnfs_io.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/pnfs_mds.h"
 #include "nfs41d/server.h"
@@ -826,6 +827,78 @@ TEST_F(PnfsEndToEnd, CbNotifyDeviceIdWhenADataServerMovesOrComesBack) {
   EXPECT_EQ(stats.device_changes[1].type, NOTIFY_DEVICEID4_CHANGE);
   EXPECT_TRUE(stats.device_changes[1].device == want_id);
   EXPECT_FALSE(stats.device_changes[1].immediate);
+}
+
+// A data server the client cannot reach (it advertises an address where
+// nothing listens; the MDS reaches it at its listen address): the client
+// library sends that server's stripe units through the MDS (RFC 8881
+// §13.8), the bytes land on that data server all the same, and a read
+// gets every byte back.
+TEST_F(PnfsEndToEnd, UnreachableDataServerFallsBackToTheMds) {
+  DataServerProcess* hidden = ds_[1].get();
+  hidden->Kill();
+  hidden->Start("127.0.0.1:" + std::to_string(FreePort()));
+  // Registered again with the new address (same uuid, same device).
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool moved = false;
+  while (!moved && std::chrono::steady_clock::now() < end) {
+    auto list = mds_->pnfs().registry().ListDataServers(true);
+    ASSERT_TRUE(list.ok());
+    for (const auto& d : *list) {
+      if (d.listen == "127.0.0.1:" + std::to_string(hidden->port()) &&
+          d.advertise != d.listen) {
+        moved = true;
+      }
+    }
+    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(moved);
+  ASSERT_TRUE(WaitUp(3));
+
+  std::string bytes(6 * kUnit + 777, '\0');
+  std::mt19937_64 rng(11);
+  for (char& c : bytes) c = static_cast<char>(rng());
+  auto opened = client_->OpenFile(Root(), "fallback", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(opened.status, NFS4_OK);
+  const Fh fh = opened.value.fh;
+  const auto span = std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  {
+    auto w = nfs41client::PnfsFile::Open(*client_, fh, opened.value.stateid,
+                                         LAYOUTIOMODE4_RW);
+    ASSERT_NFS(w.status, NFS4_OK);
+    ASSERT_TRUE(w.value->has_layout());
+    ASSERT_NFS(w.value->Write(0, span), NFS4_OK);
+    ASSERT_NFS(w.value->Commit(), NFS4_OK);
+    const nfs41client::PnfsStats st = w.value->stats();
+    EXPECT_EQ(st.fallbacks, 1u) << "one data server given up, once";
+    EXPECT_GT(st.mds_bytes, 0u);
+    EXPECT_GT(st.ds_bytes, 0u);
+    EXPECT_EQ(st.mds_bytes + st.ds_bytes, bytes.size());
+    EXPECT_NFS(w.value->Return(), NFS4_OK);
+  }
+  auto attrs = client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE,
+                                                       FATTR4_FILEID}));
+  ASSERT_EQ(attrs.value.size, bytes.size());
+  // The units that went through the MDS are on the hidden data server.
+  auto store = nfs41d::data::OpenLocalDataStore(hidden->dir() + "/data");
+  ASSERT_TRUE(store.ok());
+  auto used = (*store)->SpaceUsed(attrs.value.fileid);
+  ASSERT_TRUE(used.ok());
+  EXPECT_GT(*used, 0u) << "the MDS wrote them to the data server";
+
+  auto r = nfs41client::PnfsFile::Open(*client_, fh, opened.value.stateid,
+                                       LAYOUTIOMODE4_READ);
+  ASSERT_NFS(r.status, NFS4_OK);
+  std::string back(bytes.size(), '\0');
+  auto n = r.value->Read(
+      0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(back.data()),
+                            back.size()));
+  ASSERT_NFS(n.status, NFS4_OK);
+  ASSERT_EQ(n.value, bytes.size());
+  EXPECT_TRUE(back == bytes) << "bytes read with the fallback differ";
+  EXPECT_GT(r.value->stats().mds_bytes, 0u);
+  EXPECT_GT(r.value->stats().ds_bytes, 0u);
 }
 
 }  // namespace
