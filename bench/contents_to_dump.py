@@ -96,29 +96,32 @@ def sorted_keys(paths, stats):
     """The paths of the Contents files, "/" mapped to \x01 so that a plain
     byte sort is depth first (docs/dump-format.md), sorted and deduplicated
     by sort(1): an external merge sort with bounded memory, in a process of
-    its own (the decompression runs in zcat's)."""
+    its own (decompression in zcat's or lz4cat's)."""
     env = dict(os.environ, LC_ALL="C")
     sorter = subprocess.Popen(
         ["sort", "-u", "-S", "512M", "--parallel=2", "-T",
          os.environ.get("TMPDIR", "/var/tmp")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=1 << 20)
-    unzip = subprocess.Popen(["zcat", "-f", "--"] + paths,
-                             stdout=subprocess.PIPE, bufsize=1 << 20)
     sink = sorter.stdin
-    for line in unzip.stdout:
-        # "PATH<spaces>SECTION/PACKAGE,..."; PATH may hold spaces itself.
-        fields = line.rsplit(None, 1)
-        if len(fields) != 2 or (fields[0] == b"FILE" and
-                                fields[1] == b"LOCATION"):
-            continue
-        stats["lines"] += 1
-        key = fields[0].strip(b"/").replace(b"/", b"\x01")
-        if bad_key(key):
-            stats["refused"] += 1
-            continue
-        sink.write(key + b"\n")
-    if unzip.wait() != 0:
-        sys.exit("zcat failed on %s" % " ".join(paths))
+    for path in paths:
+        # apt-file keeps its lists lz4-compressed; the mirror serves gzip.
+        tool = ["lz4cat"] if path.endswith(".lz4") else ["zcat", "-f"]
+        unzip = subprocess.Popen(tool + ["--", path], stdout=subprocess.PIPE,
+                                 bufsize=1 << 20)
+        for line in unzip.stdout:
+            # "PATH<spaces>SECTION/PACKAGE,..."; PATH may hold spaces itself.
+            fields = line.rsplit(None, 1)
+            if len(fields) != 2 or (fields[0] == b"FILE" and
+                                    fields[1] == b"LOCATION"):
+                continue
+            stats["lines"] += 1
+            key = fields[0].strip(b"/").replace(b"/", b"\x01")
+            if bad_key(key):
+                stats["refused"] += 1
+                continue
+            sink.write(key + b"\n")
+        if unzip.wait() != 0:
+            sys.exit("%s failed on %s" % (tool[0], path))
     sink.close()
     return sorter
 
