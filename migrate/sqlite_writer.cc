@@ -1,6 +1,9 @@
 // The SQLite writer: prepared statements, one big transaction per batch.
 // Keys arrive in ascending order (inode numbers and cookies are given in
-// import order), so every insert appends to the B-trees.
+// import order), so every insert appends to the B-trees; dirents' two
+// secondary indexes, which would not be appended to, are built once at
+// the end (DropIndexes/DropState), and the load runs with a rollback
+// journal (LoadJournal). A small page cache is enough for appends.
 
 #include <fmt/core.h>
 #include <sqlite3.h>
@@ -56,8 +59,8 @@ class SqliteWriter final : public Writer {
     sqlite3_busy_timeout(db_.get(), 10000);
     // NORMAL in WAL mode: a process crash loses nothing committed; a power
     // loss may lose the last batches, but each batch and its checkpoint
-    // together, so a resume is still exact. A big page cache holds the
-    // right edges of the B-trees and the (parent, name) index.
+    // together, so a resume is still exact. The page cache holds the
+    // right edges of the B-trees; more only costs memory.
     return Exec(
         "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; "
         "PRAGMA temp_store = MEMORY;");
