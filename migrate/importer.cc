@@ -6,9 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <future>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -430,12 +431,18 @@ class Importer {
   ns::Status CommitBatch() {
     NS_RETURN_IF_ERROR(Land());
     std::swap(batch_, flying_);
-    inflight_ = std::async(std::launch::async, [this, cp = Snapshot()] {
+    auto job = [this, cp = Snapshot()] {
       const double cpu = ThreadCpu();
       ns::Status s = w_.Commit(flying_, cp);
       flight_cpu_ = ThreadCpu() - cpu;
       return s;
-    });
+    };
+    try {
+      inflight_ = std::async(std::launch::async, job);
+    } catch (const std::system_error&) {
+      // No thread to be had: the batch is written by Land(), here.
+      inflight_ = std::async(std::launch::deferred, job);
+    }
     return ns::Status::Ok();
   }
 

@@ -300,7 +300,8 @@ TEST_P(MigrateTest, PipelinedBatchesGiveTheSameNamespaceAsOneBatch) {
   const std::string many = Fresh(), one = Fresh();
   ASSERT_OK_AND_ASSIGN(ImportStats a, ImportUri("dump:" + dump, many, 37));
   EXPECT_GT(a.batches, 20u);
-  ASSERT_OK_AND_ASSIGN(ImportStats b, ImportUri("dump:" + dump, one, 100000000));
+  ASSERT_OK_AND_ASSIGN(ImportStats b,
+                       ImportUri("dump:" + dump, one, 100000000));
   EXPECT_EQ(b.batches, 0u);  // everything in Finish
   EXPECT_EQ(a.entries, b.entries);
   EXPECT_EQ(a.with_metadata, 41u);

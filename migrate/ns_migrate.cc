@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
       st->files, st->symlinks, st->others, st->extra_names,
       st->resumed ? fmt::format(" (resumed after {})", st->resumed_at) : "",
       secs, done / std::max(secs, 1e-9), nsmigrate::PeakRssBytes() >> 20,
-      st->read_cpu_s, st->write_cpu_s, skips.count(), skips.count() ? " (see the log)" : "");
+      st->read_cpu_s, st->write_cpu_s, skips.count(),
+      skips.count() ? " (see the log)" : "");
   if (verify && !dry_run) {
     writer->reset();  // the verify pass opens the target through the library
     return RunVerify(from, to, skips);

@@ -353,11 +353,8 @@ class SqliteWriter final : public Writer {
   // importer refuses duplicates itself (importer.h), and the unique index
   // checks again when it is built. Cost: NamesIn on --resume scans dirents.
   ns::Status DropIndexes() {
-    std::vector<std::string> names;
-    {
-      NS_ASSIGN_OR_RETURN(Stmt s, Prepare("SELECT name FROM ns_migrate_indexes"));
-      while (sqlite3_step(s.get()) == SQLITE_ROW) names.push_back(Text(s.get(), 0));
-    }
+    NS_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                        Strings("SELECT name FROM ns_migrate_indexes"));
     for (const std::string& n : names) {
       NS_RETURN_IF_ERROR(Exec(fmt::format("DROP INDEX \"{}\"", n)));
     }
@@ -371,11 +368,8 @@ class SqliteWriter final : public Writer {
   ns::Status DropState() {
     NS_ASSIGN_OR_RETURN(bool saved, HasTable("ns_migrate_indexes"));
     if (saved) {
-      std::vector<std::string> sqls;
-      {
-        NS_ASSIGN_OR_RETURN(Stmt s, Prepare("SELECT sql FROM ns_migrate_indexes"));
-        while (sqlite3_step(s.get()) == SQLITE_ROW) sqls.push_back(Text(s.get(), 0));
-      }
+      NS_ASSIGN_OR_RETURN(std::vector<std::string> sqls,
+                          Strings("SELECT sql FROM ns_migrate_indexes"));
       NS_RETURN_IF_ERROR(Exec("PRAGMA temp_store = FILE; PRAGMA threads = 2"));
       for (const std::string& sql : sqls) {
         NS_RETURN_IF_ERROR(Exec(sql));
@@ -425,6 +419,19 @@ class SqliteWriter final : public Writer {
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return Error(what);
     return ns::Status::Ok();
+  }
+
+  // The first column of every row of `sql`; the statement is finished
+  // before it returns (no read left open).
+  ns::Result<std::vector<std::string>> Strings(const char* sql) {
+    NS_ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back(Text(s.get(), 0));
+    }
+    if (rc != SQLITE_DONE) return Error(sql);
+    return out;
   }
 
   ns::Result<int64_t> Count(const char* sql) {
