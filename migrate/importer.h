@@ -53,6 +53,10 @@ struct ImportStats {
   uint64_t with_metadata = 0;   // entries with ACL/xattr/tag/... rows
   uint64_t extras_skipped = 0;  // entries with some of that not stored (logged)
   uint64_t batches = 0;
+  // CPU seconds of the two threads: reading the source and building rows,
+  // and storing the batches (the writer; a database server's own CPU is
+  // not in it). The larger one bounds the import on an idle machine.
+  double read_cpu_s = 0, write_cpu_s = 0;
   bool resumed = false;
   uint64_t resumed_at = 0;  // entries already imported before this run
 };

@@ -177,12 +177,13 @@ int main(int argc, char** argv) {
       "{} {} entries (this run: {} directories, {} files, {} "
       "symlinks, {} other, {} extra hard-link names){} in {:.1f}s: {:.0f} "
       "entries/s, peak "
-      "memory {} MiB; {} skipped{}\n",
+      "memory {} MiB, CPU {:.1f}s reading + {:.1f}s writing; {} skipped{}\n",
       dry_run ? "validated" : "imported", st->entries, st->directories,
       st->files, st->symlinks, st->others, st->extra_names,
       st->resumed ? fmt::format(" (resumed after {})", st->resumed_at) : "",
       secs, done / std::max(secs, 1e-9), nsmigrate::PeakRssBytes() >> 20,
-      skips.count(), skips.count() ? " (see the log)" : "");
+      st->read_cpu_s, st->write_cpu_s, skips.count(),
+      skips.count() ? " (see the log)" : "");
   if (verify && !dry_run) {
     writer->reset();  // the verify pass opens the target through the library
     return RunVerify(from, to, skips);

@@ -214,7 +214,11 @@ class PgWriter final : public Writer {
                 {std::to_string(cp.next_ino - 1),
                  std::to_string(cp.next_cookie - 1)})
               .status());
-      return Exec("DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+      // The import is done when this commit is on disk: the batches'
+      // asynchronous commits are flushed with it (WAL is sequential).
+      return Exec(
+          "DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links; "
+          "SET LOCAL synchronous_commit = on");
     };
     ns::Status s = run();
     if (s.ok()) s = Exec("COMMIT");

@@ -1,6 +1,9 @@
 // The SQLite writer: prepared statements, one big transaction per batch.
 // Keys arrive in ascending order (inode numbers and cookies are given in
-// import order), so every insert appends to the B-trees.
+// import order), so every insert appends to the B-trees; dirents' two
+// secondary indexes, which would not be appended to, are built once at
+// the end (DropIndexes/DropState), and the load runs with a rollback
+// journal (LoadJournal). A small page cache is enough for appends.
 
 #include <fmt/core.h>
 #include <sqlite3.h>
@@ -27,7 +30,12 @@ constexpr const char* kCreateState =
     "next_cookie INTEGER NOT NULL, stack TEXT NOT NULL);"
     "CREATE TABLE ns_migrate_links (key TEXT PRIMARY KEY, ino INTEGER NOT "
     "NULL, "
-    "seen INTEGER NOT NULL, nlink INTEGER NOT NULL);";
+    "seen INTEGER NOT NULL, nlink INTEGER NOT NULL);"
+    // dirents' secondary indexes, kept aside while the import runs.
+    "CREATE TABLE ns_migrate_indexes (name TEXT PRIMARY KEY, sql TEXT NOT "
+    "NULL);"
+    "INSERT INTO ns_migrate_indexes SELECT name, sql FROM sqlite_master "
+    "WHERE type = 'index' AND tbl_name = 'dirents' AND sql IS NOT NULL;";
 
 class SqliteWriter final : public Writer {
  public:
@@ -37,7 +45,11 @@ class SqliteWriter final : public Writer {
   ns::Status Open() {
     if (!exists_) return ns::Status::Ok();  // dry run on a file to be made
     sqlite3* raw = nullptr;
-    const int flags = dry_run_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    // NOMUTEX: the writer is used by one thread at a time (writer.h), so
+    // SQLite's own locking of every call is pure cost.
+    const int flags =
+        (dry_run_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+        SQLITE_OPEN_NOMUTEX;
     const int rc = sqlite3_open_v2(path_.c_str(), &raw, flags, nullptr);
     db_.reset(raw);
     if (rc != SQLITE_OK) {
@@ -47,10 +59,10 @@ class SqliteWriter final : public Writer {
     sqlite3_busy_timeout(db_.get(), 10000);
     // NORMAL in WAL mode: a process crash loses nothing committed; a power
     // loss may lose the last batches, but each batch and its checkpoint
-    // together, so a resume is still exact. A big page cache holds the
-    // right edges of the B-trees and the (parent, name) index.
+    // together, so a resume is still exact. The page cache holds the
+    // right edges of the B-trees; more only costs memory.
     return Exec(
-        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072; "
+        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; "
         "PRAGMA temp_store = MEMORY;");
   }
 
@@ -88,6 +100,8 @@ class SqliteWriter final : public Writer {
             "resume", fmt::format("the interrupted import read {}, not {}",
                                   cp.source, source));
       }
+      s.reset();  // ends the read: the journal cannot change inside one
+      if (!dry_run_) NS_RETURN_IF_ERROR(LoadJournal());
       return cp;
     }
     NS_ASSIGN_OR_RETURN(int64_t inodes, Count("SELECT count(*) FROM inodes"));
@@ -101,8 +115,10 @@ class SqliteWriter final : public Writer {
     }
     if (!dry_run_) {
       NS_RETURN_IF_ERROR(Exec(std::string("BEGIN IMMEDIATE;") + kCreateState));
+      NS_RETURN_IF_ERROR(DropIndexes());
       NS_RETURN_IF_ERROR(StoreState(fresh));
       NS_RETURN_IF_ERROR(Exec("COMMIT"));
+      NS_RETURN_IF_ERROR(LoadJournal());
     }
     return fresh;
   }
@@ -166,8 +182,7 @@ class SqliteWriter final : public Writer {
             Stmt r, Prepare("UPDATE inodes SET nlink = ?1 WHERE ino = 1"));
         sqlite3_bind_int(r.get(), 1, static_cast<int>(root.nlink));
         NS_RETURN_IF_ERROR(Step(r.get(), "update root"));
-        return Exec(
-            "DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+        return DropState();
       }
       NS_ASSIGN_OR_RETURN(
           Stmt r, Prepare("UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, "
@@ -189,7 +204,7 @@ class SqliteWriter final : public Writer {
       NS_RETURN_IF_ERROR(Step(r.get(), "update root"));
       // AUTOINCREMENT's counters already moved past the explicit keys we
       // inserted; nothing else holds a sequence on SQLite.
-      return Exec("DROP TABLE ns_migrate_state; DROP TABLE ns_migrate_links;");
+      return DropState();
     };
     ns::Status s = run();
     if (s.ok()) s = Exec("COMMIT");
@@ -197,15 +212,21 @@ class SqliteWriter final : public Writer {
       (void)Exec("ROLLBACK");
       return s;
     }
-    // Statistics for the planner, sampled so that this stays quick.
-    return Exec("PRAGMA analysis_limit = 1000; ANALYZE;");
+    // Statistics for the planner, sampled so that this stays quick; then
+    // the namespace's own journal again.
+    return Exec("PRAGMA analysis_limit = 1000; ANALYZE; " + kWalJournal);
   }
 
   ns::Status Discard() override {
     if (dry_run_ || !db_) return ns::Status::Ok();
-    return Exec(
-        "DROP TABLE IF EXISTS ns_migrate_state; "
-        "DROP TABLE IF EXISTS ns_migrate_links;");
+    NS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    ns::Status s = DropState();
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+    return Exec(kWalJournal);
   }
 
   ns::Result<bool> HasTable(const std::string& name) override {
@@ -324,6 +345,55 @@ class SqliteWriter final : public Writer {
                                sqlite3_errmsg(db_.get()));
   }
 
+  // dirents' secondary indexes ((parent, name) and (parent, cookie)) are
+  // dropped for the import and built again by Finish() from their own
+  // CREATE statements (saved in ns_migrate_indexes, so the result is the
+  // schema's, whatever its version): one sort per index instead of a
+  // B-tree descent per row. Names stay unique meanwhile because the
+  // importer refuses duplicates itself (importer.h), and the unique index
+  // checks again when it is built. Cost: NamesIn on --resume scans dirents.
+  ns::Status DropIndexes() {
+    NS_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                        Strings("SELECT name FROM ns_migrate_indexes"));
+    for (const std::string& n : names) {
+      NS_RETURN_IF_ERROR(Exec(fmt::format("DROP INDEX \"{}\"", n)));
+    }
+    return ns::Status::Ok();
+  }
+
+  // The indexes back (if this import dropped them), then the import's
+  // tables gone: in the caller's transaction. The index sort spills to
+  // temporary files rather than memory, so memory stays bounded, and may
+  // use a second thread.
+  ns::Status DropState() {
+    NS_ASSIGN_OR_RETURN(bool saved, HasTable("ns_migrate_indexes"));
+    if (saved) {
+      NS_ASSIGN_OR_RETURN(std::vector<std::string> sqls,
+                          Strings("SELECT sql FROM ns_migrate_indexes"));
+      NS_RETURN_IF_ERROR(Exec("PRAGMA temp_store = FILE; PRAGMA threads = 2"));
+      for (const std::string& sql : sqls) {
+        NS_RETURN_IF_ERROR(Exec(sql));
+      }
+      NS_RETURN_IF_ERROR(Exec("DROP TABLE ns_migrate_indexes"));
+    }
+    return Exec(
+        "DROP TABLE IF EXISTS ns_migrate_state; "
+        "DROP TABLE IF EXISTS ns_migrate_links;");
+  }
+
+  // The journal while the import runs: a rollback journal instead of the
+  // namespace's WAL. A batch mostly appends new pages, which a rollback
+  // journal never copies (only pages that existed when the transaction
+  // began are saved), while WAL writes every page twice (log, then
+  // checkpoint). synchronous = NORMAL still syncs the journal and the
+  // database at every commit, so a batch and its checkpoint survive a
+  // crash together or not at all, as before. Finish() and Discard() put
+  // WAL back (libnamespace also sets it on every open).
+  ns::Status LoadJournal() {
+    return Exec("PRAGMA journal_mode = TRUNCATE");
+  }
+  inline static const std::string kWalJournal = "PRAGMA journal_mode = WAL;";
+
   ns::Status Exec(const std::string& sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) !=
@@ -349,6 +419,19 @@ class SqliteWriter final : public Writer {
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return Error(what);
     return ns::Status::Ok();
+  }
+
+  // The first column of every row of `sql`; the statement is finished
+  // before it returns (no read left open).
+  ns::Result<std::vector<std::string>> Strings(const char* sql) {
+    NS_ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back(Text(s.get(), 0));
+    }
+    if (rc != SQLITE_DONE) return Error(sql);
+    return out;
   }
 
   ns::Result<int64_t> Count(const char* sql) {
@@ -560,6 +643,10 @@ ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
   struct stat st {};
   bool exists = ::stat(path.c_str(), &st) == 0;
   const std::string uri = "sqlite://" + path;
+  // No allocation statistics: they take a global mutex on every malloc of
+  // SQLite's. Only takes effect before SQLite's first use in the process
+  // (ns-migrate's case); later it is refused and changes nothing.
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (!exists && !dry_run) {
     NS_RETURN_IF_ERROR(ns::InitSchema(uri));
     exists = true;
