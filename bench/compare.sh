@@ -15,13 +15,20 @@
 # is stopped by its pid; temporary files are removed at the end.
 #
 # Environment: NFS_LOAD_BUILD (build dir, default build/), COMPARE_OUT
-# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script).
+# (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script),
+# COMPARE_WORKLOADS (default "files-3901 dirs-shared bigdir") and
+# COMPARE_PHASES (nfs-load phases of the first two, default
+# create,stat,readdir,rename,remove) to run only part of it,
+# COMPARE_DOCS=0 to leave docs/ alone (table and plot go to the results
+# dir only).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${NFS_LOAD_BUILD:-$ROOT/build}
 OUT=${COMPARE_OUT:-$BUILD/bench-results/compare-$(date +%Y%m%d-%H%M%S)}
 QUICK=${COMPARE_QUICK:-0}
+WORKLOADS=${COMPARE_WORKLOADS:-files-3901 dirs-shared bigdir}
+DOCS=${COMPARE_DOCS:-1}
 if [[ $QUICK == 1 ]]; then
   ROUNDS=1 FILES=50 DIRS=50 BIG=500 PHASE_SECS=20
 else
@@ -209,24 +216,36 @@ run() {
     >>"$RESULTS"
 }
 SERVERS=(sqlite postgresql ganesha)
-PHASES=create,stat,readdir,rename,remove
+PHASES=${COMPARE_PHASES:-create,stat,readdir,rename,remove}
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 for round in $(seq "$ROUNDS"); do
-  for s in "${SERVERS[@]}"; do
-    run "$s" files-3901 "$round" --threads 2 --files "$FILES" --size 3901 --phases "$PHASES"
-  done
-  for s in "${SERVERS[@]}"; do
-    run "$s" dirs-shared "$round" --threads 2 --files "$DIRS" --dirs --shared-dir --phases "$PHASES"
-  done
+  if wants files-3901; then
+    for s in "${SERVERS[@]}"; do
+      run "$s" files-3901 "$round" --threads 2 --files "$FILES" --size 3901 --phases "$PHASES"
+    done
+  fi
+  if wants dirs-shared; then
+    for s in "${SERVERS[@]}"; do
+      run "$s" dirs-shared "$round" --threads 2 --files "$DIRS" --dirs --shared-dir --phases "$PHASES"
+    done
+  fi
 done
 # One big shared directory, empty files, kept (the servers are thrown away).
-for s in "${SERVERS[@]}"; do
-  run "$s" bigdir 1 --threads 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
-done
+if wants bigdir; then
+  for s in "${SERVERS[@]}"; do
+    run "$s" bigdir 1 --threads 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
+  done
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 
 # --- table and plot ------------------------------------------------------------
+DOC=$ROOT/docs/performance.md PLOT=$ROOT/docs/compare-ganesha.png
+if [[ $DOCS == 0 ]]; then
+  cp "$DOC" "$OUT/performance.md"
+  DOC=$OUT/performance.md PLOT=$OUT/compare-ganesha.png
+fi
 python3 "$ROOT/bench/compare_report.py" "$RESULTS" "$OUT/machine.txt" \
-  "$ROOT/docs/performance.md" "$OUT/ratios.dat" | tee "$OUT/summary.md"
-gnuplot -e "datafile='$OUT/ratios.dat'; outfile='$ROOT/docs/compare-ganesha.png'" \
+  "$DOC" "$OUT/ratios.dat" | tee "$OUT/summary.md"
+gnuplot -e "datafile='$OUT/ratios.dat'; outfile='$PLOT'" \
   "$ROOT/bench/compare.gp"
-log "results in $OUT; table in docs/performance.md, plot docs/compare-ganesha.png"
+log "results in $OUT; table in $DOC, plot $PLOT"
