@@ -17,7 +17,11 @@
 # Environment: NFS_LOAD_BUILD (build dir, default build/), COMPARE_OUT
 # (results dir), COMPARE_QUICK=1 (tiny counts, for trying the script),
 # COMPARE_THREADS (client thread counts, default "2 8 16"), COMPARE_SYNC=0
-# (no "equally durable" Ganesha).
+# (no "equally durable" Ganesha), COMPARE_WORKLOADS (default "files-3901 dirs-shared bigdir") and
+# COMPARE_PHASES (nfs-load phases of the first two, default
+# create,stat,readdir,rename,remove) to run only part of it,
+# COMPARE_DOCS=0 to leave docs/ alone (table and plot go to the results
+# dir only).
 #
 # The fourth server, "ganesha-sync", is the same Ganesha over ext4 (with a
 # journal) on a loop device over a file on the same disk, mounted
@@ -38,6 +42,8 @@ QUICK=${COMPARE_QUICK:-0}
 # hundred per second.
 THREADS=${COMPARE_THREADS:-2 8 16}
 SYNC=${COMPARE_SYNC:-1}
+WORKLOADS=${COMPARE_WORKLOADS:-files-3901 dirs-shared bigdir}
+DOCS=${COMPARE_DOCS:-1}
 if [[ $QUICK == 1 ]]; then
   ROUNDS=1 FILES=100 DIRS=100 BIG=500 PHASE_SECS=20
 else
@@ -184,28 +190,40 @@ run() {
     "$server" "$workload" "$round" "$(cut -d' ' -f1 /proc/loadavg)" "$(cat "$out.json")" \
     >>"$RESULTS"
 }
-PHASES=create,stat,readdir,rename,remove
+PHASES=${COMPARE_PHASES:-create,stat,readdir,rename,remove}
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 for round in $(seq "$ROUNDS"); do
   for t in $THREADS; do
-    for s in "${SERVERS[@]}"; do
-      run "$s" files-3901 "$round" "$t" --files $((FILES / t)) --size 3901 \
-        --phases "$PHASES"
-    done
-    for s in "${SERVERS[@]}"; do
-      run "$s" dirs-shared "$round" "$t" --files $((DIRS / t)) --dirs --shared-dir \
-        --phases "$PHASES"
-    done
+    if wants files-3901; then
+      for s in "${SERVERS[@]}"; do
+        run "$s" files-3901 "$round" "$t" --files $((FILES / t)) --size 3901 \
+          --phases "$PHASES"
+      done
+    fi
+    if wants dirs-shared; then
+      for s in "${SERVERS[@]}"; do
+        run "$s" dirs-shared "$round" "$t" --files $((DIRS / t)) --dirs --shared-dir \
+          --phases "$PHASES"
+      done
+    fi
   done
 done
 # One big shared directory, empty files, kept (the servers are thrown away).
-for s in "${SERVERS[@]}"; do
-  run "$s" bigdir 1 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
-done
+if wants bigdir; then
+  for s in "${SERVERS[@]}"; do
+    run "$s" bigdir 1 2 --files "$BIG" --shared-dir --keep --phases create,readdir,stat
+  done
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
 
 # --- table and plot ------------------------------------------------------------
+DOC=$ROOT/docs/performance.md PLOT=$ROOT/docs/compare-ganesha.png
+if [[ $DOCS == 0 ]]; then
+  cp "$DOC" "$OUT/performance.md"
+  DOC=$OUT/performance.md PLOT=$OUT/compare-ganesha.png
+fi
 python3 "$ROOT/bench/compare_report.py" "$RESULTS" "$OUT/machine.txt" \
-  "$ROOT/docs/performance.md" "$OUT/ratios.dat" | tee "$OUT/summary.md"
-gnuplot -e "datafile='$OUT/ratios.dat'; outfile='$ROOT/docs/compare-ganesha.png'" \
+  "$DOC" "$OUT/ratios.dat" | tee "$OUT/summary.md"
+gnuplot -e "datafile='$OUT/ratios.dat'; outfile='$PLOT'" \
   "$ROOT/bench/compare.gp"
-log "results in $OUT; table in docs/performance.md, plot docs/compare-ganesha.png"
+log "results in $OUT; table in $DOC, plot $PLOT"

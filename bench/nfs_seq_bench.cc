@@ -13,6 +13,10 @@
 // histogram sums (nfs41d_op_duration_seconds_sum / _count, --metrics):
 // the difference is the RPC layer, the thread hand-off and the kernel.
 //
+// --no-inline starts nfs41d with inline_compounds = false (every COMPOUND
+// on a worker, as before the event-loop fast path), for a before/after
+// comparison on one binary in the same minute.
+//
 // Not a test: the figures depend on the machine.
 
 #include <signal.h>
@@ -153,7 +157,10 @@ int main(int argc, char** argv) {
   CLI::App app{"nfs-seq-bench: nfs41d server time per SEQUENCE and cached GETATTR"};
   std::string binary;
   int calls = 100000;
+  bool no_inline = false;
   app.add_option("--nfs41d", binary, "the nfs41d binary")->required();
+  app.add_flag("--no-inline", no_inline,
+               "serve every COMPOUND on a worker (inline_compounds = false)");
   app.add_option("--calls", calls, "COMPOUNDs of each kind")
       ->check(CLI::Range(100, 100000000));
   CLI11_PARSE(app, argc, argv);
@@ -163,6 +170,11 @@ int main(int argc, char** argv) {
       ("nfs-seq-bench-" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  const std::string config = (dir / "nfs41d.toml").string();
+  {
+    std::ofstream cf(config);
+    cf << "inline_compounds = " << (no_inline ? "false" : "true") << "\n";
+  }
   const uint16_t port = FreePort();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   uint16_t metrics_port = FreePort();
@@ -172,7 +184,7 @@ int main(int argc, char** argv) {
   if (pid == 0) {
     execl(binary.c_str(), binary.c_str(), "--listen", listen.c_str(),
           "--data-dir", dir.c_str(), "--log-level", "warning", "--metrics",
-          metrics.c_str(),
+          metrics.c_str(), "--config", config.c_str(),
           static_cast<char*>(nullptr));
     std::perror("exec nfs41d");
     _exit(127);
@@ -221,6 +233,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nfs-seq-bench: a COMPOUND failed\n");
     return stop(1);
   }
+  std::printf("inline COMPOUNDs          %s\n", no_inline ? "off" : "on");
   std::printf("calls per kind            %d\n", calls);
   std::printf("SEQUENCE alone            %.2f us server CPU, %.2f us round trip\n",
               s.server_us, s.wall_us);

@@ -9,6 +9,19 @@ AttrCache::AttrCache(AttrCacheOptions options)
       enabled_(options.max_entries > 0 && options.ttl.count() > 0),
       per_shard_(std::max<size_t>(1, options.max_entries / kShards)) {}
 
+std::optional<ns::Attr> AttrCache::FindLocked(Shard& s, ns::InodeId ino) {
+  auto it = s.map.find(ino);
+  if (it == s.map.end()) return std::nullopt;
+  if (Clock::now() - it->second.read_at >= options_.ttl) {
+    s.lru.erase(it->second.lru);
+    s.map.erase(it);
+    return std::nullopt;
+  }
+  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return it->second.attr;
+}
+
 ns::Result<ns::Attr> AttrCache::Get(ns::Namespace& ns,
                                     const ns::Credentials& cred,
                                     ns::InodeId ino) {
@@ -17,22 +30,20 @@ ns::Result<ns::Attr> AttrCache::Get(ns::Namespace& ns,
   uint64_t epoch;
   {
     std::lock_guard<std::mutex> l(s.mu);
-    auto it = s.map.find(ino);
-    if (it != s.map.end()) {
-      if (Clock::now() - it->second.read_at < options_.ttl) {
-        s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-        hits_.fetch_add(1, std::memory_order_relaxed);
-        return it->second.attr;
-      }
-      s.lru.erase(it->second.lru);
-      s.map.erase(it);
-    }
+    if (std::optional<ns::Attr> a = FindLocked(s, ino)) return *a;
     epoch = Epoch();
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
   ns::Result<ns::Attr> r = ns.GetAttr(cred, ino);
   if (r.ok()) Put(*r, epoch);
   return r;
+}
+
+std::optional<ns::Attr> AttrCache::Peek(ns::InodeId ino) {
+  if (!enabled_) return std::nullopt;
+  Shard& s = ShardOf(ino);
+  std::lock_guard<std::mutex> l(s.mu);
+  return FindLocked(s, ino);
 }
 
 void AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {

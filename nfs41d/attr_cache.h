@@ -55,6 +55,9 @@ class AttrCache {
   // checks no permission, so one entry serves every caller) and cached.
   ns::Result<ns::Attr> Get(ns::Namespace& ns, const ns::Credentials& cred,
                            ns::InodeId ino);
+  // The cached attributes of `ino` if fresh; never reads the namespace
+  // (the event-loop thread's inline COMPOUNDs, LOOKUP's permission check).
+  std::optional<ns::Attr> Peek(ns::InodeId ino);
   // Stores attributes just read from the namespace (LOOKUP, READDIR).
   // Ignored if anything was invalidated since `epoch` (Epoch() taken
   // before the read): the value may predate a change.
@@ -83,6 +86,8 @@ class AttrCache {
     std::list<ns::InodeId> lru;                  // front = most recent
   };
   Shard& ShardOf(ns::InodeId ino) { return shards_[ino % kShards]; }
+  // A fresh entry (a hit, moved to the LRU front); drops a stale one.
+  std::optional<ns::Attr> FindLocked(Shard& s, ns::InodeId ino);
   const Shard& ShardOf(ns::InodeId ino) const { return shards_[ino % kShards]; }
 
   const AttrCacheOptions options_;

@@ -9,6 +9,7 @@
 #include "nfs41d/export_ops.h"
 #include "nfs41d/op_table.h"
 #include "nfs41d/ops.h"
+#include "nfs41d/ops_util.h"
 #include "nfs41d/status_map.h"
 #include "rpc/connection.h"
 #include "rpc/log.h"
@@ -260,21 +261,24 @@ struct InPlaceWrite {
   }
 };
 
-// The attribute cache forgets what a modifying op may have changed: the
-// current and saved filehandles' inodes before and after it, and what the
-// op reported (CompoundState::touched).
+// The attribute and directory caches forget what a modifying op may have
+// changed: the current and saved filehandles' inodes before and after it,
+// and what the op reported (CompoundState::touched). For the directory
+// cache these are the directories whose names REMOVE, RENAME (both sides),
+// LINK, CREATE and OPEN change (dir_cache.h).
 void InvalidateAfter(CompoundState& st, const std::array<ns::InodeId, 2>& before) {
   AttrCache* c = st.server.attrs;
-  if (!c) {
-    st.touched.clear();
-    return;
-  }
+  DirCache* d = st.server.dirs;
+  auto forget = [c, d](ns::InodeId ino) {
+    if (c) c->Invalidate(ino);
+    if (d) d->InvalidateDir(ino);
+  };
   for (ns::InodeId ino : before) {
-    if (ino) c->Invalidate(ino);
+    if (ino) forget(ino);
   }
-  if (st.current_fh) c->Invalidate(st.current_fh->ino);
-  if (st.saved_fh) c->Invalidate(st.saved_fh->ino);
-  for (ns::InodeId ino : st.touched) c->Invalidate(ino);
+  if (st.current_fh) forget(st.current_fh->ino);
+  if (st.saved_fh) forget(st.saved_fh->ino);
+  for (ns::InodeId ino : st.touched) forget(ino);
   st.touched.clear();
 }
 
@@ -496,40 +500,95 @@ std::optional<std::vector<uint8_t>> RunCompound(
   return reply;
 }
 
+bool InlineCandidate(CompoundState& st, std::span<const uint8_t> args) {
+  // Only the metadata server's table; never while a grace period may end
+  // (InGrace() would record its end in the database).
+  if (st.server.ops != nullptr || st.server.state->GraceMayBeOn()) {
+    return false;
+  }
+  rpc::XdrDecoder dec(args);
+  rpc::XdrOwned<utf8str_cs> tag(xdr_utf8str_cs);
+  if (!dec.Decode(xdr_utf8str_cs, &tag.get())) return false;
+  std::optional<uint32_t> minor = dec.GetUint32();
+  std::optional<uint32_t> count = dec.GetUint32();
+  // A handful of ops: what a stat or a revalidation sends.
+  constexpr uint32_t kMaxInlineOps = 8;
+  if (!minor || *minor != 1 || !count || *count == 0 ||
+      *count > kMaxInlineOps) {
+    return false;
+  }
+  std::optional<FileHandle> current;
+  for (uint32_t i = 0; i < *count; ++i) {
+    rpc::XdrOwned<nfs_argop4> op(xdr_nfs_argop4);
+    if (!dec.Decode(xdr_nfs_argop4, &op.get())) return false;
+    if (i == 0 ? op->argop != OP_SEQUENCE : !InlineOp(st, op.get(), &current)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// The COMPOUND's state from its RPC call: credentials, connection, peer.
+void InitState(CompoundState& st, const rpc::CallContext& call) {
+  st.call = &call;
+  st.connection_id = call.connection ? call.connection->id() : 0;
+  st.request_size = call.record_size;
+  if (call.cred.sys) {
+    const rpc::AuthSysParms& p = *call.cred.sys;
+    st.cred.uid = p.uid;
+    st.cred.gid = p.gid;
+    st.cred.groups = p.gids;
+    st.principal = "sys:" + std::to_string(p.uid);
+  } else {
+    // AUTH_NONE: the anonymous user (RFC 8881 §2.2.1.1.1.1).
+    st.cred.uid = 65534;
+    st.cred.gid = 65534;
+    st.principal = "none";
+  }
+  // Exports squash from the credentials as authenticated.
+  st.rpc_cred = st.cred;
+  st.flavor = call.cred.flavor;
+  if (call.connection) st.peer = &call.connection->peer_address();
+}
+
+rpc::Reply Serve(CompoundState& st, const rpc::CallContext& call,
+                 std::span<const uint8_t> args) {
+  std::optional<std::vector<uint8_t>> reply = RunCompound(st, args);
+  if (!reply) {
+    rpc::log::Warning("{}: COMPOUND arguments do not decode",
+                      call.connection ? call.connection->peer()
+                                      : std::string("-"));
+    return rpc::Reply::GarbageArgs();
+  }
+  return rpc::Reply::Success(std::move(*reply));
+}
+
+}  // namespace
+
 rpc::Program MakeNfs4Program(ServerContext* ctx) {
-  return rpc::Program(NFS4_PROGRAM, NFS_V4, NFS_V4)
-      .WithNull()
-      .On(NFSPROC4_COMPOUND,
-          [ctx](const rpc::CallContext& call, std::span<const uint8_t> args) {
-            CompoundState st(*ctx);
-            st.call = &call;
-            st.connection_id = call.connection ? call.connection->id() : 0;
-            st.request_size = call.record_size;
-            if (call.cred.sys) {
-              const rpc::AuthSysParms& p = *call.cred.sys;
-              st.cred.uid = p.uid;
-              st.cred.gid = p.gid;
-              st.cred.groups = p.gids;
-              st.principal = "sys:" + std::to_string(p.uid);
-            } else {
-              // AUTH_NONE: the anonymous user (RFC 8881 §2.2.1.1.1.1).
-              st.cred.uid = 65534;
-              st.cred.gid = 65534;
-              st.principal = "none";
-            }
-            // Exports squash from the credentials as authenticated.
-            st.rpc_cred = st.cred;
-            st.flavor = call.cred.flavor;
-            if (call.connection) st.peer = &call.connection->peer_address();
-            std::optional<std::vector<uint8_t>> reply = RunCompound(st, args);
-            if (!reply) {
-              rpc::log::Warning("{}: COMPOUND arguments do not decode",
-                                call.connection ? call.connection->peer()
-                                                : std::string("-"));
-              return rpc::Reply::GarbageArgs();
-            }
-            return rpc::Reply::Success(std::move(*reply));
-          });
+  rpc::Program p(NFS4_PROGRAM, NFS_V4, NFS_V4);
+  p.WithNull().On(
+      NFSPROC4_COMPOUND,
+      [ctx](const rpc::CallContext& call, std::span<const uint8_t> args) {
+        CompoundState st(*ctx);
+        InitState(st, call);
+        return Serve(st, call, args);
+      });
+  if (ctx->inline_compounds) {
+    p.OnInline(NFSPROC4_COMPOUND,
+               [ctx](const rpc::CallContext& call,
+                     std::span<const uint8_t> args) -> std::optional<rpc::Reply> {
+                 CompoundState st(*ctx);
+                 InitState(st, call);
+                 st.cache_only = true;
+                 if (!InlineCandidate(st, args)) return std::nullopt;
+                 if (ctx->metrics) ctx->metrics->InlineCompoundDone();
+                 return Serve(st, call, args);
+               });
+  }
+  return p;
 }
 
 }  // namespace nfs41d

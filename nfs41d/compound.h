@@ -23,6 +23,21 @@
 //   processing stops at the first error.
 // A SEQUENCE retry answers with the slot's cached reply (§2.10.6.1).
 //
+// Inline COMPOUNDs: the RPC event-loop thread serves a COMPOUND itself,
+// without the hand-off to a worker, when it is certain to need nothing but
+// memory: SEQUENCE (outside any grace period, whose end writes to the
+// database), then only PUTFH, GETFH, GETATTR and ACCESS of inodes fresh in
+// the attribute cache (no ACL, no file system statistics, owners from
+// memory, no space_used of a regular file) and LOOKUPs the directory cache
+// answers. Anything else sends the whole COMPOUND to a worker before any op
+// ran; a COMPOUND is never split between threads. The same loop and the
+// same slot table serve both paths (RFC 8881 §2.10.6: a retry of a request
+// still in progress on a worker gets NFS4ERR_DELAY either way). Should an
+// entry vanish between the check and the op (TTL, a concurrent change), the
+// op uses what the check saw (CompoundState::pinned_attrs); an op that
+// still misses answers NFS4ERR_DELAY (§15.1.1.3: retry later) instead of
+// blocking the loop (CompoundState::cache_only).
+//
 // Handlers have one shape:
 //   nfsstat4 OpLookup(CompoundState&, const LOOKUP4args&, LOOKUP4res&);
 // (ops without arguments take `NoArgs`). They fill the result's resok part
@@ -41,6 +56,7 @@
 #include "libnamespace/include/namespace/namespace.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/attr_cache.h"
+#include "nfs41d/dir_cache.h"
 #include "nfs41d/exports.h"
 #include "nfs41d/fh.h"
 #include "nfs41d/idmap.h"
@@ -78,6 +94,11 @@ struct ServerContext {
   const IdMapper* idmap = nullptr;
   // Attribute cache in front of `ns` (attr_cache.h); null: none.
   AttrCache* attrs = nullptr;
+  // Directory entries for LOOKUP (dir_cache.h); null: none.
+  DirCache* dirs = nullptr;
+  // Serve COMPOUNDs that need nothing but memory on the RPC event-loop
+  // thread (see "Inline COMPOUNDs" above).
+  bool inline_compounds = false;
   // Per-op counters and latencies; null: none.
   Metrics* metrics = nullptr;
   // pNFS metadata server (pnfs_mds.h); null: no layouts.
@@ -149,6 +170,22 @@ struct CompoundState {
   // Set by SEQUENCE on a retry: the whole reply to send.
   std::optional<std::vector<uint8_t>> replay;
 
+  // Served on the RPC event-loop thread: handlers must not touch the
+  // database (or block); what is not cached answers NFS4ERR_DELAY.
+  bool cache_only = false;
+  // cache_only: the cache entries InlineCandidate saw, which the ops then
+  // use, so that one expiring or invalidated in between (a worker's change
+  // to the same directory) cannot turn into a miss. The COMPOUND then
+  // answers as of the moment it was checked, which a concurrent request
+  // may.
+  std::vector<ns::Attr> pinned_attrs;
+  struct PinnedName {
+    ns::InodeId dir = 0;
+    std::string name;
+    DirCache::Child child;
+  };
+  std::vector<PinnedName> pinned_names;
+
   // The request: size of the RPC record, hash of the COMPOUND arguments,
   // the number of ops and which one runs.
   size_t request_size = 0;
@@ -165,7 +202,13 @@ struct CompoundState {
 std::optional<std::vector<uint8_t>> RunCompound(CompoundState& state,
                                                 std::span<const uint8_t> args);
 
-// The NFSv4 program (100003 v4: NULL and COMPOUND) over `ctx`.
+// Whether the COMPOUND `args` may be served inline (see "Inline COMPOUNDs"
+// above) by `state` set up for its call, with cache_only set. Changes
+// nothing but `state`'s pinned entries.
+bool InlineCandidate(CompoundState& state, std::span<const uint8_t> args);
+
+// The NFSv4 program (100003 v4: NULL and COMPOUND) over `ctx`; COMPOUND
+// inline too if ctx->inline_compounds.
 rpc::Program MakeNfs4Program(ServerContext* ctx);
 
 // The name of an operation ("SEQUENCE"), for logs.

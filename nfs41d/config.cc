@@ -207,6 +207,10 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       auto v = node.value<int64_t>();
       if (!v || *v < 0 || *v > 3600000) return bad("an integer in 0..3600000");
       cfg->server.attr_cache.ttl = std::chrono::milliseconds(*v);
+    } else if (k == "inline_compounds") {
+      // value<bool>() would also take an integer.
+      if (!node.is_boolean()) return bad("true or false");
+      cfg->server.inline_compounds = *node.value<bool>();
     } else if (k == "pnfs_key_file") {
       auto v = node.value<std::string>();
       if (!v || v->empty()) return bad("a file path");

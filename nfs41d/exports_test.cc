@@ -37,6 +37,8 @@ std::atomic<int> g_counter{0};
 
 // Backend round trips, counted by a wrapper registered as "counting:".
 std::atomic<uint64_t> g_backend_reads{0}, g_backend_writes{0};
+// Milliseconds every write transaction waits first (a slow database).
+std::atomic<int> g_backend_write_delay_ms{0};
 class CountingBackend : public ns::BackendWrapper {
  public:
   using BackendWrapper::BackendWrapper;
@@ -46,6 +48,9 @@ class CountingBackend : public ns::BackendWrapper {
   }
   ns::Status Write(const ns::TxnFn& fn) override {
     g_backend_writes.fetch_add(1);
+    if (int ms = g_backend_write_delay_ms.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     return BackendWrapper::Write(fn);
   }
 };
@@ -666,6 +671,277 @@ TEST_F(AttrCacheTest, BoundedByLru) {
   EXPECT_EQ(fresh.stats().entries, 0u);
   fresh.Put(a, fresh.Epoch());
   EXPECT_EQ(fresh.stats().entries, 1u);
+}
+
+// ------------------------------------------ directory cache (LOOKUP)
+
+class DirCacheTest : public AttrCacheTest {
+ protected:
+  virtual std::chrono::milliseconds Ttl() const {
+    return std::chrono::seconds(60);
+  }
+  void SetUp() override {
+    AttrCacheTest::SetUp();
+    StartCounting(AttrCacheOptions{.max_entries = 1024, .ttl = Ttl()});
+    c_ = Connect();
+    ASSERT_NE(c_, nullptr);
+    auto d = c_->LookupPath("/d");
+    ASSERT_NFS(d.status, NFS4_OK);
+    d_ = d.value;
+    root_ = c_->RootFh().value;
+  }
+  // PUTFH dir, LOOKUP name, GETFH: the status and the handle.
+  std::pair<nfsstat4, Fh> Look(const Fh& dir, const std::string& name) {
+    Compound cp;
+    cp.PutFh(dir).Lookup(name).GetFh();
+    auto r = c_->Call(cp);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return {NFS4ERR_IO, Fh{}};
+    return {r->status(), r->LastFh().value_or(Fh{})};
+  }
+  Fh MakeFile(const Fh& dir, const std::string& name) {
+    auto f = c_->Create(dir, NF4DIR, name, 0755);
+    EXPECT_NFS(f.status, NFS4_OK) << name;
+    return f.value;
+  }
+  Client* c_ = nullptr;
+  Fh d_, root_;
+};
+
+TEST_F(DirCacheTest, LookupHitsCostNoDatabaseRoundTrip) {
+  Fh x = MakeFile(d_, "x");
+  auto [st, fh] = Look(d_, "x");  // fills the caches
+  ASSERT_NFS(st, NFS4_OK);
+  EXPECT_EQ(fh, x);
+  // The first hit reads the directory's attributes (search permission)
+  // unless cached: a stat workload never asks for them.
+  ASSERT_EQ(Look(d_, "x").second, x);
+  ASSERT_NFS(c_->GetAttr(x, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  const uint64_t before = Reads();
+  const uint64_t hits = server_->dir_cache().stats().hits;
+  const auto bits = Bits({FATTR4_TYPE, FATTR4_MODE, FATTR4_SIZE,
+                          FATTR4_OWNER, FATTR4_TIME_MODIFY});
+  for (int i = 0; i < 20; ++i) {
+    Compound cp;
+    cp.PutFh(d_).Lookup("x").GetFh().GetAttr(bits);
+    auto r = c_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    ASSERT_NFS(r->status(), NFS4_OK);
+    EXPECT_EQ(*r->LastFh(), x);
+  }
+  EXPECT_EQ(Reads(), before) << "LOOKUP of a cached name read the database";
+  EXPECT_GE(server_->dir_cache().stats().hits, hits + 20);
+  // A name never looked up, and a name that does not exist, still cost a
+  // round trip each time (no negative entries).
+  ASSERT_NFS(Look(d_, "nope").first, NFS4ERR_NOENT);
+  uint64_t after_miss = Reads();
+  ASSERT_NFS(Look(d_, "nope").first, NFS4ERR_NOENT);
+  EXPECT_GT(Reads(), after_miss);
+}
+
+// A stale positive entry is never served after this server's own change.
+TEST_F(DirCacheTest, RemoveRenameLinkThroughTheServerAreSeenAtOnce) {
+  // REMOVE.
+  MakeFile(d_, "gone");
+  ASSERT_NFS(Look(d_, "gone").first, NFS4_OK);
+  ASSERT_NFS(c_->Remove(d_, "gone").status, NFS4_OK);
+  EXPECT_NFS(Look(d_, "gone").first, NFS4ERR_NOENT);
+  // RENAME to another directory: the source name is gone, the target new.
+  Fh y = MakeFile(d_, "y");
+  ASSERT_NFS(Look(d_, "y").first, NFS4_OK);
+  ASSERT_NFS(Look(root_, "y2").first, NFS4ERR_NOENT);
+  ASSERT_NFS(c_->Rename(d_, "y", root_, "y2").status, NFS4_OK);
+  EXPECT_NFS(Look(d_, "y").first, NFS4ERR_NOENT);
+  auto [st_y2, fh_y2] = Look(root_, "y2");
+  EXPECT_NFS(st_y2, NFS4_OK);
+  EXPECT_EQ(fh_y2, y);
+  // RENAME over a cached name: the name now means the renamed object.
+  Fh a = MakeFile(d_, "a");
+  MakeFile(d_, "b");  // an empty directory: a directory may replace it
+  ASSERT_NFS(Look(d_, "a").first, NFS4_OK);
+  auto [st_b, old_b] = Look(d_, "b");
+  ASSERT_NFS(st_b, NFS4_OK);
+  Compound ren;  // same directory: SAVEFH and current are both d
+  ren.PutFh(d_).SaveFh().PutFh(d_).Rename("a", "b");
+  ASSERT_NFS(Status(c_, ren), NFS4_OK);
+  auto [st_b2, new_b] = Look(d_, "b");
+  EXPECT_NFS(st_b2, NFS4_OK);
+  EXPECT_EQ(new_b, a);
+  EXPECT_NE(new_b, old_b);
+  EXPECT_NFS(Look(d_, "a").first, NFS4ERR_NOENT);
+  // LINK: a new name for a file.
+  auto f = c_->OpenFile(d_, "f", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(f.status, NFS4_OK);
+  ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  ASSERT_NFS(Look(d_, "l").first, NFS4ERR_NOENT);
+  Compound link;
+  link.PutFh(f.value.fh).SaveFh().PutFh(d_).Link("l");
+  ASSERT_NFS(Status(c_, link), NFS4_OK);
+  auto [st_l, fh_l] = Look(d_, "l");
+  EXPECT_NFS(st_l, NFS4_OK);
+  EXPECT_EQ(fh_l, f.value.fh);
+  // Removed and created again: the new object, not the cached old one.
+  Fh z1 = MakeFile(d_, "z");
+  ASSERT_EQ(Look(d_, "z").second, z1);
+  ASSERT_NFS(c_->Remove(d_, "z").status, NFS4_OK);
+  Fh z2 = MakeFile(d_, "z");
+  EXPECT_NE(z1, z2);
+  EXPECT_EQ(Look(d_, "z").second, z2);
+  // Search permission is checked on a hit too.
+  ASSERT_NFS(Look(d_, "z").first, NFS4_OK);
+  Compound chmod;
+  chmod.PutFh(d_).SetMode(0700);
+  ASSERT_NFS(Status(c_, chmod), NFS4_OK);
+  Client* other = Connect("127.0.0.1", Sys(1234, 1234));
+  Compound cp;
+  cp.PutFh(d_).Lookup("z");
+  EXPECT_NFS(Status(other, cp), NFS4ERR_ACCESS);
+}
+
+class DirCacheShortTtlTest : public DirCacheTest {
+ protected:
+  std::chrono::milliseconds Ttl() const override {
+    return std::chrono::milliseconds(300);
+  }
+};
+
+TEST_F(DirCacheShortTtlTest, AnotherDoorsChangeIsSeenAfterTheTtl) {
+  Fh w = MakeFile(d_, "w");
+  ASSERT_EQ(Look(d_, "w").second, w);
+  {
+    ns::NamespaceOptions no;
+    no.durable = false;
+    auto other = ns::Namespace::Open(db_, no);
+    ASSERT_TRUE(other.ok());
+    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
+    ASSERT_TRUE(dir.ok());
+    ASSERT_TRUE((*other)
+                    ->Rename(ns::Credentials::Root(), dir->ino, "w", dir->ino,
+                             "w-moved")
+                    .ok());
+  }
+  nfsstat4 st = NFS4_OK;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    st = Look(d_, "w").first;
+    if (st == NFS4ERR_NOENT) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NFS(st, NFS4ERR_NOENT);
+}
+
+// ------------------------------------------------------- inline COMPOUNDs
+
+TEST_F(DirCacheTest, CachedCompoundsAreServedInlineWithTheSameSlotRules) {
+  Metrics& m = server_->metrics();
+  // SEQUENCE alone, on the event-loop thread.
+  uint64_t inl = m.inline_compounds();
+  auto seq = c_->CallOnSlot(Compound(), 2, 1, false);
+  ASSERT_TRUE(seq.ok());
+  EXPECT_NFS(seq->status(), NFS4_OK);
+  ASSERT_EQ(seq->size(), 1u);
+  EXPECT_EQ(seq->op(0).nfs_resop4_u.opsequence.SEQUENCE4res_u.sr_resok4
+                .sr_sequenceid,
+            1u);
+  EXPECT_EQ(m.inline_compounds(), inl + 1);
+  // Its retry: the cached reply; a misordered or old seqid: the errors.
+  auto again = c_->CallOnSlot(Compound(), 2, 1, false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NFS(again->status(), NFS4_OK);
+  EXPECT_NFS(c_->CallOnSlot(Compound(), 2, 5, false)->status(),
+             NFS4ERR_SEQ_MISORDERED);
+  EXPECT_NFS(c_->CallOnSlot(Compound(), 2, 0, false)->status(),
+             NFS4ERR_SEQ_MISORDERED);
+  Compound ga;
+  ga.PutFh(d_).GetAttr(Bits({FATTR4_MODE}));
+  // Another request with the retried seqid: a false retry (§2.10.6.1.3.1).
+  EXPECT_NFS(c_->CallOnSlot(ga, 2, 1, false)->status(),
+             NFS4ERR_SEQ_FALSE_RETRY);
+  EXPECT_EQ(m.inline_compounds(), inl + 5);
+  // PUTFH + GETATTR of a cached inode: inline, no database read.
+  ASSERT_NFS(Status(c_, ga), NFS4_OK);  // cached now
+  uint64_t reads = Reads();
+  inl = m.inline_compounds();
+  auto r = c_->CallOnSlot(ga, 2, 2, false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NFS(r->status(), NFS4_OK);
+  EXPECT_EQ(m.inline_compounds(), inl + 1);
+  EXPECT_EQ(Reads(), reads);
+  // An op that needs the database sends the whole COMPOUND to a worker,
+  // which continues the slot where the inline path left it.
+  Compound mk;
+  mk.PutFh(d_).Create(NF4DIR, "k", 0755);
+  inl = m.inline_compounds();
+  EXPECT_NFS(c_->CallOnSlot(mk, 2, 3, true)->status(), NFS4_OK);
+  EXPECT_EQ(m.inline_compounds(), inl);
+  // Its retry is answered from the slot (inline: SEQUENCE only needs the
+  // slot cache), not a second CREATE.
+  EXPECT_NFS(c_->CallOnSlot(mk, 2, 3, true)->status(), NFS4_OK);
+  EXPECT_NFS(c_->CallOnSlot(mk, 2, 4, true)->status(), NFS4ERR_EXIST);
+}
+
+TEST_F(DirCacheTest, RetryOfARequestStillOnAWorkerGetsDelay) {
+  // A slow database: the CREATE occupies slot 6 on a worker for a while.
+  Compound mk;
+  mk.PutFh(d_).Create(NF4DIR, "slow", 0755);
+  g_backend_write_delay_ms = 600;
+  std::thread slow([&] {
+    auto r = c_->CallOnSlot(mk, 6, 1, true);
+    EXPECT_TRUE(r.ok());
+    if (r.ok()) {
+      EXPECT_NFS(r->status(), NFS4_OK);
+    }
+  });
+  // Meanwhile, on the event-loop thread, a retry of that slot and seqid.
+  nfsstat4 seen = NFS4_OK;
+  for (int i = 0; i < 50 && seen != NFS4ERR_DELAY; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto r = c_->CallOnSlot(Compound(), 6, 1, false);
+    ASSERT_TRUE(r.ok());
+    seen = r->status();
+  }
+  slow.join();
+  g_backend_write_delay_ms = 0;
+  EXPECT_NFS(seen, NFS4ERR_DELAY);
+  // Once done, the retry gets the worker's cached reply.
+  auto replay = c_->CallOnSlot(mk, 6, 1, true);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_NFS(replay->status(), NFS4_OK);
+}
+
+TEST_F(DirCacheTest, InlineAndWorkerCompoundsInterleaveOnOneConnection) {
+  // Four threads on one client (one connection): SEQUENCE alone and cached
+  // GETATTRs (inline) between CREATEs (workers). Every reply is the right
+  // one for its request.
+  Metrics& m = server_->metrics();
+  const uint64_t inl = m.inline_compounds();
+  ASSERT_NFS(Status(c_, Compound().PutFh(d_).GetAttr(Bits({FATTR4_TYPE}))),
+             NFS4_OK);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        if (i % 5 == 0) {
+          auto f = c_->Create(d_, NF4DIR, "t" + std::to_string(t) + "-" +
+                                              std::to_string(i), 0755);
+          if (f.status != NFS4_OK) ++bad;
+        } else if (i % 2 == 0) {
+          auto a = c_->GetAttr(d_, Bits({FATTR4_TYPE}));
+          if (a.status != NFS4_OK || a.value.type != NF4DIR) ++bad;
+        } else {
+          auto r = c_->Call(Compound());
+          if (!r.ok() || r->status() != NFS4_OK || r->size() != 1) ++bad;
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GE(m.inline_compounds(), inl + 40);
+  auto names = c_->ReadDirNames(d_);
+  ASSERT_NFS(names.status, NFS4_OK);
+  EXPECT_EQ(names.value.size(), 20u);
 }
 
 // -------------------------------------------------------- hostile lengths

@@ -68,6 +68,7 @@ class NumericMapper : public IdMapper {
   std::string GidToGroup(uint32_t gid) const override {
     return std::to_string(gid);
   }
+  bool OwnersFromMemory() const override { return true; }
   std::optional<uint32_t> OwnerToUid(std::string_view s) const override {
     if (auto id = ParseNumericId(s)) return id;
     auto name = LocalPart(s, domain_);

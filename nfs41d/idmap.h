@@ -41,6 +41,10 @@ class IdMapper {
   virtual std::string GidToGroup(uint32_t gid) const = 0;
   virtual std::optional<uint32_t> OwnerToUid(std::string_view s) const = 0;
   virtual std::optional<uint32_t> GroupToGid(std::string_view s) const = 0;
+  // Whether UidToOwner and GidToGroup answer from memory, never from the
+  // user database or a directory service: then owners may be encoded on
+  // the RPC event-loop thread (inline COMPOUNDs, compound.h).
+  virtual bool OwnersFromMemory() const { return false; }
 };
 
 // A mapper for `options`, or null with a message in *error. `data_dir`

@@ -113,6 +113,11 @@ std::string Metrics::Render() const {
   line("# HELP nfs41d_compounds_total COMPOUND procedures processed.");
   line("# TYPE nfs41d_compounds_total counter");
   line("nfs41d_compounds_total " + std::to_string(compounds_.load()));
+  line("# HELP nfs41d_inline_compounds_total COMPOUNDs served on the "
+       "event-loop thread.");
+  line("# TYPE nfs41d_inline_compounds_total counter");
+  line("nfs41d_inline_compounds_total " +
+       std::to_string(inline_compounds_.load()));
   line("# HELP nfs41d_rpc_connections Open RPC connections.");
   line("# TYPE nfs41d_rpc_connections gauge");
   line("nfs41d_rpc_connections " + std::to_string(connections_.load()));

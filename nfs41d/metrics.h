@@ -9,8 +9,10 @@
 //   nfs41d_op_duration_seconds_bucket{op=..,le=..}      histogram (+_sum, _count)
 //   nfs41d_op_errors_total{op="LOOKUP",status="NFS4ERR_NOENT"}  counter
 //   nfs41d_compounds_total                              counter
+//   nfs41d_inline_compounds_total (on the event-loop thread) counter
 //   nfs41d_sessions, nfs41d_clients, nfs41d_rpc_connections      gauges
 //   nfs41d_attr_cache_{hits,misses,invalidations,evictions}_total, _entries
+//   nfs41d_dir_cache_{hits,misses}_total, _entries
 //   nfs41d_export_reloads_total{result="ok"|"failed"}   counter
 //
 // Hot path cost: OpDone is a few relaxed atomic increments on cache lines
@@ -36,6 +38,11 @@ class Metrics {
   // One finished operation: its number, status and duration.
   void OpDone(uint32_t opnum, uint32_t status, uint64_t nanos);
   void CompoundDone() { compounds_.fetch_add(1, std::memory_order_relaxed); }
+  // A COMPOUND served on the event-loop thread (compound.h).
+  void InlineCompoundDone() {
+    inline_compounds_.fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t inline_compounds() const { return inline_compounds_.load(); }
   void ConnectionOpened() { connections_.fetch_add(1); }
   void ConnectionClosed() { connections_.fetch_sub(1); }
   void ReloadDone(bool ok) { (ok ? reloads_ok_ : reloads_failed_).fetch_add(1); }
@@ -60,6 +67,7 @@ class Metrics {
   // errors_[op * kStatusSlots + slot]
   std::array<std::atomic<uint64_t>, kMaxOp * kStatusSlots> errors_{};
   std::atomic<uint64_t> compounds_{0};
+  std::atomic<uint64_t> inline_compounds_{0};
   std::atomic<int64_t> connections_{0};
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
 };

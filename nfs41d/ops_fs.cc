@@ -26,7 +26,29 @@ FileHandle MakeFh(const CompoundState& st, const ns::Attr& a) {
 
 // The attributes of `fh` (through the attribute cache); NFS4ERR_STALE if it
 // names an inode that is gone (or was replaced: another generation).
+namespace {
+// cache_only: the attributes of `ino` as first seen by this COMPOUND
+// (CompoundState::pinned_attrs), else from the cache; never the database.
+std::optional<ns::Attr> PinnedAttr(CompoundState& st, ns::InodeId ino) {
+  for (const ns::Attr& a : st.pinned_attrs) {
+    if (a.ino == ino) return a;
+  }
+  std::optional<ns::Attr> a =
+      st.server.attrs ? st.server.attrs->Peek(ino) : std::nullopt;
+  if (a) st.pinned_attrs.push_back(*a);
+  return a;
+}
+}  // namespace
+
 nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out) {
+  if (st.cache_only) {
+    // On the event-loop thread: what is not cached is retried.
+    std::optional<ns::Attr> a = PinnedAttr(st, fh.ino);
+    if (!a) return NFS4ERR_DELAY;
+    if (a->generation != fh.generation) return NFS4ERR_STALE;
+    *out = *a;
+    return NFS4_OK;
+  }
   ns::Result<ns::Attr> r =
       st.server.attrs ? st.server.attrs->Get(Ns(st), st.cred, fh.ino)
                       : Ns(st).GetAttr(st.cred, fh.ino);
@@ -156,6 +178,7 @@ void CachePut(CompoundState& st, const ns::Attr& a, uint64_t epoch) {
 nfsstat4 LoadAcl(CompoundState& st, const AttrBits& req, ns::InodeId ino,
                  ns::Acl* acl, AttrSource* src) {
   if (!req.Has(FATTR4_ACL)) return NFS4_OK;
+  if (st.cache_only) return NFS4ERR_DELAY;  // InlineOp excludes it
   ns::Result<ns::Acl> r = Ns(st).GetAcl(st.cred, ino);
   if (!r.ok()) return ToNfsStat(r.status());
   *acl = std::move(r).value();
@@ -216,14 +239,66 @@ nfsstat4 OpRestoreFh(CompoundState& st, const NoArgs&, RESTOREFH4res&) {
 
 // ---------------------------------------------------------------- lookups
 
+std::optional<DirCache::Child> CachedLookup(CompoundState& st,
+                                            const FileHandle& dir,
+                                            const std::string& name) {
+  if (!st.server.dirs || !st.server.attrs) return std::nullopt;
+  std::optional<DirCache::Child> c;
+  if (st.cache_only) {
+    for (const CompoundState::PinnedName& p : st.pinned_names) {
+      if (p.dir == dir.ino && p.name == name) c = p.child;
+    }
+    if (!c) {
+      c = st.server.dirs->Get(dir.ino, name);
+      if (c) st.pinned_names.push_back({dir.ino, name, *c});
+    }
+  } else {
+    c = st.server.dirs->Get(dir.ino, name);
+  }
+  if (!c) return std::nullopt;
+  // What Namespace::Lookup checks: a directory, search permission. A
+  // worker reads the directory's attributes if they are not cached (a
+  // stat workload never asks for them: PUTFH dir, LOOKUP, GETATTR), once
+  // per TTL; the event-loop thread only takes them from the cache.
+  ns::Attr d;
+  if (st.cache_only) {
+    std::optional<ns::Attr> a = PinnedAttr(st, dir.ino);
+    if (!a) return std::nullopt;
+    d = *a;
+  } else {
+    ns::Result<ns::Attr> a = st.server.attrs->Get(Ns(st), st.cred, dir.ino);
+    if (!a.ok()) return std::nullopt;
+    d = *a;
+  }
+  if (d.generation != dir.generation || d.type != ns::FileType::kDirectory ||
+      d.has_acl || !(ModeRights(st.cred, d) & 1)) {
+    return std::nullopt;
+  }
+  return c;
+}
+
+// A hit in the directory cache costs no database round trip; a miss reads
+// the namespace and fills both caches (negative answers are not cached:
+// dir_cache.h).
 nfsstat4 OpLookup(CompoundState& st, const LOOKUP4args& args, LOOKUP4res&) {
   std::string name;
   if (nfsstat4 e = CheckName(args.objname, &name); e) return e;
-  const uint64_t epoch = CacheEpoch(st);
-  ns::Result<ns::Attr> r = Ns(st).Lookup(st.cred, st.current_fh->ino, name);
-  if (!r.ok()) return DirStatus(st, r.status(), *st.current_fh);
-  CachePut(st, *r, epoch);
-  FileHandle fh = MakeFh(st, *r);
+  const FileHandle& dir = *st.current_fh;
+  FileHandle fh;
+  if (std::optional<DirCache::Child> c = CachedLookup(st, dir, name)) {
+    fh = FileHandle{c->ino, c->generation, st.export_id};
+  } else {
+    if (st.cache_only) return NFS4ERR_DELAY;
+    const uint64_t epoch = CacheEpoch(st);
+    const uint64_t dir_epoch = st.server.dirs ? st.server.dirs->Epoch() : 0;
+    ns::Result<ns::Attr> r = Ns(st).Lookup(st.cred, dir.ino, name);
+    if (!r.ok()) return DirStatus(st, r.status(), dir);
+    CachePut(st, *r, epoch);
+    if (st.server.dirs) {
+      st.server.dirs->Put(dir.ino, name, {r->ino, r->generation}, dir_epoch);
+    }
+    fh = MakeFh(st, *r);
+  }
   if (nfsstat4 e = CrossInto(st, &fh); e) return e;  // into a nested export
   st.current_fh = fh;
   st.current_stateid.reset();
@@ -269,6 +344,7 @@ nfsstat4 SameAttrs(CompoundState& st, const fattr4& given, bool* same) {
   if (nfsstat4 e = AttrOf(st, *st.current_fh, &a); e) return e;
   std::optional<ns::FsStats> stats;
   if (NeedsStatFs(req)) {
+    if (st.cache_only) return NFS4ERR_DELAY;  // InlineOp excludes it
     ns::Result<ns::FsStats> r = Ns(st).StatFs(st.cred);
     if (!r.ok()) return ToNfsStat(r.status());
     stats = *r;
@@ -379,6 +455,7 @@ nfsstat4 AclAccess(CompoundState& st, const ns::Attr& a, uint32_t asked,
   for (uint32_t bit = 1; bit <= ACCESS4_EXECUTE; bit <<= 1) {
     if (asked & bit) mask |= AceMaskOf(bit, dir);
   }
+  if (st.cache_only) return NFS4ERR_DELAY;  // the ACL is read below
   ns::Result<uint32_t> r = Ns(st).Access(st.cred, a.ino, mask);
   if (!r.ok()) return ToNfsStat(r.status());
   *allowed = 0;
@@ -435,6 +512,71 @@ nfsstat4 OpAccess(CompoundState& st, const ACCESS4args& args,
   ok.supported = args.access & all;
   ok.access = args.access & allowed;
   return NFS4_OK;
+}
+
+// ------------------------------------------------------ inline COMPOUNDs
+
+namespace {
+
+// The cached attributes of `fh` (pinned), or nullopt.
+std::optional<ns::Attr> CachedAttr(CompoundState& st, const FileHandle& fh) {
+  std::optional<ns::Attr> a = PinnedAttr(st, fh.ino);
+  if (!a || a->generation != fh.generation) return std::nullopt;
+  return a;
+}
+
+}  // namespace
+
+// Mirrors what each handler reads: anything that would touch the database,
+// the disk or a user database sends the COMPOUND to a worker.
+bool InlineOp(CompoundState& st, const nfs_argop4& op,
+              std::optional<FileHandle>* current) {
+  const auto& a = op.nfs_argop4_u;
+  switch (op.argop) {
+    case OP_PUTFH: {
+      std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
+          reinterpret_cast<const uint8_t*>(a.opputfh.object.nfs_fh4_val),
+          a.opputfh.object.nfs_fh4_len));
+      // A bad handle's error and the pseudo fs are left to a worker.
+      if (!fh || fh->export_id == kPseudoExportId) return false;
+      *current = fh;
+      return true;
+    }
+    case OP_GETFH:
+      return current->has_value();
+    case OP_GETATTR: {
+      if (!*current) return false;
+      std::optional<ns::Attr> attr = CachedAttr(st, **current);
+      if (!attr) return false;
+      AttrBits req = AttrBits::From(a.opgetattr.attr_request);
+      if (req.Has(FATTR4_ACL) || NeedsStatFs(req)) return false;
+      if ((req.Has(FATTR4_OWNER) || req.Has(FATTR4_OWNER_GROUP)) &&
+          st.server.idmap && !st.server.idmap->OwnersFromMemory()) {
+        return false;
+      }
+      // space_used of a regular file asks the data store (a stat(2), or
+      // the database for a pNFS file).
+      return !(req.Has(FATTR4_SPACE_USED) &&
+               attr->type == ns::FileType::kRegular);
+    }
+    case OP_ACCESS: {
+      if (!*current) return false;
+      std::optional<ns::Attr> attr = CachedAttr(st, **current);
+      return attr && !attr->has_acl;
+    }
+    case OP_LOOKUP: {
+      std::string name;
+      if (!*current || CheckName(a.oplookup.objname, &name) != NFS4_OK) {
+        return false;
+      }
+      std::optional<DirCache::Child> c = CachedLookup(st, **current, name);
+      if (!c) return false;
+      *current = FileHandle{c->ino, c->generation, (*current)->export_id};
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 // --------------------------------------------------------------- READDIR

@@ -3,6 +3,7 @@
 // Helpers that several handler files share (defined in ops_fs.cc and
 // ops_io.cc). Internal to the operation handlers.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,19 @@ nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out);
 nfsstat4 CheckName(const component4& c, std::string* out);
 // NOTDIR, or SYMLINK when `fh` is a symlink.
 nfsstat4 NotDirStatus(CompoundState& st, const FileHandle& fh);
+// LOOKUP from the caches: the child if the directory cache has the name and
+// the directory's attributes grant the caller search permission by mode
+// bits (an ACL needs the database); nullopt: ask the namespace. Reads the
+// directory's attributes (AttrCache::Get) unless st.cache_only.
+std::optional<DirCache::Child> CachedLookup(CompoundState& st,
+                                            const FileHandle& dir,
+                                            const std::string& name);
+// Whether `op` (not SEQUENCE) can run from memory on the event-loop thread
+// (compound.h, "Inline COMPOUNDs") with `*current` as current filehandle,
+// which it then advances. REQUIRES: st.cache_only. Changes nothing but
+// st's pinned entries.
+bool InlineOp(CompoundState& st, const nfs_argop4& op,
+              std::optional<FileHandle>* current);
 // change_info4 of a directory from its change counter before and now.
 change_info4 ChangeInfo(uint64_t before, CompoundState& st,
                         const FileHandle& dir);

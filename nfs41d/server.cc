@@ -76,6 +76,8 @@ std::string Nfs41Server::Start() {
   idmap_ = MakeIdMapper(options_.idmap, options_.data_dir, &err);
   if (!idmap_) return err;
   attrs_ = std::make_unique<AttrCache>(options_.attr_cache);
+  dirs_ = std::make_unique<DirCache>(DirCacheOptions{
+      options_.attr_cache.max_entries, options_.attr_cache.ttl});
 
   ctx_.ns = ns_.get();
   ctx_.fh = fh_.get();
@@ -94,6 +96,8 @@ std::string Nfs41Server::Start() {
   ctx_.exports = &exports_;
   ctx_.idmap = idmap_.get();
   ctx_.attrs = attrs_->enabled() ? attrs_.get() : nullptr;
+  ctx_.dirs = dirs_->enabled() ? dirs_.get() : nullptr;
+  ctx_.inline_compounds = options_.inline_compounds;
   ctx_.metrics = &metrics_;
   {
     const std::string key_file = options_.pnfs.key_file.empty()
@@ -133,6 +137,13 @@ std::string Nfs41Server::Start() {
           "counter", c.evictions);
     gauge("nfs41d_attr_cache_entries", "Attribute cache entries.", "gauge",
           c.entries);
+    DirCache::Stats d = dirs_->stats();
+    gauge("nfs41d_dir_cache_hits_total", "Directory cache (LOOKUP) hits.",
+          "counter", d.hits);
+    gauge("nfs41d_dir_cache_misses_total", "Directory cache (LOOKUP) misses.",
+          "counter", d.misses);
+    gauge("nfs41d_dir_cache_entries", "Directory cache names.", "gauge",
+          d.entries);
   };
 
   rpc::ServerOptions ro;

@@ -50,7 +50,11 @@ struct ServerOptions {
   // [[export]] entries; empty: DefaultExport() ("/" rw to loopback).
   std::vector<ExportConfig> exports;
   IdMapOptions idmap;
+  // Also sizes the directory cache (dir_cache.h): same entries and TTL.
   AttrCacheOptions attr_cache;
+  // COMPOUNDs that need nothing but memory are served on the RPC event-loop
+  // thread (compound.h, "Inline COMPOUNDs"); false: always on a worker.
+  bool inline_compounds = true;
   // Prometheus /metrics listener; empty host: none.
   std::string metrics_host;
   uint16_t metrics_port = 0;
@@ -85,6 +89,7 @@ class Nfs41Server {
   uint16_t metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
   Metrics& metrics() { return metrics_; }
   AttrCache& attr_cache() { return *attrs_; }
+  DirCache& dir_cache() { return *dirs_; }
   std::shared_ptr<const ExportTable> exports() const { return exports_.Get(); }
   // Asks a client to return state (CB_RECALL_ANY, RFC 8881 §20.6) over its
   // back channel; blocks until the client answers or the callback timeout.
@@ -111,6 +116,7 @@ class Nfs41Server {
   ExportsHandle exports_;
   std::unique_ptr<IdMapper> idmap_;
   std::unique_ptr<AttrCache> attrs_;
+  std::unique_ptr<DirCache> dirs_;
   Metrics metrics_;
   std::unique_ptr<MetricsServer> metrics_server_;
   ServerContext ctx_;

@@ -148,6 +148,7 @@ idmap = "nfsidmap"
 idmap_domain = "example.org"
 attr_cache_entries = 100
 attr_cache_ttl_ms = 500
+inline_compounds = false
 [[export]]
 path = "/data"
 clients = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
@@ -183,6 +184,11 @@ path = "/home"
   EXPECT_EQ(cfg.server.idmap.domain, "example.org");
   EXPECT_EQ(cfg.server.attr_cache.max_entries, 100u);
   EXPECT_EQ(cfg.server.attr_cache.ttl.count(), 500);
+  EXPECT_FALSE(cfg.server.inline_compounds);
+  EXPECT_TRUE(Config{}.server.inline_compounds);
+  EXPECT_NE(ParseConfig("inline_compounds = 1\n", "t.toml", &cfg)
+                .find("true or false"),
+            std::string::npos);
 
   struct Bad {
     const char* text;

@@ -181,6 +181,8 @@ void Connection::HandleReadable() {
 }
 
 void Connection::DispatchRecords() {
+  const Registry& registry = *loop_->registry_;
+  std::vector<OutRecord> inline_replies;
   while (std::optional<std::vector<uint8_t>> rec = reader_.Pop()) {
     std::optional<MessagePeek> peek = PeekMessage(*rec);
     if (!peek) {
@@ -199,6 +201,19 @@ void Connection::DispatchRecords() {
                    peek->msg_type);
       continue;
     }
+    if (registry.has_inline()) {
+      // Served right here when a program's inline handler takes it; its
+      // reply may overtake calls still on workers (RPC replies are matched
+      // by xid, RFC 5531 §9), and counts against the output limit like any
+      // other once queued.
+      InlineOutcome done = TryProcessInline(registry, *rec, shared_from_this());
+      if (done.served) {
+        if (done.reply) {
+          inline_replies.push_back(ReplyRecord(std::move(*done.reply), *rec));
+        }
+        continue;
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
     if (inflight_ < loop_->options().max_inflight_per_connection) {
@@ -206,6 +221,10 @@ void Connection::DispatchRecords() {
     } else {
       ready_.push_back(std::move(*rec));
     }
+  }
+  if (!inline_replies.empty()) {
+    SendAll(inline_replies);  // updates the interest mask itself
+    return;
   }
   std::lock_guard<std::mutex> lock(mu_);
   UpdateInterestLocked();
@@ -231,27 +250,28 @@ void Connection::ServeCall(std::vector<uint8_t> record, size_t worker_index) {
     // it goes away.
     std::optional<ReplyMessage> reply = ProcessCall(
         *loop_->registry_, record, shared_from_this(), worker_index);
-    if (reply) {
-      OutRecord out;
-      size_t payload = reply->header.size() + reply->results.size();
-      if (payload > kMaxFragmentLength) {
-        // Larger than one fragment can say; never produced by sane handlers.
-        log::Error(
-            "rpc: {}: reply of {} bytes is too large; answering "
-            "SYSTEM_ERR",
-            peer_, payload);
-        std::optional<MessagePeek> peek = PeekMessage(record);
-        reply->header = EncodeAcceptedReply(peek ? peek->xid : 0, kSystemErr);
-        reply->results.clear();
-        payload = reply->header.size();
-      }
-      out.mark = FragmentHeader(static_cast<uint32_t>(payload), true);
-      out.header = std::move(reply->header);
-      out.body = std::move(reply->results);
-      Send(std::move(out));
-    }
+    if (reply) Send(ReplyRecord(std::move(*reply), record));
   }
   FinishCall();
+}
+
+Connection::OutRecord Connection::ReplyRecord(ReplyMessage reply,
+                                              std::span<const uint8_t> call) {
+  OutRecord out;
+  size_t payload = reply.header.size() + reply.results.size();
+  if (payload > kMaxFragmentLength) {
+    // Larger than one fragment can say; never produced by sane handlers.
+    log::Error("rpc: {}: reply of {} bytes is too large; answering SYSTEM_ERR",
+               peer_, payload);
+    std::optional<MessagePeek> peek = PeekMessage(call);
+    reply.header = EncodeAcceptedReply(peek ? peek->xid : 0, kSystemErr);
+    reply.results.clear();
+    payload = reply.header.size();
+  }
+  out.mark = FragmentHeader(static_cast<uint32_t>(payload), true);
+  out.header = std::move(reply.header);
+  out.body = std::move(reply.results);
+  return out;
 }
 
 void Connection::FinishCall() {
@@ -272,7 +292,7 @@ void Connection::FinishCall() {
   if (close_now) CloseWithReason("peer closed the connection", false);
 }
 
-bool Connection::Send(OutRecord rec) {
+bool Connection::SendAll(std::span<OutRecord> recs) {
   std::string error;
   bool failed = false;
   bool drained_eof = false;
@@ -280,8 +300,10 @@ bool Connection::Send(OutRecord rec) {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return false;
     bool was_empty = out_.empty();
-    out_bytes_ += rec.size();
-    out_.push_back(std::move(rec));
+    for (OutRecord& rec : recs) {
+      out_bytes_ += rec.size();
+      out_.push_back(std::move(rec));
+    }
     // Write from this thread when nothing is queued: no hop to the loop.
     // Otherwise the loop is already waiting for EPOLLOUT and will flush.
     if (was_empty && !FlushLocked(&error)) {

@@ -133,7 +133,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads what the socket has; feeds records to dispatch.
   void HandleReadable();
   void HandleWritable();
-  // Routes complete records: CALLs to workers, REPLYs to waiters.
+  // Routes complete records: CALLs to an inline handler (program.h) or to
+  // workers, REPLYs to waiters. Inline replies of one batch of records are
+  // written together (one sendmsg).
   void DispatchRecords();
   void CompletePending(uint32_t xid, std::vector<uint8_t> record);
 
@@ -141,8 +143,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ServeCall(std::vector<uint8_t> record, size_t worker_index);
   bool SubmitLocked(std::vector<uint8_t> record);  // REQUIRES: mu_ held
   void FinishCall();
-  // Queues `rec` and writes what the socket takes now.
-  bool Send(OutRecord rec);
+  // Queues `recs` and writes what the socket takes now.
+  bool Send(OutRecord rec) { return SendAll({&rec, 1}); }
+  bool SendAll(std::span<OutRecord> recs);
+  // The record carrying `reply` to the call `call` (SYSTEM_ERR if it is too
+  // large for one fragment).
+  OutRecord ReplyRecord(ReplyMessage reply, std::span<const uint8_t> call);
   void ExpireCall(uint32_t xid);
   void CloseWithReason(const std::string& reason, bool warn);
   void StartCall(const CallOptions& options, std::vector<uint8_t> args,

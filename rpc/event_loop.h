@@ -3,7 +3,8 @@
 // The epoll event loop shared by Server and Client.
 //
 // One thread waits on epoll for: listening sockets (accept), connections
-// (readable: parse records and hand CALLs to the worker pool, route REPLYs to
+// (readable: parse records, answer CALLs a program's inline handler takes
+// (program.h) and hand the rest to the worker pool, route REPLYs to
 // waiters; writable: flush queued replies), an eventfd (wake-ups for posted
 // tasks and timers). Workers write their replies directly when the socket
 // takes them and leave the rest to the loop (EPOLLOUT), so a reply costs no

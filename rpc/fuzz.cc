@@ -80,8 +80,12 @@ size_t FuzzServerInput(std::span<const uint8_t> data) {
         if (r.ok() && *r > rec->size()) __builtin_trap();
         continue;
       }
+      // The event loop's path first (NULL is answered inline), as a
+      // connection would; what it declines goes the worker's way.
+      InlineOutcome inl = TryProcessInline(registry, *rec, nullptr);
       std::optional<ReplyMessage> reply =
-          ProcessCall(registry, *rec, nullptr, 0);
+          inl.served ? std::move(inl.reply)
+                     : ProcessCall(registry, *rec, nullptr, 0);
       if (reply) {
         // A reply must itself decode as a reply to the same xid.
         std::vector<uint8_t> whole = reply->header;

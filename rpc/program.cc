@@ -26,8 +26,11 @@ Program::Program(uint32_t number, uint32_t low_version, uint32_t high_version)
     : number_(number), low_(low_version), high_(high_version) {}
 
 Program& Program::WithNull() {
-  return On(0, [](const CallContext&, std::span<const uint8_t>) {
+  On(0, [](const CallContext&, std::span<const uint8_t>) {
     return Reply::Void();
+  });
+  return OnInline(0, [](const CallContext&, std::span<const uint8_t>) {
+    return std::optional<Reply>(Reply::Void());
   });
 }
 
@@ -36,11 +39,29 @@ Program& Program::On(uint32_t proc, Handler handler) {
   return *this;
 }
 
+Program& Program::OnInline(uint32_t proc, InlineHandler handler) {
+  inline_procs_[proc] = std::move(handler);
+  return *this;
+}
+
 Reply Program::Dispatch(const CallContext& ctx,
                         std::span<const uint8_t> args) const {
   auto it = procs_.find(ctx.proc);
   if (it == procs_.end()) return Reply::ProcUnavail();
   return it->second(ctx, args);
+}
+
+std::optional<Reply> Program::DispatchInline(
+    const CallContext& ctx, std::span<const uint8_t> args) const {
+  auto it = inline_procs_.find(ctx.proc);
+  if (it == inline_procs_.end()) return std::nullopt;
+  return it->second(ctx, args);
+}
+
+void Registry::UpdateHasInlineLocked() {
+  bool any = false;
+  for (const auto& [number, p] : programs_) any = any || p->has_inline();
+  has_inline_.store(any, std::memory_order_release);
 }
 
 void Registry::Add(Program program) {
@@ -54,11 +75,13 @@ void Registry::Add(Program program) {
     it = overlaps ? programs_.erase(it) : std::next(it);
   }
   programs_.emplace(p->number(), std::move(p));
+  UpdateHasInlineLocked();
 }
 
 void Registry::Remove(uint32_t number) {
   std::unique_lock lock(mu_);
   programs_.erase(number);
+  UpdateHasInlineLocked();
 }
 
 std::shared_ptr<const Program> Registry::Find(uint32_t prog, uint32_t vers,
@@ -85,33 +108,37 @@ std::string PeerOf(const std::shared_ptr<Connection>& c) {
   return c ? c->peer() : std::string("(no connection)");
 }
 
-ReplyMessage Accepted(uint32_t xid, uint32_t stat, uint32_t low = 0,
-                      uint32_t high = 0) {
-  return ReplyMessage{EncodeAcceptedReply(xid, stat, low, high), {}};
+InlineOutcome Send(std::vector<uint8_t> header,
+                   std::vector<uint8_t> results = {}) {
+  return {true, ReplyMessage{std::move(header), std::move(results)}};
 }
 
-}  // namespace
+InlineOutcome Accepted(uint32_t xid, uint32_t stat, uint32_t low = 0,
+                       uint32_t high = 0) {
+  return Send(EncodeAcceptedReply(xid, stat, low, high));
+}
 
-std::optional<ReplyMessage> ProcessCall(const Registry& registry,
-                                        std::span<const uint8_t> record,
-                                        std::shared_ptr<Connection> connection,
-                                        size_t worker_index) {
+// ProcessCall and TryProcessInline: one path, so that both apply RFC 5531's
+// rules the same way. `on_loop` runs the inline handler instead of the
+// worker's; `served` false means it declined.
+InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
+                    std::shared_ptr<Connection> connection,
+                    size_t worker_index, bool on_loop) {
   CallHeaderDecode d = DecodeCallHeader(record);
   const CallHeader& h = d.header;
   switch (d.outcome) {
     case CallHeaderDecode::Outcome::kDrop:
       log::Warning("rpc: {}: dropped a {}-byte call: {}", PeerOf(connection),
                    record.size(), d.reason);
-      return std::nullopt;
+      return {true, std::nullopt};
     case CallHeaderDecode::Outcome::kRpcMismatch:
       log::Warning("rpc: {}: xid {:#x}: RPC version {} (only 2 is spoken)",
                    PeerOf(connection), h.xid, h.rpcvers);
-      return ReplyMessage{
-          EncodeRpcMismatchReply(h.xid, kRpcVersion, kRpcVersion), {}};
+      return Send(EncodeRpcMismatchReply(h.xid, kRpcVersion, kRpcVersion));
     case CallHeaderDecode::Outcome::kAuthError:
       log::Warning("rpc: {}: xid {:#x}: {}", PeerOf(connection), h.xid,
                    d.reason);
-      return ReplyMessage{EncodeAuthErrorReply(h.xid, d.auth_stat), {}};
+      return Send(EncodeAuthErrorReply(h.xid, d.auth_stat));
     case CallHeaderDecode::Outcome::kOk:
       break;
   }
@@ -121,7 +148,7 @@ std::optional<ReplyMessage> ProcessCall(const Registry& registry,
     log::Warning(
         "rpc: {}: xid {:#x}: credential flavor {} refused (auth_stat {})",
         PeerOf(connection), h.xid, h.cred.flavor, auth.auth_stat);
-    return ReplyMessage{EncodeAuthErrorReply(h.xid, auth.auth_stat), {}};
+    return Send(EncodeAuthErrorReply(h.xid, auth.auth_stat));
   }
 
   bool known;
@@ -148,10 +175,17 @@ std::optional<ReplyMessage> ProcessCall(const Registry& registry,
   ctx.cred = std::move(auth.creds);
   ctx.connection = std::move(connection);
   ctx.worker_index = worker_index;
+  ctx.on_loop_thread = on_loop;
 
   std::optional<Reply> reply;
   try {
-    reply.emplace(program->Dispatch(ctx, record.subspan(h.args_offset)));
+    std::span<const uint8_t> args = record.subspan(h.args_offset);
+    if (on_loop) {
+      reply = program->DispatchInline(ctx, args);
+      if (!reply) return {false, std::nullopt};
+    } else {
+      reply.emplace(program->Dispatch(ctx, args));
+    }
   } catch (const std::exception& e) {
     // Handlers report errors as values; an exception is a server bug.
     log::Error("rpc: program {} proc {} threw: {}", h.prog, h.proc, e.what());
@@ -160,9 +194,9 @@ std::optional<ReplyMessage> ProcessCall(const Registry& registry,
     log::Error("rpc: program {} proc {} threw a non-exception", h.prog, h.proc);
     return Accepted(h.xid, kSystemErr);
   }
-  if (reply->dropped()) return std::nullopt;
+  if (reply->dropped()) return {true, std::nullopt};
   if (reply->is_auth_error()) {
-    return ReplyMessage{EncodeAuthErrorReply(h.xid, reply->stat()), {}};
+    return Send(EncodeAuthErrorReply(h.xid, reply->stat()));
   }
   if (reply->stat() != kSuccess) {
     if (reply->stat() == kGarbageArgs) {
@@ -172,8 +206,23 @@ std::optional<ReplyMessage> ProcessCall(const Registry& registry,
     }
     return Accepted(h.xid, reply->stat());
   }
-  return ReplyMessage{EncodeAcceptedReply(h.xid, kSuccess),
-                      reply->TakeResults()};
+  return Send(EncodeAcceptedReply(h.xid, kSuccess), reply->TakeResults());
+}
+
+}  // namespace
+
+std::optional<ReplyMessage> ProcessCall(const Registry& registry,
+                                        std::span<const uint8_t> record,
+                                        std::shared_ptr<Connection> connection,
+                                        size_t worker_index) {
+  return Serve(registry, record, std::move(connection), worker_index, false)
+      .reply;
+}
+
+InlineOutcome TryProcessInline(const Registry& registry,
+                               std::span<const uint8_t> record,
+                               std::shared_ptr<Connection> connection) {
+  return Serve(registry, record, std::move(connection), 0, true);
 }
 
 }  // namespace rpc

@@ -19,7 +19,16 @@
 //   handler failed unexpectedly       -> SYSTEM_ERR
 //
 // Handlers only decode their arguments, do their work and encode results.
+//
+// Inline handlers (Program::OnInline): a procedure may also offer a cheap
+// handler that the event-loop thread tries first, before handing the call to
+// a worker. It answers calls it can serve from memory without blocking (no
+// database, no disk, no waiting on another thread) and declines the rest
+// (nullopt), which then go to a worker exactly as without it. This saves the
+// loop -> worker -> socket hand-off (an eventfd/futex wake-up and two
+// context switches), which costs more than a trivial call itself.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -55,8 +64,12 @@ struct CallContext {
   std::shared_ptr<Connection> connection;
   // Index of the worker thread running the handler, in [0, worker_threads):
   // lets a handler use per-thread resources such as a database connection
-  // set up by the server's on_worker_start hook.
+  // set up by the server's on_worker_start hook. Meaningless (0) when
+  // `on_loop_thread`.
   size_t worker_index = 0;
+  // The call is being tried by an inline handler on the event-loop thread,
+  // which must not block.
+  bool on_loop_thread = false;
 };
 
 // A handler's answer.
@@ -99,17 +112,29 @@ class Reply {
 using Handler =
     std::function<Reply(const CallContext& ctx, std::span<const uint8_t> args)>;
 
+// Tries a procedure on the event-loop thread: the answer, or nullopt to
+// have the call served by the procedure's Handler on a worker. Must not
+// block and must be thread-safe (it runs concurrently with workers). A
+// declined call must have left no trace: the worker serves it from scratch.
+using InlineHandler = std::function<std::optional<Reply>(
+    const CallContext& ctx, std::span<const uint8_t> args)>;
+
 // One program: a number, a version range and its procedures.
 class Program {
  public:
   Program(uint32_t number, uint32_t low_version, uint32_t high_version);
 
-  // Answers procedure 0 with an empty SUCCESS. By ONC RPC convention every
-  // program's procedure 0 takes no arguments and returns nothing; clients
-  // use it to probe that the server is up (NFSPROC4_NULL, CB_NULL).
+  // Answers procedure 0 with an empty SUCCESS (inline: it never blocks).
+  // By ONC RPC convention every program's procedure 0 takes no arguments and
+  // returns nothing; clients use it to probe that the server is up
+  // (NFSPROC4_NULL, CB_NULL).
   Program& WithNull();
   // Registers `handler` for `proc` in every version of the range.
   Program& On(uint32_t proc, Handler handler);
+  // Registers an inline handler for `proc`, tried before `On`'s handler
+  // (see the top of this file). REQUIRES: `proc` also has an On handler.
+  Program& OnInline(uint32_t proc, InlineHandler handler);
+  bool has_inline() const { return !inline_procs_.empty(); }
 
   uint32_t number() const { return number_; }
   uint32_t low_version() const { return low_; }
@@ -117,12 +142,17 @@ class Program {
 
   // Runs the procedure, or answers PROC_UNAVAIL.
   Reply Dispatch(const CallContext& ctx, std::span<const uint8_t> args) const;
+  // Runs the procedure's inline handler: nullopt if it has none or it
+  // declined.
+  std::optional<Reply> DispatchInline(const CallContext& ctx,
+                                      std::span<const uint8_t> args) const;
 
  private:
   uint32_t number_;
   uint32_t low_;
   uint32_t high_;
   std::map<uint32_t, Handler> procs_;
+  std::map<uint32_t, InlineHandler> inline_procs_;
 };
 
 // The programs one endpoint answers.
@@ -142,10 +172,17 @@ class Registry {
   // `*known` whether `prog` is registered at all.
   std::shared_ptr<const Program> Find(uint32_t prog, uint32_t vers, bool* known,
                                       uint32_t* low, uint32_t* high) const;
+  // Whether any program registered has an inline handler: if none, the
+  // event loop hands every call to a worker without looking at it.
+  bool has_inline() const {
+    return has_inline_.load(std::memory_order_acquire);
+  }
 
  private:
+  void UpdateHasInlineLocked();
   mutable std::shared_mutex mu_;
   std::multimap<uint32_t, std::shared_ptr<const Program>> programs_;
+  std::atomic<bool> has_inline_{false};
 };
 
 // A reply as two buffers: the RPC reply header and the procedure's results.
@@ -165,5 +202,18 @@ std::optional<ReplyMessage> ProcessCall(const Registry& registry,
                                         std::span<const uint8_t> record,
                                         std::shared_ptr<Connection> connection,
                                         size_t worker_index);
+
+// ProcessCall on the event-loop thread, for calls an inline handler
+// answers. `served` false: nothing was done, give the call to a worker
+// (ProcessCall). Otherwise `reply` is what ProcessCall would have returned.
+// Calls whose header is refused (RPC_MISMATCH, AUTH_ERROR, PROG_UNAVAIL,
+// ...) are answered here too: that costs no more than handing them over.
+struct InlineOutcome {
+  bool served = false;
+  std::optional<ReplyMessage> reply;
+};
+InlineOutcome TryProcessInline(const Registry& registry,
+                               std::span<const uint8_t> record,
+                               std::shared_ptr<Connection> connection);
 
 }  // namespace rpc

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "rpc/client.h"
@@ -175,7 +176,9 @@ class ServerTest : public ::testing::Test {
   }
 
   // The toy program: 0 NULL, 1 echo, 2 sleep(ms) and echo ms, 3 whoami,
-  // 4 strict "one uint32 -> +1", 5 call the caller back, 6 worker index.
+  // 4 strict "one uint32 -> +1", 5 call the caller back, 6 worker index,
+  // 7 record size and peer port, 8 inline for even arguments (v -> v + 1000
+  // on the event-loop thread, v -> v on a worker; 99 throws inline).
   Program ToyProgram() {
     return Program(kToyProg, 1, 2)
         .WithNull()
@@ -241,6 +244,18 @@ class ServerTest : public ::testing::Test {
                   ? ntohs(reinterpret_cast<const sockaddr_in*>(&peer)->sin_port)
                   : 0);
           return Reply::Success(e.Take());
+        })
+        .On(8,
+            [](const CallContext& ctx, std::span<const uint8_t> args) {
+              if (ctx.on_loop_thread) return Reply::SystemErr();
+              return Reply::Success(U32(AsU32(args)));
+            })
+        .OnInline(8, [](const CallContext& ctx, std::span<const uint8_t> args)
+                      -> std::optional<Reply> {
+          uint32_t v = AsU32(args);
+          if (v == 99) throw std::runtime_error("inline handler bug");
+          if (v % 2 != 0 || !ctx.on_loop_thread) return std::nullopt;
+          return Reply::Success(U32(v + 1000));
         });
   }
 
@@ -328,6 +343,68 @@ TEST_F(ServerTest, RepliesLeaveInCompletionOrder) {
   Result<size_t> off = DecodeReply(*second);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(AsU32(std::span<const uint8_t>(*second).subspan(*off)), 400u);
+}
+
+// Inline handlers (Program::OnInline) answer on the event-loop thread; what
+// they decline is served by the worker handler as before.
+TEST_F(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  Result<ReplyBody> r = client->Call(Opts(8), U32(4));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(AsU32(r->results()), 1004u);  // inline
+  r = client->Call(Opts(8), U32(5));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(AsU32(r->results()), 5u);  // declined: a worker served it
+  // An inline handler that throws is a server bug: SYSTEM_ERR, and the
+  // connection lives on.
+  EXPECT_FALSE(client->Call(Opts(8), U32(99)).ok());
+  EXPECT_TRUE(LogsContain("inline handler bug"));
+  r = client->Call(Opts(8), U32(6));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(AsU32(r->results()), 1006u);
+  // The NULL procedure is answered inline too (WithNull).
+  EXPECT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
+}
+
+TEST_F(ServerTest, InlineRepliesOvertakeWorkersAndInterleave) {
+  StartServer();
+  RawConn c(server_->port());
+  // A slow worker call, then an inline one, in one write: the inline reply
+  // leaves first (out of order, matched by xid).
+  c.Send(Cat(FrameRecord(CallRecord(200, kToyProg, 1, 2, {}, U32(300))),
+             FrameRecord(CallRecord(201, kToyProg, 1, 8, {}, U32(2)))));
+  auto first = c.ReadRecord();
+  auto second = c.ReadRecord();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(PeekMessage(*first)->xid, 201u);
+  EXPECT_EQ(PeekMessage(*second)->xid, 200u);
+  // 200 pipelined calls, inline and worker alternating, in one write: every
+  // reply comes back once, with its own result.
+  std::vector<uint8_t> burst;
+  for (uint32_t i = 0; i < 200; ++i) {
+    burst = Cat(std::move(burst),
+                FrameRecord(CallRecord(1000 + i, kToyProg, 1, 8, {}, U32(i))));
+  }
+  c.Send(burst);
+  std::set<uint32_t> seen;
+  for (int i = 0; i < 200; ++i) {
+    auto rec = c.ReadRecord();
+    ASSERT_TRUE(rec) << "reply " << i << " missing";
+    uint32_t xid = PeekMessage(*rec)->xid;
+    Result<size_t> off = DecodeReply(*rec);
+    uint32_t v = xid - 1000;
+    EXPECT_TRUE(seen.insert(xid).second) << "xid " << xid << " twice";
+    if (v == 99) {  // the inline handler throws: SYSTEM_ERR
+      EXPECT_FALSE(off.ok());
+      continue;
+    }
+    ASSERT_TRUE(off.ok()) << "xid " << xid;
+    EXPECT_EQ(AsU32(std::span<const uint8_t>(*rec).subspan(*off)),
+              v % 2 == 0 ? v + 1000 : v);
+  }
+  EXPECT_EQ(seen.size(), 200u);
 }
 
 TEST_F(ServerTest, OutOfOrderThroughTheClient) {

@@ -272,6 +272,11 @@ class StateManager {
   ns::Status StartEpoch();
   // Whether the grace period is on (it ends by itself when it times out).
   bool InGrace();
+  // Whether the grace period may still be on, without ending it (which
+  // writes to the database): false means InGrace() is false for good.
+  bool GraceMayBeOn() const {
+    return grace_.load(std::memory_order_acquire);
+  }
   // Whether `client` may still reclaim: it is recorded as having held state
   // before the restart (same owner, verifier and principal), the grace
   // period is on and it has not sent RECLAIM_COMPLETE.

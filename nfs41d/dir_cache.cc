@@ -1,0 +1,104 @@
+#include "nfs41d/dir_cache.h"
+
+#include <algorithm>
+
+namespace nfs41d {
+
+DirCache::DirCache(DirCacheOptions options)
+    : options_(options),
+      enabled_(options.max_entries > 0 && options.ttl.count() > 0),
+      per_shard_(std::max<size_t>(1, options.max_entries / kShards)) {}
+
+std::optional<DirCache::Child> DirCache::Get(ns::InodeId dir,
+                                             std::string_view name) {
+  if (!enabled_) return std::nullopt;
+  Shard& s = ShardOf(dir);
+  std::lock_guard<std::mutex> l(s.mu);
+  auto d = s.dirs.find(dir);
+  if (d != s.dirs.end()) {
+    auto it = d->second.names.find(std::string(name));
+    if (it != d->second.names.end()) {
+      if (Clock::now() - it->second.read_at < options_.ttl) {
+        s.lru.splice(s.lru.begin(), s.lru, d->second.lru);
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return it->second.child;
+      }
+      d->second.names.erase(it);
+      --s.names;
+    }
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  return std::nullopt;
+}
+
+void DirCache::Put(ns::InodeId dir, std::string_view name, Child child,
+                   uint64_t epoch) {
+  if (!enabled_) return;
+  Shard& s = ShardOf(dir);
+  std::lock_guard<std::mutex> l(s.mu);
+  if (Epoch() != epoch) return;  // something changed while it was read
+  auto d = s.dirs.find(dir);
+  if (d == s.dirs.end()) {
+    s.lru.push_front(dir);
+    d = s.dirs.emplace(dir, Dir{{}, s.lru.begin()}).first;
+  } else {
+    s.lru.splice(s.lru.begin(), s.lru, d->second.lru);
+  }
+  auto [it, added] =
+      d->second.names.insert_or_assign(std::string(name),
+                                       Entry{child, Clock::now()});
+  if (added) ++s.names;
+  // Over budget: whole directories go, least recently used first, but never
+  // the one just filled (a directory larger than a shard's budget keeps
+  // only what it has).
+  while (s.names > per_shard_ && s.lru.back() != dir) {
+    EraseDirLocked(s, s.dirs.find(s.lru.back()));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (s.names > per_shard_ && added) {
+    d->second.names.erase(it);
+    --s.names;
+  }
+}
+
+void DirCache::EraseDirLocked(
+    Shard& s, std::unordered_map<ns::InodeId, Dir>::iterator it) {
+  s.names -= it->second.names.size();
+  s.lru.erase(it->second.lru);
+  s.dirs.erase(it);
+}
+
+void DirCache::InvalidateDir(ns::InodeId dir) {
+  if (!enabled_) return;
+  Shard& s = ShardOf(dir);
+  std::lock_guard<std::mutex> l(s.mu);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  invalidations_.fetch_add(1, std::memory_order_relaxed);
+  auto it = s.dirs.find(dir);
+  if (it != s.dirs.end()) EraseDirLocked(s, it);
+}
+
+void DirCache::Clear() {
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    s.dirs.clear();
+    s.lru.clear();
+    s.names = 0;
+  }
+}
+
+DirCache::Stats DirCache::stats() const {
+  Stats st;
+  st.hits = hits_.load(std::memory_order_relaxed);
+  st.misses = misses_.load(std::memory_order_relaxed);
+  st.invalidations = invalidations_.load(std::memory_order_relaxed);
+  st.evictions = evictions_.load(std::memory_order_relaxed);
+  for (const Shard& s : shards_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    st.entries += s.names;
+  }
+  return st;
+}
+
+}  // namespace nfs41d

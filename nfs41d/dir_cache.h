@@ -1,0 +1,110 @@
+#pragma once
+
+// DirCache: directory entries (directory inode, name) -> (inode, generation)
+// in front of Namespace::Lookup, so that LOOKUP of a recently seen name
+// costs no database round trip (issue 4, issue 8 "stat"). It sits next to
+// AttrCache and follows the same rules:
+//
+//   - This server's own changes: the COMPOUND loop forgets, after every op
+//     that modifies state, every name of the directories AttrCache
+//     forgets (current and saved filehandles before and after the op, and
+//     CompoundState::touched). That covers REMOVE (current fh = directory),
+//     RENAME (saved = source, current = target directory), LINK (current =
+//     target directory), CREATE and OPEN-create (the directory is the
+//     current fh before the op). A lookup that raced with a forget is not
+//     stored (epoch), so a stale positive entry never comes back.
+//   - Negative results (NOENT) are never cached: a name created later is
+//     found at once, by this server or another door.
+//   - Several doors on one database: an entry is used for at most `ttl`
+//     after it was read (the attribute cache's TTL); a name another door
+//     removed or replaced is seen within `ttl`.
+//   - Bounded: at most `max_entries` names; whole directories are evicted,
+//     least recently used first.
+//
+// Permission: an entry says what a name refers to, not who may look it up.
+// LOOKUP checks search permission on the directory itself (from its cached
+// attributes), as Namespace::Lookup would.
+//
+// Thread safety: every method may be called from any thread (sharded
+// mutexes).
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "libnamespace/include/namespace/namespace.h"
+
+namespace nfs41d {
+
+struct DirCacheOptions {
+  // Names kept (all shards together); 0 disables the cache.
+  size_t max_entries = 65536;
+  // How long an entry is trusted (see above); 0 disables the cache.
+  std::chrono::milliseconds ttl{2000};
+};
+
+class DirCache {
+ public:
+  explicit DirCache(DirCacheOptions options);
+
+  bool enabled() const { return enabled_; }
+
+  struct Child {
+    ns::InodeId ino = 0;
+    uint32_t generation = 0;  // as in FileHandle
+  };
+  // The entry `name` of `dir` if cached and fresh.
+  std::optional<Child> Get(ns::InodeId dir, std::string_view name);
+  // Stores a lookup's result. Ignored if anything was forgotten since
+  // `epoch` (Epoch() taken before the lookup).
+  void Put(ns::InodeId dir, std::string_view name, Child child,
+           uint64_t epoch);
+  uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // Forgets every name of directory `dir` (nothing if it is not one).
+  void InvalidateDir(ns::InodeId dir);
+  void Clear();
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0, invalidations = 0, evictions = 0;
+    size_t entries = 0;
+  };
+  Stats stats() const;
+
+ private:
+  static constexpr size_t kShards = 16;
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    Child child;
+    Clock::time_point read_at;
+  };
+  struct Dir {
+    std::unordered_map<std::string, Entry> names;
+    std::list<ns::InodeId>::iterator lru;
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<ns::InodeId, Dir> dirs;  // guarded by mu
+    std::list<ns::InodeId> lru;                 // front = most recent
+    size_t names = 0;                           // guarded by mu
+  };
+  Shard& ShardOf(ns::InodeId dir) { return shards_[dir % kShards]; }
+  void EraseDirLocked(Shard& s, std::unordered_map<ns::InodeId, Dir>::iterator it);
+
+  const DirCacheOptions options_;
+  const bool enabled_;
+  const size_t per_shard_;
+  std::array<Shard, kShards> shards_;
+  // Bumped by every forget, under the shard's mutex.
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, invalidations_{0},
+      evictions_{0};
+};
+
+}  // namespace nfs41d
