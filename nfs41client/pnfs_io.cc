@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -438,8 +439,17 @@ nfsstat4 PnfsFile::DoPiece(const Piece& p, uint64_t* got) {
       }
     }
   }
-  const nfsstat4 st = SendPiece(*mds_server_, fh_, p.offset, p.data, p.length,
-                                p.write, got);
+  // The MDS answers NFS4ERR_DELAY while it reconnects to a data server it
+  // serves these bytes from; retry as a client must (RFC 8881 §15.1.1.3),
+  // backing off, for up to ~20 s.
+  nfsstat4 st = NFS4ERR_DELAY;
+  for (int attempt = 0; attempt < 40 && st == NFS4ERR_DELAY; ++attempt) {
+    if (attempt > 0) {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(50 << std::min(attempt, 4), 500)));
+    }
+    st = SendPiece(*mds_server_, fh_, p.offset, p.data, p.length, p.write, got);
+  }
   if (st == NFS4_OK) {
     std::lock_guard lock(mu_);
     stats_.mds_bytes += *got;
