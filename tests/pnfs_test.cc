@@ -218,19 +218,7 @@ class PnfsEndToEnd : public ::testing::Test {
 
   // LAYOUTCOMMIT of writes up to byte `last` through layout `sid`.
   void LayoutCommit(const Fh& fh, const stateid4& sid, uint64_t last) {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTCOMMIT;
-    LAYOUTCOMMIT4args& a = op.nfs_argop4_u.oplayoutcommit;
-    a.loca_length = kAll;
-    a.loca_stateid = sid;
-    a.loca_last_write_offset.no_newoffset = TRUE;
-    a.loca_last_write_offset.newoffset4_u.no_offset = last;
-    a.loca_layoutupdate.lou_type = LAYOUT4_NFSV4_1_FILES;
-    Compound cp;
-    cp.PutFh(fh).Op(op);
-    auto r = client_->Call(cp);
-    ASSERT_TRUE(r.ok());
-    ASSERT_NFS(r->status(), NFS4_OK);
+    ASSERT_NFS(nfs41client::LayoutCommit(*client_, fh, sid, last), NFS4_OK);
   }
 
   struct DeviceInfo {
