@@ -766,19 +766,20 @@ TEST_F(DataTest, ExpiredClientStateIsReleased) {
   EXPECT_EQ(removed, 2u);
   EXPECT_FALSE(server_->state().opens().IsOpen(ino));
   EXPECT_EQ(server_->state().opens().stateid_count(), 0u);
-  // The orphan goes with B's state (the flusher releases it).
-  bool gone = false;
-  for (int i = 0; i < 200 && !gone; ++i) {
+  // The orphan goes with B's state (the flusher releases it): its inode
+  // first, then its data file, so wait for both (bounded; the machine may
+  // be loaded).
+  const std::string data = dir_ + "/data/" + data::LocalDataPath(ino);
+  bool gone = false, data_gone = false;
+  for (int i = 0; i < 1000 && !(gone && data_gone); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     gone = server_->ns().GetAttr(ns::Credentials::Root(), ino).status()
                .IsStale();
+    data_gone = !std::filesystem::exists(data);
   }
-  EXPECT_TRUE(gone);
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/data/" +
-                                       data::LocalDataPath(ino)));
-  EXPECT_TRUE(gone);
+  EXPECT_TRUE(gone) << "the orphan inode is released";
+  EXPECT_TRUE(data_gone) << "its data file is removed";
 }
-
 
 // ----------------------------------------------------------------- locks
 
