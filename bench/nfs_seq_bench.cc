@@ -45,15 +45,18 @@ using nfs41client::Bits;
 using nfs41client::Client;
 using nfs41client::Compound;
 
-// utime + stime of `pid` in seconds.
-double CpuSeconds(pid_t pid) {
+// utime and stime of `pid` in seconds.
+struct Cpu {
+  double user = 0, sys = 0;
+};
+Cpu CpuSeconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(f, line);
   // Fields after the command name, which is in parentheses and may hold
   // spaces: state is field 3, utime 14, stime 15.
   const size_t close = line.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos) return {-1, -1};
   std::istringstream in(line.substr(close + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -61,8 +64,8 @@ double CpuSeconds(pid_t pid) {
     if (i == 14) utime = std::stoull(field);
     if (i == 15) stime = std::stoull(field);
   }
-  return static_cast<double>(utime + stime) /
-         static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(utime) / tck, static_cast<double>(stime) / tck};
 }
 
 // GET /metrics from 127.0.0.1:`port`; "" on failure.
@@ -130,6 +133,9 @@ uint16_t FreePort() {
 
 struct Figure {
   double server_us = 0;  // server CPU per call
+  double user_us = 0;    // of which in user space (the rest: the kernel's
+                         // TCP, epoll and scheduling, on loopback also part
+                         // of the client's receive path)
   double wall_us = 0;    // client round trip per call
   OpTimes before, after;  // the server's op histograms around the run
 };
@@ -139,13 +145,15 @@ Figure Measure(pid_t server, uint16_t metrics_port, int calls, F&& call) {
   for (int i = 0; i < calls / 10; ++i) call();  // warm up (caches, pages)
   Figure f;
   f.before = ParseOpTimes(FetchMetrics(metrics_port));
-  const double cpu0 = CpuSeconds(server);
+  const Cpu cpu0 = CpuSeconds(server);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < calls; ++i) call();
   const auto t1 = std::chrono::steady_clock::now();
-  const double cpu1 = CpuSeconds(server);
+  const Cpu cpu1 = CpuSeconds(server);
   f.after = ParseOpTimes(FetchMetrics(metrics_port));
-  f.server_us = (cpu1 - cpu0) * 1e6 / calls;
+  f.server_us =
+      (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) * 1e6 / calls;
+  f.user_us = (cpu1.user - cpu0.user) * 1e6 / calls;
   f.wall_us =
       std::chrono::duration<double, std::micro>(t1 - t0).count() / calls;
   return f;
@@ -235,10 +243,12 @@ int main(int argc, char** argv) {
   }
   std::printf("inline COMPOUNDs          %s\n", no_inline ? "off" : "on");
   std::printf("calls per kind            %d\n", calls);
-  std::printf("SEQUENCE alone            %.2f us server CPU, %.2f us round trip\n",
-              s.server_us, s.wall_us);
-  std::printf("SEQUENCE+PUTFH+GETATTR    %.2f us server CPU, %.2f us round trip\n",
-              g.server_us, g.wall_us);
+  std::printf("SEQUENCE alone            %.2f us server CPU (%.2f user), "
+              "%.2f us round trip\n",
+              s.server_us, s.user_us, s.wall_us);
+  std::printf("SEQUENCE+PUTFH+GETATTR    %.2f us server CPU (%.2f user), "
+              "%.2f us round trip\n",
+              g.server_us, g.user_us, g.wall_us);
   std::printf("inside the op handlers     SEQUENCE %.2f us; PUTFH %.2f us, "
               "GETATTR %.2f us (second run)\n",
               HandlerUs(s.before, s.after, "SEQUENCE"),
