@@ -80,17 +80,13 @@ PGBIN=/usr/lib/postgresql/15/bin
 PGDATA_DIR=$TMP/pg
 PG_STARTED=0
 SYNC_LOOP= SYNC_MNT=
-as_pg() {
-  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 cleanup() {
   local rc=$?
   stop_pids "${PIDS[@]}"
   if [[ -n $SYNC_MNT ]]; then umount "$SYNC_MNT" || umount -l "$SYNC_MNT" || true; fi
   if [[ -n $SYNC_LOOP ]]; then losetup -d "$SYNC_LOOP" || true; fi
   if [[ $PG_STARTED == 1 ]]; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null ||
-      as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null || true
+    pg_stop "$PGBIN" "$PGDATA_DIR"
   fi
   rm -rf "$TMP"
   exit $rc

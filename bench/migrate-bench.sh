@@ -98,14 +98,12 @@ TMP=$(mktemp -d /var/tmp/ns-migrate-bench.XXXXXX)
 PGBIN=/usr/lib/postgresql/15/bin
 PGDATA_DIR=$TMP/pg
 PG_STARTED=0
-as_pg() {
-  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# as_pg, pg_stop.
+source "$ROOT/bench/servers.sh"
 cleanup() {
   local rc=$?
   if [[ $PG_STARTED == 1 ]]; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null ||
-      as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null || true
+    pg_stop "$PGBIN" "$PGDATA_DIR"
   fi
   rm -rf "$TMP"
   exit $rc

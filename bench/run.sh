@@ -51,14 +51,12 @@ PGBIN=/usr/lib/postgresql/15/bin
 TMP=$(mktemp -d /var/tmp/nsbench.XXXXXX)
 PGDATA_DIR=$TMP/pg
 PG_STARTED=0
-as_pg() {
-  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# as_pg, pg_stop.
+source "$ROOT/bench/servers.sh"
 cleanup() {
   local rc=$?
   if [[ $PG_STARTED == 1 ]]; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null ||
-      as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null || true
+    pg_stop "$PGBIN" "$PGDATA_DIR"
   fi
   rm -rf "$TMP"
   exit $rc

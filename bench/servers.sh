@@ -1,6 +1,7 @@
 # Shared by the bench/ scripts (source it): free loopback ports, waiting
 # for a listener, and NFS-Ganesha (Debian's nfs-ganesha + nfs-ganesha-vfs)
-# with the VFS FSAL, NFSv4.1 only, no grace period, on 127.0.0.1.
+# with the VFS FSAL, NFSv4.1 only, no grace period, on 127.0.0.1; running
+# and stopping a throwaway PostgreSQL cluster as the postgres user.
 
 free_port() {
   local p
@@ -77,4 +78,16 @@ stop_pids() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
   done
+}
+
+# as_pg CMD...: runs CMD as postgres when root (initdb and pg_ctl refuse
+# root), as the caller otherwise.
+as_pg() {
+  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_stop PGBIN DATADIR: a fast shutdown, an immediate one if that fails.
+pg_stop() {
+  as_pg "$1/pg_ctl" -D "$2" -m fast -w -t 60 stop >/dev/null ||
+    as_pg "$1/pg_ctl" -D "$2" -m immediate -w -t 30 stop >/dev/null || true
 }
