@@ -515,6 +515,12 @@ TEST_F(OpsTest, PrometheusMetrics) {
   EXPECT_NE(m.find("nfs41d_sessions 1"), std::string::npos);
   EXPECT_NE(m.find("nfs41d_clients 1"), std::string::npos);
   EXPECT_NE(m.find("nfs41d_rpc_connections 1"), std::string::npos);
+  // EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, PUTROOTFH+GETFH, 5
+  // GETATTRs and the LOOKUP at least: the loop counts every call it read.
+  const size_t at = m.find("\nnfs41d_rpc_calls_total ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GE(std::stoull(m.substr(at + 24)), 9u);
+  EXPECT_NE(m.find("\nnfs41d_rpc_loop_busy_seconds_total 0."), std::string::npos);
   EXPECT_EQ(server_->metrics().op_count(OP_GETATTR), 5u);
   EXPECT_EQ(HttpGet(server_->metrics_port(), "/other").rfind("HTTP/1.1 404", 0), 0u);
 }

@@ -126,6 +126,19 @@ std::string Nfs41Server::Start() {
           state_->session_count());
     gauge("nfs41d_clients", "Current NFSv4.1 clients.", "gauge",
           state_->client_count());
+    if (rpc_) {
+      rpc::LoopStats l = rpc_->loop_stats();
+      *out += "# HELP nfs41d_rpc_loop_busy_seconds_total Time the RPC event "
+              "loop spent working (reading, inline COMPOUNDs, writing "
+              "replies), not waiting.\n# TYPE nfs41d_rpc_loop_busy_seconds_total "
+              "counter\nnfs41d_rpc_loop_busy_seconds_total " +
+              std::to_string(static_cast<double>(l.busy_ns) * 1e-9) + "\n";
+      gauge("nfs41d_rpc_loop_wakeups_total",
+            "Times the RPC event loop woke up with work.", "counter",
+            l.wakeups);
+      gauge("nfs41d_rpc_calls_total", "RPC call records received.",
+            "counter", l.calls);
+    }
     AttrCache::Stats c = attrs_->stats();
     gauge("nfs41d_attr_cache_hits_total", "Attribute cache hits.", "counter",
           c.hits);

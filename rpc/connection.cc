@@ -201,6 +201,7 @@ void Connection::DispatchRecords() {
                    peek->msg_type);
       continue;
     }
+    loop_->calls_.fetch_add(1, std::memory_order_relaxed);
     if (registry.has_inline()) {
       // Served right here when a program's inline handler takes it; its
       // reply may overtake calls still on workers (RPC replies are matched
@@ -208,6 +209,7 @@ void Connection::DispatchRecords() {
       // other once queued.
       InlineOutcome done = TryProcessInline(registry, *rec, shared_from_this());
       if (done.served) {
+        loop_->inline_calls_.fetch_add(1, std::memory_order_relaxed);
         if (done.reply) {
           inline_replies.push_back(ReplyRecord(std::move(*done.reply), *rec));
         }

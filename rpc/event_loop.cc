@@ -110,6 +110,15 @@ void EventLoop::Stop() {
   RunPosted();
 }
 
+LoopStats EventLoop::stats() const {
+  LoopStats s;
+  s.busy_ns = busy_ns_.load(std::memory_order_relaxed);
+  s.wakeups = wakeups_.load(std::memory_order_relaxed);
+  s.calls = calls_.load(std::memory_order_relaxed);
+  s.inline_calls = inline_calls_.load(std::memory_order_relaxed);
+  return s;
+}
+
 bool EventLoop::InLoopThread() const {
   return loop_thread_id_.load() == std::this_thread::get_id();
 }
@@ -148,6 +157,7 @@ void EventLoop::Run() {
                  std::strerror(errno));
       break;
     }
+    const auto woke = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
       uint32_t ev = events[i].events;
@@ -187,6 +197,12 @@ void EventLoop::Run() {
         listeners_[i].paused = false;
       }
     }
+    busy_ns_.fetch_add(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - woke)
+                                  .count()),
+        std::memory_order_relaxed);
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Shutdown: no new connections, close every open one (failing their

@@ -69,6 +69,18 @@ struct EndpointOptions {
   std::function<void(const std::shared_ptr<Connection>&)> on_close = nullptr;
 };
 
+// What the loop thread did since Start (read from any thread). busy_ns
+// is the time from each epoll_wait return to the next call: the loop's own
+// work (reads, inline handlers, replies written, hand-offs), not the time it
+// slept. With every call answered inline, busy_ns / calls is the server time
+// per call (docs/performance.md, issue 4 item 12).
+struct LoopStats {
+  uint64_t busy_ns = 0;
+  uint64_t wakeups = 0;
+  uint64_t calls = 0;         // call records received
+  uint64_t inline_calls = 0;  // of them, answered on the loop thread
+};
+
 class EventLoop {
  public:
   // `registry` and `pool` must outlive the loop.
@@ -95,6 +107,7 @@ class EventLoop {
   bool InLoopThread() const;
 
   const EndpointOptions& options() const { return options_; }
+  LoopStats stats() const;
 
  private:
   friend class Connection;
@@ -133,6 +146,9 @@ class EventLoop {
   std::thread thread_;
   std::atomic<std::thread::id> loop_thread_id_{};
   std::atomic<bool> stopping_{false};
+  // Written by the loop thread only; relaxed, read by stats().
+  std::atomic<uint64_t> busy_ns_{0}, wakeups_{0}, calls_{0},
+      inline_calls_{0};
   bool started_ = false;
   std::chrono::steady_clock::time_point listeners_resume_at_{};
 

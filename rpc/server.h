@@ -82,6 +82,7 @@ class Server {
   std::vector<std::shared_ptr<Connection>> Connections() const {
     return loop_.Connections();
   }
+  LoopStats loop_stats() const { return loop_.stats(); }
 
  private:
   ServerOptions options_;

@@ -351,6 +351,7 @@ TEST_F(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
   StartServer();
   auto client = Connect();
   ASSERT_NE(client, nullptr);
+  const LoopStats before = server_->loop_stats();
   Result<ReplyBody> r = client->Call(Opts(8), U32(4));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(AsU32(r->results()), 1004u);  // inline
@@ -366,6 +367,13 @@ TEST_F(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
   EXPECT_EQ(AsU32(r->results()), 1006u);
   // The NULL procedure is answered inline too (WithNull).
   EXPECT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
+  // The loop counted every call, and which it answered itself: all but 5.
+  const LoopStats after = server_->loop_stats();
+  EXPECT_EQ(after.calls - before.calls, 5u);
+  EXPECT_EQ(after.inline_calls - before.inline_calls, 4u);
+  // The wake-up of the last call is counted after its reply left.
+  EXPECT_GE(after.wakeups - before.wakeups, 4u);
+  EXPECT_GT(after.busy_ns, before.busy_ns);
 }
 
 TEST_F(ServerTest, InlineRepliesOvertakeWorkersAndInterleave) {
