@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -686,6 +687,37 @@ class SqliteWriter final : public Writer {
       ins_location_;
 };
 
+// A database file the import creates gets 16 KiB pages, not SQLite's
+// default 4 KiB: a quarter as many pages to allocate, fill and link per
+// row appended, and a quarter as many B-tree pages for the final index
+// sorts to write (measured on the Contents index: the two dirents index
+// builds take about 20% less CPU, the inserts a few per cent). A file's
+// page size is fixed once its first page is written, here by switching it
+// to WAL (the namespace's journal, which libnamespace sets again), so it
+// is set before libnamespace creates the schema; an existing namespace
+// keeps its own.
+constexpr int kNewFilePageSize = 16384;
+
+ns::Status CreateWithPageSize(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  std::unique_ptr<sqlite3, SqliteCloser> db(raw);
+  if (rc != SQLITE_OK) {
+    return ns::Status::Unavailable("create " + path,
+                                   raw ? sqlite3_errmsg(raw) : "no memory");
+  }
+  const std::string sql = fmt::format(
+      "PRAGMA page_size = {}; PRAGMA journal_mode = WAL;", kNewFilePageSize);
+  if (sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr) !=
+      SQLITE_OK) {
+    return ns::Status::IOError("create " + path, sqlite3_errmsg(db.get()));
+  }
+  return ns::Status::Ok();
+}
+
 }  // namespace
 
 ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
@@ -698,7 +730,15 @@ ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
   // (ns-migrate's case); later it is refused and changes nothing.
   (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (!exists && !dry_run) {
-    NS_RETURN_IF_ERROR(ns::InitSchema(uri));
+    ns::Status made = CreateWithPageSize(path);
+    if (made.ok()) made = ns::InitSchema(uri);
+    if (!made.ok()) {
+      // Nothing half-made left behind: the file did not exist before.
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        ::unlink((path + suffix).c_str());
+      }
+      return made;
+    }
     exists = true;
   }
   if (exists) {
