@@ -1,14 +1,18 @@
-// The SQLite writer: prepared statements, one big transaction per batch.
-// Keys arrive in ascending order (inode numbers and cookies are given in
-// import order), so every insert appends to the B-trees; dirents' two
-// secondary indexes, which would not be appended to, are built once at
-// the end (DropIndexes/DropState), and the load runs with a rollback
-// journal (LoadJournal). A small page cache is enough for appends.
+// The SQLite writer: prepared multi-row inserts (RowInsert), one big
+// transaction per batch. Keys are given in import order (cookies as
+// dirents come, inode numbers as entries open; inodes are stored sorted),
+// so every insert appends to the B-trees; dirents' two secondary indexes,
+// which would not be appended to, are built once at the end
+// (DropIndexes/DropState), and the load runs with a rollback journal
+// (LoadJournal). A small page cache is enough for appends. New files get
+// 16 KiB pages (kNewFilePageSize).
 
 #include <fmt/core.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -485,20 +489,21 @@ class SqliteWriter final : public Writer {
     return ns::Status::Ok();
   }
 
-  // Stores `rows`; bind(stmt, first parameter - 1, row) binds one row.
-  // Text is bound SQLITE_STATIC: the rows outlive the statement's step.
-  template <typename Row, typename Bind>
-  ns::Status InsertRows(RowInsert& ins, const std::vector<Row>& rows,
-                        Bind bind, std::string_view what) {
+  // Stores rows at(0) .. at(n - 1); bind(stmt, first parameter - 1, row)
+  // binds one row. Text is bound SQLITE_STATIC: the rows outlive the
+  // statement's step.
+  template <typename At, typename Bind>
+  ns::Status InsertRows(RowInsert& ins, size_t n, At at, Bind bind,
+                        std::string_view what) {
     size_t i = 0;
-    for (; i + kRowsPerInsert <= rows.size(); i += kRowsPerInsert) {
+    for (; i + kRowsPerInsert <= n; i += kRowsPerInsert) {
       for (int k = 0; k < kRowsPerInsert; ++k) {
-        bind(ins.many.get(), k * ins.cols, rows[i + k]);
+        bind(ins.many.get(), k * ins.cols, at(i + k));
       }
       NS_RETURN_IF_ERROR(Step(ins.many.get(), what));
     }
-    for (; i < rows.size(); ++i) {
-      bind(ins.one.get(), 0, rows[i]);
+    for (; i < n; ++i) {
+      bind(ins.one.get(), 0, at(i));
       NS_RETURN_IF_ERROR(Step(ins.one.get(), what));
     }
     return ns::Status::Ok();
@@ -567,8 +572,22 @@ class SqliteWriter final : public Writer {
 
   ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
     NS_RETURN_IF_ERROR(PrepareAll());
+    // Inodes in ascending order, so that every insert appends to the
+    // B-tree: the importer gives a directory its number when it opens and
+    // hands its row over when it closes, after the rows of its contents.
+    // Appends leave full pages; an insert below the right edge splits a
+    // page in the middle and descends from the root.
+    inode_order_.clear();
+    for (const InodeRow& r : b.inodes) inode_order_.push_back(&r);
+    auto by_ino = [](const InodeRow* x, const InodeRow* y) {
+      return x->ino < y->ino;
+    };
+    if (!std::is_sorted(inode_order_.begin(), inode_order_.end(), by_ino)) {
+      std::sort(inode_order_.begin(), inode_order_.end(), by_ino);
+    }
     NS_RETURN_IF_ERROR(InsertRows(
-        ins_inode_, b.inodes,
+        ins_inode_, inode_order_.size(),
+        [&](size_t i) -> const InodeRow& { return *inode_order_[i]; },
         [](sqlite3_stmt* s, int i, const InodeRow& r) {
           sqlite3_bind_int64(s, i + 1, static_cast<sqlite3_int64>(r.ino));
           BindOptText(s, i + 2, r.ext_id);
@@ -588,7 +607,8 @@ class SqliteWriter final : public Writer {
         },
         "insert inode"));
     NS_RETURN_IF_ERROR(InsertRows(
-        ins_dirent_, b.dirents,
+        ins_dirent_, b.dirents.size(),
+        [&](size_t i) -> const DirentRow& { return b.dirents[i]; },
         [](sqlite3_stmt* s, int i, const DirentRow& d) {
           sqlite3_bind_int64(s, i + 1, static_cast<sqlite3_int64>(d.cookie));
           sqlite3_bind_int64(s, i + 2, static_cast<sqlite3_int64>(d.parent));
@@ -682,6 +702,7 @@ class SqliteWriter final : public Writer {
   bool exists_;
   std::unique_ptr<sqlite3, SqliteCloser> db_;
   RowInsert ins_inode_, ins_dirent_;
+  std::vector<const InodeRow*> inode_order_;  // WriteBatch's, kept for reuse
   Stmt ins_symlink_, put_link_;
   Stmt ins_ace_, ins_xattr_, ins_dir_tag_, ins_tag_, ins_checksum_,
       ins_location_;
