@@ -694,6 +694,21 @@ INSTANTIATE_TEST_SUITE_P(Dialects, MigrateTest,
                            return info.param;
                          });
 
+// A SQLite file ns-migrate makes itself gets 16 KiB pages
+// (sqlite_writer.cc: kNewFilePageSize) and is an ordinary namespace.
+TEST(SqliteTarget, NewFileGetsLargePages) {
+  const std::string dump = NewPath("pages") + ".dump";
+  WriteFile(dump, FeatureDump());
+  const std::string uri = "sqlite://" + NewPath("pages") + ".db";
+  ns::Result<ImportStats> r = ImportUri("dump:" + dump, uri);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Ints(uri, "PRAGMA page_size"), std::vector<int64_t>{16384});
+  ns::Result<VerifyReport> v = VerifyUri("dump:" + dump, uri);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->differing + v->missing + v->unexpected, 0u);
+  EXPECT_GT(v->equal, 0u);
+}
+
 TEST(DumpFormat, ExtrasRoundTripAndBase64) {
   Entry e;
   e.path = "/x";

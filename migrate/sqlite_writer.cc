@@ -1,13 +1,18 @@
-// The SQLite writer: prepared statements, one big transaction per batch.
-// Keys arrive in ascending order (inode numbers and cookies are given in
-// import order), so every insert appends to the B-trees; dirents' two
-// secondary indexes, which would not be appended to, are built once at
-// the end (DropIndexes/DropState), and the load runs with a rollback
-// journal (LoadJournal). A small page cache is enough for appends.
+// The SQLite writer: prepared multi-row inserts (RowInsert), one big
+// transaction per batch. Keys are given in import order (cookies as
+// dirents come, inode numbers as entries open; inodes are stored sorted),
+// so every insert appends to the B-trees; dirents' two secondary indexes,
+// which would not be appended to, are built once at the end
+// (DropIndexes/DropState), and the load runs with a rollback journal
+// (LoadJournal). A small page cache is enough for appends. New files get
+// 16 KiB pages (kNewFilePageSize).
 
 #include <fmt/core.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -456,18 +461,66 @@ class SqliteWriter final : public Writer {
     }
   }
 
+  // A multi-row INSERT: `many` stores kRowsPerInsert rows per execution,
+  // `one` the rest of a batch. One execution per row would pay each
+  // statement's fixed costs per row: opening and closing the table's
+  // cursors (a descent from the root instead of continuing at the right
+  // edge) and, the tables being AUTOINCREMENT, reading and rewriting
+  // sqlite_sequence.
+  struct RowInsert {
+    Stmt many, one;
+    int cols = 0;
+  };
+  static constexpr int kRowsPerInsert = 64;
+
+  // `head` then `row` ("(?, ...)" with `cols` parameters) once for `one`
+  // and kRowsPerInsert times, comma-separated, for `many`.
+  ns::Status PrepareRows(RowInsert& ins, std::string_view head,
+                         std::string_view row, int cols) {
+    std::string sql(head);
+    sql += row;
+    NS_ASSIGN_OR_RETURN(ins.one, Prepare(sql.c_str()));
+    for (int i = 1; i < kRowsPerInsert; ++i) {
+      sql += ", ";
+      sql += row;
+    }
+    NS_ASSIGN_OR_RETURN(ins.many, Prepare(sql.c_str()));
+    ins.cols = cols;
+    return ns::Status::Ok();
+  }
+
+  // Stores rows at(0) .. at(n - 1); bind(stmt, first parameter - 1, row)
+  // binds one row. Text is bound SQLITE_STATIC: the rows outlive the
+  // statement's step.
+  template <typename At, typename Bind>
+  ns::Status InsertRows(RowInsert& ins, size_t n, At at, Bind bind,
+                        std::string_view what) {
+    size_t i = 0;
+    for (; i + kRowsPerInsert <= n; i += kRowsPerInsert) {
+      for (int k = 0; k < kRowsPerInsert; ++k) {
+        bind(ins.many.get(), k * ins.cols, at(i + k));
+      }
+      NS_RETURN_IF_ERROR(Step(ins.many.get(), what));
+    }
+    for (; i < n; ++i) {
+      bind(ins.one.get(), 0, at(i));
+      NS_RETURN_IF_ERROR(Step(ins.one.get(), what));
+    }
+    return ns::Status::Ok();
+  }
+
   ns::Status PrepareAll() {
-    if (ins_inode_) return ns::Status::Ok();
-    NS_ASSIGN_OR_RETURN(
+    if (ins_inode_.one) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(PrepareRows(
         ins_inode_,
-        Prepare("INSERT INTO inodes (ino, ext_id, type, mode, nlink, uid, gid, "
-                "size, rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, "
-                "btime_ns, change, generation, parent) VALUES (?1, ?2, ?3, "
-                "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, 0, ?15)"));
-    NS_ASSIGN_OR_RETURN(
+        "INSERT INTO inodes (ino, ext_id, type, mode, nlink, uid, gid, size, "
+        "rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, btime_ns, "
+        "change, generation, parent) VALUES ",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?)", 15));
+    NS_RETURN_IF_ERROR(PrepareRows(
         ins_dirent_,
-        Prepare("INSERT INTO dirents (cookie, parent, name, child, type) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)"));
+        "INSERT INTO dirents (cookie, parent, name, child, type) VALUES ",
+        "(?, ?, ?, ?, ?)", 5));
     NS_ASSIGN_OR_RETURN(
         ins_symlink_,
         Prepare("INSERT INTO symlinks (ino, target) VALUES (?1, ?2)"));
@@ -519,36 +572,53 @@ class SqliteWriter final : public Writer {
 
   ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
     NS_RETURN_IF_ERROR(PrepareAll());
-    sqlite3_stmt* s = ins_inode_.get();
-    for (const InodeRow& r : b.inodes) {
-      sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(r.ino));
-      BindOptText(s, 2, r.ext_id);
-      sqlite3_bind_int(s, 3, static_cast<int>(r.type));
-      sqlite3_bind_int(s, 4, static_cast<int>(r.mode));
-      sqlite3_bind_int(s, 5, static_cast<int>(r.nlink));
-      sqlite3_bind_int64(s, 6, r.uid);
-      sqlite3_bind_int64(s, 7, r.gid);
-      sqlite3_bind_int64(s, 8, static_cast<sqlite3_int64>(r.size));
-      sqlite3_bind_int(s, 9, static_cast<int>(r.rdev_major));
-      sqlite3_bind_int(s, 10, static_cast<int>(r.rdev_minor));
-      sqlite3_bind_int64(s, 11, r.atime);
-      sqlite3_bind_int64(s, 12, r.mtime);
-      sqlite3_bind_int64(s, 13, r.ctime);
-      sqlite3_bind_int64(s, 14, r.btime);
-      sqlite3_bind_int64(s, 15, static_cast<sqlite3_int64>(r.parent));
-      NS_RETURN_IF_ERROR(Step(s, "insert inode"));
+    // Inodes in ascending order, so that every insert appends to the
+    // B-tree: the importer gives a directory its number when it opens and
+    // hands its row over when it closes, after the rows of its contents.
+    // Appends leave full pages; an insert below the right edge splits a
+    // page in the middle and descends from the root.
+    inode_order_.clear();
+    for (const InodeRow& r : b.inodes) inode_order_.push_back(&r);
+    auto by_ino = [](const InodeRow* x, const InodeRow* y) {
+      return x->ino < y->ino;
+    };
+    if (!std::is_sorted(inode_order_.begin(), inode_order_.end(), by_ino)) {
+      std::sort(inode_order_.begin(), inode_order_.end(), by_ino);
     }
-    s = ins_dirent_.get();
-    for (const DirentRow& d : b.dirents) {
-      sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(d.cookie));
-      sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(d.parent));
-      sqlite3_bind_text(s, 3, d.name.data(), static_cast<int>(d.name.size()),
-                        SQLITE_STATIC);
-      sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(d.child));
-      sqlite3_bind_int(s, 5, static_cast<int>(d.type));
-      NS_RETURN_IF_ERROR(Step(s, "insert dirent"));
-    }
-    s = ins_symlink_.get();
+    NS_RETURN_IF_ERROR(InsertRows(
+        ins_inode_, inode_order_.size(),
+        [&](size_t i) -> const InodeRow& { return *inode_order_[i]; },
+        [](sqlite3_stmt* s, int i, const InodeRow& r) {
+          sqlite3_bind_int64(s, i + 1, static_cast<sqlite3_int64>(r.ino));
+          BindOptText(s, i + 2, r.ext_id);
+          sqlite3_bind_int(s, i + 3, static_cast<int>(r.type));
+          sqlite3_bind_int(s, i + 4, static_cast<int>(r.mode));
+          sqlite3_bind_int(s, i + 5, static_cast<int>(r.nlink));
+          sqlite3_bind_int64(s, i + 6, r.uid);
+          sqlite3_bind_int64(s, i + 7, r.gid);
+          sqlite3_bind_int64(s, i + 8, static_cast<sqlite3_int64>(r.size));
+          sqlite3_bind_int(s, i + 9, static_cast<int>(r.rdev_major));
+          sqlite3_bind_int(s, i + 10, static_cast<int>(r.rdev_minor));
+          sqlite3_bind_int64(s, i + 11, r.atime);
+          sqlite3_bind_int64(s, i + 12, r.mtime);
+          sqlite3_bind_int64(s, i + 13, r.ctime);
+          sqlite3_bind_int64(s, i + 14, r.btime);
+          sqlite3_bind_int64(s, i + 15, static_cast<sqlite3_int64>(r.parent));
+        },
+        "insert inode"));
+    NS_RETURN_IF_ERROR(InsertRows(
+        ins_dirent_, b.dirents.size(),
+        [&](size_t i) -> const DirentRow& { return b.dirents[i]; },
+        [](sqlite3_stmt* s, int i, const DirentRow& d) {
+          sqlite3_bind_int64(s, i + 1, static_cast<sqlite3_int64>(d.cookie));
+          sqlite3_bind_int64(s, i + 2, static_cast<sqlite3_int64>(d.parent));
+          sqlite3_bind_text(s, i + 3, d.name.data(),
+                            static_cast<int>(d.name.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(s, i + 4, static_cast<sqlite3_int64>(d.child));
+          sqlite3_bind_int(s, i + 5, static_cast<int>(d.type));
+        },
+        "insert dirent"));
+    sqlite3_stmt* s = ins_symlink_.get();
     for (const SymlinkRow& l : b.symlinks) {
       sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(l.ino));
       sqlite3_bind_text(s, 2, l.target.data(),
@@ -631,10 +701,43 @@ class SqliteWriter final : public Writer {
   bool dry_run_;
   bool exists_;
   std::unique_ptr<sqlite3, SqliteCloser> db_;
-  Stmt ins_inode_, ins_dirent_, ins_symlink_, put_link_;
+  RowInsert ins_inode_, ins_dirent_;
+  std::vector<const InodeRow*> inode_order_;  // WriteBatch's, kept for reuse
+  Stmt ins_symlink_, put_link_;
   Stmt ins_ace_, ins_xattr_, ins_dir_tag_, ins_tag_, ins_checksum_,
       ins_location_;
 };
+
+// A database file the import creates gets 16 KiB pages, not SQLite's
+// default 4 KiB: a quarter as many pages to allocate, fill and link per
+// row appended, and a quarter as many B-tree pages for the final index
+// sorts to write (measured on the Contents index: the two dirents index
+// builds take about 20% less CPU, the inserts a few per cent). A file's
+// page size is fixed once its first page is written, here by switching it
+// to WAL (the namespace's journal, which libnamespace sets again), so it
+// is set before libnamespace creates the schema; an existing namespace
+// keeps its own.
+constexpr int kNewFilePageSize = 16384;
+
+ns::Status CreateWithPageSize(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  std::unique_ptr<sqlite3, SqliteCloser> db(raw);
+  if (rc != SQLITE_OK) {
+    return ns::Status::Unavailable("create " + path,
+                                   raw ? sqlite3_errmsg(raw) : "no memory");
+  }
+  const std::string sql = fmt::format(
+      "PRAGMA page_size = {}; PRAGMA journal_mode = WAL;", kNewFilePageSize);
+  if (sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr) !=
+      SQLITE_OK) {
+    return ns::Status::IOError("create " + path, sqlite3_errmsg(db.get()));
+  }
+  return ns::Status::Ok();
+}
 
 }  // namespace
 
@@ -648,7 +751,15 @@ ns::Result<std::unique_ptr<Writer>> OpenSqliteWriter(const std::string& path,
   // (ns-migrate's case); later it is refused and changes nothing.
   (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (!exists && !dry_run) {
-    NS_RETURN_IF_ERROR(ns::InitSchema(uri));
+    ns::Status made = CreateWithPageSize(path);
+    if (made.ok()) made = ns::InitSchema(uri);
+    if (!made.ok()) {
+      // Nothing half-made left behind: the file did not exist before.
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        ::unlink((path + suffix).c_str());
+      }
+      return made;
+    }
     exists = true;
   }
   if (exists) {
