@@ -11,6 +11,7 @@
 #   bash bench/migrate-bench.sh --only sqlite    # or --only postgresql
 #   bash bench/migrate-bench.sh --pg-verify      # also verify PostgreSQL
 #                                                # above 1 M entries (slow)
+#   bash bench/migrate-bench.sh --no-pg-verify   # import only
 #
 # The Contents files are fetched the way a user would: apt-file's lists
 # (`apt-get install apt-file && apt-file update` puts them under
@@ -32,7 +33,8 @@ while [[ $# -gt 0 ]]; do
     --lines) LINES=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --pg-verify) PG_VERIFY=1; shift ;;
-    *) echo "usage: $0 [--lines N] [--only sqlite|postgresql] [--pg-verify]" >&2; exit 2 ;;
+    --no-pg-verify) PG_VERIFY=-1; shift ;;
+    *) echo "usage: $0 [--lines N] [--only sqlite|postgresql] [--pg-verify|--no-pg-verify]" >&2; exit 2 ;;
   esac
 done
 [[ $LINES =~ ^[0-9]+$ ]] || { echo "--lines wants a number" >&2; exit 2; }
@@ -204,7 +206,9 @@ EOF
   # --verify-only reads the namespace back through Namespace::ReadDir, a
   # few round trips per directory: on PostgreSQL ~1,400 entries/s on a
   # loaded machine (docs/performance.md), hours for the whole index.
-  if [[ $ENTRIES -le 1000000 || $PG_VERIFY == 1 ]]; then
+  if [[ $PG_VERIFY == -1 ]]; then
+    echo "pg-verify: not run (--no-pg-verify)"
+  elif [[ $ENTRIES -le 1000000 || $PG_VERIFY == 1 ]]; then
     run_migrate pg-verify --verify-only --from "dump:$DUMP" --to "$URI"
   else
     echo "pg-verify: skipped above 1,000,000 entries (hours through ReadDir); --pg-verify runs it"
