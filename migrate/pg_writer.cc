@@ -1,7 +1,8 @@
-// The PostgreSQL writer: each batch is COPY FROM STDIN (text format) into
-// inodes, dirents and symlinks, plus the checkpoint, in one transaction.
-// libpq directly: COPY wants a stream of bytes, and libpq's PQputCopyData
-// takes our buffer as it is.
+// The PostgreSQL writer: each batch is COPY FROM STDIN into inodes,
+// dirents and symlinks (binary format: the server neither parses nor
+// escapes numbers; the metadata tables, rarer, in text), plus the
+// checkpoint, in one transaction. libpq directly: COPY wants a stream of
+// bytes, and libpq's PQputCopyData takes our buffer as it is.
 //
 // The core tables' keys (inodes' and symlinks' primary keys, dirents'
 // (parent, name) key and (parent, cookie) index) are dropped when a fresh
@@ -16,6 +17,10 @@
 
 #include <fmt/core.h>
 #include <libpq-fe.h>
+
+#include <optional>
+#include <string_view>
+#include <type_traits>
 
 #include "libnamespace/include/namespace/schema.h"
 #include "migrate/writer.h"
@@ -95,9 +100,41 @@ void AppendCopyBytea(std::string& out, std::string_view s) {
   }
 }
 
-void AppendInt(std::string& out, int64_t v) {
-  fmt::format_to(std::back_inserter(out), "{}", v);
+// COPY's binary format (PostgreSQL's "COPY" reference page, "Binary
+// Format"): a signature, flags and extension length, then per row a field
+// count and each field as a length and the value in network byte order,
+// its width the column type's (smallint 2, integer 4, bigint 8); -1 as the
+// field count ends the data. The widths below are those of
+// schema/postgresql/001_core.sql.
+constexpr std::string_view kBinaryHeader("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0",
+                                         19);
+
+template <typename T>
+void AppendBe(std::string& out, T v) {
+  using U = std::make_unsigned_t<T>;
+  const U u = static_cast<U>(v);
+  char b[sizeof(T)];
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    b[i] = static_cast<char>(u >> (8 * (sizeof(T) - 1 - i)));
+  }
+  out.append(b, sizeof(T));
 }
+
+// One field of a binary COPY row: its length, then its value.
+template <typename T>
+void Field(std::string& out, T v) {
+  AppendBe<int32_t>(out, sizeof(T));
+  AppendBe<T>(out, v);
+}
+
+void TextField(std::string& out, std::string_view s) {
+  AppendBe<int32_t>(out, static_cast<int32_t>(s.size()));
+  out.append(s);
+}
+
+void NullField(std::string& out) { AppendBe<int32_t>(out, -1); }
+
+void EndBinary(std::string& out) { AppendBe<int16_t>(out, -1); }
 
 class PgWriter final : public Writer {
  public:
@@ -312,6 +349,20 @@ class PgWriter final : public Writer {
 
   ns::Result<Batch> MetadataIn(ns::InodeId dir) override {
     Batch b;
+    // Readers (export, --verify) ask for every directory; five round trips
+    // each were most of a verify's time when, as after most imports, no
+    // metadata table has a row. Asked once: a reader's namespace is not
+    // written while it is read (writer.h).
+    if (!any_metadata_) {
+      NS_ASSIGN_OR_RETURN(
+          PgResult r,
+          Query("SELECT EXISTS (SELECT 1 FROM aces) OR EXISTS (SELECT 1 FROM "
+                "xattrs) OR EXISTS (SELECT 1 FROM dir_tags) OR EXISTS (SELECT "
+                "1 FROM checksums) OR EXISTS (SELECT 1 FROM locations)",
+                {}));
+      any_metadata_ = std::string(PQgetvalue(r.get(), 0, 0)) == "t";
+    }
+    if (!*any_metadata_) return b;
     const std::vector<std::string> arg = {std::to_string(dir)};
     // Text results; bytea as hex (encode), decoded here.
     auto unhex = [](const char* h) {
@@ -481,58 +532,53 @@ class PgWriter final : public Writer {
 
   ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
     if (!b.inodes.empty()) {
-      NS_RETURN_IF_ERROR(Copy(
+      NS_RETURN_IF_ERROR(CopyBinary(
           "COPY inodes (ino, ext_id, type, mode, nlink, uid, gid, size, "
           "rdev_major, rdev_minor, atime_ns, mtime_ns, ctime_ns, btime_ns, "
-          "change, generation, parent) FROM STDIN",
-          [&](std::string& buf, auto flush) {
-            for (const InodeRow& r : b.inodes) {
-              AppendInt(buf, static_cast<int64_t>(r.ino));
-              buf.push_back('\t');
-              if (r.ext_id.empty()) {
-                buf += "\\N";
-              } else {
-                AppendCopyText(buf, r.ext_id);
-              }
-              fmt::format_to(std::back_inserter(buf),
-                             "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}"
-                             "\t1\t0\t{}\n",
-                             static_cast<int>(r.type), r.mode, r.nlink, r.uid,
-                             r.gid, r.size, r.rdev_major, r.rdev_minor, r.atime,
-                             r.mtime, r.ctime, r.btime, r.parent);
-              if (!flush()) return false;
+          "change, generation, parent) FROM STDIN (FORMAT binary)",
+          b.inodes, [](std::string& buf, const InodeRow& r) {
+            AppendBe<int16_t>(buf, 17);
+            Field<int64_t>(buf, static_cast<int64_t>(r.ino));
+            if (r.ext_id.empty()) {
+              NullField(buf);
+            } else {
+              TextField(buf, r.ext_id);
             }
-            return true;
+            Field<int16_t>(buf, static_cast<int16_t>(r.type));
+            Field<int32_t>(buf, static_cast<int32_t>(r.mode));
+            Field<int32_t>(buf, static_cast<int32_t>(r.nlink));
+            Field<int64_t>(buf, r.uid);
+            Field<int64_t>(buf, r.gid);
+            Field<int64_t>(buf, static_cast<int64_t>(r.size));
+            Field<int32_t>(buf, static_cast<int32_t>(r.rdev_major));
+            Field<int32_t>(buf, static_cast<int32_t>(r.rdev_minor));
+            Field<int64_t>(buf, r.atime);
+            Field<int64_t>(buf, r.mtime);
+            Field<int64_t>(buf, r.ctime);
+            Field<int64_t>(buf, r.btime);
+            Field<int64_t>(buf, 1);  // change
+            Field<int32_t>(buf, 0);  // generation
+            Field<int64_t>(buf, static_cast<int64_t>(r.parent));
           }));
     }
-    if (!b.dirents.empty()) {
-      NS_RETURN_IF_ERROR(
-          Copy("COPY dirents (parent, name, child, type, cookie) FROM STDIN",
-               [&](std::string& buf, auto flush) {
-                 for (const DirentRow& d : b.dirents) {
-                   AppendInt(buf, static_cast<int64_t>(d.parent));
-                   buf.push_back('\t');
-                   AppendCopyText(buf, d.name);
-                   fmt::format_to(std::back_inserter(buf), "\t{}\t{}\t{}\n",
-                                  d.child, static_cast<int>(d.type), d.cookie);
-                   if (!flush()) return false;
-                 }
-                 return true;
-               }));
-    }
-    if (!b.symlinks.empty()) {
-      NS_RETURN_IF_ERROR(Copy("COPY symlinks (ino, target) FROM STDIN",
-                              [&](std::string& buf, auto flush) {
-                                for (const SymlinkRow& l : b.symlinks) {
-                                  AppendInt(buf, static_cast<int64_t>(l.ino));
-                                  buf.push_back('\t');
-                                  AppendCopyText(buf, l.target);
-                                  buf.push_back('\n');
-                                  if (!flush()) return false;
-                                }
-                                return true;
-                              }));
-    }
+    NS_RETURN_IF_ERROR(CopyBinary(
+        "COPY dirents (parent, name, child, type, cookie) FROM STDIN "
+        "(FORMAT binary)",
+        b.dirents, [](std::string& buf, const DirentRow& d) {
+          AppendBe<int16_t>(buf, 5);
+          Field<int64_t>(buf, static_cast<int64_t>(d.parent));
+          TextField(buf, d.name);
+          Field<int64_t>(buf, static_cast<int64_t>(d.child));
+          Field<int16_t>(buf, static_cast<int16_t>(d.type));
+          Field<int64_t>(buf, static_cast<int64_t>(d.cookie));
+        }));
+    NS_RETURN_IF_ERROR(CopyBinary(
+        "COPY symlinks (ino, target) FROM STDIN (FORMAT binary)", b.symlinks,
+        [](std::string& buf, const SymlinkRow& l) {
+          AppendBe<int16_t>(buf, 2);
+          Field<int64_t>(buf, static_cast<int64_t>(l.ino));
+          TextField(buf, l.target);
+        }));
     NS_RETURN_IF_ERROR(WriteMetadata(b));
     for (const LinkRow& l : b.links) {
       NS_RETURN_IF_ERROR(
@@ -544,6 +590,22 @@ class PgWriter final : public Writer {
               .status());
     }
     return StoreState(cp, false);
+  }
+
+  // A binary COPY of `rows`, if any: `format` appends one row.
+  template <typename Row, typename Format>
+  ns::Status CopyBinary(const char* sql, const std::vector<Row>& rows,
+                        Format format) {
+    if (rows.empty()) return ns::Status::Ok();
+    return Copy(sql, [&](std::string& buf, auto flush) {
+      buf.append(kBinaryHeader);
+      for (const Row& r : rows) {
+        format(buf, r);
+        if (!flush()) return false;
+      }
+      EndBinary(buf);
+      return true;
+    });
   }
 
   // One COPY per metadata table that has rows in the batch.
@@ -607,6 +669,7 @@ class PgWriter final : public Writer {
   std::string uri_;
   bool dry_run_;
   std::unique_ptr<PGconn, PgFinish> conn_;
+  std::optional<bool> any_metadata_;  // MetadataIn: whether to look at all
 };
 
 }  // namespace
