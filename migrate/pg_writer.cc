@@ -18,6 +18,7 @@
 #include <fmt/core.h>
 #include <libpq-fe.h>
 
+#include <future>
 #include <optional>
 #include <string_view>
 #include <type_traits>
@@ -142,14 +143,9 @@ class PgWriter final : public Writer {
       : uri_(std::move(uri)), dry_run_(dry_run) {}
 
   ns::Status Connect() {
-    conn_.reset(PQconnectdb(uri_.c_str()));
-    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-      return ns::Status::Unavailable(
-          "connect", conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
-    }
-    // A batch and its checkpoint commit together, so losing the last
-    // commits in a server crash only means resuming a little earlier.
-    return Exec("SET synchronous_commit = off");
+    NS_RETURN_IF_ERROR(Open(conn_));
+    if (!dry_run_) NS_RETURN_IF_ERROR(Open(side_));
+    return ns::Status::Ok();
   }
 
   ns::Result<Checkpoint> Begin(const std::string& source,
@@ -186,6 +182,9 @@ class PgWriter final : public Writer {
             "resume", fmt::format("the interrupted import read {}, not {}",
                                   cp.source, source));
       }
+      // Rows a side transaction committed past this checkpoint go, so the
+      // resumed import writes them again exactly as an uninterrupted one.
+      if (!dry_run_) NS_RETURN_IF_ERROR(DropPastCheckpoint());
       return cp;
     }
     NS_ASSIGN_OR_RETURN(
@@ -250,7 +249,7 @@ class PgWriter final : public Writer {
   ns::Status Commit(const Batch& batch, const Checkpoint& cp) override {
     if (dry_run_) return ns::Status::Ok();
     NS_RETURN_IF_ERROR(Exec("BEGIN"));
-    ns::Status s = WriteBatch(batch, cp);
+    ns::Status s = WriteBoth(batch, cp, [] { return ns::Status::Ok(); });
     if (s.ok()) s = Exec("COMMIT");
     if (!s.ok()) (void)Exec("ROLLBACK");
     return s;
@@ -262,7 +261,6 @@ class PgWriter final : public Writer {
     if (dry_run_) return ns::Status::Ok();
     NS_RETURN_IF_ERROR(Exec("BEGIN"));
     auto run = [&]() -> ns::Status {
-      NS_RETURN_IF_ERROR(WriteBatch(batch, cp));
       // The keys first: the updates below find their rows through them.
       NS_RETURN_IF_ERROR(RestoreIndexes());
       for (const auto& [ino, n] : nlinks) {
@@ -302,7 +300,7 @@ class PgWriter final : public Writer {
           "DROP TABLE IF EXISTS ns_migrate_indexes; "
           "SET LOCAL synchronous_commit = on");
     };
-    ns::Status s = run();
+    ns::Status s = WriteBoth(batch, cp, run);
     if (s.ok()) s = Exec("COMMIT");
     if (!s.ok()) {
       (void)Exec("ROLLBACK");
@@ -315,8 +313,10 @@ class PgWriter final : public Writer {
 
   ns::Status Discard() override {
     if (dry_run_) return ns::Status::Ok();
+    NS_ASSIGN_OR_RETURN(bool ours, HasTable("ns_migrate_state"));
     NS_RETURN_IF_ERROR(Exec("BEGIN"));
-    ns::Status s = RestoreIndexes();
+    ns::Status s = ours ? DropPastCheckpoint() : ns::Status::Ok();
+    if (s.ok()) s = RestoreIndexes();
     if (s.ok()) {
       s = Exec(
           "DROP TABLE IF EXISTS ns_migrate_state; "
@@ -444,16 +444,31 @@ class PgWriter final : public Writer {
   }
 
  private:
-  ns::Status Error(std::string_view what) {
-    return ns::Status::IOError(what, PQerrorMessage(conn_.get()));
+  ns::Status Open(std::unique_ptr<PGconn, PgFinish>& c) {
+    c.reset(PQconnectdb(uri_.c_str()));
+    if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+      return ns::Status::Unavailable(
+          "connect", c ? PQerrorMessage(c.get()) : "out of memory");
+    }
+    // A batch and its checkpoint commit together, so losing the last
+    // commits in a server crash only means resuming a little earlier.
+    return Exec("SET synchronous_commit = off", c.get());
   }
 
-  ns::Status Exec(const std::string& sql) {
-    PgResult r(PQexec(conn_.get(), sql.c_str()));
+  // `c` is the main connection unless a caller names the side one.
+  PGconn* Conn(PGconn* c) const { return c ? c : conn_.get(); }
+
+  ns::Status Error(std::string_view what, PGconn* c = nullptr) {
+    return ns::Status::IOError(what, PQerrorMessage(Conn(c)));
+  }
+
+  ns::Status Exec(const std::string& sql, PGconn* c = nullptr) {
+    c = Conn(c);
+    PgResult r(PQexec(c, sql.c_str()));
     const ExecStatusType st = PQresultStatus(r.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      if (PQstatus(conn_.get()) != CONNECTION_OK) {
-        return ns::Status::Unavailable(sql, PQerrorMessage(conn_.get()));
+      if (PQstatus(c) != CONNECTION_OK) {
+        return ns::Status::Unavailable(sql, PQerrorMessage(c));
       }
       return ns::Status::IOError(sql, PQresultErrorMessage(r.get()));
     }
@@ -479,8 +494,9 @@ class PgWriter final : public Writer {
   // Runs one COPY, handing `fill` a buffer to append rows to; the buffer
   // is sent whenever it passes kCopyChunk.
   template <typename Fill>
-  ns::Status Copy(const char* sql, Fill fill) {
-    PgResult r(PQexec(conn_.get(), sql));
+  ns::Status Copy(const char* sql, Fill fill, PGconn* c = nullptr) {
+    c = Conn(c);
+    PgResult r(PQexec(c, sql));
     if (PQresultStatus(r.get()) != PGRES_COPY_IN) {
       return ns::Status::IOError(sql, PQresultErrorMessage(r.get()));
     }
@@ -488,24 +504,24 @@ class PgWriter final : public Writer {
     buf.reserve(kCopyChunk + 8192);
     auto send = [&]() -> bool {
       if (buf.empty()) return true;
-      const bool ok = PQputCopyData(conn_.get(), buf.data(),
+      const bool ok = PQputCopyData(c, buf.data(),
                                     static_cast<int>(buf.size())) == 1;
       buf.clear();
       return ok;
     };
     bool ok = fill(buf, [&]() { return buf.size() < kCopyChunk || send(); });
     ok = ok && send();
-    if (PQputCopyEnd(conn_.get(), ok ? nullptr : "client error") != 1) {
-      return Error(sql);
+    if (PQputCopyEnd(c, ok ? nullptr : "client error") != 1) {
+      return Error(sql, c);
     }
-    PgResult end(PQgetResult(conn_.get()));
+    PgResult end(PQgetResult(c));
     // Drain: a COPY has exactly one result, then nullptr.
-    while (PgResult extra{PQgetResult(conn_.get())}) {
+    while (PgResult extra{PQgetResult(c)}) {
     }
     if (PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
       return ns::Status::IOError(sql, PQresultErrorMessage(end.get()));
     }
-    return ok ? ns::Status::Ok() : Error(sql);
+    return ok ? ns::Status::Ok() : Error(sql, c);
   }
 
   // Builds the keys and indexes dropped by Begin() (an import begun by an
@@ -528,6 +544,69 @@ class PgWriter final : public Writer {
                   std::to_string(cp.entries), std::to_string(cp.next_ino),
                   std::to_string(cp.next_cookie), cp.stack})
         .status();
+  }
+
+  // The side connection's half of a batch, in its own transaction:
+  // dirents and symlinks. It commits before the main half, which carries
+  // the checkpoint, and the main half commits only if it did; rows it
+  // left past the checkpoint (the main half failed, or the process died
+  // between the two commits) are deleted by DropPastCheckpoint() before
+  // anything else is written: every later batch's cookies and inode
+  // numbers are at or past the checkpoint's next_cookie and next_ino.
+  ns::Status WriteSide(const Batch& b) {
+    PGconn* c = side_.get();
+    if (b.dirents.empty() && b.symlinks.empty()) return ns::Status::Ok();
+    NS_RETURN_IF_ERROR(Exec("BEGIN", c));
+    ns::Status s = CopyBinary(
+        "COPY dirents (parent, name, child, type, cookie) FROM STDIN "
+        "(FORMAT binary)",
+        b.dirents,
+        [](std::string& buf, const DirentRow& d) {
+          AppendBe<int16_t>(buf, 5);
+          Field<int64_t>(buf, static_cast<int64_t>(d.parent));
+          TextField(buf, d.name);
+          Field<int64_t>(buf, static_cast<int64_t>(d.child));
+          Field<int16_t>(buf, static_cast<int16_t>(d.type));
+          Field<int64_t>(buf, static_cast<int64_t>(d.cookie));
+        },
+        c);
+    if (s.ok()) {
+      s = CopyBinary(
+          "COPY symlinks (ino, target) FROM STDIN (FORMAT binary)", b.symlinks,
+          [](std::string& buf, const SymlinkRow& l) {
+            AppendBe<int16_t>(buf, 2);
+            Field<int64_t>(buf, static_cast<int64_t>(l.ino));
+            TextField(buf, l.target);
+          },
+          c);
+    }
+    if (s.ok()) s = Exec("COMMIT", c);
+    if (!s.ok()) (void)Exec("ROLLBACK", c);
+    return s;
+  }
+
+  // Removes what a side transaction committed past the stored checkpoint
+  // (see WriteSide); the caller's transaction.
+  ns::Status DropPastCheckpoint() {
+    return Exec(
+        "DELETE FROM dirents WHERE cookie >= (SELECT next_cookie FROM "
+        "ns_migrate_state); DELETE FROM symlinks WHERE ino >= (SELECT "
+        "next_ino FROM ns_migrate_state)");
+  }
+
+  // One batch: the side half on a second thread while this one writes the
+  // main half (inodes, metadata, links, checkpoint) into the open
+  // transaction; then `more` (Finish's last steps). Leaves the main
+  // transaction open, for the caller to COMMIT or ROLLBACK.
+  template <typename More>
+  ns::Status WriteBoth(const Batch& b, const Checkpoint& cp, More more) {
+    std::future<ns::Status> side =
+        std::async(std::launch::async, [&] { return WriteSide(b); });
+    ns::Status s = WriteBatch(b, cp);
+    ns::Status side_status = side.get();
+    if (s.ok()) s = side_status;
+    if (s.ok()) s = more();
+    return s;
   }
 
   ns::Status WriteBatch(const Batch& b, const Checkpoint& cp) {
@@ -561,24 +640,6 @@ class PgWriter final : public Writer {
             Field<int64_t>(buf, static_cast<int64_t>(r.parent));
           }));
     }
-    NS_RETURN_IF_ERROR(CopyBinary(
-        "COPY dirents (parent, name, child, type, cookie) FROM STDIN "
-        "(FORMAT binary)",
-        b.dirents, [](std::string& buf, const DirentRow& d) {
-          AppendBe<int16_t>(buf, 5);
-          Field<int64_t>(buf, static_cast<int64_t>(d.parent));
-          TextField(buf, d.name);
-          Field<int64_t>(buf, static_cast<int64_t>(d.child));
-          Field<int16_t>(buf, static_cast<int16_t>(d.type));
-          Field<int64_t>(buf, static_cast<int64_t>(d.cookie));
-        }));
-    NS_RETURN_IF_ERROR(CopyBinary(
-        "COPY symlinks (ino, target) FROM STDIN (FORMAT binary)", b.symlinks,
-        [](std::string& buf, const SymlinkRow& l) {
-          AppendBe<int16_t>(buf, 2);
-          Field<int64_t>(buf, static_cast<int64_t>(l.ino));
-          TextField(buf, l.target);
-        }));
     NS_RETURN_IF_ERROR(WriteMetadata(b));
     for (const LinkRow& l : b.links) {
       NS_RETURN_IF_ERROR(
@@ -595,17 +656,20 @@ class PgWriter final : public Writer {
   // A binary COPY of `rows`, if any: `format` appends one row.
   template <typename Row, typename Format>
   ns::Status CopyBinary(const char* sql, const std::vector<Row>& rows,
-                        Format format) {
+                        Format format, PGconn* c = nullptr) {
     if (rows.empty()) return ns::Status::Ok();
-    return Copy(sql, [&](std::string& buf, auto flush) {
-      buf.append(kBinaryHeader);
-      for (const Row& r : rows) {
-        format(buf, r);
-        if (!flush()) return false;
-      }
-      EndBinary(buf);
-      return true;
-    });
+    return Copy(
+        sql,
+        [&](std::string& buf, auto flush) {
+          buf.append(kBinaryHeader);
+          for (const Row& r : rows) {
+            format(buf, r);
+            if (!flush()) return false;
+          }
+          EndBinary(buf);
+          return true;
+        },
+        c);
   }
 
   // One COPY per metadata table that has rows in the batch.
@@ -669,6 +733,9 @@ class PgWriter final : public Writer {
   std::string uri_;
   bool dry_run_;
   std::unique_ptr<PGconn, PgFinish> conn_;
+  // Writers only: dirents and symlinks, COPYed while conn_ takes the
+  // inodes (see WriteSide).
+  std::unique_ptr<PGconn, PgFinish> side_;
   std::optional<bool> any_metadata_;  // MetadataIn: whether to look at all
 };
 
