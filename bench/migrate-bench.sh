@@ -169,8 +169,7 @@ if [[ -z $ONLY || $ONLY == postgresql ]]; then
   as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U nsbench -A trust -E UTF8 \
     --locale=C --no-sync >"$TMP/initdb.log" 2>&1
   # Durable (fsync, synchronous_commit, full_page_writes as shipped);
-  # room for the WAL of big COPY batches between checkpoints; sort memory
-  # for the import's last transaction, which builds the core tables' keys
+  # room for the WAL of big COPY batches between checkpoints
   # (docs/dba.md, "Bulk imports").
   cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
@@ -179,7 +178,7 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 shared_buffers = 256MB
-maintenance_work_mem = 1GB
+maintenance_work_mem = 256MB
 max_wal_size = 4GB
 log_min_duration_statement = 2000
 log_temp_files = 0
@@ -207,8 +206,8 @@ EOF
   wait "$job"
   cpu1=$(pg_cpu)
   echo "pg server: $(echo "$cpu0 $cpu1" | awk '{printf "%.1f", $2 - $1}') s CPU during the import, largest server process peak RSS $((peak / 1024)) MiB, database $(psql -X -At -h 127.0.0.1 -p "$PORT" -U nsbench -d ns -c "SELECT pg_size_pretty(pg_database_size('ns'))")"
-  # Statements over 2 s (the last transaction's index builds, VACUUM), and
-  # whether any sort spilled to temporary files.
+  # Statements over 2 s (the final VACUUM, COPYs that waited), and whether
+  # any sort spilled to temporary files.
   grep -o 'duration: .*' "$TMP/postgres.log" | cut -c1-110 | sed 's/^/pg slow: /' || true
   echo "pg temporary files: $(grep -c 'temporary file:' "$TMP/postgres.log" || true)"
   # --verify-only reads the namespace back through Namespace::ReadDir, a
