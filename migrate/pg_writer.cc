@@ -1,8 +1,10 @@
-// The PostgreSQL writer: each batch is COPY FROM STDIN into inodes,
-// dirents and symlinks (binary format: the server neither parses nor
-// escapes numbers; the metadata tables, rarer, in text), plus the
-// checkpoint, in one transaction. libpq directly: COPY wants a stream of
-// bytes, and libpq's PQputCopyData takes our buffer as it is.
+// The PostgreSQL writer: each batch is COPY FROM STDIN (binary format for
+// inodes, dirents and symlinks: the server parses no numbers; text for the
+// rarer metadata tables) on two connections at once, so the server works
+// on two cores: dirents and symlinks on a side connection, everything else
+// and the checkpoint on the main one (WriteSide says how that stays exact
+// for --resume). libpq directly: COPY wants a stream of bytes, and libpq's
+// PQputCopyData takes our buffer as it is.
 //
 // The keys stay in place during the load: ids, cookies and (per
 // directory) names arrive in ascending order, so each insert lands on the
