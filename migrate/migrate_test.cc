@@ -104,6 +104,10 @@ bool HasStateTable(const std::string& uri) {
 void ExpectFresh(const std::string& uri) {
   EXPECT_EQ(Ints(uri, "SELECT count(*) FROM inodes"), std::vector<int64_t>{1});
   EXPECT_EQ(Ints(uri, "SELECT count(*) FROM dirents"), std::vector<int64_t>{0});
+  if (uri.starts_with("postgres")) {
+    EXPECT_EQ(Ints(uri, "SELECT count(*) FROM symlinks"),
+              std::vector<int64_t>{0});
+  }
   EXPECT_FALSE(HasStateTable(uri));
 }
 
@@ -459,6 +463,22 @@ TEST_P(MigrateTest, ResumeAfterKillIsIdenticalToAnUninterruptedRun) {
                  "SELECT CASE WHEN entries > 0 AND entries < 3021 THEN 1 ELSE "
                  "0 END FROM ns_migrate_state"),
             std::vector<int64_t>{1});
+  if (GetParam() != "sqlite") {
+    // What a kill between the side connection's commit and the main one's
+    // leaves (pg_writer.cc, WriteSide): rows past the checkpoint, which the
+    // resume must delete before it writes them again.
+    std::string err;
+    std::unique_ptr<ns::testing::RawDb> db =
+        ns::testing::RawDb::Open(uri, &err);
+    ASSERT_TRUE(db) << err;
+    ASSERT_TRUE(db->Exec(
+        "INSERT INTO dirents (parent, name, child, type, cookie) SELECT 1, "
+        "'d7', next_ino, 2, next_cookie FROM ns_migrate_state; INSERT INTO "
+        "symlinks (ino, target) SELECT next_ino, 'stray' FROM "
+        "ns_migrate_state",
+        &err))
+        << err;
+  }
   // Without --resume it refuses and says what to do.
   auto [st2, err2] =
       RunTool({"--from", "dump:" + dump, "--to", uri, "--no-progress"});
@@ -485,6 +505,10 @@ TEST_P(MigrateTest, ResumeAfterKillIsIdenticalToAnUninterruptedRun) {
   EXPECT_EQ(
       Ints(uri, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"),
       Ints(uri2, "SELECT sum(cookie * 7 + child * 3 + parent) FROM dirents"));
+  if (GetParam() != "sqlite") {
+    EXPECT_EQ(Ints(uri, "SELECT count(*) FROM symlinks"),
+              Ints(uri2, "SELECT count(*) FROM symlinks"));
+  }
   std::unique_ptr<ns::Namespace> n = OpenNs(uri);
   ASSERT_TRUE(n);
   ASSERT_OK_AND_ASSIGN(ns::Attr h, n->Resolve(root_, "/d7/h103"));

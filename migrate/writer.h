@@ -7,7 +7,9 @@
 // value (inode numbers, cookies, link counts); a writer only stores rows, in
 // batches, each batch in ONE transaction together with the import's
 // checkpoint, so a crash leaves either the batch and its checkpoint or
-// neither (the basis of --resume).
+// neither (the basis of --resume). (pg_writer.cc splits a batch over two
+// connections and, on resume, deletes what one committed past the
+// checkpoint: the same result.)
 //
 // While an import runs the target carries two tables of its own,
 // ns_migrate_state (one row: the checkpoint) and ns_migrate_links (hard-link
