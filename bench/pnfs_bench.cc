@@ -20,7 +20,7 @@
 //
 // The data: a 64 MiB random pattern, each io_size piece taken from it at
 // an offset that depends on the piece's number, so misplaced pieces do not
-// compare equal. Output: one line `label write_MBps=.. read_MBps=..
+// compare equal. Output: one line `label write_MBps=.. read_MBps=.. commit_s=..
 // ds_bytes=.. mds_bytes=.. checksum=..` (MB = 10^6 bytes). Exit status 1
 // on any error or a byte that differs.
 
@@ -197,6 +197,7 @@ int main(int argc, char** argv) {
 
   // --- write
   double write_mbps = 0;
+  double commit_s = 0;  // of the write's time: COMMIT and LAYOUTCOMMIT
   {
     std::unique_ptr<Client> c = Connect(o);
     auto root = c->RootFh();
@@ -225,9 +226,11 @@ int main(int argc, char** argv) {
     }
     const auto t0 = Clock::now();
     if (nfsstat4 s = pf->Write(0, {data.get(), o.size}); s != NFS4_OK) Die("write: " + Name(s));
+    const auto tw = Clock::now();
     if (nfsstat4 s = pf->Commit(); s != NFS4_OK) Die("commit: " + Name(s));
     const auto t1 = Clock::now();
     write_mbps = MBps(o.size, t1 - t0);
+    commit_s = std::chrono::duration<double>(t1 - tw).count();
     ds_bytes += pf->stats().ds_bytes;
     mds_bytes += pf->stats().mds_bytes;
     fallbacks += pf->stats().fallbacks;
@@ -271,9 +274,10 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "%s write_MBps=%.1f read_MBps=%.1f stripe_count=%zu ds_bytes=%llu "
-      "mds_bytes=%llu fallbacks=%llu checksum=%016llx dropped_caches=%d\n",
-      o.label.c_str(), write_mbps, read_mbps, stripe,
+      "%s write_MBps=%.1f read_MBps=%.1f commit_s=%.2f stripe_count=%zu "
+      "ds_bytes=%llu mds_bytes=%llu fallbacks=%llu checksum=%016llx "
+      "dropped_caches=%d\n",
+      o.label.c_str(), write_mbps, read_mbps, commit_s, stripe,
       static_cast<unsigned long long>(ds_bytes),
       static_cast<unsigned long long>(mds_bytes),
       static_cast<unsigned long long>(fallbacks),

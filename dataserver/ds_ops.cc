@@ -104,7 +104,9 @@ nfsstat4 DsPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
 // READ (RFC 8881 §18.22) of the stripe file at the file's logical offsets.
 // Holes read as zeros; a read at or past the stripe file's end is short
 // with eof set: the client then treats the rest as zeros (the file's real
-// size is the MDS's, §13.10). The stateid is not checked (§13.9.1).
+// size is the MDS's, §13.10). The stateid is not checked (§13.9.1). A
+// full read asks the kernel for the stripe file's next data
+// (PrefetchStripe): sparse stripe files defeat its own readahead.
 nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
   const ns::InodeId ino = st.current_fh->ino;
   READ4resok& ok = res.READ4res_u.resok4;
@@ -139,6 +141,7 @@ nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
   ok.eof = *r < count;
   ok.data.data_len = static_cast<u_int>(*r);
   ok.data.data_val = buf;
+  if (!ok.eof) PrefetchStripe(Ctx(st), ino, args.offset + *r, *r);
   return NFS4_OK;
 }
 
@@ -151,7 +154,9 @@ nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
 // client then sends no LAYOUTCOMMIT at all (filelayout_set_layoutcommit):
 // a small file, written in one FILE_SYNC4 WRITE at close, kept size 0 on
 // the MDS. After DATA_SYNC4 it sends LAYOUTCOMMIT and no COMMIT. The
-// verifier is this run's.
+// verifier is this run's. An UNSTABLE4 WRITE starts the range's writeback
+// at once (StartStripeWriteback): a client streaming a big file then finds
+// its COMMIT nearly free instead of waiting for the whole file's flush.
 nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   const ns::InodeId ino = st.current_fh->ino;
   const uint64_t len = args.data.data_len;
@@ -177,6 +182,8 @@ nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
     }
     if (args.stable != UNSTABLE4) {
       if (nfsstat4 e = ToNfs(SyncStripeDirs(Ctx(st), ino)); e) return e;
+    } else {
+      StartStripeWriteback(Ctx(st), ino, args.offset, len);
     }
   }
   WRITE4resok& ok = res.WRITE4res_u.resok4;

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "dataserver/control.h"
 #include "nfs41d/compound.h"
@@ -72,6 +73,10 @@ struct DsContext : nfs41d::ServerContext {
   // (SyncStripeDirs).
   std::mutex dirs_mu;
   std::set<ns::InodeId> dirs_synced;  // guarded by dirs_mu
+  // Per stripe file, how far PrefetchStripe has asked the kernel to read
+  // (a file offset): each READ then asks only for what it consumed.
+  std::mutex prefetch_mu;
+  std::unordered_map<ns::InodeId, uint64_t> prefetched;  // guarded by prefetch_mu
 };
 
 // --- stripe files (ds_server.cc), for the ops and the MDS's work
@@ -93,6 +98,24 @@ ns::Status StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out);
 // once per stripe file per run (RemoveStripe forgets it). Ok if the file
 // does not exist.
 ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino);
+// After an UNSTABLE4 WRITE of [offset, offset + length): starts the page
+// cache's writeback of that range without waiting for it
+// (sync_file_range(SYNC_FILE_RANGE_WRITE)), so the disk works while the
+// client still sends and the COMMIT's fsync finds little left to write.
+// Durability is unchanged: only COMMIT promises it (RFC 8881 §18.3.3). A
+// hint: failures are ignored (COMMIT reports real I/O errors).
+void StartStripeWriteback(DsContext& ctx, ns::InodeId ino, uint64_t offset,
+                          uint64_t length);
+// After a READ that ended at `end` having read `length` bytes: asks the
+// kernel (posix_fadvise WILLNEED) to read the stripe file's next data, so
+// that a client reading the file in order finds it cached. Holes are
+// skipped (SEEK_DATA/SEEK_HOLE): with a sparse layout (RFC 8881 §13.4.2)
+// a stripe file is data and holes in turn, which defeats the kernel's own
+// readahead (it sees every READ as random, the hole before it uncached).
+// Keeps a fixed amount of data ahead of the reader. A hint: failures are
+// ignored.
+void PrefetchStripe(DsContext& ctx, ns::InodeId ino, uint64_t end,
+                    uint64_t length);
 
 class DataServer : public StripeStore {
  public:

@@ -1,9 +1,11 @@
 #include "nfs41client/client.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 namespace nfs41client {
@@ -104,6 +106,7 @@ Compound& Compound::Op(const nfs_argop4& op) {
   rpc::XdrEncoder enc(64);
   enc.Encode(xdr_nfs_argop4, op);
   ops_.push_back(enc.Take());
+  tails_.emplace_back();
   return *this;
 }
 
@@ -112,6 +115,7 @@ Compound& Compound::RawOp(uint32_t opnum, std::span<const uint8_t> args) {
   enc.PutUint32(opnum);
   enc.PutFixedOpaque(args);
   ops_.push_back(enc.Take());
+  tails_.emplace_back();
   return *this;
 }
 
@@ -428,6 +432,27 @@ Compound& Compound::Write(const stateid4& sid, uint64_t offset,
   return Op(op);
 }
 
+Compound& Compound::WriteView(const stateid4& sid, uint64_t offset,
+                              std::span<const uint8_t> data,
+                              stable_how4 stable) {
+  // WRITE4args (RFC 8881 §18.32.1) up to the data's length; the data and
+  // its padding follow in Encode.
+  auto op = Zero<nfs_argop4>();
+  op.argop = OP_WRITE;
+  WRITE4args& a = op.nfs_argop4_u.opwrite;
+  a.stateid = sid;
+  a.offset = offset;
+  a.stable = stable;
+  rpc::XdrEncoder enc(64);
+  enc.Encode(xdr_nfs_argop4, op);  // ends with data<> of length 0
+  std::vector<uint8_t> head = enc.Take();
+  const uint32_t len = htonl(static_cast<uint32_t>(data.size()));
+  std::memcpy(head.data() + head.size() - 4, &len, 4);
+  ops_.push_back(std::move(head));
+  tails_.push_back(data);
+  return *this;
+}
+
 Compound& Compound::Commit(uint64_t offset, uint32_t count) {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_COMMIT;
@@ -530,16 +555,100 @@ Compound& Compound::ReclaimComplete(bool one_fs) {
 
 std::vector<uint8_t> Compound::Encode(
     uint32_t minorversion, const std::vector<uint8_t>* prefix) const {
-  rpc::XdrEncoder enc(256);
+  // Sized once: a WRITE's data is copied exactly once, into its place.
+  size_t total = 16 + tag_.size() + (prefix ? prefix->size() : 0);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    total += ops_[i].size() + tails_[i].size() + 3;
+  }
+  rpc::XdrEncoder enc(total);
   enc.PutString(tag_);
   enc.PutUint32(minorversion);
   enc.PutUint32(static_cast<uint32_t>(ops_.size() + (prefix ? 1 : 0)));
   if (prefix) enc.PutFixedOpaque(*prefix);
-  for (const auto& op : ops_) enc.PutFixedOpaque(op);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    enc.PutFixedOpaque(ops_[i]);
+    if (!tails_[i].empty()) enc.PutFixedOpaque(tails_[i]);
+  }
   return enc.Take();
 }
 
 // ------------------------------------------------------------------ Reply
+
+namespace {
+
+size_t Padded(size_t n) { return (n + 3) & ~size_t{3}; }
+
+// COMPOUND4res (RFC 8881 §16.2.2) as xdr_COMPOUND4res decodes it, except
+// that each READ4resok's data (§18.22.2) points into `bytes`. resarray_len
+// counts the results begun, so that xdr_free releases a partial decode.
+bool DecodeCompoundRes(std::span<const uint8_t> bytes, COMPOUND4res* res) {
+  rpc::XdrDecoder dec(bytes);
+  XDR* x = dec.xdr();
+  u_int n = 0;
+  if (!xdr_nfsstat4(x, &res->status) || !xdr_utf8str_cs(x, &res->tag) ||
+      !xdr_u_int(x, &n)) {
+    return false;
+  }
+  // Every result holds at least its op number and status.
+  if (n > dec.remaining() / 8) return false;
+  if (n == 0) return dec.remaining() == 0;
+  res->resarray.resarray_val =
+      static_cast<nfs_resop4*>(std::calloc(n, sizeof(nfs_resop4)));
+  if (res->resarray.resarray_val == nullptr) return false;
+  for (u_int i = 0; i < n; ++i) {
+    nfs_resop4& r = res->resarray.resarray_val[i];
+    res->resarray.resarray_len = i + 1;
+    const u_int start = xdr_getpos(x);
+    if (!xdr_nfs_opnum4(x, &r.resop)) return false;
+    if (r.resop != OP_READ) {
+      xdr_setpos(x, start);
+      if (!xdr_nfs_resop4(x, &r)) return false;
+      continue;
+    }
+    READ4res& rr = r.nfs_resop4_u.opread;
+    if (!xdr_nfsstat4(x, &rr.status)) return false;
+    if (rr.status != NFS4_OK) continue;
+    READ4resok& ok = rr.READ4res_u.resok4;
+    u_int len = 0;
+    if (!xdr_bool(x, &ok.eof) || !xdr_u_int(x, &len)) return false;
+    if (len > ~u_int{0} - 3) return false;
+    int32_t* p = XDR_INLINE(x, static_cast<u_int>(Padded(len)));
+    if (p == nullptr) return false;
+    ok.data.data_len = len;
+    ok.data.data_val = reinterpret_cast<char*>(p);
+  }
+  return dec.remaining() == 0;
+}
+
+}  // namespace
+
+Reply& Reply::operator=(Reply&& other) noexcept {
+  if (this != &other) {
+    DetachViews();
+    res_ = std::move(other.res_);
+    body_ = std::move(other.body_);
+  }
+  return *this;
+}
+
+Reply::~Reply() { DetachViews(); }
+
+void Reply::DetachViews() {
+  COMPOUND4res& r = res_.get();
+  for (u_int i = 0; i < r.resarray.resarray_len; ++i) {
+    nfs_resop4& op = r.resarray.resarray_val[i];
+    if (op.resop == OP_READ) op.nfs_resop4_u.opread.READ4res_u.resok4.data = {0, nullptr};
+  }
+}
+
+bool Reply::Decode(rpc::ReplyBody body) {
+  DetachViews();
+  res_.Reset();
+  // The vector's buffer moves with it: the views stay valid as long as
+  // body_ lives (moving a Reply moves it too).
+  body_ = std::move(body);
+  return DecodeCompoundRes(body_->results(), &res_.get());
+}
 
 nfsstat4 Reply::op_status(size_t i) const {
   nfsstat4 s;
@@ -849,7 +958,7 @@ rpc::Result<Reply> Client::CallRaw(std::vector<uint8_t> args) {
       rpc_->Call(NFS4_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, std::move(args));
   if (!r.ok()) return r.status();
   Reply reply;
-  if (!reply.owned().DecodeAll(r->results())) {
+  if (!reply.Decode(std::move(r).value())) {
     return rpc::Status::Malformed("COMPOUND4res does not decode");
   }
   return reply;

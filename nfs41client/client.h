@@ -110,6 +110,12 @@ class Compound {
   Compound& Read(const stateid4& sid, uint64_t offset, uint32_t count);
   Compound& Write(const stateid4& sid, uint64_t offset,
                   const std::string& data, stable_how4 stable = UNSTABLE4);
+  // WRITE whose data is not copied now but straight into the request by
+  // Encode (one copy of a 1 MiB WRITE instead of two). REQUIRES: `data`
+  // stays valid until the last Encode of this Compound.
+  Compound& WriteView(const stateid4& sid, uint64_t offset,
+                      std::span<const uint8_t> data,
+                      stable_how4 stable = UNSTABLE4);
   Compound& Commit(uint64_t offset = 0, uint32_t count = 0);
   // SETATTR of size with `sid`.
   Compound& SetSize(const stateid4& sid, uint64_t size);
@@ -137,12 +143,24 @@ class Compound {
  private:
   std::string tag_;
   std::vector<std::vector<uint8_t>> ops_;
+  // Per op, bytes that follow its encoding (WriteView's data; empty for
+  // the others), padded to 4 by Encode.
+  std::vector<std::span<const uint8_t>> tails_;
 };
 
-// A decoded COMPOUND4res.
+// A decoded COMPOUND4res. It keeps the reply record: each READ result's
+// data is a view into it, not a copy (libtirpc would calloc, zero and copy
+// up to 1 MiB per READ).
 class Reply {
  public:
   Reply() : res_(xdr_COMPOUND4res) {}
+  Reply(Reply&& other) noexcept
+      : res_(std::move(other.res_)), body_(std::move(other.body_)) {}
+  Reply& operator=(Reply&& other) noexcept;
+  ~Reply();
+  // Decodes `body`'s results (the whole of them); false if they are not
+  // one COMPOUND4res. Whatever this held before is released.
+  bool Decode(rpc::ReplyBody body);
   nfsstat4 status() const { return res_->status; }
   size_t size() const { return res_->resarray.resarray_len; }
   const nfs_resop4& op(size_t i) const { return res_->resarray.resarray_val[i]; }
@@ -151,10 +169,14 @@ class Reply {
   // The last GETFH result's filehandle, if any.
   std::optional<Fh> LastFh() const;
   const COMPOUND4res& get() const { return res_.get(); }
-  rpc::XdrOwned<COMPOUND4res>& owned() { return res_; }
 
  private:
+  // Points the READ results' data away from the record before they are
+  // freed (xdr_free would free() them).
+  void DetachViews();
+
   rpc::XdrOwned<COMPOUND4res> res_;
+  std::optional<rpc::ReplyBody> body_;  // what the READ views point into
 };
 
 // Attributes decoded from a fattr4 (those nfs41d offers).

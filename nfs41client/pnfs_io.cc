@@ -364,23 +364,12 @@ nfsstat4 PnfsFile::SendPiece(Server& s, const Fh& fh, uint64_t offset,
                              uint64_t* got) {
   Compound cp;
   cp.PutFh(fh);
-  nfs_argop4 op{};
   if (write) {
-    op.argop = OP_WRITE;
-    WRITE4args& a = op.nfs_argop4_u.opwrite;
-    a.stateid = open_sid_;
-    a.offset = offset;
-    a.stable = options_.stable;
-    a.data.data_len = static_cast<u_int>(length);
-    a.data.data_val = reinterpret_cast<char*>(data);
+    // The data goes straight into the request (one copy).
+    cp.WriteView(open_sid_, offset, {data, length}, options_.stable);
   } else {
-    op.argop = OP_READ;
-    READ4args& a = op.nfs_argop4_u.opread;
-    a.stateid = open_sid_;
-    a.offset = offset;
-    a.count = static_cast<count4>(length);
+    cp.Read(open_sid_, offset, static_cast<uint32_t>(length));
   }
-  cp.Op(op);
   Client* c = s.client.load();
   if (c == nullptr) return NFS4ERR_IO;  // dropped meanwhile: to the MDS
   auto r = c->Call(cp);
@@ -404,6 +393,7 @@ nfsstat4 PnfsFile::SendPiece(Server& s, const Fh& fh, uint64_t offset,
     *got = length;
     return NFS4_OK;
   }
+  // The data is a view into the reply record: this is its only copy.
   const READ4resok& ok = r->op(2).nfs_resop4_u.opread.READ4res_u.resok4;
   const uint64_t n = std::min<uint64_t>(ok.data.data_len, length);
   std::memcpy(data, ok.data.data_val, n);
