@@ -159,6 +159,7 @@ class FaultTxn : public Transaction {
     NS_RETURN_IF_ERROR(Inject());
     return t_.DeleteInlineData(ino);
   }
+  Result<bool> HasLayout(InodeId ino) override { return t_.HasLayout(ino); }
   Result<GraceRow> GetGrace() override { return t_.GetGrace(); }
   Status PutGrace(const GraceRow& row) override {
     NS_RETURN_IF_ERROR(Inject());

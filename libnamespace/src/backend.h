@@ -267,6 +267,9 @@ class Transaction {
   virtual Status PutInlineData(InodeId ino, std::string_view bytes) = 0;
   // Whether there was a row.
   virtual Result<bool> DeleteInlineData(InodeId ino) = 0;
+  // Whether the file has a pNFS layout (schema 5's pnfs_layouts): asked by
+  // the first inline write of every new file, so a typed, prepared probe.
+  virtual Result<bool> HasLayout(InodeId ino) = 0;
 };
 
 // inodes.mode carries this bit when the inode has ACEs (docs/schema.md):

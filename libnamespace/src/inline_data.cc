@@ -57,13 +57,8 @@ Result<Attr> Namespace::WriteInline(const Credentials& cred, InodeId ino,
       // the data store, and those of a file with a layout are on the data
       // servers (RFC 8881 §13: the client reads them there).
       if (a.size != 0) return Status::NotFound(ctx, "bytes in a data store");
-      const int64_t id = static_cast<int64_t>(ino);
-      NS_ASSIGN_OR_RETURN(
-          std::vector<SqlRow> layout,
-          t.Query("SELECT 1 FROM pnfs_layouts WHERE ino = $1", {&id, 1}));
-      if (!layout.empty()) {
-        return Status::NotFound(ctx, "the file has a pNFS layout");
-      }
+      NS_ASSIGN_OR_RETURN(bool layout, t.HasLayout(ino));
+      if (layout) return Status::NotFound(ctx, "the file has a pNFS layout");
       bytes.emplace();
     }
     if (std::max(a.size, end) > limit) {

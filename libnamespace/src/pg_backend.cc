@@ -195,6 +195,7 @@ constexpr char kDeleteLocation[] = "del_loc";
 constexpr char kGetInlineData[] = "get_inline";
 constexpr char kPutInlineData[] = "put_inline";
 constexpr char kDeleteInlineData[] = "del_inline";
+constexpr char kHasLayout[] = "has_layout";
 constexpr char kGetGrace[] = "get_grace";
 constexpr char kGetGraceUpdate[] = "get_grace_upd";
 constexpr char kPutGrace[] = "put_grace";
@@ -333,6 +334,7 @@ const std::vector<StatementDef>& Statements() {
                   "VALUES ($1, decode($2, 'hex')) "
                   "ON CONFLICT (ino) DO UPDATE SET bytes = excluded.bytes"});
     v->push_back({kDeleteInlineData, "DELETE FROM inode_data WHERE ino = $1"});
+    v->push_back({kHasLayout, "SELECT 1 FROM pnfs_layouts WHERE ino = $1"});
     v->push_back({kListChecksums,
                   "SELECT type, value FROM checksums WHERE ino = $1 "
                   "ORDER BY type"});
@@ -1279,6 +1281,12 @@ class PgTxn final : public Transaction {
   Result<bool> DeleteInlineData(InodeId ino) override {
     return RunWrite("pg delete inline data", [&]() -> Result<bool> {
       return Exec(kDeleteInlineData, ino).affected_rows() > 0;
+    });
+  }
+
+  Result<bool> HasLayout(InodeId ino) override {
+    return Run("pg has layout", [&]() -> Result<bool> {
+      return !Exec(kHasLayout, ino).empty();
     });
   }
 

@@ -154,6 +154,7 @@ enum class Sql : int {
   kGetInlineData,
   kPutInlineData,
   kDeleteInlineData,
+  kHasLayout,
   kGetGrace,
   kPutGrace,
   kGetClient,
@@ -289,6 +290,7 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         "INSERT INTO inode_data (ino, bytes) VALUES (?1, ?2)"
         " ON CONFLICT (ino) DO UPDATE SET bytes = excluded.bytes",
         "DELETE FROM inode_data WHERE ino = ?1",
+        "SELECT 1 FROM pnfs_layouts WHERE ino = ?1",
         // kGetGrace
         "SELECT current_epoch, recovery_epoch, started_ns FROM nfs_grace"
         " WHERE id = 1",
@@ -1192,6 +1194,15 @@ class SqliteTransaction final : public Transaction {
   Result<bool> DeleteInlineData(InodeId ino) override {
     NS_RETURN_IF_ERROR(DeleteBy(Sql::kDeleteInlineData, ino, "DeleteInlineData"));
     return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<bool> HasLayout(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kHasLayout));
+    stmt.Bind(1, ToDb(ino));
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return Fail(rc, "HasLayout");
+    return true;
   }
 
   Result<std::vector<Location>> ListLocations(InodeId ino) override {
