@@ -82,6 +82,9 @@ struct ServerContext {
   uint32_t max_io = 1u << 20;
   // File contents (the embedded data store).
   data::DataStore* data = nullptr;
+  // Files up to this many bytes keep them in the database (ops_io.cc,
+  // "Small files"); 0: never.
+  uint64_t inline_max = 0;
   // WRITE/COMMIT verifier (RFC 8881 §18.32.3): new at every server start,
   // so clients resend writes that were not committed before a restart.
   std::array<uint8_t, NFS4_VERIFIER_SIZE> write_verifier{};

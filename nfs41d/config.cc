@@ -207,6 +207,12 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       auto v = node.value<int64_t>();
       if (!v || *v < 0 || *v > 3600000) return bad("an integer in 0..3600000");
       cfg->server.attr_cache.ttl = std::chrono::milliseconds(*v);
+    } else if (k == "inline_max") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > static_cast<int64_t>(ns::kMaxInlineBytes)) {
+        return bad("an integer in 0..65536");
+      }
+      cfg->server.inline_max = static_cast<uint64_t>(*v);
     } else if (k == "inline_compounds") {
       // value<bool>() would also take an integer.
       if (!node.is_boolean()) return bad("true or false");

@@ -17,6 +17,8 @@
 //   idmap_conf = "/etc/idmapd.conf" # nfsidmap: use this file instead
 //   attr_cache_entries = 65536      # attribute cache size (0: off)
 //   attr_cache_ttl_ms  = 2000       # trust a cached entry this long
+//   inline_max = 4096               # small files' bytes in the database
+//                                   # (0: off; at most 65536)
 //
 //   [[export]]                      # any number; none: "/" rw to loopback
 //   path    = "/data"               # a directory in the namespace

@@ -14,6 +14,24 @@
 // mtime), the CLOSE none. Each is a group commit shared with the other
 // sessions' (libnamespace's SQLite writer; PostgreSQL's WAL flush).
 //
+// Small files: a regular file of at most `inline_max` bytes (config;
+// default 4096, one SQLite page or half a PostgreSQL one) keeps them in the
+// namespace database (Namespace::WriteInline, table inode_data). A WRITE
+// that keeps the file within the bound writes its bytes, size and mtime in
+// one transaction: one group commit, no data file to create and fsync, and
+// the reply says FILE_SYNC4 whatever was asked (the bytes are as stable as
+// the size; RFC 8881 §18.32.3 lets a server commit more than asked). A file
+// starts inline only when empty and without a pNFS layout (the library
+// checks both in that transaction). A WRITE or SETATTR that takes it past
+// the bound first moves its bytes to the data store: written and fsynced
+// there before the commit that drops them from the database, so no crash
+// loses bytes a client was told were stable (a data file left by a move
+// cut short is rewritten from the start by the next one, and unlinked with
+// the file). Whether a file is inline is decided, and its bytes written,
+// under its FileMu, for every file whose size is within ns::kMaxInlineBytes
+// (a larger one is never inline): two WRITEs never put one file's bytes in
+// both places. READ of such a file asks the database first.
+//
 // Crash consequences: a server crash loses at most the last interval's
 // size/mtime of files written UNSTABLE4 and not committed; their data may
 // also be lost (page cache). Clients see a new write verifier after the
@@ -25,6 +43,10 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
@@ -130,6 +152,69 @@ nfsstat4 RegularFile(CompoundState& st, ns::Attr* a) {
   return NFS4_OK;
 }
 
+// Whether a file of `size` bytes may have its bytes in the database: a
+// row exists only while the file is not empty, and never past the bound.
+bool MayBeInline(uint64_t size) {
+  return size > 0 && size <= ns::kMaxInlineBytes;
+}
+
+// Moves the inline bytes of `ino` (if any) to the data store: truncated
+// there first (a move cut short by a crash may have left a data file),
+// written and fsynced, and only then dropped from the database.
+// REQUIRES: FileMu(ino) held.
+ns::Status MoveInlineOutLocked(ServerContext& ctx, ns::InodeId ino,
+                               uint64_t size) {
+  if (!MayBeInline(size)) return ns::Status::Ok();
+  NS_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                      ctx.ns->ReadInline(ino));
+  if (!bytes) return ns::Status::Ok();
+  NS_RETURN_IF_ERROR(ctx.data->Truncate(ino, 0));
+  NS_RETURN_IF_ERROR(ctx.data->Write(
+      ino, 0,
+      std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()),
+      data::Stability::kFileSync));
+  return ctx.ns->DropInline(ino, *bytes);
+}
+
+// The part of a WRITE that small files need, under FileMu: the write
+// itself if it keeps the file inline (*done), else the move of inline
+// bytes out of the database before the caller writes to the data store.
+// REQUIRES: FileMu(a.ino) held; a.size within ns::kMaxInlineBytes.
+nfsstat4 WriteSmallLocked(CompoundState& st, const ns::Attr& a,
+                          const WRITE4args& args, ns::TimeNs now,
+                          bool* done) {
+  ServerContext& ctx = st.server;
+  // Unstable writes not written back yet went to the data store (an
+  // inline write leaves the overlay clean): the file is not inline, and
+  // WriteInline, which decides on the database's size, must not be asked.
+  if (auto ov = Opens(ctx).Overlay(a.ino); ov && ov->dirty) return NFS4_OK;
+  const uint64_t end = args.offset + args.data.data_len;
+  if (end <= ctx.inline_max) {
+    ns::Result<ns::Attr> r = ctx.ns->WriteInline(
+        st.cred, a.ino, args.offset,
+        std::string_view(args.data.data_val, args.data.data_len), now,
+        ctx.inline_max);
+    if (r.ok()) {
+      if (ctx.attrs) ctx.attrs->Invalidate(a.ino);
+      // The commit was the write-back too: the overlay of an open file
+      // takes the size and is clean at once, so its CLOSE writes nothing.
+      if (Opens(ctx).NoteWrite(a.ino, end, now)) {
+        if (auto ov = Opens(ctx).TakeDirty(a.ino)) {
+          Opens(ctx).NoteWrittenBack(a.ino, *ov, r->change);
+        }
+      }
+      *done = true;
+      return NFS4_OK;
+    }
+    // NotFound: its bytes are in the data store already (not empty, or a
+    // layout). TooBig: inline, but growing past the bound.
+    if (r.status().IsNotFound()) return NFS4_OK;
+    if (!r.status().IsTooBig()) return ToNfsStat(r.status());
+  }
+  return ToNfsStat(MoveInlineOutLocked(ctx, a.ino, a.size));
+}
+
 void ReleaseNow(ServerContext& ctx, ns::InodeId ino) {
   if (ns::Status s = ctx.ns->ReleaseOrphan(ino); !s.ok()) {
     rpc::log::Error("release of unlinked inode {}: {}", ino, s.ToString());
@@ -201,6 +286,12 @@ void OverlayFileAttrs(CompoundState& st, const AttrBits& req, ns::Attr* a,
   if (req.Has(FATTR4_SPACE_USED) && st.server.data) {
     ns::Result<uint64_t> used = st.server.data->SpaceUsed(a->ino);
     if (used.ok()) src->space_used = *used;
+    // No block in the data store and small enough to be inline: its bytes
+    // are in the database (or it is sparse). Counted in 512-byte units, as
+    // st_blocks, without a database read for every `ls -l`.
+    if (used.ok() && *used == 0 && MayBeInline(a->size)) {
+      src->space_used = (a->size + 511) / 512 * 512;
+    }
   }
 }
 
@@ -248,13 +339,27 @@ nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,
     st.server.pnfs->RecallFile(a.ino);
   }
   std::lock_guard lock(FileMu(st.server, a.ino));
-  return ToNfsStat(FlushLocked(st.server, a.ino));
+  if (nfsstat4 e = ToNfsStat(FlushLocked(st.server, a.ino)); e) return e;
+  // Past the bound, inline bytes go to the data store first (the library
+  // refuses such a size for them past ns::kMaxInlineBytes). Within it the
+  // SetAttr that follows cuts them in its own transaction.
+  if (size > st.server.inline_max) {
+    return ToNfsStat(MoveInlineOutLocked(st.server, a.ino, a.size));
+  }
+  return NFS4_OK;
 }
 
 void FinishTruncate(CompoundState& st, ns::InodeId ino, uint64_t size) {
   {
     std::lock_guard lock(FileMu(st.server, ino));
-    if (ns::Status s = st.server.data->Truncate(ino, size); !s.ok()) {
+    // Inline bytes were cut by the SetAttr: no data file to make for them.
+    ns::Result<std::optional<std::string>> inl =
+        MayBeInline(size) ? st.server.ns->ReadInline(ino)
+                          : std::optional<std::string>();
+    const bool in_db = inl.ok() && inl->has_value();
+    if (ns::Status s = in_db ? ns::Status::Ok()
+                             : st.server.data->Truncate(ino, size);
+        !s.ok()) {
       // The namespace has the new size; reads past the stored data see
       // zeros, so only a failed shrink leaves old bytes behind.
       rpc::log::Error("{}", s.ToString());
@@ -402,10 +507,23 @@ nfsstat4 OpRead(CompoundState& st, const READ4args& args, READ4res& res) {
   // Zeroed: bytes past the stored data (holes at the end, a size set by
   // SETATTR) read as zeros.
   char* buf = st.arena.Bytes(n);
-  ns::Result<size_t> r = st.server.data->Read(
-      a.ino, args.offset,
-      std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf), n));
-  if (!r.ok()) return ToNfsStat(r.status());
+  ns::Result<std::optional<std::string>> inl =
+      MayBeInline(a.size) ? st.server.ns->ReadInline(a.ino)
+                          : std::optional<std::string>();
+  if (!inl.ok()) return ToNfsStat(inl.status());
+  if (*inl) {
+    // Bytes past the stored ones read as zeros (the buffer is zeroed).
+    const std::string& bytes = **inl;
+    if (args.offset < bytes.size()) {
+      std::memcpy(buf, bytes.data() + args.offset,
+                  std::min<uint64_t>(n, bytes.size() - args.offset));
+    }
+  } else {
+    ns::Result<size_t> r = st.server.data->Read(
+        a.ino, args.offset,
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf), n));
+    if (!r.ok()) return ToNfsStat(r.status());
+  }
   ok.eof = args.offset + n >= a.size;
   ok.data.data_len = static_cast<u_int>(n);
   ok.data.data_val = buf;
@@ -436,6 +554,19 @@ nfsstat4 OpWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   ok.count = static_cast<count4>(len);
   ok.committed = args.stable;
   if (len == 0) return NFS4_OK;
+  const ns::TimeNs now = NowNs();
+  // A file that may be small is decided and written under its mutex (see
+  // "Small files" above), from the choice of store to its new size.
+  std::unique_lock lock(FileMu(st.server, a.ino), std::defer_lock);
+  if (a.size <= ns::kMaxInlineBytes) {
+    lock.lock();
+    bool done = false;
+    if (nfsstat4 e = WriteSmallLocked(st, a, args, now, &done); e) return e;
+    if (done) {
+      ok.committed = FILE_SYNC4;
+      return NFS4_OK;
+    }
+  }
   const data::Stability stab =
       args.stable == FILE_SYNC4   ? data::Stability::kFileSync
       : args.stable == DATA_SYNC4 ? data::Stability::kDataSync
@@ -446,8 +577,8 @@ nfsstat4 OpWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
           reinterpret_cast<const uint8_t*>(args.data.data_val), len),
       stab);
   if (!s.ok()) return ToNfsStat(s);
-  const ns::TimeNs now = NowNs();
   if (Opens(st.server).NoteWrite(a.ino, args.offset + len, now)) {
+    if (lock.owns_lock()) lock.unlock();  // FlushFile takes it
     // Stable writes need the size on stable storage too (§18.32.3).
     if (args.stable != UNSTABLE4) {
       if (ns::Status f = FlushFile(st.server, a.ino); !f.ok()) {
@@ -460,7 +591,7 @@ nfsstat4 OpWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   ns::SetAttrRequest q;
   if (args.offset + len > a.size) q.size = args.offset + len;
   q.mtime = now;
-  std::lock_guard lock(FileMu(st.server, a.ino));
+  if (!lock.owns_lock()) lock.lock();
   ns::Result<ns::Attr> r = st.server.ns->SetAttr(ns::Credentials::Root(),
                                                  a.ino, q);
   return ToNfsStat(r.status());

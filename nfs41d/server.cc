@@ -83,6 +83,7 @@ std::string Nfs41Server::Start() {
   ctx_.fh = fh_.get();
   ctx_.state = state_.get();
   ctx_.data = data_.get();
+  ctx_.inline_max = std::min(options_.inline_max, ns::kMaxInlineBytes);
   {
     // New at every start (RFC 8881 §18.32.3): the start time in ns and
     // random bits, so two starts within one clock tick still differ.

@@ -47,6 +47,10 @@ struct ServerOptions {
   // How often the in-memory size/mtime of files being written go to the
   // database (see ops_io.cc).
   std::chrono::milliseconds flush_interval{500};
+  // Regular files up to this many bytes keep them in the namespace
+  // database (ops_io.cc, "Small files"); 0: never. At most
+  // ns::kMaxInlineBytes.
+  uint64_t inline_max = 4096;
   // [[export]] entries; empty: DefaultExport() ("/" rw to loopback).
   std::vector<ExportConfig> exports;
   IdMapOptions idmap;

@@ -801,8 +801,9 @@ TEST_F(ServerTest, OrphansOfARestartAreReleasedAfterGrace) {
     auto o = a->OpenFile(root.value, name, OPEN4_SHARE_ACCESS_BOTH);
     EXPECT_NFS(o.status, NFS4_OK);
     k.open = o.value;
-    EXPECT_NFS(a->WriteFile(k.open.fh, k.open.stateid, 0, "still here",
-                            FILE_SYNC4)
+    // Past inline_max, so that the bytes are in a data file to follow.
+    EXPECT_NFS(a->WriteFile(k.open.fh, k.open.stateid, 0,
+                            "still here" + std::string(5000, '.'), FILE_SYNC4)
                    .status,
                NFS4_OK);
     auto id = a->GetAttr(k.open.fh, Bits({FATTR4_FILEID}));
@@ -846,7 +847,7 @@ TEST_F(ServerTest, OrphansOfARestartAreReleasedAfterGrace) {
   EXPECT_FALSE(std::filesystem::exists(lost.data_file));
   // The reclaimed one is still readable, and goes with its last CLOSE.
   EXPECT_TRUE(exists(reclaimed.ino));
-  auto data = a->ReadFile(reclaimed.open.fh, sid, 0, 100);
+  auto data = a->ReadFile(reclaimed.open.fh, sid, 0, 10);
   ASSERT_NFS(data.status, NFS4_OK);
   EXPECT_EQ(data.value.data, "still here");
   ASSERT_NFS(a->CloseFile(reclaimed.open.fh, sid).status, NFS4_OK);

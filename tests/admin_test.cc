@@ -180,12 +180,14 @@ TEST_P(AdminTest, StrayRowsAreRemoved) {
 TEST_P(AdminTest, MetadataOfMissingInodesAndStrayTagSetsAreRemoved) {
   Corrupt("INSERT INTO xattrs (ino, name, value) VALUES (777777, 'user.x', 'v')");
   Corrupt("INSERT INTO checksums (ino, type, value) VALUES (777777, 1, 'ab')");
+  Corrupt("INSERT INTO inode_data (ino, bytes) VALUES (777777, 'abc')");
   Corrupt("INSERT INTO tags (origin, name, value) VALUES (888888, 'OSMTemplate', 'x')");
   // A tag set that a directory sees is left alone.
   ASSERT_OK(ns_->WriteTag(root_, a_, "sGroup", "kept"));
   const FsckReport found = RunFsck(false);
   EXPECT_EQ(Checks(found),
             (std::multiset<std::string>{"metadata-of-missing-inode",
+                                        "metadata-of-missing-inode",
                                         "metadata-of-missing-inode",
                                         "unreferenced-tag-set"}));
   EXPECT_EQ(RunFsck(true).Unrepaired(), 0u);

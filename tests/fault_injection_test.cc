@@ -148,6 +148,18 @@ class FaultTxn : public Transaction {
     NS_RETURN_IF_ERROR(Inject());
     return t_.DeleteLocation(ino, type, location);
   }
+  Result<std::optional<std::string>> GetInlineData(InodeId ino) override {
+    return t_.GetInlineData(ino);
+  }
+  Status PutInlineData(InodeId ino, std::string_view bytes) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.PutInlineData(ino, bytes);
+  }
+  Result<bool> DeleteInlineData(InodeId ino) override {
+    NS_RETURN_IF_ERROR(Inject());
+    return t_.DeleteInlineData(ino);
+  }
+  Result<bool> HasLayout(InodeId ino) override { return t_.HasLayout(ino); }
   Result<GraceRow> GetGrace() override { return t_.GetGrace(); }
   Status PutGrace(const GraceRow& row) override {
     NS_RETURN_IF_ERROR(Inject());

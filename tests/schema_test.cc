@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,14 @@ class SchemaTest : public ::testing::TestWithParam<std::string> {
     ASSERT_OK_AND_ASSIGN(UnlinkResult u, ns.Unlink(root, d.ino, "moved", retain));
     EXPECT_TRUE(u.retained);
     ASSERT_OK(ns.ReleaseOrphan(f.ino));
+    // A small file's bytes in the database (version 8), gone with it.
+    ASSERT_OK_AND_ASSIGN(Attr small, ns.Create(root, ns.Root(), "small", 0644));
+    ASSERT_OK(ns.WriteInline(root, small.ino, 0, "bytes", 1).status());
+    ASSERT_OK_AND_ASSIGN(std::optional<std::string> bytes,
+                         ns.ReadInline(small.ino));
+    EXPECT_EQ(bytes, std::optional<std::string>("bytes"));
+    ASSERT_OK(ns.Unlink(root, ns.Root(), "small"));
+    EXPECT_STATUS(ns.ReadInline(small.ino), Stale);
     ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, ListNames(ns, d.ino));
     EXPECT_EQ(names, std::vector<std::string>{"link"});
     ASSERT_OK_AND_ASSIGN(Attr link, ns.Resolve(root, "/dir/link", false));

@@ -120,8 +120,9 @@ class Transaction {
   virtual Status UpdateInode(const Attr& attr) = 0;
 
   // Deletes the inode row and its side rows: symlink target, orphan entry,
-  // ACEs, xattrs, checksums, locations, its tag reference, and the tag set
-  // it sees (own or inherited) unless another directory still references it.
+  // ACEs, xattrs, checksums, locations, inline bytes, its tag reference,
+  // and the tag set it sees (own or inherited) unless another directory
+  // still references it.
   virtual Status DeleteInode(InodeId ino) = 0;
 
   // The entry `name` in `parent`, or nullopt.
@@ -256,6 +257,19 @@ class Transaction {
   virtual Status AddLocation(InodeId ino, const Location& l) = 0;
   virtual Result<bool> DeleteLocation(InodeId ino, LocationType type,
                                       std::string_view location) = 0;
+
+  // --- small files' bytes (schema version 8, table inode_data) ---
+  // A regular file's bytes kept in the database (Namespace::WriteInline),
+  // or nullopt: its bytes, if any, are in a data store. Like the metadata
+  // above, no check that the inode exists; writers hold it kExclusive.
+  virtual Result<std::optional<std::string>> GetInlineData(InodeId ino) = 0;
+  // Inserts or replaces.
+  virtual Status PutInlineData(InodeId ino, std::string_view bytes) = 0;
+  // Whether there was a row.
+  virtual Result<bool> DeleteInlineData(InodeId ino) = 0;
+  // Whether the file has a pNFS layout (schema 5's pnfs_layouts): asked by
+  // the first inline write of every new file, so a typed, prepared probe.
+  virtual Result<bool> HasLayout(InodeId ino) = 0;
 };
 
 // inodes.mode carries this bit when the inode has ACEs (docs/schema.md):

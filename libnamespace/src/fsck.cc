@@ -524,13 +524,14 @@ class Checker {
     return Status::Ok();
   }
 
-  // ACEs, xattrs, checksums, locations and tag references of an inode that
-  // is gone (DeleteInode removes them with it; these are left by a bug or a
+  // ACEs, xattrs, checksums, locations, inline bytes and tag references of
+  // an inode that is gone (DeleteInode removes them with it; these are left by a bug or a
   // hand edit). Removed, table by table, once the inode is confirmed gone.
   Status MetadataOfMissingInode() {
     const std::string check = "metadata-of-missing-inode";
     for (const char* table :
-         {"aces", "xattrs", "checksums", "locations", "dir_tags"}) {
+         {"aces", "xattrs", "checksums", "locations", "inode_data",
+          "dir_tags"}) {
       NS_ASSIGN_OR_RETURN(
           auto rows,
           Find(check, fmt::format("SELECT DISTINCT t.ino FROM {} t WHERE NOT "

@@ -119,6 +119,34 @@ Status CheckIds(std::initializer_list<InodeId> ids) {
   return Status::Ok();
 }
 
+// A new size for a file whose bytes may be inline (WriteInline): bytes
+// past it go in the same transaction, all of them at 0 (so a file with
+// inline bytes is never empty, and an empty file may get a pNFS layout).
+// Growing needs nothing (the gap reads as zeros) up to kMaxInlineBytes; past
+// it the caller must move the bytes to its data store first (DropInline).
+Status CutInlineBytes(Transaction& t, const Attr& a, uint64_t size,
+                      const std::string& ctx) {
+  // No row without bytes: an empty file has none, and a size the file
+  // already has or grows to within the inline bound changes nothing.
+  if (a.size == 0 || (size >= a.size && size <= kMaxInlineBytes)) {
+    return Status::Ok();
+  }
+  NS_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                      t.GetInlineData(a.ino));
+  if (!bytes) return Status::Ok();
+  if (size == 0) return t.DeleteInlineData(a.ino).status();
+  if (size > kMaxInlineBytes) {
+    return Status::NotSupported(
+        ctx, "its bytes are kept in the database, which holds at most " +
+                 std::to_string(kMaxInlineBytes) +
+                 "; move them to a data store first");
+  }
+  if (size < bytes->size()) {
+    return t.PutInlineData(a.ino, std::string_view(*bytes).substr(0, size));
+  }
+  return Status::Ok();
+}
+
 Status RequireDir(const Attr& a, std::string_view ctx) {
   if (a.type != FileType::kDirectory) {
     return Status::NotDir(ctx, "inode " + std::to_string(a.ino));
@@ -289,6 +317,7 @@ Result<Attr> Namespace::SetAttr(const Credentials& cred, InodeId ino,
       if (a.type != FileType::kRegular) {
         return Status::Invalid(ctx, "size applies to regular files only");
       }
+      NS_RETURN_IF_ERROR(CutInlineBytes(t, a, *req.size, ctx));
       a.size = *req.size;
       a.mode = ModeAfterWrite(cred, a);
       if (!req.mtime && !req.mtime_now) a.mtime = now;

@@ -192,6 +192,10 @@ constexpr char kDeleteChecksum[] = "del_cksum";
 constexpr char kListLocations[] = "list_locs";
 constexpr char kAddLocation[] = "add_loc";
 constexpr char kDeleteLocation[] = "del_loc";
+constexpr char kGetInlineData[] = "get_inline";
+constexpr char kPutInlineData[] = "put_inline";
+constexpr char kDeleteInlineData[] = "del_inline";
+constexpr char kHasLayout[] = "has_layout";
 constexpr char kGetGrace[] = "get_grace";
 constexpr char kGetGraceUpdate[] = "get_grace_upd";
 constexpr char kPutGrace[] = "put_grace";
@@ -268,6 +272,7 @@ const std::vector<StatementDef>& Statements() {
                   "x AS (DELETE FROM xattrs WHERE ino = $1), "
                   "k AS (DELETE FROM checksums WHERE ino = $1), "
                   "l AS (DELETE FROM locations WHERE ino = $1), "
+                  "b AS (DELETE FROM inode_data WHERE ino = $1), "
                   "r AS (DELETE FROM dir_tags WHERE ino = $1), "
                   "t AS (DELETE FROM tags WHERE origin = "
                   "(SELECT origin FROM dir_tags WHERE ino = $1) AND NOT EXISTS "
@@ -321,6 +326,15 @@ const std::vector<StatementDef>& Statements() {
                   "WITH gone AS (DELETE FROM tags t WHERE NOT EXISTS "
                   "(SELECT 1 FROM dir_tags r WHERE r.origin = t.origin) "
                   "RETURNING origin) SELECT count(DISTINCT origin) FROM gone"});
+    // --- small files' bytes (version 8) ---
+    v->push_back({kGetInlineData,
+                  "SELECT encode(bytes, 'hex') FROM inode_data WHERE ino = $1"});
+    v->push_back({kPutInlineData,
+                  "INSERT INTO inode_data (ino, bytes) "
+                  "VALUES ($1, decode($2, 'hex')) "
+                  "ON CONFLICT (ino) DO UPDATE SET bytes = excluded.bytes"});
+    v->push_back({kDeleteInlineData, "DELETE FROM inode_data WHERE ino = $1"});
+    v->push_back({kHasLayout, "SELECT 1 FROM pnfs_layouts WHERE ino = $1"});
     v->push_back({kListChecksums,
                   "SELECT type, value FROM checksums WHERE ino = $1 "
                   "ORDER BY type"});
@@ -1245,6 +1259,34 @@ class PgTxn final : public Transaction {
   Result<bool> DeleteXattr(InodeId ino, std::string_view name) override {
     return RunWrite("pg delete xattr", [&]() -> Result<bool> {
       return Exec(kDeleteXattr, ino, std::string(name)).affected_rows() > 0;
+    });
+  }
+
+  Result<std::optional<std::string>> GetInlineData(InodeId ino) override {
+    using Out = std::optional<std::string>;
+    return Run("pg get inline data", [&]() -> Result<Out> {
+      const pqxx::result r = Exec(kGetInlineData, ino);
+      if (r.empty()) return Out();
+      return Out(FromHex(r[0][0]));
+    });
+  }
+
+  Status PutInlineData(InodeId ino, std::string_view bytes) override {
+    return RunWrite("pg put inline data", [&]() -> Status {
+      Defer(kPutInlineData, ino, ToHex(bytes));
+      return Status::Ok();
+    });
+  }
+
+  Result<bool> DeleteInlineData(InodeId ino) override {
+    return RunWrite("pg delete inline data", [&]() -> Result<bool> {
+      return Exec(kDeleteInlineData, ino).affected_rows() > 0;
+    });
+  }
+
+  Result<bool> HasLayout(InodeId ino) override {
+    return Run("pg has layout", [&]() -> Result<bool> {
+      return !Exec(kHasLayout, ino).empty();
     });
   }
 

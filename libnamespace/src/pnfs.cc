@@ -375,6 +375,15 @@ Result<PnfsLayout> PnfsRegistry::SetLayoutIfAbsent(const PnfsLayout& layout) {
         // layout.
         NS_RETURN_IF_ERROR(
             t.GetInode(layout.ino, LockMode::kExclusive).status());
+        // Bytes kept in the database (Namespace::WriteInline) would be
+        // invisible to clients reading through the layout. Under the same
+        // lock as the write that put them there, so one of the two loses.
+        NS_ASSIGN_OR_RETURN(std::optional<std::string> inl,
+                            t.GetInlineData(layout.ino));
+        if (inl) {
+          return Status::Unavailable("pnfs layout",
+                                     "the file's bytes are in the database");
+        }
         const std::vector<SqlValue> p = {S(layout.ino), S(layout.device),
                                          S(layout.stripe_unit)};
         NS_RETURN_IF_ERROR(

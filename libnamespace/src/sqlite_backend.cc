@@ -151,6 +151,10 @@ enum class Sql : int {
   kAddLocation,
   kDeleteLocation,
   kDeleteLocations,
+  kGetInlineData,
+  kPutInlineData,
+  kDeleteInlineData,
+  kHasLayout,
   kGetGrace,
   kPutGrace,
   kGetClient,
@@ -282,6 +286,11 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         " VALUES (?1, ?2, ?3, ?4)",
         "DELETE FROM locations WHERE ino = ?1 AND type = ?2 AND location = ?3",
         "DELETE FROM locations WHERE ino = ?1",
+        "SELECT bytes FROM inode_data WHERE ino = ?1",
+        "INSERT INTO inode_data (ino, bytes) VALUES (?1, ?2)"
+        " ON CONFLICT (ino) DO UPDATE SET bytes = excluded.bytes",
+        "DELETE FROM inode_data WHERE ino = ?1",
+        "SELECT 1 FROM pnfs_layouts WHERE ino = ?1",
         // kGetGrace
         "SELECT current_epoch, recovery_epoch, started_ns FROM nfs_grace"
         " WHERE id = 1",
@@ -758,8 +767,8 @@ class SqliteTransaction final : public Transaction {
     }
     for (Sql side : {Sql::kDeleteSymlink, Sql::kDeleteOrphan, Sql::kDeleteAcl,
                      Sql::kDeleteXattrs, Sql::kDeleteChecksums,
-                     Sql::kDeleteLocations, Sql::kReleaseTagSet,
-                     Sql::kReleaseTagRef}) {
+                     Sql::kDeleteLocations, Sql::kDeleteInlineData,
+                     Sql::kReleaseTagSet, Sql::kReleaseTagRef}) {
       NS_RETURN_IF_ERROR(DeleteBy(side, ino, "DeleteInode"));
     }
     return Status::Ok();
@@ -1162,6 +1171,38 @@ class SqliteTransaction final : public Transaction {
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return Fail(rc, "DeleteChecksum");
     return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<std::optional<std::string>> GetInlineData(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kGetInlineData));
+    stmt.Bind(1, ToDb(ino));
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return Fail(rc, "GetInlineData");
+    return std::optional<std::string>(stmt.Blob(0));
+  }
+
+  Status PutInlineData(InodeId ino, std::string_view bytes) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kPutInlineData));
+    stmt.Bind(1, ToDb(ino));
+    stmt.BindBlob(2, bytes);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Fail(rc, "PutInlineData");
+    return Status::Ok();
+  }
+
+  Result<bool> DeleteInlineData(InodeId ino) override {
+    NS_RETURN_IF_ERROR(DeleteBy(Sql::kDeleteInlineData, ino, "DeleteInlineData"));
+    return sqlite3_changes(conn_.db()) > 0;
+  }
+
+  Result<bool> HasLayout(InodeId ino) override {
+    NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kHasLayout));
+    stmt.Bind(1, ToDb(ino));
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return Fail(rc, "HasLayout");
+    return true;
   }
 
   Result<std::vector<Location>> ListLocations(InodeId ino) override {

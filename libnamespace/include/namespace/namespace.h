@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -255,6 +256,42 @@ class Namespace {
   // Errors: NotFound.
   Status RemoveLocation(const Credentials& cred, InodeId ino,
                         LocationType type, std::string_view location);
+
+  // --- Small files' bytes in the database (src/inline_data.cc, schema 8) -
+  //
+  // A regular file's bytes may live in the database ("inline") instead of
+  // a data store, written in the same transaction as the size, mtime and
+  // change they go with: a small durable write is one commit, with no file
+  // to create and fsync. The caller (nfs41d) chooses which files and keeps
+  // their bytes in one place; the library keeps the rules: a file with a
+  // pNFS layout is never inline, a file becomes inline only while empty,
+  // and inline bytes never exceed kMaxInlineBytes. Bytes past the stored
+  // ones, up to the file's size, read as zeros. SetAttr of the size cuts
+  // them (and drops them at 0); DeleteInode drops them with the file. No
+  // access check: the caller checked the open or the mode, as it does for
+  // its data store.
+
+  // The inline bytes of `ino`, or nullopt (not inline: its bytes, if any,
+  // are in a data store). Errors: Stale.
+  Result<std::optional<std::string>> ReadInline(InodeId ino);
+  // Writes `data` (not empty) at `offset` into the inline bytes of `ino`
+  // (zeros fill a gap), and in the same transaction sets size to
+  // max(size, offset + data.size()), mtime and ctime to `mtime`, change + 1,
+  // and clears setuid/setgid for a non-root `cred` (as SetAttr does for a
+  // write). Returns the new attributes. A file that is not inline becomes
+  // inline only if its size is 0 and it has no pNFS layout.
+  // Errors: NotFound (not inline and not empty, or a layout: its bytes
+  // belong in the data store), TooBig (the size would pass `limit`, itself
+  // at most kMaxInlineBytes), Invalid (not a regular file, empty data).
+  Result<Attr> WriteInline(const Credentials& cred, InodeId ino,
+                           uint64_t offset, std::string_view data, TimeNs mtime,
+                           uint64_t limit = kMaxInlineBytes);
+  // Ends inline storage of `ino` once the caller has made `bytes` (what
+  // ReadInline returned) durable in its data store: deletes the row if it
+  // still holds exactly `bytes`. Size, times and change stay (the contents
+  // did not change). Ok if the file is not inline. Errors: Unavailable (the
+  // bytes changed since they were read: read and move them again).
+  Status DropInline(InodeId ino, std::string_view bytes);
 
   // The backend, for admin tools and tests.
   Backend& backend() { return *backend_; }

@@ -27,6 +27,10 @@ inline constexpr size_t kMaxPathBytes = 4096;
 inline constexpr int kMaxSymlinkFollows = 40;
 // Hard links per inode before EMLINK.
 inline constexpr uint32_t kMaxLinks = 65000;
+// The most bytes of one file kept in the database (Namespace::WriteInline):
+// a bound on what a server may configure, so that a file larger than this
+// never needs a look for inline bytes.
+inline constexpr uint64_t kMaxInlineBytes = 65536;
 
 // The caller of an operation. The NFS layer maps wire credentials into this
 // (root squash, all squash) before calling; the library only checks it.
