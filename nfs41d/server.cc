@@ -34,6 +34,10 @@ std::string Nfs41Server::Start() {
   std::string uri = options_.db_uri;
   ns::NamespaceOptions nopts;
   nopts.durable = options_.durable;
+  // One connection per worker, plus the flusher, reaper and pNFS threads
+  // that also call the namespace: a worker never waits for a connection
+  // while another holds one idle in a group commit.
+  nopts.pool_size = static_cast<int>(options_.worker_threads) + 4;
   if (uri.empty()) {
     uri = "sqlite://" +
           std::filesystem::absolute(options_.data_dir + "/namespace.db")
