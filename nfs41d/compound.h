@@ -153,6 +153,19 @@ struct CompoundState {
   // filehandles' (the object REMOVE unlinked ...): the loop invalidates
   // them in the attribute cache.
   std::vector<ns::InodeId> touched;
+  // What CREATE or OPEN(create) made: the loop keeps the directory's cached
+  // names (a name was only added) and, after its invalidations, stores the
+  // new name and the new inode's attributes in the caches with the epochs
+  // taken before the commit (dir_cache.h, attr_cache.h: a REMOVE or RENAME
+  // racing with it makes the store give up).
+  struct Created {
+    ns::InodeId dir = 0;
+    std::string name;
+    ns::Attr attr;       // as the commit returned it
+    bool attr_final = true;  // false: a later step changed it (owner, ACL)
+    uint64_t attr_epoch = 0, dir_epoch = 0;
+  };
+  std::optional<Created> created;
   // The number of the op after this one (OP_ILLEGAL if none): the
   // security negotiation rules of RFC 8881 §2.6.3.1 depend on it.
   uint32_t next_op = 0;

@@ -59,6 +59,11 @@ AttrBits ApplyCreateAttrs(CompoundState& st, const DecodedSetAttrs& d,
   rest.size.reset();  // a new file is empty whatever was asked
   if (d.req.size && *d.req.size == 0) applied.Set(FATTR4_SIZE);
   if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
+      rest.mtime_now || d.acl) {
+    // Not the attributes the create returned any more.
+    if (st.created) st.created->attr_final = false;
+  }
+  if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
       rest.mtime_now) {
     if (st.server.ns->SetAttr(st.cred, ino, rest).ok()) {
       for (uint32_t a : {FATTR4_OWNER, FATTR4_OWNER_GROUP,
@@ -138,6 +143,7 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       return ToNfsStat(found.status());
     }
     const uint32_t mode = d.req.mode.value_or(0644);
+    const CacheEpochs epochs = CacheEpochsNow(st);
     ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode);
     if (!made.ok()) {
       if (made.status().IsExists()) continue;
@@ -145,12 +151,15 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
     }
     *file = *made;
     *created = true;
+    NoteCreated(st, dir.ino, name, *made, epochs);
     if (verf) {
       ns::SetAttrRequest q;
       q.atime = *verf;
       ns::Result<ns::Attr> r = fs.SetAttr(st.cred, made->ino, q);
+      st.created->attr_final = r.ok();
       if (!r.ok()) return ToNfsStat(r.status());
       *file = *r;
+      st.created->attr = *r;
     }
     *attrset = ApplyCreateAttrs(st, d, made->ino);
     return NFS4_OK;

@@ -148,14 +148,17 @@ Result<UnlinkResult> DropLink(Transaction& t, Attr child, TimeNs now,
   return r;
 }
 
-// Finds `name` in `parent` for unlink (want_dir false) or rmdir (true),
-// locks parent (shared) and child (exclusive) in inode order, and checks
-// the caller may remove it. Returns (parent, child) as locked.
+// What a removal accepts at the name.
+enum class Removable { kNonDir, kDir, kAny };
+
+// Finds `name` in `parent` for unlink (kNonDir), rmdir (kDir) or either
+// (kAny), locks parent (shared) and child (exclusive) in inode order, and
+// checks the caller may remove it. Returns (parent, child) as locked.
 Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
                                              const Credentials& cred,
                                              InodeId parent,
                                              std::string_view name,
-                                             bool want_dir,
+                                             Removable want,
                                              const std::string& ctx) {
   NS_ASSIGN_OR_RETURN(auto entry, t.LookupEntry(parent, name));
   if (!entry) {
@@ -164,8 +167,8 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
     return Status::NotFound(ctx);
   }
   const bool is_dir = entry->type == FileType::kDirectory;
-  if (is_dir && !want_dir) return Status::IsDir(ctx);
-  if (!is_dir && want_dir) return Status::NotDir(ctx);
+  if (is_dir && want == Removable::kNonDir) return Status::IsDir(ctx);
+  if (!is_dir && want == Removable::kDir) return Status::NotDir(ctx);
   NS_ASSIGN_OR_RETURN(auto locked,
                       LockInodes(t, {{parent, LockMode::kShared},
                                      {entry->child, LockMode::kExclusive, true}}));
@@ -177,6 +180,19 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
   const Attr& child = locked[entry->child];
   NS_RETURN_IF_ERROR(RequireDelete(t, cred, p, child, ctx));
   return std::make_pair(p, child);
+}
+
+// Removes the entry `name` of `parent` that names the directory `dir`
+// (locked kExclusive by LockForRemoval), and `dir` itself if it is empty.
+Status RemoveEmptyDir(Transaction& t, InodeId parent, std::string_view name,
+                      const Attr& dir, const std::string& ctx) {
+  // Creates in `dir` hold a kShared lock on it until they commit, and we
+  // hold kExclusive: this check sees every entry that will ever exist.
+  NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
+  if (has_entries) return Status::NotEmpty(ctx);
+  NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
+  NS_RETURN_IF_ERROR(t.DeleteInode(dir.ino));
+  return t.DirChanged(parent, -1, NowNs());
 }
 
 }  // namespace
@@ -489,12 +505,23 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
   const std::string ctx = "unlink " + Quote(name);
   UnlinkResult out;
   Status s = backend_->Write([&](Transaction& t) -> Status {
-    NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
-                                                    /*want_dir=*/false, ctx));
+    NS_ASSIGN_OR_RETURN(
+        auto victim,
+        LockForRemoval(t, cred, parent, name,
+                       options.directories ? Removable::kAny
+                                           : Removable::kNonDir,
+                       ctx));
     const Attr& child = victim.second;
+    if (child.type == FileType::kDirectory) {
+      out = UnlinkResult{};
+      out.ino = child.ino;
+      out.type = child.type;
+      return RemoveEmptyDir(t, parent, name, child, ctx);
+    }
     TimeNs now = NowNs();
     NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
     NS_ASSIGN_OR_RETURN(out, DropLink(t, child, now, options));
+    out.type = child.type;
     return t.DirChanged(parent, 0, now);
   });
   if (!s.ok()) return s;
@@ -508,15 +535,8 @@ Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
   const std::string ctx = "rmdir " + Quote(name);
   return backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
-                                                    /*want_dir=*/true, ctx));
-    const Attr& dir = victim.second;
-    // Creates in `dir` hold a kShared lock on it until they commit, and we
-    // hold kExclusive: this check sees every entry that will ever exist.
-    NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
-    if (has_entries) return Status::NotEmpty(ctx);
-    NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
-    NS_RETURN_IF_ERROR(t.DeleteInode(dir.ino));
-    return t.DirChanged(parent, -1, NowNs());
+                                                    Removable::kDir, ctx));
+    return RemoveEmptyDir(t, parent, name, victim.second, ctx);
   });
 }
 

@@ -105,7 +105,9 @@ class Namespace {
   Result<Attr> Link(const Credentials& cred, InodeId ino, InodeId new_parent,
                     std::string_view new_name);
 
-  // Removes a non-directory name. Errors: NotFound, IsDir.
+  // Removes a non-directory name, or with options.directories any name (an
+  // empty directory as Rmdir does). Errors: NotFound, IsDir (without
+  // options.directories), NotEmpty.
   Result<UnlinkResult> Unlink(const Credentials& cred, InodeId parent,
                               std::string_view name,
                               const UnlinkOptions& options = {});

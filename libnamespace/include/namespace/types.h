@@ -131,12 +131,20 @@ struct UnlinkResult {
   // true when the last link went but the inode was kept because the caller
   // asked (UnlinkOptions::retain_if_last), e.g. the file is open over NFS.
   bool retained = false;
+  // What the name referred to (a directory only with
+  // UnlinkOptions::directories; it is then gone, nlink_left 0).
+  FileType type = FileType::kRegular;
 };
 
 struct UnlinkOptions {
   // When the last link goes, keep the inode (nlink 0) on the orphan list
   // instead of deleting it; ReleaseOrphan() deletes it later.
   bool retain_if_last = false;
+  // Also remove an empty directory at the name, in the same transaction
+  // (NotEmpty if it has entries): NFSv4's REMOVE takes any type (RFC 8881
+  // §18.25), and one call costs one commit instead of a failed Unlink
+  // followed by Rmdir.
+  bool directories = false;
 };
 
 struct RenameResult {
