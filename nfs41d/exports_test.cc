@@ -932,6 +932,31 @@ TEST_F(DirCacheTest, RemoveOfADirectoryIsOneWrite) {
   EXPECT_NFS(c_->GetAttr(full, Bits({FATTR4_TYPE})).status, NFS4ERR_STALE);
 }
 
+// The Linux client's open(O_CREAT|O_EXCL) is an EXCLUSIVE4_1 OPEN: the file
+// and its verifier (§18.16.3) cost one namespace write together.
+TEST_F(DirCacheTest, ExclusiveCreateIsOneWrite) {
+  constexpr uint32_t kBoth = OPEN4_SHARE_ACCESS_BOTH;
+  Compound c;
+  c.PutFh(d_).Open("ex", kBoth, 0, "o", true, EXCLUSIVE4_1, 0600, 42).GetFh();
+  uint64_t writes = g_backend_writes.load();
+  auto first = c_->Call(c);
+  ASSERT_TRUE(first.ok());
+  ASSERT_NFS(first->status(), NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), writes + 1);
+  // The retry (same verifier) finds it and writes nothing.
+  writes = g_backend_writes.load();
+  auto again = c_->Call(c);
+  ASSERT_TRUE(again.ok());
+  ASSERT_NFS(again->status(), NFS4_OK);
+  EXPECT_EQ(*first->LastFh(), *again->LastFh());
+  EXPECT_EQ(g_backend_writes.load(), writes);
+  Compound other;
+  other.PutFh(d_).Open("ex", kBoth, 0, "o", true, EXCLUSIVE4_1, 0600, 43);
+  EXPECT_NFS(Status(c_, other), NFS4ERR_EXIST);
+  EXPECT_EQ(c_->GetAttr(*first->LastFh(), Bits({FATTR4_MODE})).value.mode,
+            0600u);
+}
+
 class DirCacheShortTtlTest : public DirCacheTest {
  protected:
   std::chrono::milliseconds Ttl() const override {

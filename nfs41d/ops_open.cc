@@ -144,7 +144,10 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
     }
     const uint32_t mode = d.req.mode.value_or(0644);
     const CacheEpochs epochs = CacheEpochsNow(st);
-    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode);
+    // An exclusive create's verifier goes in with the file (one commit).
+    ns::CreateOptions co;
+    co.atime = verf;
+    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
     if (!made.ok()) {
       if (made.status().IsExists()) continue;
       return ToNfsStat(made.status());
@@ -152,15 +155,6 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
     *file = *made;
     *created = true;
     NoteCreated(st, dir.ino, name, *made, epochs);
-    if (verf) {
-      ns::SetAttrRequest q;
-      q.atime = *verf;
-      ns::Result<ns::Attr> r = fs.SetAttr(st.cred, made->ino, q);
-      st.created->attr_final = r.ok();
-      if (!r.ok()) return ToNfsStat(r.status());
-      *file = *r;
-      st.created->attr = *r;
-    }
     *attrset = ApplyCreateAttrs(st, d, made->ino);
     return NFS4_OK;
   }

@@ -334,7 +334,8 @@ class Namespace::Ops {
   static Result<Attr> MakeNode(Namespace& ns, const Credentials& cred,
                                InodeId parent, std::string_view name,
                                FileType type, uint32_t mode, uint32_t major,
-                               uint32_t minor, std::string_view target) {
+                               uint32_t minor, std::string_view target,
+                               const CreateOptions& options = {}) {
     NS_RETURN_IF_ERROR(CheckIds({parent}));
     NS_RETURN_IF_ERROR(ValidateName(name));
     const std::string ctx = "create " + Quote(name);
@@ -374,6 +375,7 @@ class Namespace::Ops {
       a.rdev_major = major;
       a.rdev_minor = minor;
       a.atime = a.mtime = a.ctime = a.btime = now;
+      if (options.atime) a.atime = *options.atime;
       a.change = 1;
       a.parent = type == FileType::kDirectory ? parent : 0;
       NS_ASSIGN_OR_RETURN(a.ino, t.InsertInode(a));
@@ -396,9 +398,10 @@ class Namespace::Ops {
 };
 
 Result<Attr> Namespace::Create(const Credentials& cred, InodeId parent,
-                               std::string_view name, uint32_t mode) {
+                               std::string_view name, uint32_t mode,
+                               const CreateOptions& options) {
   return Ops::MakeNode(*this, cred, parent, name, FileType::kRegular, mode, 0,
-                       0, {});
+                       0, {}, options);
 }
 
 Result<Attr> Namespace::Mkdir(const Credentials& cred, InodeId parent,

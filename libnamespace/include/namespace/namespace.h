@@ -84,9 +84,11 @@ class Namespace {
   Result<Attr> SetAttr(const Credentials& cred, InodeId ino,
                        const SetAttrRequest& req);
 
-  // Creates a regular file. Errors: Exists, NotDir, AccessDenied.
+  // Creates a regular file, with what `options` sets in the same
+  // transaction. Errors: Exists, NotDir, AccessDenied.
   Result<Attr> Create(const Credentials& cred, InodeId parent,
-                      std::string_view name, uint32_t mode);
+                      std::string_view name, uint32_t mode,
+                      const CreateOptions& options = {});
   Result<Attr> Mkdir(const Credentials& cred, InodeId parent,
                      std::string_view name, uint32_t mode);
   // Fifos, sockets, block and char devices. Errors: Invalid (type is a

@@ -147,6 +147,14 @@ struct UnlinkOptions {
   bool directories = false;
 };
 
+// What Create sets besides name and mode, in the same transaction.
+struct CreateOptions {
+  // The new file's atime instead of the server's clock: NFSv4 keeps an
+  // exclusive create's verifier there until the client sets its times
+  // (RFC 8881 §18.16.3), so a retried create finds it with no second commit.
+  std::optional<TimeNs> atime;
+};
+
 struct RenameResult {
   // The inode that the rename replaced at the target name, if any.
   std::optional<UnlinkResult> replaced;
