@@ -1,5 +1,7 @@
 #include "nfs41d/compound.h"
 
+#include <algorithm>
+
 #include <array>
 #include <chrono>
 #include <exception>
@@ -279,9 +281,12 @@ void InvalidateAfter(CompoundState& st, uint32_t op,
   // Nothing is cached about a new inode but what a concurrent reader
   // found after the commit: true, so it stays.
   const ns::InodeId fresh = made ? made->attr.ino : 0;
-  auto forget = [c, d, added_to, fresh](ns::InodeId ino) {
+  const std::vector<ns::InodeId>& reread = st.reread;
+  auto forget = [c, d, added_to, fresh, &reread](ns::InodeId ino) {
     if (ino == 0 || ino == fresh) return;
-    if (c) c->Invalidate(ino);
+    if (c && std::find(reread.begin(), reread.end(), ino) == reread.end()) {
+      c->Invalidate(ino);
+    }
     if (d && ino != added_to) d->InvalidateDir(ino);
   };
   for (ns::InodeId ino : before) forget(ino);
@@ -289,6 +294,7 @@ void InvalidateAfter(CompoundState& st, uint32_t op,
   if (st.saved_fh) forget(st.saved_fh->ino);
   for (ns::InodeId ino : st.touched) forget(ino);
   st.touched.clear();
+  st.reread.clear();
   if (made) {
     if (d) {
       d->Put(made->dir, made->name, {made->attr.ino, made->attr.generation},

@@ -153,6 +153,11 @@ struct CompoundState {
   // filehandles' (the object REMOVE unlinked ...): the loop invalidates
   // them in the attribute cache.
   std::vector<ns::InodeId> touched;
+  // Directories whose attributes ChangeInfo read again after the op's
+  // change: what the attribute cache holds for them is as fresh as a
+  // GETATTR after the op, so the loop does not invalidate them again (the
+  // next op in the directory would read them once more for nothing).
+  std::vector<ns::InodeId> reread;
   // What CREATE or OPEN(create) made: the loop keeps the directory's cached
   // names (a name was only added) and, after its invalidations, stores the
   // new name and the new inode's attributes in the caches with the epochs

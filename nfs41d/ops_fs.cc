@@ -139,12 +139,15 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
   change_info4 ci{};
   ci.atomic = FALSE;
   ci.before = NfsChange(before, 0);
-  // The op just changed the directory; the COMPOUND loop invalidates its
-  // cached attributes only after the op, so do it now for the "after".
+  // The op just changed the directory; the COMPOUND loop would invalidate
+  // its cached attributes only after the op, so do it now for the "after".
+  // The read that follows caches them as of after the change: the loop
+  // then leaves them (CompoundState::reread).
   if (st.server.attrs) st.server.attrs->Invalidate(dir.ino);
   ns::Attr a;
   ci.after = NfsChange(AttrOf(st, dir, &a) == NFS4_OK ? a.change : before + 1,
                        0);
+  st.reread.push_back(dir.ino);
   return ci;
 }
 
