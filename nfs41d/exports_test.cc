@@ -739,6 +739,19 @@ class DirCacheTest : public AttrCacheTest {
     EXPECT_NFS(f.status, NFS4_OK) << name;
     return f.value;
   }
+  // Another door on the same database (its changes reach this server only
+  // through the database) and /d's inode; null if it cannot open.
+  std::pair<std::unique_ptr<ns::Namespace>, ns::InodeId> OtherDoor() {
+    ns::NamespaceOptions no;
+    no.durable = false;
+    auto other = ns::Namespace::Open(db_, no);
+    EXPECT_TRUE(other.ok());
+    if (!other.ok()) return {nullptr, 0};
+    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
+    EXPECT_TRUE(dir.ok());
+    if (!dir.ok()) return {nullptr, 0};
+    return {std::move(other).value(), dir->ino};
+  }
   Client* c_ = nullptr;
   Fh d_, root_;
 };
@@ -845,14 +858,10 @@ TEST_F(DirCacheTest, CreateOpenAndReaddirFillTheCaches) {
   ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
   // Names another door made are known only to the database.
   {
-    ns::NamespaceOptions no;
-    no.durable = false;
-    auto other = ns::Namespace::Open(db_, no);
-    ASSERT_TRUE(other.ok());
-    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
-    ASSERT_TRUE(dir.ok());
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
     for (const char* n : {"r1", "r2", "r3"}) {
-      ASSERT_TRUE((*other)->Create(ns::Credentials::Root(), dir->ino, n, 0644).ok());
+      ASSERT_TRUE(other->Create(ns::Credentials::Root(), dir, n, 0644).ok());
     }
   }
   // The directory's own attributes (search permission) once.
@@ -968,16 +977,10 @@ TEST_F(DirCacheShortTtlTest, AnotherDoorsChangeIsSeenAfterTheTtl) {
   Fh w = MakeFile(d_, "w");
   ASSERT_EQ(Look(d_, "w").second, w);
   {
-    ns::NamespaceOptions no;
-    no.durable = false;
-    auto other = ns::Namespace::Open(db_, no);
-    ASSERT_TRUE(other.ok());
-    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
-    ASSERT_TRUE(dir.ok());
-    ASSERT_TRUE((*other)
-                    ->Rename(ns::Credentials::Root(), dir->ino, "w", dir->ino,
-                             "w-moved")
-                    .ok());
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(
+        other->Rename(ns::Credentials::Root(), dir, "w", dir, "w-moved").ok());
   }
   nfsstat4 st = NFS4_OK;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
