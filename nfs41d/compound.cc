@@ -1,7 +1,6 @@
 #include "nfs41d/compound.h"
 
 #include <algorithm>
-
 #include <array>
 #include <chrono>
 #include <exception>
