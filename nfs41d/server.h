@@ -45,8 +45,8 @@ struct ServerOptions {
   // WAL flush) can group only what waiting workers hand it: with 8
   // workers, 16 busy clients got groups of at most 8 commits. 32 keeps
   // groups as wide as 32 concurrent mutating COMPOUNDs; an idle worker
-  // costs a stack and nothing else. The namespace's pool (SQLite readers,
-  // PostgreSQL connections) is sized to match (server.cc).
+  // costs a stack and nothing else. PostgreSQL's connection pool is sized
+  // to match (server.cc).
   size_t worker_threads = 32;
   // SQLite durability (tests turn it off).
   bool durable = true;
