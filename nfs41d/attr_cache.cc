@@ -50,7 +50,10 @@ void AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
   if (!enabled_) return;
   Shard& s = ShardOf(attr.ino);
   std::lock_guard<std::mutex> l(s.mu);
-  if (Epoch() != epoch) return;  // something changed while it was read
+  // An invalidation of this inode after `epoch`: the value may predate its
+  // change. One before `epoch` came after its change was committed, so a
+  // read after `epoch` already saw it.
+  if (InvalidatedLocked(s, attr.ino) > epoch) return;
   auto it = s.map.find(attr.ino);
   if (it != s.map.end()) {
     it->second.attr = attr;
@@ -71,7 +74,8 @@ void AttrCache::Invalidate(ns::InodeId ino) {
   if (!enabled_) return;
   Shard& s = ShardOf(ino);
   std::lock_guard<std::mutex> l(s.mu);
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  InvalidatedLocked(s, ino) =
+      epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   invalidations_.fetch_add(1, std::memory_order_relaxed);
   auto it = s.map.find(ino);
   if (it == s.map.end()) return;
@@ -82,7 +86,7 @@ void AttrCache::Invalidate(ns::InodeId ino) {
 void AttrCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    s.invalidated.fill(epoch_.fetch_add(1, std::memory_order_acq_rel) + 1);
     s.map.clear();
     s.lru.clear();
   }

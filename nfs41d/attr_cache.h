@@ -9,8 +9,10 @@
 //     op that modifies state, the inodes of the current and saved
 //     filehandles before and after the op, plus whatever the op reported in
 //     CompoundState::touched (the object REMOVE or RENAME unlinked or moved).
-//     A read that raced with an invalidation is not stored (per-shard
-//     epochs), so a stale value cannot come back after the change.
+//     A read that raced with an invalidation of its inode is not stored
+//     (epochs: see Put), so a stale value cannot come back after the
+//     change. CREATE and OPEN(create) store the new inode's attributes as
+//     their commit returned them (compound.cc, CompoundState::created).
 //   - Several doors on one database: an entry is used for at most `ttl`
 //     after it was read; then it is read again. Another door's change is
 //     seen within `ttl` (as an NFS client's own attribute cache does);
@@ -58,9 +60,10 @@ class AttrCache {
   // The cached attributes of `ino` if fresh; never reads the namespace
   // (the event-loop thread's inline COMPOUNDs, LOOKUP's permission check).
   std::optional<ns::Attr> Peek(ns::InodeId ino);
-  // Stores attributes just read from the namespace (LOOKUP, READDIR).
-  // Ignored if anything was invalidated since `epoch` (Epoch() taken
-  // before the read): the value may predate a change.
+  // Stores attributes just read from the namespace (LOOKUP, READDIR) or
+  // returned by a create's commit. Ignored if `attr.ino` was invalidated
+  // since `epoch` (Epoch() taken before the read or the commit): the value
+  // may predate a change. Invalidations of other inodes do not matter.
   void Put(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
   void Invalidate(ns::InodeId ino);
@@ -80,12 +83,20 @@ class AttrCache {
     Clock::time_point read_at;
     std::list<ns::InodeId>::iterator lru;
   };
+  // Inodes share "last invalidated" epochs by hash: a collision only
+  // makes a Put give up needlessly.
+  static constexpr size_t kInvalidatedSlots = 256;  // per shard
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<ns::InodeId, Entry> map;  // guarded by mu
     std::list<ns::InodeId> lru;                  // front = most recent
+    // The epoch of the last invalidation of the inodes of each slot.
+    std::array<uint64_t, kInvalidatedSlots> invalidated{};  // guarded by mu
   };
   Shard& ShardOf(ns::InodeId ino) { return shards_[ino % kShards]; }
+  static uint64_t& InvalidatedLocked(Shard& s, ns::InodeId ino) {
+    return s.invalidated[(ino / kShards) % kInvalidatedSlots];
+  }
   // A fresh entry (a hit, moved to the LRU front); drops a stale one.
   std::optional<ns::Attr> FindLocked(Shard& s, ns::InodeId ino);
   const Shard& ShardOf(ns::InodeId ino) const { return shards_[ino % kShards]; }
@@ -94,7 +105,8 @@ class AttrCache {
   const bool enabled_;
   const size_t per_shard_;
   std::array<Shard, kShards> shards_;
-  // Bumped by every invalidation, under the shard's mutex.
+  // Bumped by every invalidation, under the shard's mutex; the new value
+  // goes to the inode's slot in Shard::invalidated.
   std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> hits_{0}, misses_{0}, invalidations_{0},
       evictions_{0};

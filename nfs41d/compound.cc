@@ -1,5 +1,6 @@
 #include "nfs41d/compound.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <exception>
@@ -264,22 +265,42 @@ struct InPlaceWrite {
 // The attribute and directory caches forget what a modifying op may have
 // changed: the current and saved filehandles' inodes before and after it,
 // and what the op reported (CompoundState::touched). For the directory
-// cache these are the directories whose names REMOVE, RENAME (both sides),
-// LINK, CREATE and OPEN change (dir_cache.h).
-void InvalidateAfter(CompoundState& st, const std::array<ns::InodeId, 2>& before) {
+// cache these are the directories whose names REMOVE, RENAME (both sides)
+// and LINK change (dir_cache.h). CREATE and OPEN only add a name (OPEN
+// never replaces one, RFC 8881 §18.16.3): their directory keeps its cached
+// names, and what they created is stored (CompoundState::created).
+void InvalidateAfter(CompoundState& st, uint32_t op,
+                     const std::array<ns::InodeId, 2>& before) {
   AttrCache* c = st.server.attrs;
   DirCache* d = st.server.dirs;
-  auto forget = [c, d](ns::InodeId ino) {
-    if (c) c->Invalidate(ino);
-    if (d) d->InvalidateDir(ino);
+  std::optional<CompoundState::Created> made = std::move(st.created);
+  st.created.reset();
+  const bool adds_names = op == OP_CREATE || op == OP_OPEN;
+  const ns::InodeId added_to = adds_names ? before[0] : 0;
+  // Nothing is cached about a new inode but what a concurrent reader
+  // found after the commit: true, so it stays.
+  const ns::InodeId fresh = made ? made->attr.ino : 0;
+  const std::vector<ns::InodeId>& reread = st.reread;
+  auto forget = [c, d, added_to, fresh, &reread](ns::InodeId ino) {
+    if (ino == 0 || ino == fresh) return;
+    if (c && std::find(reread.begin(), reread.end(), ino) == reread.end()) {
+      c->Invalidate(ino);
+    }
+    if (d && ino != added_to) d->InvalidateDir(ino);
   };
-  for (ns::InodeId ino : before) {
-    if (ino) forget(ino);
-  }
+  for (ns::InodeId ino : before) forget(ino);
   if (st.current_fh) forget(st.current_fh->ino);
   if (st.saved_fh) forget(st.saved_fh->ino);
   for (ns::InodeId ino : st.touched) forget(ino);
   st.touched.clear();
+  st.reread.clear();
+  if (made) {
+    if (d) {
+      d->Put(made->dir, made->name, {made->attr.ino, made->attr.generation},
+             made->dir_epoch);
+    }
+    if (c && made->attr_final) c->Put(made->attr, made->attr_epoch);
+  }
 }
 
 uint64_t ElapsedNs(std::chrono::steady_clock::time_point since) {
@@ -435,7 +456,9 @@ std::optional<std::vector<uint8_t>> RunCompound(
           status = NFS4ERR_SERVERFAULT;
         }
         SetStatus(res, status);
-        if (d->flags & kModifiesState) InvalidateAfter(st, fhs_before);
+        if (d->flags & kModifiesState) {
+          InvalidateAfter(st, *opnum, fhs_before);
+        }
         if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
         rpc::XdrEncoder enc(64);
         if (!enc.Encode(xdr_nfs_resop4, res)) {

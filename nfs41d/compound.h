@@ -156,6 +156,24 @@ struct CompoundState {
   // filehandles' (the object REMOVE unlinked ...): the loop invalidates
   // them in the attribute cache.
   std::vector<ns::InodeId> touched;
+  // Directories whose attributes ChangeInfo read again after the op's
+  // change: what the attribute cache holds for them is as fresh as a
+  // GETATTR after the op, so the loop does not invalidate them again (the
+  // next op in the directory would read them once more for nothing).
+  std::vector<ns::InodeId> reread;
+  // What CREATE or OPEN(create) made: the loop keeps the directory's cached
+  // names (a name was only added) and, after its invalidations, stores the
+  // new name and the new inode's attributes in the caches with the epochs
+  // taken before the commit (dir_cache.h, attr_cache.h: a REMOVE or RENAME
+  // racing with it makes the store give up).
+  struct Created {
+    ns::InodeId dir = 0;
+    std::string name;
+    ns::Attr attr;       // as the commit returned it
+    bool attr_final = true;  // false: a later step changed it (owner, ACL)
+    uint64_t attr_epoch = 0, dir_epoch = 0;
+  };
+  std::optional<Created> created;
   // The number of the op after this one (OP_ILLEGAL if none): the
   // security negotiation rules of RFC 8881 §2.6.3.1 depend on it.
   uint32_t next_op = 0;

@@ -6,7 +6,7 @@
 //   listen     = "127.0.0.1:2049"   # HOST:PORT
 //   db         = "sqlite:///var/lib/nfs41d/namespace.db"  # or postgresql://
 //   data_dir   = "/var/lib/nfs41d"  # secret, embedded namespace, file data
-//   workers    = 8
+//   workers    = 32
 //   lease_time = 90                 # seconds
 //   grace_time = 90                 # seconds of reclaim after a restart
 //                                   # (default: lease_time)

@@ -31,12 +31,7 @@ std::optional<DirCache::Child> DirCache::Get(ns::InodeId dir,
   return std::nullopt;
 }
 
-void DirCache::Put(ns::InodeId dir, std::string_view name, Child child,
-                   uint64_t epoch) {
-  if (!enabled_) return;
-  Shard& s = ShardOf(dir);
-  std::lock_guard<std::mutex> l(s.mu);
-  if (Epoch() != epoch) return;  // something changed while it was read
+DirCache::Dir& DirCache::TouchDirLocked(Shard& s, ns::InodeId dir) {
   auto d = s.dirs.find(dir);
   if (d == s.dirs.end()) {
     s.lru.push_front(dir);
@@ -44,20 +39,52 @@ void DirCache::Put(ns::InodeId dir, std::string_view name, Child child,
   } else {
     s.lru.splice(s.lru.begin(), s.lru, d->second.lru);
   }
+  return d->second;
+}
+
+bool DirCache::PutLocked(Shard& s, ns::InodeId dir, Dir& d,
+                         std::string_view name, Child child,
+                         Clock::time_point now) {
   auto [it, added] =
-      d->second.names.insert_or_assign(std::string(name),
-                                       Entry{child, Clock::now()});
+      d.names.insert_or_assign(std::string(name), Entry{child, now});
   if (added) ++s.names;
   // Over budget: whole directories go, least recently used first, but never
-  // the one just filled (a directory larger than a shard's budget keeps
+  // the one being filled (a directory larger than a shard's budget keeps
   // only what it has).
   while (s.names > per_shard_ && s.lru.back() != dir) {
     EraseDirLocked(s, s.dirs.find(s.lru.back()));
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
   if (s.names > per_shard_ && added) {
-    d->second.names.erase(it);
+    d.names.erase(it);
     --s.names;
+    return false;
+  }
+  return true;
+}
+
+void DirCache::Put(ns::InodeId dir, std::string_view name, Child child,
+                   uint64_t epoch) {
+  if (!enabled_) return;
+  Shard& s = ShardOf(dir);
+  std::lock_guard<std::mutex> l(s.mu);
+  // A forget of `dir` after `epoch`: the name may have changed since it
+  // was read. A forget before `epoch` came after its change was
+  // committed, so what was read after `epoch` already saw that change.
+  if (ForgottenLocked(s, dir) > epoch) return;
+  PutLocked(s, dir, TouchDirLocked(s, dir), name, child, Clock::now());
+}
+
+void DirCache::PutMany(ns::InodeId dir, const std::vector<Named>& names,
+                       uint64_t epoch) {
+  if (!enabled_ || names.empty()) return;
+  Shard& s = ShardOf(dir);
+  std::lock_guard<std::mutex> l(s.mu);
+  if (ForgottenLocked(s, dir) > epoch) return;
+  Dir& d = TouchDirLocked(s, dir);
+  const Clock::time_point now = Clock::now();
+  for (const Named& n : names) {
+    if (!PutLocked(s, dir, d, n.name, n.child, now)) break;
   }
 }
 
@@ -72,7 +99,7 @@ void DirCache::InvalidateDir(ns::InodeId dir) {
   if (!enabled_) return;
   Shard& s = ShardOf(dir);
   std::lock_guard<std::mutex> l(s.mu);
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  ForgottenLocked(s, dir) = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   invalidations_.fetch_add(1, std::memory_order_relaxed);
   auto it = s.dirs.find(dir);
   if (it != s.dirs.end()) EraseDirLocked(s, it);
@@ -81,7 +108,7 @@ void DirCache::InvalidateDir(ns::InodeId dir) {
 void DirCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    s.forgotten.fill(epoch_.fetch_add(1, std::memory_order_acq_rel) + 1);
     s.dirs.clear();
     s.lru.clear();
     s.names = 0;

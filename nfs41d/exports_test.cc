@@ -548,9 +548,11 @@ TEST_F(AttrCacheTest, CachedGetattrCostsNoDatabaseRoundTrip) {
   ASSERT_EQ(d.status, NFS4_OK);
   const auto bits = Bits({FATTR4_TYPE, FATTR4_MODE, FATTR4_CHANGE,
                           FATTR4_SIZE, FATTR4_OWNER});
-  // The counter sees round trips: a GETATTR of an inode not cached yet.
+  // The counter sees round trips: a GETATTR of an inode not cached (the
+  // CREATE cached it: forgotten here).
   auto fresh = c->Mkdir(d.value, "fresh");
   ASSERT_EQ(fresh.status, NFS4_OK);
+  server_->attr_cache().Clear();
   uint64_t miss = Reads();
   ASSERT_EQ(c->GetAttr(fresh.value, bits).status, NFS4_OK);
   EXPECT_GT(Reads(), miss);
@@ -667,16 +669,49 @@ TEST_F(AttrCacheTest, BoundedByLru) {
   }
   EXPECT_LE(cache.stats().entries, 32u);
   EXPECT_GE(cache.stats().evictions, 1000u - 32u);
-  // A value read before an invalidation is not stored after it.
+  // A value read before an invalidation of its inode is not stored after
+  // it; invalidations of other inodes do not stop it.
   AttrCache fresh(AttrCacheOptions{});
   uint64_t e = fresh.Epoch();
-  fresh.Invalidate(5000);
+  fresh.Invalidate(5001);
   ns::Attr a;
   a.ino = 5001;
   fresh.Put(a, e);
   EXPECT_EQ(fresh.stats().entries, 0u);
-  fresh.Put(a, fresh.Epoch());
+  e = fresh.Epoch();
+  fresh.Invalidate(5000);
+  fresh.Invalidate(5002);
+  fresh.Put(a, e);
   EXPECT_EQ(fresh.stats().entries, 1u);
+  // Clear() forgets every slot.
+  e = fresh.Epoch();
+  fresh.Clear();
+  fresh.Put(a, e);
+  EXPECT_EQ(fresh.stats().entries, 0u);
+}
+
+// The same epoch rule for names: a lookup (or a create) whose directory
+// was forgotten after its epoch is not stored.
+TEST(DirCacheUnitTest, PutAfterAForgetOfItsDirectoryIsIgnored) {
+  DirCache cache(DirCacheOptions{});
+  const DirCache::Child c{77, 0};
+  uint64_t e = cache.Epoch();
+  cache.InvalidateDir(10);
+  cache.Put(10, "n", c, e);
+  EXPECT_FALSE(cache.Get(10, "n"));
+  cache.PutMany(10, {{"m", c}}, e);
+  EXPECT_FALSE(cache.Get(10, "m"));
+  e = cache.Epoch();
+  cache.InvalidateDir(11);  // another directory: no matter
+  cache.Put(10, "n", c, e);
+  cache.PutMany(10, {{"m", c}, {"o", c}}, e);
+  ASSERT_TRUE(cache.Get(10, "n"));
+  EXPECT_EQ(cache.Get(10, "m")->ino, 77u);
+  EXPECT_TRUE(cache.Get(10, "o"));
+  e = cache.Epoch();
+  cache.Clear();
+  cache.Put(10, "n", c, e);
+  EXPECT_FALSE(cache.Get(10, "n"));
 }
 
 // ------------------------------------------ directory cache (LOOKUP)
@@ -709,6 +744,19 @@ class DirCacheTest : public AttrCacheTest {
     auto f = c_->Create(dir, NF4DIR, name, 0755);
     EXPECT_NFS(f.status, NFS4_OK) << name;
     return f.value;
+  }
+  // Another door on the same database (its changes reach this server only
+  // through the database) and /d's inode; null if it cannot open.
+  std::pair<std::unique_ptr<ns::Namespace>, ns::InodeId> OtherDoor() {
+    ns::NamespaceOptions no;
+    no.durable = false;
+    auto other = ns::Namespace::Open(db_, no);
+    EXPECT_TRUE(other.ok());
+    if (!other.ok()) return {nullptr, 0};
+    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
+    EXPECT_TRUE(dir.ok());
+    if (!dir.ok()) return {nullptr, 0};
+    return {std::move(other).value(), dir->ino};
   }
   Client* c_ = nullptr;
   Fh d_, root_;
@@ -804,6 +852,126 @@ TEST_F(DirCacheTest, RemoveRenameLinkThroughTheServerAreSeenAtOnce) {
   EXPECT_NFS(Status(other, cp), NFS4ERR_ACCESS);
 }
 
+// CREATE, OPEN(create) and READDIR with attributes fill the caches, so
+// that `ls -l` or a stat after them costs no database round trip; the
+// server's own REMOVE and RENAME still win over what they filled.
+TEST_F(DirCacheTest, CreateOpenAndReaddirFillTheCaches) {
+  const auto bits = Bits({FATTR4_TYPE, FATTR4_MODE, FATTR4_SIZE,
+                          FATTR4_OWNER, FATTR4_TIME_MODIFY, FATTR4_CHANGE});
+  Fh made = MakeFile(d_, "made");
+  auto f = c_->OpenFile(d_, "opened", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(f.status, NFS4_OK);
+  ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  // Names another door made are known only to the database.
+  {
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    for (const char* n : {"r1", "r2", "r3"}) {
+      ASSERT_TRUE(other->Create(ns::Credentials::Root(), dir, n, 0644).ok());
+    }
+  }
+  // The directory's own attributes (search permission) once.
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  uint64_t before = Reads();
+  // CREATE: name and attributes.
+  Compound cp;
+  cp.PutFh(d_).Lookup("made").GetFh().GetAttr(bits);
+  auto r = c_->Call(cp);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  EXPECT_EQ(*r->LastFh(), made);
+  // What the cache serves is what the database holds.
+  auto cached = c_->GetAttr(made, bits);
+  ASSERT_NFS(cached.status, NFS4_OK);
+  EXPECT_EQ(Reads(), before) << "stat after CREATE read the database";
+  server_->attr_cache().Clear();
+  auto stored = c_->GetAttr(made, bits);
+  ASSERT_NFS(stored.status, NFS4_OK);
+  EXPECT_EQ(cached.value.type, stored.value.type);
+  EXPECT_EQ(cached.value.mode, stored.value.mode);
+  EXPECT_EQ(cached.value.size, stored.value.size);
+  EXPECT_EQ(cached.value.owner, stored.value.owner);
+  EXPECT_EQ(cached.value.change, stored.value.change);
+  EXPECT_EQ(cached.value.mtime_sec, stored.value.mtime_sec);
+  EXPECT_EQ(cached.value.mtime_nsec, stored.value.mtime_nsec);
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  // OPEN(create): the name (its attributes went with the CLOSE).
+  before = Reads();
+  auto [st_o, fh_o] = Look(d_, "opened");
+  ASSERT_NFS(st_o, NFS4_OK);
+  EXPECT_EQ(fh_o, f.value.fh);
+  EXPECT_EQ(Reads(), before) << "LOOKUP after OPEN(create) read the database";
+  // r2 is unknown until a READDIR with attributes lists it.
+  before = Reads();
+  ASSERT_NFS(Look(d_, "r2").first, NFS4_OK);
+  EXPECT_GT(Reads(), before);
+  server_->dir_cache().Clear();
+  server_->attr_cache().Clear();
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  Compound rd;
+  verifier4 zero{};
+  rd.PutFh(d_).ReadDir(0, zero, 8192, 32768, bits);
+  ASSERT_NFS(Status(c_, rd), NFS4_OK);
+  before = Reads();
+  for (const char* n : {"r1", "r3", "made", "opened"}) {
+    Compound st;
+    st.PutFh(d_).Lookup(n).GetAttr(bits);
+    ASSERT_NFS(Status(c_, st), NFS4_OK) << n;
+  }
+  EXPECT_EQ(Reads(), before) << "stat after READDIR read the database";
+  // This server's REMOVE and RENAME of filled names are seen at once.
+  ASSERT_NFS(c_->Remove(d_, "r1").status, NFS4_OK);
+  EXPECT_NFS(Look(d_, "r1").first, NFS4ERR_NOENT);
+  ASSERT_NFS(c_->Rename(d_, "made", d_, "made2").status, NFS4_OK);
+  EXPECT_NFS(Look(d_, "made").first, NFS4ERR_NOENT);
+  EXPECT_EQ(Look(d_, "made2").second, made);
+  ASSERT_NFS(c_->Remove(d_, "made2").status, NFS4_OK);
+  EXPECT_NFS(Look(d_, "made2").first, NFS4ERR_NOENT);
+  EXPECT_NFS(c_->GetAttr(made, bits).status, NFS4ERR_STALE);
+}
+
+// REMOVE of a directory is one namespace write (RFC 8881 §18.25: REMOVE
+// takes any type), and a directory with entries stays.
+TEST_F(DirCacheTest, RemoveOfADirectoryIsOneWrite) {
+  MakeFile(d_, "sub");  // an empty directory
+  Fh full = MakeFile(d_, "full");
+  MakeFile(full, "inner");
+  uint64_t writes = g_backend_writes.load();
+  ASSERT_NFS(c_->Remove(d_, "sub").status, NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), writes + 1);
+  EXPECT_NFS(Look(d_, "sub").first, NFS4ERR_NOENT);
+  EXPECT_NFS(c_->Remove(d_, "full").status, NFS4ERR_NOTEMPTY);
+  EXPECT_NFS(Look(d_, "full").first, NFS4_OK);
+  ASSERT_NFS(c_->Remove(full, "inner").status, NFS4_OK);
+  ASSERT_NFS(c_->Remove(d_, "full").status, NFS4_OK);
+  EXPECT_NFS(c_->GetAttr(full, Bits({FATTR4_TYPE})).status, NFS4ERR_STALE);
+}
+
+// The Linux client's open(O_CREAT|O_EXCL) is an EXCLUSIVE4_1 OPEN: the file
+// and its verifier (§18.16.3) cost one namespace write together.
+TEST_F(DirCacheTest, ExclusiveCreateIsOneWrite) {
+  constexpr uint32_t kBoth = OPEN4_SHARE_ACCESS_BOTH;
+  Compound c;
+  c.PutFh(d_).Open("ex", kBoth, 0, "o", true, EXCLUSIVE4_1, 0600, 42).GetFh();
+  uint64_t writes = g_backend_writes.load();
+  auto first = c_->Call(c);
+  ASSERT_TRUE(first.ok());
+  ASSERT_NFS(first->status(), NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), writes + 1);
+  // The retry (same verifier) finds it and writes nothing.
+  writes = g_backend_writes.load();
+  auto again = c_->Call(c);
+  ASSERT_TRUE(again.ok());
+  ASSERT_NFS(again->status(), NFS4_OK);
+  EXPECT_EQ(*first->LastFh(), *again->LastFh());
+  EXPECT_EQ(g_backend_writes.load(), writes);
+  Compound other;
+  other.PutFh(d_).Open("ex", kBoth, 0, "o", true, EXCLUSIVE4_1, 0600, 43);
+  EXPECT_NFS(Status(c_, other), NFS4ERR_EXIST);
+  EXPECT_EQ(c_->GetAttr(*first->LastFh(), Bits({FATTR4_MODE})).value.mode,
+            0600u);
+}
+
 class DirCacheShortTtlTest : public DirCacheTest {
  protected:
   std::chrono::milliseconds Ttl() const override {
@@ -815,16 +983,10 @@ TEST_F(DirCacheShortTtlTest, AnotherDoorsChangeIsSeenAfterTheTtl) {
   Fh w = MakeFile(d_, "w");
   ASSERT_EQ(Look(d_, "w").second, w);
   {
-    ns::NamespaceOptions no;
-    no.durable = false;
-    auto other = ns::Namespace::Open(db_, no);
-    ASSERT_TRUE(other.ok());
-    auto dir = (*other)->Resolve(ns::Credentials::Root(), "/d");
-    ASSERT_TRUE(dir.ok());
-    ASSERT_TRUE((*other)
-                    ->Rename(ns::Credentials::Root(), dir->ino, "w", dir->ino,
-                             "w-moved")
-                    .ok());
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(
+        other->Rename(ns::Credentials::Root(), dir, "w", dir, "w-moved").ok());
   }
   nfsstat4 st = NFS4_OK;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -24,6 +24,17 @@ FileHandle MakeFh(const CompoundState& st, const ns::Attr& a) {
   return FileHandle{a.ino, a.generation, st.export_id};
 }
 
+CacheEpochs CacheEpochsNow(const CompoundState& st) {
+  return {st.server.attrs ? st.server.attrs->Epoch() : 0,
+          st.server.dirs ? st.server.dirs->Epoch() : 0};
+}
+
+void NoteCreated(CompoundState& st, ns::InodeId dir, const std::string& name,
+                 const ns::Attr& attr, const CacheEpochs& before) {
+  st.created = CompoundState::Created{dir, name, attr, true, before.attrs,
+                                      before.dirs};
+}
+
 // The attributes of `fh` (through the attribute cache); NFS4ERR_STALE if it
 // names an inode that is gone (or was replaced: another generation).
 namespace {
@@ -128,12 +139,15 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
   change_info4 ci{};
   ci.atomic = FALSE;
   ci.before = NfsChange(before, 0);
-  // The op just changed the directory; the COMPOUND loop invalidates its
-  // cached attributes only after the op, so do it now for the "after".
+  // The op just changed the directory; the COMPOUND loop would invalidate
+  // its cached attributes only after the op, so do it now for the "after".
+  // The read that follows caches them as of after the change: the loop
+  // then leaves them (CompoundState::reread).
   if (st.server.attrs) st.server.attrs->Invalidate(dir.ino);
   ns::Attr a;
   ci.after = NfsChange(AttrOf(st, dir, &a) == NFS4_OK ? a.change : before + 1,
                        0);
+  st.reread.push_back(dir.ino);
   return ci;
 }
 
@@ -615,8 +629,10 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
   q.max_entries = static_cast<uint32_t>(
       std::clamp<size_t>(args.maxcount / 64, 8, 1024));
   bool stopped = false;
+  std::vector<DirCache::Named> names;
   while (!stopped) {
-    const uint64_t epoch = CacheEpoch(st);
+    const CacheEpochs epochs = CacheEpochsNow(st);
+    const uint64_t epoch = epochs.attrs;
     ns::Result<ns::DirPage> page = Ns(st).ReadDir(st.cred, st.current_fh->ino, q);
     if (!page.ok()) {
       if (page.status().IsInvalid() && args.cookie != 0) {
@@ -625,6 +641,15 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       return DirStatus(st, page.status(), *st.current_fh);
     }
     out_verf = page->verifier;
+    if (st.server.dirs && full) {
+      // The page's names for LOOKUP (`ls -l` stats what it listed): with
+      // attributes, so the generation a filehandle needs is known.
+      names.clear();
+      for (const ns::DirEntry& de : page->entries) {
+        if (de.attr) names.push_back({de.name, {de.ino, de.attr->generation}});
+      }
+      st.server.dirs->PutMany(st.current_fh->ino, names, epochs.dirs);
+    }
     for (const ns::DirEntry& de : page->entries) {
       ns::Attr light;
       light.ino = de.ino;
@@ -704,6 +729,7 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
   if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
   const uint32_t mode = d.req.mode.value_or(
       args.objtype.type == NF4DIR ? 0755 : 0644);
+  const CacheEpochs epochs = CacheEpochsNow(st);
   ns::Result<ns::Attr> r = ns::Status::Invalid("create");
   switch (args.objtype.type) {
     case NF4DIR:
@@ -737,6 +763,7 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
       return NFS4ERR_BADTYPE;
   }
   if (!r.ok()) return DirStatus(st, r.status(), dir);
+  NoteCreated(st, dir.ino, name, *r, epochs);
   AttrBits applied;
   if (d.req.mode) applied.Set(FATTR4_MODE);
   // Owner, size and times given at creation are applied afterwards; the
@@ -746,6 +773,7 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
   rest.size.reset();
   if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
       rest.mtime_now) {
+    st.created->attr_final = false;
     if (Ns(st).SetAttr(st.cred, r->ino, rest).ok()) {
       for (uint32_t a : {FATTR4_OWNER, FATTR4_OWNER_GROUP,
                          FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET}) {
@@ -753,8 +781,9 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
       }
     }
   }
-  if (d.acl && Ns(st).SetAcl(st.cred, r->ino, *d.acl).ok()) {
-    applied.Set(FATTR4_ACL);
+  if (d.acl) {
+    st.created->attr_final = false;
+    if (Ns(st).SetAcl(st.cred, r->ino, *d.acl).ok()) applied.Set(FATTR4_ACL);
   }
   CREATE4resok& ok = res.CREATE4res_u.resok4;
   ok.cinfo = ChangeInfo(before.change, st, dir);
@@ -774,20 +803,15 @@ nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
   if (before.type != ns::FileType::kDirectory) return NotDirStatus(st, dir);
   // A file open over NFS keeps its data until its last CLOSE (§9.7 and
   // POSIX unlink semantics): the namespace retains the inode as an orphan.
+  // §18.25: REMOVE takes a name of any type, an empty directory too; one
+  // namespace call (one commit) removes either.
   ns::UnlinkOptions uo = UnlinkOptionsFor(st, dir.ino, name);
+  uo.directories = true;
   ns::Result<ns::UnlinkResult> u = Ns(st).Unlink(st.cred, dir.ino, name, uo);
-  ns::Status s = u.status();
-  if (u.ok()) st.touched.push_back(u->ino);  // its nlink and ctime changed
-  if (s.IsIsDir()) {
-    // The directory's inode goes: forget its cached attributes too.
-    if (st.server.attrs) {
-      ns::Result<ns::Attr> victim = Ns(st).Lookup(st.cred, dir.ino, name);
-      if (victim.ok()) st.touched.push_back(victim->ino);
-    }
-    s = Ns(st).Rmdir(st.cred, dir.ino, name);
-  }
-  if (!s.ok()) return DirStatus(st, s, dir);
-  if (u.ok()) AfterUnlink(st, *u);
+  if (!u.ok()) return DirStatus(st, u.status(), dir);
+  // Its nlink and ctime changed, or (a directory) it is gone: forget it.
+  st.touched.push_back(u->ino);
+  if (u->type != ns::FileType::kDirectory) AfterUnlink(st, *u);
   res.REMOVE4res_u.resok4.cinfo = ChangeInfo(before.change, st, dir);
   return NFS4_OK;
 }

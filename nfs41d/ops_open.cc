@@ -59,6 +59,11 @@ AttrBits ApplyCreateAttrs(CompoundState& st, const DecodedSetAttrs& d,
   rest.size.reset();  // a new file is empty whatever was asked
   if (d.req.size && *d.req.size == 0) applied.Set(FATTR4_SIZE);
   if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
+      rest.mtime_now || d.acl) {
+    // Not the attributes the create returned any more.
+    if (st.created) st.created->attr_final = false;
+  }
+  if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.atime_now ||
       rest.mtime_now) {
     if (st.server.ns->SetAttr(st.cred, ino, rest).ok()) {
       for (uint32_t a : {FATTR4_OWNER, FATTR4_OWNER_GROUP,
@@ -138,20 +143,18 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       return ToNfsStat(found.status());
     }
     const uint32_t mode = d.req.mode.value_or(0644);
-    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode);
+    const CacheEpochs epochs = CacheEpochsNow(st);
+    // An exclusive create's verifier goes in with the file (one commit).
+    ns::CreateOptions co;
+    co.atime = verf;
+    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
     if (!made.ok()) {
       if (made.status().IsExists()) continue;
       return ToNfsStat(made.status());
     }
     *file = *made;
     *created = true;
-    if (verf) {
-      ns::SetAttrRequest q;
-      q.atime = *verf;
-      ns::Result<ns::Attr> r = fs.SetAttr(st.cred, made->ino, q);
-      if (!r.ok()) return ToNfsStat(r.status());
-      *file = *r;
-    }
+    NoteCreated(st, dir.ino, name, *made, epochs);
     *attrset = ApplyCreateAttrs(st, d, made->ino);
     return NFS4_OK;
   }

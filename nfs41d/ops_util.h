@@ -14,6 +14,15 @@ namespace nfs41d {
 
 // --- ops_fs.cc
 FileHandle MakeFh(const CompoundState& st, const ns::Attr& a);
+// The caches' epochs, taken before a create's commit (NoteCreated).
+struct CacheEpochs {
+  uint64_t attrs = 0, dirs = 0;
+};
+CacheEpochs CacheEpochsNow(const CompoundState& st);
+// Records in st.created that `attr` was just created as `name` in `dir`
+// (the COMPOUND loop caches both after the op; compound.cc).
+void NoteCreated(CompoundState& st, ns::InodeId dir, const std::string& name,
+                 const ns::Attr& attr, const CacheEpochs& before);
 // The attributes of `fh` as the database has them; NFS4ERR_STALE if it is
 // gone or another generation.
 nfsstat4 AttrOf(CompoundState& st, const FileHandle& fh, ns::Attr* out);

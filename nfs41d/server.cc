@@ -34,6 +34,14 @@ std::string Nfs41Server::Start() {
   std::string uri = options_.db_uri;
   ns::NamespaceOptions nopts;
   nopts.durable = options_.durable;
+  // PostgreSQL: one connection per worker, plus the flusher, reaper and
+  // pNFS threads that also call the namespace, so that a worker never
+  // waits for a connection while others wait for their commits. SQLite
+  // keeps its default readers (one per CPU, at least 4): its reads are
+  // CPU-bound, and more connections would each warm their own page cache.
+  if (uri.rfind("postgres", 0) == 0) {
+    nopts.pool_size = static_cast<int>(options_.worker_threads) + 4;
+  }
   if (uri.empty()) {
     uri = "sqlite://" +
           std::filesystem::absolute(options_.data_dir + "/namespace.db")

@@ -369,6 +369,41 @@ TEST_P(ConformanceTest, UnlinkRemovesNonDirectoriesOnly) {
   EXPECT_EQ(names, std::vector<std::string>{"d"});
 }
 
+// NFSv4 REMOVE's form of Unlink: any type, an empty directory too, in one
+// call; a directory with entries stays.
+TEST_P(ConformanceTest, UnlinkWithDirectoriesRemovesAnyEmptyName) {
+  UnlinkOptions any;
+  any.directories = true;
+  InodeId d = MkdirOrFail(ns_->Root(), "d");
+  InodeId full = MkdirOrFail(ns_->Root(), "full");
+  CreateOrFail(full, "inner");
+  ASSERT_OK_AND_ASSIGN(Attr f, ns_->Create(root_, ns_->Root(), "f", 0644));
+  const uint32_t root_nlink = GetAttrOrFail(ns_->Root()).nlink;
+  const uint64_t root_change = GetAttrOrFail(ns_->Root()).change;
+  EXPECT_STATUS(ns_->Unlink(root_, ns_->Root(), "full", any), NotEmpty);
+  EXPECT_EQ(GetAttrOrFail(full).type, FileType::kDirectory);
+  EXPECT_STATUS(ns_->Unlink(root_, ns_->Root(), "missing", any), NotFound);
+  ASSERT_OK_AND_ASSIGN(UnlinkResult ud, ns_->Unlink(root_, ns_->Root(), "d", any));
+  EXPECT_EQ(ud.ino, d);
+  EXPECT_EQ(ud.type, FileType::kDirectory);
+  EXPECT_EQ(ud.nlink_left, 0u);
+  EXPECT_STATUS(ns_->GetAttr(root_, d), Stale);
+  EXPECT_STATUS(ns_->Lookup(root_, ns_->Root(), "d"), NotFound);
+  Attr root_after = GetAttrOrFail(ns_->Root());
+  EXPECT_EQ(root_after.nlink, root_nlink - 1);
+  EXPECT_GT(root_after.change, root_change);
+  ASSERT_OK_AND_ASSIGN(UnlinkResult uf, ns_->Unlink(root_, ns_->Root(), "f", any));
+  EXPECT_EQ(uf.ino, f.ino);
+  EXPECT_EQ(uf.type, FileType::kRegular);
+  EXPECT_EQ(uf.nlink_left, 0u);
+  EXPECT_STATUS(ns_->GetAttr(root_, f.ino), Stale);
+  // Permission as for rmdir: no write permission on the parent, no removal.
+  Credentials other{1234, 1234, {}};
+  MkdirOrFail(ns_->Root(), "kept");
+  EXPECT_STATUS(ns_->Unlink(other, ns_->Root(), "kept", any), AccessDenied);
+  ExpectDirNlinks(ns_->Root());
+}
+
 TEST_P(ConformanceTest, DirectoryNlinkIsTwoPlusSubdirectories) {
   ASSERT_OK_AND_ASSIGN(Attr a, ns_->Mkdir(root_, ns_->Root(), "a", 0750));
   EXPECT_EQ(a.type, FileType::kDirectory);

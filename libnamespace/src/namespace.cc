@@ -176,14 +176,17 @@ Result<UnlinkResult> DropLink(Transaction& t, Attr child, TimeNs now,
   return r;
 }
 
-// Finds `name` in `parent` for unlink (want_dir false) or rmdir (true),
-// locks parent (shared) and child (exclusive) in inode order, and checks
-// the caller may remove it. Returns (parent, child) as locked.
+// What a removal accepts at the name.
+enum class Removable { kNonDir, kDir, kAny };
+
+// Finds `name` in `parent` for unlink (kNonDir), rmdir (kDir) or either
+// (kAny), locks parent (shared) and child (exclusive) in inode order, and
+// checks the caller may remove it. Returns (parent, child) as locked.
 Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
                                              const Credentials& cred,
                                              InodeId parent,
                                              std::string_view name,
-                                             bool want_dir,
+                                             Removable want,
                                              const std::string& ctx) {
   NS_ASSIGN_OR_RETURN(auto entry, t.LookupEntry(parent, name));
   if (!entry) {
@@ -192,8 +195,8 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
     return Status::NotFound(ctx);
   }
   const bool is_dir = entry->type == FileType::kDirectory;
-  if (is_dir && !want_dir) return Status::IsDir(ctx);
-  if (!is_dir && want_dir) return Status::NotDir(ctx);
+  if (is_dir && want == Removable::kNonDir) return Status::IsDir(ctx);
+  if (!is_dir && want == Removable::kDir) return Status::NotDir(ctx);
   NS_ASSIGN_OR_RETURN(auto locked,
                       LockInodes(t, {{parent, LockMode::kShared},
                                      {entry->child, LockMode::kExclusive, true}}));
@@ -205,6 +208,19 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
   const Attr& child = locked[entry->child];
   NS_RETURN_IF_ERROR(RequireDelete(t, cred, p, child, ctx));
   return std::make_pair(p, child);
+}
+
+// Removes the entry `name` of `parent` that names the directory `dir`
+// (locked kExclusive by LockForRemoval), and `dir` itself if it is empty.
+Status RemoveEmptyDir(Transaction& t, InodeId parent, std::string_view name,
+                      const Attr& dir, const std::string& ctx) {
+  // Creates in `dir` hold a kShared lock on it until they commit, and we
+  // hold kExclusive: this check sees every entry that will ever exist.
+  NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
+  if (has_entries) return Status::NotEmpty(ctx);
+  NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
+  NS_RETURN_IF_ERROR(t.DeleteInode(dir.ino));
+  return t.DirChanged(parent, -1, NowNs());
 }
 
 }  // namespace
@@ -347,7 +363,8 @@ class Namespace::Ops {
   static Result<Attr> MakeNode(Namespace& ns, const Credentials& cred,
                                InodeId parent, std::string_view name,
                                FileType type, uint32_t mode, uint32_t major,
-                               uint32_t minor, std::string_view target) {
+                               uint32_t minor, std::string_view target,
+                               const CreateOptions& options = {}) {
     NS_RETURN_IF_ERROR(CheckIds({parent}));
     NS_RETURN_IF_ERROR(ValidateName(name));
     const std::string ctx = "create " + Quote(name);
@@ -387,6 +404,7 @@ class Namespace::Ops {
       a.rdev_major = major;
       a.rdev_minor = minor;
       a.atime = a.mtime = a.ctime = a.btime = now;
+      if (options.atime) a.atime = *options.atime;
       a.change = 1;
       a.parent = type == FileType::kDirectory ? parent : 0;
       NS_ASSIGN_OR_RETURN(a.ino, t.InsertInode(a));
@@ -409,9 +427,10 @@ class Namespace::Ops {
 };
 
 Result<Attr> Namespace::Create(const Credentials& cred, InodeId parent,
-                               std::string_view name, uint32_t mode) {
+                               std::string_view name, uint32_t mode,
+                               const CreateOptions& options) {
   return Ops::MakeNode(*this, cred, parent, name, FileType::kRegular, mode, 0,
-                       0, {});
+                       0, {}, options);
 }
 
 Result<Attr> Namespace::Mkdir(const Credentials& cred, InodeId parent,
@@ -518,12 +537,23 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
   const std::string ctx = "unlink " + Quote(name);
   UnlinkResult out;
   Status s = backend_->Write([&](Transaction& t) -> Status {
-    NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
-                                                    /*want_dir=*/false, ctx));
+    NS_ASSIGN_OR_RETURN(
+        auto victim,
+        LockForRemoval(t, cred, parent, name,
+                       options.directories ? Removable::kAny
+                                           : Removable::kNonDir,
+                       ctx));
     const Attr& child = victim.second;
+    if (child.type == FileType::kDirectory) {
+      out = UnlinkResult{};
+      out.ino = child.ino;
+      out.type = child.type;
+      return RemoveEmptyDir(t, parent, name, child, ctx);
+    }
     TimeNs now = NowNs();
     NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
     NS_ASSIGN_OR_RETURN(out, DropLink(t, child, now, options));
+    out.type = child.type;
     return t.DirChanged(parent, 0, now);
   });
   if (!s.ok()) return s;
@@ -537,15 +567,8 @@ Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
   const std::string ctx = "rmdir " + Quote(name);
   return backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
-                                                    /*want_dir=*/true, ctx));
-    const Attr& dir = victim.second;
-    // Creates in `dir` hold a kShared lock on it until they commit, and we
-    // hold kExclusive: this check sees every entry that will ever exist.
-    NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
-    if (has_entries) return Status::NotEmpty(ctx);
-    NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
-    NS_RETURN_IF_ERROR(t.DeleteInode(dir.ino));
-    return t.DirChanged(parent, -1, NowNs());
+                                                    Removable::kDir, ctx));
+    return RemoveEmptyDir(t, parent, name, victim.second, ctx);
   });
 }
 

@@ -85,9 +85,11 @@ class Namespace {
   Result<Attr> SetAttr(const Credentials& cred, InodeId ino,
                        const SetAttrRequest& req);
 
-  // Creates a regular file. Errors: Exists, NotDir, AccessDenied.
+  // Creates a regular file, with what `options` sets in the same
+  // transaction. Errors: Exists, NotDir, AccessDenied.
   Result<Attr> Create(const Credentials& cred, InodeId parent,
-                      std::string_view name, uint32_t mode);
+                      std::string_view name, uint32_t mode,
+                      const CreateOptions& options = {});
   Result<Attr> Mkdir(const Credentials& cred, InodeId parent,
                      std::string_view name, uint32_t mode);
   // Fifos, sockets, block and char devices. Errors: Invalid (type is a
@@ -106,7 +108,9 @@ class Namespace {
   Result<Attr> Link(const Credentials& cred, InodeId ino, InodeId new_parent,
                     std::string_view new_name);
 
-  // Removes a non-directory name. Errors: NotFound, IsDir.
+  // Removes a non-directory name, or with options.directories any name (an
+  // empty directory as Rmdir does). Errors: NotFound, IsDir (without
+  // options.directories), NotEmpty.
   Result<UnlinkResult> Unlink(const Credentials& cred, InodeId parent,
                               std::string_view name,
                               const UnlinkOptions& options = {});

@@ -135,12 +135,28 @@ struct UnlinkResult {
   // true when the last link went but the inode was kept because the caller
   // asked (UnlinkOptions::retain_if_last), e.g. the file is open over NFS.
   bool retained = false;
+  // What the name referred to (a directory only with
+  // UnlinkOptions::directories; it is then gone, nlink_left 0).
+  FileType type = FileType::kRegular;
 };
 
 struct UnlinkOptions {
   // When the last link goes, keep the inode (nlink 0) on the orphan list
   // instead of deleting it; ReleaseOrphan() deletes it later.
   bool retain_if_last = false;
+  // Also remove an empty directory at the name, in the same transaction
+  // (NotEmpty if it has entries): NFSv4's REMOVE takes any type (RFC 8881
+  // §18.25), and one call costs one commit instead of a failed Unlink
+  // followed by Rmdir.
+  bool directories = false;
+};
+
+// What Create sets besides name and mode, in the same transaction.
+struct CreateOptions {
+  // The new file's atime instead of the server's clock: NFSv4 keeps an
+  // exclusive create's verifier there until the client sets its times
+  // (RFC 8881 §18.16.3), so a retried create finds it with no second commit.
+  std::optional<TimeNs> atime;
 };
 
 struct RenameResult {
