@@ -419,14 +419,23 @@ Compound& Compound::Read(const stateid4& sid, uint64_t offset,
   return Op(op);
 }
 
-Compound& Compound::Write(const stateid4& sid, uint64_t offset,
-                          const std::string& data, stable_how4 stable) {
+namespace {
+// A WRITE (RFC 8881 §18.32.1) with no data yet.
+nfs_argop4 WriteOp(const stateid4& sid, uint64_t offset, stable_how4 stable) {
   auto op = Zero<nfs_argop4>();
   op.argop = OP_WRITE;
   WRITE4args& a = op.nfs_argop4_u.opwrite;
   a.stateid = sid;
   a.offset = offset;
   a.stable = stable;
+  return op;
+}
+}  // namespace
+
+Compound& Compound::Write(const stateid4& sid, uint64_t offset,
+                          const std::string& data, stable_how4 stable) {
+  nfs_argop4 op = WriteOp(sid, offset, stable);
+  WRITE4args& a = op.nfs_argop4_u.opwrite;
   a.data.data_len = static_cast<u_int>(data.size());
   a.data.data_val = const_cast<char*>(data.data());
   return Op(op);
@@ -437,12 +446,7 @@ Compound& Compound::WriteView(const stateid4& sid, uint64_t offset,
                               stable_how4 stable) {
   // WRITE4args (RFC 8881 §18.32.1) up to the data's length; the data and
   // its padding follow in Encode.
-  auto op = Zero<nfs_argop4>();
-  op.argop = OP_WRITE;
-  WRITE4args& a = op.nfs_argop4_u.opwrite;
-  a.stateid = sid;
-  a.offset = offset;
-  a.stable = stable;
+  const nfs_argop4 op = WriteOp(sid, offset, stable);
   rpc::XdrEncoder enc(64);
   enc.Encode(xdr_nfs_argop4, op);  // ends with data<> of length 0
   std::vector<uint8_t> head = enc.Take();
