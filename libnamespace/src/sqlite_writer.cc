@@ -1,0 +1,239 @@
+// SqliteBackend's writer thread: the group commit described atop
+// sqlite_backend.cc (BEGIN IMMEDIATE, one SAVEPOINT per caller, one COMMIT).
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "libnamespace/src/sqlite_backend_internal.h"
+#include "libnamespace/src/sqlite_errors.h"
+
+namespace ns {
+namespace sqlite_internal {
+
+Status SqliteBackend::Enqueue(Request* request) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return Status::Unavailable("the SQLite backend is shutting down");
+    }
+    queue_.push_back(request);
+  }
+  cv_.notify_one();
+  return Status::Ok();
+}
+
+void SqliteBackend::WriterLoop() {
+  // Named so that `top -H` and profilers show where commits happen.
+  pthread_setname_np(pthread_self(), "sqlite-writer");
+  while (true) {
+    Request* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      // Stop only once everything queued before the destructor ran is
+      // done: those callers are blocked waiting for an answer.
+      if (queue_.empty()) return;
+      if (queue_.front()->job) {
+        job = queue_.front();
+        queue_.pop_front();
+      } else {
+        while (!queue_.empty() && batch_.size() < kMaxGroup &&
+               !queue_.front()->job) {
+          batch_.push_back(queue_.front());  // capacity reserved: no throw
+          queue_.pop_front();
+        }
+      }
+    }
+    if (job != nullptr) {
+      RunJob(job);
+    } else {
+      RunGroup();
+    }
+    batch_.clear();
+  }
+}
+
+void SqliteBackend::RunJob(Request* request) {
+  Status status;
+  try {
+    status = request->job(*writer_);
+  } catch (...) {
+    writer_->RollbackQuietly();
+    status = Status::IOError("sqlite writer job", ExceptionText());
+  }
+  Complete(request, std::move(status));
+}
+
+void SqliteBackend::RunGroup() {
+  std::vector<Request*>& pending = batch_;
+  std::vector<Status>& results = results_;
+  try {
+    Backoff backoff;
+    while (!pending.empty()) {
+      results.assign(pending.size(), Status::Ok());  // capacity reserved
+      GroupOutcome outcome = CommitGroup(pending, results);
+      if (outcome.status.ok()) {
+        // Answer everyone whose function did not ask to be re-run; keep
+        // the others (in place: no allocation) for the next round.
+        size_t kept = 0;
+        for (size_t i = 0; i < pending.size(); ++i) {
+          if (results[i].IsRetry()) {
+            pending[kept++] = pending[i];
+          } else {
+            Complete(pending[i], std::move(results[i]));
+          }
+        }
+        pending.resize(kept);
+        if (!pending.empty() && !backoff.Wait()) {
+          FailAll(pending, GaveUp("sqlite Write"));
+        }
+      } else if (outcome.culprit.has_value() && !outcome.status.IsRetry()) {
+        // SQLite abandoned the transaction because of one function's
+        // statement: that caller gets the error, the rest run again in a
+        // new transaction (their functions are re-runnable).
+        const size_t culprit = *outcome.culprit;
+        Complete(pending[culprit], std::move(outcome.status));
+        pending.erase(pending.begin() + static_cast<ptrdiff_t>(culprit));
+      } else if (outcome.status.IsRetry()) {
+        // BEGIN or COMMIT met another process's lock: run the whole
+        // group again.
+        if (!backoff.Wait()) FailAll(pending, GaveUp("sqlite Write"));
+      } else {
+        // BEGIN or COMMIT failed for good (disk full, I/O error): nothing
+        // was committed for anyone.
+        FailAll(pending, outcome.status);
+      }
+    }
+  } catch (...) {
+    writer_->RollbackQuietly();
+    FailAll(pending, Status::IOError("sqlite group commit", ExceptionText()));
+  }
+}
+
+void SqliteBackend::FailAll(std::vector<Request*>& requests,
+                            const Status& status) {
+  for (Request* r : requests) Complete(r, status);
+  requests.clear();
+}
+
+bool SqliteBackend::TakeMore(std::vector<Request*>& requests) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t before = requests.size();
+  while (!queue_.empty() && requests.size() < kMaxGroup &&
+         !queue_.front()->job) {
+    requests.push_back(queue_.front());  // capacity reserved: no throw
+    queue_.pop_front();
+  }
+  return requests.size() > before;
+}
+
+SqliteBackend::GroupOutcome SqliteBackend::CommitGroup(
+    std::vector<Request*>& requests, std::vector<Status>& results) {
+  Connection& conn = *writer_;
+  // IMMEDIATE: take the write lock now, so that a conflict with another
+  // process shows up here (and is retried) rather than halfway through.
+  Status status = conn.Exec(Sql::kBeginImmediate);
+  if (!status.ok()) {
+    conn.RollbackQuietly();
+    return {std::move(status), std::nullopt};
+  }
+  SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/false);
+  for (size_t i = 0;; ++i) {
+    if (i == requests.size()) {
+      if (!TakeMore(requests)) break;
+      results.resize(requests.size());  // capacity reserved: no throw
+    }
+    status = conn.Exec(Sql::kSavepoint);
+    if (!status.ok()) {
+      conn.RollbackQuietly();
+      return {std::move(status), std::nullopt};
+    }
+    Status result = CallFn(*requests[i]->fn, txn);
+    if (!conn.InTransaction()) {
+      // The transaction is gone with everything earlier functions did.
+      if (result.ok()) {
+        result = Status::IOError("sqlite Write",
+                                 "transaction ended inside the function");
+      }
+      return {std::move(result), i};
+    }
+    if (result.ok()) {
+      status = conn.Exec(Sql::kRelease);
+    } else {
+      status = conn.Exec(Sql::kRollbackTo);
+      if (status.ok()) status = conn.Exec(Sql::kRelease);
+    }
+    if (!status.ok()) {
+      const bool lost = !conn.InTransaction();
+      conn.RollbackQuietly();
+      if (lost) return {std::move(status), i};
+      return {std::move(status), std::nullopt};
+    }
+    results[i] = std::move(result);
+  }
+  // One COMMIT, one WAL fsync, for the whole group.
+  status = conn.Exec(Sql::kCommit);
+  if (!status.ok()) {
+    conn.RollbackQuietly();
+    return {std::move(status), std::nullopt};
+  }
+  return {Status::Ok(), std::nullopt};
+}
+
+Status SqliteBackend::RunMigration(Connection& conn, int version,
+                                   std::string_view name,
+                                   const std::string& script,
+                                   const std::string& label) {
+  Backoff backoff;
+  while (true) {
+    Status status = TryMigration(conn, version, name, script, label);
+    if (!status.IsRetry()) return status;
+    if (!backoff.Wait()) return GaveUp(label);
+  }
+}
+
+Status SqliteBackend::TryMigration(Connection& conn, int version,
+                                   std::string_view name,
+                                   const std::string& script,
+                                   const std::string& label) {
+  // The first migration is the first write to a new database: switch it
+  // to WAL now (cannot be done inside a transaction).
+  NS_RETURN_IF_ERROR(conn.EnableWal());
+  Status status = conn.Exec(Sql::kBeginImmediate);
+  if (status.ok()) status = conn.ExecScript(script, label);
+  if (status.ok() && !conn.InTransaction()) {
+    // Whatever the script did before its own COMMIT is applied: tell the
+    // operator rather than pretend it was atomic.
+    return Status::Corruption(
+        fmt::format("{} ended the transaction itself", label),
+        "migration scripts must not contain BEGIN, COMMIT or ROLLBACK; "
+        "check the database with `nsadmin fsck`");
+  }
+  if (status.ok()) {
+    // Recorded in the same transaction: the version row and the tables it
+    // describes appear together or not at all.
+    Result<Stmt> stmt = conn.Prepare(Sql::kInsertSchemaVersion);
+    if (stmt.ok()) {
+      stmt->Bind(1, static_cast<int64_t>(version));
+      stmt->Bind(2, name);
+      stmt->Bind(3, NowNs());
+      status = SqliteStatus(stmt->Step(), conn.db(), label);
+    } else {
+      status = stmt.status();
+    }
+  }
+  if (status.ok()) status = conn.Exec(Sql::kCommit);
+  if (!status.ok()) conn.RollbackQuietly();
+  return status;
+}
+
+}  // namespace sqlite_internal
+}  // namespace ns
