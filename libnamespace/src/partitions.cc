@@ -244,7 +244,7 @@ Status Repartition(const std::string& uri, const RepartitionOptions& options) {
   }
   return backend->Write([&](Transaction& t) -> Status {
     auto q = [&](const std::string& sql) { return t.Query(sql, {}); };
-    // The library's connections disable sequential scans (pg_backend.cc);
+    // The library's connections disable sequential scans (pg_connection.h);
     // a full copy wants exactly those. More memory makes the index builds
     // sort in memory.
     NS_RETURN_IF_ERROR(q("SET LOCAL enable_seqscan = on").status());

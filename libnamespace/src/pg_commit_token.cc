@@ -25,7 +25,7 @@ namespace {
 constexpr char kFenceTimeout[] = "2s";
 // Tokens live this long. A writer looks its token up within its time
 // budget for riding out an outage (two budgets of 20 s at most, see
-// pg_backend.cc); the margin covers clock differences between an old
+// pg_connection.h); the margin covers clock differences between an old
 // primary, which stamped the row, and a new one, which expires it.
 constexpr char kTokenLifetime[] = "2 minutes";
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // The one place where what libpqxx throws becomes a Status (see status.h:
-// no exception crosses into the core). Everything in pg_backend.cc that
+// no exception crosses into the core). Everything in pg_*.cc that
 // talks to PostgreSQL runs under PgGuard or catches and calls PgStatus.
 //
 // Mapping (SQLSTATE classes from the PostgreSQL manual, "PostgreSQL Error

@@ -11,7 +11,7 @@
 namespace ns {
 
 // The text of the prepared statement registered as `name` ("get",
-// "lookup_wp", "list_attrs", ... as named in pg_backend.cc), or nullopt.
+// "lookup_wp", "list_attrs", ... as named in pg_connection.h), or nullopt.
 std::optional<std::string> PgStatementSql(std::string_view name);
 
 // The SET statements (each ';'-ended) every backend connection runs first;

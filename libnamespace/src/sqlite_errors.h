@@ -1,7 +1,7 @@
 #pragma once
 
 // The one place where SQLite result codes become ns::Status (the SQLite
-// counterpart of pg_errors.h). Every sqlite3_* call in sqlite_backend.cc
+// counterpart of pg_errors.h). Every sqlite3_* call in sqlite_*.cc
 // that can fail hands its result code here, so the mapping of "busy" to a
 // retry or of a unique-constraint violation to EEXIST is decided once.
 
