@@ -2,7 +2,7 @@
 // odd files, schema management, every Transaction method, and the group
 // commit's promises (one caller's failure never undoes another's work,
 // Retry and exceptions never reach the caller, BUSY from another process is
-// waited out). Namespace-level behaviour is in tests/conformance_test.cc.
+// waited out). Namespace-level behaviour is in tests/conformance_*_test.cc.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
