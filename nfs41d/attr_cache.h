@@ -61,10 +61,16 @@ class AttrCache {
   // (the event-loop thread's inline COMPOUNDs, LOOKUP's permission check).
   std::optional<ns::Attr> Peek(ns::InodeId ino);
   // Stores attributes just read from the namespace (LOOKUP, READDIR) or
-  // returned by a create's commit. Ignored if `attr.ino` was invalidated
-  // since `epoch` (Epoch() taken before the read or the commit): the value
-  // may predate a change. Invalidations of other inodes do not matter.
-  void Put(const ns::Attr& attr, uint64_t epoch);
+  // returned by a commit (a create, an inline WRITE, a write-back).
+  // Ignored if `attr.ino` was invalidated since `epoch` (Epoch() taken
+  // before the read or the commit): the value may predate a change.
+  // Invalidations of other inodes do not matter. An entry with a higher
+  // change counter (same generation) is kept: a read that started before
+  // a commit may finish after the committer stored what it wrote, and the
+  // counter grows with every change of the row.
+  // Returns true if the cache now holds `attr` or newer: the caller may
+  // then skip invalidating the inode (CompoundState::reread).
+  bool Put(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
   void Invalidate(ns::InodeId ino);
   void Clear();

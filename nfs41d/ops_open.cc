@@ -335,7 +335,12 @@ nfsstat4 OpClose(CompoundState& st, const CLOSE4args& args, CLOSE4res& res) {
   }
   std::optional<state::FileRelease> release;
   if (nfsstat4 e = opens.Close(ClientOf(st), sid, &release); e) return e;
-  if (release) ReleaseFile(st.server, *release);
+  // A CLOSE that wrote nothing back (or stored what it wrote in the
+  // attribute cache) leaves the file's cached attributes true: the stat
+  // that follows a create needs no database read.
+  if (!release || ReleaseFile(st.server, *release)) {
+    st.reread.push_back(info.ino);
+  }
   // §18.2.4: the stateid CLOSE returns is of no use; NFSv4.1 servers
   // SHOULD return the special invalid stateid (§8.2.3).
   stateid4 invalid{};
