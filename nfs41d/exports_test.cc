@@ -1056,6 +1056,55 @@ TEST_F(DirCacheTest, StatAfterAWrittenCreateReadsNoDatabase) {
   EXPECT_EQ(Reads(), before) << "GETATTR after a written-back CLOSE read";
 }
 
+// OPEN(create) of a name this server does not know is the create alone
+// (no lookup before it); an existing name it does not know (made by
+// another door) is still opened, or NFS4ERR_EXIST for GUARDED4.
+TEST_F(DirCacheTest, OpenCreateOfANewNameReadsOnlyTheChangeInfo) {
+  constexpr uint32_t kBoth = OPEN4_SHARE_ACCESS_BOTH;
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  uint64_t reads = Reads(), writes = g_backend_writes.load();
+  auto f = c_->OpenFile(d_, "new", kBoth);
+  ASSERT_NFS(f.status, NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), writes + 1);
+  EXPECT_EQ(Reads(), reads + 1) << "only change_info4's read of the directory";
+  ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  {
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(other->Create(ns::Credentials::Root(), dir, "theirs", 0600).ok());
+  }
+  Compound guarded;
+  guarded.PutFh(d_).Open("theirs", kBoth, 0, "o", true, GUARDED4);
+  EXPECT_NFS(Status(c_, guarded), NFS4ERR_EXIST);
+  server_->dir_cache().Clear();
+  Compound unchecked;
+  unchecked.PutFh(d_).Open("theirs", kBoth, 0, "o", true, UNCHECKED4).GetFh();
+  auto r = c_->Call(unchecked);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  auto [st_t, fh_t] = Look(d_, "theirs");
+  ASSERT_NFS(st_t, NFS4_OK);
+  EXPECT_EQ(*r->LastFh(), fh_t);
+  EXPECT_EQ(c_->GetAttr(fh_t, Bits({FATTR4_MODE})).value.mode, 0600u)
+      << "an existing file was created again";
+  // Another user without write permission on the directory still opens
+  // an existing file it may read, and cannot create a new one.
+  Compound chmod;
+  chmod.PutFh(d_).SetMode(0755);
+  ASSERT_NFS(Status(c_, chmod), NFS4_OK);
+  Compound mode;
+  mode.PutFh(fh_t).SetMode(0644);
+  ASSERT_NFS(Status(c_, mode), NFS4_OK);
+  server_->dir_cache().Clear();
+  Client* other = Connect("127.0.0.1", Sys(1234, 1234));
+  Compound ro;
+  ro.PutFh(d_).Open("theirs", OPEN4_SHARE_ACCESS_READ, 0, "u", true);
+  EXPECT_NFS(Status(other, ro), NFS4_OK);
+  Compound denied;
+  denied.PutFh(d_).Open("nope", OPEN4_SHARE_ACCESS_READ, 0, "u", true);
+  EXPECT_NFS(Status(other, denied), NFS4ERR_ACCESS);
+}
+
 class DirCacheShortTtlTest : public DirCacheTest {
  protected:
   std::chrono::milliseconds Ttl() const override {

@@ -118,9 +118,42 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       return NFS4ERR_INVAL;
   }
   ns::Namespace& fs = *st.server.ns;
+  const uint32_t mode = d.req.mode.value_or(0644);
+  // An exclusive create's verifier goes in with the file (one commit).
+  ns::CreateOptions co;
+  co.atime = verf;
+  // Creates the file; on success fills the results and the caches.
+  auto create = [&]() -> ns::Result<ns::Attr> {
+    const CacheEpochs epochs = CacheEpochsNow(st);
+    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
+    if (!made.ok()) return made;
+    *file = *made;
+    *created = true;
+    NoteCreated(st, dir.ino, name, *made, epochs);
+    *attrset = ApplyCreateAttrs(st, d, made->ino);
+    return made;
+  };
   // Two tries: a concurrent create of the same name between our lookup
   // and our create makes the second try find it.
   for (int attempt = 0; attempt < 2; ++attempt) {
+    // A name this server does not know (the usual OPEN4_CREATE: a new
+    // file) is created at once, and the create's failure says whether it
+    // exists: one transaction instead of a lookup and then the create. A
+    // name in the directory cache exists (or did): looked up first, so
+    // that opening an existing file never waits for a failed commit.
+    std::optional<ns::Status> create_failed;
+    const bool known = st.server.dirs && st.server.dirs->Get(dir.ino, name);
+    if (!known) {
+      ns::Result<ns::Attr> made = create();
+      if (made.ok()) return NFS4_OK;
+      // Exists: opened below (or NFS4ERR_EXIST). AccessDenied: the caller
+      // may not add names here but may still open an existing file.
+      if (!made.status().IsExists() && !made.status().IsAccessDenied()) {
+        if (made.status().IsNotDir()) return NotDirStatus(st, dir);
+        return ToNfsStat(made.status());
+      }
+      create_failed = made.status();
+    }
     ns::Result<ns::Attr> found = fs.Lookup(st.cred, dir.ino, name);
     if (found.ok()) {
       if (how.mode == GUARDED4) return NFS4ERR_EXIST;
@@ -142,20 +175,17 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       if (found.status().IsNotDir()) return NotDirStatus(st, dir);
       return ToNfsStat(found.status());
     }
-    const uint32_t mode = d.req.mode.value_or(0644);
-    const CacheEpochs epochs = CacheEpochsNow(st);
-    // An exclusive create's verifier goes in with the file (one commit).
-    ns::CreateOptions co;
-    co.atime = verf;
-    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
+    if (create_failed) {
+      // Not there: a denied create stands; one that found the name lost
+      // it to a concurrent REMOVE or RENAME since: try again.
+      if (create_failed->IsAccessDenied()) return ToNfsStat(*create_failed);
+      continue;
+    }
+    ns::Result<ns::Attr> made = create();
     if (!made.ok()) {
       if (made.status().IsExists()) continue;
       return ToNfsStat(made.status());
     }
-    *file = *made;
-    *created = true;
-    NoteCreated(st, dir.ino, name, *made, epochs);
-    *attrset = ApplyCreateAttrs(st, d, made->ino);
     return NFS4_OK;
   }
   return NFS4ERR_DELAY;  // the name came and went twice: let the client retry
