@@ -12,7 +12,9 @@
 //     A read that raced with an invalidation of its inode is not stored
 //     (epochs: see Put), so a stale value cannot come back after the
 //     change. CREATE and OPEN(create) store the new inode's attributes as
-//     their commit returned them (compound.cc, CompoundState::created).
+//     their commit returned them (compound.cc, CompoundState::created); an
+//     inline WRITE and a size write-back store the row they committed,
+//     and the COMPOUND loop then leaves the inode (CompoundState::reread).
 //   - Several doors on one database: an entry is used for at most `ttl`
 //     after it was read; then it is read again. Another door's change is
 //     seen within `ttl` (as an NFS client's own attribute cache does);
