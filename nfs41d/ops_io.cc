@@ -217,8 +217,9 @@ nfsstat4 WriteSmallLocked(CompoundState& st, const ns::Attr& a,
     if (r.ok()) {
       // The commit returned the file's new row (size, mtime, change): a
       // GETATTR after this WRITE (or after the CLOSE, which writes
-      // nothing) needs no database read. Not stored: the COMPOUND loop
-      // forgets the inode as after any change.
+      // nothing) needs no database read. If the put gave up (another
+      // path changed the inode meanwhile), the COMPOUND loop forgets the
+      // inode as after any change.
       if (CacheCommitted(ctx, *r, epoch)) st.reread.push_back(a.ino);
       // The commit was the write-back too: the overlay of an open file
       // takes the size and is clean at once, so its CLOSE writes nothing.

@@ -134,11 +134,14 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
     return made;
   };
   // Two tries: a concurrent create of the same name between our lookup
-  // and our create makes the second try find it.
+  // and our create (or a REMOVE between our failed create and our lookup)
+  // makes the second try find it (or create it).
   for (int attempt = 0; attempt < 2; ++attempt) {
     // A name this server does not know (the usual OPEN4_CREATE: a new
     // file) is created at once, and the create's failure says whether it
-    // exists: one transaction instead of a lookup and then the create. A
+    // exists, which §18.16.3 then decides on (UNCHECKED4 opens it,
+    // GUARDED4 fails, EXCLUSIVE4* compare the verifier): one transaction
+    // instead of a lookup and then the create. A
     // name in the directory cache exists (or did): looked up first, so
     // that opening an existing file never waits for a failed commit.
     std::optional<ns::Status> create_failed;
