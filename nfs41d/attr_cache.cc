@@ -46,20 +46,26 @@ std::optional<ns::Attr> AttrCache::Peek(ns::InodeId ino) {
   return FindLocked(s, ino);
 }
 
-void AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
-  if (!enabled_) return;
+bool AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
+  if (!enabled_) return false;
   Shard& s = ShardOf(attr.ino);
   std::lock_guard<std::mutex> l(s.mu);
   // An invalidation of this inode after `epoch`: the value may predate its
   // change. One before `epoch` came after its change was committed, so a
   // read after `epoch` already saw it.
-  if (InvalidatedLocked(s, attr.ino) > epoch) return;
+  if (InvalidatedLocked(s, attr.ino) > epoch) return false;
   auto it = s.map.find(attr.ino);
   if (it != s.map.end()) {
-    it->second.attr = attr;
+    ns::Attr& held = it->second.attr;
+    // A newer row is there already (stored by the commit that made it):
+    // this value was read before that commit and is older.
+    if (held.generation == attr.generation && held.change > attr.change) {
+      return true;
+    }
+    held = attr;
     it->second.read_at = Clock::now();
     s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-    return;
+    return true;
   }
   if (s.map.size() >= per_shard_) {
     s.map.erase(s.lru.back());
@@ -68,6 +74,7 @@ void AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
   }
   s.lru.push_front(attr.ino);
   s.map.emplace(attr.ino, Entry{attr, Clock::now(), s.lru.begin()});
+  return true;
 }
 
 void AttrCache::Invalidate(ns::InodeId ino) {

@@ -12,7 +12,9 @@
 //     A read that raced with an invalidation of its inode is not stored
 //     (epochs: see Put), so a stale value cannot come back after the
 //     change. CREATE and OPEN(create) store the new inode's attributes as
-//     their commit returned them (compound.cc, CompoundState::created).
+//     their commit returned them (compound.cc, CompoundState::created); an
+//     inline WRITE and a size write-back store the row they committed,
+//     and the COMPOUND loop then leaves the inode (CompoundState::reread).
 //   - Several doors on one database: an entry is used for at most `ttl`
 //     after it was read; then it is read again. Another door's change is
 //     seen within `ttl` (as an NFS client's own attribute cache does);
@@ -61,10 +63,16 @@ class AttrCache {
   // (the event-loop thread's inline COMPOUNDs, LOOKUP's permission check).
   std::optional<ns::Attr> Peek(ns::InodeId ino);
   // Stores attributes just read from the namespace (LOOKUP, READDIR) or
-  // returned by a create's commit. Ignored if `attr.ino` was invalidated
-  // since `epoch` (Epoch() taken before the read or the commit): the value
-  // may predate a change. Invalidations of other inodes do not matter.
-  void Put(const ns::Attr& attr, uint64_t epoch);
+  // returned by a commit (a create, an inline WRITE, a write-back).
+  // Ignored if `attr.ino` was invalidated since `epoch` (Epoch() taken
+  // before the read or the commit): the value may predate a change.
+  // Invalidations of other inodes do not matter. An entry with a higher
+  // change counter (same generation) is kept: a read that started before
+  // a commit may finish after the committer stored what it wrote, and the
+  // counter grows with every change of the row.
+  // Returns true if the cache now holds `attr` or newer: the caller may
+  // then skip invalidating the inode (CompoundState::reread).
+  bool Put(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
   void Invalidate(ns::InodeId ino);
   void Clear();

@@ -690,6 +690,36 @@ TEST_F(AttrCacheTest, BoundedByLru) {
   EXPECT_EQ(fresh.stats().entries, 0u);
 }
 
+// A value read before a commit that finishes after the committer stored
+// the row it wrote is older: it does not replace the newer entry. A
+// commit's put after a change by another path (an invalidation since its
+// epoch) gives up and says so, so its COMPOUND forgets the inode.
+TEST_F(AttrCacheTest, OlderChangeNeverReplacesANewerEntry) {
+  AttrCache cache(AttrCacheOptions{});
+  ns::Attr old_row, new_row;
+  old_row.ino = new_row.ino = 7001;
+  old_row.size = 0;
+  old_row.change = 3;
+  new_row.size = 3901;
+  new_row.change = 4;
+  const uint64_t e = cache.Epoch();
+  EXPECT_TRUE(cache.Put(new_row, e));
+  EXPECT_TRUE(cache.Put(old_row, e));
+  ASSERT_TRUE(cache.Peek(7001).has_value());
+  EXPECT_EQ(cache.Peek(7001)->size, 3901u);
+  EXPECT_EQ(cache.Peek(7001)->change, 4u);
+  // Another generation (the inode number reused) always replaces.
+  ns::Attr reborn = old_row;
+  reborn.generation = 1;
+  EXPECT_TRUE(cache.Put(reborn, e));
+  EXPECT_EQ(cache.Peek(7001)->generation, 1u);
+  // A racing SETATTR's invalidation after the epoch: the put gives up.
+  const uint64_t before_commit = cache.Epoch();
+  cache.Invalidate(7001);
+  EXPECT_FALSE(cache.Put(new_row, before_commit));
+  EXPECT_FALSE(cache.Peek(7001).has_value());
+}
+
 // The same epoch rule for names: a lookup (or a create) whose directory
 // was forgotten after its epoch is not stored.
 TEST(DirCacheUnitTest, PutAfterAForgetOfItsDirectoryIsIgnored) {
@@ -970,6 +1000,109 @@ TEST_F(DirCacheTest, ExclusiveCreateIsOneWrite) {
   EXPECT_NFS(Status(c_, other), NFS4ERR_EXIST);
   EXPECT_EQ(c_->GetAttr(*first->LastFh(), Bits({FATTR4_MODE})).value.mode,
             0600u);
+}
+
+// mdtest-hard's create (OPEN(create), WRITE FILE_SYNC4, CLOSE) then
+// `ls -l`'s stat: the WRITE stores the row its commit returned and the
+// CLOSE writes nothing, so the stat reads no database and shows the new
+// size and change; a SETATTR through another COMPOUND is still seen.
+TEST_F(DirCacheTest, StatAfterAWrittenCreateReadsNoDatabase) {
+  const auto bits = Bits({FATTR4_TYPE, FATTR4_MODE, FATTR4_SIZE,
+                          FATTR4_OWNER, FATTR4_TIME_MODIFY, FATTR4_CHANGE});
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  const std::string payload(3901, 'x');
+  auto f = c_->OpenFile(d_, "w", OPEN4_SHARE_ACCESS_BOTH);
+  ASSERT_NFS(f.status, NFS4_OK);
+  const uint64_t opened_change =
+      c_->GetAttr(f.value.fh, Bits({FATTR4_CHANGE})).value.change;
+  ASSERT_NFS(
+      c_->WriteFile(f.value.fh, f.value.stateid, 0, payload, FILE_SYNC4).status,
+      NFS4_OK);
+  ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  uint64_t before = Reads();
+  Compound cp;
+  cp.PutFh(d_).Lookup("w").GetAttr(bits);
+  ASSERT_NFS(Status(c_, cp), NFS4_OK);
+  auto cached = c_->GetAttr(f.value.fh, bits);
+  ASSERT_NFS(cached.status, NFS4_OK);
+  EXPECT_EQ(Reads(), before) << "stat after OPEN+WRITE+CLOSE read the database";
+  EXPECT_EQ(cached.value.size, payload.size());
+  EXPECT_NE(cached.value.change, opened_change);
+  // What was cached is what the database holds.
+  server_->attr_cache().Clear();
+  auto stored = c_->GetAttr(f.value.fh, bits);
+  ASSERT_NFS(stored.status, NFS4_OK);
+  EXPECT_EQ(cached.value.size, stored.value.size);
+  EXPECT_EQ(cached.value.change, stored.value.change);
+  EXPECT_EQ(cached.value.mtime_sec, stored.value.mtime_sec);
+  EXPECT_EQ(cached.value.mtime_nsec, stored.value.mtime_nsec);
+  // A SETATTR of the size by another COMPOUND (anonymous stateid, no open)
+  // is seen at once: no cached size survives it.
+  ASSERT_EQ(c_->GetAttr(f.value.fh, bits).value.size, payload.size());
+  Compound trunc;
+  trunc.PutFh(f.value.fh).SetSize(stateid4{}, 10);
+  ASSERT_NFS(Status(c_, trunc), NFS4_OK);
+  EXPECT_EQ(c_->GetAttr(f.value.fh, bits).value.size, 10u);
+  // Past the inline bound, UNSTABLE4: the CLOSE (or the flusher before
+  // it) writes the size back and stores the row it committed.
+  auto g = c_->OpenFile(d_, "w", OPEN4_SHARE_ACCESS_BOTH, 0, false);
+  ASSERT_NFS(g.status, NFS4_OK);
+  const std::string big(8000, 'y');
+  ASSERT_NFS(c_->WriteFile(g.value.fh, g.value.stateid, 0, big).status,
+             NFS4_OK);
+  ASSERT_NFS(c_->CloseFile(g.value.fh, g.value.stateid).status, NFS4_OK);
+  before = Reads();
+  EXPECT_EQ(c_->GetAttr(g.value.fh, bits).value.size, big.size());
+  EXPECT_EQ(Reads(), before) << "GETATTR after a written-back CLOSE read";
+}
+
+// OPEN(create) of a name this server does not know is the create alone
+// (no lookup before it); an existing name it does not know (made by
+// another door) is still opened, or NFS4ERR_EXIST for GUARDED4.
+TEST_F(DirCacheTest, OpenCreateOfANewNameReadsOnlyTheChangeInfo) {
+  constexpr uint32_t kBoth = OPEN4_SHARE_ACCESS_BOTH;
+  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  uint64_t reads = Reads(), writes = g_backend_writes.load();
+  auto f = c_->OpenFile(d_, "new", kBoth);
+  ASSERT_NFS(f.status, NFS4_OK);
+  EXPECT_EQ(g_backend_writes.load(), writes + 1);
+  EXPECT_EQ(Reads(), reads + 1) << "only change_info4's read of the directory";
+  ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
+  {
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(other->Create(ns::Credentials::Root(), dir, "theirs", 0600).ok());
+  }
+  Compound guarded;
+  guarded.PutFh(d_).Open("theirs", kBoth, 0, "o", true, GUARDED4);
+  EXPECT_NFS(Status(c_, guarded), NFS4ERR_EXIST);
+  server_->dir_cache().Clear();
+  Compound unchecked;
+  unchecked.PutFh(d_).Open("theirs", kBoth, 0, "o", true, UNCHECKED4).GetFh();
+  auto r = c_->Call(unchecked);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  auto [st_t, fh_t] = Look(d_, "theirs");
+  ASSERT_NFS(st_t, NFS4_OK);
+  EXPECT_EQ(*r->LastFh(), fh_t);
+  EXPECT_EQ(c_->GetAttr(fh_t, Bits({FATTR4_MODE})).value.mode, 0600u)
+      << "an existing file was created again";
+  // Another user without write permission on the directory still opens
+  // an existing file it may read, and cannot create a new one.
+  Compound chmod;
+  chmod.PutFh(d_).SetMode(0755);
+  ASSERT_NFS(Status(c_, chmod), NFS4_OK);
+  Compound mode;
+  mode.PutFh(fh_t).SetMode(0644);
+  ASSERT_NFS(Status(c_, mode), NFS4_OK);
+  server_->dir_cache().Clear();
+  Client* other = Connect("127.0.0.1", Sys(1234, 1234));
+  Compound ro;
+  ro.PutFh(d_).Open("theirs", OPEN4_SHARE_ACCESS_READ, 0, "u", true);
+  EXPECT_NFS(Status(other, ro), NFS4_OK);
+  Compound denied;
+  denied.PutFh(d_).Open("nope", OPEN4_SHARE_ACCESS_READ, 0, "u", true);
+  EXPECT_NFS(Status(other, denied), NFS4ERR_ACCESS);
 }
 
 class DirCacheShortTtlTest : public DirCacheTest {

@@ -104,7 +104,9 @@ nfsstat4 OpLockU(CompoundState&, const LOCKU4args&, LOCKU4res&);
 // Writes the in-memory size/mtime of an open file to the database.
 ns::Status FlushFile(ServerContext& ctx, ns::InodeId ino);
 // A file's last open went away: write back, or release an unlinked one.
-void ReleaseFile(ServerContext& ctx, const state::FileRelease& r);
+// True if the attribute cache's entry for the file is still true (nothing
+// written back, or what was written stored there): no need to forget it.
+bool ReleaseFile(ServerContext& ctx, const state::FileRelease& r);
 // Flushes every dirty open file and handles the files released with
 // removed clients. The server calls it periodically and at shutdown.
 void FlushDirtyFiles(ServerContext& ctx);

@@ -73,11 +73,27 @@ ns::TimeNs NowNs() {
       .count();
 }
 
+// Puts what a commit of `a` returned into the attribute cache, `epoch`
+// taken before the commit (AttrCache::Put: a change by another path that
+// raced with it makes the put give up). True if the cache now holds it:
+// the op's COMPOUND need not invalidate the inode (CompoundState::reread),
+// and the next GETATTR (a stat after a create) reads no database.
+bool CacheCommitted(ServerContext& ctx, const ns::Attr& a, uint64_t epoch) {
+  return ctx.attrs && ctx.attrs->Put(a, epoch);
+}
+
+uint64_t AttrEpoch(const ServerContext& ctx) {
+  return ctx.attrs ? ctx.attrs->Epoch() : 0;
+}
+
 // Writes `size` and the writes' `mtime` to the database. mtime 0 (a
 // SETATTR set the times since the last write) keeps the database's mtime:
-// SetAttr would otherwise set it to "now" with the size.
+// SetAttr would otherwise set it to "now" with the size. `*cached`: the
+// attribute cache holds the committed attributes (else it forgot them).
 ns::Result<ns::Attr> WriteBack(ServerContext& ctx, ns::InodeId ino,
-                               uint64_t size, ns::TimeNs mtime) {
+                               uint64_t size, ns::TimeNs mtime,
+                               bool* cached = nullptr) {
+  const uint64_t epoch = AttrEpoch(ctx);
   ns::SetAttrRequest q;
   q.size = size;
   if (mtime != 0) {
@@ -89,8 +105,10 @@ ns::Result<ns::Attr> WriteBack(ServerContext& ctx, ns::InodeId ino,
   }
   ns::Result<ns::Attr> r = ctx.ns->SetAttr(ns::Credentials::Root(), ino, q);
   // The row changed outside any COMPOUND's invalidation (the flusher runs
-  // on its own thread): drop what the attribute cache holds for it.
-  if (ctx.attrs) ctx.attrs->Invalidate(ino);
+  // on its own thread): the cache takes the new row, or forgets the old.
+  const bool put = r.ok() && CacheCommitted(ctx, *r, epoch);
+  if (!put && ctx.attrs) ctx.attrs->Invalidate(ino);
+  if (cached) *cached = put;
   return r;
 }
 
@@ -191,12 +209,18 @@ nfsstat4 WriteSmallLocked(CompoundState& st, const ns::Attr& a,
   if (auto ov = Opens(ctx).Overlay(a.ino); ov && ov->dirty) return NFS4_OK;
   const uint64_t end = args.offset + args.data.data_len;
   if (end <= ctx.inline_max) {
+    const uint64_t epoch = AttrEpoch(ctx);
     ns::Result<ns::Attr> r = ctx.ns->WriteInline(
         st.cred, a.ino, args.offset,
         std::string_view(args.data.data_val, args.data.data_len), now,
         ctx.inline_max);
     if (r.ok()) {
-      if (ctx.attrs) ctx.attrs->Invalidate(a.ino);
+      // The commit returned the file's new row (size, mtime, change): a
+      // GETATTR after this WRITE (or after the CLOSE, which writes
+      // nothing) needs no database read. If the put gave up (another
+      // path changed the inode meanwhile), the COMPOUND loop forgets the
+      // inode as after any change.
+      if (CacheCommitted(ctx, *r, epoch)) st.reread.push_back(a.ino);
       // The commit was the write-back too: the overlay of an open file
       // takes the size and is clean at once, so its CLOSE writes nothing.
       if (Opens(ctx).NoteWrite(a.ino, end, now)) {
@@ -391,21 +415,25 @@ ns::Status FlushFile(ServerContext& ctx, ns::InodeId ino) {
   return FlushLocked(ctx, ino);
 }
 
-void ReleaseFile(ServerContext& ctx, const state::FileRelease& r) {
+bool ReleaseFile(ServerContext& ctx, const state::FileRelease& r) {
   if (r.orphan) {
     ReleaseNow(ctx, r.ino);
-    return;
+    return false;
   }
-  if (!r.written) return;
+  // Nothing left to write back (an inline WRITE or a flush wrote it): the
+  // database row, and so the attribute cache's entry, did not change.
+  if (!r.written) return true;
   // The last close of a written file: its size and mtime go to the
   // database, which also bumps the change counter past every value the
   // overlay showed (NfsChange).
   std::lock_guard lock(FileMu(ctx, r.ino));
-  ns::Result<ns::Attr> res = WriteBack(ctx, r.ino, r.size, r.mtime);
+  bool cached = false;
+  ns::Result<ns::Attr> res = WriteBack(ctx, r.ino, r.size, r.mtime, &cached);
   if (!res.ok() && !res.status().IsStale()) {
     rpc::log::Error("write-back of inode {}: {}", r.ino,
                     res.status().ToString());
   }
+  return cached;
 }
 
 void FlushDirtyFiles(ServerContext& ctx) {
@@ -415,7 +443,7 @@ void FlushDirtyFiles(ServerContext& ctx) {
     }
   }
   for (const state::FileRelease& r : ctx.state->TakeReleasedFiles()) {
-    ReleaseFile(ctx, r);
+    (void)ReleaseFile(ctx, r);
   }
 }
 

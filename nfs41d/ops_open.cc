@@ -118,9 +118,45 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       return NFS4ERR_INVAL;
   }
   ns::Namespace& fs = *st.server.ns;
+  const uint32_t mode = d.req.mode.value_or(0644);
+  // An exclusive create's verifier goes in with the file (one commit).
+  ns::CreateOptions co;
+  co.atime = verf;
+  // Creates the file; on success fills the results and the caches.
+  auto create = [&]() -> ns::Result<ns::Attr> {
+    const CacheEpochs epochs = CacheEpochsNow(st);
+    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
+    if (!made.ok()) return made;
+    *file = *made;
+    *created = true;
+    NoteCreated(st, dir.ino, name, *made, epochs);
+    *attrset = ApplyCreateAttrs(st, d, made->ino);
+    return made;
+  };
   // Two tries: a concurrent create of the same name between our lookup
-  // and our create makes the second try find it.
+  // and our create (or a REMOVE between our failed create and our lookup)
+  // makes the second try find it (or create it).
   for (int attempt = 0; attempt < 2; ++attempt) {
+    // A name this server does not know (the usual OPEN4_CREATE: a new
+    // file) is created at once, and the create's failure says whether it
+    // exists, which §18.16.3 then decides on (UNCHECKED4 opens it,
+    // GUARDED4 fails, EXCLUSIVE4* compare the verifier): one transaction
+    // instead of a lookup and then the create. A
+    // name in the directory cache exists (or did): looked up first, so
+    // that opening an existing file never waits for a failed commit.
+    std::optional<ns::Status> create_failed;
+    const bool known = st.server.dirs && st.server.dirs->Get(dir.ino, name);
+    if (!known) {
+      ns::Result<ns::Attr> made = create();
+      if (made.ok()) return NFS4_OK;
+      // Exists: opened below (or NFS4ERR_EXIST). AccessDenied: the caller
+      // may not add names here but may still open an existing file.
+      if (!made.status().IsExists() && !made.status().IsAccessDenied()) {
+        if (made.status().IsNotDir()) return NotDirStatus(st, dir);
+        return ToNfsStat(made.status());
+      }
+      create_failed = made.status();
+    }
     ns::Result<ns::Attr> found = fs.Lookup(st.cred, dir.ino, name);
     if (found.ok()) {
       if (how.mode == GUARDED4) return NFS4ERR_EXIST;
@@ -142,20 +178,17 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
       if (found.status().IsNotDir()) return NotDirStatus(st, dir);
       return ToNfsStat(found.status());
     }
-    const uint32_t mode = d.req.mode.value_or(0644);
-    const CacheEpochs epochs = CacheEpochsNow(st);
-    // An exclusive create's verifier goes in with the file (one commit).
-    ns::CreateOptions co;
-    co.atime = verf;
-    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
+    if (create_failed) {
+      // Not there: a denied create stands; one that found the name lost
+      // it to a concurrent REMOVE or RENAME since: try again.
+      if (create_failed->IsAccessDenied()) return ToNfsStat(*create_failed);
+      continue;
+    }
+    ns::Result<ns::Attr> made = create();
     if (!made.ok()) {
       if (made.status().IsExists()) continue;
       return ToNfsStat(made.status());
     }
-    *file = *made;
-    *created = true;
-    NoteCreated(st, dir.ino, name, *made, epochs);
-    *attrset = ApplyCreateAttrs(st, d, made->ino);
     return NFS4_OK;
   }
   return NFS4ERR_DELAY;  // the name came and went twice: let the client retry
@@ -335,7 +368,12 @@ nfsstat4 OpClose(CompoundState& st, const CLOSE4args& args, CLOSE4res& res) {
   }
   std::optional<state::FileRelease> release;
   if (nfsstat4 e = opens.Close(ClientOf(st), sid, &release); e) return e;
-  if (release) ReleaseFile(st.server, *release);
+  // A CLOSE that wrote nothing back (or stored what it wrote in the
+  // attribute cache) leaves the file's cached attributes true: the stat
+  // that follows a create needs no database read.
+  if (!release || ReleaseFile(st.server, *release)) {
+    st.reread.push_back(info.ino);
+  }
   // §18.2.4: the stateid CLOSE returns is of no use; NFSv4.1 servers
   // SHOULD return the special invalid stateid (§8.2.3).
   stateid4 invalid{};
