@@ -14,7 +14,8 @@
 # (READDIR_THREADS, default 2) reading all of it; the first pass meets
 # cold server caches (a fresh process), later passes whatever the server
 # keeps. The servers run one after the other, each stopped by its pid.
-# The load average is printed with every figure. READDIR_CLEAN=1 removes
+# The load average is printed with every figure, and each pass's CPU time
+# per entry of the server process and of nfs-load (utime + stime). READDIR_CLEAN=1 removes
 # READDIR_DIR first.
 set -euo pipefail
 
@@ -56,20 +57,38 @@ start() {  # server; sets PORT and PID
   PORT=$GANESHA_PORT PID=$GANESHA_PID
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime
+# One nfs-load (phases) against the server at PORT/PID; with READDIR
+# phases, prints each line with the load average and the server's and
+# nfs-load's CPU µs per entry (all phases together).
+run_load() {
+  local out=$DIR/load.out s0 s1 c
+  s0=$(cpu_ticks "$PID")
+  c=$( { /usr/bin/time -f '%U %S' "$LOAD" --server "127.0.0.1:$PORT" \
+    --threads "$THREADS" --files "$FILES" --shared-dir --keep --top big \
+    --phase-seconds 300 --phases "$1" >"$out" 2>"$DIR/load.err"; } 2>&1 ) || {
+    log "nfs-load failed: $(tail -n 3 "$DIR/load.err")"; return 1; }
+  s1=$(cpu_ticks "$PID")
+  c=$(tail -n 1 <<<"$c")
+  awk -v la="$(cut -d' ' -f1 /proc/loadavg)" -v srv=$((s1 - s0)) -v cli="$c" '
+    { print $0 "  load " la; if ($1 == "readdir") n += $2 }
+    END { if (n > 0) { split(cli, u, " ");
+      printf "  CPU per entry: server %.2f us, nfs-load %.2f us\n",
+        srv * 1e4 / n, (u[1] + u[2]) * 1e6 / n } }' "$out"
+}
+
 echo "git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $THREADS threads x $FILES files, $PASSES passes"
 for s in $SERVERS; do
   start "$s"
-  phases=$(printf 'readdir,%.0s' $(seq "$PASSES")); phases=${phases%,}
-  # No entries yet: create them first (in the same run, same server).
-  if [[ ! -e $DIR/$s.created ]]; then phases=create,$phases; fi
-  log "$s: $phases"
   echo "== $s (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
-  if "$LOAD" --server "127.0.0.1:$PORT" --threads "$THREADS" --files "$FILES" \
-    --shared-dir --keep --top big --phase-seconds 300 --phases "$phases" |
-    while IFS= read -r line; do echo "$line  load $(cut -d' ' -f1 /proc/loadavg)"; done; then
-    touch "$DIR/$s.created"
-  else
-    log "$s: nfs-load failed"
+  # No entries yet: create them first (same server process).
+  if [[ ! -e $DIR/$s.created ]]; then
+    log "$s: create"
+    run_load create && touch "$DIR/$s.created"
   fi
+  for pass in $(seq "$PASSES"); do
+    log "$s: readdir pass $pass"
+    run_load readdir || true
+  done
   stop_pids "$PID"; PID=
 done
