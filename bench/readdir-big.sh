@@ -64,12 +64,12 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime
 run_load() {
   local out=$DIR/load.out s0 s1 c
   s0=$(cpu_ticks "$PID")
-  c=$( { /usr/bin/time -f '%U %S' "$LOAD" --server "127.0.0.1:$PORT" \
+  /usr/bin/time -o "$DIR/load.time" -f '%U %S' "$LOAD" --server "127.0.0.1:$PORT" \
     --threads "$THREADS" --files "$FILES" --shared-dir --keep --top big \
-    --phase-seconds 300 --phases "$1" >"$out" 2>"$DIR/load.err"; } 2>&1 ) || {
+    --phase-seconds 300 --phases "$1" >"$out" 2>"$DIR/load.err" || {
     log "nfs-load failed: $(tail -n 3 "$DIR/load.err")"; return 1; }
   s1=$(cpu_ticks "$PID")
-  c=$(tail -n 1 <<<"$c")
+  c=$(tail -n 1 "$DIR/load.time")
   awk -v la="$(cut -d' ' -f1 /proc/loadavg)" -v srv=$((s1 - s0)) -v cli="$c" '
     { print $0 "  load " la; if ($1 == "readdir") n += $2 }
     END { if (n > 0) { split(cli, u, " ");

@@ -34,6 +34,7 @@
 #include <list>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "libnamespace/include/namespace/namespace.h"
@@ -66,6 +67,11 @@ class AttrCache {
   // may predate a change. Invalidations of other inodes do not matter.
   void Put(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // True if any of `inos` was invalidated after `epoch` (Epoch() taken
+  // before a read of them): what was read may predate a change. Inodes
+  // share slots by hash, so it may also say true needlessly. Used by
+  // ReaddirCache (readdir_cache.h) to validate a page.
+  bool ChangedSince(std::span<const ns::InodeId> inos, uint64_t epoch) const;
   void Invalidate(ns::InodeId ino);
   void Clear();
 
