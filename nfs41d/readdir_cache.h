@@ -118,7 +118,9 @@ class ReaddirCache {
     std::list<Key> lru;                           // front = most recent
     size_t bytes = 0;                             // guarded by mu
   };
-  Shard& ShardOf(const Key& k) { return shards_[k.dir % kShards]; }
+  // By the whole key, not the directory: one big directory's pages may
+  // use the whole budget.
+  Shard& ShardOf(const Key& k) { return shards_[KeyHash{}(k) % kShards]; }
   static size_t SizeOf(const Page& p);
   void EraseLocked(Shard& s,
                    std::unordered_map<Key, Entry, KeyHash>::iterator it);
