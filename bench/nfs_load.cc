@@ -3,7 +3,7 @@
 //
 //   nfs-load --server 127.0.0.1:2049 --threads 2 --files 1000
 //            --phases create,stat,readdir,rename,remove [--dirs]
-//            [--shared-dir] [--size 3901] [--json]
+//            [--shared-dir] [--size 3901] [--json] [--keep] [--top NAME]
 //
 // Each thread has its own client and session and works on its own files,
 // in its own directory or in one shared directory, all under a fresh
@@ -20,6 +20,11 @@
 //            READDIRs as it takes; ops are entries, latencies per READDIR.
 //   rename   RENAME within the directory (f... -> r...).
 //   remove   REMOVE of each name.
+//
+// --top NAME names the top directory; if it exists (an earlier run with
+// --keep and the same --threads/--files/--shared-dir/--dirs left it), it is
+// reused with its names, so e.g. `--phases readdir` reads the same 100,000
+// entries again against a restarted server without creating them anew.
 //
 // Each session sends RECLAIM_COMPLETE; a server still in its grace period
 // (NFS4ERR_GRACE to OPEN) is waited out, up to two minutes, before the run.
@@ -65,6 +70,7 @@ struct Options {
   uint32_t readdir_bytes = 65536;  // READDIR maxcount
   bool json = false;
   bool keep = false;  // leave the files and directories behind
+  std::string top;    // top directory's name; "" = a fresh one per run
 };
 
 // What `ls -l` asks for.
@@ -141,11 +147,16 @@ class Load {
     auto root = c0.RootFh();
     if (!root.ok()) return "root: " + root.error;
     root_ = root.value;
-    top_name_ = "nfs-load-" + std::to_string(getpid()) + "-" +
-                std::to_string(std::chrono::system_clock::now()
-                                   .time_since_epoch()
-                                   .count() %
-                               1000000000);
+    top_name_ = !o_.top.empty()
+                    ? o_.top
+                    : "nfs-load-" + std::to_string(getpid()) + "-" +
+                          std::to_string(std::chrono::system_clock::now()
+                                             .time_since_epoch()
+                                             .count() %
+                                         1000000000);
+    if (!o_.top.empty()) {
+      if (auto old = c0.LookupPath("/" + top_name_); old.ok()) return Reuse(old.value);
+    }
     auto top = c0.Mkdir(root_, top_name_, 0777);
     if (!top.ok()) {
       return "mkdir " + top_name_ + ": nfsstat4 " +
@@ -182,6 +193,24 @@ class Load {
       auto d = c0.Mkdir(top_, "t" + std::to_string(t), 0777);
       if (!d.ok()) return "mkdir t: " + d.error;
       workers_[t].dir = d.value;
+    }
+    return "";
+  }
+
+  // An earlier run's top directory: its directories, and the names its
+  // create phase made (taken to be all of them).
+  std::string Reuse(const Fh& top) {
+    Client& c0 = *workers_[0].client;
+    top_ = top;
+    for (int t = 0; t < o_.threads; ++t) {
+      std::string sub = o_.shared_dir ? "shared" : "t" + std::to_string(t);
+      auto d = c0.LookupPath("/" + top_name_ + "/" + sub);
+      if (!d.ok()) {
+        return "reuse " + top_name_ + "/" + sub + ": nfsstat4 " +
+               std::to_string(static_cast<int>(d.status)) + " " + d.error;
+      }
+      workers_[t].dir = d.value;
+      workers_[t].created = o_.files;
     }
     return "";
   }
@@ -402,6 +431,8 @@ int main(int argc, char** argv) {
   app.add_option("--readdir-bytes", o.readdir_bytes, "READDIR maxcount");
   app.add_flag("--json", o.json, "one JSON line with every phase");
   app.add_flag("--keep", o.keep, "leave what was made (no cleanup at the end)");
+  app.add_option("--top", o.top,
+                 "top directory's name; an existing one (from --keep) is reused");
   CLI11_PARSE(app, argc, argv);
   if (o.dirs && o.size > 0) {
     std::fprintf(stderr, "nfs-load: --size needs files, not --dirs\n");

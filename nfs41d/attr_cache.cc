@@ -90,6 +90,23 @@ void AttrCache::Invalidate(ns::InodeId ino) {
   s.map.erase(it);
 }
 
+bool AttrCache::ChangedSince(std::span<const ns::InodeId> inos,
+                             uint64_t epoch) const {
+  if (!enabled_) return true;
+  // One lock per shard, not per inode: a page holds hundreds of them.
+  for (size_t k = 0; k < kShards; ++k) {
+    const Shard& s = shards_[k];
+    std::lock_guard<std::mutex> l(s.mu);
+    for (ns::InodeId ino : inos) {
+      if (ino % kShards == k &&
+          s.invalidated[(ino / kShards) % kInvalidatedSlots] > epoch) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void AttrCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);

@@ -36,6 +36,7 @@
 #include <list>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "libnamespace/include/namespace/namespace.h"
@@ -74,6 +75,11 @@ class AttrCache {
   // then skip invalidating the inode (CompoundState::reread).
   bool Put(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // True if any of `inos` was invalidated after `epoch` (Epoch() taken
+  // before a read of them): what was read may predate a change. Inodes
+  // share slots by hash, so it may also say true needlessly. Used by
+  // ReaddirCache (readdir_cache.h) to validate a page.
+  bool ChangedSince(std::span<const ns::InodeId> inos, uint64_t epoch) const;
   void Invalidate(ns::InodeId ino);
   void Clear();
 

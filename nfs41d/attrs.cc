@@ -59,19 +59,6 @@ nfs_ftype4 FType(ns::FileType t) {
   return NF4REG;
 }
 
-void PutBits(rpc::XdrEncoder& e, const AttrBits& b) {
-  uint32_t n = 3;
-  while (n > 0 && b.w[n - 1] == 0) --n;
-  e.PutUint32(n);
-  for (uint32_t i = 0; i < n; ++i) e.PutUint32(b.w[i]);
-}
-
-void PutTime(rpc::XdrEncoder& e, ns::TimeNs t) {
-  nfstime4 nt = ToNfsTime(t);
-  e.PutUint64(static_cast<uint64_t>(nt.seconds));
-  e.PutUint32(nt.nseconds);
-}
-
 // A byte reader over attr_vals.
 class Reader {
  public:
@@ -147,9 +134,13 @@ bitmap4 AttrBits::ToBitmap(Arena& arena) const {
 }
 
 AttrBits SupportedAttrs() {
-  AttrBits b;
-  for (uint32_t a : kSupported) b.Set(a);
-  return b;
+  // Built once: every encoded entry of a READDIR asks for it.
+  static const AttrBits bits = [] {
+    AttrBits b;
+    for (uint32_t a : kSupported) b.Set(a);
+    return b;
+  }();
+  return bits;
 }
 
 AttrBits SettableAttrs() {
@@ -193,123 +184,200 @@ bool NeedsFullAttr(const AttrBits& req) {
   return false;
 }
 
-void EncodeAttrs(const AttrBits& req_in, const AttrSource& src, Arena& arena,
-                 fattr4* out) {
+namespace {
+
+// Appends the XDR of the ACL (acl_attr.h encodes into an XdrEncoder).
+void PutAcl(rpc::XdrEncoder& e, const ns::Acl& acl, const IdMapper* idmap) {
+  EncodeAcl(e, acl, idmap);
+}
+void PutAcl(XdrOut& e, const ns::Acl& acl, const IdMapper* idmap) {
+  rpc::XdrEncoder t(256);
+  EncodeAcl(t, acl, idmap);
+  e.Fixed(t.data(), t.size());
+}
+
+void PutU32(rpc::XdrEncoder& e, uint32_t v) { e.PutUint32(v); }
+void PutU32(XdrOut& e, uint32_t v) { e.U32(v); }
+void PutU64(rpc::XdrEncoder& e, uint64_t v) { e.PutUint64(v); }
+void PutU64(XdrOut& e, uint64_t v) { e.U64(v); }
+void PutStr(rpc::XdrEncoder& e, std::string_view s) { e.PutString(s); }
+void PutStr(XdrOut& e, std::string_view s) { e.Str(s); }
+void PutOpaqueBytes(rpc::XdrEncoder& e, const std::vector<uint8_t>& b) {
+  e.PutOpaque(b);
+}
+void PutOpaqueBytes(XdrOut& e, const std::vector<uint8_t>& b) {
+  e.U32(static_cast<uint32_t>(b.size()));
+  e.Fixed(b.data(), b.size());
+}
+
+template <typename E>
+void PutBitsTo(E& e, const AttrBits& b) {
+  uint32_t n = 3;
+  while (n > 0 && b.w[n - 1] == 0) --n;
+  PutU32(e, n);
+  for (uint32_t i = 0; i < n; ++i) PutU32(e, b.w[i]);
+}
+
+template <typename E>
+void PutTimeTo(E& e, ns::TimeNs t) {
+  nfstime4 nt = ToNfsTime(t);
+  PutU64(e, static_cast<uint64_t>(nt.seconds));
+  PutU32(e, nt.nseconds);
+}
+
+// owner / owner_group (§5.9): through the memo when there is one.
+template <typename E>
+void PutOwner(E& e, const AttrSource& src, bool group, uint32_t id) {
+  if (!src.idmap) {
+    char buf[16];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, id);
+    PutStr(e, std::string_view(buf, static_cast<size_t>(end - buf)));
+    return;
+  }
+  if (OwnerMemo* m = src.owners) {
+    std::optional<uint32_t>& last = group ? m->gid : m->uid;
+    std::string& str = group ? m->group : m->owner;
+    if (last != id) {
+      str = group ? src.idmap->GidToGroup(id) : src.idmap->UidToOwner(id);
+      last = id;
+    }
+    PutStr(e, str);
+    return;
+  }
+  PutStr(e, group ? src.idmap->GidToGroup(id) : src.idmap->UidToOwner(id));
+}
+
+// What a reply carries of `req_in` for `src` (its attrmask): the supported
+// attributes, less the file system counts without `stats`, the acl when
+// the caller did not read it (Namespace::GetAcl needs the caller's
+// READ_ACL: left out like an unsupported one), and the write-only ones.
+AttrBits SentAttrs(const AttrBits& req_in, const AttrSource& src) {
   AttrBits req = req_in & SupportedAttrs();
+  auto drop = [&req](uint32_t a) { req.w[a / 32] &= ~(1u << (a % 32)); };
   if (!src.stats) {
     for (uint32_t a : {FATTR4_FILES_AVAIL, FATTR4_FILES_FREE,
                        FATTR4_FILES_TOTAL, FATTR4_SPACE_AVAIL,
                        FATTR4_SPACE_FREE, FATTR4_SPACE_TOTAL}) {
-      req.w[a / 32] &= ~(1u << (a % 32));
+      drop(a);
     }
   }
+  if (!src.acl) drop(FATTR4_ACL);
+  drop(FATTR4_TIME_ACCESS_SET);
+  drop(FATTR4_TIME_MODIFY_SET);
+  return req;
+}
+
+// The values of `req` (from SentAttrs) for `src` into `e`, in bit order
+// (§5: values follow the bitmap's order).
+template <typename E>
+void EncodeValues(const AttrBits& req, const AttrSource& src, E& e) {
   const ns::Attr& a = *src.attr;
-  rpc::XdrEncoder e(256);
-  for (uint32_t n = 0; n < 96; ++n) {
-    if (!req.Has(n)) continue;
-    switch (n) {
-      case FATTR4_SUPPORTED_ATTRS: PutBits(e, SupportedAttrs()); break;
-      case FATTR4_TYPE: e.PutUint32(FType(a.type)); break;
-      case FATTR4_FH_EXPIRE_TYPE: e.PutUint32(FH4_PERSISTENT); break;
-      case FATTR4_CHANGE: e.PutUint64(NfsChange(a.change, src.writes)); break;
-      case FATTR4_SIZE: e.PutUint64(a.size); break;
-      case FATTR4_LINK_SUPPORT: e.PutUint32(1); break;
-      case FATTR4_SYMLINK_SUPPORT: e.PutUint32(1); break;
-      case FATTR4_NAMED_ATTR: e.PutUint32(0); break;
-      case FATTR4_FSID:
-        e.PutUint64(kFsidMajor);
-        e.PutUint64(src.fsid_minor.value_or(src.fh.export_id));
-        break;
-      case FATTR4_UNIQUE_HANDLES: e.PutUint32(1); break;
-      case FATTR4_LEASE_TIME: e.PutUint32(src.lease_seconds); break;
-      case FATTR4_RDATTR_ERROR: e.PutUint32(src.rdattr_error); break;
-      case FATTR4_CANSETTIME: e.PutUint32(1); break;
-      case FATTR4_CASE_INSENSITIVE: e.PutUint32(0); break;
-      case FATTR4_CASE_PRESERVING: e.PutUint32(1); break;
-      case FATTR4_CHOWN_RESTRICTED: e.PutUint32(1); break;
-      case FATTR4_FILEHANDLE: e.PutOpaque(src.codec->Encode(src.fh)); break;
-      case FATTR4_FILEID: e.PutUint64(a.ino); break;
-      case FATTR4_FILES_AVAIL: e.PutUint64(src.stats->files_free); break;
-      case FATTR4_FILES_FREE: e.PutUint64(src.stats->files_free); break;
-      case FATTR4_FILES_TOTAL:
-        e.PutUint64(src.stats->files + src.stats->files_free);
-        break;
-      case FATTR4_HOMOGENEOUS: e.PutUint32(1); break;
-      case FATTR4_MAXFILESIZE: e.PutUint64(NFS4_INT64_MAX); break;
-      case FATTR4_MAXLINK: e.PutUint32(ns::kMaxLinks); break;
-      case FATTR4_MAXNAME: e.PutUint32(ns::kMaxNameBytes); break;
-      case FATTR4_MAXREAD: e.PutUint64(src.max_io); break;
-      case FATTR4_MAXWRITE: e.PutUint64(src.max_io); break;
-      case FATTR4_MODE: e.PutUint32(a.mode & 07777); break;
-      case FATTR4_NO_TRUNC: e.PutUint32(1); break;
-      case FATTR4_NUMLINKS: e.PutUint32(a.nlink); break;
-      case FATTR4_OWNER:
-        e.PutString(src.idmap ? src.idmap->UidToOwner(a.uid)
-                              : std::to_string(a.uid));
-        break;
-      case FATTR4_OWNER_GROUP:
-        e.PutString(src.idmap ? src.idmap->GidToGroup(a.gid)
-                              : std::to_string(a.gid));
-        break;
-      case FATTR4_RAWDEV:
-        e.PutUint32(a.rdev_major);
-        e.PutUint32(a.rdev_minor);
-        break;
-      case FATTR4_SPACE_AVAIL: e.PutUint64(src.stats->bytes_free); break;
-      case FATTR4_SPACE_FREE: e.PutUint64(src.stats->bytes_free); break;
-      case FATTR4_SPACE_TOTAL: e.PutUint64(src.stats->bytes_total); break;
-      case FATTR4_SPACE_USED:
-        e.PutUint64(src.space_used.value_or((a.size + 511) & ~uint64_t{511}));
-        break;
-      case FATTR4_TIME_ACCESS: PutTime(e, a.atime); break;
-      case FATTR4_TIME_CREATE: PutTime(e, a.btime); break;
-      case FATTR4_TIME_DELTA: PutTime(e, 1); break;
-      case FATTR4_TIME_METADATA: PutTime(e, a.ctime); break;
-      case FATTR4_TIME_MODIFY: PutTime(e, a.mtime); break;
-      case FATTR4_FS_LAYOUT_TYPES:
-        // §5.12.2: the layout types of this file system (none without
-        // data servers: the client then never asks for a layout).
-        e.PutUint32(src.pnfs_files ? 1 : 0);
-        if (src.pnfs_files) e.PutUint32(LAYOUT4_NFSV4_1_FILES);
-        break;
-      case FATTR4_LAYOUT_BLKSIZE:
-        // §5.12.4: the preferred I/O unit; the stripe unit, else max_io.
-        e.PutUint32(src.layout_blksize ? src.layout_blksize : src.max_io);
-        break;
-      case FATTR4_MOUNTED_ON_FILEID:
-        e.PutUint64(src.mounted_on_fileid.value_or(a.ino));
-        break;
-      case FATTR4_SUPPATTR_EXCLCREAT: {
-        AttrBits x;
-        for (uint32_t s : {FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER,
-                           FATTR4_OWNER_GROUP}) {
-          x.Set(s);
-        }
-        PutBits(e, x);
-        break;
-      }
-      case FATTR4_ACL:
-        // Only when the caller read it (Namespace::GetAcl needs the
-        // caller's READ_ACL); otherwise left out like an unsupported one.
-        if (!src.acl) {
-          req.w[n / 32] &= ~(1u << (n % 32));
+  for (uint32_t w = 0; w < 3; ++w) {
+    for (uint32_t bits = req.w[w]; bits != 0; bits &= bits - 1) {
+      const uint32_t n = w * 32 + static_cast<uint32_t>(__builtin_ctz(bits));
+      switch (n) {
+        case FATTR4_SUPPORTED_ATTRS: PutBitsTo(e, SupportedAttrs()); break;
+        case FATTR4_TYPE: PutU32(e, FType(a.type)); break;
+        case FATTR4_FH_EXPIRE_TYPE: PutU32(e, FH4_PERSISTENT); break;
+        case FATTR4_CHANGE: PutU64(e, NfsChange(a.change, src.writes)); break;
+        case FATTR4_SIZE: PutU64(e, a.size); break;
+        case FATTR4_LINK_SUPPORT: PutU32(e, 1); break;
+        case FATTR4_SYMLINK_SUPPORT: PutU32(e, 1); break;
+        case FATTR4_NAMED_ATTR: PutU32(e, 0); break;
+        case FATTR4_FSID:
+          PutU64(e, kFsidMajor);
+          PutU64(e, src.fsid_minor.value_or(src.fh.export_id));
+          break;
+        case FATTR4_UNIQUE_HANDLES: PutU32(e, 1); break;
+        case FATTR4_LEASE_TIME: PutU32(e, src.lease_seconds); break;
+        case FATTR4_RDATTR_ERROR: PutU32(e, src.rdattr_error); break;
+        case FATTR4_CANSETTIME: PutU32(e, 1); break;
+        case FATTR4_CASE_INSENSITIVE: PutU32(e, 0); break;
+        case FATTR4_CASE_PRESERVING: PutU32(e, 1); break;
+        case FATTR4_CHOWN_RESTRICTED: PutU32(e, 1); break;
+        case FATTR4_FILEHANDLE: PutOpaqueBytes(e, src.codec->Encode(src.fh)); break;
+        case FATTR4_FILEID: PutU64(e, a.ino); break;
+        case FATTR4_FILES_AVAIL: PutU64(e, src.stats->files_free); break;
+        case FATTR4_FILES_FREE: PutU64(e, src.stats->files_free); break;
+        case FATTR4_FILES_TOTAL:
+          PutU64(e, src.stats->files + src.stats->files_free);
+          break;
+        case FATTR4_HOMOGENEOUS: PutU32(e, 1); break;
+        case FATTR4_MAXFILESIZE: PutU64(e, NFS4_INT64_MAX); break;
+        case FATTR4_MAXLINK: PutU32(e, ns::kMaxLinks); break;
+        case FATTR4_MAXNAME: PutU32(e, ns::kMaxNameBytes); break;
+        case FATTR4_MAXREAD: PutU64(e, src.max_io); break;
+        case FATTR4_MAXWRITE: PutU64(e, src.max_io); break;
+        case FATTR4_MODE: PutU32(e, a.mode & 07777); break;
+        case FATTR4_NO_TRUNC: PutU32(e, 1); break;
+        case FATTR4_NUMLINKS: PutU32(e, a.nlink); break;
+        case FATTR4_OWNER: PutOwner(e, src, false, a.uid); break;
+        case FATTR4_OWNER_GROUP: PutOwner(e, src, true, a.gid); break;
+        case FATTR4_RAWDEV:
+          PutU32(e, a.rdev_major);
+          PutU32(e, a.rdev_minor);
+          break;
+        case FATTR4_SPACE_AVAIL: PutU64(e, src.stats->bytes_free); break;
+        case FATTR4_SPACE_FREE: PutU64(e, src.stats->bytes_free); break;
+        case FATTR4_SPACE_TOTAL: PutU64(e, src.stats->bytes_total); break;
+        case FATTR4_SPACE_USED:
+          PutU64(e, src.space_used.value_or((a.size + 511) & ~uint64_t{511}));
+          break;
+        case FATTR4_TIME_ACCESS: PutTimeTo(e, a.atime); break;
+        case FATTR4_TIME_CREATE: PutTimeTo(e, a.btime); break;
+        case FATTR4_TIME_DELTA: PutTimeTo(e, 1); break;
+        case FATTR4_TIME_METADATA: PutTimeTo(e, a.ctime); break;
+        case FATTR4_TIME_MODIFY: PutTimeTo(e, a.mtime); break;
+        case FATTR4_FS_LAYOUT_TYPES:
+          // §5.12.2: the layout types of this file system (none without
+          // data servers: the client then never asks for a layout).
+          PutU32(e, src.pnfs_files ? 1 : 0);
+          if (src.pnfs_files) PutU32(e, LAYOUT4_NFSV4_1_FILES);
+          break;
+        case FATTR4_LAYOUT_BLKSIZE:
+          // §5.12.4: the preferred I/O unit; the stripe unit, else max_io.
+          PutU32(e, src.layout_blksize ? src.layout_blksize : src.max_io);
+          break;
+        case FATTR4_MOUNTED_ON_FILEID:
+          PutU64(e, src.mounted_on_fileid.value_or(a.ino));
+          break;
+        case FATTR4_SUPPATTR_EXCLCREAT: {
+          AttrBits x;
+          for (uint32_t s : {FATTR4_SIZE, FATTR4_MODE, FATTR4_OWNER,
+                             FATTR4_OWNER_GROUP}) {
+            x.Set(s);
+          }
+          PutBitsTo(e, x);
           break;
         }
-        EncodeAcl(e, *src.acl, src.idmap);
-        break;
-      case FATTR4_ACLSUPPORT: e.PutUint32(kAclSupport); break;
-      case FATTR4_TIME_ACCESS_SET:
-      case FATTR4_TIME_MODIFY_SET:
-      default:
-        // Write-only: never returned.
-        req.w[n / 32] &= ~(1u << (n % 32));
-        break;
+        case FATTR4_ACL: PutAcl(e, *src.acl, src.idmap); break;
+        case FATTR4_ACLSUPPORT: PutU32(e, kAclSupport); break;
+        default: break;  // not in SentAttrs
+      }
     }
   }
-  out->attrmask = req.ToBitmap(arena);
+}
+
+}  // namespace
+
+void EncodeAttrs(const AttrBits& req, const AttrSource& src, Arena& arena,
+                 fattr4* out) {
+  rpc::XdrEncoder e(256);
+  const AttrBits sent = SentAttrs(req, src);
+  EncodeValues(sent, src, e);
+  out->attrmask = sent.ToBitmap(arena);
   out->attr_vals.attrlist4_len = static_cast<u_int>(e.size());
   out->attr_vals.attrlist4_val = arena.Bytes(e.size());
   std::memcpy(out->attr_vals.attrlist4_val, e.data(), e.size());
+}
+
+void EncodeFattr(const AttrBits& req, const AttrSource& src, XdrOut& out) {
+  const AttrBits sent = SentAttrs(req, src);
+  PutBitsTo(out, sent);
+  const size_t len_at = out.size();
+  out.U32(0);  // attrlist4's length, known after the values
+  EncodeValues(sent, src, out);
+  out.PatchU32(len_at, static_cast<uint32_t>(out.size() - len_at - 4));
 }
 
 nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,

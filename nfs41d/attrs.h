@@ -8,7 +8,11 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "libnamespace/include/namespace/acl.h"
 #include "libnamespace/include/namespace/types.h"
@@ -40,6 +44,53 @@ AttrBits SupportedAttrs();
 // Attributes SETATTR can change.
 AttrBits SettableAttrs();
 
+// Appends XDR (RFC 4506: big-endian 4-byte units, zero padding) to a byte
+// vector, with no encoder object per value: READDIR encodes its reply
+// straight into one buffer with it (ops_fs.cc).
+class XdrOut {
+ public:
+  explicit XdrOut(std::vector<uint8_t>* out) : out_(out) {}
+  void U32(uint32_t v) {
+    const uint8_t b[4] = {static_cast<uint8_t>(v >> 24),
+                          static_cast<uint8_t>(v >> 16),
+                          static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
+    out_->insert(out_->end(), b, b + 4);
+  }
+  void U64(uint64_t v) {
+    U32(static_cast<uint32_t>(v >> 32));
+    U32(static_cast<uint32_t>(v));
+  }
+  // Fixed-length opaque: the bytes and zero padding, no length.
+  void Fixed(const void* p, size_t n) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    out_->insert(out_->end(), b, b + n);
+    out_->insert(out_->end(), (4 - n % 4) % 4, uint8_t{0});
+  }
+  // string<> / opaque<>: length, bytes, padding.
+  void Str(std::string_view s) {
+    U32(static_cast<uint32_t>(s.size()));
+    Fixed(s.data(), s.size());
+  }
+  size_t size() const { return out_->size(); }
+  // Overwrites the 4 bytes at `at` (a length written before its value).
+  void PatchU32(size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      (*out_)[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+    }
+  }
+
+ private:
+  std::vector<uint8_t>* out_;
+};
+
+// The owner and owner_group strings of the last uid and gid encoded: the
+// entries of one directory mostly share them, so a READDIR page maps each
+// once instead of making a string per entry.
+struct OwnerMemo {
+  std::optional<uint32_t> uid, gid;
+  std::string owner, group;
+};
+
 // What encoding needs besides the inode's attributes.
 struct AttrSource {
   const ns::Attr* attr = nullptr;
@@ -67,6 +118,8 @@ struct AttrSource {
   // The acl attribute (Namespace::GetAcl, read with the caller's
   // credentials); null: acl is left out of the reply.
   const ns::Acl* acl = nullptr;
+  // Strings of recent owners (READDIR); null: mapped for every value.
+  OwnerMemo* owners = nullptr;
 };
 
 // The NFSv4 `change` attribute (RFC 8881 §5.8.1.4) from the database's
@@ -88,6 +141,9 @@ bool NeedsFullAttr(const AttrBits& req);
 // memory from `arena`.
 void EncodeAttrs(const AttrBits& req, const AttrSource& src, Arena& arena,
                  fattr4* out);
+// The same attributes as EncodeAttrs, as the XDR of a fattr4 (bitmap4,
+// then attrlist4) appended to `out`.
+void EncodeFattr(const AttrBits& req, const AttrSource& src, XdrOut& out);
 
 // What a client asked to set.
 struct DecodedSetAttrs {

@@ -461,13 +461,16 @@ std::optional<std::vector<uint8_t>> RunCompound(
         }
         if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
         rpc::XdrEncoder enc(64);
-        if (!enc.Encode(xdr_nfs_resop4, res)) {
+        if (status == NFS4_OK && !st.raw_result.empty()) {
+          r = std::move(st.raw_result);  // encoded by the op itself
+        } else if (!enc.Encode(xdr_nfs_resop4, res)) {
           rpc::log::Error("cannot encode the result of {}", d->name);
           status = NFS4ERR_SERVERFAULT;
           r = ErrorResult(*opnum, status);
         } else {
           r = enc.Take();
         }
+        st.raw_result.clear();
       }
     }
     // §2.10.6.4, §18.46.3: the reply must fit the session's limits.

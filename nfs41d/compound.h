@@ -62,6 +62,7 @@
 #include "nfs41d/idmap.h"
 #include "nfs41d/metrics.h"
 #include "nfs41d/op_table.h"
+#include "nfs41d/readdir_cache.h"
 #include "nfs41d/proto/nfs4_prot.h"
 #include "nfs41d/state/state_manager.h"
 #include "rpc/program.h"
@@ -99,6 +100,8 @@ struct ServerContext {
   AttrCache* attrs = nullptr;
   // Directory entries for LOOKUP (dir_cache.h); null: none.
   DirCache* dirs = nullptr;
+  // Encoded READDIR replies (readdir_cache.h); null: none.
+  ReaddirCache* readdirs = nullptr;
   // Serve COMPOUNDs that need nothing but memory on the RPC event-loop
   // thread (see "Inline COMPOUNDs" above).
   bool inline_compounds = false;
@@ -190,6 +193,10 @@ struct CompoundState {
   bool cache_this = false;
   // Set by SEQUENCE on a retry: the whole reply to send.
   std::optional<std::vector<uint8_t>> replay;
+  // Set by an op that encoded its own result (READDIR: the nfs_resop4,
+  // from its opnum on): sent as is when the op succeeds, instead of
+  // encoding its result struct; cleared by the loop.
+  std::vector<uint8_t> raw_result;
 
   // Served on the RPC event-loop thread: handlers must not touch the
   // database (or block); what is not cached answers NFS4ERR_DELAY.

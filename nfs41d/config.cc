@@ -207,6 +207,10 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       auto v = node.value<int64_t>();
       if (!v || *v < 0 || *v > 3600000) return bad("an integer in 0..3600000");
       cfg->server.attr_cache.ttl = std::chrono::milliseconds(*v);
+    } else if (k == "readdir_cache_mb") {
+      auto v = node.value<int64_t>();
+      if (!v || *v < 0 || *v > 65536) return bad("an integer in 0..65536");
+      cfg->server.readdir_cache_bytes = static_cast<size_t>(*v) << 20;
     } else if (k == "inline_max") {
       auto v = node.value<int64_t>();
       if (!v || *v < 0 || *v > static_cast<int64_t>(ns::kMaxInlineBytes)) {

@@ -17,6 +17,7 @@
 //   idmap_conf = "/etc/idmapd.conf" # nfsidmap: use this file instead
 //   attr_cache_entries = 65536      # attribute cache size (0: off)
 //   attr_cache_ttl_ms  = 2000       # trust a cached entry this long
+//   readdir_cache_mb = 64           # encoded READDIR replies (0: off)
 //   inline_max = 4096               # small files' bytes in the database
 //                                   # (0: off; at most 65536)
 //

@@ -960,6 +960,155 @@ TEST_F(DirCacheTest, CreateOpenAndReaddirFillTheCaches) {
   EXPECT_NFS(c_->GetAttr(made, bits).status, NFS4ERR_STALE);
 }
 
+// ------------------------------------------- READDIR replies (readdir_cache.h)
+
+// A whole directory by READDIRs of `maxcount` bytes: name -> attributes,
+// in cookie order, and each entry's cookie.
+struct Listing {
+  std::vector<std::pair<std::string, nfs41client::Attrs>> entries;
+  std::vector<uint64_t> cookies;
+  int calls = 0;
+};
+Listing ListDir(Client* c, const Fh& dir, const std::vector<uint32_t>& bits,
+                uint32_t maxcount, uint64_t cookie = 0,
+                const char* start_verf = nullptr) {
+  Listing out;
+  verifier4 verf{};
+  if (start_verf) std::memcpy(verf, start_verf, NFS4_VERIFIER_SIZE);
+  for (int guard = 0; guard < 10000; ++guard) {
+    Compound cp;
+    cp.PutFh(dir).ReadDir(cookie, verf, maxcount, maxcount, bits);
+    auto r = c->Call(cp);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return out;
+    EXPECT_NFS(r->status(), NFS4_OK);
+    if (r->status() != NFS4_OK) return out;
+    ++out.calls;
+    const READDIR4resok& ok =
+        r->op(2).nfs_resop4_u.opreaddir.READDIR4res_u.resok4;
+    std::memcpy(verf, ok.cookieverf, NFS4_VERIFIER_SIZE);
+    for (const entry4* e = ok.reply.entries; e; e = e->nextentry) {
+      nfs41client::Attrs a;
+      EXPECT_TRUE(nfs41client::DecodeAttrs(e->attrs, &a));
+      out.entries.emplace_back(
+          std::string(e->name.utf8string_val, e->name.utf8string_len), a);
+      out.cookies.push_back(e->cookie);
+      cookie = e->cookie;
+    }
+    if (ok.reply.eof) return out;
+    EXPECT_NE(ok.reply.entries, nullptr) << "no entries and no eof";
+    if (!ok.reply.entries) return out;
+  }
+  ADD_FAILURE() << "READDIR did not end";
+  return out;
+}
+
+std::vector<std::string> NamesOf(const Listing& l) {
+  std::vector<std::string> n;
+  for (const auto& e : l.entries) n.push_back(e.first);
+  return n;
+}
+
+const nfs41client::Attrs* Find(const Listing& l, const std::string& name) {
+  for (const auto& e : l.entries) {
+    if (e.first == name) return &e.second;
+  }
+  return nullptr;
+}
+
+TEST_F(DirCacheTest, ReaddirRepliesComeFromTheCacheUntilTheDirectoryChanges) {
+  const auto bits = Bits({FATTR4_TYPE, FATTR4_CHANGE, FATTR4_SIZE,
+                          FATTR4_FILEID, FATTR4_MODE, FATTR4_NUMLINKS,
+                          FATTR4_OWNER, FATTR4_OWNER_GROUP,
+                          FATTR4_TIME_MODIFY});
+  for (int i = 0; i < 40; ++i) MakeFile(d_, "e" + std::to_string(i));
+  // Small pages: many READDIRs, each its own cached reply.
+  Listing first = ListDir(c_, d_, bits, 1024);
+  ASSERT_EQ(first.entries.size(), 40u);
+  ASSERT_GT(first.calls, 3);
+  const uint64_t before = Reads();
+  const uint64_t hits = server_->readdir_cache().stats().hits;
+  Listing again = ListDir(c_, d_, bits, 1024);
+  EXPECT_EQ(Reads(), before) << "a repeated READDIR read the database";
+  EXPECT_EQ(server_->readdir_cache().stats().hits - hits,
+            static_cast<uint64_t>(again.calls));
+  EXPECT_EQ(NamesOf(again), NamesOf(first));
+  EXPECT_EQ(again.cookies, first.cookies);
+  for (size_t i = 0; i < first.entries.size(); ++i) {
+    EXPECT_EQ(again.entries[i].second.fileid, first.entries[i].second.fileid);
+    EXPECT_EQ(again.entries[i].second.change, first.entries[i].second.change);
+    EXPECT_EQ(again.entries[i].second.mode, first.entries[i].second.mode);
+    EXPECT_EQ(again.entries[i].second.owner, first.entries[i].second.owner);
+  }
+
+  // Cookies from any page stay valid: resuming after the 11th entry (not
+  // where a cached page starts) gives the rest, with the verifier.
+  verifier4 verf{};
+  {
+    Compound cp;
+    cp.PutFh(d_).ReadDir(0, verf, 1024, 1024, bits);
+    auto r = c_->Call(cp);
+    ASSERT_TRUE(r.ok());
+    std::memcpy(verf, r->op(2).nfs_resop4_u.opreaddir.READDIR4res_u.resok4
+                          .cookieverf, NFS4_VERIFIER_SIZE);
+  }
+  Listing rest = ListDir(c_, d_, bits, 1024, first.cookies[10], verf);
+  const std::vector<std::string> all = NamesOf(first);
+  const std::vector<std::string> tail(all.begin() + 11, all.end());
+  EXPECT_EQ(NamesOf(rest), tail);
+
+  // CREATE: the new name is listed.
+  MakeFile(d_, "new");
+  Listing created = ListDir(c_, d_, bits, 1024);
+  EXPECT_EQ(created.entries.size(), 41u);
+  EXPECT_NE(Find(created, "new"), nullptr) << "a cached page hid a CREATE";
+  // REMOVE: the name is gone.
+  ASSERT_NFS(c_->Remove(d_, "e5").status, NFS4_OK);
+  Listing removed = ListDir(c_, d_, bits, 1024);
+  EXPECT_EQ(removed.entries.size(), 40u);
+  EXPECT_EQ(Find(removed, "e5"), nullptr) << "a cached page showed a REMOVE'd name";
+  // RENAME within the directory.
+  ASSERT_NFS(c_->Rename(d_, "e8", d_, "z8").status, NFS4_OK);
+  Listing renamed = ListDir(c_, d_, bits, 1024);
+  EXPECT_EQ(Find(renamed, "e8"), nullptr);
+  EXPECT_NE(Find(renamed, "z8"), nullptr);
+  // SETATTR of an entry (not of the directory): its new mode is listed.
+  auto [st7, e7] = Look(d_, "e7");
+  ASSERT_NFS(st7, NFS4_OK);
+  ASSERT_NE(Find(renamed, "e7"), nullptr);
+  ASSERT_NE(Find(renamed, "e7")->mode, 0711u);
+  Compound sa;
+  sa.PutFh(e7).SetMode(0711);
+  ASSERT_NFS(Status(c_, sa), NFS4_OK);
+  Listing chmodded = ListDir(c_, d_, bits, 1024);
+  ASSERT_NE(Find(chmodded, "e7"), nullptr);
+  EXPECT_EQ(Find(chmodded, "e7")->mode, 0711u)
+      << "a cached page showed an entry's attributes from before SETATTR";
+}
+
+TEST_F(DirCacheTest, ReaddirWithAnotherMaskIsNotServedFromThisOnesReply) {
+  for (int i = 0; i < 10; ++i) MakeFile(d_, "m" + std::to_string(i));
+  const auto full = Bits({FATTR4_TYPE, FATTR4_FILEID, FATTR4_MODE,
+                          FATTR4_OWNER, FATTR4_SIZE});
+  const auto light = Bits({FATTR4_TYPE, FATTR4_FILEID});
+  Listing a = ListDir(c_, d_, full, 8192);
+  Listing b = ListDir(c_, d_, full, 8192);  // cached
+  Listing c = ListDir(c_, d_, light, 8192);
+  ASSERT_EQ(a.entries.size(), 10u);
+  ASSERT_EQ(c.entries.size(), 10u);
+  EXPECT_EQ(NamesOf(b), NamesOf(a));
+  const std::vector<uint32_t> want_full = {FATTR4_TYPE, FATTR4_SIZE,
+                                           FATTR4_FILEID, FATTR4_MODE,
+                                           FATTR4_OWNER};
+  const std::vector<uint32_t> want_light = {FATTR4_TYPE, FATTR4_FILEID};
+  for (const auto& [name, attrs] : b.entries) EXPECT_EQ(attrs.present, want_full) << name;
+  for (const auto& [name, attrs] : c.entries) EXPECT_EQ(attrs.present, want_light) << name;
+  // A smaller maxcount ends pages elsewhere: not served from the big one.
+  Listing small = ListDir(c_, d_, full, 512);
+  EXPECT_GT(small.calls, 1);
+  EXPECT_EQ(NamesOf(small), NamesOf(a));
+}
+
 // REMOVE of a directory is one namespace write (RFC 8881 §18.25: REMOVE
 // takes any type), and a directory with entries stays.
 TEST_F(DirCacheTest, RemoveOfADirectoryIsOneWrite) {
@@ -1111,6 +1260,22 @@ class DirCacheShortTtlTest : public DirCacheTest {
     return std::chrono::milliseconds(300);
   }
 };
+
+TEST_F(DirCacheShortTtlTest, AnotherDoorsCreateIsListedAfterTheTtl) {
+  for (int i = 0; i < 5; ++i) MakeFile(d_, "t" + std::to_string(i));
+  const auto bits = Bits({FATTR4_TYPE, FATTR4_FILEID, FATTR4_MODE});
+  ASSERT_EQ(ListDir(c_, d_, bits, 8192).entries.size(), 5u);
+  {
+    auto [other, dir] = OtherDoor();
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(other->Create(ns::Credentials::Root(), dir, "theirs", 0644).ok());
+  }
+  // Within the TTL the cached reply may still be served; after it, never.
+  std::this_thread::sleep_for(Ttl() + std::chrono::milliseconds(50));
+  Listing after = ListDir(c_, d_, bits, 8192);
+  EXPECT_EQ(after.entries.size(), 6u);
+  EXPECT_NE(Find(after, "theirs"), nullptr);
+}
 
 TEST_F(DirCacheShortTtlTest, AnotherDoorsChangeIsSeenAfterTheTtl) {
   Fh w = MakeFile(d_, "w");

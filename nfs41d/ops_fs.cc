@@ -595,30 +595,89 @@ bool InlineOp(CompoundState& st, const nfs_argop4& op,
 
 // --------------------------------------------------------------- READDIR
 
+namespace {
+
+// READDIR's whole nfs_resop4 (opnum, NFS4_OK, `resok`) as the op's raw
+// result (CompoundState::raw_result): no entry4 list to build and encode.
+void SetReadDirResult(CompoundState& st, const std::vector<uint8_t>& resok) {
+  st.raw_result.clear();
+  st.raw_result.reserve(8 + resok.size());
+  XdrOut o(&st.raw_result);
+  o.U32(OP_READDIR);
+  o.U32(NFS4_OK);
+  st.raw_result.insert(st.raw_result.end(), resok.begin(), resok.end());
+}
+
+// What Namespace::ReadDir checks before it lists `fh`, from the attribute
+// cache: a directory the caller may read (LIST_DIRECTORY by its mode). False
+// when unsure (an ACL, an error): the namespace then decides.
+bool MayListFromCache(CompoundState& st, const FileHandle& fh) {
+  ns::Attr d;
+  if (AttrOf(st, fh, &d) != NFS4_OK) return false;
+  return d.type == ns::FileType::kDirectory && !d.has_acl &&
+         (ModeRights(st.cred, d) & 4) != 0;
+}
+
+// Directory entries to ask the namespace for: as many as the bytes left
+// can hold at the size seen so far (or a guess at the start), so that a
+// page is one range scan without rows read only to be dropped.
+uint32_t EntriesToRead(size_t left, size_t used_by_entries, size_t count) {
+  const size_t per_entry = count > 0 ? used_by_entries / count + 1 : 96;
+  return static_cast<uint32_t>(std::clamp<size_t>(left / per_entry + 1, 8, 1024));
+}
+
+}  // namespace
+
 // RFC 8881 §18.23. Cookies and the verifier come from Namespace::ReadDir;
 // maxcount bounds the encoded READDIR4resok, dircount the cookies and
-// names.
+// names. The reply is encoded straight into bytes (attrs.h, XdrOut) and
+// kept in the READDIR cache (readdir_cache.h), which answers the same
+// request again while nothing it shows changed.
 nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
-                   READDIR4res& res) {
+                   READDIR4res&) {
   if (args.cookie == 1 || args.cookie == 2) return NFS4ERR_BAD_COOKIE;
   uint64_t verf = 0;
   for (int i = 0; i < NFS4_VERIFIER_SIZE; ++i) {
     verf = (verf << 8) | static_cast<uint8_t>(args.cookieverf[i]);
   }
+  const FileHandle dir = *st.current_fh;
   AttrBits req = AttrBits::From(args.attr_request);
   const bool full = NeedsFullAttr(req);
+  // The acl is read with the caller's credentials and the file system
+  // counts change without an invalidation: such replies are not cached.
+  ReaddirCache* cache = req.Has(FATTR4_ACL) || NeedsStatFs(req)
+                            ? nullptr
+                            : st.server.readdirs;
+  const ReaddirCache::Key key{dir.ino,       args.cookie,   req.w,
+                              args.maxcount, args.dircount, st.export_id};
+  if (cache) {
+    std::shared_ptr<const ReaddirCache::Page> hit = cache->Get(key);
+    // A verifier that does not match is the namespace's to refuse.
+    if (hit && (args.cookie == 0 || verf == 0 || verf == hit->verifier) &&
+        MayListFromCache(st, dir)) {
+      SetReadDirResult(st, hit->resok);
+      return NFS4_OK;
+    }
+  }
   std::optional<ns::FsStats> stats;
   if (NeedsStatFs(req)) {
     ns::Result<ns::FsStats> r = Ns(st).StatFs(st.cred);
     if (!r.ok()) return ToNfsStat(r.status());
     stats = *r;
   }
+  auto page = std::make_shared<ReaddirCache::Page>();
+  // Before the first read: what changes after it makes the page stale.
+  page->epoch = CacheEpochsNow(st).attrs;
+  page->read_at = ReaddirCache::Clock::now();
+  page->inodes.push_back(dir.ino);
+  std::vector<uint8_t>& out = page->resok;
+  out.reserve(std::min<size_t>(args.maxcount, size_t{1} << 20) + 64);
+  XdrOut o(&out);
+  o.U64(0);  // cookieverf, known after the first read
   // status, verifier, "entries follow" = false, eof.
   constexpr size_t kFixed = 4 + 8 + 4 + 4;
   size_t used = kFixed;
   size_t dir_used = 0;
-  entry4* head = nullptr;
-  entry4** tail = &head;
   size_t count = 0;
   bool eof = false;
   uint64_t out_verf = verf;
@@ -626,31 +685,32 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
   q.cookie = args.cookie;
   q.verifier = args.cookie == 0 ? 0 : verf;
   q.with_attrs = full;
-  q.max_entries = static_cast<uint32_t>(
-      std::clamp<size_t>(args.maxcount / 64, 8, 1024));
   bool stopped = false;
+  OwnerMemo owners;
   std::vector<DirCache::Named> names;
   while (!stopped) {
     const CacheEpochs epochs = CacheEpochsNow(st);
     const uint64_t epoch = epochs.attrs;
-    ns::Result<ns::DirPage> page = Ns(st).ReadDir(st.cred, st.current_fh->ino, q);
-    if (!page.ok()) {
-      if (page.status().IsInvalid() && args.cookie != 0) {
+    q.max_entries = EntriesToRead(
+        args.maxcount > used ? args.maxcount - used : 0, used - kFixed, count);
+    ns::Result<ns::DirPage> dp = Ns(st).ReadDir(st.cred, dir.ino, q);
+    if (!dp.ok()) {
+      if (dp.status().IsInvalid() && args.cookie != 0) {
         return NFS4ERR_NOT_SAME;
       }
-      return DirStatus(st, page.status(), *st.current_fh);
+      return DirStatus(st, dp.status(), dir);
     }
-    out_verf = page->verifier;
+    out_verf = dp->verifier;
     if (st.server.dirs && full) {
       // The page's names for LOOKUP (`ls -l` stats what it listed): with
       // attributes, so the generation a filehandle needs is known.
       names.clear();
-      for (const ns::DirEntry& de : page->entries) {
+      for (const ns::DirEntry& de : dp->entries) {
         if (de.attr) names.push_back({de.name, {de.ino, de.attr->generation}});
       }
-      st.server.dirs->PutMany(st.current_fh->ino, names, epochs.dirs);
+      st.server.dirs->PutMany(dir.ino, names, epochs.dirs);
     }
-    for (const ns::DirEntry& de : page->entries) {
+    for (const ns::DirEntry& de : dp->entries) {
       ns::Attr light;
       light.ino = de.ino;
       light.type = de.type;
@@ -659,47 +719,47 @@ nfsstat4 OpReadDir(CompoundState& st, const READDIR4args& args,
       AttrSource src = SourceOf(st, a, FileHandle{de.ino, a.generation,
                                                   st.export_id},
                                 stats ? &*stats : nullptr);
+      src.owners = &owners;
       if (de.attr) OverlayFileAttrs(st, req, &a, &src);
       // An entry whose ACL the caller may not read just lacks it.
       ns::Acl acl;
       if (de.attr) (void)LoadAcl(st, req, de.ino, &acl, &src);
-      entry4* e = st.arena.New<entry4>();
-      e->cookie = de.cookie;
-      e->name.utf8string_len = static_cast<u_int>(de.name.size());
-      e->name.utf8string_val = st.arena.Copy(de.name);
-      EncodeAttrs(req, src, st.arena, &e->attrs);
-      size_t name_sz = 4 + ((de.name.size() + 3) & ~size_t{3});
-      size_t sz = 4 + 8 + name_sz + 4 + 4 * e->attrs.attrmask.bitmap4_len +
-                  4 + e->attrs.attr_vals.attrlist4_len;
-      size_t dsz = 8 + name_sz;
+      // entry4: value_follows, cookie, name, attrs.
+      const size_t start = out.size();
+      o.U32(1);
+      o.U64(de.cookie);
+      o.Str(de.name);
+      EncodeFattr(req, src, o);
+      const size_t sz = out.size() - start;
+      const size_t dsz = 8 + 4 + ((de.name.size() + 3) & ~size_t{3});
       if (used + sz > args.maxcount ||
           (args.dircount > 0 && count > 0 &&
            dir_used + dsz > args.dircount)) {
+        out.resize(start);
         stopped = true;
         break;
       }
       used += sz;
       dir_used += dsz;
-      *tail = e;
-      tail = &e->nextentry;
       ++count;
+      page->inodes.push_back(de.ino);
       q.cookie = de.cookie;
-      q.verifier = page->verifier;
+      q.verifier = dp->verifier;
     }
-    if (!stopped && page->eof) {
+    if (!stopped && dp->eof) {
       eof = true;
       break;
     }
-    if (page->entries.empty()) break;  // defensive: no progress
+    if (dp->entries.empty()) break;  // defensive: no progress
   }
   if (count == 0 && !eof) return NFS4ERR_TOOSMALL;
-  READDIR4resok& ok = res.READDIR4res_u.resok4;
-  for (int i = NFS4_VERIFIER_SIZE - 1; i >= 0; --i) {
-    ok.cookieverf[i] = static_cast<char>(out_verf & 0xff);
-    out_verf >>= 8;
-  }
-  ok.reply.entries = head;
-  ok.reply.eof = eof;
+  o.U32(0);  // no more entries
+  o.U32(eof ? 1 : 0);
+  o.PatchU32(0, static_cast<uint32_t>(out_verf >> 32));
+  o.PatchU32(4, static_cast<uint32_t>(out_verf));
+  page->verifier = out_verf;
+  SetReadDirResult(st, out);
+  if (cache) cache->Put(key, std::move(page));
   return NFS4_OK;
 }
 

@@ -86,6 +86,9 @@ std::string Nfs41Server::Start() {
   attrs_ = std::make_unique<AttrCache>(options_.attr_cache);
   dirs_ = std::make_unique<DirCache>(DirCacheOptions{
       options_.attr_cache.max_entries, options_.attr_cache.ttl});
+  readdirs_ = std::make_unique<ReaddirCache>(
+      ReaddirCacheOptions{options_.readdir_cache_bytes, options_.attr_cache.ttl},
+      attrs_.get());
 
   ctx_.ns = ns_.get();
   ctx_.fh = fh_.get();
@@ -106,6 +109,7 @@ std::string Nfs41Server::Start() {
   ctx_.idmap = idmap_.get();
   ctx_.attrs = attrs_->enabled() ? attrs_.get() : nullptr;
   ctx_.dirs = dirs_->enabled() ? dirs_.get() : nullptr;
+  ctx_.readdirs = readdirs_->enabled() ? readdirs_.get() : nullptr;
   ctx_.inline_compounds = options_.inline_compounds;
   ctx_.metrics = &metrics_;
   {
@@ -166,6 +170,14 @@ std::string Nfs41Server::Start() {
           "counter", d.misses);
     gauge("nfs41d_dir_cache_entries", "Directory cache names.", "gauge",
           d.entries);
+    ReaddirCache::Stats rd = readdirs_->stats();
+    gauge("nfs41d_readdir_cache_hits_total", "READDIR replies from the cache.",
+          "counter", rd.hits);
+    gauge("nfs41d_readdir_cache_stale_total",
+          "Cached READDIR replies dropped as changed or expired.", "counter",
+          rd.stale);
+    gauge("nfs41d_readdir_cache_bytes", "Bytes of cached READDIR replies.",
+          "gauge", rd.bytes);
   };
 
   rpc::ServerOptions ro;

@@ -63,6 +63,9 @@ struct ServerOptions {
   IdMapOptions idmap;
   // Also sizes the directory cache (dir_cache.h): same entries and TTL.
   AttrCacheOptions attr_cache;
+  // Encoded READDIR replies (readdir_cache.h), with attr_cache's TTL;
+  // 0: none.
+  size_t readdir_cache_bytes = size_t{64} << 20;
   // COMPOUNDs that need nothing but memory are served on the RPC event-loop
   // thread (compound.h, "Inline COMPOUNDs"); false: always on a worker.
   bool inline_compounds = true;
@@ -101,6 +104,7 @@ class Nfs41Server {
   Metrics& metrics() { return metrics_; }
   AttrCache& attr_cache() { return *attrs_; }
   DirCache& dir_cache() { return *dirs_; }
+  ReaddirCache& readdir_cache() { return *readdirs_; }
   std::shared_ptr<const ExportTable> exports() const { return exports_.Get(); }
   // Asks a client to return state (CB_RECALL_ANY, RFC 8881 §20.6) over its
   // back channel; blocks until the client answers or the callback timeout.
@@ -128,6 +132,7 @@ class Nfs41Server {
   std::unique_ptr<IdMapper> idmap_;
   std::unique_ptr<AttrCache> attrs_;
   std::unique_ptr<DirCache> dirs_;
+  std::unique_ptr<ReaddirCache> readdirs_;
   Metrics metrics_;
   std::unique_ptr<MetricsServer> metrics_server_;
   ServerContext ctx_;

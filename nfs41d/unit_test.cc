@@ -148,6 +148,7 @@ idmap = "nfsidmap"
 idmap_domain = "example.org"
 attr_cache_entries = 100
 attr_cache_ttl_ms = 500
+readdir_cache_mb = 3
 inline_compounds = false
 [[export]]
 path = "/data"
@@ -184,6 +185,7 @@ path = "/home"
   EXPECT_EQ(cfg.server.idmap.domain, "example.org");
   EXPECT_EQ(cfg.server.attr_cache.max_entries, 100u);
   EXPECT_EQ(cfg.server.attr_cache.ttl.count(), 500);
+  EXPECT_EQ(cfg.server.readdir_cache_bytes, size_t{3} << 20);
   EXPECT_FALSE(cfg.server.inline_compounds);
   EXPECT_TRUE(Config{}.server.inline_compounds);
   EXPECT_NE(ParseConfig("inline_compounds = 1\n", "t.toml", &cfg)
