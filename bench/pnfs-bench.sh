@@ -12,8 +12,10 @@
 # page cache (sync; echo 3 > /proc/sys/vm/drop_caches), reads it back on a
 # new session and compares every byte. Prints each run with the load
 # average at its start, then the medians and the ratio to Ganesha as a
-# markdown table (also in $OUT/table.md). Servers are stopped by pid and
-# the data directories removed.
+# markdown table (also in $OUT/table.md), and each run's CPU seconds per
+# process and for the machine, write and read apart ($OUT/cpu.txt,
+# pnfs-bench --cpu-pids). Servers are stopped by pid and the data
+# directories removed.
 #
 # Environment: BENCH_BUILD (build dir, default build/), PNFS_BENCH_OUT
 # (results dir), PNFS_BENCH_ROUNDS (default 3), PNFS_BENCH_SIZE (bytes,
@@ -63,7 +65,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-declare -A PORT NDS
+declare -A PORT NDS CPIDS
 # start_nfs41d NAME N: nfs41d on its own data directory, then N data
 # servers with the MDS's pNFS key (docs/pnfs.md, "The shared key").
 start_nfs41d() {
@@ -80,7 +82,7 @@ start_nfs41d() {
     pid=
   done
   [[ -n $pid ]] || exit 1
-  PIDS+=("$pid") PORT[$name]=$port NDS[$name]=$n
+  PIDS+=("$pid") PORT[$name]=$port NDS[$name]=$n CPIDS[$name]=$pid
   for ((i = 0; i < n; i++)); do
     mkdir -p "$TMP/$name/ds$i"
     cp "$TMP/$name/mds/pnfs.key" "$TMP/$name/ds$i/pnfs.key"
@@ -90,7 +92,10 @@ start_nfs41d() {
         --data-dir "$TMP/$name/ds$i" --log-level warning \
         >"$OUT/$name-ds$i.log" 2>&1 &
       pid=$!
-      if wait_listen "$dsport" "$pid"; then PIDS+=("$pid"); continue 2; fi
+      if wait_listen "$dsport" "$pid"; then
+        PIDS+=("$pid") CPIDS[$name]+=",$pid"
+        continue 2
+      fi
       kill "$pid" 2>/dev/null || true
       log "dataserver $name/ds$i did not listen on $dsport (attempt $attempt)"
     done
@@ -104,7 +109,8 @@ for c in "${CONFIGS[@]}"; do
     ds[0-9]*) start_nfs41d "$c" "${c#ds}" ;;
     ganesha)
       ganesha_start "$TMP/ganesha" "$OUT/ganesha.log" || exit 1
-      PIDS+=("$GANESHA_PID") PORT[ganesha]=$GANESHA_PORT NDS[ganesha]=0 ;;
+      PIDS+=("$GANESHA_PID") PORT[ganesha]=$GANESHA_PORT NDS[ganesha]=0
+      CPIDS[ganesha]=$GANESHA_PID ;;
     *) echo "pnfs-bench.sh: unknown configuration $c" >&2; exit 2 ;;
   esac
 done
@@ -124,8 +130,10 @@ for round in $(seq "$ROUNDS"); do
     log "round $round: $c (load $load)"
     if line=$(timeout "$RUN_LIMIT" "$BENCH" --server "127.0.0.1:${PORT[$c]}" \
         --size "$SIZE" --inflight "$INFLIGHT" --expect-ds "${NDS[$c]}" \
-        --drop-caches --label "$c" 2>"$OUT/$c-$round.err"); then
-      echo "$line round=$round load1=$load" | tee -a "$RESULTS" >&2
+        --drop-caches --label "$c" --cpu-pids "${CPIDS[$c]}" \
+        2>"$OUT/$c-$round.err"); then
+      echo "$(head -n1 <<<"$line") round=$round load1=$load" | tee -a "$RESULTS" >&2
+      tail -n +2 <<<"$line" | sed "s/\$/ round=$round/" | tee -a "$OUT/cpu.txt" >&2
     else
       log "$c round $round FAILED: $(tail -n 3 "$OUT/$c-$round.err")"
     fi

@@ -6,6 +6,7 @@
 //
 //   pnfs-bench --server 127.0.0.1:2049 [--size 1G] [--io-size 1M]
 //              [--inflight 4] [--expect-ds N] [--drop-caches] [--label L]
+//              [--cpu-pids PID,PID,...]
 //
 // write  OPEN (create) a new file in the export's root, LAYOUTGET, WRITEs
 //        of --io-size UNSTABLE4 with --inflight per server outstanding,
@@ -22,7 +23,11 @@
 // an offset that depends on the piece's number, so misplaced pieces do not
 // compare equal. Output: one line `label write_MBps=.. read_MBps=.. commit_s=..
 // ds_bytes=.. mds_bytes=.. checksum=..` (MB = 10^6 bytes). Exit status 1
-// on any error or a byte that differs.
+// on any error or a byte that differs. With --cpu-pids, a second line
+// `label cpu write: self=U+S pid:comm=U+S ... all=U+S idle=I` and one for
+// the read: CPU seconds (user+system) each process (this one, then the
+// servers named) and the whole machine (/proc/stat; softirq counted as
+// system) spent in that phase's clock: where the two cores go per GiB.
 
 #include <malloc.h>
 #include <unistd.h>
@@ -34,6 +39,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,6 +64,7 @@ struct Options {
   bool drop_caches = false;
   bool no_layout = false;
   std::string label = "run";
+  std::vector<int> cpu_pids;
 };
 
 [[noreturn]] void Die(const std::string& what) {
@@ -144,6 +151,91 @@ void DropCaches(bool drop) {
   if (!f) Die("--drop-caches: cannot write /proc/sys/vm/drop_caches (root?)");
 }
 
+// CPU seconds, user and system.
+struct Cpu {
+  double user = 0, sys = 0;
+};
+
+// Process `pid`'s CPU time (/proc/PID/stat fields 14-15, proc(5)); its
+// name into *comm. Zero when the process is gone.
+Cpu ProcessCpu(int pid, std::string* comm) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return {};
+  // comm is in parentheses and may hold spaces: parse after the last ')'.
+  const size_t open = line.find('('), close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return {};
+  if (comm) *comm = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  unsigned long long ut = 0, st = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) ut = std::stoull(field);
+    if (i == 15) st = std::stoull(field);
+  }
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(ut) / hz, static_cast<double>(st) / hz};
+}
+
+// The machine's CPU time (/proc/stat's "cpu" line): user+nice, system
+// (+irq+softirq: the loopback TCP copies run there), idle (+iowait).
+struct MachineCpu {
+  double user = 0, sys = 0, idle = 0;
+};
+MachineCpu ReadMachineCpu() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  unsigned long long v[8] = {};
+  f >> cpu;
+  for (auto& x : v) f >> x;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(v[0] + v[1]) / hz,
+          static_cast<double>(v[2] + v[5] + v[6]) / hz,
+          static_cast<double>(v[3] + v[4]) / hz};
+}
+
+// CPU use of this process, the --cpu-pids and the machine over one phase.
+class CpuProbe {
+ public:
+  explicit CpuProbe(const std::vector<int>& pids) : pids_(pids) {}
+  void Start() {
+    self_ = ProcessCpu(getpid(), nullptr);
+    start_.clear();
+    comm_.assign(pids_.size(), "?");
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      start_.push_back(ProcessCpu(pids_[i], &comm_[i]));
+    }
+    machine_ = ReadMachineCpu();
+  }
+  // "self=U+S 123:nfs41d=U+S ... all=U+S idle=I" since Start.
+  std::string Since() const {
+    auto fmt = [](double u, double s) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%.2f+%.2f", u, s);
+      return std::string(b);
+    };
+    const Cpu me = ProcessCpu(getpid(), nullptr);
+    std::string out = "self=" + fmt(me.user - self_.user, me.sys - self_.sys);
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      const Cpu c = ProcessCpu(pids_[i], nullptr);
+      out += " " + std::to_string(pids_[i]) + ":" + comm_[i] + "=" +
+             fmt(c.user - start_[i].user, c.sys - start_[i].sys);
+    }
+    const MachineCpu m = ReadMachineCpu();
+    out += " all=" + fmt(m.user - machine_.user, m.sys - machine_.sys);
+    char b[32];
+    std::snprintf(b, sizeof b, " idle=%.2f", m.idle - machine_.idle);
+    return out + b;
+  }
+
+ private:
+  std::vector<int> pids_;
+  std::vector<std::string> comm_;
+  std::vector<Cpu> start_;
+  Cpu self_;
+  MachineCpu machine_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +260,10 @@ int main(int argc, char** argv) {
                "echo 3 > /proc/sys/vm/drop_caches before reading (root)");
   app.add_flag("--no-layout", o.no_layout, "never ask for a layout");
   app.add_option("--label", o.label, "first word of the result line");
+  app.add_option("--cpu-pids", o.cpu_pids,
+                 "server pids whose CPU seconds per phase are printed on a "
+                 "second line")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
   // The pattern (not timed): 64 MiB random plus one piece of slack.
@@ -195,6 +291,8 @@ int main(int argc, char** argv) {
   uint64_t ds_bytes = 0, mds_bytes = 0, fallbacks = 0;
   size_t stripe = 0;
 
+  CpuProbe write_cpu(o.cpu_pids), read_cpu(o.cpu_pids);
+  std::string write_cpu_text, read_cpu_text;
   // --- write
   double write_mbps = 0;
   double commit_s = 0;  // of the write's time: COMMIT and LAYOUTCOMMIT
@@ -224,11 +322,13 @@ int main(int argc, char** argv) {
       (void)c->Remove(root.value, name);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
+    write_cpu.Start();
     const auto t0 = Clock::now();
     if (nfsstat4 s = pf->Write(0, {data.get(), o.size}); s != NFS4_OK) Die("write: " + Name(s));
     const auto tw = Clock::now();
     if (nfsstat4 s = pf->Commit(); s != NFS4_OK) Die("commit: " + Name(s));
     const auto t1 = Clock::now();
+    write_cpu_text = write_cpu.Since();
     write_mbps = MBps(o.size, t1 - t0);
     commit_s = std::chrono::duration<double>(t1 - tw).count();
     ds_bytes += pf->stats().ds_bytes;
@@ -252,11 +352,13 @@ int main(int argc, char** argv) {
     auto root = c->RootFh();
     if (!root.ok()) Die("root: " + Name(root.status));
     Client::Opened f = OpenWait(*c, root.value, name, OPEN4_SHARE_ACCESS_READ, false);
+    read_cpu.Start();
     const auto t0 = Clock::now();
     auto p = PnfsFile::Open(*c, f.fh, f.stateid, LAYOUTIOMODE4_READ, PnfsOpts(o));
     if (!p.ok()) Die("layout: " + Name(p.status) + " " + p.error);
     auto n = p.value->Read(0, {back.get(), o.size});
     const auto t1 = Clock::now();
+    read_cpu_text = read_cpu.Since();
     if (!n.ok()) Die("read: " + Name(n.status));
     if (n.value != o.size) Die("read " + std::to_string(n.value) + " bytes");
     read_mbps = MBps(o.size, t1 - t0);
@@ -282,5 +384,9 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(mds_bytes),
       static_cast<unsigned long long>(fallbacks),
       static_cast<unsigned long long>(sum_read), o.drop_caches ? 1 : 0);
+  if (!o.cpu_pids.empty()) {
+    std::printf("%s cpu write: %s\n%s cpu read: %s\n", o.label.c_str(),
+                write_cpu_text.c_str(), o.label.c_str(), read_cpu_text.c_str());
+  }
   return 0;
 }

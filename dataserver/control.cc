@@ -86,7 +86,8 @@ void ControlClient::Stop() {
 
 bool ControlClient::Sleep(std::chrono::milliseconds d) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stop_; });
+  cv_.wait_for(lock, d, [this] { return stop_ || wake_; });
+  wake_ = false;
   return !stop_;
 }
 
@@ -118,6 +119,23 @@ bool ControlClient::Connect() {
   }
   rpc_ = std::make_unique<Rpc>();
   rpc_->client = std::move(c).value();
+  // The MDS calls NSCTL_CB_WAKE on this connection when it queues work we
+  // should do now (nsctl.x): a truncate an O_TRUNC open is waiting for
+  // should not wait for the next heartbeat. Answered at once; the heartbeat
+  // runs on the control thread.
+  rpc_->client->backchannel().Add(
+      rpc::Program(NSCTL_CB_PROG, NSCTL_CB_V1, NSCTL_CB_V1)
+          .WithNull()
+          .On(NSCTL_CB_WAKE, [this](const rpc::CallContext&,
+                                    std::span<const uint8_t>) {
+            wakes_.fetch_add(1);
+            {
+              std::lock_guard lock(mu_);
+              wake_ = true;
+            }
+            cv_.notify_all();
+            return rpc::Reply::Void();
+          }));
   std::lock_guard lock(mu_);
   conn_ = rpc_->client->connection();
   if (stop_) conn_->Close();  // Stop() came while connecting
@@ -282,6 +300,7 @@ bool ControlClient::Heartbeat(bool* more) {
   // The MDS has the results it was sent.
   done_.erase(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(n));
   const auto& work = res->nsctl_heartbeat_res_u.work;
+  bool any_ok = false;
   for (u_int i = 0; i < work.work_len; ++i) {
     const nsctl_work& w = work.work_val[i];
     ns::Status s;
@@ -318,8 +337,14 @@ bool ControlClient::Heartbeat(bool* more) {
     }
     done_.push_back({w.work_id, Errno(s)});
     work_done_.fetch_add(1);
+    any_ok = any_ok || s.ok();
   }
-  *more = work.work_len >= NSCTL_WORK_MAX || done_.size() > NSCTL_WORK_MAX;
+  // Work done is reported at once, not a heartbeat later: the MDS holds
+  // back LAYOUTGET and MDS writes of a file until its truncate is reported
+  // (ops_pnfs.cc). Only after a success: an item that keeps failing is
+  // handed out again at every heartbeat and must not make us spin.
+  *more = work.work_len >= NSCTL_WORK_MAX || done_.size() > NSCTL_WORK_MAX ||
+          any_ok;
   return true;
 }
 

@@ -95,6 +95,8 @@ class ControlClient {
   uint64_t registrations() const { return registrations_.load(); }
   uint64_t heartbeats() const { return heartbeats_.load(); }
   uint64_t work_done() const { return work_done_.load(); }
+  // NSCTL_CB_WAKE calls received from the MDS.
+  uint64_t wakes() const { return wakes_.load(); }
 
  private:
   struct Done {
@@ -106,7 +108,8 @@ class ControlClient {
   bool Register();
   // `*more`: the MDS has more work queued (a full batch).
   bool Heartbeat(bool* more);
-  // Sleeps up to `d`; false if Stop() was called.
+  // Sleeps up to `d` or until woken (NSCTL_CB_WAKE); false if Stop() was
+  // called.
   bool Sleep(std::chrono::milliseconds d);
   // Answers inventory request `work_id`: the stripe files under
   // <data_dir>/data (names as nfs41d::data::LocalDataPath makes them;
@@ -133,6 +136,8 @@ class ControlClient {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
+  // The MDS asked for a heartbeat now (NSCTL_CB_WAKE); guarded by mu_.
+  bool wake_ = false;
   // The connection in use, for Stop() to close; guarded by mu_.
   std::shared_ptr<rpc::Connection> conn_;
 
@@ -149,6 +154,7 @@ class ControlClient {
   std::atomic<uint64_t> registrations_{0};
   std::atomic<uint64_t> heartbeats_{0};
   std::atomic<uint64_t> work_done_{0};
+  std::atomic<uint64_t> wakes_{0};
 };
 
 }  // namespace dataserver

@@ -16,6 +16,7 @@
 #include "nfs41d/callback.h"
 #include "pnfs/auth.h"
 #include "pnfs/nsctl.h"
+#include "rpc/connection.h"
 #include "rpc/log.h"
 #include "rpc/xdr_codec.h"
 
@@ -257,7 +258,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
     res.nsctl_register_res_u.ok.expire_seconds = options_.expire_seconds;
     return Encode(xdr_nsctl_register_res, res);
   });
-  p.On(NSCTL_HEARTBEAT, [this](const rpc::CallContext&,
+  p.On(NSCTL_HEARTBEAT, [this](const rpc::CallContext& ctx,
                                std::span<const uint8_t> args) -> rpc::Reply {
     rpc::XdrOwned<nsctl_heartbeat_args> a(xdr_nsctl_heartbeat_args);
     if (!a.DecodeAll(args)) return rpc::Reply::GarbageArgs();
@@ -300,6 +301,7 @@ rpc::Program PnfsMds::MakeNsctlProgram() {
       return Encode(xdr_nsctl_heartbeat_res, res);
     }
     NoteAlive(h.device_id);
+    NoteControlConnection(h.device_id, ctx.connection);
     std::vector<nsctl_work> items(w->size());
     for (size_t i = 0; i < w->size(); ++i) {
       const ns::PnfsWork& x = (*w)[i];
@@ -667,6 +669,45 @@ void PnfsMds::NoteAlive(uint64_t id) {
     was_down = down_.erase(id) > 0;
   }
   if (was_down) DataServerChanged(id, /*immediate=*/false);
+}
+
+void PnfsMds::NoteControlConnection(
+    uint64_t id, const std::shared_ptr<rpc::Connection>& conn) {
+  if (!conn) return;
+  std::lock_guard lock(mu_);
+  std::weak_ptr<rpc::Connection>& slot = control_conns_[id];
+  if (slot.lock() != conn) slot = conn;
+}
+
+size_t PnfsMds::WakeDataServers() {
+  std::vector<std::shared_ptr<rpc::Connection>> conns;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = control_conns_.begin(); it != control_conns_.end();) {
+      std::shared_ptr<rpc::Connection> c = it->second.lock();
+      if (c && c->IsOpen()) {
+        conns.push_back(std::move(c));
+        ++it;
+      } else {
+        it = control_conns_.erase(it);  // reconnects heartbeat on a new one
+      }
+    }
+  }
+  rpc::CallOptions o;
+  o.prog = NSCTL_CB_PROG;
+  o.vers = NSCTL_CB_V1;
+  o.proc = NSCTL_CB_WAKE;
+  o.timeout = std::chrono::seconds(5);
+  for (const auto& c : conns) {
+    // A lost wake, or a data server that does not serve NSCTL_CB_PROG
+    // (PROG_UNAVAIL), only costs the wait for its next heartbeat.
+    c->CallAsync(o, {}, [](rpc::Result<rpc::ReplyBody> r) {
+      if (!r.ok()) {
+        rpc::log::Debug("nsctl: NSCTL_CB_WAKE: {}", r.status().ToString());
+      }
+    });
+  }
+  return conns.size();
 }
 
 void PnfsMds::DataServerChanged(uint64_t ds, bool immediate) {

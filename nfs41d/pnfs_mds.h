@@ -108,6 +108,12 @@ class PnfsMds {
   // Whether any data server ever registered (fs_layout_types lists
   // LAYOUT4_NFSV4_1_FILES from then on; see attrs in ops_pnfs.cc).
   bool AnyRegistered() const { return any_registered_.load(); }
+  // Asks every data server that heartbeated on a connection still open to
+  // heartbeat now (NSCTL_CB_WAKE over its control connection, pnfs/nsctl.x):
+  // called once work was queued that a client waits for (a truncate of a
+  // striped file: LAYOUTGET says LAYOUTTRYLATER until it is reported done).
+  // Does not wait for the answers. Returns how many were asked.
+  size_t WakeDataServers();
 
   // --- layout state (§12.5.3)
   struct Layout {
@@ -201,6 +207,9 @@ class PnfsMds {
   // Data server `id` answered (REGISTER or HEARTBEAT): if it was down,
   // its devices changed back (DataServerChanged, not immediate).
   void NoteAlive(uint64_t id);
+  // Data server `id` heartbeats on `conn`: where WakeDataServers reaches it.
+  void NoteControlConnection(uint64_t id,
+                             const std::shared_ptr<rpc::Connection>& conn);
   // REQUIRES: mu_ held.
   std::map<Key, Layout>::iterator EraseLocked(
       std::map<Key, Layout>::iterator it);
@@ -225,6 +234,8 @@ class PnfsMds {
   std::map<clientid4, std::set<uint64_t>> notify_;
   std::map<uint64_t, bool> notify_pending_;
   std::set<uint64_t> down_;
+  // Data server -> its control connection (last heartbeat's); guarded by mu_.
+  std::map<uint64_t, std::weak_ptr<rpc::Connection>> control_conns_;
 
   std::mutex thread_mu_;
   std::condition_variable thread_cv_;

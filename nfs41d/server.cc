@@ -125,7 +125,8 @@ std::string Nfs41Server::Start() {
     PnfsMds* mds = pnfs_.get();
     pnfs_data_ = std::make_unique<data::PnfsDataStore>(
         data_.get(), ns_.get(), &pnfs_->ds_fh(),
-        [mds] { return mds->AnyRegistered(); });
+        [mds] { return mds->AnyRegistered(); },
+        [mds] { mds->WakeDataServers(); });
     ctx_.data = pnfs_data_.get();
   }
   metrics_.extra = [this](std::string* out) {

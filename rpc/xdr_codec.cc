@@ -16,32 +16,42 @@ const XDR::xdr_ops XdrEncoder::kOps = {
 };
 
 XdrEncoder::XdrEncoder(size_t reserve) {
-  buf_.resize(std::max<size_t>(reserve, 16));
+  // Capacity only: resizing would zero-fill it, a 1 MiB memset before every
+  // WRITE request the client sizes up front (and every READ reply).
+  buf_.reserve(std::max<size_t>(reserve, 16));
   xdr_.x_op = XDR_ENCODE;
   xdr_.x_ops = &kOps;
   xdr_.x_private = this;
 }
 
-uint8_t* XdrEncoder::Grow(size_t n) {
-  if (buf_.size() - size_ < n) {
-    // Capacity doubles; only the bytes about to be written are added (and
-    // zeroed), not the whole new capacity: after a 1 MiB opaque the next
-    // 4-byte put must not clear another megabyte.
-    if (buf_.capacity() - size_ < n) {
-      buf_.reserve(std::max(buf_.capacity() * 2, size_ + n));
-    }
-    buf_.resize(size_ + n);
+void XdrEncoder::Reserve(size_t n) {
+  // Capacity doubles, so that many small puts cost amortized O(1).
+  if (buf_.capacity() - buf_.size() < n) {
+    buf_.reserve(std::max(buf_.capacity() * 2, buf_.size() + n));
   }
-  uint8_t* p = buf_.data() + size_;
-  size_ += n;
-  return p;
+}
+
+uint8_t* XdrEncoder::Grow(size_t n) {
+  // Only the n bytes about to be written are added (and zeroed): small
+  // puts, fixed-size fields, Inline.
+  Reserve(n);
+  const size_t at = buf_.size();
+  buf_.resize(at + n);
+  return buf_.data() + at;
+}
+
+void XdrEncoder::Append(const void* p, size_t n) {
+  // Copied once into place, never zeroed first: READ and WRITE data.
+  if (n == 0) return;
+  Reserve(n);
+  const auto* b = static_cast<const uint8_t*>(p);
+  buf_.insert(buf_.end(), b, b + n);
 }
 
 std::vector<uint8_t> XdrEncoder::Take() {
-  buf_.resize(size_);
   std::vector<uint8_t> out = std::move(buf_);
-  buf_ = std::vector<uint8_t>(256);
-  size_ = 0;
+  buf_ = std::vector<uint8_t>();
+  buf_.reserve(256);
   return out;
 }
 
@@ -53,26 +63,12 @@ bool_t XdrEncoder::PutLong(XDR* xdrs, const long* lp) {
 }
 
 bool_t XdrEncoder::PutBytes(XDR* xdrs, const char* addr, u_int len) {
-  auto* self = static_cast<XdrEncoder*>(xdrs->x_private);
-  if (len == 0) return TRUE;
-  std::vector<uint8_t>& b = self->buf_;
-  if (b.size() - self->size_ < len) {
-    // A large opaque (READ or WRITE data): append it, which copies once,
-    // instead of growing (zeroing) and then copying.
-    b.resize(self->size_);
-    if (b.capacity() - self->size_ < len) {
-      b.reserve(std::max(b.capacity() * 2, self->size_ + len));
-    }
-    b.insert(b.end(), addr, addr + len);
-    self->size_ += len;
-    return TRUE;
-  }
-  std::memcpy(self->Grow(len), addr, len);
+  static_cast<XdrEncoder*>(xdrs->x_private)->Append(addr, len);
   return TRUE;
 }
 
 u_int XdrEncoder::GetPos(XDR* xdrs) {
-  return static_cast<u_int>(static_cast<XdrEncoder*>(xdrs->x_private)->size_);
+  return static_cast<u_int>(static_cast<XdrEncoder*>(xdrs->x_private)->size());
 }
 
 bool_t XdrEncoder::SetPos(XDR* xdrs, u_int pos) {
@@ -84,8 +80,8 @@ bool_t XdrEncoder::SetPos(XDR* xdrs, u_int pos) {
 int32_t* XdrEncoder::Inline(XDR* xdrs, u_int len) {
   auto* self = static_cast<XdrEncoder*>(xdrs->x_private);
   // Generated code writes `len` bytes through the pointer right away. The
-  // vector's storage is suitably aligned and size_ stays a multiple of 4.
-  if (len % 4 != 0 || self->size_ % 4 != 0) return nullptr;
+  // vector's storage is suitably aligned and its size stays a multiple of 4.
+  if (len % 4 != 0 || self->size() % 4 != 0) return nullptr;
   return reinterpret_cast<int32_t*>(self->Grow(len));
 }
 
@@ -105,10 +101,10 @@ void XdrEncoder::PutUint64(uint64_t v) {
 }
 
 void XdrEncoder::PutFixedOpaque(std::span<const uint8_t> bytes) {
-  size_t padded = (bytes.size() + 3) & ~size_t{3};
-  uint8_t* p = Grow(padded);
-  if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-  std::memset(p + bytes.size(), 0, padded - bytes.size());
+  const size_t padded = (bytes.size() + 3) & ~size_t{3};
+  Reserve(padded);
+  Append(bytes.data(), bytes.size());
+  Grow(padded - bytes.size());  // zero padding (RFC 4506 §4.9)
 }
 
 void XdrEncoder::PutOpaque(std::span<const uint8_t> bytes) {

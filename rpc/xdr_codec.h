@@ -5,7 +5,8 @@
 // libtirpc's xdr_* routines (and the ones rpcgen generates, e.g. nfs41d's
 // nfs4xdr library) work on an XDR stream. These helpers give C++ code:
 //  - XdrEncoder: a stream that encodes into a growing std::vector, so a reply
-//    is encoded once without first computing its size;
+//    is encoded once without first computing its size; opaque data is
+//    copied into place once, never zero-filled first;
 //  - XdrDecoder: a stream over received bytes (libtirpc's xdrmem);
 //  - XdrOwned<T>: a decoded rpcgen value that is released with xdr_free-style
 //    semantics when it goes out of scope.
@@ -62,7 +63,7 @@ class XdrEncoder {
   // Fixed-length opaque[n]: bytes and zero padding, no length.
   void PutFixedOpaque(std::span<const uint8_t> bytes);
 
-  size_t size() const { return size_; }
+  size_t size() const { return buf_.size(); }
   const uint8_t* data() const { return buf_.data(); }
   // The encoded bytes; the encoder is empty afterwards.
   std::vector<uint8_t> Take();
@@ -79,11 +80,16 @@ class XdrEncoder {
   static bool_t Control(XDR* xdrs, int request, void* info);
   static const XDR::xdr_ops kOps;
 
+  // Room for n more bytes without a reallocation.
+  void Reserve(size_t n);
+  // n more bytes, zeroed, to write through the pointer returned.
   uint8_t* Grow(size_t n);
+  // n more bytes copied from p (never zeroed first).
+  void Append(const void* p, size_t n);
 
   XDR xdr_{};
-  std::vector<uint8_t> buf_;  // capacity grows; size_ is the logical size
-  size_t size_ = 0;
+  // The encoded bytes; reserved capacity is never zero-filled.
+  std::vector<uint8_t> buf_;
 };
 
 // An XDR stream decoding from bytes the caller keeps alive.

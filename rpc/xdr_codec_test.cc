@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace rpc {
 namespace {
@@ -79,6 +81,36 @@ TEST(XdrTest, PrimitivesPadAndBound) {
 
   XdrDecoder bounded(bytes);
   EXPECT_FALSE(bounded.GetOpaque(4).has_value());  // over the bound
+}
+
+// The encoder reserves capacity without zero-filling it: what it hands out
+// must still be exactly what was put, padding zeroed, whatever the reserve,
+// and an encoder reused after Take() starts empty.
+TEST(XdrTest, LargeReserveAndOpaquesGiveExactlyThePutBytes) {
+  XdrEncoder enc(1 << 20);
+  EXPECT_EQ(enc.size(), 0u) << "reserving is not encoding";
+  std::vector<uint8_t> big((1 << 20) + 3);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7 + 1);
+  enc.PutUint32(0xa1b2c3d4);
+  enc.PutOpaque(big);       // past the reserve: grows, copied once
+  enc.PutUint32(0x01020304);  // right after the padding
+  std::vector<uint8_t> out = enc.Take();
+  ASSERT_EQ(out.size(), 4 + 4 + big.size() + 1 + 4);
+  XdrDecoder dec(out);
+  EXPECT_EQ(dec.GetUint32(), 0xa1b2c3d4u);
+  auto got = dec.GetOpaque(1 << 21);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(std::equal(got->begin(), got->end(), big.begin(), big.end()));
+  EXPECT_EQ(out[8 + big.size()], 0) << "XDR padding is zero";
+  EXPECT_EQ(dec.GetUint32(), 0x01020304u);
+  EXPECT_EQ(dec.remaining(), 0u);
+
+  // Reused: nothing of the first encoding comes back.
+  EXPECT_EQ(enc.size(), 0u);
+  const uint8_t three[3] = {9, 9, 9};
+  enc.PutFixedOpaque(three);
+  std::vector<uint8_t> again = enc.Take();
+  EXPECT_EQ(again, (std::vector<uint8_t>{9, 9, 9, 0}));
 }
 
 TEST(XdrTest, OpaqueLengthBeyondInputIsRefused) {

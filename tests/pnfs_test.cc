@@ -133,8 +133,8 @@ class PnfsEndToEnd : public ::testing::Test {
     if (max_request_ != 0) {
       o.state.max_request_size = o.state.max_response_size = max_request_;
     }
-    o.pnfs.heartbeat_seconds = 1;
-    o.pnfs.expire_seconds = 3;
+    o.pnfs.heartbeat_seconds = heartbeat_seconds_;
+    o.pnfs.expire_seconds = 3 * heartbeat_seconds_;
     mds_ = std::make_unique<nfs41d::Nfs41Server>(o);
     ASSERT_EQ(mds_->Start(), "");
     for (int i = 0; i < 3; ++i) {
@@ -332,19 +332,61 @@ class PnfsEndToEnd : public ::testing::Test {
     EXPECT_FALSE(dss.empty());
     if (o.status != NFS4_OK || dss.empty()) return {};
     const Layout& l = o.layout;
-    for (uint64_t off = 0; off < size; off += kUnit) {
-      const size_t len = std::min<size_t>(kUnit, size - off);
+    WriteUnits(dss, o.fh, l, bytes);
+    auto a = client_->GetAttr(o.fh,
+                              nfs41client::Bits({FATTR4_SIZE, FATTR4_FILEID}));
+    EXPECT_EQ(a.value.size, size);
+    return {a.value.fileid, l.device};
+  }
+  // `bytes` written through layout `l` of `fh` (FILE_SYNC4, each stripe
+  // unit to its data server in `dss`), then LAYOUTCOMMIT.
+  void WriteUnits(const std::vector<std::unique_ptr<Client>>& dss,
+                  const Fh& fh, const Layout& l, const std::string& bytes) {
+    for (uint64_t off = 0; off < bytes.size(); off += kUnit) {
+      const size_t len = std::min<size_t>(kUnit, bytes.size() - off);
       EXPECT_NFS(dss[(off / kUnit) % dss.size()]
                      ->WriteFile(l.fh, l.stateid, off, bytes.substr(off, len),
                                  FILE_SYNC4)
                      .status,
                  NFS4_OK);
     }
-    LayoutCommit(o.fh, l.stateid, size - 1);
-    auto a = client_->GetAttr(o.fh,
-                              nfs41client::Bits({FATTR4_SIZE, FATTR4_FILEID}));
-    EXPECT_EQ(a.value.size, size);
-    return {a.value.fileid, l.device};
+    LayoutCommit(fh, l.stateid, bytes.size() - 1);
+  }
+
+  // LAYOUTRETURN (FILE) of the layout on `fh` the MDS last recalled.
+  void ReturnRecalledLayout(const Fh& fh) {
+    nfs_argop4 op{};
+    op.argop = OP_LAYOUTRETURN;
+    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
+    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
+    a.lora_iomode = LAYOUTIOMODE4_ANY;
+    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
+    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
+        client_->callback_stats().last_layoutrecall_stateid;
+    Compound ret;
+    ret.PutFh(fh).Op(op);
+    auto rr = client_->Call(ret);
+    ASSERT_TRUE(rr.ok());
+    EXPECT_NFS(rr->status(), NFS4_OK);
+  }
+
+  // Bytes of stripe unit `k` of `ino` left on the data servers' disks.
+  size_t BytesOnDisk(ns::InodeId ino, uint64_t k) {
+    size_t total = 0;
+    for (auto& p : ds_) {
+      auto store = nfs41d::data::OpenLocalDataStore(p->dir() + "/data");
+      EXPECT_TRUE(store.ok());
+      if (!store.ok()) continue;
+      std::string buf(kUnit, '\0');
+      auto n = (*store)->Read(
+          ino, k * kUnit,
+          std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf.data()),
+                             buf.size()));
+      EXPECT_TRUE(n.ok());
+      if (n.ok()) total += *n;
+    }
+    return total;
   }
 
   // The registry id of a data server process (by its listen address).
@@ -394,6 +436,7 @@ class PnfsEndToEnd : public ::testing::Test {
   }
   // Set by a derived fixture's constructor, before SetUp.
   uint64_t stripe_unit_ = kUnit;
+  uint32_t heartbeat_seconds_ = 1;  // the data servers'; expiry is 3x
   uint32_t max_request_ = 0;  // MDS session sizes (0: the defaults)
 
   std::string root_;
@@ -636,23 +679,8 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   ASSERT_NFS(r->status(), NFS4_OK);
   EXPECT_GE(client_->callback_stats().cb_layoutrecall, 1u);
   // The client returns it; a new layout comes once every data server cut
-  // its stripe file (their next heartbeat).
-  {
-    nfs_argop4 op{};
-    op.argop = OP_LAYOUTRETURN;
-    LAYOUTRETURN4args& a = op.nfs_argop4_u.oplayoutreturn;
-    a.lora_layout_type = LAYOUT4_NFSV4_1_FILES;
-    a.lora_iomode = LAYOUTIOMODE4_ANY;
-    a.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_length = kAll;
-    a.lora_layoutreturn.layoutreturn4_u.lr_layout.lrf_stateid =
-        client_->callback_stats().last_layoutrecall_stateid;
-    Compound ret;
-    ret.PutFh(fh).Op(op);
-    auto rr = client_->Call(ret);
-    ASSERT_TRUE(rr.ok());
-    EXPECT_NFS(rr->status(), NFS4_OK);
-  }
+  // its stripe file (woken by the MDS, or at their next heartbeat).
+  ReturnRecalledLayout(fh);
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   Layout again;
   do {
@@ -663,18 +691,8 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   } while (std::chrono::steady_clock::now() < end);
   ASSERT_NFS(again.status, NFS4_OK);
   // On every data server's disk nothing is left past byte 100.
-  for (auto& p : ds_) {
-    auto store = nfs41d::data::OpenLocalDataStore(p->dir() + "/data");
-    ASSERT_TRUE(store.ok());
-    std::string buf(kUnit, '\0');
-    for (uint64_t k = 1; k < 3; ++k) {
-      auto n = (*store)->Read(ino, k * kUnit,
-                              std::span<uint8_t>(
-                                  reinterpret_cast<uint8_t*>(buf.data()),
-                                  buf.size()));
-      ASSERT_TRUE(n.ok());
-      EXPECT_EQ(*n, 0u) << "stripe unit " << k << " was cut";
-    }
+  for (uint64_t k = 1; k < 3; ++k) {
+    EXPECT_EQ(BytesOnDisk(ino, k), 0u) << "stripe unit " << k << " was cut";
   }
   // Through the MDS: exactly the first 100 bytes.
   std::string via_mds;
@@ -690,6 +708,67 @@ TEST_F(PnfsEndToEnd, ShrinkRecallsTheLayoutAndTheDataServersCutTheFile) {
   auto back = dss[2]->ReadFile(again.fh, again.stateid, 2 * kUnit, 5);
   ASSERT_NFS(back.status, NFS4_OK);
   EXPECT_EQ(back.value.data, "after") << "no late truncate cut new bytes";
+}
+
+class PnfsSlowHeartbeat : public PnfsEndToEnd {
+ protected:
+  PnfsSlowHeartbeat() { heartbeat_seconds_ = 60; }
+};
+
+// An O_TRUNC rewrite of a striped file (cp over an existing file): the
+// truncate of the old stripes is queued for the data servers, and until
+// they report it done LAYOUTGET says LAYOUTTRYLATER. The MDS wakes them
+// (NSCTL_CB_WAKE, pnfs/nsctl.x) instead of letting the rewrite wait for
+// their next heartbeat (60 s here); the file then holds the new bytes only.
+TEST_F(PnfsSlowHeartbeat, OTruncRewriteOfAStripedFileDoesNotWaitForAHeartbeat) {
+  const Striped old = WriteStriped("rewrite", 3 * kUnit, 21);
+  ASSERT_NE(old.ino, 0u);
+  // OPEN, UNCHECKED4 with size 0: what the Linux client sends for O_TRUNC.
+  Compound cp;
+  cp.PutFh(Root())
+      .Open("rewrite", OPEN4_SHARE_ACCESS_BOTH, 0, "owner", true, UNCHECKED4,
+            0644, 0, uint64_t{0})
+      .GetFh();
+  auto r = client_->Call(cp);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NFS(r->status(), NFS4_OK);
+  const stateid4 sid = r->op(2).nfs_resop4_u.opopen.OPEN4res_u.resok4.stateid;
+  const nfs_fh4& got = r->op(3).nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+  const Fh fh(got.nfs_fh4_val, got.nfs_fh4_val + got.nfs_fh4_len);
+  EXPECT_EQ(client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE})).value.size,
+            0u);
+  ASSERT_GE(client_->callback_stats().cb_layoutrecall, 1u);
+  ReturnRecalledLayout(fh);
+
+  // Bounded: 50 tries 100 ms apart, far below one heartbeat period.
+  constexpr int kMaxTryLater = 50;
+  int try_later = 0;
+  Layout l;
+  for (;;) {
+    l = LayoutGet(fh, sid);
+    if (l.status != NFS4ERR_LAYOUTTRYLATER || try_later == kMaxTryLater) break;
+    ++try_later;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NFS(l.status, NFS4_OK)
+      << "still LAYOUTTRYLATER after " << try_later
+      << " tries: the truncate waits for the data servers' heartbeat";
+  for (uint64_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(BytesOnDisk(old.ino, k), 0u) << "old stripe unit " << k;
+  }
+
+  // The new, shorter content, through the new layout.
+  const std::string fresh = RandomBytes(kUnit + 100, 22);
+  std::vector<std::unique_ptr<Client>> dss = ConnectDevice(l.device);
+  ASSERT_EQ(dss.size(), 3u);
+  WriteUnits(dss, fh, l, fresh);
+  EXPECT_EQ(client_->GetAttr(fh, nfs41client::Bits({FATTR4_SIZE})).value.size,
+            fresh.size());
+  std::string back;
+  ASSERT_NFS(ReadThroughMds(fh, sid, 3 * kUnit, &back), NFS4_OK);
+  EXPECT_EQ(back.size(), fresh.size()) << "nothing of the old file past it";
+  EXPECT_TRUE(back == fresh) << "the new bytes only";
+  EXPECT_EQ(BytesOnDisk(old.ino, 2), 0u) << "the old third unit is gone";
 }
 
 size_t CountLines(const std::string& out, const std::string& prefix) {

@@ -51,11 +51,13 @@ ns::Status DsError(uint64_t id, nfsstat4 st, const std::string& what) {
 
 PnfsDataStore::PnfsDataStore(DataStore* local, ns::Namespace* ns,
                              const FhCodec* ds_fh,
-                             std::function<bool()> any_layouts)
+                             std::function<bool()> any_layouts,
+                             std::function<void()> truncate_queued)
     : local_(local),
       ns_(ns),
       ds_fh_(ds_fh),
       any_layouts_(std::move(any_layouts)),
+      truncate_queued_(std::move(truncate_queued)),
       registry_(ns) {}
 
 PnfsDataStore::~PnfsDataStore() = default;
@@ -212,7 +214,11 @@ ns::Status PnfsDataStore::Write(ns::InodeId ino, uint64_t offset,
 ns::Status PnfsDataStore::Truncate(ns::InodeId ino, uint64_t size) {
   NS_ASSIGN_OR_RETURN(std::optional<Striping> s, StripingOf(ino));
   if (!s) return local_->Truncate(ino, size);
-  return ns::Status::Ok();  // queued for the data servers by the database
+  // Queued for the data servers by the database; until they report it done
+  // the file gets no new layout and MDS writes get NFS4ERR_DELAY, so tell
+  // them now rather than at their next heartbeat.
+  if (truncate_queued_) truncate_queued_();
+  return ns::Status::Ok();
 }
 
 ns::Status PnfsDataStore::Remove(ns::InodeId ino) {

@@ -47,8 +47,11 @@ class PnfsDataStore : public DataStore {
  public:
   // `local`, `ns`, `ds_fh` must outlive this object. `any_layouts`: false
   // while no file can have a layout (no data server ever registered).
+  // `truncate_queued`: runs after a truncate of a striped file, which the
+  // database queued for the data servers (PnfsMds::WakeDataServers).
   PnfsDataStore(DataStore* local, ns::Namespace* ns, const FhCodec* ds_fh,
-                std::function<bool()> any_layouts = {});
+                std::function<bool()> any_layouts = {},
+                std::function<void()> truncate_queued = {});
   ~PnfsDataStore() override;
 
   ns::Result<size_t> Read(ns::InodeId ino, uint64_t offset,
@@ -77,6 +80,7 @@ class PnfsDataStore : public DataStore {
   ns::Namespace* ns_;
   const FhCodec* ds_fh_;
   std::function<bool()> any_layouts_;
+  std::function<void()> truncate_queued_;
   ns::PnfsRegistry registry_;
   std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<nfs41client::Client>> conns_;  // mu_
