@@ -217,10 +217,30 @@ nfsstat4 OpPutPubFh(CompoundState& st, const NoArgs& a, PUTPUBFH4res& res) {
   return s;
 }
 
+namespace {
+
+std::span<const uint8_t> FhBytes(const nfs_fh4& fh) {
+  return {reinterpret_cast<const uint8_t*>(fh.nfs_fh4_val), fh.nfs_fh4_len};
+}
+
+// What InlineCandidate already decoded and verified of these exact bytes
+// (CompoundState::verified_fhs): the HMAC once per filehandle per COMPOUND.
+std::optional<FileHandle> FindVerifiedFh(const CompoundState& st,
+                                         std::span<const uint8_t> bytes) {
+  if (bytes.size() != kFhBytes) return std::nullopt;
+  for (uint8_t i = 0; i < st.verified_fh_count; ++i) {
+    const CompoundState::VerifiedFh& v = st.verified_fhs[i];
+    if (std::memcmp(v.bytes.data(), bytes.data(), kFhBytes) == 0) return v.fh;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 nfsstat4 OpPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
-  std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
-      reinterpret_cast<const uint8_t*>(args.object.nfs_fh4_val),
-      args.object.nfs_fh4_len));
+  const std::span<const uint8_t> bytes = FhBytes(args.object);
+  std::optional<FileHandle> fh = FindVerifiedFh(st, bytes);
+  if (!fh) fh = st.server.fh->Decode(bytes);
   if (!fh) return NFS4ERR_BADHANDLE;
   if (nfsstat4 e = EnterFh(st, *fh); e) return e;
   st.current_fh = *fh;
@@ -548,9 +568,19 @@ bool InlineOp(CompoundState& st, const nfs_argop4& op,
   const auto& a = op.nfs_argop4_u;
   switch (op.argop) {
     case OP_PUTFH: {
-      std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
-          reinterpret_cast<const uint8_t*>(a.opputfh.object.nfs_fh4_val),
-          a.opputfh.object.nfs_fh4_len));
+      const std::span<const uint8_t> bytes = FhBytes(a.opputfh.object);
+      std::optional<FileHandle> fh = FindVerifiedFh(st, bytes);
+      if (!fh) {
+        fh = st.server.fh->Decode(bytes);
+        // Remembered for PUTFH (only handles that verified, so bytes.size()
+        // is kFhBytes).
+        if (fh && st.verified_fh_count < st.verified_fhs.size()) {
+          CompoundState::VerifiedFh& v =
+              st.verified_fhs[st.verified_fh_count++];
+          std::memcpy(v.bytes.data(), bytes.data(), kFhBytes);
+          v.fh = *fh;
+        }
+      }
       // A bad handle's error and the pseudo fs are left to a worker.
       if (!fh || fh->export_id == kPseudoExportId) return false;
       *current = fh;

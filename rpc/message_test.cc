@@ -202,7 +202,7 @@ class ProcessCallTest : public QuietLogs {
                      std::vector<uint8_t>* whole) {
     std::optional<ReplyMessage> reply = ProcessCall(registry_, rec, nullptr, 0);
     if (!reply) return Status::Closed("dropped");
-    *whole = reply->header;
+    whole->assign(reply->header.view().begin(), reply->header.view().end());
     whole->insert(whole->end(), reply->results.begin(), reply->results.end());
     return DecodeReply(*whole);
   }
