@@ -206,15 +206,6 @@ struct CompoundState {
     DirCache::Child child;
   };
   std::vector<PinnedName> pinned_names;
-  // cache_only: the filehandles InlineCandidate decoded, whose MAC it
-  // checked; PUTFH of the same bytes takes the result instead of computing
-  // the HMAC again (FindVerifiedFh).
-  struct VerifiedFh {
-    std::array<uint8_t, kFhBytes> bytes{};
-    FileHandle fh;
-  };
-  std::array<VerifiedFh, 4> verified_fhs;
-  uint8_t verified_fh_count = 0;
 
   // The request: size of the RPC record, hash of the COMPOUND arguments,
   // the number of ops and which one runs.

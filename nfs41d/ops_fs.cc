@@ -223,24 +223,12 @@ std::span<const uint8_t> FhBytes(const nfs_fh4& fh) {
   return {reinterpret_cast<const uint8_t*>(fh.nfs_fh4_val), fh.nfs_fh4_len};
 }
 
-// What InlineCandidate already decoded and verified of these exact bytes
-// (CompoundState::verified_fhs): the HMAC once per filehandle per COMPOUND.
-std::optional<FileHandle> FindVerifiedFh(const CompoundState& st,
-                                         std::span<const uint8_t> bytes) {
-  if (bytes.size() != kFhBytes) return std::nullopt;
-  for (uint8_t i = 0; i < st.verified_fh_count; ++i) {
-    const CompoundState::VerifiedFh& v = st.verified_fhs[i];
-    if (std::memcmp(v.bytes.data(), bytes.data(), kFhBytes) == 0) return v.fh;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 nfsstat4 OpPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
-  const std::span<const uint8_t> bytes = FhBytes(args.object);
-  std::optional<FileHandle> fh = FindVerifiedFh(st, bytes);
-  if (!fh) fh = st.server.fh->Decode(bytes);
+  // InlineCandidate verified these bytes already on the inline path: the
+  // codec's per-thread memo answers without a second HMAC (fh.h).
+  std::optional<FileHandle> fh = st.server.fh->Decode(FhBytes(args.object));
   if (!fh) return NFS4ERR_BADHANDLE;
   if (nfsstat4 e = EnterFh(st, *fh); e) return e;
   st.current_fh = *fh;
@@ -568,19 +556,8 @@ bool InlineOp(CompoundState& st, const nfs_argop4& op,
   const auto& a = op.nfs_argop4_u;
   switch (op.argop) {
     case OP_PUTFH: {
-      const std::span<const uint8_t> bytes = FhBytes(a.opputfh.object);
-      std::optional<FileHandle> fh = FindVerifiedFh(st, bytes);
-      if (!fh) {
-        fh = st.server.fh->Decode(bytes);
-        // Remembered for PUTFH (only handles that verified, so bytes.size()
-        // is kFhBytes).
-        if (fh && st.verified_fh_count < st.verified_fhs.size()) {
-          CompoundState::VerifiedFh& v =
-              st.verified_fhs[st.verified_fh_count++];
-          std::memcpy(v.bytes.data(), bytes.data(), kFhBytes);
-          v.fh = *fh;
-        }
-      }
+      std::optional<FileHandle> fh =
+          st.server.fh->Decode(FhBytes(a.opputfh.object));
       // A bad handle's error and the pseudo fs are left to a worker.
       if (!fh || fh->export_id == kPseudoExportId) return false;
       *current = fh;
