@@ -1,6 +1,8 @@
 #pragma once
 
-// ONC RPC v2 message headers (RFC 5531 §9), decoded and encoded with
+// ONC RPC v2 message headers (RFC 5531 §9). What a server does per call
+// (decode a call header and an AUTH_SYS body, build a reply header) reads
+// and writes the XDR words in place, without an allocation; the rest uses
 // libtirpc's XDR routines.
 //
 // A CALL is: xid, msg_type CALL, rpcvers, prog, vers, proc, a credential and
