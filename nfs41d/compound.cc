@@ -186,13 +186,18 @@ void SetStatus(nfs_resop4& res, nfsstat4 status) {
   std::memcpy(&res.nfs_resop4_u, &status, sizeof status);
 }
 
-// The encoded result of an op that failed before (or without) its handler.
-std::vector<uint8_t> ErrorResult(uint32_t opnum, nfsstat4 status) {
+// Appends the result of an op that failed before (or without) its handler.
+void PutErrorResult(rpc::XdrEncoder& enc, uint32_t opnum, nfsstat4 status) {
   nfs_resop4 res{};
   res.resop = static_cast<nfs_opnum4>(opnum);
   SetStatus(res, status);
-  rpc::XdrEncoder enc(16);
   enc.Encode(xdr_nfs_resop4, res);  // status-only arms: cannot fail
+}
+
+// The same as bytes.
+std::vector<uint8_t> ErrorResult(uint32_t opnum, nfsstat4 status) {
+  rpc::XdrEncoder enc(16);
+  PutErrorResult(enc, opnum, status);
   return enc.Take();
 }
 
@@ -303,11 +308,12 @@ void InvalidateAfter(CompoundState& st, uint32_t op,
   }
 }
 
-uint64_t ElapsedNs(std::chrono::steady_clock::time_point since) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now() - since)
-          .count());
+// Writes `v` big-endian (an XDR unsigned int) at `p`.
+void PutBe32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
 }
 
 std::vector<uint8_t> EncodeReply(nfsstat4 status, const utf8str_cs& tag,
@@ -361,32 +367,51 @@ std::optional<std::vector<uint8_t>> RunCompound(
   const OpTable& table = st.server.ops ? *st.server.ops : Table();
 
   const size_t header_size = 12 + Padded(tag->utf8string_len);
-  std::vector<uint8_t> ops;      // encoded results so far
-  std::vector<uint8_t> seq_res;  // SEQUENCE's result, for the slot cache
+  // The reply is encoded into one buffer as the ops run; its status and
+  // result count are written in at the end. (One encoder per op, a vector
+  // per result and copies for the reply and the slot cache cost ~20
+  // allocations per COMPOUND: docs/performance.md, issue 4 item 12.)
+  rpc::XdrEncoder out(256 + header_size);
+  out.PutUint32(0);  // status
+  out.PutOpaque(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(tag->utf8string_val),
+      tag->utf8string_len));
+  out.PutUint32(0);  // result count
+  // End of SEQUENCE's result in `out` when it succeeded (for the slot
+  // cache); 0 otherwise.
+  size_t seq_end = 0;
+  // When the last result must be replaced by an error (REP_TOO_BIG, or it
+  // did not encode), `out` is cut at `cut` and `cut_op`'s error result
+  // appended: an encoder cannot rewind.
+  size_t cut = 0;
+  uint32_t cut_op = OP_ILLEGAL;
   uint32_t nres = 0;
   uint32_t second_op = OP_ILLEGAL;
   nfsstat4 status = NFS4_OK;
+  // Per-op latency for the metrics: each op's end is the next one's start
+  // (one clock read per op, none without metrics).
+  Metrics* const metrics = st.server.metrics;
+  auto op_start = metrics ? std::chrono::steady_clock::now()
+                          : std::chrono::steady_clock::time_point{};
 
   for (uint32_t i = 0; i < *count; ++i) {
     st.op_index = i;
     st.arena.Clear();
-    const auto op_start = std::chrono::steady_clock::now();
     const size_t pos = dec.position();
+    const size_t result_at = out.size();
     std::optional<uint32_t> opnum = dec.GetUint32();
     if (!opnum) {  // cannot happen given the count check; be safe
       status = NFS4ERR_BADXDR;
-      std::vector<uint8_t> r = ErrorResult(OP_ILLEGAL, status);
-      ops.insert(ops.end(), r.begin(), r.end());
+      PutErrorResult(out, OP_ILLEGAL, status);
       ++nres;
       break;
     }
     if (i == 1) second_op = *opnum;
     const OpDesc* d = FindOp(table, *opnum);
-    std::vector<uint8_t> r;
     if (d == nullptr) {
       // §15.2, §18.54: an undefined operation is answered as OP_ILLEGAL.
       status = NFS4ERR_OP_ILLEGAL;
-      r = ErrorResult(OP_ILLEGAL, status);
+      PutErrorResult(out, OP_ILLEGAL, status);
     } else {
       rpc::XdrOwned<nfs_argop4> arg(xdr_nfs_argop4);
       InPlaceWrite in_place;
@@ -431,7 +456,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
         status = NFS4ERR_GRACE;
       }
       if (status != NFS4_OK) {
-        r = ErrorResult(*opnum, status);
+        PutErrorResult(out, *opnum, status);
       } else {
         if (*opnum == OP_SEQUENCE) {
           st.request_hash = HashBytes(args.subspan(dec.position()));
@@ -460,23 +485,21 @@ std::optional<std::vector<uint8_t>> RunCompound(
           InvalidateAfter(st, *opnum, fhs_before);
         }
         if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
-        rpc::XdrEncoder enc(64);
         if (status == NFS4_OK && !st.raw_result.empty()) {
-          r = std::move(st.raw_result);  // encoded by the op itself
-        } else if (!enc.Encode(xdr_nfs_resop4, res)) {
+          out.PutFixedOpaque(st.raw_result);  // encoded by the op itself
+        } else if (!out.Encode(xdr_nfs_resop4, res)) {
           rpc::log::Error("cannot encode the result of {}", d->name);
           status = NFS4ERR_SERVERFAULT;
-          r = ErrorResult(*opnum, status);
-        } else {
-          r = enc.Take();
+          cut = result_at;
+          cut_op = *opnum;
         }
         st.raw_result.clear();
       }
     }
     // §2.10.6.4, §18.46.3: the reply must fit the session's limits.
-    if (st.session) {
+    if (st.session && cut == 0) {
       const channel_attrs4& fore = st.session->fore();
-      size_t total = header_size + ops.size() + r.size();
+      const size_t total = out.size();
       nfsstat4 limit = NFS4_OK;
       if (total > fore.ca_maxresponsesize) {
         limit = NFS4ERR_REP_TOO_BIG;
@@ -485,14 +508,22 @@ std::optional<std::vector<uint8_t>> RunCompound(
       }
       if (limit != NFS4_OK && i > 0) {
         status = limit;
-        r = ErrorResult(d ? *opnum : uint32_t{OP_ILLEGAL}, status);
+        cut = result_at;
+        cut_op = d ? *opnum : uint32_t{OP_ILLEGAL};
       }
     }
-    if (st.server.metrics) {
-      st.server.metrics->OpDone(d ? *opnum : 0, status, ElapsedNs(op_start));
+    if (metrics) {
+      const auto now = std::chrono::steady_clock::now();
+      metrics->OpDone(d ? *opnum : 0, status,
+                      static_cast<uint64_t>(
+                          std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              now - op_start)
+                              .count()));
+      op_start = now;
     }
-    if (i == 0 && *opnum == OP_SEQUENCE && status == NFS4_OK) seq_res = r;
-    ops.insert(ops.end(), r.begin(), r.end());
+    if (i == 0 && *opnum == OP_SEQUENCE && status == NFS4_OK) {
+      seq_end = out.size();
+    }
     ++nres;
     if (status != NFS4_OK) {
       // Protocol chatter: errors are normal answers (NOENT on LOOKUP ...).
@@ -502,26 +533,34 @@ std::optional<std::vector<uint8_t>> RunCompound(
     }
   }
   st.arena.Clear();
-  if (st.server.metrics) st.server.metrics->CompoundDone();
+  if (metrics) metrics->CompoundDone();
 
-  std::vector<uint8_t> reply = EncodeReply(status, tag.get(), nres, ops);
-  if (st.session && !seq_res.empty()) {
+  std::vector<uint8_t> reply = out.Take();
+  if (cut != 0) {
+    reply.resize(cut);
+    std::vector<uint8_t> e = ErrorResult(cut_op, status);
+    reply.insert(reply.end(), e.begin(), e.end());
+  }
+  PutBe32(reply.data(), static_cast<uint32_t>(status));
+  PutBe32(reply.data() + header_size - 4, nres);
+  if (st.session && seq_end != 0) {
     // Keep the reply in the slot (§2.10.6.1.3). A reply the client did not
     // ask to cache and that is too large to cache is replaced by SEQUENCE's
     // result and NFS4ERR_RETRY_UNCACHED_REP.
-    std::vector<uint8_t> cached;
     if (st.cache_this ||
         reply.size() <= st.session->fore().ca_maxresponsesize_cached ||
         *count == 1) {
-      cached = reply;
+      st.session->EndRequest(st.slot, reply);
     } else {
-      std::vector<uint8_t> two = seq_res;
+      std::vector<uint8_t> two(reply.begin() + header_size,
+                               reply.begin() + seq_end);
       std::vector<uint8_t> e =
           ErrorResult(second_op, NFS4ERR_RETRY_UNCACHED_REP);
       two.insert(two.end(), e.begin(), e.end());
-      cached = EncodeReply(NFS4ERR_RETRY_UNCACHED_REP, tag.get(), 2, two);
+      st.session->EndRequest(
+          st.slot,
+          EncodeReply(NFS4ERR_RETRY_UNCACHED_REP, tag.get(), 2, two));
     }
-    st.session->EndRequest(st.slot, std::move(cached));
   }
   return reply;
 }
@@ -543,13 +582,21 @@ bool InlineCandidate(CompoundState& st, std::span<const uint8_t> args) {
       *count > kMaxInlineOps) {
     return false;
   }
+  // SEQUENCE's arguments are fixed-size (RFC 8881 §18.46.1: sessionid4,
+  // three uint32s and a bool): skipped without decoding, since RunCompound
+  // decodes and checks them anyway. SEQUENCE alone needs nothing more.
+  constexpr size_t kSequenceArgs = NFS4_SESSIONID_SIZE + 4 * 4;
+  std::optional<uint32_t> first = dec.GetUint32();
+  if (!first || *first != OP_SEQUENCE || dec.remaining() < kSequenceArgs) {
+    return false;
+  }
+  if (*count == 1) return true;
+  xdr_setpos(dec.xdr(), static_cast<u_int>(dec.position() + kSequenceArgs));
   std::optional<FileHandle> current;
-  for (uint32_t i = 0; i < *count; ++i) {
+  for (uint32_t i = 1; i < *count; ++i) {
     rpc::XdrOwned<nfs_argop4> op(xdr_nfs_argop4);
     if (!dec.Decode(xdr_nfs_argop4, &op.get())) return false;
-    if (i == 0 ? op->argop != OP_SEQUENCE : !InlineOp(st, op.get(), &current)) {
-      return false;
-    }
+    if (!InlineOp(st, op.get(), &current)) return false;
   }
   return true;
 }

@@ -1410,6 +1410,78 @@ TEST_F(DirCacheTest, InlineAndWorkerCompoundsInterleaveOnOneConnection) {
   EXPECT_EQ(names.value.size(), 20u);
 }
 
+TEST_F(DirCacheTest, InlineCompoundsKeepNothingFromTheLastOne) {
+  // The inline path reuses buffers (the reply, the slot's cached reply) and
+  // carries a handle verified in InlineCandidate into PUTFH: none of it may
+  // reach the next COMPOUND on the connection.
+  Metrics& m = server_->metrics();
+  Compound ga;
+  ga.PutFh(d_).GetAttr(Bits({FATTR4_TYPE}));
+  ASSERT_NFS(Status(c_, ga), NFS4_OK);  // cached now
+  uint64_t inl = m.inline_compounds();
+  auto ok = c_->Call(ga);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_NFS(ok->status(), NFS4_OK);
+  EXPECT_EQ(ok->size(), 3u);
+  EXPECT_EQ(m.inline_compounds(), inl + 1);
+  // The next COMPOUND starts without a current filehandle.
+  auto none = c_->Call(Compound().GetAttr(Bits({FATTR4_TYPE})));
+  ASSERT_TRUE(none.ok());
+  EXPECT_NFS(none->status(), NFS4ERR_NOFILEHANDLE);
+  // A handle that differs from the one just verified only in its MAC is
+  // refused, alone and after the good one in the same COMPOUND.
+  Fh forged = d_;
+  forged.back() ^= 1;
+  auto bad = c_->Call(Compound().PutFh(forged).GetAttr(Bits({FATTR4_TYPE})));
+  ASSERT_TRUE(bad.ok());
+  EXPECT_NFS(bad->status(), NFS4ERR_BADHANDLE);
+  auto both = c_->Call(Compound()
+                           .PutFh(d_)
+                           .GetAttr(Bits({FATTR4_TYPE}))
+                           .PutFh(forged)
+                           .GetAttr(Bits({FATTR4_TYPE})));
+  ASSERT_TRUE(both.ok());
+  EXPECT_NFS(both->status(), NFS4ERR_BADHANDLE);
+  EXPECT_EQ(both->size(), 4u);  // SEQUENCE, PUTFH, GETATTR, PUTFH
+  // Malformed requests between good ones: a SEQUENCE of an unknown session
+  // (answered inline), one whose arguments are cut short (a worker's
+  // BADXDR), one whose op count overruns the bytes (GARBAGE_ARGS).
+  auto word = [](std::vector<uint8_t>* b, uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b->push_back(static_cast<uint8_t>(v >> s));
+  };
+  std::vector<uint8_t> stranger;
+  for (uint32_t v : {0u, 1u, 1u, uint32_t{OP_SEQUENCE}}) word(&stranger, v);
+  stranger.insert(stranger.end(), NFS4_SESSIONID_SIZE, 0xee);
+  for (uint32_t v : {1u, 0u, 0u, 0u}) word(&stranger, v);
+  inl = m.inline_compounds();
+  auto r1 = c_->CallRaw(stranger);
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  EXPECT_NFS(r1->status(), NFS4ERR_BADSESSION);
+  EXPECT_EQ(r1->size(), 1u);
+  EXPECT_EQ(m.inline_compounds(), inl + 1);
+  std::vector<uint8_t> cut(stranger.begin(), stranger.begin() + 16 + 8);
+  auto r2 = c_->CallRaw(cut);
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_NFS(r2->status(), NFS4ERR_BADXDR);
+  std::vector<uint8_t> overrun;
+  for (uint32_t v : {0u, 1u, 3u, uint32_t{OP_SEQUENCE}}) word(&overrun, v);
+  EXPECT_TRUE(c_->CallRaw(overrun).status().IsGarbageArgs());
+  // And the next COMPOUNDs are whole and right.
+  for (int i = 0; i < 3; ++i) {
+    auto again = c_->Call(ga);
+    ASSERT_TRUE(again.ok());
+    EXPECT_NFS(again->status(), NFS4_OK);
+    EXPECT_EQ(again->size(), 3u);
+  }
+  auto a = c_->GetAttr(d_, Bits({FATTR4_TYPE}));
+  ASSERT_NFS(a.status, NFS4_OK);
+  EXPECT_EQ(a.value.type, NF4DIR);
+  auto seq = c_->Call(Compound());
+  ASSERT_TRUE(seq.ok());
+  EXPECT_NFS(seq->status(), NFS4_OK);
+  EXPECT_EQ(seq->size(), 1u);
+}
+
 // -------------------------------------------------------- hostile lengths
 
 TEST_F(OpsTest, HostileCompoundLengthsAreRefusedWithoutHarm) {

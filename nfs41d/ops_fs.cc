@@ -217,10 +217,18 @@ nfsstat4 OpPutPubFh(CompoundState& st, const NoArgs& a, PUTPUBFH4res& res) {
   return s;
 }
 
+namespace {
+
+std::span<const uint8_t> FhBytes(const nfs_fh4& fh) {
+  return {reinterpret_cast<const uint8_t*>(fh.nfs_fh4_val), fh.nfs_fh4_len};
+}
+
+}  // namespace
+
 nfsstat4 OpPutFh(CompoundState& st, const PUTFH4args& args, PUTFH4res&) {
-  std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
-      reinterpret_cast<const uint8_t*>(args.object.nfs_fh4_val),
-      args.object.nfs_fh4_len));
+  // InlineCandidate verified these bytes already on the inline path: the
+  // codec's per-thread memo answers without a second HMAC (fh.h).
+  std::optional<FileHandle> fh = st.server.fh->Decode(FhBytes(args.object));
   if (!fh) return NFS4ERR_BADHANDLE;
   if (nfsstat4 e = EnterFh(st, *fh); e) return e;
   st.current_fh = *fh;
@@ -548,9 +556,8 @@ bool InlineOp(CompoundState& st, const nfs_argop4& op,
   const auto& a = op.nfs_argop4_u;
   switch (op.argop) {
     case OP_PUTFH: {
-      std::optional<FileHandle> fh = st.server.fh->Decode(std::span(
-          reinterpret_cast<const uint8_t*>(a.opputfh.object.nfs_fh4_val),
-          a.opputfh.object.nfs_fh4_len));
+      std::optional<FileHandle> fh =
+          st.server.fh->Decode(FhBytes(a.opputfh.object));
       // A bad handle's error and the pseudo fs are left to a worker.
       if (!fh || fh->export_id == kPseudoExportId) return false;
       *current = fh;

@@ -70,6 +70,38 @@ TEST(FhTest, AlteredOrForeignHandlesAreRefused) {
   EXPECT_FALSE(c.Decode({}).has_value());
 }
 
+TEST(FhTest, VerifiedHandlesRememberedPerThreadStillRefuseForgeries) {
+  // Decode remembers the exact bytes it verified (fh.h): after a handle
+  // verified, every altered copy and every other key must still fail.
+  FhCodec c(Key(7));
+  std::vector<uint8_t> b = c.Encode(FileHandle{42, 1, 3});
+  ASSERT_TRUE(c.Decode(b).has_value());
+  ASSERT_TRUE(c.Decode(b).has_value());  // from the memo
+  for (size_t i = 0; i < b.size(); ++i) {
+    std::vector<uint8_t> x = b;
+    x[i] ^= 0x80;
+    EXPECT_FALSE(c.Decode(x).has_value()) << "byte " << i;
+  }
+  EXPECT_FALSE(FhCodec(Key(8)).Decode(b).has_value());
+  EXPECT_EQ(FhCodec(Key(7)).Decode(b), (FileHandle{42, 1, 3}));
+  // Many handles through one table (more than it holds, so slots are
+  // shared and replaced): each decodes to itself, twice.
+  std::vector<std::vector<uint8_t>> hs;
+  for (uint64_t ino = 1; ino <= 300; ++ino) {
+    hs.push_back(c.Encode(FileHandle{ino * 64, 7, 1}));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (uint64_t ino = 1; ino <= 300; ++ino) {
+      auto fh = c.Decode(hs[ino - 1]);
+      ASSERT_TRUE(fh.has_value()) << ino;
+      EXPECT_EQ(fh->ino, ino * 64);
+      std::vector<uint8_t> forged = hs[ino - 1];
+      forged[13] ^= 1;  // the generation, MAC unchanged
+      EXPECT_FALSE(c.Decode(forged).has_value()) << ino;
+    }
+  }
+}
+
 TEST(FhTest, SecretIsCreatedPrivateAndReused) {
   std::string dir = std::filesystem::temp_directory_path() /
                     ("nfs41d-key-" + std::to_string(getpid()));

@@ -182,7 +182,8 @@ void Connection::HandleReadable() {
 
 void Connection::DispatchRecords() {
   const Registry& registry = *loop_->registry_;
-  std::vector<OutRecord> inline_replies;
+  std::vector<OutRecord>& inline_replies = inline_out_;
+  inline_replies.clear();
   while (std::optional<std::vector<uint8_t>> rec = reader_.Pop()) {
     std::optional<MessagePeek> peek = PeekMessage(*rec);
     if (!peek) {
@@ -226,6 +227,7 @@ void Connection::DispatchRecords() {
   }
   if (!inline_replies.empty()) {
     SendAll(inline_replies);  // updates the interest mask itself
+    inline_replies.clear();
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -260,18 +262,22 @@ void Connection::ServeCall(std::vector<uint8_t> record, size_t worker_index) {
 Connection::OutRecord Connection::ReplyRecord(ReplyMessage reply,
                                               std::span<const uint8_t> call) {
   OutRecord out;
-  size_t payload = reply.header.size() + reply.results.size();
+  size_t payload = reply.header.size + reply.results.size();
   if (payload > kMaxFragmentLength) {
     // Larger than one fragment can say; never produced by sane handlers.
     log::Error("rpc: {}: reply of {} bytes is too large; answering SYSTEM_ERR",
                peer_, payload);
     std::optional<MessagePeek> peek = PeekMessage(call);
-    reply.header = EncodeAcceptedReply(peek ? peek->xid : 0, kSystemErr);
+    reply.header = AcceptedReplyHeader(peek ? peek->xid : 0, kSystemErr);
     reply.results.clear();
-    payload = reply.header.size();
+    payload = reply.header.size;
   }
-  out.mark = FragmentHeader(static_cast<uint32_t>(payload), true);
-  out.header = std::move(reply.header);
+  const std::array<uint8_t, 4> mark =
+      FragmentHeader(static_cast<uint32_t>(payload), true);
+  std::memcpy(out.head.data(), mark.data(), mark.size());
+  std::memcpy(out.head.data() + mark.size(), reply.header.bytes.data(),
+              reply.header.size);
+  out.head_len = static_cast<uint8_t>(mark.size() + reply.header.size);
   out.body = std::move(reply.results);
   return out;
 }
@@ -361,7 +367,7 @@ bool Connection::FlushLocked(std::string* error) {
     };
     for (const OutRecord& r : out_) {
       if (count + 3 > kMaxIov) break;
-      add(r.mark.data(), r.mark.size());
+      add(r.head.data(), r.head_len);
       if (!r.header.empty()) add(r.header.data(), r.header.size());
       if (!r.body.empty()) add(r.body.data(), r.body.size());
     }
@@ -449,7 +455,9 @@ void Connection::StartCall(const CallOptions& options,
     done(Status::InvalidArgument("call larger than one RPC fragment"));
     return;
   }
-  rec.mark = FragmentHeader(static_cast<uint32_t>(payload), true);
+  const std::array<uint8_t, 4> mark =
+      FragmentHeader(static_cast<uint32_t>(payload), true);
+  std::memcpy(rec.head.data(), mark.data(), mark.size());
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
   bool registered = false;
   {

@@ -149,8 +149,11 @@ void EventLoop::RunPosted() {
 void EventLoop::Run() {
   loop_thread_id_ = std::this_thread::get_id();
   epoll_event events[kMaxEvents];
+  // Two clock reads per wake-up: when it woke, and when its work was done,
+  // which is also "now" for the timers and the next wait.
+  auto now = std::chrono::steady_clock::now();
   while (!stopping_) {
-    int n = ::epoll_wait(epfd_, events, kMaxEvents, NextTimeoutMs());
+    int n = ::epoll_wait(epfd_, events, kMaxEvents, NextTimeoutMs(now));
     if (n < 0) {
       if (errno == EINTR) continue;
       log::Error("rpc: {}: epoll_wait: {}", options_.name,
@@ -184,9 +187,10 @@ void EventLoop::Run() {
       if (ev & (EPOLLIN | EPOLLRDHUP)) conn->HandleReadable();
     }
     RunPosted();
-    ExpireTimers();
+    now = std::chrono::steady_clock::now();
+    ExpireTimers(now);
     if (listeners_resume_at_ != std::chrono::steady_clock::time_point{} &&
-        std::chrono::steady_clock::now() >= listeners_resume_at_) {
+        now >= listeners_resume_at_) {
       listeners_resume_at_ = {};
       for (size_t i = 0; i < listeners_.size(); ++i) {
         if (!listeners_[i].paused) continue;
@@ -198,9 +202,9 @@ void EventLoop::Run() {
       }
     }
     busy_ns_.fetch_add(
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - woke)
-                                  .count()),
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - woke)
+                .count()),
         std::memory_order_relaxed);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -355,8 +359,7 @@ void EventLoop::Finalize(uint64_t id) {
   }
 }
 
-int EventLoop::NextTimeoutMs() {
-  auto now = std::chrono::steady_clock::now();
+int EventLoop::NextTimeoutMs(std::chrono::steady_clock::time_point now) {
   auto wait = std::chrono::milliseconds(kMaxWaitMs);
   if (listeners_resume_at_ != std::chrono::steady_clock::time_point{}) {
     wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
@@ -372,11 +375,10 @@ int EventLoop::NextTimeoutMs() {
   return static_cast<int>(std::max<int64_t>(wait.count(), 0));
 }
 
-void EventLoop::ExpireTimers() {
+void EventLoop::ExpireTimers(std::chrono::steady_clock::time_point now) {
   std::vector<std::pair<uint64_t, uint32_t>> expired;
   {
     std::lock_guard<std::mutex> lock(timers_mu_);
-    auto now = std::chrono::steady_clock::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
       expired.push_back(timers_.begin()->second);
       timers_.erase(timers_.begin());

@@ -125,8 +125,10 @@ class EventLoop {
   std::shared_ptr<Connection> Register(int fd, std::string peer, Status* error);
   std::shared_ptr<Connection> Lookup(uint64_t id) const;
   void Finalize(uint64_t id);
-  int NextTimeoutMs();
-  void ExpireTimers();
+  // `now`: a recent steady_clock reading (the loop reads the clock once per
+  // wake-up and passes it on).
+  int NextTimeoutMs(std::chrono::steady_clock::time_point now);
+  void ExpireTimers(std::chrono::steady_clock::time_point now);
   void AddTimer(std::chrono::steady_clock::time_point deadline, uint64_t id,
                 uint32_t xid);
   void CancelTimer(std::chrono::steady_clock::time_point deadline, uint64_t id,

@@ -88,7 +88,8 @@ size_t FuzzServerInput(std::span<const uint8_t> data) {
                      : ProcessCall(registry, *rec, nullptr, 0);
       if (reply) {
         // A reply must itself decode as a reply to the same xid.
-        std::vector<uint8_t> whole = reply->header;
+        std::vector<uint8_t> whole(reply->header.view().begin(),
+                                   reply->header.view().end());
         whole.insert(whole.end(), reply->results.begin(), reply->results.end());
         std::optional<MessagePeek> rp = PeekMessage(whole);
         if (!rp || rp->xid != peek->xid || rp->msg_type != kReply) {

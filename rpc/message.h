@@ -1,6 +1,8 @@
 #pragma once
 
-// ONC RPC v2 message headers (RFC 5531 §9), decoded and encoded with
+// ONC RPC v2 message headers (RFC 5531 §9). What a server does per call
+// (decode a call header and an AUTH_SYS body, build a reply header) reads
+// and writes the XDR words in place, without an allocation; the rest uses
 // libtirpc's XDR routines.
 //
 // A CALL is: xid, msg_type CALL, rpcvers, prog, vers, proc, a credential and
@@ -13,6 +15,7 @@
 // These are pure functions over bytes: no sockets, so they are unit-tested
 // and fuzzed directly (see rpc/fuzz.h).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -125,6 +128,9 @@ CallHeaderDecode DecodeCallHeader(std::span<const uint8_t> record);
 // Decodes an AUTH_SYS credential body; nullopt if it is malformed: over the
 // RFC's bounds, truncated, or followed by extra bytes.
 std::optional<AuthSysParms> DecodeAuthSys(std::span<const uint8_t> body);
+// The same into `*out` (whose string and vector keep their capacity); false
+// if malformed, and `*out` is then unspecified.
+bool DecodeAuthSysInto(std::span<const uint8_t> body, AuthSysParms* out);
 std::vector<uint8_t> EncodeAuthSys(const AuthSysParms& parms);
 
 // The server's authentication step (RFC 5531 §8, §9): AUTH_NONE and AUTH_SYS
@@ -156,14 +162,28 @@ struct Credential {
 Status EncodeCallHeader(XdrEncoder& enc, uint32_t xid, uint32_t prog,
                         uint32_t vers, uint32_t proc, const Credential& cred);
 
+// A reply header, kept inline: every reply a server sends has one, so it
+// costs no allocation. The longest (MSG_ACCEPTED PROG_MISMATCH with an
+// AUTH_NONE verifier) is 8 XDR words.
+struct ReplyHeader {
+  std::array<uint8_t, 32> bytes{};
+  uint8_t size = 0;
+  std::span<const uint8_t> view() const { return {bytes.data(), size}; }
+};
+
 // Reply headers, with an AUTH_NONE verifier where one is sent.
 // MSG_ACCEPTED with `accept_stat`; for kProgMismatch, `low`..`high`.
+ReplyHeader AcceptedReplyHeader(uint32_t xid, uint32_t accept_stat,
+                                uint32_t low = 0, uint32_t high = 0);
+// MSG_DENIED RPC_MISMATCH with the supported RPC versions.
+ReplyHeader RpcMismatchReplyHeader(uint32_t xid, uint32_t low, uint32_t high);
+// MSG_DENIED AUTH_ERROR.
+ReplyHeader AuthErrorReplyHeader(uint32_t xid, uint32_t auth_stat);
+// The same as byte vectors.
 std::vector<uint8_t> EncodeAcceptedReply(uint32_t xid, uint32_t accept_stat,
                                          uint32_t low = 0, uint32_t high = 0);
-// MSG_DENIED RPC_MISMATCH with the supported RPC versions.
 std::vector<uint8_t> EncodeRpcMismatchReply(uint32_t xid, uint32_t low,
                                             uint32_t high);
-// MSG_DENIED AUTH_ERROR.
 std::vector<uint8_t> EncodeAuthErrorReply(uint32_t xid, uint32_t auth_stat);
 
 // Decodes a REPLY record. On MSG_ACCEPTED/SUCCESS returns the offset of the

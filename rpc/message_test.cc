@@ -93,6 +93,36 @@ TEST(MessageTest, AuthSysBoundsAndShape) {
   }
 }
 
+TEST(MessageTest, AuthSysDecodedIntoAReusedValueHoldsOnlyTheNewOne) {
+  // DecodeAuthSysInto keeps the string's and vector's capacity: nothing of
+  // a longer credential decoded before may remain.
+  AuthSysParms reused;
+  ASSERT_TRUE(DecodeAuthSysInto(EncodeAuthSys(SampleSys()), &reused));
+  EXPECT_EQ(reused, SampleSys());
+  AuthSysParms small;
+  small.stamp = 1;
+  small.machine_name = "h";
+  small.uid = 7;
+  small.gid = 8;
+  ASSERT_TRUE(DecodeAuthSysInto(EncodeAuthSys(small), &reused));
+  EXPECT_EQ(reused, small);
+  std::vector<uint8_t> body = EncodeAuthSys(SampleSys());
+  EXPECT_FALSE(DecodeAuthSysInto({body.data(), body.size() - 4}, &reused));
+  ASSERT_TRUE(DecodeAuthSysInto(EncodeAuthSys(small), &reused));
+  EXPECT_EQ(reused, small);
+}
+
+TEST(MessageTest, InlineReplyHeadersHoldTheLongestOne) {
+  // MSG_ACCEPTED PROG_MISMATCH is the longest header: 8 words, all inline.
+  ReplyHeader pm = AcceptedReplyHeader(9, kProgMismatch, 2, 4);
+  EXPECT_EQ(pm.size, 32u);
+  EXPECT_EQ(std::vector<uint8_t>(pm.view().begin(), pm.view().end()),
+            Words({9, kReply, 0, kAuthNone, 0, kProgMismatch, 2, 4}));
+  EXPECT_EQ(AcceptedReplyHeader(9, kSuccess).size, 24u);
+  EXPECT_EQ(AuthErrorReplyHeader(9, kAuthTooWeak).size, 20u);
+  EXPECT_EQ(RpcMismatchReplyHeader(9, 2, 2).size, 24u);
+}
+
 TEST(MessageTest, AuthenticationPolicy) {
   auto check = [](uint32_t flavor, std::vector<uint8_t> body) {
     std::vector<uint8_t> rec =
@@ -202,7 +232,7 @@ class ProcessCallTest : public QuietLogs {
                      std::vector<uint8_t>* whole) {
     std::optional<ReplyMessage> reply = ProcessCall(registry_, rec, nullptr, 0);
     if (!reply) return Status::Closed("dropped");
-    *whole = reply->header;
+    whole->assign(reply->header.view().begin(), reply->header.view().end());
     whole->insert(whole->end(), reply->results.begin(), reply->results.end());
     return DecodeReply(*whole);
   }

@@ -108,14 +108,14 @@ std::string PeerOf(const std::shared_ptr<Connection>& c) {
   return c ? c->peer() : std::string("(no connection)");
 }
 
-InlineOutcome Send(std::vector<uint8_t> header,
+InlineOutcome Send(const ReplyHeader& header,
                    std::vector<uint8_t> results = {}) {
-  return {true, ReplyMessage{std::move(header), std::move(results)}};
+  return {true, ReplyMessage{header, std::move(results)}};
 }
 
 InlineOutcome Accepted(uint32_t xid, uint32_t stat, uint32_t low = 0,
                        uint32_t high = 0) {
-  return Send(EncodeAcceptedReply(xid, stat, low, high));
+  return Send(AcceptedReplyHeader(xid, stat, low, high));
 }
 
 // ProcessCall and TryProcessInline: one path, so that both apply RFC 5531's
@@ -134,11 +134,11 @@ InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
     case CallHeaderDecode::Outcome::kRpcMismatch:
       log::Warning("rpc: {}: xid {:#x}: RPC version {} (only 2 is spoken)",
                    PeerOf(connection), h.xid, h.rpcvers);
-      return Send(EncodeRpcMismatchReply(h.xid, kRpcVersion, kRpcVersion));
+      return Send(RpcMismatchReplyHeader(h.xid, kRpcVersion, kRpcVersion));
     case CallHeaderDecode::Outcome::kAuthError:
       log::Warning("rpc: {}: xid {:#x}: {}", PeerOf(connection), h.xid,
                    d.reason);
-      return Send(EncodeAuthErrorReply(h.xid, d.auth_stat));
+      return Send(AuthErrorReplyHeader(h.xid, d.auth_stat));
     case CallHeaderDecode::Outcome::kOk:
       break;
   }
@@ -148,7 +148,7 @@ InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
     log::Warning(
         "rpc: {}: xid {:#x}: credential flavor {} refused (auth_stat {})",
         PeerOf(connection), h.xid, h.cred.flavor, auth.auth_stat);
-    return Send(EncodeAuthErrorReply(h.xid, auth.auth_stat));
+    return Send(AuthErrorReplyHeader(h.xid, auth.auth_stat));
   }
 
   bool known;
@@ -196,7 +196,7 @@ InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
   }
   if (reply->dropped()) return {true, std::nullopt};
   if (reply->is_auth_error()) {
-    return Send(EncodeAuthErrorReply(h.xid, reply->stat()));
+    return Send(AuthErrorReplyHeader(h.xid, reply->stat()));
   }
   if (reply->stat() != kSuccess) {
     if (reply->stat() == kGarbageArgs) {
@@ -206,7 +206,7 @@ InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
     }
     return Accepted(h.xid, reply->stat());
   }
-  return Send(EncodeAcceptedReply(h.xid, kSuccess), reply->TakeResults());
+  return Send(AcceptedReplyHeader(h.xid, kSuccess), reply->TakeResults());
 }
 
 }  // namespace

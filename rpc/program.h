@@ -185,11 +185,11 @@ class Registry {
   std::atomic<bool> has_inline_{false};
 };
 
-// A reply as two buffers: the RPC reply header and the procedure's results.
-// They are written with one writev, so results are never copied to prepend
-// the header.
+// A reply as two buffers: the RPC reply header (inline, no allocation) and
+// the procedure's results. They are written with one sendmsg, so results are
+// never copied to prepend the header.
 struct ReplyMessage {
-  std::vector<uint8_t> header;
+  ReplyHeader header;
   std::vector<uint8_t> results;
 };
 

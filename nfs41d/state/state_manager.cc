@@ -82,13 +82,13 @@ Session::Begin Session::BeginRequest(uint32_t slot_id, uint32_t seqid,
   return Begin::kError;
 }
 
-void Session::EndRequest(uint32_t slot_id, std::vector<uint8_t> reply) {
+void Session::EndRequest(uint32_t slot_id, std::span<const uint8_t> reply) {
   std::lock_guard lock(mu_);
   if (slot_id >= slots_.size()) return;
   Slot& slot = slots_[slot_id];
   slot.in_use = false;
   slot.has_reply = true;
-  slot.reply = std::move(reply);
+  slot.reply.assign(reply.begin(), reply.end());
 }
 
 bool Session::AnySlotInUse() const {

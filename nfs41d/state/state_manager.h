@@ -129,8 +129,10 @@ class Session {
   };
   Begin BeginRequest(uint32_t slot, uint32_t seqid, uint64_t request_hash,
                      std::vector<uint8_t>* replay, nfsstat4* status);
-  // Records the reply of the request started on `slot` and frees the slot.
-  void EndRequest(uint32_t slot, std::vector<uint8_t> reply);
+  // Records (copies) the reply of the request started on `slot` and frees
+  // the slot. The copy goes into the slot's own buffer, whose capacity is
+  // kept from request to request: no allocation in the steady state.
+  void EndRequest(uint32_t slot, std::span<const uint8_t> reply);
   // Frees `slot` without a reply (the request failed before it counted).
   bool AnySlotInUse() const;
 
