@@ -121,7 +121,9 @@ std::optional<FileHandle> FhCodec::Decode(
   // bytes under the same key verify again, so the HMAC (two SHA-256 blocks,
   // ~5,000 instructions: most of a cached GETATTR's PUTFH) is skipped. A
   // forged handle never enters the table, and one that differs in any byte
-  // misses it.
+  // misses it. The compare is constant-time, like the MAC's: a timed probe
+  // must not learn how many leading bytes of a remembered handle it got
+  // right (that would let it forge the MAC byte by byte).
   struct Verified {
     uint64_t serial = 0;  // 0: empty
     std::array<uint8_t, kFhBytes> bytes{};
@@ -132,7 +134,7 @@ std::optional<FileHandle> FhCodec::Decode(
   Verified& slot = memo[(ino_bits ^ (ino_bits >> 17)) % kWays];
   const bool known =
       slot.serial == serial_ &&
-      std::memcmp(slot.bytes.data(), bytes.data(), kFhBytes) == 0;
+      CRYPTO_memcmp(slot.bytes.data(), bytes.data(), kFhBytes) == 0;
   if (!known) {
     auto mac = Mac(bytes.subspan(0, kBodyBytes));
     if (CRYPTO_memcmp(mac.data(), bytes.data() + kBodyBytes, mac.size()) !=
