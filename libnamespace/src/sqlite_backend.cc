@@ -26,7 +26,8 @@
 //   lent to one Read() at a time. WAL lets them read a consistent snapshot
 //   while the writer commits, so reads never wait for writes.
 // - Every connection is opened SQLITE_OPEN_NOMUTEX: it is only ever used by
-//   one thread at a time (the leader, or the Read() that borrowed it), so SQLite's own per-connection mutex would be pure overhead.
+//   one thread at a time (the leader, or the Read() that borrowed it), so
+//   SQLite's own per-connection mutex would be pure overhead.
 // - Prepared statements are cached per connection, keyed by the Sql enum.
 // - Other processes (nsh, nsadmin) may open the same file: busy_timeout
 //   makes SQLite wait for their locks, and what still comes back BUSY is
