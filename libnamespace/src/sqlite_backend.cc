@@ -2,26 +2,32 @@
 //
 // Design (see docs/ARCHITECTURE.md for the whole picture):
 //
-// - One writer connection, used only by one writer thread. SQLite allows
-//   one writer per database at a time anyway; owning it in one thread lets
-//   concurrent Write() calls share a transaction instead of queueing on the
-//   file lock.
-// - Group commit: Write() enqueues its function and blocks. The writer
-//   thread takes everything queued (up to kMaxGroup), runs
+// - One writer connection, used by one thread at a time: the leader.
+//   SQLite allows one writer per database at a time anyway; owning it in
+//   one place lets concurrent Write() calls share a transaction instead of
+//   queueing on the file lock.
+// - Group commit: Write() enqueues its function. If no caller leads, it
+//   becomes the leader and, on its own thread, takes everything queued (up
+//   to kMaxGroup; later arrivals join before the COMMIT), runs
 //     BEGIN IMMEDIATE
 //       SAVEPOINT w; fn_1; RELEASE w   (or ROLLBACK TO w; RELEASE w)
 //       ...
 //       SAVEPOINT w; fn_n; RELEASE w
 //     COMMIT
-//   and then answers every caller. In WAL mode with synchronous=FULL the
-//   COMMIT costs one fsync of the WAL, so n callers pay for one fsync; the
-//   savepoints keep one caller's failure from undoing the others' work.
+//   and answers every caller in it; it goes on until its own request is
+//   answered, then makes the first still-queued caller leader (waking just
+//   that one) and returns. The others (followers) sleep until answered or
+//   made leader. In WAL mode with synchronous=FULL the COMMIT costs one
+//   fsync of the WAL, so n callers pay for one fsync; the savepoints keep
+//   one caller's failure from undoing the others' work. A dedicated writer
+//   thread would cost each write two hand-offs (wake the writer, be woken
+//   by it); here the leader's own write costs none, and a follower's one.
 // - Readers: a pool of connections (opened lazily, at most pool size), each
 //   lent to one Read() at a time. WAL lets them read a consistent snapshot
 //   while the writer commits, so reads never wait for writes.
 // - Every connection is opened SQLITE_OPEN_NOMUTEX: it is only ever used by
-//   one thread at a time (the writer thread, or the Read() that borrowed
-//   it), so SQLite's own per-connection mutex would be pure overhead.
+//   one thread at a time (the leader, or the Read() that borrowed it), so
+//   SQLite's own per-connection mutex would be pure overhead.
 // - Prepared statements are cached per connection, keyed by the Sql enum.
 // - Other processes (nsh, nsadmin) may open the same file: busy_timeout
 //   makes SQLite wait for their locks, and what still comes back BUSY is
@@ -31,7 +37,6 @@
 //   with IOError, and std::bad_alloc anywhere becomes IOError too.
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -47,7 +52,6 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -69,29 +73,16 @@
 namespace ns {
 namespace sqlite_internal {
 
-Status SqliteBackend::StartWriter() {
-  try {
-    writer_thread_ = std::thread([this] { WriterLoop(); });
-    writer_id_ = writer_thread_.get_id();
-    return Status::Ok();
-  } catch (...) {
-    return Status::Unavailable("cannot start the SQLite writer thread",
-                               ExceptionText());
-  }
-}
-
 Status SqliteBackend::Write(const TxnFn& fn) {
-  if (std::this_thread::get_id() == writer_id_) {
-    // A Write inside a Write would wait for the writer thread, which is
-    // running the outer function: a deadlock.
+  if (LeadingHere()) {
+    // A Write inside a Write would wait for the leader, which is this
+    // thread running the outer function: a deadlock.
     return Status::Invalid("Write() called inside a Write() transaction");
   }
   try {
     Request request;
     request.fn = &fn;
-    std::future<Status> done = request.done.get_future();
-    NS_RETURN_IF_ERROR(Enqueue(&request));
-    return done.get();
+    return Submit(&request);
   } catch (...) {
     return Status::IOError("sqlite Write", ExceptionText());
   }
@@ -148,7 +139,7 @@ Result<int> SqliteBackend::SchemaVersion() {
 
 Status SqliteBackend::ApplyMigration(int version, std::string_view name,
                                      std::string_view sql) {
-  if (std::this_thread::get_id() == writer_id_) {
+  if (LeadingHere()) {
     return Status::Invalid("ApplyMigration() called inside a transaction");
   }
   try {
@@ -158,9 +149,7 @@ Status SqliteBackend::ApplyMigration(int version, std::string_view name,
     request.job = [&](Connection& conn) {
       return RunMigration(conn, version, name, script, label);
     };
-    std::future<Status> done = request.done.get_future();
-    NS_RETURN_IF_ERROR(Enqueue(&request));
-    return done.get();
+    return Submit(&request);
   } catch (...) {
     return Status::IOError("sqlite ApplyMigration", ExceptionText());
   }
@@ -381,10 +370,8 @@ Result<std::unique_ptr<Backend>> OpenSqliteBackendImpl(
                                         "AND name = 'schema_version')"));
   if (ours == "1") NS_RETURN_IF_ERROR(writer->EnableWal());
 
-  auto backend =
-      std::make_unique<SqliteBackend>(path, options, std::move(writer));
-  NS_RETURN_IF_ERROR(backend->StartWriter());
-  return std::unique_ptr<Backend>(std::move(backend));
+  return std::unique_ptr<Backend>(
+      std::make_unique<SqliteBackend>(path, options, std::move(writer)));
 }
 
 }  // namespace

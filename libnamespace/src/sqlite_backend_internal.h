@@ -5,7 +5,7 @@
 //   sqlite_transaction.cc       SqliteTransaction: inodes, dirents, topology
 //   sqlite_transaction_meta.cc  SqliteTransaction: ACLs, xattrs, tags,
 //                               checksums, inline data, pNFS, client records
-//   sqlite_writer.cc            the writer thread's group commit
+//   sqlite_writer.cc            the group commit, run by a leading caller
 //   sqlite_backend.cc           SqliteBackend's entry points, readers, opening
 
 #ifndef NS_LIBNAMESPACE_SRC_SQLITE_BACKEND_INTERNAL_H_
@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -224,26 +223,22 @@ class SqliteBackend final : public Backend {
         durable_(options.durable),
         max_readers_(ReaderCount(options.pool_size)),
         writer_(std::move(writer)) {
-    // Reserved up front so that the writer loop and ReleaseReader never
-    // allocate (and so never throw) while requests are in flight.
+    // Reserved up front so that a leader and ReleaseReader never allocate
+    // (and so never throw) while requests are in flight.
     batch_.reserve(kMaxGroup);
     results_.reserve(kMaxGroup);
     readers_.reserve(static_cast<size_t>(max_readers_));
     idle_readers_.reserve(static_cast<size_t>(max_readers_));
   }
 
-  // Finishes queued writes, then stops the writer thread.
+  // Refuses new requests, then returns once everything queued before has
+  // its answer and no leader runs (their callers are blocked on them, and
+  // the leader uses writer_ and batch_).
   ~SqliteBackend() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (writer_thread_.joinable()) writer_thread_.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = true;
+    idle_cv_.wait(lock, [this] { return !leader_active_; });
   }
-
-  // Starts the writer thread. Errors: Unavailable (no thread).
-  Status StartWriter();
 
   std::string_view Dialect() const override { return "sqlite"; }
 
@@ -261,16 +256,28 @@ class SqliteBackend final : public Backend {
   Status Start() override;
 
  private:
-  // One Write() or ApplyMigration() waiting for the writer thread. Lives on
-  // the caller's stack; the writer thread must not touch it after setting
-  // `done` (the caller returns at once).
+  // Request::state: what a queued caller is waiting for.
+  static constexpr int kWaiting = 0;
+  static constexpr int kAnswered = 1;  // `status` is its answer
+  static constexpr int kLead = 2;      // it is the leader now
+
+  // One Write() or ApplyMigration(). Lives on the caller's stack; whoever
+  // answers it (the leader) touches nothing but `state`'s address (a futex
+  // wake, harmless once the caller has returned, as for sem_post) after
+  // storing kAnswered, since the caller may return at once.
   struct Request {
     // A transaction to run in a group commit...
     const TxnFn* fn = nullptr;
     // ...or, when set, work that needs the writer connection to itself
     // (a migration: its own transaction, DDL).
     std::function<Status(Connection&)> job;
-    std::promise<Status> done;
+    Status status;
+    // Waited on with std::atomic::wait (a futex): no allocation and no
+    // mutex round trip per request. Its short spin with sched_yield before
+    // sleeping measured better than a bare futex wait (ns-bench creates,
+    // 8 threads: ~5,000-6,000/s against ~3,400-3,500/s; docs/performance.md,
+    // issue 8): a yielding follower lets the leader run on a full CPU.
+    std::atomic<int> state{kWaiting};
   };
 
   static int ReaderCount(int pool_size) {
@@ -279,19 +286,26 @@ class SqliteBackend final : public Backend {
     return static_cast<int>(std::clamp(cpus, kMinReaders, kMaxDefaultReaders));
   }
 
-  static void Complete(Request* request, Status status) {
-    try {
-      request->done.set_value(std::move(status));
-    } catch (...) {
-      // set_value only throws if already satisfied: nothing left to tell.
-    }
+  static void Complete(Request* request, Status status) noexcept {
+    request->status = std::move(status);
+    request->state.store(kAnswered, std::memory_order_release);
+    request->state.notify_one();
   }
 
-  Status Enqueue(Request* request);
+  // Whether this thread is running transaction functions as this backend's
+  // leader (a Write from one of them would wait for itself).
+  bool LeadingHere() const;
 
-  // --- the writer thread ---
+  // Queues `request` and returns its answer, leading (below) if no one
+  // does. Errors: Unavailable once the destructor has begun.
+  Status Submit(Request* request);
 
-  void WriterLoop();
+  // --- the leader: a caller running the group commit on its own thread ---
+
+  // Runs jobs and groups from the queue until `own` is answered, then hands
+  // leadership to the first queued caller (or ends it). REQUIRES: this
+  // thread was made leader; `own` is queued or answered.
+  void Lead(Request* own) noexcept;
 
   void RunJob(Request* request);
 
@@ -328,7 +342,7 @@ class SqliteBackend final : public Backend {
   GroupOutcome CommitGroup(std::vector<Request*>& requests,
                            std::vector<Status>& results);
 
-  // Runs on the writer thread with the connection to itself.
+  // Runs on the leader's thread with the connection to itself.
   // Retries the whole migration while another process holds a lock.
   static Status RunMigration(Connection& conn, int version,
                              std::string_view name, const std::string& script,
@@ -360,19 +374,20 @@ class SqliteBackend final : public Backend {
   AclCache acl_cache_;
   const int max_readers_;
 
-  // Used only by the writer thread once it runs (and before, by Open).
+  // Used only by the leader (and before the backend is handed out, by
+  // Open): leaders follow one another through mu_, so one thread at a time.
   std::unique_ptr<Connection> writer_;
-  // The group being committed and its functions' results; writer thread
-  // only.
+  // The group being committed and its functions' results; leader only.
   std::vector<Request*> batch_;
   std::vector<Status> results_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable idle_cv_;  // the destructor waits for !leader_active_
+  // Requests not yet taken by a leader. Invariant: not empty => a leader
+  // is active (it takes them, or hands over to their first one).
   std::deque<Request*> queue_;  // guarded by mu_
+  bool leader_active_ = false;  // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
-  std::thread writer_thread_;
-  std::thread::id writer_id_;  // set before the backend is handed out
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;

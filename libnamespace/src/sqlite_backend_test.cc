@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -556,6 +557,164 @@ TEST_F(SqliteBackendTest, GroupCommitIsolatesFailures) {
                  NS_ASSIGN_OR_RETURN(Attr root,
                                      t.GetInode(kRootInode, LockMode::kNone));
                  EXPECT_EQ(root.change, 1 + expected);
+                 return Status::Ok();
+               }).ok());
+}
+
+// Waits (bounded) until `done` reaches `n`; a hang would otherwise block the
+// whole test binary, so it aborts with a message instead.
+void AwaitCount(const std::atomic<int>& done, int n, const char* what) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (done.load() < n) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << what << ": only " << done.load() << " of " << n
+                    << " answered after 60 s (deadlock?)";
+      std::abort();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Many callers at once (callers lead and follow in turn): each gets its own
+// function's answer, a function that fails or throws answers only its
+// caller, a Write nested in a Write is refused without deadlock whichever
+// thread runs it, and every committed row is there.
+TEST_F(SqliteBackendTest, LeaderFollowerAnswersEveryCallerItsOwn) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 200;
+  std::atomic<int> wrong{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string name =
+            "t" + std::to_string(th) + "_" + std::to_string(i);
+        const int kind = i % 10;  // 3: throws, 5: nests, 7: fails
+        Status s = b->Write([&](Transaction& t) -> Status {
+          NS_ASSIGN_OR_RETURN(InodeId ino,
+                              t.InsertInode(NewAttr(FileType::kRegular)));
+          NS_RETURN_IF_ERROR(
+              t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
+          NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
+          if (kind == 3) throw std::runtime_error("boom " + name);
+          if (kind == 5) {
+            Status inner =
+                b->Write([](Transaction&) { return Status::Ok(); });
+            if (!inner.IsInvalid()) return Status::IOError("nested", "ran");
+            return Status::NotEmpty("nested refused", name);
+          }
+          if (kind == 7) return Status::Invalid("injected", name);
+          return Status::Ok();
+        });
+        const bool own = s.ToString().find(name) != std::string::npos;
+        bool right = false;
+        switch (kind) {
+          case 3: right = s.IsIOError() && own; break;
+          case 5: right = s.IsNotEmpty() && own; break;
+          case 7: right = s.IsInvalid() && own; break;
+          default: right = s.ok(); break;
+        }
+        if (!right) {
+          ++wrong;
+          ADD_FAILURE() << name << " got " << s.ToString();
+        }
+      }
+      ++finished;
+    });
+  }
+  AwaitCount(finished, kThreads, "writers");
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const uint64_t expected = kThreads * kPerThread * 7 / 10;
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(
+                     auto list, t.ListEntries(kRootInode, 0, 100000, false));
+                 EXPECT_EQ(list.size(), expected);
+                 for (const DirEntry& e : list) {
+                   const size_t i = std::stoul(e.name.substr(
+                       e.name.find('_') + 1));
+                   EXPECT_TRUE(i % 10 != 3 && i % 10 != 5 && i % 10 != 7)
+                       << e.name;
+                 }
+                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
+                 EXPECT_EQ(st.files, expected + 1);
+                 return Status::Ok();
+               }).ok());
+}
+
+// The destructor refuses new callers but returns only once every caller
+// queued before it (here behind a leader whose function blocks) has its
+// answer.
+TEST_F(SqliteBackendTest, DestroyingAnswersQueuedCallers) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  constexpr int kQueued = 8;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> calling{0};
+  std::atomic<int> answered{0};
+  std::atomic<int> ok{0};
+  std::atomic<int> refused{0};
+  std::thread first([&] {
+    Status s = b->Write([&](Transaction& t) -> Status {
+      entered = true;
+      for (int i = 0; i < 2000 && !release.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return t.InsertInode(NewAttr(FileType::kRegular)).status();
+    });
+    if (s.ok()) ++ok;
+    ++answered;
+  });
+  for (int i = 0; i < 2000 && !entered.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(entered.load());
+  std::vector<std::thread> queued;
+  for (int q = 0; q < kQueued; ++q) {
+    queued.emplace_back([&, q] {
+      ++calling;
+      Status s = b->Write([&](Transaction& t) -> Status {
+        NS_ASSIGN_OR_RETURN(InodeId ino,
+                            t.InsertInode(NewAttr(FileType::kRegular)));
+        return t.InsertEntry(kRootInode, "q" + std::to_string(q), ino,
+                             FileType::kRegular);
+      });
+      if (s.ok()) ++ok;
+      if (s.IsUnavailable()) ++refused;
+      ++answered;
+    });
+  }
+  AwaitCount(calling, kQueued, "queued callers starting");
+  // Time for them to queue behind the blocked leader (answered below either
+  // way: Ok if queued before the destructor began, Unavailable after).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::atomic<int> destroyed{0};
+  std::thread destroyer([&] {
+    b.reset();
+    ++destroyed;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(destroyed.load(), 0) << "returned while a caller was queued";
+  release = true;
+  AwaitCount(destroyed, 1, "destructor");
+  AwaitCount(answered, kQueued + 1, "queued callers");
+  destroyer.join();
+  first.join();
+  for (auto& t : queued) t.join();
+  EXPECT_EQ(ok.load() + refused.load(), kQueued + 1);
+  EXPECT_EQ(ok.load(), kQueued + 1);
+  // What they were answered Ok for is on disk.
+  auto reopened = OpenSqliteBackend(uri_, Opts(false));
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ASSERT_TRUE((*reopened)->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(
+                     auto list, t.ListEntries(kRootInode, 0, 1000, false));
+                 EXPECT_EQ(list.size(), size_t{kQueued});
                  return Status::Ok();
                }).ok());
 }

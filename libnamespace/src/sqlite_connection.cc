@@ -53,7 +53,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
         durable ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = OFF;";
   } else {
     // A Read() function that tries to write fails instead of taking the
-    // write lock behind the writer thread's back.
+    // write lock behind the writer connection's back.
     pragmas += "PRAGMA query_only = ON;";
   }
   NS_RETURN_IF_ERROR(conn->ExecScript(pragmas, "configure connection"));
@@ -82,7 +82,7 @@ std::string ExceptionText() {
 }
 
 // Runs a caller's function, turning an escaping exception into IOError (no
-// exception may cross into the writer thread's loop or the core).
+// exception may cross into the group commit's leader or the core).
 Status CallFn(const TxnFn& fn, Transaction& txn) {
   try {
     return fn(txn);

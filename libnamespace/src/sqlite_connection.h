@@ -226,7 +226,7 @@ class Stmt {
 
 // ---------------------------------------------------------------------------
 // Connection: one sqlite3 handle and its statement cache. Not thread-safe:
-// the owner (writer thread, or the Read() that borrowed it) is the only
+// the owner (the writing leader, or the Read() that borrowed it) is the only
 // user.
 
 class Connection {
@@ -377,7 +377,7 @@ Status GaveUp(std::string_view what);
 std::string ExceptionText();
 
 // Runs a caller's function, turning an escaping exception into IOError (no
-// exception may cross into the writer thread's loop or the core).
+// exception may cross into the group commit's leader or the core).
 Status CallFn(const TxnFn& fn, Transaction& txn);
 
 }  // namespace sqlite_internal

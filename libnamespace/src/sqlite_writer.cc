@@ -1,9 +1,10 @@
-// SqliteBackend's writer thread: the group commit described atop
-// sqlite_backend.cc (BEGIN IMMEDIATE, one SAVEPOINT per caller, one COMMIT).
+// SqliteBackend's group commit, run by whichever caller leads (described
+// atop sqlite_backend.cc: BEGIN IMMEDIATE, one SAVEPOINT per caller, one
+// COMMIT).
 
-#include <pthread.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -18,29 +19,62 @@
 namespace ns {
 namespace sqlite_internal {
 
-Status SqliteBackend::Enqueue(Request* request) {
+namespace {
+
+// The backends whose transaction functions this thread is running as leader,
+// innermost first (a function may write to another backend, which this
+// thread may then lead too). On the leader's stack.
+struct LeaderMark {
+  const void* backend;
+  const LeaderMark* outer;
+};
+thread_local const LeaderMark* t_leading = nullptr;
+
+}  // namespace
+
+bool SqliteBackend::LeadingHere() const {
+  for (const LeaderMark* m = t_leading; m != nullptr; m = m->outer) {
+    if (m->backend == this) return true;
+  }
+  return false;
+}
+
+Status SqliteBackend::Submit(Request* request) {
+  bool lead = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       return Status::Unavailable("the SQLite backend is shutting down");
     }
-    queue_.push_back(request);
+    queue_.push_back(request);  // may throw: then nothing was queued
+    if (!leader_active_) {
+      leader_active_ = true;
+      lead = true;
+    }
   }
-  cv_.notify_one();
-  return Status::Ok();
+  if (!lead) {
+    // Answered, or made leader by the leader before us.
+    int state = request->state.load(std::memory_order_acquire);
+    while (state == kWaiting) {
+      request->state.wait(kWaiting, std::memory_order_acquire);
+      state = request->state.load(std::memory_order_acquire);
+    }
+    lead = state == kLead;
+  }
+  if (lead) Lead(request);
+  return std::move(request->status);
 }
 
-void SqliteBackend::WriterLoop() {
-  // Named so that `top -H` and profilers show where commits happen.
-  pthread_setname_np(pthread_self(), "sqlite-writer");
-  while (true) {
+void SqliteBackend::Lead(Request* own) noexcept {
+  const LeaderMark mark{this, t_leading};
+  t_leading = &mark;
+  // Only this thread answers `own` now, so a relaxed load sees it.
+  while (own->state.load(std::memory_order_relaxed) != kAnswered) {
     Request* job = nullptr;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      // Stop only once everything queued before the destructor ran is
-      // done: those callers are blocked waiting for an answer.
-      if (queue_.empty()) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      // Not empty: `own` stays queued until a group or job takes it, and
+      // everything taken is answered before the next turn of this loop.
       if (queue_.front()->job) {
         job = queue_.front();
         queue_.pop_front();
@@ -59,6 +93,22 @@ void SqliteBackend::WriterLoop() {
     }
     batch_.clear();
   }
+  t_leading = mark.outer;
+  Request* next = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty()) {
+      leader_active_ = false;
+      // Under the lock: once it is released the destructor may return.
+      if (stopping_) idle_cv_.notify_all();
+      return;
+    }
+    // Its caller is blocked in Submit; waking exactly it (not the whole
+    // queue) keeps one thread running the group commit.
+    next = queue_.front();
+    next->state.store(kLead, std::memory_order_release);
+  }
+  next->state.notify_one();
 }
 
 void SqliteBackend::RunJob(Request* request) {
