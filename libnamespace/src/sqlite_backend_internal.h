@@ -255,6 +255,13 @@ class SqliteBackend final : public Backend {
 
   Status Start() override;
 
+  // Callers queued for a leader, not yet taken into a group (tests wait on
+  // it before destroying the backend under them).
+  size_t QueuedCallers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.size();
+  }
+
  private:
   // Request::state: what a queued caller is waiting for.
   static constexpr int kWaiting = 0;

@@ -22,6 +22,7 @@
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/src/backend.h"
+#include "libnamespace/src/sqlite_backend_internal.h"
 #include "libnamespace/src/sqlite_errors.h"
 #include "schema/migrations.h"
 
@@ -652,6 +653,8 @@ TEST_F(SqliteBackendTest, LeaderFollowerAnswersEveryCallerItsOwn) {
 TEST_F(SqliteBackendTest, DestroyingAnswersQueuedCallers) {
   auto b = Fresh();
   ASSERT_NE(b, nullptr);
+  // The callers use the object, never `b`, which the destroyer resets.
+  auto* backend = static_cast<sqlite_internal::SqliteBackend*>(b.get());
   constexpr int kQueued = 8;
   std::atomic<bool> entered{false};
   std::atomic<bool> release{false};
@@ -660,7 +663,7 @@ TEST_F(SqliteBackendTest, DestroyingAnswersQueuedCallers) {
   std::atomic<int> ok{0};
   std::atomic<int> refused{0};
   std::thread first([&] {
-    Status s = b->Write([&](Transaction& t) -> Status {
+    Status s = backend->Write([&](Transaction& t) -> Status {
       entered = true;
       for (int i = 0; i < 2000 && !release.load(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -678,7 +681,7 @@ TEST_F(SqliteBackendTest, DestroyingAnswersQueuedCallers) {
   for (int q = 0; q < kQueued; ++q) {
     queued.emplace_back([&, q] {
       ++calling;
-      Status s = b->Write([&](Transaction& t) -> Status {
+      Status s = backend->Write([&](Transaction& t) -> Status {
         NS_ASSIGN_OR_RETURN(InodeId ino,
                             t.InsertInode(NewAttr(FileType::kRegular)));
         return t.InsertEntry(kRootInode, "q" + std::to_string(q), ino,
@@ -690,9 +693,20 @@ TEST_F(SqliteBackendTest, DestroyingAnswersQueuedCallers) {
     });
   }
   AwaitCount(calling, kQueued, "queued callers starting");
-  // Time for them to queue behind the blocked leader (answered below either
-  // way: Ok if queued before the destructor began, Unavailable after).
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Every one of them queued behind the blocked leader before the
+  // destructor starts (calling into an object being destroyed is not
+  // something any design can answer).
+  for (int i = 0; i < 2000 && backend->QueuedCallers() < size_t{kQueued};
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (backend->QueuedCallers() != size_t{kQueued}) {
+    ADD_FAILURE() << "callers did not queue behind the leader";
+    release = true;
+    first.join();
+    for (auto& t : queued) t.join();
+    return;
+  }
   std::atomic<int> destroyed{0};
   std::thread destroyer([&] {
     b.reset();
