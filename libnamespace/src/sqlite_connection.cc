@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "libnamespace/src/sqlite_errors.h"
+#include "libnamespace/src/sqlite_wal_vfs.h"
 
 namespace ns {
 namespace sqlite_internal {
@@ -22,8 +23,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      bool durable) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
+  // The durable writer writes each commit's WAL frames with one pwrite
+  // (sqlite_wal_vfs.h); it needs the COMMIT's sync, so never without it.
+  const char* vfs =
+      role == Role::kWriter && durable ? WalBufferVfsName() : nullptr;
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs);
   if (rc != SQLITE_OK) {
     Status status = SqliteStatus(rc, db, "open");
     if (create && (rc & 0xff) == SQLITE_CANTOPEN) {
