@@ -267,6 +267,7 @@ class SqliteBackend final : public Backend {
   static constexpr int kWaiting = 0;
   static constexpr int kAnswered = 1;  // `status` is its answer
   static constexpr int kLead = 2;      // it is the leader now
+  static constexpr int kSleeping = 3;  // waiting, asleep on the futex
 
   // One Write() or ApplyMigration(). Lives on the caller's stack; whoever
   // answers it (the leader) touches nothing but `state`'s address (a futex
@@ -279,13 +280,21 @@ class SqliteBackend final : public Backend {
     // (a migration: its own transaction, DDL).
     std::function<Status(Connection&)> job;
     Status status;
-    // Waited on with std::atomic::wait (a futex): no allocation and no
-    // mutex round trip per request. Its short spin with sched_yield before
-    // sleeping measured better than a bare futex wait (ns-bench creates,
-    // 8 threads: ~5,000-6,000/s against ~3,400-3,500/s; docs/performance.md,
-    // issue 8): a yielding follower lets the leader run on a full CPU.
+    // Waited on with a bare futex (Await/Signal): no allocation, no mutex
+    // round trip, and no spin. An answer always comes after a COMMIT's
+    // fdatasync (hundreds of µs), so spinning never catches it; the
+    // sched_yield spin of std::atomic::wait cost nfs41d 12 % of its CPU at
+    // 16 client threads (docs/performance.md, "nfs41d vs NFS-Ganesha",
+    // 2026-11-24 03:00). The follower marks itself kSleeping before it
+    // sleeps, so the answer costs a futex wake only if it did.
     std::atomic<int> state{kWaiting};
   };
+
+  // Blocks until `r`'s state is kAnswered or kLead; returns it.
+  static int Await(Request* r) noexcept;
+  // Stores kAnswered or kLead and wakes the caller if it sleeps. After the
+  // exchange only the futex wake touches `r`'s address (see Request).
+  static void Signal(Request* r, int state) noexcept;
 
   static int ReaderCount(int pool_size) {
     if (pool_size > 0) return pool_size;
@@ -295,8 +304,7 @@ class SqliteBackend final : public Backend {
 
   static void Complete(Request* request, Status status) noexcept {
     request->status = std::move(status);
-    request->state.store(kAnswered, std::memory_order_release);
-    request->state.notify_one();
+    Signal(request, kAnswered);
   }
 
   // Whether this thread is running transaction functions as this backend's

@@ -2,7 +2,10 @@
 // atop sqlite_backend.cc: BEGIN IMMEDIATE, one SAVEPOINT per caller, one
 // COMMIT).
 
+#include <linux/futex.h>
 #include <sqlite3.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <deque>
@@ -54,12 +57,7 @@ Status SqliteBackend::Submit(Request* request) {
   }
   if (!lead) {
     // Answered, or made leader by the leader before us.
-    int state = request->state.load(std::memory_order_acquire);
-    while (state == kWaiting) {
-      request->state.wait(kWaiting, std::memory_order_acquire);
-      state = request->state.load(std::memory_order_acquire);
-    }
-    lead = state == kLead;
+    lead = Await(request) == kLead;
   }
   if (lead) Lead(request);
   return std::move(request->status);
@@ -106,9 +104,38 @@ void SqliteBackend::Lead(Request* own) noexcept {
     // Its caller is blocked in Submit; waking exactly it (not the whole
     // queue) keeps one thread running the group commit.
     next = queue_.front();
-    next->state.store(kLead, std::memory_order_release);
   }
-  next->state.notify_one();
+  // Outside mu_: the woken caller may need it at once. `next` stays queued
+  // (and so alive) until a group it leads takes it.
+  Signal(next, kLead);
+}
+
+// The futex calls below take the atomic's address as the kernel's int.
+static_assert(sizeof(std::atomic<int>) == sizeof(int) &&
+              std::atomic<int>::is_always_lock_free);
+
+int SqliteBackend::Await(Request* r) noexcept {
+  int state = r->state.load(std::memory_order_acquire);
+  while (state == kWaiting || state == kSleeping) {
+    if (state == kWaiting &&
+        !r->state.compare_exchange_strong(state, kSleeping,
+                                          std::memory_order_acquire)) {
+      continue;  // answered meanwhile: `state` holds the answer
+    }
+    // Returns at once if the state is no longer kSleeping; EINTR and
+    // spurious wake-ups just go round again.
+    syscall(SYS_futex, reinterpret_cast<int*>(&r->state), FUTEX_WAIT_PRIVATE,
+            kSleeping, nullptr, nullptr, 0);
+    state = r->state.load(std::memory_order_acquire);
+  }
+  return state;
+}
+
+void SqliteBackend::Signal(Request* r, int state) noexcept {
+  if (r->state.exchange(state, std::memory_order_acq_rel) == kSleeping) {
+    syscall(SYS_futex, reinterpret_cast<int*>(&r->state), FUTEX_WAKE_PRIVATE,
+            1, nullptr, nullptr, 0);
+  }
 }
 
 void SqliteBackend::RunJob(Request* request) {
