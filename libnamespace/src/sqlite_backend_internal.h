@@ -261,6 +261,11 @@ class SqliteBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     return queue_.size();
   }
+  // COMMITs of groups so far (tests: how well callers were grouped).
+  uint64_t GroupsCommitted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return groups_committed_;
+  }
 
  private:
   // Request::state: what a queued caller is waiting for.
@@ -357,6 +362,16 @@ class SqliteBackend final : public Backend {
   GroupOutcome CommitGroup(std::vector<Request*>& requests,
                            std::vector<Status>& results);
 
+  // Commit delay (PostgreSQL's commit_delay, made adaptive): before the
+  // COMMIT of a durable group smaller than the callers recently seen
+  // writing, waits until `deadline` for one more to queue (REQUIRES:
+  // leader). Returns whether the queue holds a request now. See
+  // kCommitDelay.
+  bool WaitForMore(size_t group_size, Clock::time_point deadline);
+  // After a COMMIT of `group_size` requests: learns how many callers write
+  // together (the group plus those that queued during its COMMIT).
+  void NoteCommitted(size_t group_size);
+
   // Runs on the leader's thread with the connection to itself.
   // Retries the whole migration while another process holds a lock.
   static Status RunMigration(Connection& conn, int version,
@@ -403,6 +418,13 @@ class SqliteBackend final : public Backend {
   std::deque<Request*> queue_;  // guarded by mu_
   bool leader_active_ = false;  // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
+  // A leader sleeps in WaitForMore: Submit wakes it.
+  bool leader_waiting_ = false;  // guarded by mu_
+  std::condition_variable more_cv_;
+  // Callers seen writing together lately (WaitForMore's target); decays
+  // by one per group so that a caller that stopped is forgotten soon.
+  size_t writers_seen_ = 1;         // guarded by mu_
+  uint64_t groups_committed_ = 0;  // guarded by mu_
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;

@@ -49,6 +49,15 @@ using Clock = std::chrono::steady_clock;
 // the first caller of a group sees and the size of the rollback when a
 // group has to be re-run.
 constexpr size_t kMaxGroup = 512;
+// Commit delay: the longest a durable group's leader waits, its
+// transaction run and open, for a caller it expects (one that wrote with
+// the last groups) before it COMMITs. Two callers that each send their next
+// write a network round trip after their answer otherwise never share an
+// fdatasync: each arrives while the other's COMMIT syncs, and every group
+// is one caller (nfs41d at 2 client threads: one fdatasync per op,
+// docs/performance.md). About a loopback round trip plus a worker's
+// hand-off on a loaded 2-core machine; far below a COMMIT's fdatasync.
+constexpr auto kCommitDelay = std::chrono::microseconds(200);
 // How long BUSY (another process holding the write lock) or a function's
 // Retry is retried before the caller gets Unavailable.
 constexpr auto kRetryDeadline = std::chrono::seconds(30);

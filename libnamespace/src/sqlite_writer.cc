@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -53,6 +54,8 @@ Status SqliteBackend::Submit(Request* request) {
     if (!leader_active_) {
       leader_active_ = true;
       lead = true;
+    } else if (leader_waiting_) {
+      more_cv_.notify_one();
     }
   }
   if (!lead) {
@@ -158,6 +161,7 @@ void SqliteBackend::RunGroup() {
       results.assign(pending.size(), Status::Ok());  // capacity reserved
       GroupOutcome outcome = CommitGroup(pending, results);
       if (outcome.status.ok()) {
+        NoteCommitted(pending.size());
         // Answer everyone whose function did not ask to be re-run; keep
         // the others (in place: no allocation) for the next round.
         size_t kept = 0;
@@ -212,6 +216,31 @@ bool SqliteBackend::TakeMore(std::vector<Request*>& requests) {
   return requests.size() > before;
 }
 
+bool SqliteBackend::WaitForMore(size_t group_size,
+                                Clock::time_point deadline) {
+  // Only a durable COMMIT (an fdatasync) is worth waiting to share.
+  if (!durable_) return false;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (group_size >= writers_seen_ || group_size >= kMaxGroup) {
+    return !queue_.empty();
+  }
+  leader_waiting_ = true;
+  more_cv_.wait_until(lock, deadline,
+                      [this] { return !queue_.empty() || stopping_; });
+  leader_waiting_ = false;
+  return !queue_.empty();
+}
+
+void SqliteBackend::NoteCommitted(size_t group_size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++groups_committed_;
+  // Callers queued now arrived during this COMMIT: they write alongside
+  // this group, and would have joined it had it waited.
+  const size_t together = std::min(group_size + queue_.size(), kMaxGroup);
+  writers_seen_ = std::max(together, writers_seen_ > 1 ? writers_seen_ - 1
+                                                       : size_t{1});
+}
+
 SqliteBackend::GroupOutcome SqliteBackend::CommitGroup(
     std::vector<Request*>& requests, std::vector<Status>& results) {
   Connection& conn = *writer_;
@@ -223,9 +252,13 @@ SqliteBackend::GroupOutcome SqliteBackend::CommitGroup(
     return {std::move(status), std::nullopt};
   }
   SqliteTransaction txn(conn, &acl_cache_, /*may_fill=*/false);
+  const Clock::time_point deadline = Clock::now() + kCommitDelay;
   for (size_t i = 0;; ++i) {
     if (i == requests.size()) {
-      if (!TakeMore(requests)) break;
+      if (!TakeMore(requests) &&
+          !(WaitForMore(requests.size(), deadline) && TakeMore(requests))) {
+        break;
+      }
       results.resize(requests.size());  // capacity reserved: no throw
     }
     status = conn.Exec(Sql::kSavepoint);
