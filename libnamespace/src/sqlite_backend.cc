@@ -22,6 +22,13 @@
 //   one caller's failure from undoing the others' work. A dedicated writer
 //   thread would cost each write two hand-offs (wake the writer, be woken
 //   by it); here the leader's own write costs none, and a follower's one.
+// - Commit delay: a durable group smaller than the number of callers seen
+//   writing together lately waits (kCommitDelay at most, its transaction
+//   open) for one more before it COMMITs, so that callers who each come
+//   back a round trip after their answer share fsyncs instead of taking
+//   turns (sqlite_writer.cc, WaitForMore).
+// - The durable writer opens the WAL through the ns-walbuf VFS
+//   (sqlite_wal_vfs.h): a commit's frames reach the file in one pwrite.
 // - Readers: a pool of connections (opened lazily, at most pool size), each
 //   lent to one Read() at a time. WAL lets them read a consistent snapshot
 //   while the writer commits, so reads never wait for writes.

@@ -6,6 +6,8 @@
 //   sqlite_transaction_meta.cc  SqliteTransaction: ACLs, xattrs, tags,
 //                               checksums, inline data, pNFS, client records
 //   sqlite_writer.cc            the group commit, run by a leading caller
+//   sqlite_wal_vfs.{h,cc}       the durable writer's VFS: one pwrite per
+//                               commit's WAL frames
 //   sqlite_backend.cc           SqliteBackend's entry points, readers, opening
 
 #ifndef NS_LIBNAMESPACE_SRC_SQLITE_BACKEND_INTERNAL_H_
