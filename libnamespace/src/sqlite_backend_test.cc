@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -702,6 +704,90 @@ TEST_F(SqliteBackendTest, CommitDelayGroupsTwoCallersTakingTurns) {
                  EXPECT_EQ(list.size(), 2u * kPerThread * 4 / 5);
                  return Status::Ok();
                }).ok());
+}
+
+// A group whose writes fail (the WAL cannot grow: RLIMIT_FSIZE, as a full
+// disk) answers every caller in it with an error and none with success;
+// nothing of theirs is in the database, which stays whole, and the next
+// Write works.
+TEST_F(SqliteBackendTest, FailedGroupCommitAnswersEveryCallerWithAnError) {
+  auto b = Fresh(/*durable=*/true);
+  ASSERT_NE(b, nullptr);
+  auto* backend = static_cast<sqlite_internal::SqliteBackend*>(b.get());
+  ASSERT_TRUE(b->Write([](Transaction& t) {
+                 return t.InsertInode(NewAttr(FileType::kRegular)).status();
+               }).ok());
+  struct stat wal {};
+  ASSERT_EQ(::stat((path_ + "-wal").c_str(), &wal), 0);
+  constexpr int kCallers = 8;
+  // Each caller writes 40 small files' bytes (160 KB): the group needs
+  // ~1.3 MB of WAL, far past the limit.
+  auto fill = [](Transaction& t) -> Status {
+    for (int f = 0; f < 40; ++f) {
+      NS_ASSIGN_OR_RETURN(InodeId ino,
+                          t.InsertInode(NewAttr(FileType::kRegular)));
+      NS_RETURN_IF_ERROR(t.PutInlineData(ino, std::string(4000, 'x')));
+    }
+    return Status::Ok();
+  };
+  struct sigaction ignore {}, old_action {};
+  ignore.sa_handler = SIG_IGN;  // EFBIG instead of SIGXFSZ
+  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = static_cast<rlim_t>(wal.st_size) + 16 * 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> succeeded{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> answered{0};
+  auto count = [&](const Status& s) {
+    (s.ok() ? succeeded : failed)++;
+    ++answered;
+  };
+  // The first caller leads and holds its group open until the others are
+  // queued, so that all of them are in one transaction.
+  std::thread first([&] {
+    count(backend->Write([&](Transaction& t) -> Status {
+      entered = true;
+      for (int i = 0; i < 2000 && !release.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return fill(t);
+    }));
+  });
+  for (int i = 0; i < 2000 && !entered.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::vector<std::thread> others;
+  for (int c = 1; c < kCallers; ++c) {
+    others.emplace_back([&] { count(backend->Write(fill)); });
+  }
+  for (int i = 0; i < 2000 && backend->QueuedCallers() < kCallers - 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  release = true;
+  AwaitCount(answered, kCallers, "callers of the failing group");
+  first.join();
+  for (auto& t : others) t.join();
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ASSERT_EQ(sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  EXPECT_EQ(succeeded.load(), 0);
+  EXPECT_EQ(failed.load(), kCallers);
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
+                 EXPECT_EQ(st.files, 2u);  // the root and the first file
+                 NS_ASSIGN_OR_RETURN(auto rows,
+                                     t.Query("PRAGMA integrity_check", {}));
+                 EXPECT_EQ(rows.size(), 1u);
+                 if (rows.size() == 1 && rows[0].size() == 1) {
+                   EXPECT_EQ(rows[0][0].value_or(""), "ok");
+                 }
+                 return Status::Ok();
+               }).ok());
+  EXPECT_TRUE(b->Write(fill).ok());
 }
 
 // The destructor refuses new callers but returns only once every caller
