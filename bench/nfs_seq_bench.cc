@@ -21,6 +21,12 @@
 // set by the kernel's loopback TCP, epoll and wake-ups: what nfs41d
 // spends above it is its own work.
 //
+// SEQUENCE alone is measured twice: through the in-tree client, and from a
+// one-thread blocking client on its own connection (RawSequenceClient),
+// driven exactly like the echo server of --floor, so that the difference
+// to the floor is nfs41d's alone (see RawSequenceClient for why the
+// in-tree client costs the server more kernel time).
+//
 // --no-inline starts nfs41d with inline_compounds = false (every COMPOUND
 // on a worker, as before the event-loop fast path), for a before/after
 // comparison on one binary in the same minute.
