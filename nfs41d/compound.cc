@@ -268,6 +268,16 @@ struct InPlaceWrite {
   }
 };
 
+// Declared after the XdrOwned it names, so that it runs first: drops an
+// argument filled in by hand (fixed-size, nothing allocated) instead of
+// letting xdr_free walk it (~330 instructions per SEQUENCE).
+struct ForgetOnExit {
+  rpc::XdrOwned<nfs_argop4>* arg = nullptr;
+  ~ForgetOnExit() {
+    if (arg) arg->Forget();
+  }
+};
+
 // The attribute and directory caches forget what a modifying op may have
 // changed: the current and saved filehandles' inodes before and after it,
 // and what the op reported (CompoundState::touched). For the directory
@@ -417,6 +427,8 @@ std::optional<std::vector<uint8_t>> RunCompound(
       rpc::XdrOwned<nfs_argop4> arg(xdr_nfs_argop4);
       InPlaceWrite in_place;
       bool decoded;
+      // SEQUENCE4args filled in by hand: nothing for xdr_free to walk.
+      ForgetOnExit by_hand;
       if (*opnum == OP_SEQUENCE) {
         // Fixed layout: read in place (sequence_xdr.h).
         std::optional<SEQUENCE4args> seq = DecodeSequenceArgs(dec.rest());
@@ -424,6 +436,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
         if (decoded) {
           arg.get().argop = OP_SEQUENCE;
           arg.get().nfs_argop4_u.opsequence = *seq;
+          by_hand.arg = &arg;
           xdr_setpos(dec.xdr(),
                      static_cast<u_int>(dec.position() + kSequenceArgsSize));
         }
