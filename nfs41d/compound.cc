@@ -11,6 +11,7 @@
 #include "nfs41d/op_table.h"
 #include "nfs41d/ops.h"
 #include "nfs41d/ops_util.h"
+#include "nfs41d/sequence_xdr.h"
 #include "nfs41d/status_map.h"
 #include "rpc/connection.h"
 #include "rpc/log.h"
@@ -267,6 +268,16 @@ struct InPlaceWrite {
   }
 };
 
+// Declared after the XdrOwned it names, so that it runs first: drops an
+// argument filled in by hand (fixed-size, nothing allocated) instead of
+// letting xdr_free walk it (~330 instructions per SEQUENCE).
+struct ForgetOnExit {
+  rpc::XdrOwned<nfs_argop4>* arg = nullptr;
+  ~ForgetOnExit() {
+    if (arg) arg->Forget();
+  }
+};
+
 // The attribute and directory caches forget what a modifying op may have
 // changed: the current and saved filehandles' inodes before and after it,
 // and what the op reported (CompoundState::touched). For the directory
@@ -316,14 +327,12 @@ void PutBe32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
-std::vector<uint8_t> EncodeReply(nfsstat4 status, const utf8str_cs& tag,
+std::vector<uint8_t> EncodeReply(nfsstat4 status, std::span<const uint8_t> tag,
                                  uint32_t nres,
                                  std::span<const uint8_t> ops) {
-  rpc::XdrEncoder enc(16 + tag.utf8string_len + ops.size());
+  rpc::XdrEncoder enc(16 + tag.size() + ops.size());
   enc.PutUint32(static_cast<uint32_t>(status));
-  enc.PutOpaque(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(tag.utf8string_val),
-      tag.utf8string_len));
+  enc.PutOpaque(tag);
   enc.PutUint32(nres);
   enc.PutFixedOpaque(ops);
   return enc.Take();
@@ -351,31 +360,33 @@ nfsstat4 CheckSessionLimits(const CompoundState& st,
 std::optional<std::vector<uint8_t>> RunCompound(
     CompoundState& st, std::span<const uint8_t> args) {
   rpc::XdrDecoder dec(args);
-  rpc::XdrOwned<utf8str_cs> tag(xdr_utf8str_cs);
-  if (!dec.Decode(xdr_utf8str_cs, &tag.get())) return std::nullopt;
+  // The tag (utf8str_cs) is only echoed back (§16.2.3): a view into the
+  // request; no UTF-8 check applies to it, as xdr_utf8str_cs makes none.
+  std::optional<std::span<const uint8_t>> tag_view =
+      dec.GetOpaque(UINT32_MAX);
+  if (!tag_view) return std::nullopt;
+  const std::span<const uint8_t> tag = *tag_view;
   std::optional<uint32_t> minor = dec.GetUint32();
   std::optional<uint32_t> count = dec.GetUint32();
   if (!minor || !count) return std::nullopt;
 
   // §16.2.3: a minor version we do not serve gets no results at all.
   if (*minor != 1) {
-    return EncodeReply(NFS4ERR_MINOR_VERS_MISMATCH, tag.get(), 0, {});
+    return EncodeReply(NFS4ERR_MINOR_VERS_MISMATCH, tag, 0, {});
   }
   // Every op takes at least its 4-byte number.
   if (*count > dec.remaining() / 4) return std::nullopt;
   st.op_count = *count;
   const OpTable& table = st.server.ops ? *st.server.ops : Table();
 
-  const size_t header_size = 12 + Padded(tag->utf8string_len);
+  const size_t header_size = 12 + Padded(tag.size());
   // The reply is encoded into one buffer as the ops run; its status and
   // result count are written in at the end. (One encoder per op, a vector
   // per result and copies for the reply and the slot cache cost ~20
   // allocations per COMPOUND: docs/performance.md, issue 4 item 12.)
   rpc::XdrEncoder out(256 + header_size);
   out.PutUint32(0);  // status
-  out.PutOpaque(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(tag->utf8string_val),
-      tag->utf8string_len));
+  out.PutOpaque(tag);
   out.PutUint32(0);  // result count
   // End of SEQUENCE's result in `out` when it succeeded (for the slot
   // cache); 0 otherwise.
@@ -416,7 +427,20 @@ std::optional<std::vector<uint8_t>> RunCompound(
       rpc::XdrOwned<nfs_argop4> arg(xdr_nfs_argop4);
       InPlaceWrite in_place;
       bool decoded;
-      if (*opnum == OP_WRITE) {
+      // SEQUENCE4args filled in by hand: nothing for xdr_free to walk.
+      ForgetOnExit by_hand;
+      if (*opnum == OP_SEQUENCE) {
+        // Fixed layout: read in place (sequence_xdr.h).
+        std::optional<SEQUENCE4args> seq = DecodeSequenceArgs(dec.rest());
+        decoded = seq.has_value();
+        if (decoded) {
+          arg.get().argop = OP_SEQUENCE;
+          arg.get().nfs_argop4_u.opsequence = *seq;
+          by_hand.arg = &arg;
+          xdr_setpos(dec.xdr(),
+                     static_cast<u_int>(dec.position() + kSequenceArgsSize));
+        }
+      } else if (*opnum == OP_WRITE) {
         arg.get().argop = OP_WRITE;
         decoded =
             DecodeWriteInPlace(dec.xdr(), &arg.get().nfs_argop4_u.opwrite);
@@ -487,6 +511,8 @@ std::optional<std::vector<uint8_t>> RunCompound(
         if (st.replay) return std::move(*st.replay);  // SEQUENCE retry
         if (status == NFS4_OK && !st.raw_result.empty()) {
           out.PutFixedOpaque(st.raw_result);  // encoded by the op itself
+        } else if (*opnum == OP_SEQUENCE) {
+          EncodeSequenceResult(out, res.nfs_resop4_u.opsequence);
         } else if (!out.Encode(xdr_nfs_resop4, res)) {
           rpc::log::Error("cannot encode the result of {}", d->name);
           status = NFS4ERR_SERVERFAULT;
@@ -559,7 +585,7 @@ std::optional<std::vector<uint8_t>> RunCompound(
       two.insert(two.end(), e.begin(), e.end());
       st.session->EndRequest(
           st.slot,
-          EncodeReply(NFS4ERR_RETRY_UNCACHED_REP, tag.get(), 2, two));
+          EncodeReply(NFS4ERR_RETRY_UNCACHED_REP, tag, 2, two));
     }
   }
   return reply;
@@ -572,8 +598,7 @@ bool InlineCandidate(CompoundState& st, std::span<const uint8_t> args) {
     return false;
   }
   rpc::XdrDecoder dec(args);
-  rpc::XdrOwned<utf8str_cs> tag(xdr_utf8str_cs);
-  if (!dec.Decode(xdr_utf8str_cs, &tag.get())) return false;
+  if (!dec.GetOpaque(UINT32_MAX)) return false;  // the tag
   std::optional<uint32_t> minor = dec.GetUint32();
   std::optional<uint32_t> count = dec.GetUint32();
   // A handful of ops: what a stat or a revalidation sends.
@@ -585,13 +610,12 @@ bool InlineCandidate(CompoundState& st, std::span<const uint8_t> args) {
   // SEQUENCE's arguments are fixed-size (RFC 8881 §18.46.1: sessionid4,
   // three uint32s and a bool): skipped without decoding, since RunCompound
   // decodes and checks them anyway. SEQUENCE alone needs nothing more.
-  constexpr size_t kSequenceArgs = NFS4_SESSIONID_SIZE + 4 * 4;
   std::optional<uint32_t> first = dec.GetUint32();
-  if (!first || *first != OP_SEQUENCE || dec.remaining() < kSequenceArgs) {
+  if (!first || *first != OP_SEQUENCE || dec.remaining() < kSequenceArgsSize) {
     return false;
   }
   if (*count == 1) return true;
-  xdr_setpos(dec.xdr(), static_cast<u_int>(dec.position() + kSequenceArgs));
+  xdr_setpos(dec.xdr(), static_cast<u_int>(dec.position() + kSequenceArgsSize));
   std::optional<FileHandle> current;
   for (uint32_t i = 1; i < *count; ++i) {
     rpc::XdrOwned<nfs_argop4> op(xdr_nfs_argop4);

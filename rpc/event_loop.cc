@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <limits>
+#include <optional>
 
 #include "rpc/log.h"
 #include "rpc/net.h"
@@ -29,8 +31,6 @@ constexpr int kMaxEvents = 256;
 constexpr int kAcceptsPerEvent = 64;
 // How long accepting pauses when the process is out of descriptors.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
-// Upper bound of one epoll_wait, so paused listeners resume on time.
-constexpr int kMaxWaitMs = 1000;
 
 std::atomic<uint64_t> g_next_connection_id{1};
 
@@ -133,15 +133,18 @@ void EventLoop::Post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(posted_mu_);
     posted_.push_back(std::move(fn));
+    has_posted_.store(true, std::memory_order_release);
   }
   Wake();
 }
 
 void EventLoop::RunPosted() {
+  if (!has_posted_.load(std::memory_order_acquire)) return;
   std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(posted_mu_);
     tasks.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
   }
   for (auto& t : tasks) t();
 }
@@ -360,19 +363,28 @@ void EventLoop::Finalize(uint64_t id) {
 }
 
 int EventLoop::NextTimeoutMs(std::chrono::steady_clock::time_point now) {
-  auto wait = std::chrono::milliseconds(kMaxWaitMs);
+  // Nothing due: wait without a timeout. A finite one arms and cancels an
+  // hrtimer in every epoll_wait, kernel work an idle-between-requests loop
+  // pays per request (docs/performance.md, issue 4 item 12). Whatever
+  // could become due later is covered: AddTimer from another thread and
+  // Stop() wake the loop; accept pauses and timers added on the loop
+  // thread are seen here before the next wait.
+  std::optional<std::chrono::milliseconds> wait;
+  auto earliest = [&](std::chrono::steady_clock::time_point at) {
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(at - now);
+    if (!wait || ms < *wait) wait = ms;
+  };
   if (listeners_resume_at_ != std::chrono::steady_clock::time_point{}) {
-    wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
-                              listeners_resume_at_ - now));
+    earliest(listeners_resume_at_);
   }
   {
     std::lock_guard<std::mutex> lock(timers_mu_);
-    if (!timers_.empty()) {
-      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
-                                timers_.begin()->first - now));
-    }
+    if (!timers_.empty()) earliest(timers_.begin()->first);
   }
-  return static_cast<int>(std::max<int64_t>(wait.count(), 0));
+  if (!wait) return -1;
+  // epoll_wait takes an int of milliseconds.
+  return static_cast<int>(
+      std::clamp<int64_t>(wait->count(), 0, std::numeric_limits<int>::max()));
 }
 
 void EventLoop::ExpireTimers(std::chrono::steady_clock::time_point now) {

@@ -160,6 +160,10 @@ class EventLoop {
 
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+  // Whether posted_ may be non-empty: RunPosted skips the lock when not
+  // (it runs at every wake-up; tasks are rare). Set under posted_mu_
+  // before Post's Wake(), so a task is never missed.
+  std::atomic<bool> has_posted_{false};
 
   std::mutex timers_mu_;
   // deadline -> (connection id, xid) of an outgoing call.

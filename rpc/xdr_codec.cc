@@ -25,18 +25,27 @@ XdrEncoder::XdrEncoder(size_t reserve) {
 }
 
 void XdrEncoder::Reserve(size_t n) {
-  // Capacity doubles, so that many small puts cost amortized O(1).
+  // Capacity doubles, so that many small puts cost amortized O(1); an
+  // encoder emptied by Take() starts again at kMinCapacity.
   if (buf_.capacity() - buf_.size() < n) {
-    buf_.reserve(std::max(buf_.capacity() * 2, buf_.size() + n));
+    buf_.reserve(
+        std::max({buf_.capacity() * 2, buf_.size() + n, kMinCapacity}));
   }
 }
 
 uint8_t* XdrEncoder::Grow(size_t n) {
   // Only the n bytes about to be written are added (and zeroed): small
-  // puts, fixed-size fields, Inline.
+  // puts, fixed-size fields, Inline. A few bytes (XDR padding) are pushed
+  // one by one, inline: vector::resize is an out-of-line call of ~70
+  // instructions, and a SEQUENCE reply makes a dozen of these
+  // (docs/performance.md, issue 4 item 12).
   Reserve(n);
   const size_t at = buf_.size();
-  buf_.resize(at + n);
+  if (n <= 8) {
+    for (size_t i = 0; i < n; ++i) buf_.push_back(0);
+  } else {
+    buf_.resize(at + n);
+  }
   return buf_.data() + at;
 }
 
@@ -49,9 +58,10 @@ void XdrEncoder::Append(const void* p, size_t n) {
 }
 
 std::vector<uint8_t> XdrEncoder::Take() {
+  // Empty and without capacity: most encoders are dropped right after
+  // Take(), and one that is not reserves again at its next put.
   std::vector<uint8_t> out = std::move(buf_);
   buf_ = std::vector<uint8_t>();
-  buf_.reserve(256);
   return out;
 }
 
@@ -90,10 +100,6 @@ bool_t XdrEncoder::GetBytes(XDR*, char*, u_int) { return FALSE; }
 void XdrEncoder::Destroy(XDR*) {}
 bool_t XdrEncoder::Control(XDR*, int, void*) { return FALSE; }
 
-void XdrEncoder::PutUint32(uint32_t v) {
-  uint32_t be = htonl(v);
-  std::memcpy(Grow(4), &be, 4);
-}
 
 void XdrEncoder::PutUint64(uint64_t v) {
   PutUint32(static_cast<uint32_t>(v >> 32));
@@ -104,7 +110,9 @@ void XdrEncoder::PutFixedOpaque(std::span<const uint8_t> bytes) {
   const size_t padded = (bytes.size() + 3) & ~size_t{3};
   Reserve(padded);
   Append(bytes.data(), bytes.size());
-  Grow(padded - bytes.size());  // zero padding (RFC 4506 §4.9)
+  if (padded != bytes.size()) {
+    Grow(padded - bytes.size());  // zero padding (RFC 4506 §4.9)
+  }
 }
 
 void XdrEncoder::PutOpaque(std::span<const uint8_t> bytes) {

@@ -381,8 +381,20 @@ uint32_t StateManager::CbStatusFlags(const Session& session) {
   if (works(session)) return 0;
   uint32_t flags = SEQ4_STATUS_CB_PATH_DOWN_SESSION;
   bool any = false;
-  for (const auto& s : SessionsOf(*session.client())) {
-    if (works(*s)) any = true;
+  {
+    // Walked under mu_ rather than copied out with SessionsOf: this runs on
+    // every SEQUENCE of a client without a backchannel (an allocation per
+    // request otherwise). Lock order state -> session -> connection, as in
+    // ConnectionClosed and Session::BackConnection.
+    std::lock_guard lock(mu_);
+    for (const SessionId& sid : session.client()->sessions_) {
+      auto s = sessions_.find(sid);
+      if (s != sessions_.end() && s->second.get() != &session &&
+          works(*s->second)) {
+        any = true;
+        break;
+      }
+    }
   }
   if (!any) flags |= SEQ4_STATUS_CB_PATH_DOWN;
   return flags;
