@@ -99,12 +99,67 @@ ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino) {
 void StartStripeWriteback(DsContext& ctx, ns::InodeId ino, uint64_t offset,
                           uint64_t length) {
   if (length == 0) return;
-  const int fd = ::open(StripePath(ctx, ino).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  (void)::sync_file_range(fd, static_cast<off64_t>(offset),
-                          static_cast<off64_t>(length),
-                          SYNC_FILE_RANGE_WRITE);
-  ::close(fd);
+  if (ctx.writeback) {
+    ctx.writeback->Add(ino, offset, length);
+  } else {
+    ctx.data->StartWriteback(ino, offset, length);
+  }
+}
+
+void WritebackQueue::Start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void WritebackQueue::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WritebackQueue::Add(ns::InodeId ino, uint64_t offset, uint64_t length) {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    // WRITEs of a streamed file arrive in order, a few out of turn: the
+    // last queued range of the file usually ends where this one starts.
+    if (!queue_.empty()) {
+      Range& last = queue_.back();
+      if (last.ino == ino && last.offset + last.length == offset) {
+        last.length += length;
+        return;
+      }
+    }
+    if (queue_.size() >= kMaxPending) return;
+    queue_.push_back({ino, offset, length});
+  }
+  cv_.notify_one();
+}
+
+size_t WritebackQueue::pending() const {
+  std::lock_guard lock(mu_);
+  return queue_.size() + busy_;
+}
+
+void WritebackQueue::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const Range r = queue_.front();
+    queue_.pop_front();
+    ++busy_;
+    lock.unlock();
+    store_->StartWriteback(r.ino, r.offset, r.length);
+    lock.lock();
+    --busy_;
+  }
 }
 
 void PrefetchStripe(DsContext& ctx, ns::InodeId ino, uint64_t end,
@@ -194,6 +249,9 @@ std::string DataServer::Start() {
     return "cannot open the data store: " + store.status().ToString();
   }
   data_ = std::move(store).value();
+  writeback_ = std::make_unique<WritebackQueue>(data_.get());
+  writeback_->Start();
+  ctx_.writeback = writeback_.get();
 
   ctx_.fh = fh_.get();
   ctx_.state = state_.get();
@@ -268,6 +326,8 @@ std::string DataServer::Start() {
 void DataServer::Stop() {
   if (metrics_server_) metrics_server_->Stop();
   if (rpc_) rpc_->Stop();
+  // After the workers: none adds a range any more.
+  if (writeback_) writeback_->Stop();
   if (state_) state_->StopReaper();
 }
 

@@ -15,6 +15,12 @@
 // never written has no data file: it reads as zeros up to the size the
 // namespace records.
 //
+// LocalDataStore keeps up to 64 data files open (least recently used
+// dropped first): a client streaming a file costs no open/close per call.
+// Remove drops the file's descriptor, so nothing is written through one
+// that names a removed file; truncation keeps the inode, and the
+// descriptor with it. Nothing of the cache outlives the process.
+//
 // Errors are ns::Status values, translated from errno in one place:
 // ENOSPC/EDQUOT -> NoSpace, EFBIG/EINVAL -> Invalid, anything else ->
 // IOError (with the errno text as detail).
@@ -63,6 +69,15 @@ class DataStore {
   virtual ns::Result<uint64_t> SpaceUsed(ns::InodeId ino) = 0;
   // Makes earlier unstable writes durable (COMMIT). Ok with no data.
   virtual ns::Status Sync(ns::InodeId ino, Stability stability) = 0;
+  // A hint after an unstable write of [offset, offset + length): start
+  // writing that range to disk now, without waiting, so that a later Sync
+  // finds little left to do. Promises nothing (only Sync does); may block
+  // while the device's queue is full, so callers on a latency path hand
+  // it to another thread. The default does nothing.
+  virtual void StartWriteback(ns::InodeId ino, uint64_t offset,
+                              uint64_t length) {
+    (void)ino, (void)offset, (void)length;
+  }
 };
 
 // Opens (creating if missing) a store under `dir`, first moving the files
