@@ -46,6 +46,9 @@ struct DataServerOptions {
   // The key shared with the MDS: filehandles are checked with it.
   pnfs::Key key{};
   size_t worker_threads = 8;
+  // WRITEs at least this long (4 KiB-aligned) bypass the page cache
+  // (nfs41d::data::LocalDataStoreOptions::direct_write_min); 0: never.
+  size_t direct_write_min = 64u << 10;
   // Sessions: slots, sizes, lease (see DataServerOptions() below).
   // server_owner must differ from the MDS's
   // and from every other data server's (RFC 8881 §2.10.5: equal owners

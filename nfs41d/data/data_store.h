@@ -80,12 +80,26 @@ class DataStore {
   }
 };
 
+struct LocalDataStoreOptions {
+  // Writes at least this long, at offsets and of lengths that are multiples
+  // of 4 KiB, go around the page cache (O_DIRECT, from a 4 KiB-aligned copy
+  // of the data): the device takes the bytes straight from that buffer, so
+  // the kernel neither copies them into pages nor allocates, charges,
+  // writes back and frees those pages, the larger part of a buffered
+  // write's CPU. Durability is the same as buffered: the device may still
+  // hold the bytes in its cache, so only Sync (fdatasync/fsync) makes them
+  // stable. The bytes are not cached for a later Read. 0: never (nfs41d,
+  // whose clients read back what they wrote); data servers stream 1 MiB
+  // WRITEs. File systems refusing O_DIRECT (tmpfs) get buffered writes.
+  size_t direct_write_min = 0;
+};
+
 // Opens (creating if missing) a store under `dir`, first moving the files
 // of a store in the old layout (renames; a crash halfway is finished by
 // the next open). Errors: IOError naming the directory, Invalid for a
 // LAYOUT file this version does not know.
 ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
-    const std::string& dir);
+    const std::string& dir, LocalDataStoreOptions options = {});
 
 // The path of `ino`'s data relative to the store's directory.
 std::string LocalDataPath(ns::InodeId ino);
