@@ -13,8 +13,8 @@
 #include <list>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace nfs41d::data {
@@ -89,8 +89,10 @@ struct OpenFile {
 };
 constexpr int kNoDirect = -2;
 
-// O_DIRECT alignment of offsets, lengths and memory: 4 KiB covers every
-// logical block size Linux supports.
+// O_DIRECT alignment of offsets, lengths and memory: 4 KiB covers the
+// 512 B and 4 KiB logical blocks of common disks; a device wanting more
+// answers EINVAL, and Write then keeps that file buffered.
+// aligned_alloc needs sizes in multiples of it: direct lengths are.
 constexpr size_t kDirectAlign = 4096;
 // Largest direct write (one buffer per writing thread); longer ones are
 // buffered. Twice a data server's 1 MiB I/O size.
