@@ -148,6 +148,9 @@ size_t WritebackQueue::pending() const {
 }
 
 void WritebackQueue::Run() {
+  // Bytes handed over since this thread last synced, and for which file.
+  ns::InodeId last_ino = 0;
+  uint64_t unsynced = 0;
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
@@ -157,6 +160,17 @@ void WritebackQueue::Run() {
     ++busy_;
     lock.unlock();
     store_->StartWriteback(r.ino, r.offset, r.length);
+    // O_DIRECT WRITEs leave nothing to write back, but the device may
+    // hold them in a volatile cache (a VM's disk: the host's page cache)
+    // that the COMMIT's fsync must then flush all at once. A data sync
+    // every kSyncEvery bytes of a file lets the device drain while the
+    // client still sends; it promises nothing (COMMIT still syncs).
+    unsynced = r.ino == last_ino ? unsynced + r.length : r.length;
+    last_ino = r.ino;
+    if (unsynced >= kSyncEvery) {
+      (void)store_->Sync(r.ino, nfs41d::data::Stability::kDataSync);
+      unsynced = 0;
+    }
     lock.lock();
     --busy_;
   }

@@ -81,6 +81,8 @@ struct DataServerOptions {
 class WritebackQueue {
  public:
   static constexpr size_t kMaxPending = 256;
+  // A file's data is synced (fdatasync) after this many bytes of hints.
+  static constexpr uint64_t kSyncEvery = 64u << 20;
 
   explicit WritebackQueue(nfs41d::data::DataStore* store) : store_(store) {}
   ~WritebackQueue() { Stop(); }
