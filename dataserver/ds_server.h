@@ -76,6 +76,8 @@ struct DataServerOptions {
 // keeps only a few WRITEs in flight per data server). Adjacent ranges of
 // one file are merged; when kMaxPending ranges wait, a new one is dropped
 // (a hint: the COMMIT's fsync writes whatever is left, RFC 8881 §18.3.3).
+// Every kSyncEvery bytes of one file it also fdatasyncs it, so a device's
+// volatile cache (where O_DIRECT WRITEs land) drains before the COMMIT.
 //
 // Thread safety: Add from any thread; Start/Stop from the owner.
 class WritebackQueue {
