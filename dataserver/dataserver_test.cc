@@ -41,6 +41,33 @@ class DataPathTest : public ::testing::Test {
   const stateid4 anon_{};
 };
 
+// Writeback hints: adjacent ranges of a file merge, the queue is bounded
+// (a hint may be dropped, never the WRITE waiting), and the thread drains
+// it.
+TEST(WritebackQueueTest, MergesBoundsAndDrains) {
+  const std::string dir = MakeTempDir();
+  auto store = nfs41d::data::OpenLocalDataStore(dir);
+  ASSERT_TRUE(store.ok());
+  const std::vector<uint8_t> bytes(8192, 1);
+  ASSERT_TRUE((*store)->Write(3, 0, bytes, nfs41d::data::Stability::kUnstable).ok());
+  WritebackQueue q(store->get());
+  q.Add(3, 0, 4096);
+  q.Add(3, 4096, 4096);  // adjacent: merged
+  EXPECT_EQ(q.pending(), 1u);
+  q.Add(4, 0, 10);  // another file (never written: nothing to do)
+  EXPECT_EQ(q.pending(), 2u);
+  for (uint64_t i = 0; i < 2 * WritebackQueue::kMaxPending; ++i) {
+    q.Add(5, i * 100, 10);  // gaps: never merged
+  }
+  EXPECT_EQ(q.pending(), WritebackQueue::kMaxPending);
+  q.Start();
+  EXPECT_TRUE(WaitFor([&] { return q.pending() == 0; }, 10s));
+  q.Stop();
+  q.Add(3, 0, 1);  // after Stop: ignored
+  EXPECT_EQ(q.pending(), 0u);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(DataPathTest, ExchangeIdAnswersDataServerRoleOnly) {
   nfs41client::ClientOptions co;
   co.back_channel = true;  // asks for one; a data server declines it

@@ -157,6 +157,9 @@ nfsstat4 DsRead(CompoundState& st, const READ4args& args, READ4res& res) {
 // verifier is this run's. An UNSTABLE4 WRITE starts the range's writeback
 // at once (StartStripeWriteback): a client streaming a big file then finds
 // its COMMIT nearly free instead of waiting for the whole file's flush.
+// Whole aligned WRITEs skip the page cache (O_DIRECT, DataServerOptions::
+// direct_write_min); that changes no promise above: only the fsync of
+// COMMIT or of a stable WRITE makes bytes durable.
 nfsstat4 DsWrite(CompoundState& st, const WRITE4args& args, WRITE4res& res) {
   const ns::InodeId ino = st.current_fh->ino;
   const uint64_t len = args.data.data_len;

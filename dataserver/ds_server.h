@@ -15,12 +15,15 @@
 // served by the RPC worker pool.
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "dataserver/control.h"
@@ -43,6 +46,9 @@ struct DataServerOptions {
   // The key shared with the MDS: filehandles are checked with it.
   pnfs::Key key{};
   size_t worker_threads = 8;
+  // WRITEs at least this long (4 KiB-aligned) bypass the page cache
+  // (nfs41d::data::LocalDataStoreOptions::direct_write_min); 0: never.
+  size_t direct_write_min = 64u << 10;
   // Sessions: slots, sizes, lease (see DataServerOptions() below).
   // server_owner must differ from the MDS's
   // and from every other data server's (RFC 8881 §2.10.5: equal owners
@@ -63,6 +69,53 @@ struct DataServerOptions {
   DataServerOptions() { state.lease_seconds = 300; }
 };
 
+// The writeback hints of UNSTABLE4 WRITEs (DataStore::StartWriteback),
+// carried out by one thread of its own: sync_file_range(SYNC_FILE_RANGE_WRITE)
+// submits the range's I/O itself and sleeps while the device's queue is
+// full, which on the WRITE's worker would hold its reply back (the client
+// keeps only a few WRITEs in flight per data server). Adjacent ranges of
+// one file are merged; when kMaxPending ranges wait, a new one is dropped
+// (a hint: the COMMIT's fsync writes whatever is left, RFC 8881 §18.3.3).
+// Every kSyncEvery bytes of one file it also fdatasyncs it, so a device's
+// volatile cache (where O_DIRECT WRITEs land) drains before the COMMIT.
+//
+// Thread safety: Add from any thread; Start/Stop from the owner.
+class WritebackQueue {
+ public:
+  static constexpr size_t kMaxPending = 256;
+  // A file's data is synced (fdatasync) after this many bytes of hints.
+  static constexpr uint64_t kSyncEvery = 64u << 20;
+
+  explicit WritebackQueue(nfs41d::data::DataStore* store) : store_(store) {}
+  ~WritebackQueue() { Stop(); }
+  WritebackQueue(const WritebackQueue&) = delete;
+  WritebackQueue& operator=(const WritebackQueue&) = delete;
+
+  void Start();
+  // Joins the thread; ranges still queued are dropped. Idempotent.
+  void Stop();
+  // Queues [offset, offset + length) of `ino`; never waits for I/O.
+  void Add(ns::InodeId ino, uint64_t offset, uint64_t length);
+  // Ranges queued or being written now (tests).
+  size_t pending() const;
+
+ private:
+  struct Range {
+    ns::InodeId ino;
+    uint64_t offset;
+    uint64_t length;
+  };
+  void Run();
+
+  nfs41d::data::DataStore* const store_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Range> queue_;  // guarded by mu_
+  size_t busy_ = 0;          // ranges taken, not yet done; guarded by mu_
+  bool stop_ = false;        // guarded by mu_
+  std::thread thread_;
+};
+
 // What the data server's operations share (ds_ops.cc): nfs41d's
 // ServerContext (state, codec, data store, verifier, the op table) and what
 // only a data server needs.
@@ -77,6 +130,8 @@ struct DsContext : nfs41d::ServerContext {
   // (a file offset): each READ then asks only for what it consumed.
   std::mutex prefetch_mu;
   std::unordered_map<ns::InodeId, uint64_t> prefetched;  // guarded by prefetch_mu
+  // Where StartStripeWriteback hands its ranges (set by Start).
+  WritebackQueue* writeback = nullptr;
 };
 
 // --- stripe files (ds_server.cc), for the ops and the MDS's work
@@ -98,10 +153,11 @@ ns::Status StatStripe(DsContext& ctx, ns::InodeId ino, StripeStat* out);
 // once per stripe file per run (RemoveStripe forgets it). Ok if the file
 // does not exist.
 ns::Status SyncStripeDirs(DsContext& ctx, ns::InodeId ino);
-// After an UNSTABLE4 WRITE of [offset, offset + length): starts the page
-// cache's writeback of that range without waiting for it
-// (sync_file_range(SYNC_FILE_RANGE_WRITE)), so the disk works while the
-// client still sends and the COMMIT's fsync finds little left to write.
+// After an UNSTABLE4 WRITE of [offset, offset + length): has the page
+// cache's writeback of that range started (sync_file_range(
+// SYNC_FILE_RANGE_WRITE), on the WritebackQueue's thread, so the WRITE's
+// reply never waits for the device), so the disk works while the client
+// still sends and the COMMIT's fsync finds little left to write.
 // Durability is unchanged: only COMMIT promises it (RFC 8881 §18.3.3). A
 // hint: failures are ignored (COMMIT reports real I/O errors).
 void StartStripeWriteback(DsContext& ctx, ns::InodeId ino, uint64_t offset,
@@ -160,6 +216,7 @@ class DataServer : public StripeStore {
   std::unique_ptr<nfs41d::FhCodec> fh_;
   std::unique_ptr<nfs41d::state::StateManager> state_;
   std::unique_ptr<nfs41d::data::DataStore> data_;
+  std::unique_ptr<WritebackQueue> writeback_;
   DsContext ctx_;
   nfs41d::Metrics metrics_;
   std::unique_ptr<nfs41d::MetricsServer> metrics_server_;

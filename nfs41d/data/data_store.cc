@@ -5,11 +5,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <cstdio>
 #include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace nfs41d::data {
@@ -54,22 +59,76 @@ ns::Status SyncPath(const std::string& path, int flags) {
 
 constexpr uint64_t kMaxOffset = std::numeric_limits<int64_t>::max();
 
+// Stripe and data files kept open between calls (LocalDataStore's cache).
+// 64 stays far below the usual 1,024 descriptors a daemon gets, next to its
+// sockets; a file streamed by a client stays open for its whole transfer.
+constexpr size_t kMaxOpenFiles = 64;
+
+// One data file's descriptor, shared by the calls using it: closed when the
+// cache has dropped it and the last caller is done.
+struct OpenFile {
+  explicit OpenFile(int f) : fd(f) {}
+  ~OpenFile() {
+    ::close(fd);
+    if (direct_fd >= 0) ::close(direct_fd);
+  }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  const int fd;
+  // Writers of this file take turns here. The kernel serializes buffered
+  // writes of one inode anyway (ext4 takes the inode's rwsem), but its
+  // waiters spin on the rwsem while its holder copies: with 4-8 WRITEs of
+  // one stripe file in flight that spinning took ~40% of a data server's
+  // CPU on 2 cores (docs/performance.md, pNFS throughput). A waiter here
+  // sleeps and leaves the core to the writer.
+  std::mutex write_mu;
+  // The same inode opened with O_DIRECT (LocalDataStoreOptions), made at
+  // the first direct write; kNoDirect when the file system refused it.
+  // Guarded by write_mu.
+  int direct_fd = -1;
+};
+constexpr int kNoDirect = -2;
+
+// O_DIRECT alignment of offsets, lengths and memory: 4 KiB covers the
+// 512 B and 4 KiB logical blocks of common disks; a device wanting more
+// answers EINVAL, and Write then keeps that file buffered.
+// aligned_alloc needs sizes in multiples of it: direct lengths are.
+constexpr size_t kDirectAlign = 4096;
+// Largest direct write (one buffer per writing thread); longer ones are
+// buffered. Twice a data server's 1 MiB I/O size.
+constexpr size_t kMaxDirectWrite = 2u << 20;
+
+// The calling thread's 4 KiB-aligned staging buffer of at least `n` bytes
+// (the RPC layer's buffers are not aligned).
+uint8_t* AlignedScratch(size_t n) {
+  struct Freer {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<uint8_t, Freer> buf;
+  thread_local size_t size = 0;
+  if (size < n) {
+    buf.reset(static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, n)));
+    size = buf ? n : 0;
+  }
+  return buf.get();
+}
+
 class LocalDataStore final : public DataStore {
  public:
-  explicit LocalDataStore(std::string dir) : dir_(std::move(dir)) {}
+  LocalDataStore(std::string dir, LocalDataStoreOptions options)
+      : dir_(std::move(dir)), options_(options) {}
 
   ns::Result<size_t> Read(ns::InodeId ino, uint64_t offset,
                           std::span<uint8_t> out) override {
     if (offset >= kMaxOffset || out.empty()) return size_t{0};
-    Fd fd(::open(Path(ino).c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT) return size_t{0};
-      return PosixError("read " + Name(ino), errno);
-    }
+    ns::Result<std::shared_ptr<OpenFile>> f = Acquire(ino, false);
+    if (!f.ok()) return f.status();
+    if (*f == nullptr) return size_t{0};  // never written
+    const int fd = (*f)->fd;
     size_t done = 0;
     // pread may return short counts; stop at end of file (0).
     for (int i = 0; i < 1024 && done < out.size(); ++i) {
-      ssize_t n = ::pread(fd.get(), out.data() + done, out.size() - done,
+      ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
                           static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -87,37 +146,48 @@ class LocalDataStore final : public DataStore {
     if (offset > kMaxOffset || data.size() > kMaxOffset - offset) {
       return ns::Status::Invalid("write " + Name(ino), "offset too large");
     }
-    ns::Result<int> opened = OpenForWrite(ino);
-    if (!opened.ok()) return opened.status();
-    Fd fd(*opened);
-    size_t done = 0;
-    for (int i = 0; i < 1024 && done < data.size(); ++i) {
-      ssize_t n = ::pwrite(fd.get(), data.data() + done, data.size() - done,
-                           static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return PosixError("write " + Name(ino), errno);
+    ns::Result<std::shared_ptr<OpenFile>> f = Acquire(ino, true);
+    if (!f.ok()) return f.status();
+    OpenFile& file = **f;
+    {
+      std::lock_guard turn(file.write_mu);
+      const int direct = DirectFd(file, offset, data.size());
+      std::span<const uint8_t> src = data;
+      if (direct >= 0 &&
+          reinterpret_cast<uintptr_t>(data.data()) % kDirectAlign != 0) {
+        uint8_t* staged = AlignedScratch(data.size());
+        if (staged == nullptr) return PosixError("write " + Name(ino), ENOMEM);
+        std::memcpy(staged, data.data(), data.size());
+        src = {staged, data.size()};
       }
-      done += static_cast<size_t>(n);
+      // EINVAL from a direct write: the file system or device wants another
+      // alignment than 4 KiB; this file is written through the cache from
+      // now on (nothing was written: the kernel checks before it starts).
+      ns::Status s = PwriteAll(direct >= 0 ? direct : file.fd, src, offset, ino);
+      if (!s.ok() && direct >= 0 && s.IsInvalid()) {
+        ::close(file.direct_fd);
+        file.direct_fd = kNoDirect;
+        s = PwriteAll(file.fd, data, offset, ino);
+      }
+      if (!s.ok()) return s;
     }
-    if (done < data.size()) return PosixError("write " + Name(ino), EIO);
-    return SyncFd(fd.get(), ino, stability);
+    return SyncFd(file.fd, ino, stability);
   }
 
   ns::Status Truncate(ns::InodeId ino, uint64_t size) override {
     if (size > kMaxOffset) {
       return ns::Status::Invalid("truncate " + Name(ino), "size too large");
     }
+    // A cached descriptor stays right: truncation keeps the inode.
     if (size == 0) {
       if (::truncate(Path(ino).c_str(), 0) == 0 || errno == ENOENT) {
         return ns::Status::Ok();
       }
       return PosixError("truncate " + Name(ino), errno);
     }
-    ns::Result<int> opened = OpenForWrite(ino);
-    if (!opened.ok()) return opened.status();
-    Fd fd(*opened);
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    ns::Result<std::shared_ptr<OpenFile>> f = Acquire(ino, true);
+    if (!f.ok()) return f.status();
+    if (::ftruncate((*f)->fd, static_cast<off_t>(size)) != 0) {
       return PosixError("truncate " + Name(ino), errno);
     }
     return ns::Status::Ok();
@@ -127,6 +197,10 @@ class LocalDataStore final : public DataStore {
     if (::unlink(Path(ino).c_str()) != 0 && errno != ENOENT) {
       return PosixError("remove " + Name(ino), errno);
     }
+    // After the unlink: a descriptor opened before it (by a call racing
+    // this one) is dropped here or never cached (Acquire checks the
+    // epoch), so no later write goes to the removed inode.
+    Forget(ino);
     return ns::Status::Ok();
   }
 
@@ -141,12 +215,21 @@ class LocalDataStore final : public DataStore {
 
   ns::Status Sync(ns::InodeId ino, Stability stability) override {
     if (stability == Stability::kUnstable) return ns::Status::Ok();
-    Fd fd(::open(Path(ino).c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT) return ns::Status::Ok();
-      return PosixError("sync " + Name(ino), errno);
-    }
-    return SyncFd(fd.get(), ino, stability);
+    // Any descriptor of the inode syncs all of its dirty pages.
+    ns::Result<std::shared_ptr<OpenFile>> f = Acquire(ino, false);
+    if (!f.ok()) return f.status();
+    if (*f == nullptr) return ns::Status::Ok();
+    return SyncFd((*f)->fd, ino, stability);
+  }
+
+  void StartWriteback(ns::InodeId ino, uint64_t offset,
+                      uint64_t length) override {
+    if (length == 0) return;
+    ns::Result<std::shared_ptr<OpenFile>> f = Acquire(ino, false);
+    if (!f.ok() || *f == nullptr) return;
+    (void)::sync_file_range((*f)->fd, static_cast<off64_t>(offset),
+                            static_cast<off64_t>(length),
+                            SYNC_FILE_RANGE_WRITE);
   }
 
  private:
@@ -157,12 +240,100 @@ class LocalDataStore final : public DataStore {
     return dir_ + "/" + LocalDataPath(ino);
   }
 
+  // pwrite of all of `data` at `offset` (short counts continue).
+  ns::Status PwriteAll(int fd, std::span<const uint8_t> data, uint64_t offset,
+                       ns::InodeId ino) {
+    size_t done = 0;
+    for (int i = 0; i < 1024 && done < data.size(); ++i) {
+      ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("write " + Name(ino), errno);
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (done < data.size()) return PosixError("write " + Name(ino), EIO);
+    return ns::Status::Ok();
+  }
+
+  // The O_DIRECT descriptor for a write of `length` bytes at `offset`, or
+  // -1 when this write goes through the page cache (options, alignment,
+  // size, a file system without O_DIRECT). REQUIRES: file.write_mu held.
+  int DirectFd(OpenFile& file, uint64_t offset, size_t length) {
+    if (options_.direct_write_min == 0 || length < options_.direct_write_min ||
+        length > kMaxDirectWrite || offset % kDirectAlign != 0 ||
+        length % kDirectAlign != 0 || file.direct_fd == kNoDirect) {
+      return -1;
+    }
+    if (file.direct_fd < 0) {
+      // Through /proc: the very inode `file.fd` names, even if its name
+      // was removed or reused since.
+      const std::string self = "/proc/self/fd/" + std::to_string(file.fd);
+      file.direct_fd = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+      if (file.direct_fd < 0) file.direct_fd = kNoDirect;
+    }
+    return file.direct_fd >= 0 ? file.direct_fd : -1;
+  }
+
   ns::Status SyncFd(int fd, ns::InodeId ino, Stability stability) {
     int rc = 0;
     if (stability == Stability::kDataSync) rc = ::fdatasync(fd);
     if (stability == Stability::kFileSync) rc = ::fsync(fd);
     if (rc != 0) return PosixError("sync " + Name(ino), errno);
     return ns::Status::Ok();
+  }
+
+  // `ino`'s data file, open read-write, from the cache or opened now (and
+  // cached); created (with its fan-out directories) when `create`.
+  // nullptr when it does not exist and !create. The open runs outside the
+  // lock (creating a leaf directory fsyncs); a Remove meanwhile bumps the
+  // epoch, and then the descriptor serves this call only.
+  ns::Result<std::shared_ptr<OpenFile>> Acquire(ns::InodeId ino, bool create) {
+    uint64_t epoch;
+    {
+      std::lock_guard lock(cache_mu_);
+      auto it = open_.find(ino);
+      if (it != open_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        return it->second.file;
+      }
+      epoch = epoch_;
+    }
+    int fd = -1;
+    if (create) {
+      ns::Result<int> opened = OpenForWrite(ino);
+      if (!opened.ok()) return opened.status();
+      fd = *opened;
+    } else {
+      fd = ::open(Path(ino).c_str(), O_RDWR | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT) return std::shared_ptr<OpenFile>();
+        return PosixError("open " + Name(ino), errno);
+      }
+    }
+    auto file = std::make_shared<OpenFile>(fd);
+    std::lock_guard lock(cache_mu_);
+    if (epoch != epoch_) return file;
+    auto it = open_.find(ino);
+    if (it != open_.end()) return it->second.file;  // another caller won
+    if (open_.size() >= kMaxOpenFiles) {
+      open_.erase(lru_.back());  // the caller still using it keeps it open
+      lru_.pop_back();
+    }
+    lru_.push_front(ino);
+    open_.emplace(ino, Cached{file, lru_.begin()});
+    return file;
+  }
+
+  // Drops `ino`'s descriptor from the cache (closed once its users finish).
+  void Forget(ns::InodeId ino) {
+    std::lock_guard lock(cache_mu_);
+    ++epoch_;
+    auto it = open_.find(ino);
+    if (it == open_.end()) return;
+    lru_.erase(it->second.lru);
+    open_.erase(it);
   }
 
   // An fd open for writing, creating the fan-out directories on first use.
@@ -189,6 +360,15 @@ class LocalDataStore final : public DataStore {
   }
 
   const std::string dir_;
+  const LocalDataStoreOptions options_;
+  struct Cached {
+    std::shared_ptr<OpenFile> file;
+    std::list<ns::InodeId>::iterator lru;
+  };
+  std::mutex cache_mu_;
+  std::unordered_map<ns::InodeId, Cached> open_;  // guarded by cache_mu_
+  std::list<ns::InodeId> lru_;  // most recently used first; guarded by cache_mu_
+  uint64_t epoch_ = 0;          // Forget calls so far; guarded by cache_mu_
 };
 
 }  // namespace
@@ -306,7 +486,7 @@ ns::Status UpgradeLayout(const std::string& dir) {
 }  // namespace
 
 ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
-    const std::string& dir) {
+    const std::string& dir, LocalDataStoreOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return PosixError("data directory " + dir, ec.value());
@@ -319,7 +499,7 @@ ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
     // directory_iterator's increment throws; a bad tree must not crash.
     return PosixError("upgrade of data directory " + dir, e.code().value());
   }
-  return std::unique_ptr<DataStore>(new LocalDataStore(dir));
+  return std::unique_ptr<DataStore>(new LocalDataStore(dir, options));
 }
 
 }  // namespace nfs41d::data

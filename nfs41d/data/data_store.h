@@ -15,6 +15,12 @@
 // never written has no data file: it reads as zeros up to the size the
 // namespace records.
 //
+// LocalDataStore keeps up to 64 data files open (least recently used
+// dropped first): a client streaming a file costs no open/close per call.
+// Remove drops the file's descriptor, so nothing is written through one
+// that names a removed file; truncation keeps the inode, and the
+// descriptor with it. Nothing of the cache outlives the process.
+//
 // Errors are ns::Status values, translated from errno in one place:
 // ENOSPC/EDQUOT -> NoSpace, EFBIG/EINVAL -> Invalid, anything else ->
 // IOError (with the errno text as detail).
@@ -63,6 +69,29 @@ class DataStore {
   virtual ns::Result<uint64_t> SpaceUsed(ns::InodeId ino) = 0;
   // Makes earlier unstable writes durable (COMMIT). Ok with no data.
   virtual ns::Status Sync(ns::InodeId ino, Stability stability) = 0;
+  // A hint after an unstable write of [offset, offset + length): start
+  // writing that range to disk now, without waiting, so that a later Sync
+  // finds little left to do. Promises nothing (only Sync does); may block
+  // while the device's queue is full, so callers on a latency path hand
+  // it to another thread. The default does nothing.
+  virtual void StartWriteback(ns::InodeId ino, uint64_t offset,
+                              uint64_t length) {
+    (void)ino, (void)offset, (void)length;
+  }
+};
+
+struct LocalDataStoreOptions {
+  // Writes at least this long, at offsets and of lengths that are multiples
+  // of 4 KiB, go around the page cache (O_DIRECT, from a 4 KiB-aligned copy
+  // of the data): the device takes the bytes straight from that buffer, so
+  // the kernel neither copies them into pages nor allocates, charges,
+  // writes back and frees those pages, the larger part of a buffered
+  // write's CPU. Durability is the same as buffered: the device may still
+  // hold the bytes in its cache, so only Sync (fdatasync/fsync) makes them
+  // stable. The bytes are not cached for a later Read. 0: never (nfs41d,
+  // whose clients read back what they wrote); data servers stream 1 MiB
+  // WRITEs. File systems refusing O_DIRECT (tmpfs) get buffered writes.
+  size_t direct_write_min = 0;
 };
 
 // Opens (creating if missing) a store under `dir`, first moving the files
@@ -70,7 +99,7 @@ class DataStore {
 // the next open). Errors: IOError naming the directory, Invalid for a
 // LAYOUT file this version does not know.
 ns::Result<std::unique_ptr<DataStore>> OpenLocalDataStore(
-    const std::string& dir);
+    const std::string& dir, LocalDataStoreOptions options = {});
 
 // The path of `ino`'s data relative to the store's directory.
 std::string LocalDataPath(ns::InodeId ino);

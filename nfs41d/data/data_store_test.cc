@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -154,6 +155,102 @@ TEST_F(DataStoreTest, BadOffsetsAreInvalid) {
   EXPECT_TRUE(s.IsInvalid()) << s.ToString();
   EXPECT_TRUE(store_->Truncate(3, ~uint64_t{0}).IsInvalid());
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/" + LocalDataPath(3)));
+}
+
+// The store keeps descriptors open between calls: after Remove, a write
+// must make a new file, not land in the removed inode through a cached fd.
+TEST_F(DataStoreTest, RemovedFileIsNotWrittenThroughACachedDescriptor) {
+  const std::string path = dir_ + "/" + LocalDataPath(7);
+  ASSERT_TRUE(store_->Write(7, 0, std::vector<uint8_t>{'o', 'l', 'd'},
+                            Stability::kUnstable)
+                  .ok());
+  // A second name keeps the removed inode observable.
+  const std::string keep = dir_ + "/kept";
+  ASSERT_EQ(::link(path.c_str(), keep.c_str()), 0);
+  ASSERT_TRUE(store_->Remove(7).ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  ASSERT_TRUE(store_->Write(7, 1, std::vector<uint8_t>{'N'},
+                            Stability::kUnstable)
+                  .ok());
+  EXPECT_EQ(ReadAll(7, 0, 10), (std::vector<uint8_t>{0, 'N'}));
+  EXPECT_EQ(std::filesystem::file_size(keep), 3u);
+  std::FILE* f = std::fopen(keep.c_str(), "rb");
+  ASSERT_NE(f, nullptr);
+  char buf[4] = {};
+  EXPECT_EQ(std::fread(buf, 1, sizeof buf, f), 3u);
+  std::fclose(f);
+  EXPECT_EQ(std::string(buf, 3), "old");
+  ASSERT_TRUE(store_->Remove(7).ok());
+  EXPECT_TRUE(ReadAll(7, 0, 10).empty());
+}
+
+// Truncation keeps the inode: a cached descriptor stays right across it.
+TEST_F(DataStoreTest, TruncateBetweenWritesOfAnOpenFile) {
+  ASSERT_TRUE(store_->Write(8, 0, std::vector<uint8_t>(10, 'a'),
+                            Stability::kUnstable)
+                  .ok());
+  ASSERT_TRUE(store_->Truncate(8, 0).ok());
+  ASSERT_TRUE(store_->Write(8, 2, std::vector<uint8_t>{'b'},
+                            Stability::kUnstable)
+                  .ok());
+  EXPECT_EQ(ReadAll(8, 0, 10), (std::vector<uint8_t>{0, 0, 'b'}));
+  ASSERT_TRUE(store_->Truncate(8, 1).ok());
+  EXPECT_EQ(ReadAll(8, 0, 10), (std::vector<uint8_t>{0}));
+}
+
+// More files than the store keeps open: each still reads back its bytes,
+// written again after its descriptor was dropped.
+TEST_F(DataStoreTest, MoreFilesThanTheOpenFileCacheHolds) {
+  constexpr int kFiles = 150;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kFiles; ++i) {
+      const uint8_t b = static_cast<uint8_t>(i + round);
+      ASSERT_TRUE(store_->Write(1000 + i, round, std::vector<uint8_t>{b},
+                                Stability::kUnstable)
+                      .ok());
+    }
+  }
+  for (int i = 0; i < kFiles; ++i) {
+    EXPECT_EQ(ReadAll(1000 + i, 0, 4),
+              (std::vector<uint8_t>{static_cast<uint8_t>(i),
+                                    static_cast<uint8_t>(i + 1)}))
+        << i;
+    EXPECT_TRUE(store_->Sync(1000 + i, Stability::kFileSync).ok());
+  }
+}
+
+// direct_write_min: whole aligned writes bypass the page cache (from an
+// unaligned caller buffer, staged), others are buffered; both kinds of
+// one file read back as one sequence of writes would leave them.
+TEST_F(DataStoreTest, DirectWritesMixWithBufferedOnes) {
+  LocalDataStoreOptions o;
+  o.direct_write_min = 64 << 10;
+  auto opened = OpenLocalDataStore(dir_ + "-direct", o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<DataStore> store = std::move(opened).value();
+  constexpr size_t kMiB = 1 << 20;
+  std::vector<uint8_t> model(3 * kMiB, 0);
+  auto write = [&](uint64_t off, size_t n, uint8_t seed) {
+    // One byte in: the data is not 4 KiB-aligned in memory.
+    std::vector<uint8_t> buf(n + 1);
+    for (size_t i = 0; i < n; ++i) buf[i + 1] = static_cast<uint8_t>(seed + i * 7);
+    std::span<const uint8_t> d(buf.data() + 1, n);
+    ASSERT_TRUE(store->Write(9, off, d, Stability::kUnstable).ok());
+    std::copy(d.begin(), d.end(), model.begin() + off);
+  };
+  write(kMiB, kMiB, 1);             // direct
+  write(kMiB + 100, 5000, 2);       // buffered, inside the direct range
+  write(2 * kMiB, kMiB, 3);         // direct, after buffered dirty pages
+  write(2 * kMiB + 8192, 8192, 4);  // aligned but short: buffered
+  write(0, 64 << 10, 5);            // direct, the smallest
+  ASSERT_TRUE(store->Sync(9, Stability::kFileSync).ok());
+  std::vector<uint8_t> back(model.size() + 10);
+  auto r = store->Read(9, 0, back);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(*r, model.size());
+  back.resize(*r);
+  EXPECT_TRUE(back == model);
+  std::filesystem::remove_all(dir_ + "-direct");
 }
 
 TEST_F(DataStoreTest, UnwritableDirectoryIsAnError) {
