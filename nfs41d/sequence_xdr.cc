@@ -30,15 +30,8 @@ void EncodeSequenceResult(rpc::XdrEncoder& out, const SEQUENCE4res& res) {
   out.PutUint32(static_cast<uint32_t>(res.sr_status));
   if (res.sr_status != NFS4_OK) return;
   const SEQUENCE4resok& ok = res.SEQUENCE4res_u.sr_resok4;
-  // The 16-byte session id as four words: the same bytes, through the
-  // inline PutUint32 rather than PutFixedOpaque's out-of-line vector insert
-  // (~300 instructions per SEQUENCE: docs/performance.md, issue 4).
-  static_assert(NFS4_SESSIONID_SIZE % 4 == 0);
-  const auto* sid = reinterpret_cast<const uint8_t*>(ok.sr_sessionid);
-  for (size_t i = 0; i < NFS4_SESSIONID_SIZE; i += 4) {
-    out.PutUint32((uint32_t{sid[i]} << 24) | (uint32_t{sid[i + 1]} << 16) |
-                  (uint32_t{sid[i + 2]} << 8) | uint32_t{sid[i + 3]});
-  }
+  out.PutFixedOpaque(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(ok.sr_sessionid), NFS4_SESSIONID_SIZE));
   out.PutUint32(ok.sr_sequenceid);
   out.PutUint32(ok.sr_slotid);
   out.PutUint32(ok.sr_highest_slotid);
