@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <exception>
 #include <cstring>
@@ -637,7 +638,12 @@ void InitState(CompoundState& st, const rpc::CallContext& call) {
     st.cred.uid = p.uid;
     st.cred.gid = p.gid;
     st.cred.groups = p.gids;
-    st.principal = "sys:" + std::to_string(p.uid);
+    // Written in place ("sys:" and at most 10 digits fit the string's
+    // own buffer): no temporaries per COMPOUND, which std::to_string and
+    // operator+ cost ~250 instructions (docs/performance.md, issue 4).
+    char buf[16] = {'s', 'y', 's', ':'};
+    char* end = std::to_chars(buf + 4, buf + sizeof buf, p.uid).ptr;
+    st.principal.assign(buf, static_cast<size_t>(end - buf));
   } else {
     // AUTH_NONE: the anonymous user (RFC 8881 §2.2.1.1.1.1).
     st.cred.uid = 65534;

@@ -186,8 +186,10 @@ nfsstat4 OpSequence(CompoundState& st, const SEQUENCE4args& args,
   if (nfsstat4 e = CheckSessionLimits(st, *s); e) return e;
   std::vector<uint8_t> replay;
   nfsstat4 err = NFS4_OK;
+  // SP4_NONE: a connection used with a session is bound to it
+  // (§2.10.3.1); BeginRequest binds it when the request is new.
   switch (s->BeginRequest(args.sa_slotid, args.sa_sequenceid, st.request_hash,
-                          &replay, &err)) {
+                          &replay, &err, st.connection_id)) {
     case state::Session::Begin::kError:
       return err;
     case state::Session::Begin::kReplay:
@@ -199,8 +201,6 @@ nfsstat4 OpSequence(CompoundState& st, const SEQUENCE4args& args,
   st.session = s;
   st.slot = args.sa_slotid;
   st.cache_this = args.sa_cachethis;
-  // SP4_NONE: a connection used with a session is bound to it (§2.10.3.1).
-  if (st.connection_id != 0) s->BindConnection(st.connection_id);
   s->client()->Renew();
   SEQUENCE4resok& ok = res.SEQUENCE4res_u.sr_resok4;
   std::memcpy(ok.sr_sessionid, args.sa_sessionid, NFS4_SESSIONID_SIZE);

@@ -148,6 +148,35 @@ class StateManagerGraceTest : public ::testing::Test {
   std::unique_ptr<ns::ClientRecords> records_;
 };
 
+// SEQUENCE binds its connection inside BeginRequest (§2.10.3.1, SP4_NONE),
+// under the slot's lock: only a request that starts on the slot binds; a
+// misordered one, a bad slot or a retry answered from the cache does not.
+TEST(SessionTest, BeginRequestBindsTheConnectionOnlyForANewRequest) {
+  channel_attrs4 fore{};
+  fore.ca_maxrequests = 2;
+  channel_attrs4 back{};
+  state::Session s(state::SessionId{}, nullptr, fore, back, 0, 0);
+  std::vector<uint8_t> replay;
+  nfsstat4 err = NFS4_OK;
+  using Begin = state::Session::Begin;
+  EXPECT_EQ(s.BeginRequest(5, 1, 7, &replay, &err, 11), Begin::kError);
+  EXPECT_EQ(err, NFS4ERR_BADSLOT);
+  EXPECT_EQ(s.BeginRequest(0, 3, 7, &replay, &err, 11), Begin::kError);
+  EXPECT_EQ(err, NFS4ERR_SEQ_MISORDERED);
+  EXPECT_FALSE(s.IsBound(11)) << "refused requests bind nothing";
+  ASSERT_EQ(s.BeginRequest(0, 1, 7, &replay, &err, 11), Begin::kNew);
+  EXPECT_TRUE(s.IsBound(11));
+  const std::vector<uint8_t> reply = {1, 2, 3, 4};
+  s.EndRequest(0, reply);
+  // The retry comes on another connection: replayed, not bound.
+  ASSERT_EQ(s.BeginRequest(0, 1, 7, &replay, &err, 12), Begin::kReplay);
+  EXPECT_EQ(replay, reply);
+  EXPECT_FALSE(s.IsBound(12));
+  ASSERT_EQ(s.BeginRequest(1, 1, 8, &replay, &err), Begin::kNew);
+  EXPECT_FALSE(s.IsBound(0)) << "0 is no connection";
+  EXPECT_TRUE(s.IsBound(11));
+}
+
 TEST(StateManagerNoRecordsTest, NeverInGrace) {
   state::StateManager sm(state::StateOptions{});
   ASSERT_TRUE(sm.StartEpoch().ok());

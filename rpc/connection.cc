@@ -214,6 +214,7 @@ void Connection::DispatchRecords() {
         if (done.reply) {
           inline_replies.push_back(ReplyRecord(std::move(*done.reply), *rec));
         }
+        reader_.Recycle(std::move(*rec));  // its buffer takes the next one
         continue;
       }
     }

@@ -377,7 +377,7 @@ int EventLoop::NextTimeoutMs(std::chrono::steady_clock::time_point now) {
   if (listeners_resume_at_ != std::chrono::steady_clock::time_point{}) {
     earliest(listeners_resume_at_);
   }
-  {
+  if (earliest_timer_.load(std::memory_order_acquire) != kNoTimer) {
     std::lock_guard<std::mutex> lock(timers_mu_);
     if (!timers_.empty()) earliest(timers_.begin()->first);
   }
@@ -388,6 +388,10 @@ int EventLoop::NextTimeoutMs(std::chrono::steady_clock::time_point now) {
 }
 
 void EventLoop::ExpireTimers(std::chrono::steady_clock::time_point now) {
+  if (now.time_since_epoch().count() <
+      earliest_timer_.load(std::memory_order_acquire)) {
+    return;  // nothing due (see earliest_timer_)
+  }
   std::vector<std::pair<uint64_t, uint32_t>> expired;
   {
     std::lock_guard<std::mutex> lock(timers_mu_);
@@ -395,6 +399,7 @@ void EventLoop::ExpireTimers(std::chrono::steady_clock::time_point now) {
       expired.push_back(timers_.begin()->second);
       timers_.erase(timers_.begin());
     }
+    NoteEarliestLocked();
   }
   // Connection locks are taken only after timers_mu_ is released: the
   // connection side takes them in the opposite order.
@@ -410,6 +415,7 @@ void EventLoop::AddTimer(std::chrono::steady_clock::time_point deadline,
     std::lock_guard<std::mutex> lock(timers_mu_);
     earliest = timers_.empty() || deadline < timers_.begin()->first;
     timers_.emplace(deadline, std::make_pair(id, xid));
+    NoteEarliestLocked();
   }
   if (earliest && !InLoopThread()) Wake();
 }
@@ -421,9 +427,17 @@ void EventLoop::CancelTimer(std::chrono::steady_clock::time_point deadline,
   for (auto it = begin; it != end; ++it) {
     if (it->second == std::make_pair(id, xid)) {
       timers_.erase(it);
+      NoteEarliestLocked();
       return;
     }
   }
+}
+
+void EventLoop::NoteEarliestLocked() {
+  earliest_timer_.store(
+      timers_.empty() ? kNoTimer
+                      : timers_.begin()->first.time_since_epoch().count(),
+      std::memory_order_release);
 }
 
 void EventLoop::SetInterest(int fd, uint64_t id, uint32_t events) {

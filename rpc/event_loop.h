@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -170,6 +171,15 @@ class EventLoop {
   std::multimap<std::chrono::steady_clock::time_point,
                 std::pair<uint64_t, uint32_t>>
       timers_;  // guarded by timers_mu_
+  // timers_'s earliest deadline (steady_clock ticks), kNoTimer when empty;
+  // written under timers_mu_. ExpireTimers and NextTimeoutMs run at every
+  // wake-up and take timers_mu_ only when it says a timer exists: two lock
+  // pairs less per request when no outgoing call is pending. A stale read
+  // on the loop thread is harmless: AddTimer from another thread stores
+  // before its Wake(), so the loop either sees the deadline or is woken.
+  static constexpr int64_t kNoTimer = std::numeric_limits<int64_t>::max();
+  std::atomic<int64_t> earliest_timer_{kNoTimer};
+  void NoteEarliestLocked();  // REQUIRES: timers_mu_ held
 };
 
 }  // namespace rpc

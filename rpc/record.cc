@@ -102,4 +102,12 @@ std::optional<std::vector<uint8_t>> RecordReader::Pop() {
   return r;
 }
 
+void RecordReader::Recycle(std::vector<uint8_t> record) {
+  // record_ has no capacity exactly when no byte of the next record is
+  // held (Feed moves a finished record out and leaves record_ empty).
+  if (record_.capacity() != 0 || record.capacity() > kInitialReserve) return;
+  record.clear();
+  record_ = std::move(record);
+}
+
 }  // namespace rpc

@@ -56,6 +56,11 @@ class RecordReader {
 
   // The oldest complete record, or nullopt.
   std::optional<std::vector<uint8_t>> Pop();
+  // Gives back a popped record the caller is done with: its buffer holds
+  // the next record when nothing of one is buffered yet and it is small
+  // (<= 64 KiB), so a connection of small calls answered in place (inline
+  // COMPOUNDs) costs no malloc/free per record. Otherwise it is freed.
+  void Recycle(std::vector<uint8_t> record);
 
   // Number of complete records waiting to be popped.
   size_t ready() const { return ready_.size(); }

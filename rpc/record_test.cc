@@ -65,6 +65,37 @@ TEST(RecordTest, DecodesMultiFragmentRecordFedByteByByte) {
   EXPECT_FALSE(r.Pop().has_value());
 }
 
+// A recycled record's buffer takes the next record, which still holds
+// exactly its own bytes; it is not taken while part of a record is held
+// (that record's bytes are kept), nor when it is large.
+TEST(RecordTest, RecycledBufferHoldsTheNextRecordOnly) {
+  RecordReader r(1 << 20);
+  ASSERT_TRUE(r.Feed(FrameRecord(Bytes(40, 1), 100)).ok());
+  std::vector<uint8_t> first = *r.Pop();
+  const uint8_t* buffer = first.data();
+  r.Recycle(std::move(first));
+  ASSERT_TRUE(r.Feed(FrameRecord(Bytes(12, 7), 100)).ok());
+  std::vector<uint8_t> second = *r.Pop();
+  EXPECT_EQ(second, Bytes(12, 7)) << "nothing of the first record is left";
+  EXPECT_EQ(second.data(), buffer) << "the recycled buffer was reused";
+
+  // Half of the next record is buffered: its bytes stay, the gift is freed.
+  std::vector<uint8_t> framed = FrameRecord(Bytes(30, 3), 100);
+  ASSERT_TRUE(r.Feed(std::span(framed).first(10)).ok());
+  r.Recycle(std::move(second));
+  ASSERT_TRUE(r.Feed(std::span(framed).subspan(10)).ok());
+  EXPECT_EQ(*r.Pop(), Bytes(30, 3));
+
+  // A buffer above 64 KiB is not kept for small records.
+  std::vector<uint8_t> big;
+  big.reserve(1 << 17);
+  r.Recycle(std::move(big));
+  ASSERT_TRUE(r.Feed(FrameRecord(Bytes(8, 5), 100)).ok());
+  std::vector<uint8_t> third = *r.Pop();
+  EXPECT_EQ(third, Bytes(8, 5));
+  EXPECT_LT(third.capacity(), size_t{1} << 17) << "the big buffer was kept";
+}
+
 TEST(RecordTest, SeveralRecordsInOneFeedKeepTheirOrder) {
   std::vector<uint8_t> stream;
   for (int i = 0; i < 5; ++i) {

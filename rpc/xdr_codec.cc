@@ -136,16 +136,6 @@ XdrDecoder::XdrDecoder(std::span<const uint8_t> bytes) : bytes_(bytes) {
 
 XdrDecoder::~XdrDecoder() { XDR_DESTROY(&xdr_); }
 
-size_t XdrDecoder::position() const {
-  return XDR_GETPOS(const_cast<XDR*>(&xdr_));
-}
-
-std::optional<uint32_t> XdrDecoder::GetUint32() {
-  uint32_t v;
-  if (!xdr_uint32_t(&xdr_, &v)) return std::nullopt;
-  return v;
-}
-
 std::optional<uint64_t> XdrDecoder::GetUint64() {
   uint64_t v;
   if (!xdr_uint64_t(&xdr_, &v)) return std::nullopt;

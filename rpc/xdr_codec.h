@@ -121,12 +121,31 @@ class XdrDecoder {
     return fn(&xdr_, value) != 0;
   }
 
-  std::optional<uint32_t> GetUint32();
+  // Inline: read in place instead of through xdr_uint32_t and the
+  // stream's getint32 (two calls through pointers, ~35 instructions a
+  // word; a SEQUENCE reads a dozen: docs/performance.md, issue 4 item 12).
+  // The stream is always xdrmem (constructor), whose cursor is x_private
+  // and bytes left x_handy, exactly what xdrmem_getint32 and
+  // xdrmem_setpos read and update, so this and the generated routines
+  // (Decode, xdr_setpos on xdr()) stay interchangeable
+  // (XdrTest.InlineWordsAndTheStreamShareOneCursor).
+  [[gnu::always_inline]] std::optional<uint32_t> GetUint32() {
+    if (xdr_.x_handy < 4) return std::nullopt;
+    const auto* p = static_cast<const uint8_t*>(xdr_.x_private);
+    xdr_.x_private = const_cast<uint8_t*>(p + 4);
+    xdr_.x_handy -= 4;
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+           (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+  }
   std::optional<uint64_t> GetUint64();
   // Variable-length opaque<max>; a view into the input.
   std::optional<std::span<const uint8_t>> GetOpaque(uint32_t max);
 
-  size_t position() const;
+  // xdrmem's position (see GetUint32), without a call through the stream.
+  size_t position() const {
+    return static_cast<size_t>(static_cast<const char*>(xdr_.x_private) -
+                               xdr_.x_base);
+  }
   size_t remaining() const { return bytes_.size() - position(); }
   // The bytes not yet decoded.
   std::span<const uint8_t> rest() const { return bytes_.subspan(position()); }

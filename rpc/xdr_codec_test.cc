@@ -122,5 +122,35 @@ TEST(XdrTest, OpaqueLengthBeyondInputIsRefused) {
   EXPECT_FALSE(dec.GetOpaque(1u << 20).has_value());
 }
 
+// GetUint32 and position() read xdrmem's cursor in place: interleaved with
+// libtirpc's own routines and xdr_setpos they must see one position, and a
+// word cut short must fail without moving it.
+TEST(XdrTest, InlineWordsAndTheStreamShareOneCursor) {
+  const std::vector<uint8_t> in = {0, 0, 0, 1, 0, 0, 0, 2, 0, 0,
+                                   0, 3, 0, 0, 0, 4, 9, 9};
+  XdrDecoder dec(in);
+  EXPECT_EQ(dec.position(), 0u);
+  EXPECT_EQ(dec.GetUint32(), 1u);
+  EXPECT_EQ(dec.position(), 4u);
+  uint32_t v = 0;
+  ASSERT_TRUE(xdr_uint32_t(dec.xdr(), &v));  // libtirpc after ours
+  EXPECT_EQ(v, 2u);
+  EXPECT_EQ(dec.position(), 8u);
+  EXPECT_EQ(xdr_getpos(dec.xdr()), 8u);
+  EXPECT_EQ(dec.GetUint32(), 3u);  // ours after libtirpc
+  ASSERT_TRUE(xdr_setpos(dec.xdr(), 4));
+  EXPECT_EQ(dec.GetUint32(), 2u);  // after a seek
+  ASSERT_TRUE(xdr_setpos(dec.xdr(), 12));
+  EXPECT_EQ(dec.GetUint32(), 4u);
+  EXPECT_EQ(dec.remaining(), 2u);
+  EXPECT_FALSE(dec.GetUint32().has_value()) << "2 bytes are not a word";
+  EXPECT_EQ(dec.position(), 16u) << "a failed read does not move";
+  EXPECT_FALSE(xdr_uint32_t(dec.xdr(), &v)) << "libtirpc agrees on what is left";
+
+  XdrDecoder empty(std::span<const uint8_t>{});
+  EXPECT_FALSE(empty.GetUint32().has_value());
+  EXPECT_EQ(empty.position(), 0u);
+}
+
 }  // namespace
 }  // namespace rpc

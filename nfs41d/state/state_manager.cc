@@ -42,7 +42,7 @@ Session::Session(SessionId id, std::shared_ptr<Client> client,
 Session::Begin Session::BeginRequest(uint32_t slot_id, uint32_t seqid,
                                      uint64_t request_hash,
                                      std::vector<uint8_t>* replay,
-                                     nfsstat4* status) {
+                                     nfsstat4* status, uint64_t bind_conn) {
   std::lock_guard lock(mu_);
   if (slot_id >= slots_.size()) {
     *status = NFS4ERR_BADSLOT;
@@ -59,6 +59,7 @@ Session::Begin Session::BeginRequest(uint32_t slot_id, uint32_t seqid,
     slot.has_reply = false;
     slot.reply.clear();
     slot.request_hash = request_hash;
+    if (bind_conn != 0) connections_.insert(bind_conn);
     return Begin::kNew;
   }
   if (seqid == slot.seqid && slot.seqid != 0) {
@@ -142,6 +143,17 @@ std::shared_ptr<rpc::Connection> Session::BackConnection() const {
     if (c && c->IsOpen()) return c;
   }
   return nullptr;
+}
+
+bool Session::CallbackPathWorks() const {
+  std::lock_guard lock(mu_);
+  if (cb_path_ == CbPath::kDown) return false;
+  // Lock order session -> connection, as in BackConnection.
+  for (auto it = back_conns_.rbegin(); it != back_conns_.rend(); ++it) {
+    std::shared_ptr<rpc::Connection> c = it->lock();
+    if (c && c->IsOpen()) return true;
+  }
+  return false;
 }
 
 void Session::SetCallbackProgram(uint32_t program, rpc::Credential cred) {
@@ -375,9 +387,7 @@ std::vector<std::shared_ptr<Session>> StateManager::SessionsOf(
 }
 
 uint32_t StateManager::CbStatusFlags(const Session& session) {
-  auto works = [](const Session& s) {
-    return s.cb_path() != Session::CbPath::kDown && s.BackConnection();
-  };
+  auto works = [](const Session& s) { return s.CallbackPathWorks(); };
   if (works(session)) return 0;
   uint32_t flags = SEQ4_STATUS_CB_PATH_DOWN_SESSION;
   bool any = false;
@@ -388,6 +398,7 @@ uint32_t StateManager::CbStatusFlags(const Session& session) {
     // ConnectionClosed and Session::BackConnection.
     std::lock_guard lock(mu_);
     for (const SessionId& sid : session.client()->sessions_) {
+      if (sid == session.id()) continue;  // known not to work: no lookup
       auto s = sessions_.find(sid);
       if (s != sessions_.end() && s->second.get() != &session &&
           works(*s->second)) {

@@ -127,8 +127,12 @@ class Session {
     kReplay,  // a retry: send *replay
     kError,   // *status says why (BADSLOT, SEQ_MISORDERED, DELAY, ...)
   };
+  // A new request also binds connection `bind_conn` (0: none) to the
+  // session under the same lock, as SP4_NONE wants of any connection a
+  // SEQUENCE arrives on (§2.10.3.1): one acquisition per SEQUENCE, not two.
   Begin BeginRequest(uint32_t slot, uint32_t seqid, uint64_t request_hash,
-                     std::vector<uint8_t>* replay, nfsstat4* status);
+                     std::vector<uint8_t>* replay, nfsstat4* status,
+                     uint64_t bind_conn = 0);
   // Records (copies) the reply of the request started on `slot` and frees
   // the slot. The copy goes into the slot's own buffer, whose capacity is
   // kept from request to request: no allocation in the steady state.
@@ -154,6 +158,11 @@ class Session {
   void BindBackChannel(const std::shared_ptr<rpc::Connection>& conn);
   // A bound back connection that is still open, or null.
   std::shared_ptr<rpc::Connection> BackConnection() const;
+  // Whether callbacks can reach the client through this session: the path
+  // is not kDown and a bound back connection is open. One lock instead of
+  // cb_path() and BackConnection()'s two, no shared_ptr copied out: it
+  // runs on every SEQUENCE (sr_status_flags, §18.46.3).
+  bool CallbackPathWorks() const;
   // Callback program and credential (CREATE_SESSION csa_cb_program and
   // csa_sec_parms; BACKCHANNEL_CTL, §18.33).
   void SetCallbackProgram(uint32_t program, rpc::Credential cred);
