@@ -3,50 +3,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "nfs41d/proto/attr_reader.h"
+
 namespace nfs41client {
 
 namespace {
-
-// Attribute value reader.
-class Reader {
- public:
-  Reader(const char* p, size_t n)
-      : p_(reinterpret_cast<const uint8_t*>(p)), n_(n) {}
-  bool U32(uint32_t* v) {
-    if (n_ - off_ < 4) return false;
-    *v = (uint32_t{p_[off_]} << 24) | (uint32_t{p_[off_ + 1]} << 16) |
-         (uint32_t{p_[off_ + 2]} << 8) | p_[off_ + 3];
-    off_ += 4;
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    uint32_t h, l;
-    if (!U32(&h) || !U32(&l)) return false;
-    *v = (uint64_t{h} << 32) | l;
-    return true;
-  }
-  bool Opaque(std::string* s) {
-    uint32_t len;
-    if (!U32(&len)) return false;
-    size_t pad = (size_t{len} + 3) & ~size_t{3};
-    if (n_ - off_ < pad) return false;
-    s->assign(reinterpret_cast<const char*>(p_ + off_), len);
-    off_ += pad;
-    return true;
-  }
-  bool Skip(size_t n) {
-    if (n_ - off_ < n) return false;
-    off_ += n;
-    return true;
-  }
-  bool Done() const { return off_ == n_; }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-  size_t off_ = 0;
-};
-
+using Reader = nfs4::AttrReader;
 }  // namespace
 
 // ------------------------------------------------------------------ Reply

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "nfs41d/acl_attr.h"
+#include "nfs41d/proto/attr_reader.h"
 #include "rpc/xdr_codec.h"
 
 namespace nfs41d {
@@ -59,44 +60,7 @@ nfs_ftype4 FType(ns::FileType t) {
   return NF4REG;
 }
 
-// A byte reader over attr_vals.
-class Reader {
- public:
-  Reader(const char* p, size_t n)
-      : p_(reinterpret_cast<const uint8_t*>(p)), n_(n) {}
-  bool U32(uint32_t* v) {
-    if (n_ - off_ < 4) return false;
-    *v = (uint32_t{p_[off_]} << 24) | (uint32_t{p_[off_ + 1]} << 16) |
-         (uint32_t{p_[off_ + 2]} << 8) | p_[off_ + 3];
-    off_ += 4;
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    uint32_t hi, lo;
-    if (!U32(&hi) || !U32(&lo)) return false;
-    *v = (uint64_t{hi} << 32) | lo;
-    return true;
-  }
-  bool Str(std::string* s, uint32_t max) {
-    uint32_t len;
-    if (!U32(&len) || len > max) return false;
-    size_t padded = (size_t{len} + 3) & ~size_t{3};
-    if (n_ - off_ < padded) return false;
-    s->assign(reinterpret_cast<const char*>(p_ + off_), len);
-    off_ += padded;
-    return true;
-  }
-  bool Done() const { return off_ == n_; }
-  // The bytes not read yet, for decoders that live elsewhere.
-  const char* rest() const { return reinterpret_cast<const char*>(p_ + off_); }
-  size_t left() const { return n_ - off_; }
-  void Skip(size_t k) { off_ += k; }  // REQUIRES: k <= left()
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-  size_t off_ = 0;
-};
+using Reader = nfs4::AttrReader;
 
 
 nfsstat4 ReadSetTime(Reader& r, std::optional<ns::TimeNs>* t, bool* now) {
@@ -416,7 +380,7 @@ nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
       case FATTR4_OWNER:
       case FATTR4_OWNER_GROUP: {
         std::string s;
-        if (!r.Str(&s, NFS4_OPAQUE_LIMIT)) return NFS4ERR_BADXDR;
+        if (!r.Opaque(&s, NFS4_OPAQUE_LIMIT)) return NFS4ERR_BADXDR;
         // §5.9: numeric strings or user@domain, through the mapper.
         std::optional<uint32_t> id =
             !idmap ? ParseNumericId(s)
@@ -433,7 +397,7 @@ nfsstat4 DecodeSetAttrs(const fattr4& in, DecodedSetAttrs* out,
             st) {
           return st;
         }
-        r.Skip(used);
+        if (!r.Skip(used)) return NFS4ERR_BADXDR;
         out->acl = std::move(acl);
         break;
       }
