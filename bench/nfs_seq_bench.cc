@@ -60,6 +60,7 @@
 #include <thread>
 
 #include "nfs41client/client.h"
+#include "rpc/net.h"
 
 namespace {
 
@@ -157,18 +158,6 @@ double HandlerUs(const OpTimes& a, const OpTimes& b, const std::string& op) {
   const double n = b.count.count(op) ? b.count.at(op) - (a.count.count(op) ? a.count.at(op) : 0) : 0;
   const double s = b.sum.count(op) ? b.sum.at(op) - (a.sum.count(op) ? a.sum.at(op) : 0) : 0;
   return n > 0 ? s * 1e6 / n : 0;
-}
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 struct Figure {
@@ -446,10 +435,19 @@ int main(int argc, char** argv) {
     std::ofstream cf(config);
     cf << "inline_compounds = " << (no_inline ? "false" : "true") << "\n";
   }
-  const uint16_t port = FreePort();
+  auto free_port = [] {
+    rpc::Result<uint16_t> p = rpc::FreeLoopbackPort();
+    if (!p.ok()) {
+      std::fprintf(stderr, "nfs-seq-bench: no free port on 127.0.0.1: %s\n",
+                   p.status().ToString().c_str());
+      std::exit(1);
+    }
+    return *p;
+  };
+  const uint16_t port = free_port();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
-  uint16_t metrics_port = FreePort();
-  while (metrics_port == port) metrics_port = FreePort();
+  uint16_t metrics_port = free_port();
+  while (metrics_port == port) metrics_port = free_port();
   const std::string metrics = "127.0.0.1:" + std::to_string(metrics_port);
   const pid_t pid = fork();
   if (pid == 0) {

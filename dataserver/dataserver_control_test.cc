@@ -279,7 +279,7 @@ TEST_F(ControlTest, RegistersAgainAfterUnknownDevice) {
 }
 
 TEST_F(ControlTest, RetriesUntilTheMdsComesUp) {
-  const uint16_t port = FreePort();
+  const uint16_t port = rpc::FreeLoopbackPort().value();
   StartControl(port);
   std::this_thread::sleep_for(500ms);
   EXPECT_FALSE(control_->registered());
@@ -313,7 +313,7 @@ TEST_F(ControlTest, AWrongKeyIsRefusedAndNeverRegisters) {
 
 TEST_F(DaemonTest, TheDaemonRegistersWithItsUuidAndAddresses) {
   FakeMds mds;
-  const uint16_t port = FreePort();
+  const uint16_t port = rpc::FreeLoopbackPort().value();
   std::vector<std::string> args = Args(port, mds.port());
   args.push_back("--advertise");
   args.push_back("192.0.2.1:2049");

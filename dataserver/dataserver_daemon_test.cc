@@ -7,8 +7,8 @@ namespace dataserver {
 namespace {
 
 TEST_F(DaemonTest, CommittedDataSurvivesSigkillAndTheVerifierChanges) {
-  const uint16_t port = FreePort();
-  const uint16_t no_mds = FreePort();  // nothing listens: it keeps retrying
+  const uint16_t port = rpc::FreeLoopbackPort().value();
+  const uint16_t no_mds = rpc::FreeLoopbackPort().value();  // nothing listens: it keeps retrying
   Proc p = Spawn(Args(port, no_mds), dir_ + "/log1");
   const Fh fh = Handle(TestKey(), 77);
   const std::string data = Pattern(300000, 9);
@@ -72,7 +72,7 @@ TEST_F(DaemonTest, BadArgumentsExitNonZeroWithAMessage) {
     std::vector<std::string> args;
     std::string message;
   };
-  const std::string port = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string port = "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
   const std::vector<Case> cases = {
       {{"--listen", port, "--mds", port, "--data-dir", dir_, "--bogus"},
        "bogus"},

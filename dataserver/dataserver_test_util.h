@@ -38,6 +38,7 @@
 #include "pnfs/auth.h"
 #include "pnfs/nsctl.h"
 #include "rpc/server.h"
+#include "rpc/net.h"
 #include "rpc/xdr_codec.h"
 
 namespace dataserver {
@@ -72,18 +73,6 @@ inline std::string Pattern(size_t n, int seed) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 31 + seed) & 0xff);
   return s;
-}
-
-inline uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 inline bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds t) {

@@ -18,22 +18,11 @@
 #include <thread>
 
 #include "nfs41client/client.h"
+#include "rpc/net.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 class DaemonTest : public ::testing::Test {
  protected:
@@ -116,7 +105,7 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::string dir_, config_, log_;
-  uint16_t port_ = FreePort();
+  uint16_t port_ = rpc::FreeLoopbackPort().value();
   pid_t pid_ = -1;
 };
 

@@ -149,6 +149,14 @@ Result<uint16_t> LocalPort(int fd) {
   return Status::IoError("not an IP socket");
 }
 
+Result<uint16_t> FreeLoopbackPort() {
+  Result<int> fd = ListenTcp("127.0.0.1", 0);
+  if (!fd.ok()) return fd.status();
+  Result<uint16_t> port = LocalPort(*fd);
+  ::close(*fd);
+  return port;
+}
+
 void SetTcpOptions(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

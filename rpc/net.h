@@ -27,6 +27,12 @@ Result<int> ConnectTcp(const std::string& host, uint16_t port,
 // The local port a socket is bound to.
 Result<uint16_t> LocalPort(int fd);
 
+// A TCP port free on 127.0.0.1 at the time of the call, for tests and
+// benchmarks that start a server process on it. Racy by nature (another
+// process may take it first); a server that must not race listens on port 0
+// and reports LocalPort instead.
+Result<uint16_t> FreeLoopbackPort();
+
 // TCP_NODELAY (RPC records are small and latency-bound) and SO_KEEPALIVE.
 void SetTcpOptions(int fd);
 

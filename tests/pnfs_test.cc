@@ -34,6 +34,7 @@
 #include "nfs41d/pnfs_mds.h"
 #include "nfs41d/server.h"
 #include "nfs41d/status_map.h"
+#include "rpc/net.h"
 #include "rpc/xdr_codec.h"
 
 namespace {
@@ -50,18 +51,6 @@ constexpr uint64_t kUnit = 65536;
   ASSERT_STREQ(NfsStatName(expr), NfsStatName(want))
 #define EXPECT_NFS(expr, want) \
   EXPECT_STREQ(NfsStatName(expr), NfsStatName(want))
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // "h1.h2.h3.h4.p1.p2" -> host, port.
 bool ParseUaddr(const std::string& u, std::string* host, uint16_t* port) {
@@ -143,7 +132,7 @@ class PnfsEndToEnd : public ::testing::Test {
       // The operator copies the MDS's key to each data server.
       std::filesystem::copy_file(o.data_dir + "/pnfs.key", dir + "/pnfs.key");
       ds_.push_back(
-          std::make_unique<DataServerProcess>(dir, FreePort(), mds_->port()));
+          std::make_unique<DataServerProcess>(dir, rpc::FreeLoopbackPort().value(), mds_->port()));
       ds_.back()->Start();
     }
     ASSERT_TRUE(WaitUp(3)) << "three data servers register";
@@ -865,7 +854,7 @@ TEST_F(PnfsEndToEnd, CbNotifyDeviceIdWhenADataServerMovesOrComesBack) {
   DataServerProcess* mover = ProcessOf(dev->data_servers[0]);
   ASSERT_NE(mover, nullptr);
   mover->Kill();
-  const std::string moved = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string moved = "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
   mover->Start(moved);
   ASSERT_TRUE(client_->WaitForCallbacks(
       [](const auto& s) { return !s.device_changes.empty(); },
@@ -904,7 +893,7 @@ TEST_F(PnfsEndToEnd, CbNotifyDeviceIdWhenADataServerMovesOrComesBack) {
 TEST_F(PnfsEndToEnd, UnreachableDataServerFallsBackToTheMds) {
   DataServerProcess* hidden = ds_[1].get();
   hidden->Kill();
-  hidden->Start("127.0.0.1:" + std::to_string(FreePort()));
+  hidden->Start("127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value()));
   // Registered again with the new address (same uuid, same device).
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   bool moved = false;
