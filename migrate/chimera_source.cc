@@ -38,41 +38,21 @@
 
 #include "libnamespace/include/namespace/acl.h"
 #include "libnamespace/include/namespace/namespace.h"
+#include "migrate/libpq_handles.h"
 #include "migrate/source.h"
 
 namespace nsmigrate {
 namespace {
 
-struct PgFinish {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultClear {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultClear>;
-
 constexpr const char* kRootId = "000000000000000000000000000000000000";
 constexpr int kPage = 5000;
 
-// Chimera's S_IFMT values in t_inodes.itype.
-ns::Result<ns::FileType> TypeOf(int itype) {
-  switch (itype) {
-    case 0040000:
-      return ns::FileType::kDirectory;
-    case 0100000:
-      return ns::FileType::kRegular;
-    case 0120000:
-      return ns::FileType::kSymlink;
-    case 0060000:
-      return ns::FileType::kBlockDevice;
-    case 0020000:
-      return ns::FileType::kCharDevice;
-    case 0010000:
-      return ns::FileType::kFifo;
-    case 0140000:
-      return ns::FileType::kSocket;
+// t_inodes.itype holds S_IFMT bits alone: any other bit is not an itype.
+ns::Result<ns::FileType> TypeOf(int64_t itype) {
+  if (itype < 0 || (itype & ~int64_t{0170000}) != 0) {
+    return ns::Status::Invalid("itype", std::to_string(itype));
   }
-  return ns::Status::Invalid("itype", std::to_string(itype));
+  return FileTypeOfMode(static_cast<uint32_t>(itype), "itype");
 }
 
 const char* ChecksumName(int64_t type) {
@@ -341,7 +321,7 @@ class ChimeraSource final : public ReplaySource {
       }
     }
     e.ext_id = txt(2);
-    NS_ASSIGN_OR_RETURN(e.type, TypeOf(static_cast<int>(num(3))));
+    NS_ASSIGN_OR_RETURN(e.type, TypeOf(num(3)));
     e.mode = static_cast<uint32_t>(num(4)) & 07777;
     e.uid = static_cast<uint32_t>(num(6));
     e.gid = static_cast<uint32_t>(num(7));
@@ -493,7 +473,7 @@ class ChimeraSource final : public ReplaySource {
   std::string uri_;
   std::string name_;  // uri_ without its password, for messages
   std::string conninfo_;
-  std::unique_ptr<PGconn, PgFinish> conn_;
+  PgConn conn_;
   PgResult page_;
   int rows_ = 0, row_ = 0;
   bool done_ = false;

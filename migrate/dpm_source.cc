@@ -89,26 +89,6 @@ ns::Result<std::string> SociConnect(const std::string& uri) {
   return out;
 }
 
-ns::Result<ns::FileType> TypeOf(uint32_t mode) {
-  switch (mode & 0170000) {
-    case 0040000:
-      return ns::FileType::kDirectory;
-    case 0100000:
-      return ns::FileType::kRegular;
-    case 0120000:
-      return ns::FileType::kSymlink;
-    case 0060000:
-      return ns::FileType::kBlockDevice;
-    case 0020000:
-      return ns::FileType::kCharDevice;
-    case 0010000:
-      return ns::FileType::kFifo;
-    case 0140000:
-      return ns::FileType::kSocket;
-  }
-  return ns::Status::Invalid("filemode", fmt::format("{:o}", mode));
-}
-
 // The Cns ACL string as POSIX ACL text, access and default entries apart.
 // Errors: Invalid on an entry that is not letter, digit, id.
 ns::Status CnsAclToPosix(const std::string& acl, std::string* access,
@@ -353,7 +333,7 @@ class DpmSource final : public ReplaySource {
     }
     e.ext_id = r.v[0];
     const auto filemode = static_cast<uint32_t>(num(2));
-    NS_ASSIGN_OR_RETURN(e.type, TypeOf(filemode));
+    NS_ASSIGN_OR_RETURN(e.type, FileTypeOfMode(filemode, "filemode"));
     e.mode = filemode & 07777;
     e.uid = static_cast<uint32_t>(num(4));
     e.gid = static_cast<uint32_t>(num(5));

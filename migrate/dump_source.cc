@@ -152,6 +152,19 @@ void SkipLog::Skip(std::string_view where, std::string_view why) {
   if (out_) fmt::print(out_, "skipped: {}: {}\n", where, why);
 }
 
+ns::Result<ns::FileType> FileTypeOfMode(uint32_t mode, std::string_view what) {
+  switch (mode & 0170000) {
+    case 0040000: return ns::FileType::kDirectory;
+    case 0100000: return ns::FileType::kRegular;
+    case 0120000: return ns::FileType::kSymlink;
+    case 0060000: return ns::FileType::kBlockDevice;
+    case 0020000: return ns::FileType::kCharDevice;
+    case 0010000: return ns::FileType::kFifo;
+    case 0140000: return ns::FileType::kSocket;
+  }
+  return ns::Status::Invalid(std::string(what), fmt::format("{:o}", mode));
+}
+
 std::string RedactUri(const std::string& uri) {
   const size_t scheme = uri.find("://");
   const size_t at = uri.find('@');

@@ -21,18 +21,11 @@
 #include <type_traits>
 
 #include "libnamespace/include/namespace/schema.h"
+#include "migrate/libpq_handles.h"
 #include "migrate/writer.h"
 
 namespace nsmigrate {
 namespace {
-
-struct PgFinish {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultClear {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultClear>;
 
 constexpr size_t kCopyChunk = 1 << 20;
 
@@ -406,7 +399,7 @@ class PgWriter final : public Writer {
   }
 
  private:
-  ns::Status Open(std::unique_ptr<PGconn, PgFinish>& c) {
+  ns::Status Open(PgConn& c) {
     c.reset(PQconnectdb(uri_.c_str()));
     if (!c || PQstatus(c.get()) != CONNECTION_OK) {
       return ns::Status::Unavailable(
@@ -686,10 +679,10 @@ class PgWriter final : public Writer {
 
   std::string uri_;
   bool dry_run_;
-  std::unique_ptr<PGconn, PgFinish> conn_;
+  PgConn conn_;
   // Writers only: dirents and symlinks, COPYed while conn_ takes the
   // inodes (see WriteSide).
-  std::unique_ptr<PGconn, PgFinish> side_;
+  PgConn side_;
   std::optional<bool> any_metadata_;  // MetadataIn: whether to look at all
 };
 

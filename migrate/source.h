@@ -122,6 +122,11 @@ ns::Result<std::unique_ptr<Source>> OpenChimeraSource(const std::string& uri);
 // naming the Cns_file_metadata row.
 ns::Result<std::unique_ptr<Source>> OpenDpmSource(const std::string& uri);
 
+// The file type in a POSIX mode's S_IFMT bits (0170000): DPM's filemode
+// is a whole mode, Chimera's itype those bits alone. Errors: Invalid,
+// naming `what` and the value in octal.
+ns::Result<ns::FileType> FileTypeOfMode(uint32_t mode, std::string_view what);
+
 // `uri` with the password of a "scheme://user:password@..." part hidden.
 std::string RedactUri(const std::string& uri);
 
