@@ -20,6 +20,7 @@
 #include "libnamespace/include/namespace/metadata.h"
 #include "libnamespace/include/namespace/namespace.h"
 #include "migrate/dump.h"
+#include "migrate/migrate_test_util.h"
 #include "tests/mariadb_harness.h"
 #include "tests/test_util.h"
 
@@ -27,21 +28,11 @@ namespace nsmigrate {
 namespace {
 
 using ns::testing::FreshUri;
-using ns::testing::ScratchDir;
+using testing::ReadDump;
+using testing::RunTool;
 
 std::string NewPath(const std::string& what) {
-  static int n = 0;
-  return fmt::format("{}/dpm-{}-{}", ScratchDir(), what, n++);
-}
-
-std::pair<int, std::string> RunTool(const std::vector<std::string>& args) {
-  const std::string err = NewPath("stderr");
-  std::string cmd = NS_MIGRATE_BIN;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " --no-progress >/dev/null 2>" + err;
-  const int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-          ns::testing::ReadFileBytes(err)};
+  return testing::NewPath("dpm", what);
 }
 
 constexpr const char* kSchema = R"sql(
@@ -161,24 +152,6 @@ class DpmTest : public ::testing::TestWithParam<std::string> {
   static inline int next_db_ = 0;
   ns::Credentials root_ = ns::Credentials::Root();
 };
-
-std::vector<Entry> ReadDump(const std::string& path) {
-  std::vector<Entry> out;
-  const std::string all = ns::testing::ReadFileBytes(path);
-  DumpParser p;
-  size_t pos = all.find('\n') + 1;
-  uint64_t line = 1;
-  while (pos < all.size()) {
-    const size_t nl = all.find('\n', pos);
-    ns::Result<Entry> e =
-        p.ParseEntry(std::string_view(all).substr(pos, nl - pos), ++line);
-    EXPECT_TRUE(e.ok()) << e.status().ToString();
-    if (!e.ok()) break;
-    out.push_back(std::move(*e));
-    pos = nl + 1;
-  }
-  return out;
-}
 
 TEST_P(DpmTest, ImportKeepsIdsAclsChecksumsReplicas) {
   const std::string dpm = MakeDpm();
