@@ -7,8 +7,6 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +19,14 @@
 #include <limits>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/src/backend.h"
+#include "libnamespace/src/file_size_limit_test_util.h"
 #include "libnamespace/src/sqlite_backend_internal.h"
 #include "libnamespace/src/sqlite_errors.h"
 #include "schema/migrations.h"
@@ -733,14 +733,9 @@ TEST_F(SqliteBackendTest, FailedGroupCommitAnswersEveryCallerWithAnError) {
     }
     return Status::Ok();
   };
-  struct sigaction ignore {}, old_action {};
-  ignore.sa_handler = SIG_IGN;  // EFBIG instead of SIGXFSZ
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = static_cast<rlim_t>(wal.st_size) + 16 * 1024;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::optional<FileSizeLimit> limit;
+  limit.emplace(static_cast<uint64_t>(wal.st_size) + 16 * 1024);
+  ASSERT_TRUE(limit->ok());
   std::atomic<bool> entered{false};
   std::atomic<bool> release{false};
   std::atomic<int> succeeded{0};
@@ -775,8 +770,7 @@ TEST_F(SqliteBackendTest, FailedGroupCommitAnswersEveryCallerWithAnError) {
   AwaitCount(answered, kCallers, "callers of the failing group");
   first.join();
   for (auto& t : others) t.join();
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ASSERT_EQ(sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  limit.reset();  // the checks below write
   EXPECT_EQ(succeeded.load(), 0);
   EXPECT_EQ(failed.load(), kCallers);
   ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
