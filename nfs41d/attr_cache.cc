@@ -10,16 +10,15 @@ AttrCache::AttrCache(AttrCacheOptions options)
       per_shard_(std::max<size_t>(1, options.max_entries / kShards)) {}
 
 std::optional<ns::Attr> AttrCache::FindLocked(Shard& s, ns::InodeId ino) {
-  auto it = s.map.find(ino);
+  auto it = s.map.Find(ino);
   if (it == s.map.end()) return std::nullopt;
-  if (Clock::now() - it->second.read_at >= options_.ttl) {
-    s.lru.erase(it->second.lru);
-    s.map.erase(it);
+  if (Clock::now() - it->second.value.read_at >= options_.ttl) {
+    s.map.Erase(it);
     return std::nullopt;
   }
-  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  s.map.Touch(it);
   hits_.fetch_add(1, std::memory_order_relaxed);
-  return it->second.attr;
+  return it->second.value.attr;
 }
 
 ns::Result<ns::Attr> AttrCache::Get(ns::Namespace& ns,
@@ -54,26 +53,23 @@ bool AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
   // change. One before `epoch` came after its change was committed, so a
   // read after `epoch` already saw it.
   if (InvalidatedLocked(s, attr.ino) > epoch) return false;
-  auto it = s.map.find(attr.ino);
+  auto it = s.map.Find(attr.ino);
   if (it != s.map.end()) {
-    ns::Attr& held = it->second.attr;
+    ns::Attr& held = it->second.value.attr;
     // A newer row is there already (stored by the commit that made it):
     // this value was read before that commit and is older.
     if (held.generation == attr.generation && held.change > attr.change) {
       return true;
     }
     held = attr;
-    it->second.read_at = Clock::now();
-    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+    it->second.value.read_at = Clock::now();
+    s.map.Touch(it);
     return true;
   }
-  if (s.map.size() >= per_shard_) {
-    s.map.erase(s.lru.back());
-    s.lru.pop_back();
-    evictions_.fetch_add(1, std::memory_order_relaxed);
-  }
-  s.lru.push_front(attr.ino);
-  s.map.emplace(attr.ino, Entry{attr, Clock::now(), s.lru.begin()});
+  s.map.InsertOrAssign(attr.ino, Entry{attr, Clock::now()}, per_shard_,
+                       [this](ns::InodeId, Entry&) {
+                         evictions_.fetch_add(1, std::memory_order_relaxed);
+                       });
   return true;
 }
 
@@ -84,10 +80,7 @@ void AttrCache::Invalidate(ns::InodeId ino) {
   InvalidatedLocked(s, ino) =
       epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   invalidations_.fetch_add(1, std::memory_order_relaxed);
-  auto it = s.map.find(ino);
-  if (it == s.map.end()) return;
-  s.lru.erase(it->second.lru);
-  s.map.erase(it);
+  s.map.Erase(ino);
 }
 
 bool AttrCache::ChangedSince(std::span<const ns::InodeId> inos,
@@ -111,8 +104,7 @@ void AttrCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);
     s.invalidated.fill(epoch_.fetch_add(1, std::memory_order_acq_rel) + 1);
-    s.map.clear();
-    s.lru.clear();
+    s.map.Clear();
   }
 }
 

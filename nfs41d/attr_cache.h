@@ -33,13 +33,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <optional>
 #include <span>
-#include <unordered_map>
 
 #include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/lru_map.h"
 
 namespace nfs41d {
 
@@ -95,15 +94,13 @@ class AttrCache {
   struct Entry {
     ns::Attr attr;
     Clock::time_point read_at;
-    std::list<ns::InodeId>::iterator lru;
   };
   // Inodes share "last invalidated" epochs by hash: a collision only
   // makes a Put give up needlessly.
   static constexpr size_t kInvalidatedSlots = 256;  // per shard
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<ns::InodeId, Entry> map;  // guarded by mu
-    std::list<ns::InodeId> lru;                  // front = most recent
+    LruMap<ns::InodeId, Entry> map;  // guarded by mu
     // The epoch of the last invalidation of the inodes of each slot.
     std::array<uint64_t, kInvalidatedSlots> invalidated{};  // guarded by mu
   };

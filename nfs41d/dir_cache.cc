@@ -14,16 +14,16 @@ std::optional<DirCache::Child> DirCache::Get(ns::InodeId dir,
   if (!enabled_) return std::nullopt;
   Shard& s = ShardOf(dir);
   std::lock_guard<std::mutex> l(s.mu);
-  auto d = s.dirs.find(dir);
+  auto d = s.dirs.Find(dir);
   if (d != s.dirs.end()) {
-    auto it = d->second.names.find(std::string(name));
-    if (it != d->second.names.end()) {
+    auto it = d->second.value.find(std::string(name));
+    if (it != d->second.value.end()) {
       if (Clock::now() - it->second.read_at < options_.ttl) {
-        s.lru.splice(s.lru.begin(), s.lru, d->second.lru);
+        s.dirs.Touch(d);
         hits_.fetch_add(1, std::memory_order_relaxed);
         return it->second.child;
       }
-      d->second.names.erase(it);
+      d->second.value.erase(it);
       --s.names;
     }
   }
@@ -32,31 +32,28 @@ std::optional<DirCache::Child> DirCache::Get(ns::InodeId dir,
 }
 
 DirCache::Dir& DirCache::TouchDirLocked(Shard& s, ns::InodeId dir) {
-  auto d = s.dirs.find(dir);
+  auto d = s.dirs.Find(dir);
   if (d == s.dirs.end()) {
-    s.lru.push_front(dir);
-    d = s.dirs.emplace(dir, Dir{{}, s.lru.begin()}).first;
-  } else {
-    s.lru.splice(s.lru.begin(), s.lru, d->second.lru);
+    return s.dirs.InsertOrAssign(dir, Dir{}).first->second.value;
   }
-  return d->second;
+  s.dirs.Touch(d);
+  return d->second.value;
 }
 
 bool DirCache::PutLocked(Shard& s, ns::InodeId dir, Dir& d,
                          std::string_view name, Child child,
                          Clock::time_point now) {
-  auto [it, added] =
-      d.names.insert_or_assign(std::string(name), Entry{child, now});
+  auto [it, added] = d.insert_or_assign(std::string(name), Entry{child, now});
   if (added) ++s.names;
   // Over budget: whole directories go, least recently used first, but never
   // the one being filled (a directory larger than a shard's budget keeps
   // only what it has).
-  while (s.names > per_shard_ && s.lru.back() != dir) {
-    EraseDirLocked(s, s.dirs.find(s.lru.back()));
+  while (s.names > per_shard_ && s.dirs.Oldest()->first != dir) {
+    EraseDirLocked(s, s.dirs.Oldest());
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
   if (s.names > per_shard_ && added) {
-    d.names.erase(it);
+    d.erase(it);
     --s.names;
     return false;
   }
@@ -88,11 +85,9 @@ void DirCache::PutMany(ns::InodeId dir, const std::vector<Named>& names,
   }
 }
 
-void DirCache::EraseDirLocked(
-    Shard& s, std::unordered_map<ns::InodeId, Dir>::iterator it) {
-  s.names -= it->second.names.size();
-  s.lru.erase(it->second.lru);
-  s.dirs.erase(it);
+void DirCache::EraseDirLocked(Shard& s, Dirs::iterator it) {
+  s.names -= it->second.value.size();
+  s.dirs.Erase(it);
 }
 
 void DirCache::InvalidateDir(ns::InodeId dir) {
@@ -101,7 +96,7 @@ void DirCache::InvalidateDir(ns::InodeId dir) {
   std::lock_guard<std::mutex> l(s.mu);
   ForgottenLocked(s, dir) = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   invalidations_.fetch_add(1, std::memory_order_relaxed);
-  auto it = s.dirs.find(dir);
+  auto it = s.dirs.Find(dir);
   if (it != s.dirs.end()) EraseDirLocked(s, it);
 }
 
@@ -109,8 +104,7 @@ void DirCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);
     s.forgotten.fill(epoch_.fetch_add(1, std::memory_order_acq_rel) + 1);
-    s.dirs.clear();
-    s.lru.clear();
+    s.dirs.Clear();
     s.names = 0;
   }
 }

@@ -39,7 +39,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,6 +47,7 @@
 #include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
+#include "nfs41d/lru_map.h"
 
 namespace nfs41d {
 
@@ -103,18 +103,16 @@ class DirCache {
     Child child;
     Clock::time_point read_at;
   };
-  struct Dir {
-    std::unordered_map<std::string, Entry> names;
-    std::list<ns::InodeId>::iterator lru;
-  };
+  // A directory's cached names.
+  using Dir = std::unordered_map<std::string, Entry>;
+  using Dirs = LruMap<ns::InodeId, Dir>;
   // Directories share "last forgotten" epochs by hash: a collision only
   // makes a Put give up needlessly.
   static constexpr size_t kForgetSlots = 256;  // per shard
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<ns::InodeId, Dir> dirs;  // guarded by mu
-    std::list<ns::InodeId> lru;                 // front = most recent
-    size_t names = 0;                           // guarded by mu
+    Dirs dirs;         // guarded by mu
+    size_t names = 0;  // guarded by mu
     // The epoch of the last forget of the directories of each slot.
     std::array<uint64_t, kForgetSlots> forgotten{};  // guarded by mu
   };
@@ -122,7 +120,7 @@ class DirCache {
   static uint64_t& ForgottenLocked(Shard& s, ns::InodeId dir) {
     return s.forgotten[(dir / kShards) % kForgetSlots];
   }
-  void EraseDirLocked(Shard& s, std::unordered_map<ns::InodeId, Dir>::iterator it);
+  void EraseDirLocked(Shard& s, Dirs::iterator it);
   // The directory's entry, made most recent (created if missing).
   Dir& TouchDirLocked(Shard& s, ns::InodeId dir);
   // Stores one name; false if the shard is full and it was not kept.

@@ -23,11 +23,9 @@ size_t ReaddirCache::SizeOf(const Page& p) {
          p.inodes.capacity() * sizeof(ns::InodeId) + 2 * sizeof(Key) + 64;
 }
 
-void ReaddirCache::EraseLocked(
-    Shard& s, std::unordered_map<Key, Entry, KeyHash>::iterator it) {
-  s.bytes -= it->second.bytes;
-  s.lru.erase(it->second.lru);
-  s.map.erase(it);
+void ReaddirCache::EraseLocked(Shard& s, Pages::iterator it) {
+  s.bytes -= it->second.value.bytes;
+  s.map.Erase(it);
 }
 
 std::shared_ptr<const ReaddirCache::Page> ReaddirCache::Get(const Key& key) {
@@ -36,24 +34,24 @@ std::shared_ptr<const ReaddirCache::Page> ReaddirCache::Get(const Key& key) {
   std::shared_ptr<const Page> page;
   {
     std::lock_guard<std::mutex> l(s.mu);
-    auto it = s.map.find(key);
+    auto it = s.map.Find(key);
     if (it == s.map.end()) {
       misses_.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
-    if (Clock::now() - it->second.page->read_at >= options_.ttl) {
+    if (Clock::now() - it->second.value.page->read_at >= options_.ttl) {
       EraseLocked(s, it);
       stale_.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
-    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-    page = it->second.page;
+    s.map.Touch(it);
+    page = it->second.value.page;
   }
   // Outside the shard's lock: AttrCache takes its own.
   if (attrs_->ChangedSince(page->inodes, page->epoch)) {
     std::lock_guard<std::mutex> l(s.mu);
-    auto it = s.map.find(key);
-    if (it != s.map.end() && it->second.page == page) EraseLocked(s, it);
+    auto it = s.map.Find(key);
+    if (it != s.map.end() && it->second.value.page == page) EraseLocked(s, it);
     stale_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
@@ -70,21 +68,20 @@ void ReaddirCache::Put(const Key& key, std::shared_ptr<const Page> page) {
   if (attrs_->ChangedSince(page->inodes, page->epoch)) return;
   Shard& s = ShardOf(key);
   std::lock_guard<std::mutex> l(s.mu);
-  if (auto it = s.map.find(key); it != s.map.end()) EraseLocked(s, it);
-  while (s.bytes + bytes > per_shard_ && !s.lru.empty()) {
-    EraseLocked(s, s.map.find(s.lru.back()));
+  if (auto it = s.map.Find(key); it != s.map.end()) EraseLocked(s, it);
+  // The budget counts bytes, not pages: evict until the new page fits.
+  while (s.bytes + bytes > per_shard_ && !s.map.empty()) {
+    EraseLocked(s, s.map.Oldest());
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
-  s.lru.push_front(key);
-  s.map.emplace(key, Entry{std::move(page), bytes, s.lru.begin()});
+  s.map.InsertOrAssign(key, Entry{std::move(page), bytes});
   s.bytes += bytes;
 }
 
 void ReaddirCache::Clear() {
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> l(s.mu);
-    s.map.clear();
-    s.lru.clear();
+    s.map.Clear();
     s.bytes = 0;
   }
 }

@@ -35,15 +35,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "libnamespace/include/namespace/types.h"
 #include "nfs41d/attr_cache.h"
+#include "nfs41d/lru_map.h"
 
 namespace nfs41d {
 
@@ -110,20 +109,18 @@ class ReaddirCache {
   struct Entry {
     std::shared_ptr<const Page> page;
     size_t bytes = 0;
-    std::list<Key>::iterator lru;
   };
+  using Pages = LruMap<Key, Entry, KeyHash>;
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<Key, Entry, KeyHash> map;  // guarded by mu
-    std::list<Key> lru;                           // front = most recent
-    size_t bytes = 0;                             // guarded by mu
+    Pages map;         // guarded by mu
+    size_t bytes = 0;  // guarded by mu
   };
   // By the whole key, not the directory: one big directory's pages may
   // use the whole budget.
   Shard& ShardOf(const Key& k) { return shards_[KeyHash{}(k) % kShards]; }
   static size_t SizeOf(const Page& p);
-  void EraseLocked(Shard& s,
-                   std::unordered_map<Key, Entry, KeyHash>::iterator it);
+  void EraseLocked(Shard& s, Pages::iterator it);
 
   const ReaddirCacheOptions options_;
   const AttrCache* const attrs_;

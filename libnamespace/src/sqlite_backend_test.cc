@@ -7,8 +7,6 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +19,14 @@
 #include <limits>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "libnamespace/include/namespace/namespace.h"
 #include "libnamespace/src/backend.h"
+#include "libnamespace/src/file_size_limit_test_util.h"
 #include "libnamespace/src/sqlite_backend_internal.h"
 #include "libnamespace/src/sqlite_errors.h"
 #include "schema/migrations.h"
@@ -82,13 +82,24 @@ class SqliteBackendTest : public ::testing::Test {
     return a;
   }
 
+  // In `t`, what a create writes: a new regular file `name` in `dir` and
+  // the directory's change (times at `now`). Returns the file's inode. The
+  // group-commit tests call it in every Write and then fail some of them.
+  static Result<InodeId> InsertFile(Transaction& t, InodeId dir,
+                                    const std::string& name, TimeNs now) {
+    NS_ASSIGN_OR_RETURN(InodeId ino,
+                        t.InsertInode(NewAttr(FileType::kRegular)));
+    NS_RETURN_IF_ERROR(t.InsertEntry(dir, name, ino, FileType::kRegular));
+    NS_RETURN_IF_ERROR(t.DirChanged(dir, 0, now));
+    return ino;
+  }
+
   // Creates file `name` in `dir`; returns its inode.
   static InodeId MakeFile(Backend& b, InodeId dir, const std::string& name) {
     InodeId ino = 0;
     Status s = b.Write([&](Transaction& t) -> Status {
-      NS_ASSIGN_OR_RETURN(ino, t.InsertInode(NewAttr(FileType::kRegular)));
-      NS_RETURN_IF_ERROR(t.InsertEntry(dir, name, ino, FileType::kRegular));
-      return t.DirChanged(dir, 0, 2'000'000'000);
+      NS_ASSIGN_OR_RETURN(ino, InsertFile(t, dir, name, 2'000'000'000));
+      return Status::Ok();
     });
     EXPECT_TRUE(s.ok()) << s.ToString();
     return ino;
@@ -519,54 +530,6 @@ TEST_F(SqliteBackendTest, RetryAndExceptionsNeverReachTheCaller) {
   EXPECT_TRUE(nested.IsInvalid()) << nested.ToString();
 }
 
-// Concurrent writers share group commits; a failing caller's work is undone
-// without touching the others'.
-TEST_F(SqliteBackendTest, GroupCommitIsolatesFailures) {
-  auto b = Fresh();
-  ASSERT_NE(b, nullptr);
-  constexpr int kThreads = 8;
-  constexpr int kPerThread = 200;
-  std::atomic<int> failures_seen{0};
-  std::vector<std::thread> threads;
-  for (int th = 0; th < kThreads; ++th) {
-    threads.emplace_back([&, th] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const std::string name =
-            "t" + std::to_string(th) + "_" + std::to_string(i);
-        const bool fail = i % 10 == 0;
-        Status s = b->Write([&](Transaction& t) -> Status {
-          NS_ASSIGN_OR_RETURN(InodeId ino,
-                              t.InsertInode(NewAttr(FileType::kRegular)));
-          NS_RETURN_IF_ERROR(
-              t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
-          NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
-          if (fail) return Status::Invalid("test", "injected");
-          return Status::Ok();
-        });
-        if (fail) {
-          if (s.IsInvalid()) ++failures_seen;
-        } else {
-          EXPECT_TRUE(s.ok()) << s.ToString();
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(failures_seen.load(), kThreads * kPerThread / 10);
-  const uint64_t expected = kThreads * kPerThread * 9 / 10;
-  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
-                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
-                 EXPECT_EQ(st.files, expected + 1);
-                 NS_ASSIGN_OR_RETURN(
-                     auto list, t.ListEntries(kRootInode, 0, 100000, false));
-                 EXPECT_EQ(list.size(), expected);
-                 NS_ASSIGN_OR_RETURN(Attr root,
-                                     t.GetInode(kRootInode, LockMode::kNone));
-                 EXPECT_EQ(root.change, 1 + expected);
-                 return Status::Ok();
-               }).ok());
-}
-
 // Waits (bounded) until `done` reaches `n`; a hang would otherwise block the
 // whole test binary, so it aborts with a message instead.
 void AwaitCount(const std::atomic<int>& done, int n, const char* what) {
@@ -582,6 +545,63 @@ void AwaitCount(const std::atomic<int>& done, int n, const char* what) {
   }
 }
 
+// Runs caller(name, i) for i in [0, per_thread) on each of `threads`
+// threads at once, `name` being "<prefix><thread>_<i>" (unique; i after the
+// last '_'). Returns when every thread is done; aborts after 60 s rather
+// than hang on a deadlock (AwaitCount).
+template <typename F>
+void RunCallers(int threads, int per_thread, const std::string& prefix,
+                F caller) {
+  std::atomic<int> finished{0};
+  std::vector<std::thread> running;
+  for (int th = 0; th < threads; ++th) {
+    running.emplace_back([&, th] {
+      for (int i = 0; i < per_thread; ++i) {
+        caller(prefix + std::to_string(th) + "_" + std::to_string(i), i);
+      }
+      ++finished;
+    });
+  }
+  AwaitCount(finished, threads, "callers");
+  for (auto& t : running) t.join();
+}
+
+// Concurrent writers share group commits; a failing caller's work is undone
+// without touching the others'.
+TEST_F(SqliteBackendTest, GroupCommitIsolatesFailures) {
+  auto b = Fresh();
+  ASSERT_NE(b, nullptr);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::atomic<int> failures_seen{0};
+  RunCallers(kThreads, kPerThread, "t", [&](const std::string& name, int i) {
+    const bool fail = i % 10 == 0;
+    Status s = b->Write([&](Transaction& t) -> Status {
+      NS_RETURN_IF_ERROR(InsertFile(t, kRootInode, name, 1).status());
+      if (fail) return Status::Invalid("test", "injected");
+      return Status::Ok();
+    });
+    if (fail) {
+      if (s.IsInvalid()) ++failures_seen;
+    } else {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+  });
+  EXPECT_EQ(failures_seen.load(), kThreads * kPerThread / 10);
+  const uint64_t expected = kThreads * kPerThread * 9 / 10;
+  ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(FsStats st, t.Stats());
+                 EXPECT_EQ(st.files, expected + 1);
+                 NS_ASSIGN_OR_RETURN(
+                     auto list, t.ListEntries(kRootInode, 0, 100000, false));
+                 EXPECT_EQ(list.size(), expected);
+                 NS_ASSIGN_OR_RETURN(Attr root,
+                                     t.GetInode(kRootInode, LockMode::kNone));
+                 EXPECT_EQ(root.change, 1 + expected);
+                 return Status::Ok();
+               }).ok());
+}
+
 // Many callers at once (callers lead and follow in turn): each gets its own
 // function's answer, a function that fails or throws answers only its
 // caller, a Write nested in a Write is refused without deadlock whichever
@@ -592,48 +612,32 @@ TEST_F(SqliteBackendTest, LeaderFollowerAnswersEveryCallerItsOwn) {
   constexpr int kThreads = 16;
   constexpr int kPerThread = 200;
   std::atomic<int> wrong{0};
-  std::atomic<int> finished{0};
-  std::vector<std::thread> threads;
-  for (int th = 0; th < kThreads; ++th) {
-    threads.emplace_back([&, th] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const std::string name =
-            "t" + std::to_string(th) + "_" + std::to_string(i);
-        const int kind = i % 10;  // 3: throws, 5: nests, 7: fails
-        Status s = b->Write([&](Transaction& t) -> Status {
-          NS_ASSIGN_OR_RETURN(InodeId ino,
-                              t.InsertInode(NewAttr(FileType::kRegular)));
-          NS_RETURN_IF_ERROR(
-              t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
-          NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
-          if (kind == 3) throw std::runtime_error("boom " + name);
-          if (kind == 5) {
-            Status inner =
-                b->Write([](Transaction&) { return Status::Ok(); });
-            if (!inner.IsInvalid()) return Status::IOError("nested", "ran");
-            return Status::NotEmpty("nested refused", name);
-          }
-          if (kind == 7) return Status::Invalid("injected", name);
-          return Status::Ok();
-        });
-        const bool own = s.ToString().find(name) != std::string::npos;
-        bool right = false;
-        switch (kind) {
-          case 3: right = s.IsIOError() && own; break;
-          case 5: right = s.IsNotEmpty() && own; break;
-          case 7: right = s.IsInvalid() && own; break;
-          default: right = s.ok(); break;
-        }
-        if (!right) {
-          ++wrong;
-          ADD_FAILURE() << name << " got " << s.ToString();
-        }
+  RunCallers(kThreads, kPerThread, "t", [&](const std::string& name, int i) {
+    const int kind = i % 10;  // 3: throws, 5: nests, 7: fails
+    Status s = b->Write([&](Transaction& t) -> Status {
+      NS_RETURN_IF_ERROR(InsertFile(t, kRootInode, name, 1).status());
+      if (kind == 3) throw std::runtime_error("boom " + name);
+      if (kind == 5) {
+        Status inner = b->Write([](Transaction&) { return Status::Ok(); });
+        if (!inner.IsInvalid()) return Status::IOError("nested", "ran");
+        return Status::NotEmpty("nested refused", name);
       }
-      ++finished;
+      if (kind == 7) return Status::Invalid("injected", name);
+      return Status::Ok();
     });
-  }
-  AwaitCount(finished, kThreads, "writers");
-  for (auto& t : threads) t.join();
+    const bool own = s.ToString().find(name) != std::string::npos;
+    bool right = false;
+    switch (kind) {
+      case 3: right = s.IsIOError() && own; break;
+      case 5: right = s.IsNotEmpty() && own; break;
+      case 7: right = s.IsInvalid() && own; break;
+      default: right = s.ok(); break;
+    }
+    if (!right) {
+      ++wrong;
+      ADD_FAILURE() << name << " got " << s.ToString();
+    }
+  });
   EXPECT_EQ(wrong.load(), 0);
   const uint64_t expected = kThreads * kPerThread * 7 / 10;
   ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {
@@ -665,40 +669,25 @@ TEST_F(SqliteBackendTest, CommitDelayGroupsTwoCallersTakingTurns) {
   auto round = [&](int r) -> uint64_t {
     const uint64_t groups_before = backend->GroupsCommitted();
     std::atomic<int> wrong{0};
-    std::atomic<int> finished{0};
-    std::vector<std::thread> threads;
-    for (int th = 0; th < 2; ++th) {
-      threads.emplace_back([&, th] {
-        for (int i = 0; i < kPerThread; ++i) {
-          const std::string name = "d" + std::to_string(r) + "_" +
-                                   std::to_string(th) + "_" +
-                                   std::to_string(i);
-          Status s = b->Write([&](Transaction& t) -> Status {
-            NS_ASSIGN_OR_RETURN(InodeId ino,
-                                t.InsertInode(NewAttr(FileType::kRegular)));
-            NS_RETURN_IF_ERROR(
-                t.InsertEntry(kRootInode, name, ino, FileType::kRegular));
-            NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 0, 1));
-            // Every fifth caller fails: only its own write is undone.
-            if (i % 5 == 4) return Status::Invalid("injected", name);
-            return Status::Ok();
-          });
-          const bool right = i % 5 == 4 ? s.IsInvalid() &&
-                                              s.ToString().find(name) !=
-                                                  std::string::npos
-                                        : s.ok();
-          if (!right) {
-            ++wrong;
-            ADD_FAILURE() << name << " got " << s.ToString();
-          }
-          // The client's round trip before its next request.
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-        }
-        ++finished;
+    const std::string prefix = "d" + std::to_string(r) + "_";
+    RunCallers(2, kPerThread, prefix, [&](const std::string& name, int i) {
+      Status s = b->Write([&](Transaction& t) -> Status {
+        NS_RETURN_IF_ERROR(InsertFile(t, kRootInode, name, 1).status());
+        // Every fifth caller fails: only its own write is undone.
+        if (i % 5 == 4) return Status::Invalid("injected", name);
+        return Status::Ok();
       });
-    }
-    AwaitCount(finished, 2, "writers");
-    for (auto& t : threads) t.join();
+      const bool right =
+          i % 5 == 4
+              ? s.IsInvalid() && s.ToString().find(name) != std::string::npos
+              : s.ok();
+      if (!right) {
+        ++wrong;
+        ADD_FAILURE() << name << " got " << s.ToString();
+      }
+      // The client's round trip before its next request.
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    });
     EXPECT_EQ(wrong.load(), 0);
     return backend->GroupsCommitted() - groups_before;
   };
@@ -744,14 +733,9 @@ TEST_F(SqliteBackendTest, FailedGroupCommitAnswersEveryCallerWithAnError) {
     }
     return Status::Ok();
   };
-  struct sigaction ignore {}, old_action {};
-  ignore.sa_handler = SIG_IGN;  // EFBIG instead of SIGXFSZ
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = static_cast<rlim_t>(wal.st_size) + 16 * 1024;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::optional<FileSizeLimit> limit;
+  limit.emplace(static_cast<uint64_t>(wal.st_size) + 16 * 1024);
+  ASSERT_TRUE(limit->ok());
   std::atomic<bool> entered{false};
   std::atomic<bool> release{false};
   std::atomic<int> succeeded{0};
@@ -786,8 +770,7 @@ TEST_F(SqliteBackendTest, FailedGroupCommitAnswersEveryCallerWithAnError) {
   AwaitCount(answered, kCallers, "callers of the failing group");
   first.join();
   for (auto& t : others) t.join();
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ASSERT_EQ(sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  limit.reset();  // the checks below write
   EXPECT_EQ(succeeded.load(), 0);
   EXPECT_EQ(failed.load(), kCallers);
   ASSERT_TRUE(b->Read([&](Transaction& t) -> Status {

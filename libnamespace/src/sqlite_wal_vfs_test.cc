@@ -7,14 +7,14 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
+
+#include "libnamespace/src/file_size_limit_test_util.h"
 
 namespace ns {
 namespace sqlite_internal {
@@ -153,25 +153,19 @@ TEST_F(WalVfsTest, AWriteErrorFailsTheCommitAndLeavesNothingBehind) {
   Exec(writer_, "INSERT INTO t VALUES (1, randomblob(100));");
   struct stat st {};
   ASSERT_EQ(::stat((path_ + "-wal").c_str(), &st), 0);
-  // SIGXFSZ would end the process; the write returns EFBIG instead.
-  struct sigaction ignore {}, old {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &old), 0);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = static_cast<rlim_t>(st.st_size) + 64 * 1024;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(
-      writer_,
-      "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-      "WHERE i < 200) INSERT INTO t SELECT i + 1, randomblob(3000) FROM n; "
-      "COMMIT;",
-      nullptr, nullptr, &err);
-  sqlite3_free(err);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ASSERT_EQ(sigaction(SIGXFSZ, &old, nullptr), 0);
+  int rc = SQLITE_OK;
+  {
+    FileSizeLimit limit(static_cast<uint64_t>(st.st_size) + 64 * 1024);
+    ASSERT_TRUE(limit.ok());
+    char* err = nullptr;
+    rc = sqlite3_exec(
+        writer_,
+        "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM "
+        "n WHERE i < 200) INSERT INTO t SELECT i + 1, randomblob(3000) FROM "
+        "n; COMMIT;",
+        nullptr, nullptr, &err);
+    sqlite3_free(err);
+  }
   EXPECT_NE(rc, SQLITE_OK);
   if (sqlite3_get_autocommit(writer_) == 0) Exec(writer_, "ROLLBACK;");
   EXPECT_EQ(Int(Reader(), "SELECT count(*) FROM t"), 1);

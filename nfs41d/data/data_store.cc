@@ -10,12 +10,12 @@
 #include <filesystem>
 #include <cstdio>
 #include <limits>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "nfs41d/lru_map.h"
 
 namespace nfs41d::data {
 namespace {
@@ -293,10 +293,10 @@ class LocalDataStore final : public DataStore {
     uint64_t epoch;
     {
       std::lock_guard lock(cache_mu_);
-      auto it = open_.find(ino);
+      auto it = open_.Find(ino);
       if (it != open_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second.lru);
-        return it->second.file;
+        open_.Touch(it);
+        return it->second.value;
       }
       epoch = epoch_;
     }
@@ -315,14 +315,12 @@ class LocalDataStore final : public DataStore {
     auto file = std::make_shared<OpenFile>(fd);
     std::lock_guard lock(cache_mu_);
     if (epoch != epoch_) return file;
-    auto it = open_.find(ino);
-    if (it != open_.end()) return it->second.file;  // another caller won
-    if (open_.size() >= kMaxOpenFiles) {
-      open_.erase(lru_.back());  // the caller still using it keeps it open
-      lru_.pop_back();
-    }
-    lru_.push_front(ino);
-    open_.emplace(ino, Cached{file, lru_.begin()});
+    auto it = open_.Find(ino);
+    if (it != open_.end()) return it->second.value;  // another caller won
+    // Eviction drops only the cache's reference: a caller still using the
+    // evicted descriptor keeps it open.
+    open_.InsertOrAssign(ino, file, kMaxOpenFiles,
+                         [](ns::InodeId, std::shared_ptr<OpenFile>&) {});
     return file;
   }
 
@@ -330,10 +328,7 @@ class LocalDataStore final : public DataStore {
   void Forget(ns::InodeId ino) {
     std::lock_guard lock(cache_mu_);
     ++epoch_;
-    auto it = open_.find(ino);
-    if (it == open_.end()) return;
-    lru_.erase(it->second.lru);
-    open_.erase(it);
+    open_.Erase(ino);
   }
 
   // An fd open for writing, creating the fan-out directories on first use.
@@ -361,14 +356,10 @@ class LocalDataStore final : public DataStore {
 
   const std::string dir_;
   const LocalDataStoreOptions options_;
-  struct Cached {
-    std::shared_ptr<OpenFile> file;
-    std::list<ns::InodeId>::iterator lru;
-  };
   std::mutex cache_mu_;
-  std::unordered_map<ns::InodeId, Cached> open_;  // guarded by cache_mu_
-  std::list<ns::InodeId> lru_;  // most recently used first; guarded by cache_mu_
-  uint64_t epoch_ = 0;          // Forget calls so far; guarded by cache_mu_
+  // At most kMaxOpenFiles, least recently used evicted; guarded by cache_mu_.
+  LruMap<ns::InodeId, std::shared_ptr<OpenFile>> open_;
+  uint64_t epoch_ = 0;  // Forget calls so far; guarded by cache_mu_
 };
 
 }  // namespace

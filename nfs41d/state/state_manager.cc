@@ -387,8 +387,7 @@ std::vector<std::shared_ptr<Session>> StateManager::SessionsOf(
 }
 
 uint32_t StateManager::CbStatusFlags(const Session& session) {
-  auto works = [](const Session& s) { return s.CallbackPathWorks(); };
-  if (works(session)) return 0;
+  if (session.CallbackPathWorks()) return 0;
   uint32_t flags = SEQ4_STATUS_CB_PATH_DOWN_SESSION;
   bool any = false;
   {
@@ -401,7 +400,7 @@ uint32_t StateManager::CbStatusFlags(const Session& session) {
       if (sid == session.id()) continue;  // known not to work: no lookup
       auto s = sessions_.find(sid);
       if (s != sessions_.end() && s->second.get() != &session &&
-          works(*s->second)) {
+          s->second->CallbackPathWorks()) {
         any = true;
         break;
       }
