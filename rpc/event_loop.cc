@@ -124,13 +124,16 @@ Status EventLoop::Start() {
   if ((epfd_ < 0 && !uring_) || wakefd_ < 0) {
     return Status::IoError("epoll unavailable");
   }
-  if (uring_) {
-    log::Info("rpc: {}: event loop backend: io_uring", options_.name);
-  } else if (options_.backend == Backend::kAuto) {
-    log::Info("rpc: {}: event loop backend: epoll (io_uring unusable: {})",
-              options_.name, uring_error_);
+  // One line per server (listeners); clients, which come and go by the
+  // dozen in some programs, say it at debug level.
+  std::string why = uring_ || options_.backend == Backend::kEpoll
+                        ? std::string()
+                        : " (io_uring unusable: " + uring_error_ + ")";
+  const char* which = uring_ ? "io_uring" : "epoll";
+  if (listeners_.empty()) {
+    log::Debug("rpc: {}: event loop backend: {}{}", options_.name, which, why);
   } else {
-    log::Info("rpc: {}: event loop backend: epoll", options_.name);
+    log::Info("rpc: {}: event loop backend: {}{}", options_.name, which, why);
   }
   started_ = true;
   thread_ = std::thread([this] { Run(); });
