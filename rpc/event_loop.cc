@@ -275,6 +275,11 @@ void EventLoop::RunEpoll() {
 
 void EventLoop::RunUring() {
   io_uring* ring = uring_->ring();
+  if (Status st = uring_->Enable(); !st.ok()) {
+    // Nothing was submitted: the loop ends and Run closes every connection.
+    log::Error("rpc: {}: {}", options_.name, st.ToString());
+    return;
+  }
   ArmWake();
   for (size_t i = 0; i < listeners_.size(); ++i) ArmListener(i);
   auto now = std::chrono::steady_clock::now();

@@ -1,6 +1,8 @@
 #include "rpc/uring.h"
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -21,14 +23,23 @@ std::string Errno(const char* what, int err) {
 Result<std::unique_ptr<Uring>> Uring::Create(int wakefd) {
   std::unique_ptr<Uring> u(new Uring());
   io_uring_params p{};
-  // COOP_TASKRUN: completions are run when the loop enters the kernel
-  // anyway (it always waits there), so no interrupt is needed to run them.
-  p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-  int rc = io_uring_queue_init_params(kEntries, &u->ring_, &p);
-  if (rc == -EINVAL) {
+  // DEFER_TASKRUN (6.1+): the kernel's completion work (the receive's copy,
+  // a send's retry) runs inside the loop's own io_uring_enter, not as
+  // interrupting task work. It needs SINGLE_ISSUER, whose one submitter is
+  // the loop thread: the ring starts disabled and Enable() (on that
+  // thread) binds it. Older kernels: COOP_TASKRUN, then no flags.
+  const unsigned kTries[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+          IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
+      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, 0};
+  int rc = -EINVAL;
+  for (unsigned flags : kTries) {
     p = {};
+    p.flags = flags;
     rc = io_uring_queue_init_params(kEntries, &u->ring_, &p);
+    if (rc != -EINVAL) break;
   }
+  u->disabled_ = rc == 0 && (p.flags & IORING_SETUP_R_DISABLED);
   if (rc < 0) return Status::IoError(Errno("io_uring_setup", -rc));
   u->ring_ok_ = true;
   // EXT_ARG: the wait's timeout travels in the same io_uring_enter;
@@ -90,6 +101,17 @@ Uring::~Uring() {
   if (buf_ring_ != nullptr) {
     ::munmap(buf_ring_, buf_ring_bytes_ + size_t{kBuffers} * kBufferBytes);
   }
+}
+
+Status Uring::Enable() {
+  if (!disabled_) return Status::Ok();
+  // liburing 2.3 declares io_uring_enable_rings but does not export it.
+  if (::syscall(__NR_io_uring_register, ring_.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) {
+    return Status::IoError(Errno("io_uring enable", errno));
+  }
+  disabled_ = false;
+  return Status::Ok();
 }
 
 io_uring_sqe* Uring::Sqe(unsigned needed) {

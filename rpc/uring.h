@@ -47,6 +47,9 @@ class Uring {
   Uring(const Uring&) = delete;
   Uring& operator=(const Uring&) = delete;
 
+  // Binds the ring to the calling thread, its only submitter from then on.
+  // REQUIRES: on the loop thread, before any submission.
+  Status Enable();
   io_uring* ring() { return &ring_; }
   // A free submission entry; submits what is queued first when the queue
   // has fewer than `needed` free entries (linked pairs must be submitted
@@ -81,6 +84,7 @@ class Uring {
   size_t buf_ring_bytes_ = 0;
   uint8_t* buffers_ = nullptr;
   bool notice_wake_ = false;
+  bool disabled_ = false;  // created with IORING_SETUP_R_DISABLED
 };
 
 }  // namespace rpc
