@@ -4,7 +4,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+
+#include "rpc/log.h"
 
 namespace rpc {
 namespace {
@@ -115,8 +118,19 @@ Status Uring::Enable() {
 }
 
 io_uring_sqe* Uring::Sqe(unsigned needed) {
-  if (io_uring_sq_space_left(&ring_) < needed) io_uring_submit(&ring_);
-  return io_uring_get_sqe(&ring_);
+  // With SUBMIT_ALL the kernel takes every queued entry, so one submit
+  // frees the queue; a refusal (-EAGAIN, -EBUSY: memory, CQ overflow) is
+  // retried a bounded number of times.
+  for (int i = 0; i < 1000 && io_uring_sq_space_left(&ring_) < needed; ++i) {
+    io_uring_submit(&ring_);
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    // The loop cannot go on without its ring; a silent hang would be worse.
+    log::Error("rpc: io_uring submission queue stays full; aborting");
+    std::abort();
+  }
+  return sqe;
 }
 
 void Uring::ReturnBuffer(unsigned bid) {
