@@ -444,6 +444,10 @@ void EventLoop::ReleaseOp(Connection* c) {
 void EventLoop::PrepRecv(Connection* c) {
   io_uring_sqe* sqe = uring_->Sqe();
   io_uring_prep_recv(sqe, c->fd_, nullptr, Uring::kBufferBytes, 0);
+  // Armed right after the last bytes were taken, so the socket is nearly
+  // always empty now: wait for data first instead of trying a receive that
+  // would only say EAGAIN (a wasted pass through the socket per request).
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = Uring::kBufferGroup;
   io_uring_sqe_set_data64(sqe, RingTag(c, kRingRecv));
