@@ -321,7 +321,8 @@ void Connection::DispatchRecords() {
     }
   }
   if (!inline_replies.empty()) {
-    SendAll(inline_replies, /*from_loop=*/true);  // updates the interest mask itself
+    // Updates the interest mask itself.
+    SendAll(inline_replies, /*from_loop=*/true);
     inline_replies.clear();
     return;
   }

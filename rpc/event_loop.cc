@@ -129,7 +129,7 @@ Status EventLoop::Start() {
   std::string why = uring_ || options_.backend == Backend::kEpoll
                         ? std::string()
                         : " (io_uring unusable: " + uring_error_ + ")";
-  const char* which = uring_ ? "io_uring" : "epoll";
+  const char* which = BackendName(backend());
   if (listeners_.empty()) {
     log::Debug("rpc: {}: event loop backend: {}{}", options_.name, which, why);
   } else {

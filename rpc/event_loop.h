@@ -2,8 +2,8 @@
 
 // The event loop shared by Server and Client.
 //
-// One thread waits (io_uring or epoll, see Backend) for: listening sockets (accept), connections
-// (readable: parse records, answer CALLs a program's inline handler takes
+// One thread waits (io_uring or epoll, see Backend) for: listening sockets
+// (accept), connections (readable: parse records, answer CALLs a program's inline handler takes
 // (program.h) and hand the rest to the worker pool, route REPLYs to
 // waiters; writable: flush queued replies), an eventfd (wake-ups for posted
 // tasks and timers). Workers write their replies directly when the socket
@@ -18,7 +18,7 @@
 // the backchannel): it keeps being read, up to a hard cap of queued calls, so
 // that their REPLYs can arrive even when every worker waits for one.
 //
-// Backends: with io_uring (kernel 6.0+; rpc/uring.h) a connection's
+// Backends: with io_uring (kernel 5.19+; rpc/uring.h) a connection's
 // receive is armed in the ring and an inline reply is sent by the same
 // io_uring_enter that waits for the next request: one syscall per request
 // answered on the loop thread, against three with epoll (epoll_wait, read,
@@ -96,9 +96,9 @@ struct EndpointOptions {
 };
 
 // What the loop thread did since Start (read from any thread). busy_ns
-// is the time from each epoll_wait return to the next call: the loop's own
-// work (reads, inline handlers, replies written, hand-offs), not the time it
-// slept. With every call answered inline, busy_ns / calls is the server time
+// is the time from each wait's return (epoll_wait, io_uring_enter) to the
+// next wait: the loop's own work (reads, inline handlers, replies written,
+// hand-offs), not the time it slept. With every call answered inline, busy_ns / calls is the server time
 // per call (docs/performance.md, issue 4 item 12).
 struct LoopStats {
   uint64_t busy_ns = 0;

@@ -75,8 +75,9 @@ Result<std::unique_ptr<Uring>> Uring::Create(int wakefd) {
   // Provided buffers (a buffer ring, kernel 5.19+): a receive takes one
   // only when data is there, so idle connections hold no buffer.
   u->buf_ring_bytes_ = sizeof(io_uring_buf) * kBuffers;
-  void* mem = ::mmap(nullptr, u->buf_ring_bytes_ + size_t{kBuffers} * kBufferBytes,
-                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t bytes = u->buf_ring_bytes_ + size_t{kBuffers} * kBufferBytes;
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return Status::IoError(Errno("mmap", errno));
   u->buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
   u->buffers_ = static_cast<uint8_t*>(mem) + u->buf_ring_bytes_;

@@ -57,7 +57,9 @@ class Uring {
   io_uring_sqe* Sqe(unsigned needed = 1);
   int notice_fd() const { return notice_.ring_fd; }
 
-  uint8_t* Buffer(unsigned bid) { return buffers_ + size_t{bid} * kBufferBytes; }
+  uint8_t* Buffer(unsigned bid) {
+    return buffers_ + size_t{bid} * kBufferBytes;
+  }
   void ReturnBuffer(unsigned bid);
 
   // Calls fn(user_data) for each notice posted since the last call.
