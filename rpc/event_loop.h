@@ -3,12 +3,12 @@
 // The event loop shared by Server and Client.
 //
 // One thread waits (io_uring or epoll, see Backend) for: listening sockets
-// (accept), connections (readable: parse records, answer CALLs a program's inline handler takes
-// (program.h) and hand the rest to the worker pool, route REPLYs to
-// waiters; writable: flush queued replies), an eventfd (wake-ups for posted
-// tasks and timers). Workers write their replies directly when the socket
-// takes them and leave the rest to the loop (EPOLLOUT), so a reply costs no
-// thread hop in the common case.
+// (accept), connections (readable: parse records, answer CALLs a program's
+// inline handler takes (program.h) and hand the rest to the worker pool,
+// route REPLYs to waiters; writable: flush queued replies), an eventfd
+// (wake-ups for posted tasks and timers). Workers write their replies
+// directly when the socket takes them and leave the rest to the loop
+// (POLLOUT), so a reply costs no thread hop in the common case.
 //
 // Backpressure, per connection: while `max_inflight_per_connection` calls are
 // being served, or `max_output_bytes_per_connection` reply bytes wait to be
@@ -98,8 +98,9 @@ struct EndpointOptions {
 // What the loop thread did since Start (read from any thread). busy_ns
 // is the time from each wait's return (epoll_wait, io_uring_enter) to the
 // next wait: the loop's own work (reads, inline handlers, replies written,
-// hand-offs), not the time it slept. With every call answered inline, busy_ns / calls is the server time
-// per call (docs/performance.md, issue 4 item 12).
+// hand-offs), not the time it slept. With every call answered inline,
+// busy_ns / calls is the server time per call (docs/performance.md, issue 4
+// item 12).
 struct LoopStats {
   uint64_t busy_ns = 0;
   uint64_t wakeups = 0;
@@ -135,7 +136,9 @@ class EventLoop {
   const EndpointOptions& options() const { return options_; }
   LoopStats stats() const;
   // kEpoll or kIoUring: the backend serving (decided at construction).
-  Backend backend() const { return uring_ ? Backend::kIoUring : Backend::kEpoll; }
+  Backend backend() const {
+    return uring_ ? Backend::kIoUring : Backend::kEpoll;
+  }
 
  private:
   friend class Connection;
