@@ -972,6 +972,29 @@ TEST_P(ServerTest, OutputBackpressurePausesAndResumesReading) {
   EXPECT_EQ(seen.size(), kCalls);
 }
 
+TEST(BackendTest, NamesParseBackAndBadOnesAreRefused) {
+  for (Backend b : {Backend::kAuto, Backend::kEpoll, Backend::kIoUring}) {
+    EXPECT_EQ(ParseBackend(BackendName(b)), b);
+  }
+  EXPECT_EQ(ParseBackend("uring"), std::nullopt);
+  EXPECT_EQ(ParseBackend(""), std::nullopt);
+}
+
+TEST(BackendTest, AutoServesWithWhatTheKernelAllowsAndEpollIsForced) {
+  WorkerPool pool(1, "probe");
+  Registry registry;
+  EndpointOptions auto_opts;
+  EventLoop automatic(auto_opts, &registry, &pool);
+  EXPECT_EQ(automatic.backend(),
+            UringUsable() ? Backend::kIoUring : Backend::kEpoll);
+  EndpointOptions epoll_opts;
+  epoll_opts.backend = Backend::kEpoll;
+  EventLoop forced(epoll_opts, &registry, &pool);
+  EXPECT_EQ(forced.backend(), Backend::kEpoll);
+  ASSERT_TRUE(forced.Start().ok());
+  forced.Stop();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, ServerTest,
     ::testing::Values(Backend::kEpoll, Backend::kIoUring),
