@@ -27,6 +27,9 @@
 // to the floor is nfs41d's alone (see RawSequenceClient for why the
 // in-tree client costs the server more kernel time).
 //
+// --event-loop epoll|io_uring sets nfs41d's event_loop (rpc/event_loop.h)
+// for a comparison of the two backends on one binary.
+//
 // --no-inline starts nfs41d with inline_compounds = false (every COMPOUND
 // on a worker, as before the event-loop fast path), for a before/after
 // comparison on one binary in the same minute.
@@ -421,6 +424,11 @@ int main(int argc, char** argv) {
                  "run one kind: seq (SEQUENCE alone) or getattr (for a "
                  "profiler attached to the server)")
       ->check(CLI::IsMember({"seq", "getattr"}));
+  std::string event_loop;
+  app.add_option("--event-loop", event_loop,
+                 "nfs41d's event_loop setting (auto, epoll, io_uring); "
+                 "unset: the binary's default")
+      ->check(CLI::IsMember({"auto", "epoll", "io_uring"}));
   app.add_flag("--floor", floor,
                "also measure a bare epoll echo server (the machine's floor)");
   CLI11_PARSE(app, argc, argv);
@@ -434,6 +442,7 @@ int main(int argc, char** argv) {
   {
     std::ofstream cf(config);
     cf << "inline_compounds = " << (no_inline ? "false" : "true") << "\n";
+    if (!event_loop.empty()) cf << "event_loop = \"" << event_loop << "\"\n";
   }
   auto free_port = [] {
     rpc::Result<uint16_t> p = rpc::FreeLoopbackPort();
@@ -521,6 +530,8 @@ int main(int argc, char** argv) {
     return stop(1);
   }
   std::printf("inline COMPOUNDs          %s\n", no_inline ? "off" : "on");
+  std::printf("nfs41d event loop         %s\n",
+              event_loop.empty() ? "(binary's default)" : event_loop.c_str());
   std::printf("calls per kind            %d\n", calls);
   std::printf("SEQUENCE alone            %.2f us server CPU (%.2f user), "
               "%.2f us round trip, %.2f us CPU by schedstat\n",

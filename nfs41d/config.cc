@@ -1,6 +1,7 @@
 #include "nfs41d/config.h"
 
 #include <charconv>
+#include <optional>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -221,6 +222,12 @@ std::string ParseConfig(const std::string& text, const std::string& name,
       // value<bool>() would also take an integer.
       if (!node.is_boolean()) return bad("true or false");
       cfg->server.inline_compounds = *node.value<bool>();
+    } else if (k == "event_loop") {
+      auto v = node.value<std::string>();
+      std::optional<rpc::Backend> b =
+          v ? rpc::ParseBackend(*v) : std::nullopt;
+      if (!b) return bad("\"auto\", \"epoll\" or \"io_uring\"");
+      cfg->server.event_loop = *b;
     } else if (k == "pnfs_key_file") {
       auto v = node.value<std::string>();
       if (!v || v->empty()) return bad("a file path");

@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "nfs41d/config.h"
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   std::string pnfs_key;
   app.add_option("--pnfs-key", pnfs_key,
                  "key shared with pNFS data servers (default DATA_DIR/pnfs.key)");
+  std::string event_loop;
+  app.add_option("--event-loop", event_loop,
+                 "auto, epoll or io_uring (the RPC event loop's backend)");
   CLI11_PARSE(app, argc, argv);
 
   nfs41d::Config cfg;
@@ -67,6 +71,17 @@ int main(int argc, char** argv) {
   if (!db.empty()) cfg.server.db_uri = db;
   if (!data_dir.empty()) cfg.server.data_dir = data_dir;
   if (!pnfs_key.empty()) cfg.server.pnfs.key_file = pnfs_key;
+  if (!event_loop.empty()) {
+    std::optional<rpc::Backend> b = rpc::ParseBackend(event_loop);
+    if (!b) {
+      std::fprintf(stderr,
+                   "nfs41d: --event-loop: expected auto, epoll or io_uring, "
+                   "got '%s'\n",
+                   event_loop.c_str());
+      return 2;
+    }
+    cfg.server.event_loop = *b;
+  }
   if (!log_level.empty() && !rpc::log::ParseLevel(log_level, &cfg.log_level)) {
     std::fprintf(stderr, "nfs41d: --log-level: unknown level '%s'\n",
                  log_level.c_str());

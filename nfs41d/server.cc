@@ -189,6 +189,7 @@ std::string Nfs41Server::Start() {
   // plus the RPC header.
   ro.endpoint.max_record_size = options_.state.max_request_size + 4096;
   ro.endpoint.name = "nfs41d";
+  ro.endpoint.backend = options_.event_loop;
   state::StateManager* sm = state_.get();
   Metrics* m = &metrics_;
   ro.endpoint.on_open = [m](const std::shared_ptr<rpc::Connection>&) {

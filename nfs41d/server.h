@@ -69,6 +69,9 @@ struct ServerOptions {
   // COMPOUNDs that need nothing but memory are served on the RPC event-loop
   // thread (compound.h, "Inline COMPOUNDs"); false: always on a worker.
   bool inline_compounds = true;
+  // The RPC event loop's kernel interface (rpc/event_loop.h): auto picks
+  // io_uring when usable, else epoll; epoll forces it ("event_loop").
+  rpc::Backend event_loop = rpc::Backend::kAuto;
   // Prometheus /metrics listener; empty host: none.
   std::string metrics_host;
   uint16_t metrics_port = 0;

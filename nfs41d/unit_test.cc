@@ -172,6 +172,20 @@ TEST(ConfigTest, FileValuesAndErrors) {
   std::filesystem::remove(path);
 }
 
+TEST(ConfigTest, EventLoopBackend) {
+  Config cfg;
+  EXPECT_EQ(cfg.server.event_loop, rpc::Backend::kAuto);
+  ASSERT_EQ(ParseConfig("event_loop = \"epoll\"\n", "t.toml", &cfg), "");
+  EXPECT_EQ(cfg.server.event_loop, rpc::Backend::kEpoll);
+  ASSERT_EQ(ParseConfig("event_loop = \"io_uring\"\n", "t.toml", &cfg), "");
+  EXPECT_EQ(cfg.server.event_loop, rpc::Backend::kIoUring);
+  EXPECT_NE(ParseConfig("event_loop = \"select\"\n", "t.toml", &cfg)
+                .find("\"auto\", \"epoll\" or \"io_uring\""),
+            std::string::npos);
+  EXPECT_NE(ParseConfig("event_loop = 1\n", "t.toml", &cfg).find("event_loop"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, Exports) {
   Config cfg;
   std::string ok = R"(

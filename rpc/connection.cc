@@ -36,6 +36,31 @@ std::string ErrnoText(int err) {
   return std::string(strerror_r(err, buf, sizeof buf));
 }
 
+// Fills `iov` (kMaxIov entries) with the unwritten bytes of whole records
+// from `recs`, `skip` bytes of the first already written. Returns the
+// number of entries.
+template <typename Records>
+size_t GatherIov(const Records& recs, size_t skip, iovec* iov) {
+  size_t count = 0;
+  auto add = [&](const uint8_t* p, size_t len) {
+    if (skip >= len) {
+      skip -= len;
+      return;
+    }
+    iov[count].iov_base = const_cast<uint8_t*>(p + skip);
+    iov[count].iov_len = len - skip;
+    skip = 0;
+    ++count;
+  };
+  for (const auto& r : recs) {
+    if (count + 3 > kMaxIov) break;
+    add(r.head.data(), r.head_len);
+    if (!r.header.empty()) add(r.header.data(), r.header.size());
+    if (!r.body.empty()) add(r.body.data(), r.body.size());
+  }
+  return count;
+}
+
 }  // namespace
 
 Connection::Connection(EventLoop* loop, int fd, uint64_t id, std::string peer,
@@ -84,6 +109,8 @@ void Connection::CloseWithReason(const std::string& reason, bool warn) {
     // touching it happens under mu_ so that Stop() (which closes every
     // connection under its mu_) cannot finish underneath us.
     loop_->Unregister(fd_);
+    // Ends whatever the ring has pending on the socket; a ring send's
+    // records (ring_out_) stay until its completion says the kernel let go.
     ::shutdown(fd_, SHUT_RDWR);
     out_.clear();
     out_bytes_ = 0;
@@ -120,15 +147,55 @@ void Connection::UpdateInterestLocked() {
   uint32_t want = 0;
   if (WantReadLocked()) want |= EPOLLIN | EPOLLRDHUP;
   if (!out_.empty()) want |= EPOLLOUT;
+  if (loop_->uring_) {
+    interest_ = want;
+    if (loop_->InLoopThread()) {
+      // Something waits for the ring send to finish (bytes queued behind
+      // it, reading paused on output, EOF to close after): its completion
+      // must wake the loop even if it comes late (event_loop.h).
+      if (ring_send_ && (!out_.empty() || !(want & EPOLLIN))) {
+        loop_->notice_waiters_.insert(this);
+      }
+      ArmRingLocked();
+      return;
+    }
+    bool missing = ((want & EPOLLIN) && !recv_armed_) ||
+                   ((want & EPOLLOUT) && !pollout_armed_ && !ring_send_);
+    if (missing && !arm_posted_) {
+      arm_posted_ = true;
+      loop_->Post([self = shared_from_this()] {
+        std::lock_guard<std::mutex> lock(self->mu_);
+        self->arm_posted_ = false;
+        self->ArmRingLocked();
+      });
+    }
+    return;
+  }
   if (want != interest_) {
     loop_->SetInterest(fd_, id_, want);
     interest_ = want;
   }
 }
 
+void Connection::ArmRingLocked() {
+  if (closed_) return;
+  // A receive is armed only while reading is wanted; one already armed when
+  // backpressure sets in still completes (its bytes are parsed, at most one
+  // buffer more than epoll would take) and is then not re-armed.
+  if ((interest_ & EPOLLIN) && !recv_armed_) {
+    loop_->PrepRecv(this);
+    recv_armed_ = true;
+  }
+  // While the ring sends, its completion flushes what queued behind it.
+  if ((interest_ & EPOLLOUT) && !pollout_armed_ && !ring_send_) {
+    loop_->PrepPollOut(this);
+    pollout_armed_ = true;
+  }
+}
+
 bool Connection::DrainedAfterEofLocked() const {
   return read_eof_ && !closed_ && inflight_ == 0 && ready_.empty() &&
-         out_.empty();
+         out_.empty() && !ring_send_;
 }
 
 void Connection::HandleReadable() {
@@ -142,42 +209,69 @@ void Connection::HandleReadable() {
       }
     }
     ssize_t n = ::read(fd_, buf.data(), buf.size());
-    if (n > 0) {
-      Status st = reader_.Feed({buf.data(), static_cast<size_t>(n)});
-      DispatchRecords();  // records completed before a bad header still count
-      if (!st.ok()) {
-        // RFC 5531 §11 gives no way to skip an oversize record: the stream
-        // cannot be resynchronized, so the connection goes.
-        CloseWithReason(st.ToString(), true);
-        return;
-      }
-      if (static_cast<size_t>(n) < buf.size()) return;
-      continue;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      n = -errno;
     }
-    if (n == 0) {
-      if (reader_.mid_record()) {
-        log::Warning(
-            "rpc: {}: stream ended inside a record ({} bytes of it "
-            "received); the record is dropped",
-            peer_, reader_.partial_bytes());
-      }
-      bool close_now;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        read_eof_ = true;
-        // Calls already received are still answered (a client may shut down
-        // its sending side and wait for replies); close once they are out.
-        close_now = DrainedAfterEofLocked();
-        UpdateInterestLocked();
-      }
-      if (close_now) CloseWithReason("peer closed the connection", false);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    CloseWithReason(ErrnoText(errno), false);
-    return;
+    if (!OnRead(buf.data(), n)) return;
+    if (static_cast<size_t>(n) < buf.size()) return;
   }
+}
+
+void Connection::HandleReceived(const uint8_t* data, int res) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    recv_armed_ = false;
+    if (closed_) return;
+  }
+  // No buffer was free (a burst of receives): simply ask again.
+  if (res != -ENOBUFS && res != -EAGAIN && res != -EINTR) OnRead(data, res);
+  std::lock_guard<std::mutex> lock(mu_);
+  UpdateInterestLocked();
+}
+
+void Connection::HandlePollOut() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pollout_armed_ = false;
+  }
+  HandleWritable();
+}
+
+bool Connection::OnRead(const uint8_t* data, ssize_t n) {
+  if (n > 0) {
+    Status st = reader_.Feed({data, static_cast<size_t>(n)});
+    DispatchRecords();  // records completed before a bad header still count
+    if (!st.ok()) {
+      // RFC 5531 §11 gives no way to skip an oversize record: the stream
+      // cannot be resynchronized, so the connection goes.
+      CloseWithReason(st.ToString(), true);
+      return false;
+    }
+    return true;
+  }
+  if (n == 0) {
+    if (reader_.mid_record()) {
+      log::Warning(
+          "rpc: {}: stream ended inside a record ({} bytes of it "
+          "received); the record is dropped",
+          peer_, reader_.partial_bytes());
+    }
+    bool close_now;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      read_eof_ = true;
+      // Calls already received are still answered (a client may shut down
+      // its sending side and wait for replies); close once they are out.
+      close_now = DrainedAfterEofLocked();
+      UpdateInterestLocked();
+    }
+    if (close_now) CloseWithReason("peer closed the connection", false);
+    return false;
+  }
+  CloseWithReason(ErrnoText(static_cast<int>(-n)), false);
+  return false;
 }
 
 void Connection::DispatchRecords() {
@@ -227,7 +321,8 @@ void Connection::DispatchRecords() {
     }
   }
   if (!inline_replies.empty()) {
-    SendAll(inline_replies);  // updates the interest mask itself
+    // Updates the interest mask itself.
+    SendAll(inline_replies, /*from_loop=*/true);
     inline_replies.clear();
     return;
   }
@@ -301,10 +396,11 @@ void Connection::FinishCall() {
   if (close_now) CloseWithReason("peer closed the connection", false);
 }
 
-bool Connection::SendAll(std::span<OutRecord> recs) {
+bool Connection::SendAll(std::span<OutRecord> recs, bool from_loop) {
   std::string error;
   bool failed = false;
   bool drained_eof = false;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return false;
@@ -313,21 +409,39 @@ bool Connection::SendAll(std::span<OutRecord> recs) {
       out_bytes_ += rec.size();
       out_.push_back(std::move(rec));
     }
-    // Write from this thread when nothing is queued: no hop to the loop.
-    // Otherwise the loop is already waiting for EPOLLOUT and will flush.
-    if (was_empty && !FlushLocked(&error)) {
+    if (ring_send_) {
+      // Behind a ring send (never two writers on one socket): the loop
+      // flushes when it learns the send is done; tell it to watch for that.
+      wake = !loop_->InLoopThread();
+    } else if (was_empty && from_loop && loop_->uring_) {
+      StartRingSendLocked();
+    } else if (was_empty && !FlushLocked(&error)) {
+      // Written from this thread when nothing is queued: no hop to the
+      // loop. Otherwise the loop already waits for POLLOUT and will flush.
       failed = true;
-    } else {
+    }
+    if (!failed) {
       drained_eof = DrainedAfterEofLocked();
       UpdateInterestLocked();
     }
   }
+  if (wake) {
+    loop_->Post([self = shared_from_this()] {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->UpdateInterestLocked();
+    });
+  }
+  AfterFlush(failed, error, drained_eof);
+  return !failed;
+}
+
+void Connection::AfterFlush(bool failed, const std::string& error,
+                            bool drained_eof) {
   if (failed) {
     CloseWithReason(error, false);
-    return false;
+  } else if (drained_eof) {
+    CloseWithReason("peer closed the connection", false);
   }
-  if (drained_eof) CloseWithReason("peer closed the connection", false);
-  return true;
 }
 
 void Connection::HandleWritable() {
@@ -344,37 +458,74 @@ void Connection::HandleWritable() {
       UpdateInterestLocked();
     }
   }
-  if (failed) {
-    CloseWithReason(error, false);
-  } else if (drained_eof) {
-    CloseWithReason("peer closed the connection", false);
+  AfterFlush(failed, error, drained_eof);
+}
+
+void Connection::StartRingSendLocked() {
+  ring_out_.clear();
+  ring_bytes_ = 0;
+  while (!out_.empty() && 3 * (ring_out_.size() + 1) <= kMaxIov) {
+    ring_bytes_ += out_.front().size();
+    ring_out_.push_back(std::move(out_.front()));
+    out_.pop_front();
   }
+  ring_iov_.resize(kMaxIov);
+  ring_msg_ = msghdr{};
+  ring_msg_.msg_iov = ring_iov_.data();
+  ring_msg_.msg_iovlen = GatherIov(ring_out_, 0, ring_iov_.data());
+  ring_send_ = true;
+  loop_->PrepSend(this);
+}
+
+void Connection::RingSendDone(std::optional<int> failure) {
+  std::string error;
+  bool failed = false;
+  bool drained_eof = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ring_send_ = false;
+    loop_->notice_waiters_.erase(this);
+    if (closed_) {
+      ring_out_.clear();
+      return;
+    }
+    size_t sent = ring_bytes_;
+    if (failure && *failure < 0) {
+      error = ErrnoText(-*failure);
+      failed = true;
+    } else if (failure) {
+      // Cut short after some bytes: the rest goes out first, as usual.
+      sent = static_cast<size_t>(*failure);
+      for (auto it = ring_out_.rbegin(); it != ring_out_.rend(); ++it) {
+        out_.push_front(std::move(*it));
+      }
+      out_offset_ = 0;
+      ConsumeSentLocked(sent);
+    } else {
+      out_bytes_ -= sent;
+    }
+    ring_out_.clear();
+    if (!failed && !out_.empty()) {
+      if (failure) {
+        failed = !FlushLocked(&error);
+      } else {
+        StartRingSendLocked();  // what queued behind, with the next enter
+      }
+    }
+    if (!failed) {
+      drained_eof = DrainedAfterEofLocked();
+      UpdateInterestLocked();
+    }
+  }
+  AfterFlush(failed, error, drained_eof);
 }
 
 bool Connection::FlushLocked(std::string* error) {
-  while (!out_.empty()) {
+  while (!out_.empty() && !ring_send_) {
     iovec iov[kMaxIov];
-    size_t count = 0;
-    size_t skip = out_offset_;
-    auto add = [&](const uint8_t* p, size_t len) {
-      if (skip >= len) {
-        skip -= len;
-        return;
-      }
-      iov[count].iov_base = const_cast<uint8_t*>(p + skip);
-      iov[count].iov_len = len - skip;
-      skip = 0;
-      ++count;
-    };
-    for (const OutRecord& r : out_) {
-      if (count + 3 > kMaxIov) break;
-      add(r.head.data(), r.head_len);
-      if (!r.header.empty()) add(r.header.data(), r.header.size());
-      if (!r.body.empty()) add(r.body.data(), r.body.size());
-    }
     msghdr msg{};
     msg.msg_iov = iov;
-    msg.msg_iovlen = count;
+    msg.msg_iovlen = GatherIov(out_, out_offset_, iov);
     // MSG_NOSIGNAL: a peer that went away must cost an EPIPE, not a SIGPIPE.
     ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
@@ -383,21 +534,24 @@ bool Connection::FlushLocked(std::string* error) {
       *error = ErrnoText(errno);
       return false;
     }
-    size_t left = static_cast<size_t>(n);
-    out_bytes_ -= left;
-    while (left > 0) {
-      size_t rest = out_.front().size() - out_offset_;
-      if (left >= rest) {
-        left -= rest;
-        out_.pop_front();
-        out_offset_ = 0;
-      } else {
-        out_offset_ += left;
-        left = 0;
-      }
-    }
+    ConsumeSentLocked(static_cast<size_t>(n));
   }
   return true;
+}
+
+void Connection::ConsumeSentLocked(size_t n) {
+  out_bytes_ -= n;
+  while (n > 0) {
+    size_t rest = out_.front().size() - out_offset_;
+    if (n >= rest) {
+      n -= rest;
+      out_.pop_front();
+      out_offset_ = 0;
+    } else {
+      out_offset_ += n;
+      n = 0;
+    }
+  }
 }
 
 void Connection::CompletePending(uint32_t xid, std::vector<uint8_t> record) {

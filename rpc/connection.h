@@ -20,6 +20,7 @@
 // (the thread that runs on-open/on-close hooks), which delivers its reply.
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -134,9 +135,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
              size_t max_record_size);
 
   // --- event-loop thread ---
-  // Reads what the socket has; feeds records to dispatch.
+  // epoll: reads what the socket has; feeds records to dispatch.
   void HandleReadable();
   void HandleWritable();
+  // What one read brought, for both backends: n > 0 bytes at `data`, 0 for
+  // EOF, -errno for an error. Returns whether reading may go on.
+  bool OnRead(const uint8_t* data, ssize_t n);
+  // io_uring: a receive completed (as OnRead); a POLLOUT fired; the ring
+  // send finished (nullopt: every byte queued; else the failure's res).
+  void HandleReceived(const uint8_t* data, int res);
+  void HandlePollOut();
+  void RingSendDone(std::optional<int> failure);
   // Routes complete records: CALLs to an inline handler (program.h) or to
   // workers, REPLYs to waiters. Inline replies of one batch of records are
   // written together (one sendmsg).
@@ -147,9 +156,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ServeCall(std::vector<uint8_t> record, size_t worker_index);
   bool SubmitLocked(std::vector<uint8_t> record);  // REQUIRES: mu_ held
   void FinishCall();
-  // Queues `recs` and writes what the socket takes now.
+  // Queues `recs` and writes what the socket takes now; `from_loop`: the
+  // loop thread's inline replies, which the io_uring backend sends with its
+  // next io_uring_enter.
   bool Send(OutRecord rec) { return SendAll({&rec, 1}); }
-  bool SendAll(std::span<OutRecord> recs);
+  bool SendAll(std::span<OutRecord> recs, bool from_loop = false);
   // The record carrying `reply` to the call `call` (SYSTEM_ERR if it is too
   // large for one fragment).
   OutRecord ReplyRecord(ReplyMessage reply, std::span<const uint8_t> call);
@@ -160,10 +171,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // REQUIRES: mu_ held.
   // Writes queued output until done or EAGAIN; false on a socket error.
+  // Does nothing while a ring send is in flight (its completion flushes).
   bool FlushLocked(std::string* error);
+  // Drops `n` written bytes from the front of out_.
+  void ConsumeSentLocked(size_t n);
+  // io_uring, loop thread: hands out_'s head to the ring.
+  void StartRingSendLocked();
   bool WantReadLocked() const;
   void UpdateInterestLocked();
+  // io_uring: arms the receive / POLLOUT that interest_ asks for (on the
+  // loop thread; other threads post it there).
+  void ArmRingLocked();
   bool DrainedAfterEofLocked() const;
+  // After a flush: closes on `error`, or once drained after EOF.
+  void AfterFlush(bool failed, const std::string& error, bool drained_eof);
 
   EventLoop* const loop_;  // valid while the connection is open
   const int fd_;
@@ -183,6 +204,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;                     // guarded by mu_
   bool read_eof_ = false;                   // guarded by mu_
   uint32_t interest_ = 0;                   // epoll mask; guarded by mu_
+  // io_uring backend, guarded by mu_: what is armed in the ring; an arm
+  // posted to the loop; the send in flight (its records, iovecs, header
+  // and bytes stay put until the kernel is done with them).
+  bool recv_armed_ = false;
+  bool pollout_armed_ = false;
+  bool arm_posted_ = false;
+  bool ring_send_ = false;
+  std::vector<OutRecord> ring_out_;
+  std::vector<iovec> ring_iov_;
+  msghdr ring_msg_{};
+  size_t ring_bytes_ = 0;
+  // io_uring, loop thread only: requests in the ring and the reference that
+  // keeps this connection alive while there are any.
+  size_t ring_ops_ = 0;
+  std::shared_ptr<Connection> ring_self_;
   std::deque<OutRecord> out_;               // guarded by mu_
   size_t out_offset_ = 0;                   // of out_.front(); guarded by mu_
   size_t out_bytes_ = 0;                    // unwritten; guarded by mu_

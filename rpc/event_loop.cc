@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 
 #include "rpc/log.h"
 #include "rpc/net.h"
+#include "rpc/uring.h"
 
 namespace rpc {
 namespace {
@@ -25,6 +27,25 @@ namespace {
 // epoll tags: connection ids count up from 1 and never reach these.
 constexpr uint64_t kWakeTag = 0;
 constexpr uint64_t kListenerTag = uint64_t{1} << 63;
+
+// io_uring user_data: a kind in the low 3 bits, above it a Connection*
+// (aligned to at least 8) or a listener index.
+enum RingKind : uint64_t {
+  kRingWake = 1,
+  kRingListener = 2,
+  kRingRecv = 3,
+  kRingSend = 4,     // posts only on failure or a short send
+  kRingPollOut = 5,
+  kRingNotice = 6,   // in the notice ring: the send of this connection is done
+  kRingIgnore = 7,   // a send's link cut short by its failure
+};
+constexpr uint64_t kKindMask = 7;
+uint64_t RingTag(const void* p, RingKind kind) {
+  return reinterpret_cast<uintptr_t>(p) | kind;
+}
+Connection* RingConn(uint64_t tag) {
+  return reinterpret_cast<Connection*>(tag & ~kKindMask);
+}
 
 constexpr size_t kScratchBytes = 256 * 1024;
 constexpr int kMaxEvents = 256;
@@ -40,10 +61,18 @@ EventLoop::EventLoop(EndpointOptions options, const Registry* registry,
                      WorkerPool* pool)
     : options_(std::move(options)),
       registry_(registry),
-      pool_(pool),
-      scratch_(kScratchBytes) {
-  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+      pool_(pool) {
   wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd_ >= 0 && options_.backend != Backend::kEpoll) {
+    Result<std::unique_ptr<Uring>> u = Uring::Create(wakefd_);
+    if (u.ok()) {
+      uring_ = std::move(*u);
+      return;
+    }
+    uring_error_ = u.status().ToString();
+  }
+  scratch_.resize(kScratchBytes);
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ >= 0 && wakefd_ >= 0) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -57,12 +86,15 @@ EventLoop::~EventLoop() {
   for (Listener& l : listeners_) {
     if (l.fd >= 0) ::close(l.fd);
   }
+  uring_.reset();  // before the eventfd it signals
   if (wakefd_ >= 0) ::close(wakefd_);
   if (epfd_ >= 0) ::close(epfd_);
 }
 
 Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
-  if (epfd_ < 0 || wakefd_ < 0) return Status::IoError("epoll unavailable");
+  if ((epfd_ < 0 && !uring_) || wakefd_ < 0) {
+    return Status::IoError("epoll unavailable");
+  }
   if (started_) return Status::InvalidArgument("Listen after Start");
   Result<int> fd = ListenTcp(host, port);
   if (!fd.ok()) return fd.status();
@@ -74,7 +106,8 @@ Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenerTag | listeners_.size();
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, *fd, &ev) != 0) {
+  // io_uring: armed when the loop thread starts (the ring's only user).
+  if (!uring_ && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, *fd, &ev) != 0) {
     int err = errno;
     ::close(*fd);
     return Status::IoError(std::string("epoll_ctl: ") + std::strerror(err));
@@ -84,8 +117,24 @@ Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
 }
 
 Status EventLoop::Start() {
-  if (epfd_ < 0 || wakefd_ < 0) return Status::IoError("epoll unavailable");
   if (started_) return Status::Ok();
+  if (!uring_ && options_.backend == Backend::kIoUring) {
+    return Status::IoError("io_uring unavailable: " + uring_error_);
+  }
+  if ((epfd_ < 0 && !uring_) || wakefd_ < 0) {
+    return Status::IoError("epoll unavailable");
+  }
+  // One line per server (listeners); clients, which come and go by the
+  // dozen in some programs, say it at debug level.
+  std::string why = uring_ || options_.backend == Backend::kEpoll
+                        ? std::string()
+                        : " (io_uring unusable: " + uring_error_ + ")";
+  const char* which = BackendName(backend());
+  if (listeners_.empty()) {
+    log::Debug("rpc: {}: event loop backend: {}{}", options_.name, which, why);
+  } else {
+    log::Info("rpc: {}: event loop backend: {}{}", options_.name, which, why);
+  }
   started_ = true;
   thread_ = std::thread([this] { Run(); });
   std::string tname = (options_.name + "-loop").substr(0, 15);
@@ -151,6 +200,37 @@ void EventLoop::RunPosted() {
 
 void EventLoop::Run() {
   loop_thread_id_ = std::this_thread::get_id();
+  if (uring_) {
+    RunUring();
+  } else {
+    RunEpoll();
+  }
+
+  // Shutdown: no new connections, close every open one (failing their
+  // pending calls), run the on-close hooks.
+  {
+    std::lock_guard<std::mutex> lock(conns_mu_);
+    closed_for_new_ = true;
+  }
+  for (Listener& l : listeners_) {
+    if (l.fd < 0) continue;
+    if (uring_) {
+      // The ring's poll holds the socket open past close(2); shutdown(2)
+      // stops the listening itself (new connections are refused at once).
+      ::shutdown(l.fd, SHUT_RDWR);
+    } else {
+      ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
+    }
+    ::close(l.fd);
+    l.fd = -1;
+  }
+  CloseAll();
+  RunPosted();
+  if (uring_) DrainRing();
+  loop_thread_id_ = std::thread::id();
+}
+
+void EventLoop::RunEpoll() {
   epoll_event events[kMaxEvents];
   // Two clock reads per wake-up: when it woke, and when its work was done,
   // which is also "now" for the timers and the next wait.
@@ -189,44 +269,242 @@ void EventLoop::Run() {
       if (ev & EPOLLOUT) conn->HandleWritable();
       if (ev & (EPOLLIN | EPOLLRDHUP)) conn->HandleReadable();
     }
-    RunPosted();
-    now = std::chrono::steady_clock::now();
-    ExpireTimers(now);
-    if (listeners_resume_at_ != std::chrono::steady_clock::time_point{} &&
-        now >= listeners_resume_at_) {
-      listeners_resume_at_ = {};
-      for (size_t i = 0; i < listeners_.size(); ++i) {
-        if (!listeners_[i].paused) continue;
-        epoll_event e{};
-        e.events = EPOLLIN;
-        e.data.u64 = kListenerTag | i;
-        ::epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &e);
-        listeners_[i].paused = false;
-      }
-    }
-    busy_ns_.fetch_add(
-        static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(now - woke)
-                .count()),
-        std::memory_order_relaxed);
-    wakeups_.fetch_add(1, std::memory_order_relaxed);
+    now = AfterWake(woke);
   }
+}
 
-  // Shutdown: no new connections, close every open one (failing their
-  // pending calls), run the on-close hooks.
-  {
-    std::lock_guard<std::mutex> lock(conns_mu_);
-    closed_for_new_ = true;
+void EventLoop::RunUring() {
+  io_uring* ring = uring_->ring();
+  if (Status st = uring_->Enable(); !st.ok()) {
+    // Nothing was submitted: the loop ends and Run closes every connection.
+    log::Error("rpc: {}: {}", options_.name, st.ToString());
+    return;
   }
-  for (Listener& l : listeners_) {
-    if (l.fd < 0) continue;
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
-    ::close(l.fd);
-    l.fd = -1;
+  // A registered ring descriptor spares each io_uring_enter the file
+  // lookup (per thread: done here, on the only thread that enters). An
+  // optimization only; a refusal changes nothing else.
+  io_uring_register_ring_fd(ring);
+  ArmWake();
+  for (size_t i = 0; i < listeners_.size(); ++i) ArmListener(i);
+  auto now = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    // One io_uring_enter: submits what the last turn queued (the inline
+    // replies, re-armed receives) and waits for the next completion, with
+    // the timers' timeout in the same call (IORING_ENTER_EXT_ARG).
+    // Sends that did not finish inside the io_uring_enter that submitted
+    // them (full socket buffers) are noticed at the next wake-up; when
+    // something waits for one, its notice must itself wake the loop. After
+    // turning that on, read once more in case it landed just before.
+    if (uring_->SetNoticeWake(!notice_waiters_.empty()) &&
+        !notice_waiters_.empty()) {
+      ReapNotices();
+    }
+    int ms = NextTimeoutMs(now);
+    __kernel_timespec ts{};
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = static_cast<long long>(ms % 1000) * 1000000;
+    io_uring_cqe* first = nullptr;
+    int rc = io_uring_submit_and_wait_timeout(ring, &first, 1,
+                                              ms < 0 ? nullptr : &ts, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
+        rc != -EBUSY) {
+      log::Error("rpc: {}: io_uring_enter: {}", options_.name,
+                 std::strerror(-rc));
+      break;
+    }
+    const auto woke = std::chrono::steady_clock::now();
+    ReapNotices();
+    io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      HandleCqe(*cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(ring, seen);
+    now = AfterWake(woke);
   }
-  CloseAll();
+}
+
+std::chrono::steady_clock::time_point EventLoop::AfterWake(
+    std::chrono::steady_clock::time_point woke) {
   RunPosted();
-  loop_thread_id_ = std::thread::id();
+  auto now = std::chrono::steady_clock::now();
+  ExpireTimers(now);
+  if (listeners_resume_at_ != std::chrono::steady_clock::time_point{} &&
+      now >= listeners_resume_at_) {
+    listeners_resume_at_ = {};
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      if (!listeners_[i].paused) continue;
+      listeners_[i].paused = false;
+      if (uring_) {
+        // The ring's poll stays armed but reports only new arrivals:
+        // accept whatever waited during the pause now.
+        AcceptReady(i);
+        continue;
+      }
+      epoll_event e{};
+      e.events = EPOLLIN;
+      e.data.u64 = kListenerTag | i;
+      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &e);
+    }
+  }
+  busy_ns_.fetch_add(
+      static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - woke)
+              .count()),
+      std::memory_order_relaxed);
+  wakeups_.fetch_add(1, std::memory_order_relaxed);
+  return now;
+}
+
+void EventLoop::PauseListener(size_t index) {
+  listeners_[index].paused = true;
+  listeners_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
+  if (uring_) return;  // its CQEs are ignored while paused
+  epoll_event e{};
+  e.events = 0;
+  e.data.u64 = kListenerTag | index;
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[index].fd, &e);
+}
+
+void EventLoop::HandleCqe(const io_uring_cqe& cqe) {
+  const uint64_t kind = cqe.user_data & kKindMask;
+  const int res = cqe.res;
+  switch (kind) {
+    case kRingWake:
+      ArmWake();
+      return;
+    case kRingListener: {
+      size_t index = static_cast<size_t>(cqe.user_data >> 3);
+      if (index >= listeners_.size() || listeners_[index].fd < 0) return;
+      if (!(cqe.flags & IORING_CQE_F_MORE)) ArmListener(index);
+      if (!listeners_[index].paused) AcceptReady(index);
+      return;
+    }
+    case kRingRecv: {
+      Connection* c = RingConn(cqe.user_data);
+      if (res > 0) {
+        unsigned bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+        c->HandleReceived(uring_->Buffer(bid), res);
+        uring_->ReturnBuffer(bid);
+      } else {
+        c->HandleReceived(nullptr, res);
+      }
+      ReleaseOp(c);
+      return;
+    }
+    case kRingSend: {
+      Connection* c = RingConn(cqe.user_data);
+      c->RingSendDone(res);
+      ReleaseOp(c);
+      return;
+    }
+    case kRingPollOut: {
+      Connection* c = RingConn(cqe.user_data);
+      c->HandlePollOut();
+      ReleaseOp(c);
+      return;
+    }
+    default:
+      return;  // kRingIgnore
+  }
+}
+
+void EventLoop::ReapNotices() {
+  uring_->ReapNotices([this](uint64_t tag) {
+    Connection* c = RingConn(tag);
+    c->RingSendDone(std::nullopt);
+    ReleaseOp(c);
+  });
+}
+
+void EventLoop::ArmWake() {
+  io_uring_sqe* sqe = uring_->Sqe();
+  io_uring_prep_read(sqe, wakefd_, &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(sqe, kRingWake);
+}
+
+void EventLoop::ArmListener(size_t index) {
+  io_uring_sqe* sqe = uring_->Sqe();
+  io_uring_prep_poll_multishot(sqe, listeners_[index].fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, (uint64_t{index} << 3) | kRingListener);
+}
+
+// A connection with requests in the ring is kept alive by a reference of
+// its own until the last of them completes: the kernel may still write
+// into its buffers.
+void EventLoop::HoldOp(Connection* c) {
+  if (c->ring_ops_++ == 0) c->ring_self_ = c->shared_from_this();
+  ++ring_ops_;
+}
+
+void EventLoop::ReleaseOp(Connection* c) {
+  --ring_ops_;
+  if (--c->ring_ops_ == 0) {
+    std::shared_ptr<Connection> last = std::move(c->ring_self_);
+  }
+}
+
+void EventLoop::PrepRecv(Connection* c) {
+  io_uring_sqe* sqe = uring_->Sqe();
+  io_uring_prep_recv(sqe, c->fd_, nullptr, Uring::kBufferBytes, 0);
+  // Armed right after the last bytes were taken, so the socket is nearly
+  // always empty now: wait for data first instead of trying a receive that
+  // would only say EAGAIN (a wasted pass through the socket per request).
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = Uring::kBufferGroup;
+  io_uring_sqe_set_data64(sqe, RingTag(c, kRingRecv));
+  HoldOp(c);
+}
+
+void EventLoop::PrepPollOut(Connection* c) {
+  io_uring_sqe* sqe = uring_->Sqe();
+  io_uring_prep_poll_add(sqe, c->fd_, POLLOUT);
+  io_uring_sqe_set_data64(sqe, RingTag(c, kRingPollOut));
+  HoldOp(c);
+}
+
+void EventLoop::PrepSend(Connection* c) {
+  // The pair must go in one submission, or the link would end between them.
+  io_uring_sqe* send = uring_->Sqe(2);
+  // MSG_WAITALL: the ring retries a partial send itself (stream sockets),
+  // so success means every byte is queued; MSG_NOSIGNAL: EPIPE, not SIGPIPE.
+  io_uring_prep_sendmsg(send, c->fd_, &c->ring_msg_,
+                        MSG_NOSIGNAL | MSG_WAITALL);
+  send->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(send, RingTag(c, kRingSend));
+  io_uring_sqe* notice = io_uring_get_sqe(uring_->ring());
+  io_uring_prep_msg_ring(notice, uring_->notice_fd(), 0,
+                         RingTag(c, kRingNotice), 0);
+  notice->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(notice, kRingIgnore);
+  HoldOp(c);
+}
+
+void EventLoop::DrainRing() {
+  // Every connection is shut down: its receive, poll and send requests end
+  // promptly (EOF, POLLHUP, EPIPE). Wait for them, bounded, so no buffer or
+  // connection is freed under the kernel.
+  io_uring* ring = uring_->ring();
+  for (int round = 0; round < 500 && ring_ops_ > 0; ++round) {
+    __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    io_uring_cqe* first = nullptr;
+    io_uring_submit_and_wait_timeout(ring, &first, 1, &ts, nullptr);
+    ReapNotices();
+    io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      HandleCqe(*cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(ring, seen);
+    RunPosted();
+  }
+  if (ring_ops_ > 0) {
+    log::Error("rpc: {}: {} io_uring requests did not finish at stop",
+               options_.name, ring_ops_);
+  }
 }
 
 void EventLoop::CloseAll() {
@@ -259,12 +537,7 @@ void EventLoop::AcceptReady(size_t index) {
       // accepting for a moment instead of spinning.
       log::Error("rpc: {}: accept: {}; pausing accepts for {} ms",
                  options_.name, std::strerror(errno), kAcceptBackoff.count());
-      epoll_event e{};
-      e.events = 0;
-      e.data.u64 = kListenerTag | index;
-      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd, &e);
-      listeners_[index].paused = true;
-      listeners_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
+      PauseListener(index);
       return;
     }
     std::string peer = FormatSockaddr(reinterpret_cast<const sockaddr*>(&ss));
@@ -315,6 +588,10 @@ std::shared_ptr<Connection> EventLoop::Register(int fd, std::string peer,
     conns_.emplace(conn->id(), conn);
   }
   std::lock_guard<std::mutex> lock(conn->mu_);
+  if (uring_) {
+    conn->UpdateInterestLocked();  // arms its receive on the loop thread
+    return conn;
+  }
   conn->interest_ = EPOLLIN | EPOLLRDHUP;
   epoll_event ev{};
   ev.events = conn->interest_;
@@ -440,6 +717,25 @@ void EventLoop::NoteEarliestLocked() {
       std::memory_order_release);
 }
 
+std::optional<Backend> ParseBackend(std::string_view text) {
+  if (text == "auto") return Backend::kAuto;
+  if (text == "epoll") return Backend::kEpoll;
+  if (text == "io_uring") return Backend::kIoUring;
+  return std::nullopt;
+}
+
+const char* BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kAuto:
+      return "auto";
+    case Backend::kEpoll:
+      return "epoll";
+    case Backend::kIoUring:
+      return "io_uring";
+  }
+  return "?";
+}
+
 void EventLoop::SetInterest(int fd, uint64_t id, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
@@ -448,6 +744,8 @@ void EventLoop::SetInterest(int fd, uint64_t id, uint32_t events) {
 }
 
 void EventLoop::Unregister(int fd) {
+  // io_uring: the caller's shutdown(2) ends the connection's requests.
+  if (uring_) return;
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 

@@ -1,14 +1,14 @@
 #pragma once
 
-// The epoll event loop shared by Server and Client.
+// The event loop shared by Server and Client.
 //
-// One thread waits on epoll for: listening sockets (accept), connections
-// (readable: parse records, answer CALLs a program's inline handler takes
-// (program.h) and hand the rest to the worker pool, route REPLYs to
-// waiters; writable: flush queued replies), an eventfd (wake-ups for posted
-// tasks and timers). Workers write their replies directly when the socket
-// takes them and leave the rest to the loop (EPOLLOUT), so a reply costs no
-// thread hop in the common case.
+// One thread waits (io_uring or epoll, see Backend) for: listening sockets
+// (accept), connections (readable: parse records, answer CALLs a program's
+// inline handler takes (program.h) and hand the rest to the worker pool,
+// route REPLYs to waiters; writable: flush queued replies), an eventfd
+// (wake-ups for posted tasks and timers). Workers write their replies
+// directly when the socket takes them and leave the rest to the loop
+// (POLLOUT), so a reply costs no thread hop in the common case.
 //
 // Backpressure, per connection: while `max_inflight_per_connection` calls are
 // being served, or `max_output_bytes_per_connection` reply bytes wait to be
@@ -17,6 +17,14 @@
 // exception is a connection with our own outgoing calls pending (callbacks on
 // the backchannel): it keeps being read, up to a hard cap of queued calls, so
 // that their REPLYs can arrive even when every worker waits for one.
+//
+// Backends: with io_uring (kernel 5.19+; rpc/uring.h) a connection's
+// receive is armed in the ring and an inline reply is sent by the same
+// io_uring_enter that waits for the next request: one syscall per request
+// answered on the loop thread, against three with epoll (epoll_wait, read,
+// sendmsg). Replies from workers are written directly either way (sendmsg
+// under the connection's lock); one sent by the ring holds later ones back
+// until it is done, so records never interleave.
 //
 // Most users want Server or Client; this header is for them and for tests.
 //
@@ -34,9 +42,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "rpc/connection.h"
@@ -44,7 +55,19 @@
 #include "rpc/status.h"
 #include "rpc/worker_pool.h"
 
+struct io_uring_cqe;
+
 namespace rpc {
+
+class Uring;  // rpc/uring.h
+
+// Which kernel interface the loop waits with. kAuto: io_uring when this
+// kernel and process allow it (not disabled by sysctl or seccomp, every
+// needed opcode present), else epoll; Start logs the choice.
+enum class Backend { kAuto, kEpoll, kIoUring };
+// "auto", "epoll", "io_uring" (config files and flags).
+std::optional<Backend> ParseBackend(std::string_view text);
+const char* BackendName(Backend backend);
 
 // Knobs shared by Server and Client (defaults suit an NFS server).
 struct EndpointOptions {
@@ -61,6 +84,8 @@ struct EndpointOptions {
   size_t max_output_bytes_per_connection = 16u << 20;
   // Accepted connections beyond this are closed at once (with a warning).
   size_t max_connections = 4096;
+  // kIoUring fails Start when io_uring is unusable; kAuto falls back.
+  Backend backend = Backend::kAuto;
   // Run on the event-loop thread when a connection is accepted (on_open;
   // not for Adopt, whose caller already holds the connection), and once
   // when any connection closes, for whatever reason (on_close). Must not
@@ -71,10 +96,11 @@ struct EndpointOptions {
 };
 
 // What the loop thread did since Start (read from any thread). busy_ns
-// is the time from each epoll_wait return to the next call: the loop's own
-// work (reads, inline handlers, replies written, hand-offs), not the time it
-// slept. With every call answered inline, busy_ns / calls is the server time
-// per call (docs/performance.md, issue 4 item 12).
+// is the time from each wait's return (epoll_wait, io_uring_enter) to the
+// next wait: the loop's own work (reads, inline handlers, replies written,
+// hand-offs), not the time it slept. With every call answered inline,
+// busy_ns / calls is the server time per call (docs/performance.md, issue 4
+// item 12).
 struct LoopStats {
   uint64_t busy_ns = 0;
   uint64_t wakeups = 0;
@@ -109,6 +135,10 @@ class EventLoop {
 
   const EndpointOptions& options() const { return options_; }
   LoopStats stats() const;
+  // kEpoll or kIoUring: the backend serving (decided at construction).
+  Backend backend() const {
+    return uring_ ? Backend::kIoUring : Backend::kEpoll;
+  }
 
  private:
   friend class Connection;
@@ -119,6 +149,24 @@ class EventLoop {
   };
 
   void Run();
+  void RunEpoll();
+  void RunUring();
+  // The work after each wake-up common to both backends: posted tasks,
+  // timers, accept pauses, statistics. Returns the new "now".
+  std::chrono::steady_clock::time_point AfterWake(
+      std::chrono::steady_clock::time_point woke);
+  void PauseListener(size_t index);
+  // --- io_uring backend, loop thread ---
+  void HandleCqe(const io_uring_cqe& cqe);
+  void ReapNotices();
+  void ArmListener(size_t index);
+  void ArmWake();
+  void PrepRecv(Connection* c);
+  void PrepPollOut(Connection* c);
+  void PrepSend(Connection* c);
+  void HoldOp(Connection* c);
+  void ReleaseOp(Connection* c);
+  void DrainRing();
   void Wake();
   void Post(std::function<void()> fn);
   void RunPosted();
@@ -142,8 +190,15 @@ class EventLoop {
   const Registry* const registry_;
   WorkerPool* const pool_;
 
-  int epfd_ = -1;
+  int epfd_ = -1;  // epoll backend
   int wakefd_ = -1;
+  std::unique_ptr<Uring> uring_;  // io_uring backend
+  std::string uring_error_;       // why not, when it was wanted
+  uint64_t wake_value_ = 0;       // io_uring: the armed eventfd read's target
+  size_t ring_ops_ = 0;           // io_uring: requests holding a connection
+  // io_uring: connections waiting for their ring send to finish; while
+  // any do, finished sends signal the eventfd (rpc/uring.h).
+  std::unordered_set<Connection*> notice_waiters_;
   std::vector<Listener> listeners_;  // loop thread after Start
   std::vector<uint8_t> scratch_;     // loop thread: read buffer
   std::thread thread_;

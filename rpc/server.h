@@ -83,6 +83,8 @@ class Server {
     return loop_.Connections();
   }
   LoopStats loop_stats() const { return loop_.stats(); }
+  // The event-loop backend serving (EndpointOptions::backend resolved).
+  Backend backend() const { return loop_.backend(); }
 
  private:
   ServerOptions options_;

@@ -17,6 +17,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -128,9 +129,24 @@ class RawConn {
   RecordReader reader_{1u << 24};
 };
 
-class ServerTest : public ::testing::Test {
+// Whether this kernel and process let the loop use io_uring.
+bool UringUsable() {
+  static const bool usable = [] {
+    WorkerPool pool(1, "probe");
+    Registry registry;
+    EventLoop loop(EndpointOptions{}, &registry, &pool);
+    return loop.backend() == Backend::kIoUring;
+  }();
+  return usable;
+}
+
+// Every test runs against both event-loop backends.
+class ServerTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
+    if (GetParam() == Backend::kIoUring && !UringUsable()) {
+      GTEST_SKIP() << "io_uring unusable here";
+    }
     log::SetLevel(log::Level::kWarning);
     log::SetSink([this](log::Level level, std::string_view line) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -146,6 +162,7 @@ class ServerTest : public ::testing::Test {
   void StartServer(ServerOptions opts = {}) {
     opts.host = "127.0.0.1";
     opts.port = 0;
+    opts.endpoint.backend = GetParam();
     opts.on_worker_start = [this](size_t) { ++workers_started_; };
     opts.endpoint.on_close = [this](const std::shared_ptr<Connection>& c) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -160,6 +177,7 @@ class ServerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Client> Connect(ClientOptions opts = {}) {
+    opts.endpoint.backend = GetParam();
     Result<std::unique_ptr<Client>> c =
         Client::Connect("127.0.0.1", server_->port(), std::move(opts));
     EXPECT_TRUE(c.ok()) << c.status().ToString();
@@ -256,6 +274,13 @@ class ServerTest : public ::testing::Test {
           if (v == 99) throw std::runtime_error("inline handler bug");
           if (v % 2 != 0 || !ctx.on_loop_thread) return std::nullopt;
           return Reply::Success(U32(v + 1000));
+        })
+        // 9: inline, answers n bytes of the pattern (i & 0xff) (n = arg).
+        .OnInline(9, [](const CallContext&, std::span<const uint8_t> args)
+                      -> std::optional<Reply> {
+          std::vector<uint8_t> out(AsU32(args));
+          for (size_t i = 0; i < out.size(); ++i) out[i] = i & 0xff;
+          return Reply::Success(std::move(out));
         });
   }
 
@@ -291,7 +316,7 @@ class ServerTest : public ::testing::Test {
   std::vector<std::string> logs_;
 };
 
-TEST_F(ServerTest, NullProcedure) {
+TEST_P(ServerTest, NullProcedure) {
   StartServer();
   auto client = Connect();
   ASSERT_NE(client, nullptr);
@@ -302,7 +327,7 @@ TEST_F(ServerTest, NullProcedure) {
   EXPECT_TRUE(client->Call(kToyProg, 2, 0, {}).ok());
 }
 
-TEST_F(ServerTest, WorkersRunStartHooksAndExposeTheirIndex) {
+TEST_P(ServerTest, WorkersRunStartHooksAndExposeTheirIndex) {
   ServerOptions opts;
   opts.worker_threads = 3;
   StartServer(opts);
@@ -315,7 +340,7 @@ TEST_F(ServerTest, WorkersRunStartHooksAndExposeTheirIndex) {
   EXPECT_EQ(workers_started_.load(), 3);
 }
 
-TEST_F(ServerTest, HandlersSeeRecordSizeAndPeerAddress) {
+TEST_P(ServerTest, HandlersSeeRecordSizeAndPeerAddress) {
   StartServer();
   auto client = Connect();
   Result<ReplyBody> r = client->Call(Opts(7), std::vector<uint8_t>(12, 0));
@@ -329,7 +354,7 @@ TEST_F(ServerTest, HandlersSeeRecordSizeAndPeerAddress) {
             ntohs(reinterpret_cast<const sockaddr_in*>(&mine)->sin_port));
 }
 
-TEST_F(ServerTest, RepliesLeaveInCompletionOrder) {
+TEST_P(ServerTest, RepliesLeaveInCompletionOrder) {
   StartServer();
   RawConn c(server_->port());
   // A slow call then a fast one, in one write on one connection.
@@ -347,7 +372,7 @@ TEST_F(ServerTest, RepliesLeaveInCompletionOrder) {
 
 // Inline handlers (Program::OnInline) answer on the event-loop thread; what
 // they decline is served by the worker handler as before.
-TEST_F(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
+TEST_P(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
   StartServer();
   auto client = Connect();
   ASSERT_NE(client, nullptr);
@@ -376,7 +401,7 @@ TEST_F(ServerTest, InlineHandlersAnswerOnTheLoopAndDeclineToWorkers) {
   EXPECT_GT(after.busy_ns, before.busy_ns);
 }
 
-TEST_F(ServerTest, InlineRepliesOvertakeWorkersAndInterleave) {
+TEST_P(ServerTest, InlineRepliesOvertakeWorkersAndInterleave) {
   StartServer();
   RawConn c(server_->port());
   // A slow worker call, then an inline one, in one write: the inline reply
@@ -415,7 +440,7 @@ TEST_F(ServerTest, InlineRepliesOvertakeWorkersAndInterleave) {
   EXPECT_EQ(seen.size(), 200u);
 }
 
-TEST_F(ServerTest, OutOfOrderThroughTheClient) {
+TEST_P(ServerTest, OutOfOrderThroughTheClient) {
   StartServer();
   auto client = Connect();
   auto slow = std::async(std::launch::async, [&] {
@@ -431,7 +456,7 @@ TEST_F(ServerTest, OutOfOrderThroughTheClient) {
   EXPECT_LT(fast_done - fast_start, 300ms);
 }
 
-TEST_F(ServerTest, HundredConcurrentCallsFromEightThreads) {
+TEST_P(ServerTest, HundredConcurrentCallsFromEightThreads) {
   StartServer();
   auto client = Connect();
   constexpr int kThreads = 8;
@@ -463,7 +488,7 @@ TEST_F(ServerTest, HundredConcurrentCallsFromEightThreads) {
   EXPECT_GT(max_concurrent_.load(), 1);
 }
 
-TEST_F(ServerTest, ProgramVersionProcedureAndArgumentErrors) {
+TEST_P(ServerTest, ProgramVersionProcedureAndArgumentErrors) {
   StartServer();
   auto client = Connect();
   EXPECT_TRUE(client->Call(kToyProg + 7, 1, 0, {}).status().IsProgUnavail());
@@ -482,7 +507,7 @@ TEST_F(ServerTest, ProgramVersionProcedureAndArgumentErrors) {
   EXPECT_EQ(AsU32(good->results()), 42u);
 }
 
-TEST_F(ServerTest, RpcVersionMismatch) {
+TEST_P(ServerTest, RpcVersionMismatch) {
   StartServer();
   RawConn c(server_->port());
   XdrEncoder e;
@@ -498,7 +523,7 @@ TEST_F(ServerTest, RpcVersionMismatch) {
   EXPECT_EQ(st.mismatch_high(), 2u);
 }
 
-TEST_F(ServerTest, AuthSysIsDecodedAndOtherFlavorsRefused) {
+TEST_P(ServerTest, AuthSysIsDecodedAndOtherFlavorsRefused) {
   StartServer();
   AuthSysParms sys;
   sys.stamp = 99;
@@ -539,7 +564,7 @@ TEST_F(ServerTest, AuthSysIsDecodedAndOtherFlavorsRefused) {
   EXPECT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
 }
 
-TEST_F(ServerTest, OversizeRecordClosesOnlyThatConnection) {
+TEST_P(ServerTest, OversizeRecordClosesOnlyThatConnection) {
   ServerOptions opts;
   opts.endpoint.max_record_size = 64 * 1024;
   StartServer(opts);
@@ -571,7 +596,7 @@ TEST_F(ServerTest, OversizeRecordClosesOnlyThatConnection) {
   EXPECT_LE(server_->Connections().size(), before);
 }
 
-TEST_F(ServerTest, GarbageAndTruncatedRecordsKeepTheServerAlive) {
+TEST_P(ServerTest, GarbageAndTruncatedRecordsKeepTheServerAlive) {
   StartServer();
   std::mt19937 rng(99);
   {
@@ -619,7 +644,7 @@ TEST_F(ServerTest, GarbageAndTruncatedRecordsKeepTheServerAlive) {
   EXPECT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
 }
 
-TEST_F(ServerTest, MultiFragmentAndPipelinedCalls) {
+TEST_P(ServerTest, MultiFragmentAndPipelinedCalls) {
   StartServer();
   RawConn c(server_->port());
   // One call in 3-byte fragments.
@@ -650,7 +675,7 @@ TEST_F(ServerTest, MultiFragmentAndPipelinedCalls) {
   EXPECT_EQ(xids.size(), 50u);
 }
 
-TEST_F(ServerTest, HalfClosedClientStillGetsItsReplies) {
+TEST_P(ServerTest, HalfClosedClientStillGetsItsReplies) {
   StartServer();
   RawConn c(server_->port());
   c.Send(FrameRecord(CallRecord(5, kToyProg, 1, 2, {}, U32(200))));
@@ -661,7 +686,7 @@ TEST_F(ServerTest, HalfClosedClientStillGetsItsReplies) {
   EXPECT_TRUE(c.WaitClosed());
 }
 
-TEST_F(ServerTest, InFlightWindowBoundsConcurrencyPerConnection) {
+TEST_P(ServerTest, InFlightWindowBoundsConcurrencyPerConnection) {
   ServerOptions opts;
   opts.endpoint.max_inflight_per_connection = 2;
   StartServer(opts);
@@ -676,7 +701,7 @@ TEST_F(ServerTest, InFlightWindowBoundsConcurrencyPerConnection) {
   EXPECT_LE(max_concurrent_.load(), 2);
 }
 
-TEST_F(ServerTest, CloseHookRunsWhenClientLeaves) {
+TEST_P(ServerTest, CloseHookRunsWhenClientLeaves) {
   StartServer();
   auto client = Connect();
   ASSERT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
@@ -688,7 +713,7 @@ TEST_F(ServerTest, CloseHookRunsWhenClientLeaves) {
   EXPECT_FALSE(conns[0]->IsOpen());
 }
 
-TEST_F(ServerTest, StopFailsOutstandingCallsAndJoins) {
+TEST_P(ServerTest, StopFailsOutstandingCallsAndJoins) {
   StartServer();
   auto client = Connect();
   auto start = std::chrono::steady_clock::now();
@@ -717,7 +742,7 @@ Program CallbackProgram(std::atomic<int>* served,
           });
 }
 
-TEST_F(ServerTest, ServerCallsClientOnItsConnection) {
+TEST_P(ServerTest, ServerCallsClientOnItsConnection) {
   StartServer();
   auto client = Connect();
   std::atomic<int> served{0};
@@ -747,7 +772,7 @@ TEST_F(ServerTest, ServerCallsClientOnItsConnection) {
   EXPECT_EQ(got.get_future().get(), 8u);
 }
 
-TEST_F(ServerTest, CallbackDuringAForeChannelCall) {
+TEST_P(ServerTest, CallbackDuringAForeChannelCall) {
   StartServer();
   auto client = Connect();
   std::atomic<int> served{0};
@@ -759,7 +784,7 @@ TEST_F(ServerTest, CallbackDuringAForeChannelCall) {
   EXPECT_EQ(served.load(), 1);
 }
 
-TEST_F(ServerTest, BackchannelErrors) {
+TEST_P(ServerTest, BackchannelErrors) {
   StartServer();
   auto client = Connect();
   ASSERT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
@@ -794,7 +819,7 @@ TEST_F(ServerTest, BackchannelErrors) {
   EXPECT_TRUE(conn->Call(o, U32(1)).status().IsClosed());
 }
 
-TEST_F(ServerTest, ClientCallsFailCleanlyAfterServerGoesAway) {
+TEST_P(ServerTest, ClientCallsFailCleanlyAfterServerGoesAway) {
   StartServer();
   auto client = Connect();
   ASSERT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
@@ -804,6 +829,178 @@ TEST_F(ServerTest, ClientCallsFailCleanlyAfterServerGoesAway) {
   EXPECT_TRUE(
       Client::Connect("127.0.0.1", server_->port(), {}).status().IsIoError());
 }
+
+TEST_P(ServerTest, ServesWithTheBackendAsked) {
+  StartServer();
+  EXPECT_EQ(server_->backend(), GetParam());
+  auto client = Connect();
+  ASSERT_TRUE(client->Call(kToyProg, 1, 0, {}).ok());
+}
+
+TEST_P(ServerTest, PeerClosingWithAReceivePendingRunsOnCloseOnce) {
+  StartServer();
+  for (int round = 0; round < 20; ++round) {
+    auto c = std::make_unique<RawConn>(server_->port());
+    std::shared_ptr<Connection> conn;
+    for (int i = 0; i < 500 && !conn; ++i) {
+      for (auto& x : server_->Connections()) conn = x;
+      if (!conn) std::this_thread::sleep_for(2ms);
+    }
+    ASSERT_NE(conn, nullptr);
+    if (round % 2) c->Send(std::vector<uint8_t>{0x80, 0, 0});  // half a mark
+    c.reset();
+    ASSERT_TRUE(WaitForClose(conn->id()));
+    EXPECT_FALSE(conn->IsOpen());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(closed_ids_.size(), 20u);
+}
+
+TEST_P(ServerTest, StopWithManyConnectionsMidRequest) {
+  StartServer();
+  std::vector<std::unique_ptr<RawConn>> conns;
+  for (uint32_t i = 0; i < 64; ++i) {
+    conns.push_back(std::make_unique<RawConn>(server_->port()));
+    std::vector<uint8_t> call =
+        FrameRecord(CallRecord(i, kToyProg, 1, 2, {}, U32(50)));
+    if (i % 2) call.resize(call.size() - 2);  // a record cut short
+    conns.back()->Send(call);
+  }
+  for (int i = 0; i < 500 && server_->Connections().size() < 64; ++i) {
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_EQ(server_->Connections().size(), 64u);
+  server_->Stop();
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(closed_ids_.size(), 64u);
+}
+
+TEST_P(ServerTest, InlineReplyLargerThanTheSocketBuffer) {
+  StartServer();
+  RawConn c(server_->port());
+  // 8 MiB answered on the loop thread to a peer that does not read yet:
+  // the send cannot finish at once (short sends, then completion later).
+  constexpr uint32_t kBig = 8u << 20;
+  c.Send(Cat(FrameRecord(CallRecord(1, kToyProg, 1, 9, {}, U32(kBig))),
+             FrameRecord(CallRecord(2, kToyProg, 1, 9, {}, U32(100)))));
+  std::this_thread::sleep_for(200ms);
+  // A worker's reply queued behind it must not cut into it.
+  c.Send(FrameRecord(CallRecord(3, kToyProg, 1, 1, {}, U32(7))));
+  std::map<uint32_t, size_t> sizes;
+  for (int i = 0; i < 3; ++i) {
+    auto rec = c.ReadRecord(20000ms);
+    ASSERT_TRUE(rec) << "reply " << i << " missing";
+    Result<size_t> off = DecodeReply(*rec);
+    ASSERT_TRUE(off.ok());
+    auto body = std::span<const uint8_t>(*rec).subspan(*off);
+    uint32_t xid = PeekMessage(*rec)->xid;
+    sizes[xid] = body.size();
+    if (xid != 3) {
+      for (size_t j = 0; j < body.size(); j += 4093) {
+        ASSERT_EQ(body[j], j & 0xff) << "xid " << xid << " byte " << j;
+      }
+    }
+  }
+  EXPECT_EQ(sizes[1], kBig);
+  EXPECT_EQ(sizes[2], 100u);
+  EXPECT_EQ(sizes[3], 4u);
+}
+
+TEST_P(ServerTest, LoopAndWorkersReplyingOnOneConnectionNeverInterleave) {
+  StartServer();
+  RawConn c(server_->port());
+  // Inline replies (proc 9, loop thread) and worker replies (proc 1) on one
+  // connection at once, in bursts: every reply decodes, once, whole.
+  constexpr uint32_t kCalls = 3000;
+  std::thread sender([&] {
+    std::vector<uint8_t> burst;
+    for (uint32_t i = 0; i < kCalls; ++i) {
+      uint32_t proc = i % 3 == 0 ? 1 : 9;
+      burst = Cat(std::move(burst),
+                  FrameRecord(CallRecord(i, kToyProg, 1, proc, {},
+                                         U32(proc == 1 ? i : 300 + i % 700))));
+      if (burst.size() > 16384) {
+        c.Send(burst);
+        burst.clear();
+      }
+    }
+    c.Send(burst);
+  });
+  std::set<uint32_t> seen;
+  for (uint32_t i = 0; i < kCalls; ++i) {
+    auto rec = c.ReadRecord(10000ms);
+    if (!rec) break;
+    uint32_t xid = PeekMessage(*rec)->xid;
+    Result<size_t> off = DecodeReply(*rec);
+    ASSERT_TRUE(off.ok()) << "xid " << xid;
+    auto body = std::span<const uint8_t>(*rec).subspan(*off);
+    if (xid % 3 == 0) {
+      EXPECT_EQ(AsU32(body), xid);
+    } else {
+      EXPECT_EQ(body.size(), 300 + xid % 700) << "xid " << xid;
+    }
+    EXPECT_TRUE(seen.insert(xid).second) << "xid " << xid << " twice";
+  }
+  sender.join();
+  EXPECT_EQ(seen.size(), kCalls);
+}
+
+TEST_P(ServerTest, OutputBackpressurePausesAndResumesReading) {
+  ServerOptions opts;
+  opts.endpoint.max_output_bytes_per_connection = 64 * 1024;
+  StartServer(opts);
+  RawConn c(server_->port());
+  // 400 calls for 16 KiB each (6.4 MB) while not reading: the server must
+  // stop reading (TCP pushes back on our writes), then resume as we read.
+  constexpr uint32_t kCalls = 400;
+  std::thread sender([&] {
+    for (uint32_t i = 0; i < kCalls; ++i) {
+      c.Send(FrameRecord(CallRecord(i, kToyProg, 1, 9, {}, U32(16384))));
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  std::set<uint32_t> seen;
+  for (uint32_t i = 0; i < kCalls; ++i) {
+    auto rec = c.ReadRecord(10000ms);
+    if (!rec) break;
+    Result<size_t> off = DecodeReply(*rec);
+    ASSERT_TRUE(off.ok());
+    EXPECT_EQ(rec->size() - *off, 16384u);
+    seen.insert(PeekMessage(*rec)->xid);
+  }
+  sender.join();
+  EXPECT_EQ(seen.size(), kCalls);
+}
+
+TEST(BackendTest, NamesParseBackAndBadOnesAreRefused) {
+  for (Backend b : {Backend::kAuto, Backend::kEpoll, Backend::kIoUring}) {
+    EXPECT_EQ(ParseBackend(BackendName(b)), b);
+  }
+  EXPECT_EQ(ParseBackend("uring"), std::nullopt);
+  EXPECT_EQ(ParseBackend(""), std::nullopt);
+}
+
+TEST(BackendTest, AutoServesWithWhatTheKernelAllowsAndEpollIsForced) {
+  WorkerPool pool(1, "probe");
+  Registry registry;
+  EndpointOptions auto_opts;
+  EventLoop automatic(auto_opts, &registry, &pool);
+  EXPECT_EQ(automatic.backend(),
+            UringUsable() ? Backend::kIoUring : Backend::kEpoll);
+  EndpointOptions epoll_opts;
+  epoll_opts.backend = Backend::kEpoll;
+  EventLoop forced(epoll_opts, &registry, &pool);
+  EXPECT_EQ(forced.backend(), Backend::kEpoll);
+  ASSERT_TRUE(forced.Start().ok());
+  forced.Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, ServerTest,
+    ::testing::Values(Backend::kEpoll, Backend::kIoUring),
+    [](const ::testing::TestParamInfo<Backend>& info) {
+      return std::string(info.param == Backend::kEpoll ? "epoll" : "io_uring");
+    });
 
 }  // namespace
 }  // namespace rpc

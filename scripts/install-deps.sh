@@ -12,6 +12,7 @@ PACKAGES=(
   libfmt-dev libcli11-dev          # formatting; command-line parsing in tools
   libgtest-dev libgmock-dev        # tests
   libtirpc-dev rpcsvc-proto        # ONC RPC/XDR routines (rpc/); rpcgen for nfs41d/proto/nfs4_prot.x
+  liburing-dev                     # rpc/'s io_uring event loop (one syscall per inline request)
   libssl-dev                       # HMAC-SHA256 for nfs41d's filehandles; md5/sha checksums
   zlib1g-dev                       # adler32 checksums (libnamespace)
   libtomlplusplus-dev              # nfs41d's TOML config
