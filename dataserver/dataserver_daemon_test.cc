@@ -8,7 +8,9 @@ namespace {
 
 TEST_F(DaemonTest, CommittedDataSurvivesSigkillAndTheVerifierChanges) {
   const uint16_t port = rpc::FreeLoopbackPort().value();
-  const uint16_t no_mds = rpc::FreeLoopbackPort().value();  // nothing listens: it keeps retrying
+  // Nothing listens there: the data server keeps retrying its MDS.
+  uint16_t no_mds = rpc::FreeLoopbackPort().value();
+  while (no_mds == port) no_mds = rpc::FreeLoopbackPort().value();
   Proc p = Spawn(Args(port, no_mds), dir_ + "/log1");
   const Fh fh = Handle(TestKey(), 77);
   const std::string data = Pattern(300000, 9);
@@ -72,7 +74,8 @@ TEST_F(DaemonTest, BadArgumentsExitNonZeroWithAMessage) {
     std::vector<std::string> args;
     std::string message;
   };
-  const std::string port = "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
+  const std::string port =
+      "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
   const std::vector<Case> cases = {
       {{"--listen", port, "--mds", port, "--data-dir", dir_, "--bogus"},
        "bogus"},

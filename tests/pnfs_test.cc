@@ -132,7 +132,8 @@ class PnfsEndToEnd : public ::testing::Test {
       // The operator copies the MDS's key to each data server.
       std::filesystem::copy_file(o.data_dir + "/pnfs.key", dir + "/pnfs.key");
       ds_.push_back(
-          std::make_unique<DataServerProcess>(dir, rpc::FreeLoopbackPort().value(), mds_->port()));
+          std::make_unique<DataServerProcess>(
+              dir, rpc::FreeLoopbackPort().value(), mds_->port()));
       ds_.back()->Start();
     }
     ASSERT_TRUE(WaitUp(3)) << "three data servers register";
@@ -854,7 +855,8 @@ TEST_F(PnfsEndToEnd, CbNotifyDeviceIdWhenADataServerMovesOrComesBack) {
   DataServerProcess* mover = ProcessOf(dev->data_servers[0]);
   ASSERT_NE(mover, nullptr);
   mover->Kill();
-  const std::string moved = "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
+  const std::string moved =
+      "127.0.0.1:" + std::to_string(rpc::FreeLoopbackPort().value());
   mover->Start(moved);
   ASSERT_TRUE(client_->WaitForCallbacks(
       [](const auto& s) { return !s.device_changes.empty(); },
