@@ -13,6 +13,11 @@ namespace rpc {
 namespace {
 
 constexpr unsigned kEntries = 1024;
+// Each connection has at most a receive, a send and a POLLOUT in the ring,
+// and EndpointOptions::max_connections defaults to 4096: a completion queue
+// this large does not overflow even if all of them finish in one wait
+// (NODROP would keep an overflow, but submissions could then be refused).
+constexpr unsigned kCompletions = 16384;
 // Every connection has at most one send outstanding, so this bounds the
 // notices not yet read; the kernel keeps any excess (IORING_FEAT_NODROP).
 constexpr unsigned kNoticeEntries = 8192;
@@ -38,7 +43,8 @@ Result<std::unique_ptr<Uring>> Uring::Create(int wakefd) {
   int rc = -EINVAL;
   for (unsigned flags : kTries) {
     p = {};
-    p.flags = flags;
+    p.flags = flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = kCompletions;
     rc = io_uring_queue_init_params(kEntries, &u->ring_, &p);
     if (rc != -EINVAL) break;
   }
