@@ -318,23 +318,11 @@ std::string DataServer::Start() {
   };
   rpc_ = std::make_unique<rpc::Server>(ro);
   rpc_->Register(nfs41d::MakeNfs4Program(&ctx_));
-  if (rpc::Status s = rpc_->Start(); !s.ok()) {
-    rpc_.reset();
-    return "cannot listen on " + options_.host + ":" +
-           std::to_string(options_.port) + ": " + s.ToString();
-  }
-  if (!options_.metrics_host.empty()) {
-    metrics_server_ = std::make_unique<nfs41d::MetricsServer>(&metrics_);
-    if (std::string e = metrics_server_->Start(options_.metrics_host,
-                                               options_.metrics_port);
-        !e.empty()) {
-      rpc_->Stop();
-      rpc_.reset();
-      metrics_server_.reset();
-      return e;
-    }
-    rpc::log::Info("dataserver: metrics on http://{}:{}/metrics",
-                   options_.metrics_host, metrics_server_->port());
+  if (std::string e = nfs41d::StartRpcAndMetrics(
+          rpc_, options_.host, options_.port, metrics_server_, &metrics_,
+          options_.metrics_host, options_.metrics_port, "dataserver:");
+      !e.empty()) {
+    return e;
   }
   state_->StartReaper();
   rpc::log::Info("dataserver: serving {} on {}:{}", store_dir, options_.host,

@@ -11,7 +11,9 @@
 
 #include "nfs41d/compound.h"
 #include "nfs41d/status_map.h"
+#include "rpc/log.h"
 #include "rpc/net.h"
+#include "rpc/server.h"
 
 namespace nfs41d {
 namespace {
@@ -223,6 +225,31 @@ void MetricsServer::Serve(int fd) {
     if (n <= 0 && errno != EAGAIN) return;
     if (n > 0) off += static_cast<size_t>(n);
   }
+}
+
+std::string StartRpcAndMetrics(std::unique_ptr<rpc::Server>& rpc,
+                               const std::string& host, uint16_t port,
+                               std::unique_ptr<MetricsServer>& metrics_server,
+                               const Metrics* metrics,
+                               const std::string& metrics_host,
+                               uint16_t metrics_port, std::string_view who) {
+  if (rpc::Status s = rpc->Start(); !s.ok()) {
+    rpc.reset();
+    return "cannot listen on " + host + ":" + std::to_string(port) + ": " +
+           s.ToString();
+  }
+  if (metrics_host.empty()) return "";
+  metrics_server = std::make_unique<MetricsServer>(metrics);
+  if (std::string e = metrics_server->Start(metrics_host, metrics_port);
+      !e.empty()) {
+    rpc->Stop();
+    rpc.reset();
+    metrics_server.reset();
+    return e;
+  }
+  rpc::log::Info("{} metrics on http://{}:{}/metrics", who, metrics_host,
+                 metrics_server->port());
+  return "";
 }
 
 }  // namespace nfs41d

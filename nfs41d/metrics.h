@@ -24,8 +24,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+
+namespace rpc {
+class Server;
+}  // namespace rpc
 
 namespace nfs41d {
 
@@ -92,5 +98,17 @@ class MetricsServer {
   uint16_t port_ = 0;
   std::thread thread_;
 };
+
+// A daemon's start (nfs41d, dataserver): starts `rpc`, then, when
+// `metrics_host` is set, a MetricsServer for `metrics` into
+// `metrics_server` (logged as "<who> metrics on http://..."). On any failure
+// neither is left running and both pointers are reset. Returns "" or a
+// message naming what failed.
+std::string StartRpcAndMetrics(std::unique_ptr<rpc::Server>& rpc,
+                               const std::string& host, uint16_t port,
+                               std::unique_ptr<MetricsServer>& metrics_server,
+                               const Metrics* metrics,
+                               const std::string& metrics_host,
+                               uint16_t metrics_port, std::string_view who);
 
 }  // namespace nfs41d

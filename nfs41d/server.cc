@@ -203,23 +203,11 @@ std::string Nfs41Server::Start() {
   rpc_->Register(MakeNfs4Program(&ctx_));
   // Data servers register and heartbeat on the NFS port (docs/pnfs.md).
   rpc_->Register(pnfs_->MakeNsctlProgram());
-  if (rpc::Status s = rpc_->Start(); !s.ok()) {
-    rpc_.reset();
-    return "cannot listen on " + options_.host + ":" +
-           std::to_string(options_.port) + ": " + s.ToString();
-  }
-  if (!options_.metrics_host.empty()) {
-    metrics_server_ = std::make_unique<MetricsServer>(&metrics_);
-    if (std::string e = metrics_server_->Start(options_.metrics_host,
-                                               options_.metrics_port);
-        !e.empty()) {
-      rpc_->Stop();
-      rpc_.reset();
-      metrics_server_.reset();
-      return e;
-    }
-    rpc::log::Info("nfs41d metrics on http://{}:{}/metrics",
-                   options_.metrics_host, metrics_server_->port());
+  if (std::string e = StartRpcAndMetrics(
+          rpc_, options_.host, options_.port, metrics_server_, &metrics_,
+          options_.metrics_host, options_.metrics_port, "nfs41d");
+      !e.empty()) {
+    return e;
   }
   state_->StartReaper();
   pnfs_->Start();
