@@ -313,14 +313,7 @@ void EventLoop::RunUring() {
       break;
     }
     const auto woke = std::chrono::steady_clock::now();
-    ReapNotices();
-    io_uring_cqe* cqe;
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(ring, head, cqe) {
-      HandleCqe(*cqe);
-      ++seen;
-    }
-    io_uring_cq_advance(ring, seen);
+    HandleCompletions();
     now = AfterWake(woke);
   }
 }
@@ -410,6 +403,18 @@ void EventLoop::HandleCqe(const io_uring_cqe& cqe) {
   }
 }
 
+void EventLoop::HandleCompletions() {
+  ReapNotices();
+  io_uring* ring = uring_->ring();
+  io_uring_cqe* cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(ring, head, cqe) {
+    HandleCqe(*cqe);
+    ++seen;
+  }
+  io_uring_cq_advance(ring, seen);
+}
+
 void EventLoop::ReapNotices() {
   uring_->ReapNotices([this](uint64_t tag) {
     Connection* c = RingConn(tag);
@@ -491,14 +496,7 @@ void EventLoop::DrainRing() {
     __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(ring, &first, 1, &ts, nullptr);
-    ReapNotices();
-    io_uring_cqe* cqe;
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(ring, head, cqe) {
-      HandleCqe(*cqe);
-      ++seen;
-    }
-    io_uring_cq_advance(ring, seen);
+    HandleCompletions();
     RunPosted();
   }
   if (ring_ops_ > 0) {

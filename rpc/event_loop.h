@@ -157,6 +157,8 @@ class EventLoop {
       std::chrono::steady_clock::time_point woke);
   void PauseListener(size_t index);
   // --- io_uring backend, loop thread ---
+  // The notices, then every completion the main ring holds.
+  void HandleCompletions();
   void HandleCqe(const io_uring_cqe& cqe);
   void ReapNotices();
   void ArmListener(size_t index);
