@@ -63,6 +63,13 @@ EventLoop::EventLoop(EndpointOptions options, const Registry* registry,
       registry_(registry),
       pool_(pool) {
   wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  // Listeners are always watched by epoll, with the io_uring backend too
+  // (the ring then polls the epoll descriptor): a request in the ring holds
+  // its file, so a listener polled there directly would outlive a killed
+  // process by the ring's teardown, and a server restarted at once could
+  // not bind its port while clients were queued on the dead one. epoll
+  // holds no reference; the listener closes with the process.
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (wakefd_ >= 0 && options_.backend != Backend::kEpoll) {
     Result<std::unique_ptr<Uring>> u = Uring::Create(wakefd_);
     if (u.ok()) {
@@ -72,7 +79,6 @@ EventLoop::EventLoop(EndpointOptions options, const Registry* registry,
     uring_error_ = u.status().ToString();
   }
   scratch_.resize(kScratchBytes);
-  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ >= 0 && wakefd_ >= 0) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -92,7 +98,7 @@ EventLoop::~EventLoop() {
 }
 
 Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
-  if ((epfd_ < 0 && !uring_) || wakefd_ < 0) {
+  if (epfd_ < 0 || wakefd_ < 0) {
     return Status::IoError("epoll unavailable");
   }
   if (started_) return Status::InvalidArgument("Listen after Start");
@@ -106,8 +112,7 @@ Result<uint16_t> EventLoop::Listen(const std::string& host, uint16_t port) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenerTag | listeners_.size();
-  // io_uring: armed when the loop thread starts (the ring's only user).
-  if (!uring_ && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, *fd, &ev) != 0) {
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, *fd, &ev) != 0) {
     int err = errno;
     ::close(*fd);
     return Status::IoError(std::string("epoll_ctl: ") + std::strerror(err));
@@ -214,13 +219,7 @@ void EventLoop::Run() {
   }
   for (Listener& l : listeners_) {
     if (l.fd < 0) continue;
-    if (uring_) {
-      // The ring's poll holds the socket open past close(2); shutdown(2)
-      // stops the listening itself (new connections are refused at once).
-      ::shutdown(l.fd, SHUT_RDWR);
-    } else {
-      ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
-    }
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l.fd, nullptr);
     ::close(l.fd);
     l.fd = -1;
   }
@@ -285,7 +284,7 @@ void EventLoop::RunUring() {
   // optimization only; a refusal changes nothing else.
   io_uring_register_ring_fd(ring);
   ArmWake();
-  for (size_t i = 0; i < listeners_.size(); ++i) ArmListener(i);
+  if (!listeners_.empty()) ArmListeners();
   auto now = std::chrono::steady_clock::now();
   while (!stopping_) {
     // One io_uring_enter: submits what the last turn queued (the inline
@@ -329,16 +328,13 @@ std::chrono::steady_clock::time_point EventLoop::AfterWake(
     for (size_t i = 0; i < listeners_.size(); ++i) {
       if (!listeners_[i].paused) continue;
       listeners_[i].paused = false;
-      if (uring_) {
-        // The ring's poll stays armed but reports only new arrivals:
-        // accept whatever waited during the pause now.
-        AcceptReady(i);
-        continue;
-      }
       epoll_event e{};
       e.events = EPOLLIN;
       e.data.u64 = kListenerTag | i;
       ::epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &e);
+      // io_uring: what waited during the pause, now (not only on the next
+      // wake-up of the epoll descriptor).
+      if (uring_) AcceptReady(i);
     }
   }
   busy_ns_.fetch_add(
@@ -353,7 +349,6 @@ std::chrono::steady_clock::time_point EventLoop::AfterWake(
 void EventLoop::PauseListener(size_t index) {
   listeners_[index].paused = true;
   listeners_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
-  if (uring_) return;  // its CQEs are ignored while paused
   epoll_event e{};
   e.events = 0;
   e.data.u64 = kListenerTag | index;
@@ -368,10 +363,18 @@ void EventLoop::HandleCqe(const io_uring_cqe& cqe) {
       ArmWake();
       return;
     case kRingListener: {
-      size_t index = static_cast<size_t>(cqe.user_data >> 3);
-      if (index >= listeners_.size() || listeners_[index].fd < 0) return;
-      if (!(cqe.flags & IORING_CQE_F_MORE)) ArmListener(index);
-      if (!listeners_[index].paused) AcceptReady(index);
+      // Which listeners: epoll says (paused ones are not in its set).
+      epoll_event events[16];
+      const int n = ::epoll_wait(epfd_, events, 16, 0);
+      for (int i = 0; i < n; ++i) {
+        const size_t index =
+            static_cast<size_t>(events[i].data.u64 & ~kListenerTag);
+        if (index < listeners_.size() && listeners_[index].fd >= 0 &&
+            !listeners_[index].paused) {
+          AcceptReady(index);
+        }
+      }
+      if (!stopping_) ArmListeners();
       return;
     }
     case kRingRecv: {
@@ -429,10 +432,12 @@ void EventLoop::ArmWake() {
   io_uring_sqe_set_data64(sqe, kRingWake);
 }
 
-void EventLoop::ArmListener(size_t index) {
+void EventLoop::ArmListeners() {
+  // One-shot, re-armed after each accept round: a poll armed while the
+  // epoll set is still ready completes at once, so nothing is missed.
   io_uring_sqe* sqe = uring_->Sqe();
-  io_uring_prep_poll_multishot(sqe, listeners_[index].fd, POLLIN);
-  io_uring_sqe_set_data64(sqe, (uint64_t{index} << 3) | kRingListener);
+  io_uring_prep_poll_add(sqe, epfd_, POLLIN);
+  io_uring_sqe_set_data64(sqe, kRingListener);
 }
 
 // A connection with requests in the ring is kept alive by a reference of

@@ -161,7 +161,8 @@ class EventLoop {
   void HandleCompletions();
   void HandleCqe(const io_uring_cqe& cqe);
   void ReapNotices();
-  void ArmListener(size_t index);
+  // One poll of the listeners' epoll descriptor (see the constructor).
+  void ArmListeners();
   void ArmWake();
   void PrepRecv(Connection* c);
   void PrepPollOut(Connection* c);
