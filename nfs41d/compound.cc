@@ -670,6 +670,21 @@ rpc::Reply Serve(CompoundState& st, const rpc::CallContext& call,
 
 }  // namespace
 
+void HoldUntilDurable(ns::Namespace& ns, uint64_t ticket, rpc::Reply& reply) {
+  if (ticket == 0) return;
+  reply.SendAfter([&ns, ticket](std::function<void()> send) {
+    ns.WhenDurable(ticket, [send = std::move(send)](bool durable) {
+      if (durable) {
+        send();
+      } else {
+        rpc::log::Error(
+            "a reply was not sent: the change it acknowledges could not be "
+            "made durable (see the namespace's error; restart nfs41d)");
+      }
+    });
+  });
+}
+
 rpc::Program MakeNfs4Program(ServerContext* ctx) {
   rpc::Program p(NFS4_PROGRAM, NFS_V4, NFS_V4);
   p.WithNull().On(
@@ -677,7 +692,14 @@ rpc::Program MakeNfs4Program(ServerContext* ctx) {
       [ctx](const rpc::CallContext& call, std::span<const uint8_t> args) {
         CompoundState st(*ctx);
         InitState(st, call);
-        return Serve(st, call, args);
+        ctx->ns->TakeCommitTicket();  // an earlier caller's on this thread
+        rpc::Reply reply = Serve(st, call, args);
+        uint64_t ticket = ctx->ns->TakeCommitTicket();
+        // A slot's replayed reply was made by an earlier run whose commit
+        // may still be on its way to disk.
+        if (st.replay) ticket = std::max(ticket, ctx->ns->LatestCommitTicket());
+        HoldUntilDurable(*ctx->ns, ticket, reply);
+        return reply;
       });
   if (ctx->inline_compounds) {
     p.OnInline(NFSPROC4_COMPOUND,

@@ -235,6 +235,14 @@ std::optional<std::vector<uint8_t>> RunCompound(CompoundState& state,
 // nothing but `state`'s pinned entries.
 bool InlineCandidate(CompoundState& state, std::span<const uint8_t> args);
 
+// Holds `reply` back until the namespace's commit `ticket` is on disk
+// (ns::NamespaceOptions::defer_sync), so that no client is told of a change
+// that a crash could still undo (RFC 8881 §18.16.4, §18.25.4: the
+// server's reply to a modifying operation means it is on stable storage).
+// Ticket 0: nothing to wait for. A reply whose commit can never be made
+// durable is dropped (logged).
+void HoldUntilDurable(ns::Namespace& ns, uint64_t ticket, rpc::Reply& reply);
+
 // The NFSv4 program (100003 v4: NULL and COMPOUND) over `ctx`; COMPOUND
 // inline too if ctx->inline_compounds.
 rpc::Program MakeNfs4Program(ServerContext* ctx);

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "libnamespace/src/sqlite_backend_internal.h"
 #include "nfs41client/client.h"
 #include "nfs41d/data/data_store.h"
 #include "nfs41d/server.h"
@@ -64,12 +66,19 @@ class DataTest : public ::testing::Test {
     o.port = 0;
     o.data_dir = dir_;
     o.worker_threads = 2;
-    o.durable = false;
+    o.durable = durable_;
     o.state.max_operations = 16;
     o.flush_interval = flush_interval_;
     o.inline_max = inline_max_;
     server_ = std::make_unique<Nfs41Server>(o);
     ASSERT_EQ(server_->Start(), "");
+  }
+  void Restart() {
+    client_.reset();
+    server_.reset();
+    StartServer();
+    client_ = Connect();
+    ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
   }
   std::unique_ptr<Client> Connect(uint32_t uid = 0) {
     nfs41client::ClientOptions o;
@@ -116,6 +125,7 @@ class DataTest : public ::testing::Test {
   // These tests are about the data store: small files stay out of the
   // database (InlineDataTest below has them there).
   uint64_t inline_max_ = 0;
+  bool durable_ = false;  // SQLite synchronous (DurableDataTest)
   std::unique_ptr<Nfs41Server> server_;
   std::unique_ptr<Client> client_;
 };
@@ -754,6 +764,56 @@ TEST_F(DataTest, RenameOverOpenFileKeepsItsData) {
   EXPECT_FALSE(std::filesystem::exists(data_file));
 }
 
+// Durable SQLite, as nfs41d runs by default (NamespaceOptions::defer_sync):
+// a reply is sent only once its change is on disk, and a removed file's
+// bytes go only after that (else a crash could bring back the name without
+// its data).
+class DurableDataTest : public DataTest {
+ protected:
+  void SetUp() override {
+    durable_ = true;
+    DataTest::SetUp();
+  }
+};
+
+TEST_F(DurableDataTest, RemoveIsAnsweredOnlyOnceOnDiskAndThenItsDataGoes) {
+  Client::Opened g = Open("g", kWrite);
+  ASSERT_NFS(client_->WriteFile(g.fh, g.stateid, 0, "gone").status, NFS4_OK);
+  ASSERT_NFS(client_->CloseFile(g.fh, g.stateid).status, NFS4_OK);
+  Client::Opened k = Open("kept", kWrite);
+  ASSERT_NFS(client_->CloseFile(k.fh, k.stateid).status, NFS4_OK);
+  auto ino = client_->GetAttr(g.fh, Bits({FATTR4_FILEID}));
+  ASSERT_NFS(ino.status, NFS4_OK);
+  const std::string data_file =
+      dir_ + "/data/" + data::LocalDataPath(ino.value.fileid);
+  ASSERT_TRUE(std::filesystem::exists(data_file));
+
+  auto* backend = dynamic_cast<ns::sqlite_internal::SqliteBackend*>(
+      &server_->ns().backend());
+  ASSERT_NE(backend, nullptr);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  backend->SetSyncForTest([released](int fd) {
+    released.wait();
+    return ::fdatasync(fd);
+  });
+  std::future<nfsstat4> removed = std::async(std::launch::async, [&] {
+    return client_->Remove(Root(), "g").status;
+  });
+  EXPECT_EQ(removed.wait_for(std::chrono::milliseconds(300)),
+            std::future_status::timeout)
+      << "REMOVE answered before its commit was synced";
+  EXPECT_TRUE(std::filesystem::exists(data_file))
+      << "data removed before the unlink was on disk";
+  release.set_value();
+  EXPECT_NFS(removed.get(), NFS4_OK);
+  EXPECT_FALSE(std::filesystem::exists(data_file));
+
+  Restart();
+  EXPECT_NFS(client_->LookupPath("/g").status, NFS4ERR_NOENT);
+  EXPECT_NFS(client_->LookupPath("/kept").status, NFS4_OK);
+}
+
 TEST_F(DataTest, ExpiredClientStateIsReleased) {
   auto b = Second();
   auto bo = b->OpenFile(Root(), "e", kBoth, OPEN4_SHARE_DENY_BOTH, true);
@@ -992,13 +1052,6 @@ class InlineDataTest : public DataTest {
   void SetUp() override {
     inline_max_ = ServerOptions().inline_max;
     DataTest::SetUp();
-  }
-  void Restart() {
-    client_.reset();
-    server_.reset();
-    StartServer();
-    client_ = Connect();
-    ASSERT_EQ(client_->EstablishSession(), NFS4_OK);
   }
   ns::InodeId Ino(const Fh& fh) {
     auto a = client_->GetAttr(fh, Bits({FATTR4_FILEID}));

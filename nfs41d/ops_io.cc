@@ -239,13 +239,24 @@ nfsstat4 WriteSmallLocked(CompoundState& st, const ns::Attr& a,
   return ToNfsStat(MoveInlineOutLocked(ctx, a.ino, a.size));
 }
 
+// An unlinked inode's bytes go once its release is on disk (syncer thread
+// with ns::NamespaceOptions::defer_sync): were the server to stop before,
+// the namespace would come back naming a file without its data.
+void RemoveDataWhenDurable(ServerContext& ctx, ns::InodeId ino) {
+  data::DataStore* data = ctx.data;
+  ctx.ns->WhenDurable(ctx.ns->LatestCommitTicket(), [data, ino](bool durable) {
+    if (!durable) return;  // kept: the namespace may still name it
+    if (ns::Status s = data->Remove(ino); !s.ok()) {
+      rpc::log::Error("{}", s.ToString());
+    }
+  });
+}
+
 void ReleaseNow(ServerContext& ctx, ns::InodeId ino) {
   if (ns::Status s = ctx.ns->ReleaseOrphan(ino); !s.ok()) {
     rpc::log::Error("release of unlinked inode {}: {}", ino, s.ToString());
   }
-  if (ns::Status s = ctx.data->Remove(ino); !s.ok()) {
-    rpc::log::Error("{}", s.ToString());
-  }
+  RemoveDataWhenDurable(ctx, ino);
 }
 
 }  // namespace
@@ -343,9 +354,7 @@ void AfterUnlink(CompoundState& st, const ns::UnlinkResult& r) {
     if (!Opens(st.server).MarkOrphan(r.ino)) ReleaseNow(st.server, r.ino);
     return;
   }
-  if (ns::Status s = st.server.data->Remove(r.ino); !s.ok()) {
-    rpc::log::Error("{}", s.ToString());
-  }
+  RemoveDataWhenDurable(st.server, r.ino);
 }
 
 nfsstat4 PrepareTruncate(CompoundState& st, const stateid4& stateid,

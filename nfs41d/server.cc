@@ -34,6 +34,9 @@ std::string Nfs41Server::Start() {
   std::string uri = options_.db_uri;
   ns::NamespaceOptions nopts;
   nopts.durable = options_.durable;
+  // Replies wait for their commit's sync (HoldUntilDurable) instead of
+  // workers waiting in Write().
+  nopts.defer_sync = true;
   // PostgreSQL: one connection per worker, plus the flusher, reaper and
   // pNFS threads that also call the namespace, so that a worker never
   // waits for a connection while others wait for their commits. SQLite
@@ -202,7 +205,16 @@ std::string Nfs41Server::Start() {
   rpc_ = std::make_unique<rpc::Server>(ro);
   rpc_->Register(MakeNfs4Program(&ctx_));
   // Data servers register and heartbeat on the NFS port (docs/pnfs.md).
-  rpc_->Register(pnfs_->MakeNsctlProgram());
+  // Data servers act on what a reply tells them (a file's bytes to remove
+  // or cut): each reply waits until everything committed before it is on
+  // disk, not only its own changes.
+  ns::Namespace* nsp = ns_.get();
+  rpc_->Register(pnfs_->MakeNsctlProgram().Finally(
+      [nsp](const rpc::CallContext&, rpc::Reply& reply) {
+        const uint64_t own = nsp->TakeCommitTicket();
+        HoldUntilDurable(*nsp, std::max(own, nsp->LatestCommitTicket()),
+                         reply);
+      }));
   if (std::string e = StartRpcAndMetrics(
           rpc_, options_.host, options_.port, metrics_server_, &metrics_,
           options_.metrics_host, options_.metrics_port, "nfs41d");
@@ -262,6 +274,9 @@ void Nfs41Server::Stop() {
   // (Only if Start got as far as wiring the context: a start refused for
   // bad exports has nothing to flush.)
   if (ctx_.state && ctx_.ns && ctx_.data) FlushDirtyFiles(ctx_);
+  // Held replies and data removals (syncer callbacks) run now, while the
+  // data stores they use still exist.
+  if (ns_) ns_->AwaitDurable(ns_->LatestCommitTicket());
 }
 
 }  // namespace nfs41d

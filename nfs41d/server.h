@@ -40,13 +40,13 @@ struct ServerOptions {
   // Server secret (fh.key), the embedded namespace and the embedded data
   // store (<data_dir>/data) live here.
   std::string data_dir;
-  // Threads that run COMPOUNDs. A worker waits for its op's durable
-  // commit, and the SQLite writer's group commit (and PostgreSQL's shared
-  // WAL flush) can group only what waiting workers hand it: with 8
-  // workers, 16 busy clients got groups of at most 8 commits. 32 keeps
-  // groups as wide as 32 concurrent mutating COMPOUNDs; an idle worker
-  // costs a stack and nothing else. PostgreSQL's connection pool is sized
-  // to match (server.cc).
+  // Threads that run COMPOUNDs. On PostgreSQL a worker waits for its op's
+  // durable commit, and the shared WAL flush can group only what waiting
+  // workers hand it: with 8 workers, 16 busy clients got groups of at most
+  // 8 commits. 32 keeps groups as wide as 32 concurrent mutating
+  // COMPOUNDs; an idle worker costs a stack and nothing else. (On SQLite a
+  // worker waits for its group's COMMIT only; the reply waits for the
+  // sync.) PostgreSQL's connection pool is sized to match (server.cc).
   size_t worker_threads = 32;
   // SQLite durability (tests turn it off).
   bool durable = true;

@@ -350,7 +350,18 @@ void Connection::ServeCall(std::vector<uint8_t> record, size_t worker_index) {
     // it goes away.
     std::optional<ReplyMessage> reply = ProcessCall(
         *loop_->registry_, record, shared_from_this(), worker_index);
-    if (reply) Send(ReplyRecord(std::move(*reply), record));
+    if (reply && reply->hold) {
+      // Sent by whoever releases it; the worker and the call's in-flight
+      // slot are free now. Closed meanwhile: Send does nothing.
+      Reply::Hold hold = std::move(reply->hold);
+      hold([self = shared_from_this(),
+            out = std::make_shared<OutRecord>(
+                ReplyRecord(std::move(*reply), record))] {
+        self->Send(std::move(*out));
+      });
+    } else if (reply) {
+      Send(ReplyRecord(std::move(*reply), record));
+    }
   }
   FinishCall();
 }

@@ -44,6 +44,19 @@ Program& Program::OnInline(uint32_t proc, InlineHandler handler) {
   return *this;
 }
 
+Program& Program::Finally(
+    std::function<void(const CallContext&, Reply&)> finish) {
+  for (auto& [proc, handler] : procs_) {
+    handler = [inner = std::move(handler), finish](
+                  const CallContext& ctx, std::span<const uint8_t> args) {
+      Reply reply = inner(ctx, args);
+      finish(ctx, reply);
+      return reply;
+    };
+  }
+  return *this;
+}
+
 Reply Program::Dispatch(const CallContext& ctx,
                         std::span<const uint8_t> args) const {
   auto it = procs_.find(ctx.proc);
@@ -110,7 +123,7 @@ std::string PeerOf(const std::shared_ptr<Connection>& c) {
 
 InlineOutcome Send(const ReplyHeader& header,
                    std::vector<uint8_t> results = {}) {
-  return {true, ReplyMessage{header, std::move(results)}};
+  return {true, ReplyMessage{header, std::move(results), {}}};
 }
 
 InlineOutcome Accepted(uint32_t xid, uint32_t stat, uint32_t low = 0,
@@ -206,7 +219,10 @@ InlineOutcome Serve(const Registry& registry, std::span<const uint8_t> record,
     }
     return Accepted(h.xid, reply->stat());
   }
-  return Send(AcceptedReplyHeader(h.xid, kSuccess), reply->TakeResults());
+  InlineOutcome out =
+      Send(AcceptedReplyHeader(h.xid, kSuccess), reply->TakeResults());
+  out.reply->hold = reply->TakeHold();
+  return out;
 }
 
 }  // namespace

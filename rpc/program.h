@@ -92,6 +92,17 @@ class Reply {
   // retransmits), e.g. a duplicate of a call still in progress.
   static Reply Drop();
 
+  // Holds the reply back: instead of sending it, the connection calls
+  // `hold` with a function that sends it, which `hold` runs later on any
+  // thread (or never, to drop it), e.g. once what the reply acknowledges
+  // is on disk. Not for inline handlers.
+  using Hold = std::function<void(std::function<void()> send)>;
+  Reply& SendAfter(Hold hold) {
+    hold_ = std::move(hold);
+    return *this;
+  }
+  Hold TakeHold() { return std::move(hold_); }
+
   bool dropped() const { return kind_ == Kind::kDrop; }
   bool is_auth_error() const { return kind_ == Kind::kAuthError; }
   // accept_stat for an accepted reply; auth_stat for an auth error.
@@ -105,6 +116,7 @@ class Reply {
   Kind kind_;
   uint32_t stat_;
   std::vector<uint8_t> results_;
+  Hold hold_;
 };
 
 // Runs one procedure. `args` are the XDR-encoded arguments (the rest of the
@@ -134,6 +146,9 @@ class Program {
   // Registers an inline handler for `proc`, tried before `On`'s handler
   // (see the top of this file). REQUIRES: `proc` also has an On handler.
   Program& OnInline(uint32_t proc, InlineHandler handler);
+  // Runs `finish` on the reply of every worker handler registered so far
+  // (not the inline ones), e.g. to hold it back with Reply::SendAfter.
+  Program& Finally(std::function<void(const CallContext&, Reply&)> finish);
   bool has_inline() const { return !inline_procs_.empty(); }
 
   uint32_t number() const { return number_; }
@@ -191,6 +206,7 @@ class Registry {
 struct ReplyMessage {
   ReplyHeader header;
   std::vector<uint8_t> results;
+  Reply::Hold hold;  // see Reply::SendAfter
 };
 
 // Serves one received CALL record (without record marking): decode the

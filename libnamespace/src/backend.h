@@ -290,7 +290,8 @@ class Backend {
   virtual std::string_view Dialect() const = 0;
 
   // Runs `fn` in a read-write transaction and commits durably (SQLite: maybe
-  // together with other callers' transactions in one group commit). On a
+  // together with other callers' transactions in one group commit; with
+  // defer_sync the commit is durable once its ticket is, below). On a
   // transient conflict the transaction is rolled back and `fn` runs again;
   // Retry never reaches the caller. If `fn` returns an error the
   // transaction is rolled back and that error returned.
@@ -319,7 +320,30 @@ class Backend {
   // Called once the schema is known to be current (loads fs_info, starts
   // background work such as folding dir_deltas).
   virtual Status Start() = 0;
+
+  // --- deferred durability (NamespaceOptions::defer_sync) ---
+  // A commit ticket names a point in the backend's commit order; it is
+  // durable once every commit up to it is on stable storage. A backend
+  // whose Write() returns only after a durable commit hands out 0, which
+  // is always durable.
+  //
+  // The latest commit of this thread's Write()s since its last call that
+  // may not be durable yet, or 0; resets it.
+  virtual uint64_t TakeCommitTicket() { return 0; }
+  // The latest commit of any thread if it may not be durable yet, else 0.
+  virtual uint64_t LatestCommitTicket() { return 0; }
+  // Runs fn(true) once `ticket` is durable: at once on this thread if it
+  // is already (0 always is), else later on the backend's own thread;
+  // fn(false) if it never will be (the log could not be synced). `fn`
+  // must not block.
+  virtual void WhenDurable(uint64_t /*ticket*/,
+                           std::function<void(bool durable)> fn) {
+    fn(true);
+  }
 };
+
+// Blocks until `ticket` of `backend` is durable; false if it never will be.
+bool AwaitDurable(Backend& backend, uint64_t ticket);
 
 // Forwards every call to another backend, so a test double overrides only
 // what it needs (fault injection) and a cache can sit in front.
@@ -337,6 +361,14 @@ class BackendWrapper : public Backend {
     return target_->ApplyMigration(version, name, sql);
   }
   Status Start() override { return target_->Start(); }
+  uint64_t TakeCommitTicket() override { return target_->TakeCommitTicket(); }
+  uint64_t LatestCommitTicket() override {
+    return target_->LatestCommitTicket();
+  }
+  void WhenDurable(uint64_t ticket,
+                   std::function<void(bool durable)> fn) override {
+    target_->WhenDurable(ticket, std::move(fn));
+  }
   Backend& target() { return *target_; }
 
  private:

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <climits>
 #include <deque>
+#include <future>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -259,6 +260,28 @@ Namespace::Namespace(std::unique_ptr<Backend> backend)
     : backend_(std::move(backend)) {}
 
 Namespace::~Namespace() = default;
+
+uint64_t Namespace::TakeCommitTicket() { return backend_->TakeCommitTicket(); }
+
+uint64_t Namespace::LatestCommitTicket() {
+  return backend_->LatestCommitTicket();
+}
+
+void Namespace::WhenDurable(uint64_t ticket,
+                            std::function<void(bool durable)> fn) {
+  backend_->WhenDurable(ticket, std::move(fn));
+}
+
+bool Namespace::AwaitDurable(uint64_t ticket) {
+  return ns::AwaitDurable(*backend_, ticket);
+}
+
+bool AwaitDurable(Backend& backend, uint64_t ticket) {
+  std::promise<bool> done;
+  std::future<bool> durable = done.get_future();
+  backend.WhenDurable(ticket, [&done](bool ok) { done.set_value(ok); });
+  return durable.get();
+}
 
 Result<Attr> Namespace::Lookup(const Credentials& cred, InodeId parent,
                                std::string_view name) {

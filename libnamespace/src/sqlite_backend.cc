@@ -29,6 +29,14 @@
 //   turns (sqlite_writer.cc, WaitForMore).
 // - The durable writer opens the WAL through the ns-walbuf VFS
 //   (sqlite_wal_vfs.h): a commit's frames reach the file in one pwrite.
+// - Deferred durability (NamespaceOptions::defer_sync): the writer runs
+//   synchronous=NORMAL, so a COMMIT writes the WAL but does not sync it,
+//   and each COMMIT gets the next commit ticket. A syncer thread
+//   (sqlite_writer.cc, RunSyncer) fdatasyncs the WAL whenever commits are
+//   waiting, one sync for every commit made before it started, then runs
+//   the WhenDurable callbacks those commits unblock, in ticket order. The
+//   leader is free again as soon as its COMMIT returns: the next group's
+//   SQL overlaps this one's sync, and no caller sleeps through an fsync.
 // - Readers: a pool of connections (opened lazily, at most pool size), each
 //   lent to one Read() at a time. WAL lets them read a consistent snapshot
 //   while the writer commits, so reads never wait for writes.
@@ -89,7 +97,9 @@ Status SqliteBackend::Write(const TxnFn& fn) {
   try {
     Request request;
     request.fn = &fn;
-    return Submit(&request);
+    Status status = Submit(&request);
+    NoteTicket(request.ticket);
+    return status;
   } catch (...) {
     return Status::IOError("sqlite Write", ExceptionText());
   }
@@ -156,7 +166,8 @@ Status SqliteBackend::ApplyMigration(int version, std::string_view name,
     request.job = [&](Connection& conn) {
       return RunMigration(conn, version, name, script, label);
     };
-    return Submit(&request);
+    NS_RETURN_IF_ERROR(Submit(&request));
+    return WaitDurable(request.ticket);
   } catch (...) {
     return Status::IOError("sqlite ApplyMigration", ExceptionText());
   }
@@ -359,7 +370,8 @@ Result<std::unique_ptr<Backend>> OpenSqliteBackendImpl(
   NS_ASSIGN_OR_RETURN(
       std::unique_ptr<Connection> writer,
       Connection::Open(path, Connection::Role::kWriter,
-                       options.create_if_missing, options.durable));
+                       options.create_if_missing, options.durable,
+                       options.durable && options.defer_sync));
   if (sqlite3_db_readonly(writer->db(), "main") == 1) {
     // SQLite silently falls back to read-only for a write-protected file;
     // every Write() would then fail with a less helpful message.

@@ -223,6 +223,7 @@ class SqliteBackend final : public Backend {
                 std::unique_ptr<Connection> writer)
       : path_(std::move(path)),
         durable_(options.durable),
+        defer_sync_(options.durable && options.defer_sync),
         max_readers_(ReaderCount(options.pool_size)),
         writer_(std::move(writer)) {
     // Reserved up front so that a leader and ReleaseReader never allocate
@@ -231,15 +232,20 @@ class SqliteBackend final : public Backend {
     results_.reserve(kMaxGroup);
     readers_.reserve(static_cast<size_t>(max_readers_));
     idle_readers_.reserve(static_cast<size_t>(max_readers_));
+    StartSyncer();
   }
 
   // Refuses new requests, then returns once everything queued before has
   // its answer and no leader runs (their callers are blocked on them, and
   // the leader uses writer_ and batch_).
+  // The syncer then syncs what was committed and answers its waiters.
   ~SqliteBackend() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    stopping_ = true;
-    idle_cv_.wait(lock, [this] { return !leader_active_; });
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stopping_ = true;
+      idle_cv_.wait(lock, [this] { return !leader_active_; });
+    }
+    StopSyncer();
   }
 
   std::string_view Dialect() const override { return "sqlite"; }
@@ -256,6 +262,23 @@ class SqliteBackend final : public Backend {
                         std::string_view sql) override;
 
   Status Start() override;
+
+  uint64_t TakeCommitTicket() override;
+  uint64_t LatestCommitTicket() override;
+  void WhenDurable(uint64_t ticket,
+                   std::function<void(bool durable)> fn) override;
+
+  // fdatasyncs of the WAL by the syncer so far (tests).
+  uint64_t SyncsDone() {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    return syncs_done_;
+  }
+  // Tests: the syncer calls `fn` on the WAL's descriptor instead of
+  // fdatasync (to hold a sync back, or fail it: -1 with errno set).
+  void SetSyncForTest(std::function<int(int fd)> fn) {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    sync_for_test_ = std::move(fn);
+  }
 
   // Callers queued for a leader, not yet taken into a group (tests wait on
   // it before destroying the backend under them).
@@ -287,6 +310,8 @@ class SqliteBackend final : public Backend {
     // (a migration: its own transaction, DDL).
     std::function<Status(Connection&)> job;
     Status status;
+    // defer_sync: the commit that answered it (set before `state`).
+    uint64_t ticket = 0;
     // Waited on with a bare futex (Await/Signal): no allocation, no mutex
     // round trip, and no spin. An answer always comes after a COMMIT's
     // fdatasync (hundreds of µs), so spinning never catches it; the
@@ -374,6 +399,23 @@ class SqliteBackend final : public Backend {
   // together (the group plus those that queued during its COMMIT).
   void NoteCommitted(size_t group_size);
 
+  // --- the syncer (defer_sync): one thread that fdatasyncs the WAL ---
+
+  // After a COMMIT (leader): the commit's ticket; wakes the syncer.
+  uint64_t NoteCommitForSync();
+  // Remembers `ticket` for this thread's TakeCommitTicket.
+  void NoteTicket(uint64_t ticket);
+  void StartSyncer();
+  void RunSyncer();
+  // Makes what the WAL holds durable: "" or what failed.
+  std::string SyncWal();
+  void StopSyncer();
+  // Blocks until `ticket` is durable (migrations, which must be on disk
+  // before the namespace is used).
+  Status WaitDurable(uint64_t ticket);
+  // What Write() answers once a sync has failed.
+  Status SyncFailed();
+
   // Runs on the leader's thread with the connection to itself.
   // Retries the whole migration while another process holds a lock.
   static Status RunMigration(Connection& conn, int version,
@@ -403,6 +445,7 @@ class SqliteBackend final : public Backend {
 
   const std::string path_;
   const bool durable_;
+  const bool defer_sync_;
   AclCache acl_cache_;
   const int max_readers_;
 
@@ -427,6 +470,23 @@ class SqliteBackend final : public Backend {
   // by one per group so that a caller that stopped is forgotten soon.
   size_t writers_seen_ = 1;         // guarded by mu_
   uint64_t groups_committed_ = 0;  // guarded by mu_
+
+  // The syncer. Tickets count commits: committed_ is the latest, durable_to_
+  // the latest known on disk.
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;  // commits to sync, or stopping
+  std::thread syncer_;
+  uint64_t committed_ = 0;     // guarded by sync_mu_
+  uint64_t durable_to_ = 0;    // guarded by sync_mu_
+  bool sync_failed_ = false;   // guarded by sync_mu_
+  std::string sync_error_;     // guarded by sync_mu_
+  std::atomic<bool> failed_{false};  // sync_failed_, read without the lock
+  bool sync_stopping_ = false;  // guarded by sync_mu_
+  uint64_t syncs_done_ = 0;    // guarded by sync_mu_
+  // WhenDurable callbacks waiting for their ticket; guarded by sync_mu_.
+  std::vector<std::pair<uint64_t, std::function<void(bool)>>> sync_waiters_;
+  int wal_fd_ = -1;  // opened by the syncer on its first sync; syncer only
+  std::function<int(int)> sync_for_test_;  // guarded by sync_mu_
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;

@@ -8,7 +8,13 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 
 #include <algorithm>
 #include <atomic>
@@ -29,6 +35,7 @@
 #include "libnamespace/src/file_size_limit_test_util.h"
 #include "libnamespace/src/sqlite_backend_internal.h"
 #include "libnamespace/src/sqlite_errors.h"
+#include "libnamespace/src/sqlite_wal_vfs.h"
 #include "schema/migrations.h"
 
 namespace ns {
@@ -924,6 +931,225 @@ TEST_F(SqliteBackendTest, WritesSurviveCloseAndReopen) {
                     return Status::Ok();
                   })
                   .ok());
+}
+
+// --- deferred durability (NamespaceOptions::defer_sync) ---
+
+using sqlite_internal::SqliteBackend;
+using sqlite_internal::WalBufferCounters;
+using sqlite_internal::WalBufferStats;
+
+class DeferredSyncTest : public SqliteBackendTest {
+ protected:
+  // A durable backend with defer_sync, schema applied and started.
+  std::unique_ptr<SqliteBackend> FreshDeferred() {
+    NamespaceOptions o = Opts(true, true);
+    o.defer_sync = true;
+    auto b = OpenSqliteBackend(uri_, o);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    if (!b.ok()) return nullptr;
+    for (const Migration& m : Migrations_sqlite()) {
+      EXPECT_TRUE((*b)->ApplyMigration(m.version, m.name, m.sql).ok());
+    }
+    EXPECT_TRUE((*b)->Start().ok());
+    return std::unique_ptr<SqliteBackend>(
+        static_cast<SqliteBackend*>(std::move(b).value().release()));
+  }
+
+  // Whether `name` is in the root directory, read on a reader connection.
+  static bool Visible(Backend& b, const std::string& name) {
+    bool found = false;
+    Status s = b.Read([&](Transaction& t) -> Status {
+      NS_ASSIGN_OR_RETURN(auto e, t.LookupEntry(kRootInode, name));
+      found = e.has_value();
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return found;
+  }
+
+  // Holds the syncer's fdatasync until Open(); counts the syncs.
+  struct SyncGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<int> syncs{0};
+    std::function<int(int)> Fn() {
+      return [this](int fd) {
+        ++syncs;
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [this] { return open; });
+        return ::fdatasync(fd);
+      };
+    }
+    void Open() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        open = true;
+      }
+      cv.notify_all();
+    }
+  };
+};
+
+TEST_F(DeferredSyncTest, AcknowledgementWaitsForTheWalSyncAfterTheCommit) {
+  auto b = FreshDeferred();
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(AwaitDurable(*b, b->LatestCommitTicket()));  // the migrations
+  SyncGate gate;
+  b->SetSyncForTest(gate.Fn());
+  MakeFile(*b, kRootInode, "a");
+  const uint64_t ticket = b->TakeCommitTicket();
+  EXPECT_GT(ticket, 0u);
+  EXPECT_EQ(b->TakeCommitTicket(), 0u);  // taken
+  // Committed: every reader sees it at once, before it is on disk.
+  EXPECT_TRUE(Visible(*b, "a"));
+  EXPECT_EQ(b->LatestCommitTicket(), ticket);
+  std::mutex mu;
+  std::vector<int> order;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 3; ++i) {
+    b->WhenDurable(ticket, [&, i](bool durable) {
+      EXPECT_TRUE(durable);
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(i);
+      ++answered;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(answered.load(), 0) << "answered before the WAL was synced";
+  EXPECT_GE(gate.syncs.load(), 1);
+  gate.Open();
+  AwaitCount(answered, 3, "WhenDurable callbacks");
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(b->LatestCommitTicket(), 0u);
+  // A durable ticket is answered at once, on the calling thread.
+  bool now = false;
+  b->WhenDurable(ticket, [&](bool durable) { now = durable; });
+  EXPECT_TRUE(now);
+}
+
+TEST_F(DeferredSyncTest, WithoutDeferSyncEveryWriteIsDurableOnReturn) {
+  auto b = Fresh(/*durable=*/true);
+  ASSERT_NE(b, nullptr);
+  MakeFile(*b, kRootInode, "a");
+  EXPECT_EQ(b->TakeCommitTicket(), 0u);
+  EXPECT_EQ(b->LatestCommitTicket(), 0u);
+}
+
+TEST_F(DeferredSyncTest, AFailedSyncAnswersFalseAndRefusesWrites) {
+  auto b = FreshDeferred();
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(AwaitDurable(*b, b->LatestCommitTicket()));
+  b->SetSyncForTest([](int) {
+    errno = EIO;
+    return -1;
+  });
+  MakeFile(*b, kRootInode, "a");
+  const uint64_t ticket = b->TakeCommitTicket();
+  ASSERT_GT(ticket, 0u);
+  EXPECT_FALSE(AwaitDurable(*b, ticket));
+  Status s = b->Write([](Transaction&) { return Status::Ok(); });
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.ToString().find("Input/output error"), std::string::npos)
+      << s.ToString();
+  // Reads go on; later waiters hear false at once.
+  EXPECT_TRUE(Visible(*b, "a"));
+  bool called = false, durable = true;
+  b->WhenDurable(ticket, [&](bool d) { called = true, durable = d; });
+  EXPECT_TRUE(called);
+  EXPECT_FALSE(durable);
+}
+
+// With synchronous=NORMAL no xSync follows a COMMIT: the WAL VFS must write
+// the buffered frames before SQLite publishes them, or a reader would read
+// bytes not yet in the file.
+TEST_F(DeferredSyncTest, ReadersSeeEveryCommitAtOnceAndTheFileStaysWhole) {
+  auto b = FreshDeferred();
+  ASSERT_NE(b, nullptr);
+  WalBufferCounters& wal = WalBufferStats();
+  const uint64_t in0 = wal.writes_in.load(), out0 = wal.writes_out.load();
+  std::atomic<int> missing{0};
+  RunCallers(4, 150, "f", [&](const std::string& name, int) {
+    MakeFile(*b, kRootInode, name);
+    if (!Visible(*b, name)) ++missing;
+  });
+  EXPECT_EQ(missing.load(), 0);
+  const uint64_t in = wal.writes_in.load() - in0;
+  const uint64_t out = wal.writes_out.load() - out0;
+  EXPECT_LT(out * 2, in) << "frames were not buffered";
+  ASSERT_TRUE(AwaitDurable(*b, b->LatestCommitTicket()));
+  EXPECT_GE(b->SyncsDone(), 1u);
+  b.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)),
+               "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  auto again = OpenSqliteBackend(uri_, Opts(false));
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*again)->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(
+                     auto list, t.ListEntries(kRootInode, 0, 10000, false));
+                 EXPECT_EQ(list.size(), 600u);
+                 return Status::Ok();
+               }).ok());
+}
+
+// A server killed mid-stream: every change acknowledged as durable is there
+// after the restart, and the database is whole.
+TEST_F(DeferredSyncTest, AcknowledgedChangesSurviveSigkill) {
+  {
+    auto b = FreshDeferred();  // the schema, made and synced by the parent
+    ASSERT_NE(b, nullptr);
+  }
+  int acks[2];
+  ASSERT_EQ(pipe(acks), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(acks[0]);
+    NamespaceOptions o = Opts(false, true);
+    o.defer_sync = true;
+    auto b = OpenSqliteBackend(uri_, o);
+    if (!b.ok() || !(*b)->Start().ok()) _exit(2);
+    for (uint32_t i = 0;; ++i) {
+      MakeFile(**b, kRootInode, "k" + std::to_string(i));
+      (*b)->WhenDurable((*b)->TakeCommitTicket(), [fd = acks[1], i](bool d) {
+        if (d && write(fd, &i, sizeof i) != sizeof i) _exit(3);
+      });
+    }
+  }
+  close(acks[1]);
+  std::vector<uint32_t> acked;
+  uint32_t i;
+  while (acked.size() < 300 && read(acks[0], &i, sizeof i) == sizeof i) {
+    acked.push_back(i);
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(acks[0]);
+  ASSERT_EQ(acked.size(), 300u) << "the writer stopped early";
+  auto b = OpenSqliteBackend(uri_, Opts(false));
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  for (uint32_t n : acked) {
+    EXPECT_TRUE(Visible(**b, "k" + std::to_string(n))) << n;
+  }
+  ASSERT_TRUE((*b)->Read([&](Transaction& t) -> Status {
+                 NS_ASSIGN_OR_RETURN(auto rows,
+                                     t.Query("PRAGMA integrity_check", {}));
+                 EXPECT_EQ(rows.size(), 1u);
+                 if (!rows.empty() && !rows[0].empty()) {
+                   EXPECT_EQ(rows[0][0].value_or(""), "ok");
+                 }
+                 return Status::Ok();
+               }).ok());
 }
 
 TEST(SqliteStatusTest, MapsResultCodes) {

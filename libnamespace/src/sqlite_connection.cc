@@ -20,7 +20,8 @@ namespace sqlite_internal {
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      Role role, bool create,
-                                                     bool durable) {
+                                                     bool durable,
+                                                     bool defer_sync) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (create) flags |= SQLITE_OPEN_CREATE;
   // The durable writer writes each commit's WAL frames with one pwrite
@@ -54,8 +55,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
       "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};", cache_kib);
   if (role == Role::kWriter) {
     // FULL: in WAL mode, one fsync of the WAL per COMMIT, i.e. per group.
-    pragmas +=
-        durable ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = OFF;";
+    // NORMAL (deferred): no sync at COMMIT; the backend's syncer fdatasyncs
+    // the WAL, and SQLite still syncs before each checkpoint and when the
+    // WAL is reused, so the database stays consistent either way.
+    pragmas += !durable     ? "PRAGMA synchronous = OFF;"
+               : defer_sync ? "PRAGMA synchronous = NORMAL;"
+                            : "PRAGMA synchronous = FULL;";
   } else {
     // A Read() function that tries to write fails instead of taking the
     // write lock behind the writer connection's back.

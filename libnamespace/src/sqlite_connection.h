@@ -243,10 +243,12 @@ class Connection {
   enum class Role { kWriter, kReader };
 
   // Opens `path` (already checked to exist unless `create`) and applies the
-  // per-connection PRAGMAs for `role`.
+  // per-connection PRAGMAs for `role`. A durable writer syncs the WAL at
+  // each COMMIT, or with `defer_sync` leaves that to the backend's syncer.
   static Result<std::unique_ptr<Connection>> Open(const std::string& path,
                                                   Role role, bool create,
-                                                  bool durable);
+                                                  bool durable,
+                                                  bool defer_sync = false);
 
   ~Connection() {
     for (sqlite3_stmt* stmt : stmts_) sqlite3_finalize(stmt);

@@ -26,7 +26,20 @@ struct WalFile {
   char* buf;  // kWalBufferBytes, or null (then every call passes through)
   sqlite3_int64 buf_off;
   size_t buf_len;
+  // The last write was the header of a commit frame: the next one (its
+  // page) ends the commit's frames.
+  bool commit_page_next;
 };
+
+// A WAL frame header (https://www.sqlite.org/fileformat2.html#walformat)
+// is 24 bytes; bytes 4-7 hold the database size in pages after a commit,
+// and 0 in every other frame.
+constexpr int kFrameHeaderBytes = 24;
+bool IsCommitFrameHeader(const void* data, int amt) {
+  if (amt != kFrameHeaderBytes) return false;
+  const auto* b = static_cast<const unsigned char*>(data);
+  return (b[4] | b[5] | b[6] | b[7]) != 0;
+}
 
 constexpr size_t kRealOffset =
     (sizeof(WalFile) + alignof(std::max_align_t) - 1) /
@@ -75,12 +88,18 @@ int WalWrite(sqlite3_file* f, const void* data, int amt, sqlite3_int64 off) {
   WalFile* w = Self(f);
   const size_t n = static_cast<size_t>(amt);
   g_stats.writes_in.fetch_add(1, std::memory_order_relaxed);
+  // The commit frame's page is the commit's last write: with
+  // synchronous=NORMAL no xSync follows, and SQLite publishes the frames to
+  // readers (the wal-index header) right after, so they are written now and
+  // a failure fails this write, hence the COMMIT, before anyone sees them.
+  const bool ends_commit = w->commit_page_next;
+  w->commit_page_next = IsCommitFrameHeader(data, amt);
   if (w->buf != nullptr && w->buf_len > 0 &&
       off == w->buf_off + static_cast<sqlite3_int64>(w->buf_len) &&
       w->buf_len + n <= kWalBufferBytes) {
     std::memcpy(w->buf + w->buf_len, data, n);
     w->buf_len += n;
-    return SQLITE_OK;
+    return ends_commit ? Flush(w) : SQLITE_OK;
   }
   // Not the next byte of the run (a frame rewritten in place, a new WAL
   // header at offset 0) or no room: write the run in order first.
@@ -93,7 +112,7 @@ int WalWrite(sqlite3_file* f, const void* data, int amt, sqlite3_int64 off) {
   std::memcpy(w->buf, data, n);
   w->buf_off = off;
   w->buf_len = n;
-  return SQLITE_OK;
+  return ends_commit ? Flush(w) : SQLITE_OK;
 }
 
 int WalTruncate(sqlite3_file* f, sqlite3_int64 size) {
@@ -227,6 +246,7 @@ int Open(sqlite3_vfs* /*vfs*/, sqlite3_filename name, sqlite3_file* file,
                                             kRealOffset);
   w->buf_off = 0;
   w->buf_len = 0;
+  w->commit_page_next = false;
   const int rc = g_base->xOpen(g_base, name, w->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     if (w->real->pMethods != nullptr) w->real->pMethods->xClose(w->real);

@@ -8,18 +8,17 @@
 // NFS-Ganesha", 2026-11-24 03:00). This VFS wraps the default one and, for
 // files opened as a WAL only, keeps consecutive writes in a buffer and
 // writes them with one pwrite before anything that may observe the file:
-// xSync, xRead, xTruncate, xFileSize, xFileControl, xClose, a write that is
-// not the next byte, or a full buffer.
+// the page of a commit frame (the commit's last write), xSync, xRead,
+// xTruncate, xFileSize, xFileControl, xClose, a write that is not the next
+// byte, or a full buffer.
 //
 // Why this is safe: SQLite makes frames visible to other connections (the
-// wal-index header) only after the COMMIT's xSync has returned, and the
-// writer itself reads a frame back only through xRead; both flush first. A
-// write error is reported by whichever call flushed (xSync for a commit), so
-// SQLite fails that COMMIT as it would fail the sync. It must only be used
-// with synchronous=FULL or NORMAL on WAL files written by one connection:
-// with synchronous=OFF a commit has no xSync and other connections could
-// see frames not yet written (Connection::Open uses it for the durable
-// writer only).
+// wal-index header) only after it has written the commit frame, which
+// flushes, and the writer itself reads a frame back only through xRead,
+// which flushes too. A write error is reported by the call that flushed
+// (the commit frame's page, or xSync), so SQLite fails that COMMIT as it
+// would fail the write. It is meant for WAL files written by one
+// connection (Connection::Open uses it for the durable writer only).
 
 #ifndef NS_LIBNAMESPACE_SRC_SQLITE_WAL_VFS_H_
 #define NS_LIBNAMESPACE_SRC_SQLITE_WAL_VFS_H_

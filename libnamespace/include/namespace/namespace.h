@@ -18,6 +18,7 @@
 // or NUL, at most 255 bytes (Invalid / NameTooLong otherwise).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,14 @@ struct NamespaceOptions {
   // SQLite: PRAGMA synchronous=FULL so every acknowledged change survives a
   // power loss. false trades durability for speed (tests only).
   bool durable = true;
+  // SQLite, durable: Write() returns once its transaction is committed
+  // (visible to every reader) but before it is on disk; one syncer thread
+  // fdatasyncs the WAL behind the writer, covering every commit made
+  // meanwhile, so that the next group's SQL runs during this one's sync.
+  // The caller learns when a change is durable through TakeCommitTicket()
+  // and WhenDurable(), and must not acknowledge it before (nfs41d holds
+  // the reply). Other backends and non-durable SQLite ignore it.
+  bool defer_sync = false;
   // Refuse to open a database whose schema is older than this build (the
   // operator runs `nsadmin upgrade`). Tools that upgrade set this false.
   bool require_current_schema = true;
@@ -296,6 +305,23 @@ class Namespace {
   // did not change). Ok if the file is not inline. Errors: Unavailable (the
   // bytes changed since they were read: read and move them again).
   Status DropInline(InodeId ino, std::string_view bytes);
+
+  // Deferred durability (NamespaceOptions::defer_sync); each is 0 or runs
+  // fn(true) at once when the backend commits durably before returning.
+  // The latest commit of this thread's calls since its last call that may
+  // not be on disk yet, or 0; resets it.
+  uint64_t TakeCommitTicket();
+  // The latest commit of anyone's that may not be on disk yet, or 0.
+  uint64_t LatestCommitTicket();
+  // Runs fn(true) once every commit up to `ticket` is on disk (at once, on
+  // this thread, if it already is), or fn(false) if it never will be (the
+  // WAL could not be synced; the backend then refuses writes). Later calls
+  // run on the backend's syncer thread, in ticket order: `fn` must not
+  // block.
+  void WhenDurable(uint64_t ticket, std::function<void(bool durable)> fn);
+  // Blocks until `ticket` is on disk (and every WhenDurable callback for
+  // it or earlier has run); false if it never will be.
+  bool AwaitDurable(uint64_t ticket);
 
   // The backend, for admin tools and tests.
   Backend& backend() { return *backend_; }
