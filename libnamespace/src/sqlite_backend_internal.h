@@ -6,6 +6,7 @@
 //   sqlite_transaction_meta.cc  SqliteTransaction: ACLs, xattrs, tags,
 //                               checksums, inline data, pNFS, client records
 //   sqlite_writer.cc            the group commit, run by a leading caller
+//   sqlite_syncer.cc            defer_sync: commit tickets, the WAL syncer
 //   sqlite_wal_vfs.{h,cc}       the durable writer's VFS: one pwrite per
 //                               commit's WAL frames
 //   sqlite_backend.cc           SqliteBackend's entry points, readers, opening
