@@ -123,7 +123,13 @@ void SqliteBackend::RunSyncer() {
     const bool done = sync_stopping_ && (committed_ <= durable_to_ ||
                                          sync_failed_);
     lock.unlock();
-    for (auto& [ticket, fn] : ready) fn(durable);
+    for (auto& [ticket, fn] : ready) {
+      // The syncer must outlive a callback that throws (out of memory).
+      try {
+        fn(durable);
+      } catch (...) {
+      }
+    }
     ready.clear();
     lock.lock();
     if (done && sync_waiters_.empty()) break;
