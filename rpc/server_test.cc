@@ -37,6 +37,7 @@ using namespace std::chrono_literals;
 
 constexpr uint32_t kToyProg = 0x20000100;
 constexpr uint32_t kCbProg = 0x40000001;
+constexpr uint32_t kHeldProg = 0x20000101;
 
 std::vector<uint8_t> U32(uint32_t v) {
   XdrEncoder e;
@@ -375,6 +376,50 @@ TEST_P(ServerTest, RepliesLeaveInCompletionOrder) {
   Result<size_t> off = DecodeReply(*second);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(AsU32(std::span<const uint8_t>(*second).subspan(*off)), 400u);
+}
+
+// A reply held back with Reply::SendAfter (as nfs41d holds one until its
+// commit is on disk) reaches the client only once released, from another
+// thread; the worker serves other calls meanwhile. Program::Finally wraps
+// every worker handler.
+TEST_P(ServerTest, AHeldReplyIsSentWhenReleasedFromAnotherThread) {
+  StartServer();
+  std::mutex mu;
+  std::vector<std::function<void()>> held;
+  std::atomic<int> finished{0};
+  server_->Register(
+      Program(kHeldProg, 1, 1)
+          .On(1,
+              [](const CallContext&, std::span<const uint8_t> args) {
+                return Reply::Success({args.begin(), args.end()});
+              })
+          .Finally([&](const CallContext&, Reply& reply) {
+            ++finished;
+            reply.SendAfter([&](std::function<void()> send) {
+              std::lock_guard<std::mutex> lock(mu);
+              held.push_back(std::move(send));
+            });
+          }));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  CallOptions o = Opts(1);
+  o.prog = kHeldProg;
+  auto pending = std::async(std::launch::async,
+                            [&] { return client->Call(o, U32(7)); });
+  EXPECT_EQ(pending.wait_for(300ms), std::future_status::timeout)
+      << "the held reply was sent";
+  EXPECT_TRUE(client->Call(Opts(4), U32(1)).ok());
+  std::function<void()> send;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(held.size(), 1u);
+    send = held.front();
+  }
+  std::thread([send] { send(); }).join();
+  Result<ReplyBody> r = pending.get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(AsU32(r->results()), 7u);
+  EXPECT_EQ(finished.load(), 1);
 }
 
 // Inline handlers (Program::OnInline) answer on the event-loop thread; what

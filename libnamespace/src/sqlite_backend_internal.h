@@ -314,12 +314,13 @@ class SqliteBackend final : public Backend {
     // defer_sync: the commit that answered it (set before `state`).
     uint64_t ticket = 0;
     // Waited on with a bare futex (Await/Signal): no allocation, no mutex
-    // round trip, and no spin. An answer always comes after a COMMIT's
-    // fdatasync (hundreds of µs), so spinning never catches it; the
-    // sched_yield spin of std::atomic::wait cost nfs41d 12 % of its CPU at
-    // 16 client threads (docs/performance.md, "nfs41d vs NFS-Ganesha",
-    // 2026-11-24 03:00). The follower marks itself kSleeping before it
-    // sleeps, so the answer costs a futex wake only if it did.
+    // round trip, and no spin. An answer comes after a COMMIT: with its
+    // fdatasync (hundreds of µs) spinning never catches it, and without
+    // (defer_sync) a pause-loop spin of up to 3,000 rounds saved no switches
+    // and cost CPU; the sched_yield spin of std::atomic::wait cost nfs41d
+    // 12 % of its CPU at 16 client threads (docs/performance.md, "nfs41d vs
+    // NFS-Ganesha", 2026-11-24 03:00). The follower marks itself kSleeping
+    // before it sleeps, so the answer costs a futex wake only if it did.
     std::atomic<int> state{kWaiting};
   };
 
