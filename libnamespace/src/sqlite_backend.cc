@@ -32,7 +32,7 @@
 // - Deferred durability (NamespaceOptions::defer_sync): the writer runs
 //   synchronous=NORMAL, so a COMMIT writes the WAL but does not sync it,
 //   and each COMMIT gets the next commit ticket. A syncer thread
-//   (sqlite_writer.cc, RunSyncer) fdatasyncs the WAL whenever commits are
+//   (sqlite_syncer.cc, RunSyncer) fdatasyncs the WAL whenever commits are
 //   waiting, one sync for every commit made before it started, then runs
 //   the WhenDurable callbacks those commits unblock, in ticket order. The
 //   leader is free again as soon as its COMMIT returns: the next group's

@@ -78,6 +78,11 @@ uint64_t SqliteBackend::NoteCommitForSync() {
   return ticket;
 }
 
+// A thread of its own, not the first waiter syncing for everyone: a waiter
+// may be a worker in the middle of a COMPOUND (a removed file's data waits
+// for its unlink), and under steady load the waiter that syncs would keep
+// syncing for the others and never finish its own call. The price is one
+// hand-off per sync when commits come one at a time.
 void SqliteBackend::RunSyncer() {
   std::unique_lock<std::mutex> lock(sync_mu_);
   std::vector<std::pair<uint64_t, std::function<void(bool)>>> ready;
