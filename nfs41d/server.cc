@@ -211,9 +211,8 @@ std::string Nfs41Server::Start() {
   ns::Namespace* nsp = ns_.get();
   rpc_->Register(pnfs_->MakeNsctlProgram().Finally(
       [nsp](const rpc::CallContext&, rpc::Reply& reply) {
-        const uint64_t own = nsp->TakeCommitTicket();
-        HoldUntilDurable(*nsp, std::max(own, nsp->LatestCommitTicket()),
-                         reply);
+        nsp->TakeCommitTicket();  // this call's: the latest covers it
+        HoldUntilDurable(*nsp, nsp->LatestCommitTicket(), reply);
       }));
   if (std::string e = StartRpcAndMetrics(
           rpc_, options_.host, options_.port, metrics_server_, &metrics_,

@@ -417,6 +417,9 @@ class SqliteBackend final : public Backend {
   Status WaitDurable(uint64_t ticket);
   // What Write() answers once a sync has failed.
   Status SyncFailed();
+  bool SyncHasFailed() const {
+    return sync_failed_.load(std::memory_order_acquire);
+  }
 
   // Runs on the leader's thread with the connection to itself.
   // Retries the whole migration while another process holds a lock.
@@ -480,9 +483,9 @@ class SqliteBackend final : public Backend {
   std::thread syncer_;
   uint64_t committed_ = 0;     // guarded by sync_mu_
   uint64_t durable_to_ = 0;    // guarded by sync_mu_
-  bool sync_failed_ = false;   // guarded by sync_mu_
+  // Set once, under sync_mu_ with sync_error_; read with or without it.
+  std::atomic<bool> sync_failed_{false};
   std::string sync_error_;     // guarded by sync_mu_
-  std::atomic<bool> failed_{false};  // sync_failed_, read without the lock
   bool sync_stopping_ = false;  // guarded by sync_mu_
   uint64_t syncs_done_ = 0;    // guarded by sync_mu_
   // WhenDurable callbacks waiting for their ticket; guarded by sync_mu_.

@@ -55,7 +55,7 @@ void SqliteBackend::WhenDurable(uint64_t ticket,
   bool durable = true;
   if (ticket != 0) {
     std::unique_lock<std::mutex> lock(sync_mu_);
-    if (sync_failed_) {
+    if (SyncHasFailed()) {
       durable = false;
     } else if (ticket > durable_to_) {
       // A ticket never exceeds committed_ unless it came from another
@@ -89,9 +89,9 @@ void SqliteBackend::RunSyncer() {
   for (;;) {
     // After a failure WhenDurable answers at once and no sync is tried.
     sync_cv_.wait(lock, [this] {
-      return sync_stopping_ || (committed_ > durable_to_ && !sync_failed_);
+      return sync_stopping_ || (committed_ > durable_to_ && !SyncHasFailed());
     });
-    if (committed_ > durable_to_ && !sync_failed_) {
+    if (committed_ > durable_to_ && !SyncHasFailed()) {
       // Everything committed so far is in the WAL file (the commit frame's
       // write flushed it): one fdatasync covers all of it, and the commits
       // made during it wait for the next.
@@ -103,9 +103,8 @@ void SqliteBackend::RunSyncer() {
       if (error.empty()) {
         durable_to_ = target;
       } else {
-        sync_failed_ = true;
         sync_error_ = std::move(error);
-        failed_.store(true, std::memory_order_release);
+        sync_failed_.store(true, std::memory_order_release);
       }
     }
     // Answer, in ticket order, everyone whose commit is now on disk (or,
@@ -114,7 +113,7 @@ void SqliteBackend::RunSyncer() {
     std::stable_sort(
         sync_waiters_.begin(), sync_waiters_.end(),
         [](const auto& a, const auto& b) { return a.first < b.first; });
-    auto first_left = sync_failed_
+    auto first_left = SyncHasFailed()
                           ? sync_waiters_.end()
                           : std::find_if(sync_waiters_.begin(),
                                          sync_waiters_.end(),
@@ -124,9 +123,9 @@ void SqliteBackend::RunSyncer() {
     ready.assign(std::make_move_iterator(sync_waiters_.begin()),
                  std::make_move_iterator(first_left));
     sync_waiters_.erase(sync_waiters_.begin(), first_left);
-    const bool durable = !sync_failed_;
+    const bool durable = !SyncHasFailed();
     const bool done = sync_stopping_ && (committed_ <= durable_to_ ||
-                                         sync_failed_);
+                                         SyncHasFailed());
     lock.unlock();
     for (auto& [ticket, fn] : ready) {
       // The syncer must outlive a callback that throws (out of memory).

@@ -44,7 +44,7 @@ bool SqliteBackend::LeadingHere() const {
 }
 
 Status SqliteBackend::Submit(Request* request) {
-  if (defer_sync_ && failed_.load(std::memory_order_acquire)) {
+  if (defer_sync_ && SyncHasFailed()) {
     return SyncFailed();
   }
   bool lead = false;
