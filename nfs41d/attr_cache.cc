@@ -49,6 +49,29 @@ bool AttrCache::Put(const ns::Attr& attr, uint64_t epoch) {
   if (!enabled_) return false;
   Shard& s = ShardOf(attr.ino);
   std::lock_guard<std::mutex> l(s.mu);
+  return PutLocked(s, attr, epoch);
+}
+
+bool AttrCache::Replace(const ns::Attr& attr, uint64_t epoch) {
+  if (!enabled_) return false;
+  Shard& s = ShardOf(attr.ino);
+  std::lock_guard<std::mutex> l(s.mu);
+  // Checked before our own invalidation, which must not count against us.
+  const bool others = InvalidatedLocked(s, attr.ino) > epoch;
+  std::optional<ns::Attr> newer;
+  if (auto it = s.map.Find(attr.ino); it != s.map.end()) {
+    const ns::Attr& held = it->second.value.attr;
+    if (held.generation == attr.generation && held.change > attr.change) {
+      newer = held;
+    }
+  }
+  InvalidateLocked(s, attr.ino);
+  if (others) return false;
+  const uint64_t now = epoch_.load(std::memory_order_acquire);
+  return PutLocked(s, newer ? *newer : attr, now);
+}
+
+bool AttrCache::PutLocked(Shard& s, const ns::Attr& attr, uint64_t epoch) {
   // An invalidation of this inode after `epoch`: the value may predate its
   // change. One before `epoch` came after its change was committed, so a
   // read after `epoch` already saw it.
@@ -77,6 +100,10 @@ void AttrCache::Invalidate(ns::InodeId ino) {
   if (!enabled_) return;
   Shard& s = ShardOf(ino);
   std::lock_guard<std::mutex> l(s.mu);
+  InvalidateLocked(s, ino);
+}
+
+void AttrCache::InvalidateLocked(Shard& s, ns::InodeId ino) {
   InvalidatedLocked(s, ino) =
       epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   invalidations_.fetch_add(1, std::memory_order_relaxed);

@@ -73,6 +73,13 @@ class AttrCache {
   // Returns true if the cache now holds `attr` or newer: the caller may
   // then skip invalidating the inode (CompoundState::reread).
   bool Put(const ns::Attr& attr, uint64_t epoch);
+  // A change of `attr.ino` that this server just committed, with `attr` the
+  // row as the commit left it: invalidates the inode (so that reads begun
+  // before, and ReaddirCache pages, are not used) and then stores `attr`
+  // unless the inode was invalidated after `epoch` (Epoch() taken before
+  // the commit: another change may have come after ours) or a newer row is
+  // held. Returns true if the cache now holds `attr` or newer.
+  bool Replace(const ns::Attr& attr, uint64_t epoch);
   uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
   // True if any of `inos` was invalidated after `epoch` (Epoch() taken
   // before a read of them): what was read may predate a change. Inodes
@@ -108,6 +115,8 @@ class AttrCache {
   static uint64_t& InvalidatedLocked(Shard& s, ns::InodeId ino) {
     return s.invalidated[(ino / kShards) % kInvalidatedSlots];
   }
+  bool PutLocked(Shard& s, const ns::Attr& attr, uint64_t epoch);
+  void InvalidateLocked(Shard& s, ns::InodeId ino);
   // A fresh entry (a hit, moved to the LRU front); drops a stale one.
   std::optional<ns::Attr> FindLocked(Shard& s, ns::InodeId ino);
   const Shard& ShardOf(ns::InodeId ino) const { return shards_[ino % kShards]; }

@@ -311,6 +311,7 @@ void InvalidateAfter(CompoundState& st, uint32_t op,
   for (ns::InodeId ino : st.touched) forget(ino);
   st.touched.clear();
   st.reread.clear();
+  st.dir_after.reset();
   if (made) {
     if (d) {
       d->Put(made->dir, made->name, {made->attr.ino, made->attr.generation},

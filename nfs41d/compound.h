@@ -164,6 +164,15 @@ struct CompoundState {
   // GETATTR after the op, so the loop does not invalidate them again (the
   // next op in the directory would read them once more for nothing).
   std::vector<ns::InodeId> reread;
+  // A directory as the op's commit left it, where the namespace returned
+  // it (ns::UnlinkResult::parent_after), with the attribute cache's epoch
+  // taken before the commit: ChangeInfo answers from it and stores it in
+  // the cache instead of reading the directory again (NoteDirAfter).
+  struct DirAfter {
+    ns::Attr attr;
+    uint64_t epoch = 0;
+  };
+  std::optional<DirAfter> dir_after;
   // What CREATE or OPEN(create) made: the loop keeps the directory's cached
   // names (a name was only added) and, after its invalidations, stores the
   // new name and the new inode's attributes in the caches with the epochs

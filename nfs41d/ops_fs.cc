@@ -29,6 +29,12 @@ CacheEpochs CacheEpochsNow(const CompoundState& st) {
           st.server.dirs ? st.server.dirs->Epoch() : 0};
 }
 
+void NoteDirAfter(CompoundState& st, std::optional<ns::Attr> after,
+                  uint64_t attr_epoch) {
+  st.dir_after.reset();
+  if (after) st.dir_after = CompoundState::DirAfter{*std::move(after), attr_epoch};
+}
+
 void NoteCreated(CompoundState& st, ns::InodeId dir, const std::string& name,
                  const ns::Attr& attr, const CacheEpochs& before) {
   st.created = CompoundState::Created{dir, name, attr, true, before.attrs,
@@ -139,6 +145,18 @@ change_info4 ChangeInfo(uint64_t before, CompoundState& st,
   change_info4 ci{};
   ci.atomic = FALSE;
   ci.before = NfsChange(before, 0);
+  if (st.dir_after && st.dir_after->attr.ino == dir.ino) {
+    // The row as the op committed it: no read. The cache takes it unless
+    // the directory was invalidated since the commit began (another
+    // change may have come in between); then the loop forgets it.
+    const CompoundState::DirAfter after = *std::move(st.dir_after);
+    st.dir_after.reset();
+    ci.after = NfsChange(after.attr.change, 0);
+    if (st.server.attrs && st.server.attrs->Replace(after.attr, after.epoch)) {
+      st.reread.push_back(dir.ino);
+    }
+    return ci;
+  }
   // The op just changed the directory; the COMPOUND loop would invalidate
   // its cached attributes only after the op, so do it now for the "after".
   // The read that follows caches them as of after the change: the loop
@@ -798,9 +816,10 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
       args.objtype.type == NF4DIR ? 0755 : 0644);
   const CacheEpochs epochs = CacheEpochsNow(st);
   ns::Result<ns::Attr> r = ns::Status::Invalid("create");
+  std::optional<ns::Attr> dir_after;
   switch (args.objtype.type) {
     case NF4DIR:
-      r = Ns(st).Mkdir(st.cred, dir.ino, name, mode);
+      r = Ns(st).Mkdir(st.cred, dir.ino, name, mode, &dir_after);
       break;
     case NF4LNK: {
       const linktext4& t = args.objtype.createtype4_u.linkdata;
@@ -831,6 +850,7 @@ nfsstat4 OpCreate(CompoundState& st, const CREATE4args& args,
   }
   if (!r.ok()) return DirStatus(st, r.status(), dir);
   NoteCreated(st, dir.ino, name, *r, epochs);
+  NoteDirAfter(st, std::move(dir_after), epochs.attrs);
   AttrBits applied;
   if (d.req.mode) applied.Set(FATTR4_MODE);
   // Owner, size and times given at creation are applied afterwards; the
@@ -874,8 +894,10 @@ nfsstat4 OpRemove(CompoundState& st, const REMOVE4args& args,
   // namespace call (one commit) removes either.
   ns::UnlinkOptions uo = UnlinkOptionsFor(st, dir.ino, name);
   uo.directories = true;
+  const CacheEpochs epochs = CacheEpochsNow(st);
   ns::Result<ns::UnlinkResult> u = Ns(st).Unlink(st.cred, dir.ino, name, uo);
   if (!u.ok()) return DirStatus(st, u.status(), dir);
+  NoteDirAfter(st, std::move(u->parent_after), epochs.attrs);
   // Its nlink and ctime changed, or (a directory) it is gone: forget it.
   st.touched.push_back(u->ino);
   if (u->type != ns::FileType::kDirectory) AfterUnlink(st, *u);

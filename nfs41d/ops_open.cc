@@ -125,11 +125,14 @@ nfsstat4 OpenCreate(CompoundState& st, const createhow4& how,
   // Creates the file; on success fills the results and the caches.
   auto create = [&]() -> ns::Result<ns::Attr> {
     const CacheEpochs epochs = CacheEpochsNow(st);
-    ns::Result<ns::Attr> made = fs.Create(st.cred, dir.ino, name, mode, co);
+    std::optional<ns::Attr> dir_after;
+    ns::Result<ns::Attr> made =
+        fs.Create(st.cred, dir.ino, name, mode, co, &dir_after);
     if (!made.ok()) return made;
     *file = *made;
     *created = true;
     NoteCreated(st, dir.ino, name, *made, epochs);
+    NoteDirAfter(st, std::move(dir_after), epochs.attrs);
     *attrset = ApplyCreateAttrs(st, d, made->ino);
     return made;
   };
@@ -278,7 +281,15 @@ nfsstat4 OpOpen(CompoundState& st, const OPEN4args& args, OPEN4res& res) {
       if (!r.ok()) return ToNfsStat(r.status());
       file = *r;
     }
-    cinfo = ChangeInfo(before.change, st, dir);
+    if (created) {
+      cinfo = ChangeInfo(before.change, st, dir);
+    } else {
+      // No name was added: the directory is as it was (§18.16.4 asks only
+      // for before and after), and what the cache holds of it stays.
+      cinfo.atomic = TRUE;
+      cinfo.before = cinfo.after = NfsChange(before.change, 0);
+      st.reread.push_back(dir.ino);
+    }
     // A file's first LAYOUTGET stripes it as its directory's tags say, and
     // files do not record their directory (Attr::parent is 0).
     if (st.server.pnfs) st.server.pnfs->NoteDirectory(file.ino, dir.ino);

@@ -43,9 +43,15 @@ std::optional<DirCache::Child> CachedLookup(CompoundState& st,
 // st's pinned entries.
 bool InlineOp(CompoundState& st, const nfs_argop4& op,
               std::optional<FileHandle>* current);
-// change_info4 of a directory from its change counter before and now.
+// change_info4 of a directory from its change counter before and now (as
+// st.dir_after has it when it names `dir`, else read again).
 change_info4 ChangeInfo(uint64_t before, CompoundState& st,
                         const FileHandle& dir);
+// Records in st.dir_after the directory as the op's commit left it, if the
+// namespace returned it; `attr_epoch` is CacheEpochs::attrs from before
+// the commit.
+void NoteDirAfter(CompoundState& st, std::optional<ns::Attr> after,
+                  uint64_t attr_epoch);
 
 // --- ops_io.cc: the data path's view of attributes and unlinks.
 

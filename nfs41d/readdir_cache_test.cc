@@ -253,16 +253,22 @@ TEST_F(DirCacheTest, StatAfterAWrittenCreateReadsNoDatabase) {
 }
 
 // OPEN(create) of a name this server does not know is the create alone
-// (no lookup before it); an existing name it does not know (made by
-// another door) is still opened, or NFS4ERR_EXIST for GUARDED4.
-TEST_F(DirCacheTest, OpenCreateOfANewNameReadsOnlyTheChangeInfo) {
+// (no lookup before it, and change_info4 from what the commit returned of
+// the directory, which the cache then serves); an existing name it does
+// not know (made by another door) is still opened, or NFS4ERR_EXIST for
+// GUARDED4.
+TEST_F(DirCacheTest, OpenCreateOfANewNameIsTheCreateAlone) {
   constexpr uint32_t kBoth = OPEN4_SHARE_ACCESS_BOTH;
-  ASSERT_NFS(c_->GetAttr(d_, Bits({FATTR4_TYPE})).status, NFS4_OK);
+  const auto change = Bits({FATTR4_CHANGE});
+  const uint64_t change_before = c_->GetAttr(d_, change).value.change;
   uint64_t reads = Reads(), writes = g_backend_writes.load();
   auto f = c_->OpenFile(d_, "new", kBoth);
   ASSERT_NFS(f.status, NFS4_OK);
   EXPECT_EQ(g_backend_writes.load(), writes + 1);
-  EXPECT_EQ(Reads(), reads + 1) << "only change_info4's read of the directory";
+  EXPECT_EQ(Reads(), reads) << "OPEN(create) read the database";
+  const uint64_t change_after = c_->GetAttr(d_, change).value.change;
+  EXPECT_GT(change_after, change_before);
+  EXPECT_EQ(Reads(), reads) << "GETATTR of the directory after it read";
   ASSERT_NFS(c_->CloseFile(f.value.fh, f.value.stateid).status, NFS4_OK);
   {
     auto [other, dir] = OtherDoor();
@@ -299,6 +305,27 @@ TEST_F(DirCacheTest, OpenCreateOfANewNameReadsOnlyTheChangeInfo) {
   Compound denied;
   denied.PutFh(d_).Open("nope", OPEN4_SHARE_ACCESS_READ, 0, "u", true);
   EXPECT_NFS(Status(other, denied), NFS4ERR_ACCESS);
+}
+
+// REMOVE and CREATE(NF4DIR) answer change_info4 from the directory row
+// their commit returned and leave it in the attribute cache: no read for
+// the answer, none for a GETATTR of the directory after, and the GETATTR
+// shows the change.
+TEST_F(DirCacheTest, RemoveAndMkdirTakeTheDirectoryFromTheirCommit) {
+  MakeFile(d_, "gone");
+  const auto bits = Bits({FATTR4_CHANGE, FATTR4_NUMLINKS});
+  nfs41client::Attrs before = c_->GetAttr(d_, bits).value;
+  const uint64_t reads = Reads();
+  ASSERT_NFS(c_->Remove(d_, "gone").status, NFS4_OK);
+  EXPECT_EQ(Reads(), reads) << "REMOVE read the database";
+  nfs41client::Attrs after = c_->GetAttr(d_, bits).value;
+  EXPECT_GT(after.change, before.change);
+  ASSERT_NFS(c_->Mkdir(d_, "sub").status, NFS4_OK);
+  EXPECT_EQ(Reads(), reads) << "CREATE(NF4DIR) read the database";
+  nfs41client::Attrs made = c_->GetAttr(d_, bits).value;
+  EXPECT_GT(made.change, after.change);
+  EXPECT_EQ(made.numlinks, after.numlinks + 1);
+  EXPECT_EQ(Reads(), reads) << "GETATTR of the directory read";
 }
 
 TEST_F(DirCacheShortTtlTest, AnotherDoorsCreateIsListedAfterTheTtl) {

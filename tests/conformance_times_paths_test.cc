@@ -50,6 +50,38 @@ TEST_P(ConformanceTest, EveryEntryChangeUpdatesParentTimesAndChange) {
   ExpectDirNlinks(ns_->Root());
 }
 
+// What a create, mkdir or unlink returns of the parent is the parent as its
+// commit left it: a server answers change_info4 and fills its attribute
+// cache from it. SQLite's one writer always has it; PostgreSQL never does
+// (entry changes are records folded into the row later).
+TEST_P(ConformanceTest, ParentAfterIsTheDirectoryAsCommitted) {
+  InodeId a = MkdirOrFail(ns_->Root(), "a");
+  const bool exact = GetParam() == "sqlite";
+  auto check = [&](const std::optional<Attr>& got, const std::string& what) {
+    SCOPED_TRACE(what);
+    ASSERT_EQ(got.has_value(), exact);
+    if (!got) return;
+    const Attr now = GetAttrOrFail(a);
+    EXPECT_TRUE(*got == now) << "change " << got->change << " vs " << now.change
+                             << ", nlink " << got->nlink << " vs " << now.nlink;
+  };
+  std::optional<Attr> after;
+  ASSERT_OK(ns_->Create(root_, a, "f", 0644, {}, &after).status());
+  check(after, "create");
+  after.reset();
+  ASSERT_OK(ns_->Mkdir(root_, a, "d", 0755, &after).status());
+  check(after, "mkdir");
+  Result<UnlinkResult> u = ns_->Unlink(root_, a, "f");
+  ASSERT_OK(u.status());
+  check(u->parent_after, "unlink");
+  UnlinkOptions dirs;
+  dirs.directories = true;
+  u = ns_->Unlink(root_, a, "d", dirs);
+  ASSERT_OK(u.status());
+  check(u->parent_after, "unlink of a directory");
+  EXPECT_EQ(GetAttrOrFail(a).nlink, 2u);
+}
+
 TEST_P(ConformanceTest, TimesHaveNanosecondResolutionAndBirthTimeNeverChanges) {
   // Times taken by the server have sub-microsecond digits: of 20 creates at
   // least one has a timestamp that is not a whole microsecond.

@@ -62,7 +62,8 @@ class FaultTxn : public Transaction {
                                             bool with_attrs) override {
     return t_.ListEntries(dir, after_cookie, limit, with_attrs);
   }
-  Status DirChanged(InodeId dir, int nlink_delta, TimeNs now) override {
+  Result<std::optional<Attr>> DirChanged(InodeId dir, int nlink_delta,
+                                         TimeNs now) override {
     NS_RETURN_IF_ERROR(Inject());
     return t_.DirChanged(dir, nlink_delta, now);
   }

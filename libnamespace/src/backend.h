@@ -152,9 +152,13 @@ class Transaction {
   // Records that an entry of `dir` changed: mtime = ctime = now, change + 1,
   // nlink + nlink_delta. A backend may record this apart from the row
   // (PostgreSQL appends to dir_deltas) so that concurrent creates in one
-  // directory never wait on its row lock. REQUIRES: `dir` locked kShared or
-  // kExclusive.
-  virtual Status DirChanged(InodeId dir, int nlink_delta, TimeNs now) = 0;
+  // directory never wait on its row lock. Returns the directory's
+  // attributes as this change leaves them where the backend has them
+  // exactly (SQLite, one writer: the updated row), nullopt where it has not
+  // (PostgreSQL: other transactions' records may commit in between).
+  // REQUIRES: `dir` locked kShared or kExclusive.
+  virtual Result<std::optional<Attr>> DirChanged(InodeId dir, int nlink_delta,
+                                                 TimeNs now) = 0;
 
   virtual Status InsertSymlink(InodeId ino, std::string_view target) = 0;
   // Errors: Corruption if the symlink has no target row.

@@ -163,7 +163,7 @@ class Checker {
     NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
     if (dir.ok() && dir->type == FileType::kDirectory) {
       const int delta = entry->type == FileType::kDirectory ? -1 : 0;
-      NS_RETURN_IF_ERROR(t.DirChanged(parent, delta, NowNs()));
+      NS_RETURN_IF_ERROR(t.DirChanged(parent, delta, NowNs()).status());
     }
     return true;
   }
@@ -248,7 +248,7 @@ class Checker {
             NS_RETURN_IF_ERROR(t.InsertEntry(parent, name, child, type));
             const int delta = (type == FileType::kDirectory) -
                               (entry->type == FileType::kDirectory);
-            NS_RETURN_IF_ERROR(t.DirChanged(dir.ino, delta, NowNs()));
+            NS_RETURN_IF_ERROR(t.DirChanged(dir.ino, delta, NowNs()).status());
             return true;
           }));
     }
@@ -320,8 +320,9 @@ class Checker {
             if (type != FileType::kDirectory) a->nlink = 1;
             a->ctime = now;
             NS_RETURN_IF_ERROR(t.UpdateInode(*a));
-            NS_RETURN_IF_ERROR(t.DirChanged(
-                dir, type == FileType::kDirectory ? 1 : 0, now));
+            NS_RETURN_IF_ERROR(
+                t.DirChanged(dir, type == FileType::kDirectory ? 1 : 0, now)
+                    .status());
             return true;
           }));
       if (options_.repair && report_.findings.back().repaired) {
@@ -430,9 +431,12 @@ class Checker {
             if (a.change != static_cast<uint64_t>(Int(r[3]))) return false;
             // A directory's nlink moves only through DirChanged (it also
             // bumps mtime: the repair is visible, which is honest).
-            NS_RETURN_IF_ERROR(t.DirChanged(
-                ino, static_cast<int>(want - static_cast<int64_t>(a.nlink)),
-                NowNs()));
+            NS_RETURN_IF_ERROR(
+                t.DirChanged(
+                     ino,
+                     static_cast<int>(want - static_cast<int64_t>(a.nlink)),
+                     NowNs())
+                    .status());
             return true;
           }));
     }

@@ -213,8 +213,11 @@ Result<std::pair<Attr, Attr>> LockForRemoval(Transaction& t,
 
 // Removes the entry `name` of `parent` that names the directory `dir`
 // (locked kExclusive by LockForRemoval), and `dir` itself if it is empty.
-Status RemoveEmptyDir(Transaction& t, InodeId parent, std::string_view name,
-                      const Attr& dir, const std::string& ctx) {
+// Returns the parent's attributes after it, where the backend has them.
+Result<std::optional<Attr>> RemoveEmptyDir(Transaction& t, InodeId parent,
+                                           std::string_view name,
+                                           const Attr& dir,
+                                           const std::string& ctx) {
   // Creates in `dir` hold a kShared lock on it until they commit, and we
   // hold kExclusive: this check sees every entry that will ever exist.
   NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(dir.ino));
@@ -387,7 +390,8 @@ class Namespace::Ops {
                                InodeId parent, std::string_view name,
                                FileType type, uint32_t mode, uint32_t major,
                                uint32_t minor, std::string_view target,
-                               const CreateOptions& options = {}) {
+                               const CreateOptions& options = {},
+                               std::optional<Attr>* parent_after = nullptr) {
     NS_RETURN_IF_ERROR(CheckIds({parent}));
     NS_RETURN_IF_ERROR(ValidateName(name));
     const std::string ctx = "create " + Quote(name);
@@ -439,8 +443,10 @@ class Namespace::Ops {
       if (type == FileType::kSymlink) {
         NS_RETURN_IF_ERROR(t.InsertSymlink(a.ino, target));
       }
-      NS_RETURN_IF_ERROR(
+      NS_ASSIGN_OR_RETURN(
+          std::optional<Attr> p_after,
           t.DirChanged(parent, type == FileType::kDirectory ? 1 : 0, now));
+      if (parent_after) *parent_after = std::move(p_after);
       out = a;
       return Status::Ok();
     });
@@ -451,15 +457,17 @@ class Namespace::Ops {
 
 Result<Attr> Namespace::Create(const Credentials& cred, InodeId parent,
                                std::string_view name, uint32_t mode,
-                               const CreateOptions& options) {
+                               const CreateOptions& options,
+                               std::optional<Attr>* parent_after) {
   return Ops::MakeNode(*this, cred, parent, name, FileType::kRegular, mode, 0,
-                       0, {}, options);
+                       0, {}, options, parent_after);
 }
 
 Result<Attr> Namespace::Mkdir(const Credentials& cred, InodeId parent,
-                              std::string_view name, uint32_t mode) {
+                              std::string_view name, uint32_t mode,
+                              std::optional<Attr>* parent_after) {
   return Ops::MakeNode(*this, cred, parent, name, FileType::kDirectory, mode,
-                       0, 0, {});
+                       0, 0, {}, {}, parent_after);
 }
 
 Result<Attr> Namespace::Mknod(const Credentials& cred, InodeId parent,
@@ -543,7 +551,7 @@ Result<Attr> Namespace::Link(const Credentials& cred, InodeId ino,
     a.nlink += 1;
     a.ctime = now;
     NS_RETURN_IF_ERROR(t.UpdateInode(a));
-    NS_RETURN_IF_ERROR(t.DirChanged(new_parent, 0, now));
+    NS_RETURN_IF_ERROR(t.DirChanged(new_parent, 0, now).status());
     a.change += 1;
     out = a;
     return Status::Ok();
@@ -571,13 +579,16 @@ Result<UnlinkResult> Namespace::Unlink(const Credentials& cred, InodeId parent,
       out = UnlinkResult{};
       out.ino = child.ino;
       out.type = child.type;
-      return RemoveEmptyDir(t, parent, name, child, ctx);
+      NS_ASSIGN_OR_RETURN(out.parent_after,
+                          RemoveEmptyDir(t, parent, name, child, ctx));
+      return Status::Ok();
     }
     TimeNs now = NowNs();
     NS_RETURN_IF_ERROR(t.DeleteEntry(parent, name));
     NS_ASSIGN_OR_RETURN(out, DropLink(t, child, now, options));
     out.type = child.type;
-    return t.DirChanged(parent, 0, now);
+    NS_ASSIGN_OR_RETURN(out.parent_after, t.DirChanged(parent, 0, now));
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   return out;
@@ -591,7 +602,7 @@ Status Namespace::Rmdir(const Credentials& cred, InodeId parent,
   return backend_->Write([&](Transaction& t) -> Status {
     NS_ASSIGN_OR_RETURN(auto victim, LockForRemoval(t, cred, parent, name,
                                                     Removable::kDir, ctx));
-    return RemoveEmptyDir(t, parent, name, victim.second, ctx);
+    return RemoveEmptyDir(t, parent, name, victim.second, ctx).status();
   });
 }
 
@@ -676,7 +687,8 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
         NS_ASSIGN_OR_RETURN(bool has_entries, t.HasEntries(victim.ino));
         if (has_entries) return Status::NotEmpty(ctx);
         NS_RETURN_IF_ERROR(t.DeleteInode(victim.ino));
-        out.replaced = UnlinkResult{victim.ino, 0, false};
+        out.replaced = UnlinkResult{};
+        out.replaced->ino = victim.ino;
         dst_nlink_delta -= 1;
       } else {
         NS_ASSIGN_OR_RETURN(out.replaced, DropLink(t, victim, now, options));
@@ -692,10 +704,12 @@ Result<RenameResult> Namespace::Rename(const Credentials& cred,
     if (moves_dir) moved.parent = dst_parent;
     NS_RETURN_IF_ERROR(t.UpdateInode(moved));
     if (src_parent == dst_parent) {
-      return t.DirChanged(src_parent, dst_nlink_delta, now);
+      return t.DirChanged(src_parent, dst_nlink_delta, now).status();
     }
-    NS_RETURN_IF_ERROR(t.DirChanged(src_parent, src_is_dir ? -1 : 0, now));
-    return t.DirChanged(dst_parent, dst_nlink_delta + (src_is_dir ? 1 : 0), now);
+    NS_RETURN_IF_ERROR(
+        t.DirChanged(src_parent, src_is_dir ? -1 : 0, now).status());
+    return t.DirChanged(dst_parent, dst_nlink_delta + (src_is_dir ? 1 : 0), now)
+        .status();
   });
   if (!s.ok()) return s;
   return out;

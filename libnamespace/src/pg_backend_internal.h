@@ -121,7 +121,8 @@ class PgTxn final : public Transaction {
                                             uint32_t limit,
                                             bool with_attrs) override;
 
-  Status DirChanged(InodeId dir, int nlink_delta, TimeNs now) override;
+  Result<std::optional<Attr>> DirChanged(InodeId dir, int nlink_delta,
+                                         TimeNs now) override;
 
   Status InsertSymlink(InodeId ino, std::string_view target) override;
 

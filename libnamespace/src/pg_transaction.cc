@@ -260,11 +260,14 @@ Result<std::vector<DirEntry>> PgTxn::ListEntries(InodeId dir,
   });
 }
 
-Status PgTxn::DirChanged(InodeId dir, int nlink_delta, TimeNs now) {
-  return RunWrite("pg dir changed", [&]() -> Status {
+Result<std::optional<Attr>> PgTxn::DirChanged(InodeId dir, int nlink_delta,
+                                              TimeNs now) {
+  NS_RETURN_IF_ERROR(RunWrite("pg dir changed", [&]() -> Status {
     Defer(kDirChanged, dir, nlink_delta, now);
     return Status::Ok();
-  });
+  }));
+  // A dir_deltas record: the row's values are known only once folded.
+  return std::optional<Attr>();
 }
 
 Status PgTxn::InsertSymlink(InodeId ino, std::string_view target) {

@@ -97,7 +97,7 @@ class SqliteBackendTest : public ::testing::Test {
     NS_ASSIGN_OR_RETURN(InodeId ino,
                         t.InsertInode(NewAttr(FileType::kRegular)));
     NS_RETURN_IF_ERROR(t.InsertEntry(dir, name, ino, FileType::kRegular));
-    NS_RETURN_IF_ERROR(t.DirChanged(dir, 0, now));
+    NS_RETURN_IF_ERROR(t.DirChanged(dir, 0, now).status());
     return ino;
   }
 
@@ -335,6 +335,7 @@ TEST_F(SqliteBackendTest, DirectoryNlinkChangesOnlyThroughDirChanged) {
   auto b = Fresh();
   ASSERT_NE(b, nullptr);
   Attr root;
+  std::optional<Attr> returned;
   ASSERT_TRUE(
       b->Write([&](Transaction& t) -> Status {
          NS_ASSIGN_OR_RETURN(root, t.GetInode(kRootInode, LockMode::kShared));
@@ -342,17 +343,21 @@ TEST_F(SqliteBackendTest, DirectoryNlinkChangesOnlyThroughDirChanged) {
          a.nlink = 99;  // ignored for a directory
          a.mode = 0700;
          NS_RETURN_IF_ERROR(t.UpdateInode(a));
-         NS_RETURN_IF_ERROR(t.DirChanged(kRootInode, 1, 77));
+         NS_ASSIGN_OR_RETURN(returned, t.DirChanged(kRootInode, 1, 77));
          NS_ASSIGN_OR_RETURN(root, t.GetInode(kRootInode, LockMode::kNone));
          return Status::Ok();
        }).ok());
+  // The one writer returns the row as updated: what a read then finds.
+  ASSERT_TRUE(returned.has_value());
+  EXPECT_TRUE(*returned == root);
   EXPECT_EQ(root.nlink, 3u);
   EXPECT_EQ(root.mode, 0700u);
   EXPECT_EQ(root.mtime, 77);
   EXPECT_EQ(root.ctime, 77);
   EXPECT_EQ(root.change, 3u);
   EXPECT_EQ(root.parent, kRootInode);
-  Status s = b->Write([](Transaction& t) { return t.DirChanged(12345, 0, 1); });
+  Status s = b->Write(
+      [](Transaction& t) { return t.DirChanged(12345, 0, 1).status(); });
   EXPECT_TRUE(s.IsStale()) << s.ToString();
 }
 

@@ -69,7 +69,7 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         // kDirChanged: one writer, so the row is updated in place (no
         // counterpart of PostgreSQL's dir_deltas is needed).
         "UPDATE inodes SET mtime_ns = ?1, ctime_ns = ?2, change = change + 1,"
-        " nlink = nlink + ?3 WHERE ino = ?4",
+        " nlink = nlink + ?3 WHERE ino = ?4 RETURNING " NS_INODE_COLS(""),
         "INSERT INTO symlinks (ino, target) VALUES (?1, ?2)",
         "SELECT target FROM symlinks WHERE ino = ?1",
         // kAddOrphan: adding twice keeps the first time.

@@ -253,18 +253,22 @@ Result<std::vector<DirEntry>> SqliteTransaction::ListEntries(
   return entries;
 }
 
-Status SqliteTransaction::DirChanged(InodeId dir, int nlink_delta, TimeNs now) {
+Result<std::optional<Attr>> SqliteTransaction::DirChanged(InodeId dir,
+                                                          int nlink_delta,
+                                                          TimeNs now) {
   NS_ASSIGN_OR_RETURN(Stmt stmt, conn_.Prepare(Sql::kDirChanged));
   stmt.Bind(1, now);
   stmt.Bind(2, now);
   stmt.Bind(3, static_cast<int64_t>(nlink_delta));
   stmt.Bind(4, ToDb(dir));
-  const int rc = stmt.Step();
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return Status::Stale(fmt::format("inode {}", dir));
+  if (rc != SQLITE_ROW) return Fail(rc, "DirChanged");
+  // The one writer: the row as updated is the row as committed.
+  NS_ASSIGN_OR_RETURN(Attr after, ReadAttr(stmt, 0));
+  rc = stmt.Step();
   if (rc != SQLITE_DONE) return Fail(rc, "DirChanged");
-  if (sqlite3_changes(conn_.db()) == 0) {
-    return Status::Stale(fmt::format("inode {}", dir));
-  }
-  return Status::Ok();
+  return std::optional<Attr>(after);
 }
 
 Status SqliteTransaction::InsertSymlink(InodeId ino, std::string_view target) {

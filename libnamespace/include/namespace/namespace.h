@@ -95,12 +95,16 @@ class Namespace {
                        const SetAttrRequest& req);
 
   // Creates a regular file, with what `options` sets in the same
-  // transaction. Errors: Exists, NotDir, AccessDenied.
+  // transaction. Errors: Exists, NotDir, AccessDenied. `parent_after`, if
+  // given, receives the parent's attributes as the commit left them where
+  // the backend has them (UnlinkResult::parent_after), else nullopt.
   Result<Attr> Create(const Credentials& cred, InodeId parent,
                       std::string_view name, uint32_t mode,
-                      const CreateOptions& options = {});
+                      const CreateOptions& options = {},
+                      std::optional<Attr>* parent_after = nullptr);
   Result<Attr> Mkdir(const Credentials& cred, InodeId parent,
-                     std::string_view name, uint32_t mode);
+                     std::string_view name, uint32_t mode,
+                     std::optional<Attr>* parent_after = nullptr);
   // Fifos, sockets, block and char devices. Errors: Invalid (type is a
   // regular file, directory or symlink), NotPermitted (devices need root).
   Result<Attr> Mknod(const Credentials& cred, InodeId parent,

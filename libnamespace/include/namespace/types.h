@@ -88,6 +88,8 @@ struct Attr {
   // The inode has an NFSv4 ACL (RFC 8881 §6): access checks use it, and
   // `mode` is derived from it (Namespace::GetAcl reads it).
   bool has_acl = false;
+
+  bool operator==(const Attr&) const = default;
 };
 
 // What SetAttr changes; unset fields stay as they are. Any change sets ctime
@@ -138,6 +140,12 @@ struct UnlinkResult {
   // What the name referred to (a directory only with
   // UnlinkOptions::directories; it is then gone, nlink_left 0).
   FileType type = FileType::kRegular;
+  // The parent directory's attributes as this commit left them, where the
+  // backend has them exactly (SQLite's one writer); nullopt where it has
+  // not (PostgreSQL folds concurrent entry changes into the row later). A
+  // server answers the change_info4 of its REMOVE, and refreshes its
+  // attribute cache, from it instead of reading the directory again.
+  std::optional<Attr> parent_after;
 };
 
 struct UnlinkOptions {
