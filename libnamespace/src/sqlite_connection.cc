@@ -61,6 +61,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
     pragmas += !durable     ? "PRAGMA synchronous = OFF;"
                : defer_sync ? "PRAGMA synchronous = NORMAL;"
                             : "PRAGMA synchronous = FULL;";
+    // Freed pages are not zeroed (Debian's SQLite zeroes them by default):
+    // a released batch of inline bytes then frees whole pages without
+    // writing them to the WAL again. A removed file's bytes stay in free
+    // pages until reused, as they stay in free blocks of a local file
+    // system.
+    pragmas += "PRAGMA secure_delete = OFF;";
   } else {
     // A Read() function that tries to write fails instead of taking the
     // write lock behind the writer connection's back.

@@ -66,6 +66,9 @@ constexpr int kBusyTimeoutMs = 5000;
 // Page cache per connection (negative: KiB). The writer touches the index
 // pages of every hot directory; readers mostly the same few.
 constexpr int kWriterCacheKiB = 64 * 1024;
+// Deleted inodes whose inline bytes are released in one statement
+// (SqliteTransaction::DeleteInode): 256 rows of up to a page each, ~1 MiB.
+constexpr int kInlineGoneBatch = 256;
 constexpr int kReaderCacheKiB = 16 * 1024;
 // Reader connections when NamespaceOptions::pool_size is 0: one per CPU,
 // within these bounds.
@@ -138,6 +141,9 @@ enum class Sql : int {
   kGetInlineData,
   kPutInlineData,
   kDeleteInlineData,
+  kListInlineGone,
+  kReleaseInlineGone,
+  kClearInlineGone,
   kHasLayout,
   kGetGrace,
   kPutGrace,
@@ -291,6 +297,13 @@ class Connection {
     return SqliteStatus(rc, db_, kSqlText[static_cast<size_t>(sql)]);
   }
 
+  // Inodes this connection listed in inode_data_gone since it last released
+  // them (SqliteTransaction::DeleteInode). A hint for when to release: a
+  // rolled-back savepoint leaves it high (an early batch), and rows listed
+  // before a restart go with the first batch after it.
+  int NoteInlineGone() { return ++inline_gone_; }
+  void ForgetInlineGone() { inline_gone_ = 0; }
+
   // Runs a script of any number of statements (migrations, PRAGMAs).
   Status ExecScript(const std::string& sql, std::string_view ctx) {
     char* err = nullptr;
@@ -347,6 +360,7 @@ class Connection {
   sqlite3* db_;
   std::string path_;
   std::array<sqlite3_stmt*, static_cast<size_t>(Sql::kCount)> stmts_;
+  int inline_gone_ = 0;
 };
 
 // ---------------------------------------------------------------------------

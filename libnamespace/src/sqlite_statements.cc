@@ -130,10 +130,22 @@ constexpr std::array<const char*, static_cast<size_t>(Sql::kCount)> kSqlText =
         " VALUES (?1, ?2, ?3, ?4)",
         "DELETE FROM locations WHERE ino = ?1 AND type = ?2 AND location = ?3",
         "DELETE FROM locations WHERE ino = ?1",
-        "SELECT bytes FROM inode_data WHERE ino = ?1",
+        // kGetInlineData: of an inode that exists (a deleted one's row may
+        // wait in inode_data_gone for its batch).
+        "SELECT d.bytes FROM inode_data AS d JOIN inodes AS i ON i.ino = d.ino"
+        " WHERE d.ino = ?1",
         "INSERT INTO inode_data (ino, bytes) VALUES (?1, ?2)"
         " ON CONFLICT (ino) DO UPDATE SET bytes = excluded.bytes",
         "DELETE FROM inode_data WHERE ino = ?1",
+        // kListInlineGone
+        "INSERT INTO inode_data_gone (ino)"
+        " SELECT ino FROM inode_data WHERE ino = ?1",
+        // kReleaseInlineGone: in inode order (the list's rowid); never the
+        // bytes of an inode that exists (ids are not reused, but a
+        // migration may bring its own).
+        "DELETE FROM inode_data WHERE ino IN (SELECT ino FROM inode_data_gone)"
+        " AND NOT EXISTS (SELECT 1 FROM inodes i WHERE i.ino = inode_data.ino)",
+        "DELETE FROM inode_data_gone",
         "SELECT 1 FROM pnfs_layouts WHERE ino = ?1",
         // kGetGrace
         "SELECT current_epoch, recovery_epoch, started_ns FROM nfs_grace"

@@ -157,9 +157,19 @@ Status SqliteTransaction::DeleteInode(InodeId ino) {
   }
   for (Sql side : {Sql::kDeleteSymlink, Sql::kDeleteOrphan, Sql::kDeleteAcl,
                    Sql::kDeleteXattrs, Sql::kDeleteChecksums,
-                   Sql::kDeleteLocations, Sql::kDeleteInlineData,
-                   Sql::kReleaseTagSet, Sql::kReleaseTagRef}) {
+                   Sql::kDeleteLocations, Sql::kReleaseTagSet,
+                   Sql::kReleaseTagRef}) {
     NS_RETURN_IF_ERROR(DeleteBy(side, ino, "DeleteInode"));
+  }
+  // Inline bytes are listed and go in sorted batches (schema version 9):
+  // deleting a page-sized row alone costs ~3 WAL pages (the B-tree
+  // rebalances its neighbours) and a batch of neighbours next to none.
+  NS_RETURN_IF_ERROR(DeleteBy(Sql::kListInlineGone, ino, "DeleteInode"));
+  if (sqlite3_changes(conn_.db()) > 0 &&
+      conn_.NoteInlineGone() >= kInlineGoneBatch) {
+    NS_RETURN_IF_ERROR(conn_.Exec(Sql::kReleaseInlineGone));
+    NS_RETURN_IF_ERROR(conn_.Exec(Sql::kClearInlineGone));
+    conn_.ForgetInlineGone();
   }
   return Status::Ok();
 }
