@@ -190,6 +190,40 @@ TEST_F(AttrCacheTest, OlderChangeNeverReplacesANewerEntry) {
   EXPECT_FALSE(cache.Peek(7001).has_value());
 }
 
+// What a commit returned of a directory it changed: stored, and the
+// directory counts as invalidated for what was read before (READDIR pages,
+// reads in flight); given up after another change since the commit began;
+// never over a newer row.
+TEST_F(AttrCacheTest, ReplaceStoresTheCommittedRowAndInvalidatesTheRest) {
+  AttrCache cache(AttrCacheOptions{});
+  ns::Attr dir;
+  dir.ino = 7002;
+  dir.type = ns::FileType::kDirectory;
+  dir.change = 5;
+  const uint64_t page_read = cache.Epoch();
+  const uint64_t commit_began = cache.Epoch();
+  EXPECT_TRUE(cache.Replace(dir, commit_began));
+  ASSERT_TRUE(cache.Peek(7002).has_value());
+  EXPECT_EQ(cache.Peek(7002)->change, 5u);
+  const ns::InodeId inos[] = {7002};
+  EXPECT_TRUE(cache.ChangedSince(inos, page_read));
+  // A read that began before the commit does not store its older row.
+  ns::Attr stale = dir;
+  stale.change = 4;
+  EXPECT_FALSE(cache.Put(stale, page_read));
+  EXPECT_EQ(cache.Peek(7002)->change, 5u);
+  // An older commit's row does not replace a newer one.
+  EXPECT_TRUE(cache.Replace(stale, cache.Epoch()));
+  EXPECT_EQ(cache.Peek(7002)->change, 5u);
+  // Another change since this commit began: nothing stored.
+  const uint64_t began = cache.Epoch();
+  cache.Invalidate(7002);
+  ns::Attr later = dir;
+  later.change = 7;
+  EXPECT_FALSE(cache.Replace(later, began));
+  EXPECT_FALSE(cache.Peek(7002).has_value());
+}
+
 // The same epoch rule for names: a lookup (or a create) whose directory
 // was forgotten after its epoch is not stored.
 TEST(DirCacheUnitTest, PutAfterAForgetOfItsDirectoryIsIgnored) {

@@ -32,7 +32,9 @@ CacheEpochs CacheEpochsNow(const CompoundState& st) {
 void NoteDirAfter(CompoundState& st, std::optional<ns::Attr> after,
                   uint64_t attr_epoch) {
   st.dir_after.reset();
-  if (after) st.dir_after = CompoundState::DirAfter{*std::move(after), attr_epoch};
+  if (after) {
+    st.dir_after = CompoundState::DirAfter{*std::move(after), attr_epoch};
+  }
 }
 
 void NoteCreated(CompoundState& st, ns::InodeId dir, const std::string& name,

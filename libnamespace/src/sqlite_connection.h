@@ -66,10 +66,10 @@ constexpr int kBusyTimeoutMs = 5000;
 // Page cache per connection (negative: KiB). The writer touches the index
 // pages of every hot directory; readers mostly the same few.
 constexpr int kWriterCacheKiB = 64 * 1024;
+constexpr int kReaderCacheKiB = 16 * 1024;
 // Deleted inodes whose inline bytes are released in one statement
 // (SqliteTransaction::DeleteInode): 256 rows of up to a page each, ~1 MiB.
 constexpr int kInlineGoneBatch = 256;
-constexpr int kReaderCacheKiB = 16 * 1024;
 // Reader connections when NamespaceOptions::pool_size is 0: one per CPU,
 // within these bounds.
 constexpr unsigned kMinReaders = 4;
