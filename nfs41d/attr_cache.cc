@@ -58,17 +58,12 @@ bool AttrCache::Replace(const ns::Attr& attr, uint64_t epoch) {
   std::lock_guard<std::mutex> l(s.mu);
   // Checked before our own invalidation, which must not count against us.
   const bool others = InvalidatedLocked(s, attr.ino) > epoch;
-  std::optional<ns::Attr> newer;
-  if (auto it = s.map.Find(attr.ino); it != s.map.end()) {
-    const ns::Attr& held = it->second.value.attr;
-    if (held.generation == attr.generation && held.change > attr.change) {
-      newer = held;
-    }
+  const uint64_t ours = MarkInvalidatedLocked(s, attr.ino);
+  if (others) {
+    s.map.Erase(attr.ino);
+    return false;
   }
-  InvalidateLocked(s, attr.ino);
-  if (others) return false;
-  const uint64_t now = epoch_.load(std::memory_order_acquire);
-  return PutLocked(s, newer ? *newer : attr, now);
+  return PutLocked(s, attr, ours);  // keeps a newer row if one is held
 }
 
 bool AttrCache::PutLocked(Shard& s, const ns::Attr& attr, uint64_t epoch) {
@@ -104,10 +99,15 @@ void AttrCache::Invalidate(ns::InodeId ino) {
 }
 
 void AttrCache::InvalidateLocked(Shard& s, ns::InodeId ino) {
-  InvalidatedLocked(s, ino) =
-      epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  invalidations_.fetch_add(1, std::memory_order_relaxed);
+  MarkInvalidatedLocked(s, ino);
   s.map.Erase(ino);
+}
+
+uint64_t AttrCache::MarkInvalidatedLocked(Shard& s, ns::InodeId ino) {
+  const uint64_t e = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  InvalidatedLocked(s, ino) = e;
+  invalidations_.fetch_add(1, std::memory_order_relaxed);
+  return e;
 }
 
 bool AttrCache::ChangedSince(std::span<const ns::InodeId> inos,

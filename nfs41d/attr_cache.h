@@ -117,6 +117,9 @@ class AttrCache {
   }
   bool PutLocked(Shard& s, const ns::Attr& attr, uint64_t epoch);
   void InvalidateLocked(Shard& s, ns::InodeId ino);
+  // Records an invalidation of `ino` (its slot's epoch) and returns that
+  // epoch, leaving the entry (InvalidateLocked also erases it).
+  uint64_t MarkInvalidatedLocked(Shard& s, ns::InodeId ino);
   // A fresh entry (a hit, moved to the LRU front); drops a stale one.
   std::optional<ns::Attr> FindLocked(Shard& s, ns::InodeId ino);
   const Shard& ShardOf(ns::InodeId ino) const { return shards_[ino % kShards]; }
