@@ -535,14 +535,17 @@ class Checker {
   // (schema version 9), not left behind.
   Status MetadataOfMissingInode() {
     const std::string check = "metadata-of-missing-inode";
-    for (const char* table :
-         {"aces", "xattrs", "checksums", "locations", "inode_data",
-          "dir_tags"}) {
-      const std::string_view listed =
-          std::string_view(table) == "inode_data"
-              ? " AND NOT EXISTS (SELECT 1 FROM inode_data_gone g WHERE "
-                "g.ino = t.ino)"
-              : "";
+    // Each table with what else a left-behind row must satisfy.
+    constexpr std::pair<const char*, const char*> kTables[] = {
+        {"aces", ""},
+        {"xattrs", ""},
+        {"checksums", ""},
+        {"locations", ""},
+        {"inode_data",
+         " AND NOT EXISTS (SELECT 1 FROM inode_data_gone g WHERE "
+         "g.ino = t.ino)"},
+        {"dir_tags", ""}};
+    for (const auto& [table, listed] : kTables) {
       NS_ASSIGN_OR_RETURN(
           auto rows,
           Find(check, fmt::format("SELECT DISTINCT t.ino FROM {} t WHERE NOT "
